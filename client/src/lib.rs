@@ -1,0 +1,1 @@
+//! Runnel client (placeholder until the client issue).
