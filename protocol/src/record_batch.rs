@@ -140,13 +140,24 @@ impl BatchHeader {
         if buf.len() < LOG_OVERHEAD {
             return Err(BatchError::Truncated { needed: LOG_OVERHEAD, available: buf.len() });
         }
-        let batch_length = read_i32(buf, BATCH_LENGTH);
-        // batchLength counts bytes after itself, so a v2 batch needs at least
-        // (header - overhead) of them.
-        if batch_length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
-            return Err(BatchError::InvalidLength(batch_length));
+        let header = BatchHeader::parse_fixed(buf)?;
+        if buf.len() < header.total_len() {
+            return Err(BatchError::Truncated { needed: header.total_len(), available: buf.len() });
         }
-        let total = LOG_OVERHEAD + batch_length as usize;
+        Ok(header)
+    }
+
+    /// Parse only the fixed 61-byte header; `buf` may end right after it. Used when
+    /// scanning a segment file header by header.
+    pub fn parse_fixed(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+        if buf.len() >= LOG_OVERHEAD {
+            // batchLength counts bytes after itself, so a v2 batch needs at least
+            // (header - overhead) of them.
+            let batch_length = read_i32(buf, BATCH_LENGTH);
+            if batch_length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
+                return Err(BatchError::InvalidLength(batch_length));
+            }
+        }
         if buf.len() < BATCH_HEADER_LEN {
             return Err(BatchError::Truncated { needed: BATCH_HEADER_LEN, available: buf.len() });
         }
@@ -154,12 +165,9 @@ impl BatchHeader {
         if magic != 2 {
             return Err(BatchError::UnsupportedMagic(magic));
         }
-        if buf.len() < total {
-            return Err(BatchError::Truncated { needed: total, available: buf.len() });
-        }
         Ok(BatchHeader {
             base_offset: read_i64(buf, BASE_OFFSET),
-            batch_length,
+            batch_length: read_i32(buf, BATCH_LENGTH),
             partition_leader_epoch: read_i32(buf, PARTITION_LEADER_EPOCH),
             magic,
             crc: u32::from_be_bytes([buf[CRC], buf[CRC + 1], buf[CRC + 2], buf[CRC + 3]]),

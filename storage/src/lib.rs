@@ -1,1 +1,144 @@
+//! Runnel's storage engine: a segmented, append-only log per partition that holds Kafka
+//! v2 record batches byte for byte, in Kafka's on-disk layout.
+//!
+//! - [`Log`]: one partition's ordered set of segments. Append, read by offset or
+//!   timestamp, advance the log start offset, recover after a crash.
+//! - [`SharedLog`]: a `Log` behind a lock, plus group commit: many appenders waiting for
+//!   durability share one fsync.
+//! - [`LogManager`]: all partition logs under one data directory, the clean-shutdown
+//!   marker and the recovery-point checkpoint.
+//!
+//! The storage layer knows nothing about Kafka requests. All file I/O is blocking; the
+//! broker calls it off its async worker threads.
 
+mod checkpoint;
+mod group_commit;
+pub mod index;
+mod log;
+mod manager;
+pub mod segment;
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+pub use group_commit::SharedLog;
+pub use log::{AppendInfo, Log, OpenMode, ReadResult, RecoveryReport, TimestampHit};
+pub use manager::{LogManager, TopicPartition};
+pub use runnel_protocol::record_batch::BatchError;
+
+/// Per-log settings, named after Kafka's topic configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would grow past this.
+    pub segment_bytes: u32,
+    /// `segment.ms`: roll when the active segment's first batch is this old.
+    pub segment_ms: i64,
+    /// `segment.index.bytes`: preallocated size of each index file.
+    pub segment_index_bytes: u32,
+    /// `index.interval.bytes`: bytes of log between offset index entries.
+    pub index_interval_bytes: u32,
+    /// `max.message.bytes`: largest record batch accepted.
+    pub max_message_bytes: u32,
+    /// Inactive segments that may keep their files open at once; others reopen on
+    /// demand. Bounds file handles by partitions rather than by segments.
+    pub max_open_inactive_segments: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            segment_index_bytes: 10 * 1024 * 1024,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1024 * 1024 + 12,
+            max_open_inactive_segments: 2,
+        }
+    }
+}
+
+/// Hard ceiling on any single batch found on disk, whatever the config said when it was
+/// written. Scanning a corrupt length never allocates more than this.
+pub const MAX_BATCH_BYTES_ON_DISK: u64 = 1 << 30;
+
+impl LogConfig {
+    /// Check the limits Kafka enforces and those our file format needs (positions in
+    /// the offset index are u32).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.segment_bytes < 14 || self.segment_bytes > i32::MAX as u32 {
+            return Err(format!("segment.bytes {} must be in [14, {}]", self.segment_bytes, i32::MAX));
+        }
+        if self.segment_ms < 1 {
+            return Err("segment.ms must be at least 1".into());
+        }
+        if (self.segment_index_bytes as usize) < index::TimeIndex::ENTRY_SIZE * 4 {
+            return Err("segment.index.bytes is too small".into());
+        }
+        if self.max_message_bytes as u64 > MAX_BATCH_BYTES_ON_DISK {
+            return Err(format!("max.message.bytes must be at most {MAX_BATCH_BYTES_ON_DISK}"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn max_batch_bytes_on_disk(&self) -> u64 {
+        MAX_BATCH_BYTES_ON_DISK.max(self.max_message_bytes as u64)
+    }
+}
+
+/// A zero-copy view of whole batches in a segment file: the broker sends it with
+/// `sendfile`, or reads it into a buffer. Holding it keeps the file open even if the
+/// segment is deleted meanwhile (POSIX unlink semantics), so a fetch never sees a hole.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: u64,
+}
+
+impl FileSlice {
+    pub fn read_to_vec(&self) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.len as usize];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf)
+    }
+}
+
+/// Errors from the storage layer. Batch errors mean nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("invalid record batch at byte {position} of the record set: {source}")]
+    InvalidBatch { position: usize, source: BatchError },
+    #[error("record set is empty")]
+    EmptyRecordSet,
+    #[error("record batch of {size} bytes exceeds max.message.bytes {limit}")]
+    BatchTooLarge { size: usize, limit: u32 },
+    #[error("record set of {size} bytes is larger than segment.bytes {limit}")]
+    RecordSetTooLarge { size: usize, limit: u32 },
+    #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange { offset: u64, log_start_offset: u64, log_end_offset: u64 },
+    #[error("invalid log config: {0}")]
+    InvalidConfig(String),
+    #[error("log directory {0} is not a partition directory")]
+    BadDirectory(String),
+    #[error("an earlier fsync failed; the log refuses further writes: {0}")]
+    Poisoned(String),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Wall-clock milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// fsync a directory so that file creations, renames and deletions in it are durable.
+pub fn sync_dir(path: &std::path::Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}

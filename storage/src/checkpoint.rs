@@ -1,0 +1,30 @@
+//! Small durable files holding one offset, written write-temp, fsync, rename, fsync-dir
+//! so that a crash leaves either the old value or the new one.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+pub fn write_u64(dir: &Path, name: &str, value: u64) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let mut f = File::create(&tmp)?;
+        writeln!(f, "{value}")?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(name))?;
+    crate::sync_dir(dir)
+}
+
+/// The stored value, or `None` if the file is missing or unreadable (callers then fall
+/// back to the safe choice: scan everything).
+pub fn read_u64(dir: &Path, name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join(name)).ok()?;
+    match text.trim().parse() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            tracing::warn!(file = %dir.join(name).display(), "ignoring an unreadable checkpoint");
+            None
+        }
+    }
+}

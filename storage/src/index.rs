@@ -1,0 +1,387 @@
+//! Sparse, memory-mapped segment indexes, as Kafka's `OffsetIndex` and `TimeIndex`.
+//!
+//! Both files are preallocated to `segment.index.bytes` while their segment is active
+//! (so appends never grow a mapping) and trimmed to their entries when the segment
+//! rolls or the log closes. Entries are big-endian, as in Kafka:
+//! - offset index: `relative offset u32, position u32` (8 bytes)
+//! - time index: `timestamp i64, relative offset u32` (12 bytes)
+//!
+//! Index content is never trusted blindly: [`OffsetIndex::sanity_check`] runs on open
+//! and a failing index is rebuilt from the log, never fatal.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use memmap2::MmapMut;
+
+/// A fixed-size-entry file mapped into memory, shared by both index kinds.
+struct MappedEntries {
+    path: PathBuf,
+    mmap: Option<MmapMut>,
+    entry_size: usize,
+    /// Number of valid entries.
+    entries: usize,
+    /// Capacity in entries of the current mapping.
+    capacity: usize,
+}
+
+impl MappedEntries {
+    /// Open (creating if needed) with `entries` taken from the file length, then grow
+    /// the file to `max_bytes` so appends can proceed.
+    fn open(path: &Path, entry_size: usize, max_bytes: usize, writable: bool) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let len = file.metadata()?.len() as usize;
+        let entries = len / entry_size;
+        let capacity = if writable { (max_bytes / entry_size).max(entries) } else { entries };
+        let mut me = MappedEntries {
+            path: path.to_path_buf(),
+            mmap: None,
+            entry_size,
+            entries,
+            capacity,
+        };
+        me.map(&file)?;
+        Ok(me)
+    }
+
+    fn map(&mut self, file: &File) -> io::Result<()> {
+        let bytes = self.capacity * self.entry_size;
+        file.set_len(bytes as u64)?;
+        self.mmap = if bytes == 0 {
+            None
+        } else {
+            // SAFETY: the file is ours alone (one Log per directory, guarded by the
+            // broker), and we never shrink it while this mapping lives.
+            Some(unsafe { MmapMut::map_mut(file)? })
+        };
+        Ok(())
+    }
+
+    fn entry(&self, i: usize) -> &[u8] {
+        let m = self.mmap.as_ref().expect("entries > 0 implies a mapping");
+        &m[i * self.entry_size..(i + 1) * self.entry_size]
+    }
+
+    fn is_full(&self) -> bool {
+        self.entries >= self.capacity
+    }
+
+    fn push(&mut self, entry: &[u8]) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        let Some(m) = self.mmap.as_mut() else { return false };
+        let at = self.entries * self.entry_size;
+        m[at..at + self.entry_size].copy_from_slice(entry);
+        self.entries += 1;
+        true
+    }
+
+    fn truncate_entries(&mut self, entries: usize) {
+        self.entries = self.entries.min(entries);
+    }
+
+    /// Shrink the file to its entries (on roll / close). The index stays readable.
+    fn trim(&mut self) -> io::Result<()> {
+        if let Some(m) = self.mmap.as_ref() {
+            m.flush()?;
+        }
+        self.mmap = None;
+        let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        self.capacity = self.entries;
+        self.map(&file)?;
+        file.sync_all()
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        match &self.mmap {
+            Some(m) => m.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Binary search for the last entry whose key (read by `key`) is <= `target`.
+    fn floor<K: Ord>(&self, target: K, key: impl Fn(&[u8]) -> K) -> Option<usize> {
+        let (mut lo, mut hi) = (0usize, self.entries);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if key(self.entry(mid)) <= target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.checked_sub(1)
+    }
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+fn be_i64(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    i64::from_be_bytes(a)
+}
+
+/// Relative offset → file position. One entry per `index.interval.bytes` of log.
+pub struct OffsetIndex {
+    base_offset: u64,
+    inner: MappedEntries,
+}
+
+/// One offset index entry, with the offset made absolute again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetPosition {
+    pub offset: u64,
+    pub position: u32,
+}
+
+impl OffsetIndex {
+    pub const ENTRY_SIZE: usize = 8;
+
+    pub fn open(path: &Path, base_offset: u64, max_bytes: usize, writable: bool) -> io::Result<Self> {
+        Ok(OffsetIndex {
+            base_offset,
+            inner: MappedEntries::open(path, Self::ENTRY_SIZE, max_bytes, writable)?,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.entries
+    }
+    pub fn is_empty(&self) -> bool {
+        self.inner.entries == 0
+    }
+    pub fn is_full(&self) -> bool {
+        self.inner.is_full()
+    }
+
+    pub fn entry(&self, i: usize) -> OffsetPosition {
+        let e = self.inner.entry(i);
+        OffsetPosition { offset: self.base_offset + be_u32(&e[0..4]) as u64, position: be_u32(&e[4..8]) }
+    }
+
+    pub fn last(&self) -> Option<OffsetPosition> {
+        self.len().checked_sub(1).map(|i| self.entry(i))
+    }
+
+    /// Append an entry; the caller keeps offsets and positions increasing. Returns false
+    /// when the index is full (the segment must roll).
+    pub fn append(&mut self, offset: u64, position: u32) -> bool {
+        debug_assert!(offset >= self.base_offset && offset - self.base_offset <= u32::MAX as u64);
+        debug_assert!(self.last().is_none_or(|l| l.offset < offset && l.position < position));
+        let mut e = [0u8; 8];
+        e[0..4].copy_from_slice(&((offset - self.base_offset) as u32).to_be_bytes());
+        e[4..8].copy_from_slice(&position.to_be_bytes());
+        self.inner.push(&e)
+    }
+
+    /// The last entry with offset <= `target`, or the segment start.
+    pub fn lookup(&self, target: u64) -> OffsetPosition {
+        let rel = target.saturating_sub(self.base_offset);
+        match self.inner.floor(rel, |e| be_u32(&e[0..4]) as u64) {
+            Some(i) => self.entry(i),
+            None => OffsetPosition { offset: self.base_offset, position: 0 },
+        }
+    }
+
+    /// The last entry with position <= `position`, or the segment start.
+    pub fn lookup_position(&self, position: u32) -> OffsetPosition {
+        match self.inner.floor(position, |e| be_u32(&e[4..8])) {
+            Some(i) => self.entry(i),
+            None => OffsetPosition { offset: self.base_offset, position: 0 },
+        }
+    }
+
+    /// Drop entries at or past `position` (used when the log is truncated).
+    pub fn truncate_to_position(&mut self, position: u32) {
+        let keep = match self.inner.floor(position, |e| be_u32(&e[4..8])) {
+            Some(i) if self.entry(i).position < position => i + 1,
+            Some(i) => i,
+            None => 0,
+        };
+        self.inner.truncate_entries(keep);
+    }
+
+    pub fn clear(&mut self) {
+        self.inner.truncate_entries(0);
+    }
+
+    /// Checks the index against its segment: offsets and positions strictly increase
+    /// and every position lies inside the log file.
+    pub fn sanity_check(&self, log_size: u64) -> Result<(), String> {
+        let mut prev: Option<OffsetPosition> = None;
+        for i in 0..self.len() {
+            let e = self.entry(i);
+            if e.position as u64 >= log_size.max(1) {
+                return Err(format!("entry {i} points at {} past the log size {log_size}", e.position));
+            }
+            if let Some(p) = prev {
+                if e.offset <= p.offset || e.position <= p.position {
+                    return Err(format!("entry {i} does not increase"));
+                }
+            }
+            prev = Some(e);
+        }
+        Ok(())
+    }
+
+    pub fn trim(&mut self) -> io::Result<()> {
+        self.inner.trim()
+    }
+    pub fn flush(&self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Timestamp → relative offset, holding the maximum timestamp seen so far, so that
+/// entries increase in both fields.
+pub struct TimeIndex {
+    base_offset: u64,
+    inner: MappedEntries,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampOffset {
+    pub timestamp: i64,
+    pub offset: u64,
+}
+
+impl TimeIndex {
+    pub const ENTRY_SIZE: usize = 12;
+
+    pub fn open(path: &Path, base_offset: u64, max_bytes: usize, writable: bool) -> io::Result<Self> {
+        Ok(TimeIndex { base_offset, inner: MappedEntries::open(path, Self::ENTRY_SIZE, max_bytes, writable)? })
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.entries
+    }
+    pub fn is_empty(&self) -> bool {
+        self.inner.entries == 0
+    }
+    pub fn is_full(&self) -> bool {
+        self.inner.is_full()
+    }
+
+    pub fn entry(&self, i: usize) -> TimestampOffset {
+        let e = self.inner.entry(i);
+        TimestampOffset { timestamp: be_i64(&e[0..8]), offset: self.base_offset + be_u32(&e[8..12]) as u64 }
+    }
+
+    pub fn last(&self) -> Option<TimestampOffset> {
+        self.len().checked_sub(1).map(|i| self.entry(i))
+    }
+
+    /// Append if `timestamp` is larger than the last entry's (Kafka's `maybeAppend`).
+    pub fn maybe_append(&mut self, timestamp: i64, offset: u64) -> bool {
+        if let Some(last) = self.last() {
+            if timestamp <= last.timestamp || offset < last.offset {
+                return true;
+            }
+        }
+        let mut e = [0u8; 12];
+        e[0..8].copy_from_slice(&timestamp.to_be_bytes());
+        e[8..12].copy_from_slice(&((offset - self.base_offset) as u32).to_be_bytes());
+        self.inner.push(&e)
+    }
+
+    /// The last entry whose timestamp is < `target`: every record up to and including
+    /// the batch at that entry's offset is older than `target`, so a search for the
+    /// first record at or after `target` may start from there.
+    pub fn lookup_before(&self, target: i64) -> Option<TimestampOffset> {
+        let i = self.inner.floor(target.saturating_sub(1), |e| be_i64(&e[0..8]))?;
+        Some(self.entry(i))
+    }
+
+    pub fn truncate_to_offset(&mut self, offset: u64) {
+        let rel = offset.saturating_sub(self.base_offset);
+        let keep = match self.inner.floor(rel, |e| be_u32(&e[8..12]) as u64) {
+            Some(i) if self.entry(i).offset < offset => i + 1,
+            Some(i) => i,
+            None => 0,
+        };
+        self.inner.truncate_entries(keep);
+    }
+
+    pub fn clear(&mut self) {
+        self.inner.truncate_entries(0);
+    }
+
+    pub fn sanity_check(&self, next_offset: u64) -> Result<(), String> {
+        let mut prev: Option<TimestampOffset> = None;
+        for i in 0..self.len() {
+            let e = self.entry(i);
+            if e.offset >= next_offset.max(self.base_offset + 1) {
+                return Err(format!("entry {i} points at offset {} past the segment", e.offset));
+            }
+            if let Some(p) = prev {
+                if e.timestamp <= p.timestamp || e.offset < p.offset {
+                    return Err(format!("entry {i} does not increase"));
+                }
+            }
+            prev = Some(e);
+        }
+        Ok(())
+    }
+
+    pub fn trim(&mut self) -> io::Result<()> {
+        self.inner.trim()
+    }
+    pub fn flush(&self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_index_lookup_and_trim() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.index");
+        let mut idx = OffsetIndex::open(&p, 100, 80, true).unwrap();
+        assert_eq!(idx.lookup(150), OffsetPosition { offset: 100, position: 0 });
+        for i in 1..=5u64 {
+            assert!(idx.append(100 + i * 10, i as u32 * 1000));
+        }
+        assert_eq!(idx.lookup(135).offset, 130);
+        assert_eq!(idx.lookup(130).position, 3000);
+        assert_eq!(idx.lookup(99).position, 0);
+        assert_eq!(idx.lookup_position(2500).offset, 120);
+        idx.trim().unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 40);
+        let idx = OffsetIndex::open(&p, 100, 80, false).unwrap();
+        assert_eq!(idx.len(), 5);
+        assert!(idx.sanity_check(10_000).is_ok());
+        assert!(idx.sanity_check(4_000).is_err());
+    }
+
+    #[test]
+    fn offset_index_fills_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = OffsetIndex::open(&dir.path().join("x.index"), 0, 16, true).unwrap();
+        assert!(idx.append(1, 10));
+        assert!(idx.append(2, 20));
+        assert!(idx.is_full());
+        assert!(!idx.append(3, 30));
+    }
+
+    #[test]
+    fn time_index_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = TimeIndex::open(&dir.path().join("x.timeindex"), 0, 120, true).unwrap();
+        idx.maybe_append(1000, 0);
+        idx.maybe_append(900, 5); // not larger: skipped
+        idx.maybe_append(2000, 10);
+        assert_eq!(idx.len(), 2);
+        assert_eq!(idx.lookup_before(1000), None);
+        assert_eq!(idx.lookup_before(1001).map(|e| e.offset), Some(0));
+        assert_eq!(idx.lookup_before(5000).map(|e| e.offset), Some(10));
+        idx.truncate_to_offset(10);
+        assert_eq!(idx.len(), 1);
+    }
+}

@@ -1,0 +1,567 @@
+//! One partition's log: an ordered set of segments (Kafka's `UnifiedLog`/`LocalLog`).
+//!
+//! Invariants (checked with debug assertions):
+//! - offsets only grow: every batch's base offset >= the previous batch's last + 1;
+//! - `log_start_offset <= recovery_point <= log_end_offset` is not required (the start may
+//!   pass the recovery point after DeleteRecords), but `log_start_offset <= log_end_offset`
+//!   always holds;
+//! - exactly one segment, the last, is active (writable); the map is never empty.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use runnel_protocol::record_batch::{set_base_offset, BatchHeader, BatchIter, Strictness};
+
+use crate::checkpoint;
+use crate::segment::{Segment, LOG_SUFFIX};
+use crate::{sync_dir, FileSlice, LogConfig, Result, StorageError};
+
+const RECOVERY_POINT_FILE: &str = "recovery-point";
+const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+
+/// How to open a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The log was closed cleanly: trust segments, check indexes, validate only the
+    /// tail of the active segment.
+    Clean,
+    /// After a crash: validate every batch from the segment holding the recovery point
+    /// (read from the partition directory) onwards, truncating at the first bad byte.
+    Recover,
+}
+
+/// What recovery found and cut.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments_scanned: usize,
+    pub truncated_bytes: u64,
+    pub segments_deleted: usize,
+    /// Where the first invalid batch was found and why.
+    pub first_error: Option<(u64, u64, String)>,
+}
+
+/// Offsets assigned to an appended record set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: u64,
+    pub last_offset: u64,
+    pub max_timestamp: i64,
+    pub record_count: u64,
+    pub bytes: u64,
+    /// Headers of the appended batches, with their assigned base offsets.
+    pub batches: Vec<BatchHeader>,
+}
+
+/// The result of a read by offset.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// Whole batches, the first one holding the requested offset; `None` when there is
+    /// nothing at or after the offset (below the upper bound).
+    pub slice: Option<FileSlice>,
+    /// Base offset of the first batch in `slice`.
+    pub first_batch_offset: Option<u64>,
+    pub log_start_offset: u64,
+    pub log_end_offset: u64,
+}
+
+/// The first batch whose max timestamp is at or after a target timestamp.
+#[derive(Debug, Clone)]
+pub struct TimestampHit {
+    pub batch: BatchHeader,
+    pub slice: FileSlice,
+}
+
+/// What a flush must sync, captured under the log lock and run outside it.
+pub(crate) struct FlushJob {
+    files: Vec<Arc<File>>,
+    /// Offsets below this become durable once `files` are synced.
+    pub(crate) upto: u64,
+    /// Persist a new recovery point (a segment rolled since the last one).
+    checkpoint: Option<PathBuf>,
+}
+
+impl FlushJob {
+    pub(crate) fn run(&self) -> io::Result<()> {
+        for f in &self.files {
+            f.sync_data()?;
+        }
+        if let Some(dir) = &self.checkpoint {
+            checkpoint::write_u64(dir, RECOVERY_POINT_FILE, self.upto)?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<u64, Segment>,
+    log_start_offset: u64,
+    /// The log end offset: the offset the next appended record gets.
+    next_offset: u64,
+    /// Offsets below this are fsynced.
+    recovery_point: u64,
+    /// Base offset of the segment named in the recovery-point file.
+    checkpointed_segment: u64,
+    read_clock: u64,
+    recovery: RecoveryReport,
+}
+
+impl Log {
+    /// Open (or create) the log in `dir`.
+    pub fn open(dir: &Path, config: LogConfig, mode: OpenMode) -> Result<Log> {
+        config.validate().map_err(StorageError::InvalidConfig)?;
+        std::fs::create_dir_all(dir)?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(stem) = name.strip_suffix(".log") {
+                match stem.parse::<u64>() {
+                    Ok(base) if stem.len() == 20 => bases.push(base),
+                    _ => tracing::warn!(file = name, "ignoring a .log file that is not named by a base offset"),
+                }
+            }
+        }
+        bases.sort_unstable();
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            config,
+            segments: BTreeMap::new(),
+            log_start_offset: 0,
+            next_offset: 0,
+            recovery_point: 0,
+            checkpointed_segment: 0,
+            read_clock: 0,
+            recovery: RecoveryReport::default(),
+        };
+        if bases.is_empty() {
+            let seg = Segment::create(dir, 0, &log.config)?;
+            log.segments.insert(0, seg);
+            sync_dir(dir)?;
+            return Ok(log);
+        }
+        let recovery_point = match mode {
+            OpenMode::Clean => u64::MAX,
+            OpenMode::Recover => checkpoint::read_u64(dir, RECOVERY_POINT_FILE).unwrap_or(0),
+        };
+        // Segments wholly below the recovery point are trusted; the one holding it
+        // and all later ones are validated batch by batch.
+        let first_recovered = bases.iter().rposition(|&b| b <= recovery_point).unwrap_or(0);
+        let last = bases.len() - 1;
+        let mut cut_after: Option<usize> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            let mut seg = Segment::closed(dir, base);
+            let is_last = i == last;
+            let recover = mode == OpenMode::Recover && i >= first_recovered;
+            if !recover && !is_last {
+                // Trusted: only the indexes are checked (and rebuilt if they fail).
+                seg.load_inactive(&log.config, bases[i + 1])?;
+                log.segments.insert(base, seg);
+                continue;
+            }
+            // Writable while loading so that rebuilt indexes have room.
+            seg.active = true;
+            let outcome = if recover {
+                log.recovery.segments_scanned += 1;
+                seg.recover(&log.config)?
+            } else {
+                seg.load(&log.config)?
+            };
+            let file_len = seg.file()?.metadata()?.len();
+            if let Some((pos, why)) = &outcome.stopped_by {
+                tracing::warn!(segment = %seg.path(LOG_SUFFIX).display(), position = pos, %why,
+                    cut_bytes = file_len - outcome.valid_end, "truncating the log at the first invalid batch");
+                log.recovery.first_error.get_or_insert((base, *pos, why.clone()));
+                log.recovery.truncated_bytes += file_len - outcome.valid_end;
+                seg.truncate_to(&log.config, outcome.valid_end)?;
+                cut_after = Some(i);
+            }
+            log.next_offset = outcome.next_offset.unwrap_or(base).max(log.next_offset);
+            if !is_last && cut_after.is_none() {
+                seg.seal(&log.config)?;
+                seg.release_handles();
+            }
+            log.segments.insert(base, seg);
+            if cut_after.is_some() {
+                break;
+            }
+        }
+        if let Some(i) = cut_after {
+            // Everything after the first invalid batch goes, later segments included;
+            // the truncated segment stays open as the active one.
+            for &base in &bases[i + 1..] {
+                let path = crate::segment::segment_path(dir, base, LOG_SUFFIX);
+                log.recovery.truncated_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                log.recovery.segments_deleted += 1;
+                Segment::closed(dir, base).delete_files()?;
+            }
+            sync_dir(dir)?;
+        }
+        // After a clean open everything is durable; after recovery, what we validated is
+        // on disk as far as we can tell, but it may not have been fsynced.
+        log.recovery_point = match mode {
+            OpenMode::Clean => log.next_offset,
+            OpenMode::Recover => log.active().base_offset,
+        };
+        log.checkpointed_segment = log.active().base_offset;
+        let first_base = *log.segments.keys().next().expect("non-empty");
+        let stored_start = checkpoint::read_u64(dir, LOG_START_OFFSET_FILE).unwrap_or(0);
+        log.log_start_offset = stored_start.max(first_base).min(log.next_offset);
+        Ok(log)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn log_start_offset(&self) -> u64 {
+        self.log_start_offset
+    }
+    /// The offset the next appended record will get.
+    pub fn log_end_offset(&self) -> u64 {
+        self.next_offset
+    }
+    /// Offsets below this are known to be fsynced.
+    pub fn recovery_point(&self) -> u64 {
+        self.recovery_point
+    }
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    /// Base offsets of all segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<u64> {
+        self.segments.keys().copied().collect()
+    }
+    /// Bytes of all segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size).sum()
+    }
+
+    /// Change settings at runtime; they apply from the next append or roll.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<()> {
+        config.validate().map_err(StorageError::InvalidConfig)?;
+        self.config = config;
+        Ok(())
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a log always has a segment")
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log always has a segment")
+    }
+
+    /// Validate a record set (one or more whole batches), assign offsets by rewriting
+    /// the base offsets in place, and append it. On any validation error nothing is
+    /// written.
+    pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
+        let mut batches = Vec::with_capacity(1);
+        for item in BatchIter::new(records, Strictness::Produce) {
+            let (position, header) = item.map_err(|(position, source)| StorageError::InvalidBatch { position, source })?;
+            if header.total_len() > self.config.max_message_bytes as usize {
+                return Err(StorageError::BatchTooLarge { size: header.total_len(), limit: self.config.max_message_bytes });
+            }
+            batches.push(header);
+            let _ = position;
+        }
+        if batches.is_empty() {
+            return Err(StorageError::EmptyRecordSet);
+        }
+        if records.len() > self.config.segment_bytes as usize {
+            return Err(StorageError::RecordSetTooLarge { size: records.len(), limit: self.config.segment_bytes });
+        }
+        let span: u64 = batches.iter().map(|h| h.last_offset_delta as u64 + 1).sum();
+        self.maybe_roll(records.len() as u64, span, now_ms)?;
+
+        let first_offset = self.next_offset;
+        let mut offset = first_offset;
+        let mut pos = 0usize;
+        let mut max_timestamp = -1;
+        let mut record_count = 0u64;
+        for h in batches.iter_mut() {
+            set_base_offset(&mut records[pos..], offset as i64);
+            h.base_offset = offset as i64;
+            offset += h.last_offset_delta as u64 + 1;
+            pos += h.total_len();
+            max_timestamp = max_timestamp.max(h.max_timestamp);
+            record_count += h.record_count as u64;
+        }
+        let config = self.config.clone();
+        let seg = self.active_mut();
+        let start = seg.size;
+        if let Err(e) = seg.append(&config, records, &batches, now_ms) {
+            // Leave no partial batch behind: the next append reuses this position.
+            let _ = seg.truncate_to(&config, start);
+            return Err(e.into());
+        }
+        debug_assert!(offset > self.next_offset, "offsets only grow");
+        self.next_offset = offset;
+        Ok(AppendInfo {
+            first_offset,
+            last_offset: offset - 1,
+            max_timestamp,
+            record_count,
+            bytes: records.len() as u64,
+            batches,
+        })
+    }
+
+    fn maybe_roll(&mut self, incoming_bytes: u64, offset_span: u64, now_ms: i64) -> Result<()> {
+        let config = self.config.clone();
+        let next_offset = self.next_offset;
+        let seg = self.active_mut();
+        if seg.size == 0 {
+            return Ok(());
+        }
+        let full = seg.size + incoming_bytes > config.segment_bytes as u64;
+        let aged = seg.rolling_timestamp.is_some_and(|t| now_ms.saturating_sub(t) >= config.segment_ms);
+        let index_full = seg.index_is_full(&config)?;
+        let offsets_overflow = next_offset + offset_span - seg.base_offset > i32::MAX as u64;
+        if full || aged || index_full || offsets_overflow {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Seal the active segment and start a new one at the log end offset. No-op when
+    /// the active segment is empty.
+    pub fn roll(&mut self) -> Result<()> {
+        let config = self.config.clone();
+        let base = self.next_offset;
+        let seg = self.active_mut();
+        if seg.size == 0 {
+            return Ok(());
+        }
+        seg.seal(&config)?;
+        let new = Segment::create(&self.dir, base, &config)?;
+        // The new file's directory entry must be durable before data in it is
+        // acknowledged as durable.
+        sync_dir(&self.dir)?;
+        self.segments.insert(base, new);
+        tracing::debug!(dir = %self.dir.display(), base, "rolled a new segment");
+        Ok(())
+    }
+
+    /// Read whole batches starting with the one that holds `offset`, up to `max_bytes`
+    /// (but always at least one batch), and never reaching `upper_bound` (exclusive;
+    /// the high watermark for consumers).
+    pub fn read(&mut self, offset: u64, max_bytes: u64, upper_bound: u64) -> Result<ReadResult> {
+        let mut result = ReadResult {
+            slice: None,
+            first_batch_offset: None,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.next_offset,
+        };
+        if offset < self.log_start_offset || offset > self.next_offset {
+            return Err(self.out_of_range(offset));
+        }
+        let upper = upper_bound.min(self.next_offset);
+        if offset >= upper {
+            return Ok(result);
+        }
+        self.read_clock += 1;
+        let clock = self.read_clock;
+        let config = self.config.clone();
+        let bases: Vec<u64> = self.segments.range(..=offset).next_back().map(|(b, _)| *b).into_iter()
+            .chain(self.segments.range(offset + 1..upper).map(|(b, _)| *b))
+            .collect();
+        for base in bases {
+            let seg = self.segments.get_mut(&base).expect("base from the map");
+            seg.last_used = clock;
+            let Some(loc) = seg.find_batch(&config, offset)? else { continue };
+            if loc.header.base_offset as u64 >= upper {
+                break;
+            }
+            let start = loc.position as u64;
+            let end_limit = seg.position_of_boundary(&config, upper)?;
+            let first_end = loc.end();
+            let wanted = start.saturating_add(max_bytes);
+            let end = if end_limit <= wanted {
+                end_limit
+            } else {
+                seg.last_batch_end_within(&config, start, wanted)?.unwrap_or(first_end).max(first_end)
+            };
+            debug_assert!(end >= first_end && end <= seg.size);
+            result.slice = Some(seg.slice(start, end - start)?);
+            result.first_batch_offset = Some(loc.header.base_offset as u64);
+            break;
+        }
+        self.release_idle_handles();
+        Ok(result)
+    }
+
+    /// Find the first batch whose max timestamp >= `timestamp` (ListOffsets by time).
+    pub fn find_timestamp(&mut self, timestamp: i64) -> Result<Option<TimestampHit>> {
+        let config = self.config.clone();
+        let log_start = self.log_start_offset;
+        let bases: Vec<u64> = self.segments.keys().copied().collect();
+        for base in bases {
+            let seg = self.segments.get_mut(&base).expect("base from the map");
+            if seg.next_offset <= log_start || seg.max_timestamp < timestamp {
+                continue;
+            }
+            if let Some(loc) = seg.find_timestamp(&config, timestamp)? {
+                let slice = seg.slice(loc.position as u64, loc.header.total_len() as u64)?;
+                self.release_idle_handles();
+                return Ok(Some(TimestampHit { batch: loc.header, slice }));
+            }
+        }
+        self.release_idle_handles();
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the batch that holds it.
+    pub fn max_timestamp(&mut self) -> Result<Option<TimestampHit>> {
+        let max = self
+            .segments
+            .values()
+            .filter(|s| s.next_offset > self.log_start_offset)
+            .map(|s| s.max_timestamp)
+            .max()
+            .unwrap_or(-1);
+        if max < 0 {
+            return Ok(None);
+        }
+        self.find_timestamp(max)
+    }
+
+    /// Move the log start offset forward (retention, DeleteRecords) and delete every
+    /// segment that lies wholly below it. Returns the number of segments deleted.
+    pub fn advance_log_start_offset(&mut self, new_start: u64) -> Result<usize> {
+        if new_start > self.next_offset {
+            return Err(self.out_of_range(new_start));
+        }
+        if new_start <= self.log_start_offset {
+            return Ok(0);
+        }
+        if new_start == self.next_offset {
+            // Everything goes: roll so the old active segment can be deleted too.
+            self.roll()?;
+        }
+        if new_start > *self.segments.keys().next().expect("non-empty") {
+            checkpoint::write_u64(&self.dir, LOG_START_OFFSET_FILE, new_start)?;
+        }
+        self.log_start_offset = new_start;
+        let mut deleted = 0;
+        loop {
+            let mut keys = self.segments.keys();
+            let (Some(&first), Some(&second)) = (keys.next(), keys.next()) else { break };
+            if second > new_start {
+                break;
+            }
+            let seg = self.segments.remove(&first).expect("key from the map");
+            seg.delete_files()?;
+            deleted += 1;
+        }
+        if deleted > 0 {
+            sync_dir(&self.dir)?;
+        }
+        debug_assert!(self.log_start_offset <= self.next_offset);
+        Ok(deleted)
+    }
+
+    /// Delete segments for which `predicate(base_offset, max_timestamp, size)` holds,
+    /// oldest first, stopping at the first that does not (retention). The active segment
+    /// is rolled first if it would be deleted.
+    pub fn segment_summaries(&self) -> Vec<(u64, i64, u64)> {
+        self.segments.values().map(|s| (s.base_offset, s.max_timestamp, s.size)).collect()
+    }
+
+    /// Capture what a flush must sync. Called under the log lock; the job runs outside.
+    pub(crate) fn prepare_flush(&mut self) -> FlushJob {
+        let mut files = Vec::new();
+        for seg in self.segments.values_mut() {
+            if seg.dirty {
+                if let Ok(f) = seg.file() {
+                    files.push(f);
+                }
+                seg.dirty = false;
+            }
+        }
+        let active_base = self.active().base_offset;
+        let checkpoint = (active_base > self.checkpointed_segment).then(|| self.dir.clone());
+        FlushJob { files, upto: self.next_offset, checkpoint }
+    }
+
+    pub(crate) fn complete_flush(&mut self, job: &FlushJob) {
+        if job.checkpoint.is_some() {
+            self.checkpointed_segment = self
+                .segments
+                .range(..=job.upto)
+                .next_back()
+                .map_or(self.checkpointed_segment, |(b, _)| *b);
+        }
+        self.recovery_point = self.recovery_point.max(job.upto);
+    }
+
+    /// Re-mark segments dirty after a failed flush, so the next flush retries them.
+    pub(crate) fn flush_failed(&mut self) {
+        for seg in self.segments.values_mut() {
+            seg.dirty = seg.dirty || seg.active;
+        }
+    }
+
+    /// fsync everything appended so far.
+    pub fn flush(&mut self) -> Result<u64> {
+        let job = self.prepare_flush();
+        job.run()?;
+        self.complete_flush(&job);
+        Ok(self.recovery_point)
+    }
+
+    /// Flush, trim the active segment's indexes and record the recovery point, so the
+    /// next open can be `OpenMode::Clean`. The log must not be appended to afterwards.
+    pub fn close(&mut self) -> Result<()> {
+        self.flush()?;
+        let config = self.config.clone();
+        let seg = self.active_mut();
+        seg.flush_indexes()?;
+        seg.seal(&config)?;
+        checkpoint::write_u64(&self.dir, RECOVERY_POINT_FILE, self.next_offset)?;
+        Ok(())
+    }
+
+    fn out_of_range(&self, offset: u64) -> StorageError {
+        StorageError::OffsetOutOfRange {
+            offset,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.next_offset,
+        }
+    }
+
+    /// Keep at most `max_open_inactive_segments` inactive segments open, closing the
+    /// least recently read.
+    fn release_idle_handles(&mut self) {
+        let limit = self.config.max_open_inactive_segments;
+        let mut open: Vec<(u64, u64)> = self
+            .segments
+            .values()
+            .filter(|s| !s.active && s.is_open() && !s.dirty)
+            .map(|s| (s.last_used, s.base_offset))
+            .collect();
+        if open.len() <= limit {
+            return;
+        }
+        open.sort_unstable();
+        for (_, base) in &open[..open.len() - limit] {
+            if let Some(seg) = self.segments.get_mut(base) {
+                seg.release_handles();
+            }
+        }
+    }
+
+    /// Number of inactive segments holding open files (for tests of the handle budget).
+    pub fn open_inactive_segments(&self) -> usize {
+        self.segments.values().filter(|s| !s.active && s.is_open()).count()
+    }
+}

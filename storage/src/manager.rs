@@ -1,0 +1,161 @@
+//! All partition logs under one data directory (Kafka's `LogManager`): discovery on
+//! start, the clean-shutdown marker, creation and deletion of partition directories.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::group_commit::SharedLog;
+use crate::log::{Log, OpenMode};
+use crate::{sync_dir, LogConfig, Result, StorageError};
+
+/// Written on clean shutdown, removed on start: its absence means a crash.
+const CLEAN_SHUTDOWN_FILE: &str = ".runnel-clean-shutdown";
+/// Suffix of a partition directory being deleted (renamed first, removed after).
+const DELETE_SUFFIX: &str = "-delete";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        TopicPartition { topic: topic.into(), partition }
+    }
+
+    /// The directory name, `<topic>-<partition>`, as in Kafka.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+
+    pub fn parse_dir_name(name: &str) -> Option<TopicPartition> {
+        let (topic, partition) = name.rsplit_once('-')?;
+        let partition: i32 = partition.parse().ok()?;
+        if topic.is_empty() || partition < 0 {
+            return None;
+        }
+        Some(TopicPartition::new(topic, partition))
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+pub struct LogManager {
+    data_dir: PathBuf,
+    logs: RwLock<HashMap<TopicPartition, Arc<SharedLog>>>,
+    opened_clean: bool,
+}
+
+impl LogManager {
+    /// Open every partition log under `data_dir`. After a crash (no clean-shutdown
+    /// marker) each log is recovered from its recovery point.
+    pub fn open(data_dir: &Path, config_for: impl Fn(&TopicPartition) -> LogConfig) -> Result<LogManager> {
+        std::fs::create_dir_all(data_dir)?;
+        let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        let mode = if clean { OpenMode::Clean } else { OpenMode::Recover };
+        let mut logs = HashMap::new();
+        for entry in std::fs::read_dir(data_dir)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.ends_with(DELETE_SUFFIX) {
+                // A deletion that a crash interrupted: finish it.
+                std::fs::remove_dir_all(entry.path())?;
+                continue;
+            }
+            let Some(tp) = TopicPartition::parse_dir_name(name) else {
+                tracing::debug!(dir = name, "skipping a directory that is not a partition log");
+                continue;
+            };
+            let log = Log::open(&entry.path(), config_for(&tp), mode)?;
+            let report = log.recovery_report();
+            if report.truncated_bytes > 0 {
+                tracing::warn!(partition = %tp, ?report, "recovered the log after an unclean shutdown");
+            }
+            logs.insert(tp, Arc::new(SharedLog::new(log)));
+        }
+        if clean {
+            // From here on a crash must lead to recovery.
+            std::fs::remove_file(&marker)?;
+            sync_dir(data_dir)?;
+        }
+        tracing::info!(dir = %data_dir.display(), partitions = logs.len(), clean, "opened the log directory");
+        Ok(LogManager { data_dir: data_dir.to_path_buf(), logs: RwLock::new(logs), opened_clean: clean })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Whether the previous shutdown was clean.
+    pub fn opened_clean(&self) -> bool {
+        self.opened_clean
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<SharedLog>> {
+        self.logs.read().unwrap_or_else(|p| p.into_inner()).get(tp).cloned()
+    }
+
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        let mut v: Vec<_> = self.logs.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Return the partition's log, creating an empty one if it does not exist.
+    pub fn get_or_create(&self, tp: &TopicPartition, config: LogConfig) -> Result<Arc<SharedLog>> {
+        let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(log) = logs.get(tp) {
+            return Ok(log.clone());
+        }
+        if tp.topic.contains('/') || tp.topic.starts_with('.') || tp.topic.is_empty() {
+            return Err(StorageError::BadDirectory(tp.dir_name()));
+        }
+        let log = Log::open(&self.data_dir.join(tp.dir_name()), config, OpenMode::Recover)?;
+        sync_dir(&self.data_dir)?;
+        let log = Arc::new(SharedLog::new(log));
+        logs.insert(tp.clone(), log.clone());
+        Ok(log)
+    }
+
+    /// Remove a partition's log: rename its directory aside (atomic), then delete it.
+    /// Readers holding open files keep working until they let go.
+    pub fn delete(&self, tp: &TopicPartition) -> Result<bool> {
+        let removed = self.logs.write().unwrap_or_else(|p| p.into_inner()).remove(tp);
+        if removed.is_none() {
+            return Ok(false);
+        }
+        let dir = self.data_dir.join(tp.dir_name());
+        let aside = self.data_dir.join(format!("{}.{}{DELETE_SUFFIX}", tp.dir_name(), crate::now_ms()));
+        std::fs::rename(&dir, &aside)?;
+        sync_dir(&self.data_dir)?;
+        std::fs::remove_dir_all(&aside)?;
+        Ok(true)
+    }
+
+    /// Flush and close every log, then write the clean-shutdown marker.
+    pub fn close(&self) -> Result<()> {
+        let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
+        for (tp, log) in logs.iter() {
+            if let Err(e) = log.lock().close() {
+                tracing::error!(partition = %tp, error = %e, "closing a log failed; the next start recovers it");
+                return Err(e);
+            }
+        }
+        let marker = self.data_dir.join(CLEAN_SHUTDOWN_FILE);
+        std::fs::File::create(&marker)?.sync_all()?;
+        sync_dir(&self.data_dir)?;
+        Ok(())
+    }
+}

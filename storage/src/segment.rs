@@ -1,0 +1,542 @@
+//! One log segment: a `.log` file of record batches plus its offset and time indexes,
+//! named by the 20-digit base offset as in Kafka (`00000000000000000042.log`).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use runnel_protocol::record_batch::{
+    validate_batch, BatchHeader, Strictness, BATCH_HEADER_LEN,
+};
+
+use crate::index::{OffsetIndex, TimeIndex};
+use crate::{FileSlice, LogConfig};
+
+pub const LOG_SUFFIX: &str = "log";
+pub const INDEX_SUFFIX: &str = "index";
+pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+
+/// `<dir>/<20-digit base offset>.<suffix>`
+pub fn segment_path(dir: &Path, base_offset: u64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{suffix}"))
+}
+
+/// The header of one batch found in a segment, with its file position.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLocation {
+    pub position: u32,
+    pub header: BatchHeader,
+}
+
+impl BatchLocation {
+    pub fn end(&self) -> u64 {
+        self.position as u64 + self.header.total_len() as u64
+    }
+    pub fn next_offset(&self) -> u64 {
+        self.header.last_offset() as u64 + 1
+    }
+}
+
+/// What scanning a segment from a position found.
+#[derive(Debug, Clone)]
+pub struct ScanOutcome {
+    /// File position just past the last valid batch.
+    pub valid_end: u64,
+    /// Offset after the last valid batch (or `None` if no batch was found).
+    pub next_offset: Option<u64>,
+    pub max_timestamp: i64,
+    /// Why scanning stopped before the end of the file, if it did.
+    pub stopped_by: Option<(u64, String)>,
+}
+
+pub struct Segment {
+    pub base_offset: u64,
+    dir: PathBuf,
+    /// Open while the segment is active or recently read; see `Log`'s handle budget.
+    file: Option<Arc<File>>,
+    offset_index: Option<OffsetIndex>,
+    time_index: Option<TimeIndex>,
+    /// Bytes of whole batches in the `.log` file.
+    pub size: u64,
+    /// Offset after the last batch (the base offset when empty).
+    pub next_offset: u64,
+    pub max_timestamp: i64,
+    /// Timestamp that `segment.ms` counts from: the first batch's max timestamp, or the
+    /// wall-clock time of the first append when that timestamp is unset.
+    pub rolling_timestamp: Option<i64>,
+    bytes_since_index_entry: u64,
+    /// Data written since the last fsync of this segment's log file.
+    pub dirty: bool,
+    pub active: bool,
+    /// Logical clock of the last read, for closing idle handles.
+    pub last_used: u64,
+}
+
+impl Segment {
+    /// Create an empty active segment.
+    pub fn create(dir: &Path, base_offset: u64, config: &LogConfig) -> io::Result<Segment> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(segment_path(dir, base_offset, LOG_SUFFIX))?;
+        let mut seg = Segment::closed(dir, base_offset);
+        seg.file = Some(Arc::new(file));
+        seg.active = true;
+        seg.open_indexes(config, true)?;
+        if let Some(i) = seg.offset_index.as_mut() {
+            i.clear();
+        }
+        if let Some(i) = seg.time_index.as_mut() {
+            i.clear();
+        }
+        Ok(seg)
+    }
+
+    /// A segment whose files exist but are not open yet.
+    pub fn closed(dir: &Path, base_offset: u64) -> Segment {
+        Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file: None,
+            offset_index: None,
+            time_index: None,
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            rolling_timestamp: None,
+            bytes_since_index_entry: 0,
+            dirty: false,
+            active: false,
+            last_used: 0,
+        }
+    }
+
+    pub fn path(&self, suffix: &str) -> PathBuf {
+        segment_path(&self.dir, self.base_offset, suffix)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+
+    pub fn file(&mut self) -> io::Result<Arc<File>> {
+        if let Some(f) = &self.file {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(
+            OpenOptions::new()
+                .read(true)
+                .write(self.active)
+                .open(self.path(LOG_SUFFIX))?,
+        );
+        self.file = Some(f.clone());
+        Ok(f)
+    }
+
+    pub fn open_indexes(&mut self, config: &LogConfig, writable: bool) -> io::Result<()> {
+        let max = config.segment_index_bytes as usize;
+        if self.offset_index.is_none() {
+            self.offset_index = Some(OffsetIndex::open(
+                &self.path(INDEX_SUFFIX),
+                self.base_offset,
+                max,
+                writable,
+            )?);
+        }
+        if self.time_index.is_none() {
+            self.time_index = Some(TimeIndex::open(
+                &self.path(TIME_INDEX_SUFFIX),
+                self.base_offset,
+                max,
+                writable,
+            )?);
+        }
+        Ok(())
+    }
+
+    /// Close file handles and mappings of an inactive segment; they reopen on demand.
+    pub fn release_handles(&mut self) {
+        debug_assert!(!self.active);
+        self.file = None;
+        self.offset_index = None;
+        self.time_index = None;
+    }
+
+    fn offset_index(&mut self, config: &LogConfig) -> io::Result<&mut OffsetIndex> {
+        self.open_indexes(config, self.active)?;
+        Ok(self.offset_index.as_mut().expect("opened above"))
+    }
+
+    fn time_index(&mut self, config: &LogConfig) -> io::Result<&mut TimeIndex> {
+        self.open_indexes(config, self.active)?;
+        Ok(self.time_index.as_mut().expect("opened above"))
+    }
+
+    pub fn index_is_full(&mut self, config: &LogConfig) -> io::Result<bool> {
+        Ok(self.offset_index(config)?.is_full() || self.time_index(config)?.is_full())
+    }
+
+    /// Read and parse the batch header at `position` (no CRC check).
+    pub fn read_header(&mut self, position: u64) -> io::Result<Option<BatchHeader>> {
+        if position + BATCH_HEADER_LEN as u64 > self.size {
+            return Ok(None);
+        }
+        let mut buf = [0u8; BATCH_HEADER_LEN];
+        self.file()?.read_exact_at(&mut buf, position)?;
+        let header = match BatchHeader::parse_fixed(&buf) {
+            Ok(h) => h,
+            Err(_) => return Ok(None),
+        };
+        if position + header.total_len() as u64 > self.size {
+            return Ok(None);
+        }
+        Ok(Some(header))
+    }
+
+    /// Write a whole validated record set (offsets already assigned) at the end.
+    pub fn append(
+        &mut self,
+        config: &LogConfig,
+        records: &[u8],
+        batches: &[BatchHeader],
+        now_ms: i64,
+    ) -> io::Result<()> {
+        debug_assert!(self.active);
+        let start = self.size;
+        self.file()?.write_all_at(records, start)?;
+        let mut position = start;
+        for h in batches {
+            if self.rolling_timestamp.is_none() {
+                self.rolling_timestamp = Some(if h.max_timestamp >= 0 { h.max_timestamp } else { now_ms });
+            }
+            self.index_batch(config, position, h)?;
+            position += h.total_len() as u64;
+        }
+        self.size = position;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Update indexes and in-memory state for a batch at `position` (append or rebuild).
+    fn index_batch(&mut self, config: &LogConfig, position: u64, h: &BatchHeader) -> io::Result<()> {
+        let base = h.base_offset as u64;
+        if self.size == 0 && position == 0 {
+            self.bytes_since_index_entry = 0;
+        }
+        if self.bytes_since_index_entry >= config.index_interval_bytes as u64 {
+            // Position fits in u32: segment.bytes is capped at i32::MAX.
+            self.offset_index(config)?.append(base, position as u32);
+            let ts = self.max_timestamp.max(h.max_timestamp);
+            self.time_index(config)?.maybe_append(ts, base);
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += h.total_len() as u64;
+        self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
+        self.next_offset = h.last_offset() as u64 + 1;
+        Ok(())
+    }
+
+    /// Validate batches from `position` to the end of the file, rebuilding the indexes
+    /// for that range. Used on recovery and to load the tail of a cleanly closed
+    /// active segment.
+    pub fn scan_from(
+        &mut self,
+        config: &LogConfig,
+        position: u64,
+        next_offset: u64,
+        max_timestamp: i64,
+        file_len: u64,
+    ) -> io::Result<ScanOutcome> {
+        let file = self.file()?;
+        let mut pos = position;
+        self.size = position;
+        self.next_offset = next_offset;
+        self.max_timestamp = max_timestamp;
+        let mut stopped_by = None;
+        let mut found_any = false;
+        let mut buf = Vec::new();
+        // Always index the first batch examined, so a rebuilt index has an anchor.
+        self.bytes_since_index_entry = if position == 0 { 0 } else { config.index_interval_bytes as u64 };
+        while pos < file_len {
+            let mut header_buf = [0u8; BATCH_HEADER_LEN];
+            let avail = (file_len - pos).min(BATCH_HEADER_LEN as u64) as usize;
+            file.read_exact_at(&mut header_buf[..avail], pos)?;
+            let header = match BatchHeader::parse_fixed(&header_buf[..avail]) {
+                Ok(h) => h,
+                Err(e) => {
+                    stopped_by = Some((pos, e.to_string()));
+                    break;
+                }
+            };
+            let total = header.total_len() as u64;
+            if total > config.max_batch_bytes_on_disk() || pos + total > file_len {
+                stopped_by = Some((pos, format!("batch of {total} bytes runs past the end of the file ({file_len})")));
+                break;
+            }
+            buf.resize(total as usize, 0);
+            file.read_exact_at(&mut buf, pos)?;
+            let header = match validate_batch(&buf, Strictness::Stored) {
+                Ok(h) => h,
+                Err(e) => {
+                    stopped_by = Some((pos, e.to_string()));
+                    break;
+                }
+            };
+            // Offsets only grow, and stay addressable from this segment's base.
+            if header.base_offset < 0
+                || (header.base_offset as u64) < self.next_offset
+                || header.last_offset() as u64 - self.base_offset > u32::MAX as u64
+            {
+                stopped_by = Some((pos, format!("batch base offset {} out of order", header.base_offset)));
+                break;
+            }
+            if self.rolling_timestamp.is_none() {
+                self.rolling_timestamp = Some(header.max_timestamp);
+            }
+            // A full index (written with a larger segment.index.bytes) only makes
+            // lookups scan further; the data stays.
+            self.index_batch(config, pos, &header)?;
+            pos += total;
+            self.size = pos;
+            found_any = true;
+        }
+        Ok(ScanOutcome {
+            valid_end: pos,
+            next_offset: found_any.then_some(self.next_offset),
+            max_timestamp: self.max_timestamp,
+            stopped_by,
+        })
+    }
+
+    /// Find the first batch whose last offset >= `offset`, scanning from the index.
+    pub fn find_batch(&mut self, config: &LogConfig, offset: u64) -> io::Result<Option<BatchLocation>> {
+        let start = self.offset_index(config)?.lookup(offset);
+        let mut pos = start.position as u64;
+        while let Some(header) = self.read_header(pos)? {
+            if header.last_offset() as u64 >= offset {
+                return Ok(Some(BatchLocation { position: pos as u32, header }));
+            }
+            pos += header.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// The file position where batches with offsets >= `offset` begin (the segment size
+    /// if there are none). `offset` must lie on a batch boundary or past the end.
+    pub fn position_of_boundary(&mut self, config: &LogConfig, offset: u64) -> io::Result<u64> {
+        if offset >= self.next_offset {
+            return Ok(self.size);
+        }
+        Ok(match self.find_batch(config, offset)? {
+            Some(loc) => loc.position as u64,
+            None => self.size,
+        })
+    }
+
+    /// The end of the last whole batch that starts at or after `from` and ends at or
+    /// before `limit`, or `None` if even the first batch at `from` ends past `limit`.
+    pub fn last_batch_end_within(&mut self, config: &LogConfig, from: u64, limit: u64) -> io::Result<Option<u64>> {
+        if limit >= self.size {
+            return Ok(Some(self.size));
+        }
+        // Start from the index entry at or before `limit`, but never before `from`.
+        let anchor = self.offset_index(config)?.lookup_position(limit as u32).position as u64;
+        let mut pos = anchor.max(from);
+        let mut end = None;
+        while let Some(h) = self.read_header(pos)? {
+            let next = pos + h.total_len() as u64;
+            if next > limit {
+                break;
+            }
+            end = Some(next);
+            pos = next;
+        }
+        if end.is_none() && pos > from {
+            // The anchor itself is a batch boundary at or before the limit.
+            end = Some(pos);
+        }
+        Ok(end)
+    }
+
+    /// Find the first batch whose max timestamp >= `timestamp`.
+    pub fn find_timestamp(&mut self, config: &LogConfig, timestamp: i64) -> io::Result<Option<BatchLocation>> {
+        if self.max_timestamp < timestamp {
+            return Ok(None);
+        }
+        let from_offset = match self.time_index(config)?.lookup_before(timestamp) {
+            Some(e) => e.offset,
+            None => self.base_offset,
+        };
+        let mut pos = self.offset_index(config)?.lookup(from_offset).position as u64;
+        while let Some(h) = self.read_header(pos)? {
+            if h.max_timestamp >= timestamp {
+                return Ok(Some(BatchLocation { position: pos as u32, header: h }));
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    pub fn slice(&mut self, position: u64, len: u64) -> io::Result<FileSlice> {
+        Ok(FileSlice { file: self.file()?, position, len })
+    }
+
+    /// Load a segment from disk, trusting its data (it lies before the recovery point
+    /// or the log was closed cleanly). Indexes that fail their sanity check are rebuilt;
+    /// the batches after the last index entry are scanned and validated.
+    pub fn load(&mut self, config: &LogConfig) -> io::Result<ScanOutcome> {
+        let file_len = self.file()?.metadata()?.len();
+        let offsets_ok = self.offset_index(config)?.sanity_check(file_len);
+        let times_ok = self.time_index(config)?.sanity_check(u64::MAX);
+        let checked = offsets_ok.and(times_ok);
+        let (from_pos, from_offset, from_ts) = match checked {
+            Ok(()) => {
+                let last = self.offset_index(config)?.last();
+                let last_ts = self.time_index(config)?.last().map_or(-1, |e| e.timestamp);
+                match last {
+                    Some(e) => (e.position as u64, e.offset, last_ts),
+                    None => (0, self.base_offset, -1),
+                }
+            }
+            Err(why) => {
+                tracing::warn!(segment = %self.path(LOG_SUFFIX).display(), %why,
+                    "index failed its sanity check; rebuilding it");
+                (0, self.base_offset, -1)
+            }
+        };
+        if from_pos > 0 {
+            // The scan re-adds the entry it starts from.
+            self.offset_index(config)?.truncate_to_position(from_pos as u32);
+            self.time_index(config)?.truncate_to_offset(from_offset);
+            if let Some(h) = self.read_header_at_start(file_len)? {
+                self.rolling_timestamp = Some(h.max_timestamp);
+            }
+        } else {
+            self.offset_index(config)?.clear();
+            self.time_index(config)?.clear();
+        }
+        self.scan_from(config, from_pos, from_offset, from_ts, file_len)
+    }
+
+    /// Load an inactive segment that lies below the recovery point: size from the file,
+    /// `next_offset` from the next segment, max timestamp from the time index. Indexes
+    /// are sanity-checked read-only and rebuilt (by a full scan) only if they fail.
+    pub fn load_inactive(&mut self, config: &LogConfig, next_base: u64) -> io::Result<()> {
+        self.active = false;
+        self.size = self.file()?.metadata()?.len();
+        self.next_offset = next_base;
+        let missing = !self.path(INDEX_SUFFIX).exists() || !self.path(TIME_INDEX_SUFFIX).exists();
+        let checked = if missing && self.size > 0 {
+            Err("index file missing".to_string())
+        } else {
+            let size = self.size;
+            let offsets_ok = self.offset_index(config)?.sanity_check(size);
+            let times_ok = self.time_index(config)?.sanity_check(next_base);
+            offsets_ok.and(times_ok)
+        };
+        match checked {
+            Ok(()) => {
+                self.max_timestamp = self.time_index(config)?.last().map_or(-1, |e| e.timestamp);
+            }
+            Err(why) => {
+                tracing::warn!(segment = %self.path(LOG_SUFFIX).display(), %why,
+                    "index failed its sanity check; rebuilding it");
+                self.offset_index = None;
+                self.time_index = None;
+                for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                    let _ = std::fs::remove_file(self.path(suffix));
+                }
+                self.active = true;
+                self.file = None;
+                let outcome = self.recover(config)?;
+                if let Some((pos, why)) = outcome.stopped_by {
+                    // Trusted data failing validation is reported, not cut: the caller
+                    // decides (a full recovery truncates it).
+                    tracing::error!(segment = %self.path(LOG_SUFFIX).display(), position = pos, %why,
+                        "invalid batch in a segment below the recovery point");
+                }
+                self.size = self.file()?.metadata()?.len();
+                self.next_offset = next_base;
+                self.seal(config)?;
+            }
+        }
+        self.release_handles();
+        Ok(())
+    }
+
+    /// Rebuild both indexes and the segment state by validating every batch.
+    pub fn recover(&mut self, config: &LogConfig) -> io::Result<ScanOutcome> {
+        let file_len = self.file()?.metadata()?.len();
+        self.offset_index(config)?.clear();
+        self.time_index(config)?.clear();
+        self.rolling_timestamp = None;
+        self.scan_from(config, 0, self.base_offset, -1, file_len)
+    }
+
+    fn read_header_at_start(&mut self, file_len: u64) -> io::Result<Option<BatchHeader>> {
+        let saved = self.size;
+        self.size = file_len;
+        let h = self.read_header(0);
+        self.size = saved;
+        h
+    }
+
+    /// Cut the file (and indexes) at `position`.
+    pub fn truncate_to(&mut self, config: &LogConfig, position: u64) -> io::Result<()> {
+        self.file()?.set_len(position)?;
+        self.size = position;
+        self.offset_index(config)?.truncate_to_position(position as u32);
+        Ok(())
+    }
+
+    /// Make the segment read-only: trim its indexes and flush them. Called on roll.
+    pub fn seal(&mut self, config: &LogConfig) -> io::Result<()> {
+        // A final time index entry holds the segment's max timestamp, as Kafka does on
+        // roll, so a timestamp search can skip the segment from the index alone.
+        let next = self.next_offset;
+        let max_ts = self.max_timestamp;
+        if let Some(last) = self.find_batch_base_before(config, next)? {
+            let _ = self.time_index(config)?.maybe_append(max_ts, last);
+        }
+        self.offset_index(config)?.trim()?;
+        self.time_index(config)?.trim()?;
+        self.active = false;
+        Ok(())
+    }
+
+    fn find_batch_base_before(&mut self, config: &LogConfig, next: u64) -> io::Result<Option<u64>> {
+        if next == self.base_offset {
+            return Ok(None);
+        }
+        Ok(self.find_batch(config, next - 1)?.map(|l| l.header.base_offset as u64))
+    }
+
+    pub fn flush_indexes(&self) -> io::Result<()> {
+        if let Some(i) = &self.offset_index {
+            i.flush()?;
+        }
+        if let Some(i) = &self.time_index {
+            i.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Remove the segment's files.
+    pub fn delete_files(mut self) -> io::Result<()> {
+        self.file = None;
+        self.offset_index = None;
+        self.time_index = None;
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            match std::fs::remove_file(self.path(suffix)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+

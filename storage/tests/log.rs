@@ -1,0 +1,456 @@
+//! Append/read/recover tests of the partition log, including torn writes and corruption.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use runnel_protocol::record_batch::builder::batch_of_values;
+use runnel_protocol::record_batch::{validate_batch, BatchHeader, BatchIter, Strictness};
+use runnel_storage::{Log, LogConfig, LogManager, OpenMode, SharedLog, StorageError, TopicPartition};
+
+fn small_config() -> LogConfig {
+    LogConfig { segment_bytes: 4096, index_interval_bytes: 256, segment_index_bytes: 4096, ..LogConfig::default() }
+}
+
+/// A batch of `count` records whose values encode `tag`, stamped `ts`.
+fn batch(tag: u64, count: usize, value_len: usize, ts: i64) -> Vec<u8> {
+    let mut value = vec![(tag % 251) as u8; value_len];
+    value[..8.min(value_len)].copy_from_slice(&tag.to_be_bytes()[..8.min(value_len)]);
+    batch_of_values(ts, count, &value)
+}
+
+/// Every batch of the log, in order, read back through `read`.
+fn read_all(log: &mut Log) -> Vec<(BatchHeader, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    let end = log.log_end_offset();
+    while offset < end {
+        let r = log.read(offset, 1 << 20, u64::MAX).expect("read");
+        let Some(slice) = r.slice else { break };
+        let bytes = slice.read_to_vec().unwrap();
+        for item in BatchIter::new(&bytes, Strictness::Stored) {
+            let (pos, h) = item.expect("stored batches are valid");
+            out.push((h, bytes[pos..pos + h.total_len()].to_vec()));
+            offset = h.last_offset() as u64 + 1;
+        }
+    }
+    out
+}
+
+fn same_except_base_offset(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a[8..] == b[8..]
+}
+
+#[test]
+fn append_assigns_offsets_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+    let mut sent = Vec::new();
+    for i in 0..50u64 {
+        let mut b = batch(i, 1 + (i as usize % 4), 100, 1_000 + i as i64);
+        let info = log.append(&mut b, 0).unwrap();
+        assert_eq!(info.first_offset, sent.iter().map(|(_, c)| *c as u64).sum::<u64>());
+        sent.push((b, 1 + (i as usize % 4)));
+    }
+    assert!(log.segment_count() > 1, "small segment.bytes must roll");
+    let got = read_all(&mut log);
+    assert_eq!(got.len(), sent.len());
+    for ((h, bytes), (orig, _)) in got.iter().zip(&sent) {
+        assert!(same_except_base_offset(bytes, orig));
+        assert!(validate_batch(bytes, Strictness::Produce).is_ok());
+        assert_eq!(h.base_offset, i64::from_be_bytes(orig[..8].try_into().unwrap()));
+    }
+}
+
+#[test]
+fn read_from_middle_of_batch_returns_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+    log.append(&mut batch(0, 10, 20, 1), 0).unwrap(); // offsets 0..=9
+    log.append(&mut batch(1, 10, 20, 2), 0).unwrap(); // offsets 10..=19
+    let r = log.read(15, 1, u64::MAX).unwrap();
+    assert_eq!(r.first_batch_offset, Some(10));
+    let bytes = r.slice.unwrap().read_to_vec().unwrap();
+    let h = validate_batch(&bytes, Strictness::Produce).unwrap();
+    assert_eq!((h.base_offset, h.last_offset()), (10, 19));
+    assert_eq!(h.total_len(), bytes.len(), "max_bytes=1 still returns exactly one whole batch");
+}
+
+#[test]
+fn read_respects_max_bytes_and_upper_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig { index_interval_bytes: 300, ..LogConfig::default() };
+    let mut log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
+    let len = batch(0, 1, 100, 0).len() as u64;
+    for i in 0..100 {
+        log.append(&mut batch(i, 1, 100, 0), 0).unwrap();
+    }
+    for max in [len, len + 1, 3 * len - 1, 3 * len, 10 * len + 5] {
+        let s = log.read(7, max, u64::MAX).unwrap().slice.unwrap();
+        assert_eq!(s.len, (max / len).max(1) * len, "max_bytes {max}");
+    }
+    let s = log.read(7, u64::MAX, 20).unwrap().slice.unwrap();
+    assert_eq!(s.len, 13 * len, "stops before the upper bound");
+    assert!(log.read(20, u64::MAX, 20).unwrap().slice.is_none());
+    assert!(log.read(100, u64::MAX, u64::MAX).unwrap().slice.is_none());
+    assert!(matches!(log.read(101, 10, u64::MAX), Err(StorageError::OffsetOutOfRange { .. })));
+}
+
+#[test]
+fn invalid_batches_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig { max_message_bytes: 1000, ..small_config() };
+    let mut log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
+    log.append(&mut batch(0, 1, 10, 0), 0).unwrap();
+    let size = log.size_bytes();
+
+    let mut bad_crc = batch(1, 2, 10, 0);
+    let n = bad_crc.len();
+    bad_crc[n - 1] ^= 1;
+    assert!(matches!(log.append(&mut bad_crc, 0), Err(StorageError::InvalidBatch { .. })));
+
+    let mut too_big = batch(2, 1, 2000, 0);
+    assert!(matches!(log.append(&mut too_big, 0), Err(StorageError::BatchTooLarge { .. })));
+
+    // A good batch followed by a torn one: the whole record set is refused.
+    let mut set = batch(3, 1, 10, 0);
+    let second = batch(4, 1, 10, 0);
+    set.extend_from_slice(&second[..second.len() - 3]);
+    assert!(matches!(log.append(&mut set, 0), Err(StorageError::InvalidBatch { .. })));
+    assert!(matches!(log.append(&mut Vec::new(), 0), Err(StorageError::EmptyRecordSet)));
+
+    assert_eq!(log.log_end_offset(), 1);
+    assert_eq!(log.size_bytes(), size);
+}
+
+#[test]
+fn rolls_on_segment_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig { segment_ms: 1000, ..LogConfig::default() };
+    let mut log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
+    log.append(&mut batch(0, 1, 10, 10_000), 10_000).unwrap();
+    log.append(&mut batch(1, 1, 10, 10_500), 10_500).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    log.append(&mut batch(2, 1, 10, 11_000), 11_000).unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0, 2]);
+    // Segment files are named by their 20-digit base offset.
+    assert!(dir.path().join("00000000000000000002.log").exists());
+    assert!(dir.path().join("00000000000000000002.index").exists());
+    assert!(dir.path().join("00000000000000000002.timeindex").exists());
+}
+
+#[test]
+fn sealed_indexes_are_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+    for i in 0..40 {
+        log.append(&mut batch(i, 1, 200, i as i64), 0).unwrap();
+    }
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() > 2);
+    let first = dir.path().join(format!("{:020}.index", bases[0]));
+    let len = std::fs::metadata(&first).unwrap().len();
+    assert!(len > 0 && len < 4096 && len % 8 == 0, "sealed index trimmed to its entries, got {len}");
+    let active = dir.path().join(format!("{:020}.index", bases[bases.len() - 1]));
+    assert_eq!(std::fs::metadata(active).unwrap().len(), 4096, "active index preallocated");
+}
+
+#[test]
+fn find_by_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+    for i in 0..60 {
+        log.append(&mut batch(i, 2, 100, 1_000 + 10 * i as i64), 0).unwrap();
+    }
+    assert!(log.segment_count() > 2);
+    for target in [0, 1_000, 1_001, 1_005, 1_010, 1_300, 1_590] {
+        let hit = log.find_timestamp(target).unwrap().expect("a batch at or after the target");
+        let expect_batch = ((target - 1_000).max(0) + 9) / 10;
+        assert_eq!(hit.batch.base_offset, expect_batch * 2, "target {target}");
+        assert!(hit.batch.max_timestamp >= target);
+    }
+    assert!(log.find_timestamp(1_591).unwrap().is_none());
+    let max = log.max_timestamp().unwrap().unwrap();
+    assert_eq!(max.batch.max_timestamp, 1_590);
+    assert_eq!(max.batch.base_offset, 118);
+}
+
+#[test]
+fn advancing_log_start_deletes_whole_segments_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+    for i in 0..40 {
+        log.append(&mut batch(i, 1, 200, 0), 0).unwrap();
+    }
+    let bases = log.segment_base_offsets();
+    let cut = bases[2] + 1;
+    let deleted = log.advance_log_start_offset(cut).unwrap();
+    assert_eq!(deleted, 2);
+    assert_eq!(log.log_start_offset(), cut);
+    assert_eq!(log.segment_base_offsets()[0], bases[2]);
+    assert!(!dir.path().join(format!("{:020}.log", bases[0])).exists());
+    assert!(matches!(log.read(cut - 1, 100, u64::MAX), Err(StorageError::OffsetOutOfRange { .. })));
+    log.close().unwrap();
+    drop(log);
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Clean).unwrap();
+    assert_eq!(log.log_start_offset(), cut, "log start offset survives restart");
+    assert_eq!(log.log_end_offset(), 40);
+    // Moving the start to the end deletes everything and keeps appending.
+    log.advance_log_start_offset(40).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.append(&mut batch(0, 1, 1, 0), 0).unwrap().first_offset, 40);
+}
+
+#[test]
+fn clean_reopen_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+    for i in 0..30 {
+        log.append(&mut batch(i, 3, 150, i as i64), 0).unwrap();
+    }
+    let before = read_all(&mut log);
+    log.close().unwrap();
+    drop(log);
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Clean).unwrap();
+    assert_eq!(log.log_end_offset(), 90);
+    assert_eq!(read_all(&mut log), before);
+    assert_eq!(log.append(&mut batch(99, 1, 1, 0), 0).unwrap().first_offset, 90);
+}
+
+#[test]
+fn missing_or_corrupt_indexes_are_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+    for i in 0..40 {
+        log.append(&mut batch(i, 2, 150, i as i64), 0).unwrap();
+    }
+    let before = read_all(&mut log);
+    let bases = log.segment_base_offsets();
+    log.close().unwrap();
+    drop(log);
+    std::fs::remove_file(dir.path().join(format!("{:020}.index", bases[0]))).unwrap();
+    std::fs::write(dir.path().join(format!("{:020}.index", bases[1])), [0xff; 24]).unwrap();
+    std::fs::write(dir.path().join(format!("{:020}.timeindex", bases[2])), [0x7f; 7]).unwrap();
+    let last = bases[bases.len() - 1];
+    std::fs::write(dir.path().join(format!("{last:020}.index")), [0x01; 16]).unwrap();
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Clean).unwrap();
+    assert_eq!(read_all(&mut log), before);
+    for offset in [0, 5, 33, 79] {
+        let r = log.read(offset, 1, u64::MAX).unwrap();
+        let b = r.slice.unwrap().read_to_vec().unwrap();
+        let h = validate_batch(&b, Strictness::Stored).unwrap();
+        assert!(h.base_offset as u64 <= offset && offset <= h.last_offset() as u64);
+    }
+    let first_index = dir.path().join(format!("{:020}.index", bases[0]));
+    assert!(std::fs::metadata(first_index).unwrap().len() > 0, "rebuilt index written");
+}
+
+/// Build a log of `n` batches and drop it without a clean close (as a crash would).
+fn crashed_log(dir: &Path, n: u64) -> Vec<Vec<u8>> {
+    let mut log = Log::open(dir, small_config(), OpenMode::Recover).unwrap();
+    let mut sent = Vec::new();
+    for i in 0..n {
+        let mut b = batch(i, 1 + i as usize % 3, 90, i as i64);
+        log.append(&mut b, 0).unwrap();
+        sent.push(b);
+    }
+    log.flush().unwrap();
+    sent
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn torn_write_at_every_byte_of_the_last_batch() {
+    let pristine = tempfile::tempdir().unwrap();
+    let sent = crashed_log(pristine.path(), 25);
+    let last_segment = {
+        let log = Log::open(pristine.path(), small_config(), OpenMode::Recover).unwrap();
+        *log.segment_base_offsets().last().unwrap()
+    };
+    let seg_name = format!("{last_segment:020}.log");
+    let full_len = std::fs::metadata(pristine.path().join(&seg_name)).unwrap().len();
+    let last_len = sent.last().unwrap().len() as u64;
+    let complete: u64 = sent[..sent.len() - 1].iter().map(|b| {
+        validate_batch(b, Strictness::Produce).unwrap().last_offset_delta as u64 + 1
+    }).sum();
+    for cut in (full_len - last_len)..full_len {
+        let work = tempfile::tempdir().unwrap();
+        copy_dir(pristine.path(), work.path());
+        let f = std::fs::OpenOptions::new().write(true).open(work.path().join(&seg_name)).unwrap();
+        f.set_len(cut).unwrap();
+        drop(f);
+        let mut log = Log::open(work.path(), small_config(), OpenMode::Recover).unwrap();
+        assert_eq!(log.log_end_offset(), complete, "cut at {cut}");
+        let got = read_all(&mut log);
+        assert_eq!(got.len(), sent.len() - 1, "exactly the complete batches remain (cut at {cut})");
+        for ((_, bytes), orig) in got.iter().zip(&sent) {
+            assert!(same_except_base_offset(bytes, orig));
+        }
+        if cut > full_len - last_len {
+            assert_eq!(log.recovery_report().truncated_bytes, cut - (full_len - last_len));
+        }
+        let info = log.append(&mut batch(1000, 2, 5, 0), 0).unwrap();
+        assert_eq!(info.first_offset, complete, "appends continue at the right offset");
+        assert_eq!(read_all(&mut log).len(), sent.len());
+    }
+}
+
+#[test]
+fn corrupt_byte_in_old_batch_is_reported_and_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let sent = crashed_log(dir.path(), 30);
+    // Flip a byte inside the value of batch 3 (in the first segment).
+    let first_seg = dir.path().join(format!("{:020}.log", 0));
+    let mut bytes = std::fs::read(&first_seg).unwrap();
+    let pos3: usize = sent[..3].iter().map(|b| b.len()).sum();
+    let target = pos3 + sent[3].len() - 10;
+    bytes[target] ^= 0x20;
+    std::fs::write(&first_seg, &bytes).unwrap();
+    // The flush checkpointed a recovery point in a later segment; without it, recovery
+    // validates every segment (as after a crash before the first checkpoint).
+    let _ = std::fs::remove_file(dir.path().join("recovery-point"));
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+    let report = log.recovery_report().clone();
+    let (seg, pos, why) = report.first_error.expect("corruption reported");
+    assert_eq!((seg, pos), (0, pos3 as u64));
+    assert!(why.contains("CRC"), "{why}");
+    assert!(report.segments_deleted > 0, "later segments are cut");
+    let expected_end: u64 = sent[..3]
+        .iter()
+        .map(|b| validate_batch(b, Strictness::Produce).unwrap().last_offset_delta as u64 + 1)
+        .sum();
+    assert_eq!(log.log_end_offset(), expected_end);
+    assert_eq!(read_all(&mut log).len(), 3);
+    assert_eq!(log.segment_count(), 1);
+}
+
+#[test]
+fn recovery_scans_from_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let sent = crashed_log(dir.path(), 40);
+    // The flush persisted a recovery point in a later segment: only the segments from
+    // the one holding it onwards are validated batch by batch.
+    let log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+    assert!(log.recovery_report().segments_scanned < log.segment_count());
+    assert_eq!(log.log_end_offset(), sent.iter().map(|b| validate_batch(b, Strictness::Produce).unwrap().last_offset_delta as u64 + 1).sum::<u64>());
+}
+
+#[test]
+fn inactive_segment_handles_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig { max_open_inactive_segments: 2, ..small_config() };
+    let mut log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
+    for i in 0..100 {
+        log.append(&mut batch(i, 1, 300, 0), 0).unwrap();
+    }
+    log.flush().unwrap();
+    assert!(log.segment_count() > 8);
+    for offset in 0..100 {
+        log.read(offset, 1, u64::MAX).unwrap();
+        assert!(log.open_inactive_segments() <= 2);
+    }
+}
+
+#[test]
+fn group_commit_shares_fsyncs_between_appenders() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(SharedLog::new(Log::open(dir.path(), LogConfig::default(), OpenMode::Recover).unwrap()));
+    let per_thread = 200;
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for i in 0..per_thread {
+                    let mut b = batch(t * 1000 + i, 1, 512, 0);
+                    let info = log.append(&mut b, 0).unwrap();
+                    log.sync_to(info.last_offset + 1).unwrap();
+                    assert!(log.durable_offset() > info.last_offset);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(log.lock().log_end_offset(), 4 * per_thread);
+    let rounds = log.fsync_rounds();
+    assert!(rounds >= 1 && rounds <= 4 * per_thread, "rounds {rounds}");
+    println!("4 appenders x {per_thread} durable appends took {rounds} fsync rounds");
+}
+
+#[test]
+fn manager_clean_and_unclean_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition::new("orders-v1", 3);
+    {
+        let m = LogManager::open(dir.path(), |_| small_config()).unwrap();
+        let log = m.get_or_create(&tp, small_config()).unwrap();
+        for i in 0..10 {
+            log.append(&mut batch(i, 1, 10, 0), 0).unwrap();
+        }
+        m.close().unwrap();
+    }
+    assert!(dir.path().join("orders-v1-3").join("00000000000000000000.log").exists());
+    {
+        let m = LogManager::open(dir.path(), |_| small_config()).unwrap();
+        assert!(m.opened_clean());
+        let log = m.get(&tp).unwrap();
+        assert_eq!(log.lock().log_end_offset(), 10);
+        log.append(&mut batch(10, 1, 10, 0), 0).unwrap();
+        // dropped without close: a crash
+    }
+    let m = LogManager::open(dir.path(), |_| small_config()).unwrap();
+    assert!(!m.opened_clean());
+    assert_eq!(m.get(&tp).unwrap().lock().log_end_offset(), 11);
+    assert!(m.delete(&tp).unwrap());
+    assert!(!dir.path().join("orders-v1-3").exists());
+    assert_eq!(m.partitions(), vec![]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    // Random batch sizes and counts, small segments and index intervals: every offset
+    // reads back the batch holding it, and a full scan returns the exact bytes.
+    #[test]
+    fn append_read_round_trip(
+        shapes in proptest::collection::vec((1usize..6, 0usize..700), 1..60),
+        segment_bytes in 4000u32..10000,
+        interval in 1u32..2000,
+        reopen in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig { segment_bytes, index_interval_bytes: interval, segment_index_bytes: 1024, ..LogConfig::default() };
+        let mut log = Log::open(dir.path(), cfg.clone(), OpenMode::Recover).unwrap();
+        let mut sent = Vec::new();
+        for (i, (count, len)) in shapes.iter().enumerate() {
+            let mut b = batch(i as u64, *count, *len, i as i64);
+            log.append(&mut b, 0).unwrap();
+            sent.push(b);
+        }
+        if reopen {
+            log.close().unwrap();
+            drop(log);
+            log = Log::open(dir.path(), cfg, OpenMode::Clean).unwrap();
+        }
+        let got = read_all(&mut log);
+        prop_assert_eq!(got.len(), sent.len());
+        for ((_, bytes), orig) in got.iter().zip(&sent) {
+            prop_assert!(same_except_base_offset(bytes, orig));
+        }
+        for offset in 0..log.log_end_offset() {
+            let r = log.read(offset, 0, u64::MAX).unwrap();
+            let b = r.slice.unwrap().read_to_vec().unwrap();
+            let h = validate_batch(&b, Strictness::Produce).unwrap();
+            prop_assert!(h.base_offset as u64 <= offset && offset <= h.last_offset() as u64);
+            prop_assert_eq!(h.total_len(), b.len());
+        }
+    }
+}
