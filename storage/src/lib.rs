@@ -98,6 +98,12 @@ pub struct FileSlice {
 }
 
 impl FileSlice {
+    /// Read the slice into `buf` (resized to fit), reusing its allocation.
+    pub fn read_into(&self, buf: &mut Vec<u8>) -> io::Result<()> {
+        buf.resize(self.len as usize, 0);
+        self.file.read_exact_at(buf, self.position)
+    }
+
     pub fn read_to_vec(&self) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; self.len as usize];
         self.file.read_exact_at(&mut buf, self.position)?;
