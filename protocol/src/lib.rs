@@ -3,4 +3,6 @@
 //!
 //! This crate does no I/O: bytes in, typed values out, and back.
 
+pub mod compression;
 pub mod record_batch;
+pub mod records;
