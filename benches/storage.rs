@@ -32,7 +32,10 @@ fn sixteen_kib_batch() -> Vec<u8> {
 }
 
 fn config() -> LogConfig {
-    LogConfig { segment_bytes: 256 * 1024 * 1024, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 256 * 1024 * 1024,
+        ..LogConfig::default()
+    }
 }
 
 fn append(c: &mut Criterion) {
@@ -72,7 +75,9 @@ fn durable_append(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let dir = tempfile::tempdir_in(bench_root()).unwrap();
-                    let log = Arc::new(SharedLog::new(Log::open(dir.path(), config(), OpenMode::Recover).unwrap()));
+                    let log = Arc::new(SharedLog::new(
+                        Log::open(dir.path(), config(), OpenMode::Recover).unwrap(),
+                    ));
                     let start = Instant::now();
                     let threads: Vec<_> = (0..appenders)
                         .map(|_| {

@@ -3,6 +3,8 @@
 //!
 //! This crate does no I/O: bytes in, typed values out, and back.
 
+pub mod api;
 pub mod compression;
+pub mod frame;
 pub mod record_batch;
 pub mod records;

@@ -66,7 +66,10 @@ pub enum BatchError {
 impl BatchError {
     /// True when the bytes are damaged (as opposed to well-formed but refused).
     pub fn is_corruption(&self) -> bool {
-        !matches!(self, BatchError::TooLarge { .. } | BatchError::UnsupportedMagic(_))
+        !matches!(
+            self,
+            BatchError::TooLarge { .. } | BatchError::UnsupportedMagic(_)
+        )
     }
 }
 
@@ -138,11 +141,17 @@ impl BatchHeader {
     /// length is sane and that `buf` holds the whole batch.
     pub fn parse(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         if buf.len() < LOG_OVERHEAD {
-            return Err(BatchError::Truncated { needed: LOG_OVERHEAD, available: buf.len() });
+            return Err(BatchError::Truncated {
+                needed: LOG_OVERHEAD,
+                available: buf.len(),
+            });
         }
         let header = BatchHeader::parse_fixed(buf)?;
         if buf.len() < header.total_len() {
-            return Err(BatchError::Truncated { needed: header.total_len(), available: buf.len() });
+            return Err(BatchError::Truncated {
+                needed: header.total_len(),
+                available: buf.len(),
+            });
         }
         Ok(header)
     }
@@ -159,7 +168,10 @@ impl BatchHeader {
             }
         }
         if buf.len() < BATCH_HEADER_LEN {
-            return Err(BatchError::Truncated { needed: BATCH_HEADER_LEN, available: buf.len() });
+            return Err(BatchError::Truncated {
+                needed: BATCH_HEADER_LEN,
+                available: buf.len(),
+            });
         }
         let magic = buf[MAGIC] as i8;
         if magic != 2 {
@@ -235,7 +247,10 @@ pub fn validate_batch(buf: &[u8], strictness: Strictness) -> Result<BatchHeader,
     let batch = &buf[..header.total_len()];
     let computed = compute_crc(batch);
     if computed != header.crc {
-        return Err(BatchError::CrcMismatch { stored: header.crc, computed });
+        return Err(BatchError::CrcMismatch {
+            stored: header.crc,
+            computed,
+        });
     }
     let count_ok = match strictness {
         Strictness::Produce => {
@@ -271,6 +286,17 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     batch[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());
 }
 
+/// Stamp a whole batch with LogAppendTime (topic `message.timestamp.type=LogAppendTime`):
+/// set attribute bit 3 and maxTimestamp, then recompute the CRC, which covers both.
+/// Record timestamps stay as sent; readers use maxTimestamp for such batches.
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    let attributes = read_i16(batch, ATTRIBUTES) | 0x08;
+    batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Iterate over the batches in a record set (the concatenation of whole batches that a
 /// produce request or a log segment holds), validating each.
 pub struct BatchIter<'a> {
@@ -282,7 +308,12 @@ pub struct BatchIter<'a> {
 
 impl<'a> BatchIter<'a> {
     pub fn new(buf: &'a [u8], strictness: Strictness) -> Self {
-        BatchIter { buf, pos: 0, strictness, failed: false }
+        BatchIter {
+            buf,
+            pos: 0,
+            strictness,
+            failed: false,
+        }
     }
 
     /// Byte position of the next batch within the record set.
@@ -382,8 +413,11 @@ pub mod builder {
     }
 
     impl ProducerFields {
-        pub const NONE: ProducerFields =
-            ProducerFields { producer_id: -1, producer_epoch: -1, base_sequence: -1 };
+        pub const NONE: ProducerFields = ProducerFields {
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+        };
     }
 
     /// Encode a whole batch around an already-encoded (and possibly compressed) records
@@ -438,8 +472,12 @@ pub mod builder {
 
     /// A batch of `count` records each holding `value`, all stamped `timestamp`.
     pub fn batch_of_values(timestamp: i64, count: usize, value: &[u8]) -> Vec<u8> {
-        let records: Vec<Record<'_>> =
-            (0..count).map(|_| Record { value: Some(value), ..Default::default() }).collect();
+        let records: Vec<Record<'_>> = (0..count)
+            .map(|_| Record {
+                value: Some(value),
+                ..Default::default()
+            })
+            .collect();
         simple_batch(timestamp, &records)
     }
 }
@@ -473,6 +511,15 @@ mod tests {
     }
 
     #[test]
+    fn log_append_time_keeps_crc_valid() {
+        let mut b = batch_of_values(5, 2, b"x");
+        set_log_append_time(&mut b, 99);
+        let h = validate_batch(&b, Strictness::Produce).expect("valid after restamp");
+        assert!(h.is_log_append_time());
+        assert_eq!(h.max_timestamp, 99);
+    }
+
+    #[test]
     fn detects_crc_flip() {
         let mut b = batch_of_values(1, 2, b"payload");
         let last = b.len() - 1;
@@ -485,7 +532,10 @@ mod tests {
 
     #[test]
     fn detects_count_mismatch() {
-        let section = encode_records(&[Record { value: Some(b"a"), ..Default::default() }]);
+        let section = encode_records(&[Record {
+            value: Some(b"a"),
+            ..Default::default()
+        }]);
         let b = encode_batch(0, 0, 5, 0, 0, ProducerFields::NONE, 1, &section);
         assert!(matches!(
             validate_batch(&b, Strictness::Produce),
@@ -499,10 +549,16 @@ mod tests {
     fn rejects_old_magic_and_bad_length() {
         let mut b = batch_of_values(1, 1, b"v");
         b[MAGIC] = 1;
-        assert_eq!(validate_batch(&b, Strictness::Produce), Err(BatchError::UnsupportedMagic(1)));
+        assert_eq!(
+            validate_batch(&b, Strictness::Produce),
+            Err(BatchError::UnsupportedMagic(1))
+        );
         let mut b = batch_of_values(1, 1, b"v");
         b[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&(-5i32).to_be_bytes());
-        assert_eq!(validate_batch(&b, Strictness::Produce), Err(BatchError::InvalidLength(-5)));
+        assert_eq!(
+            validate_batch(&b, Strictness::Produce),
+            Err(BatchError::InvalidLength(-5))
+        );
     }
 
     #[test]

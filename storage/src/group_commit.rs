@@ -34,7 +34,11 @@ impl SharedLog {
         let durable_offset = log.recovery_point();
         SharedLog {
             log: Mutex::new(log),
-            sync: Mutex::new(SyncState { durable_offset, in_progress: false, failed: None }),
+            sync: Mutex::new(SyncState {
+                durable_offset,
+                in_progress: false,
+                failed: None,
+            }),
             synced: Condvar::new(),
             fsyncs: AtomicU64::new(0),
         }

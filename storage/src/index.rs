@@ -30,10 +30,19 @@ impl MappedEntries {
     /// Open (creating if needed) with `entries` taken from the file length, then grow
     /// the file to `max_bytes` so appends can proceed.
     fn open(path: &Path, entry_size: usize, max_bytes: usize, writable: bool) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         let len = file.metadata()?.len() as usize;
         let entries = len / entry_size;
-        let capacity = if writable { (max_bytes / entry_size).max(entries) } else { entries };
+        let capacity = if writable {
+            (max_bytes / entry_size).max(entries)
+        } else {
+            entries
+        };
         let mut me = MappedEntries {
             path: path.to_path_buf(),
             mmap: None,
@@ -71,7 +80,9 @@ impl MappedEntries {
         if self.is_full() {
             return false;
         }
-        let Some(m) = self.mmap.as_mut() else { return false };
+        let Some(m) = self.mmap.as_mut() else {
+            return false;
+        };
         let at = self.entries * self.entry_size;
         m[at..at + self.entry_size].copy_from_slice(entry);
         self.entries += 1;
@@ -141,7 +152,12 @@ pub struct OffsetPosition {
 impl OffsetIndex {
     pub const ENTRY_SIZE: usize = 8;
 
-    pub fn open(path: &Path, base_offset: u64, max_bytes: usize, writable: bool) -> io::Result<Self> {
+    pub fn open(
+        path: &Path,
+        base_offset: u64,
+        max_bytes: usize,
+        writable: bool,
+    ) -> io::Result<Self> {
         Ok(OffsetIndex {
             base_offset,
             inner: MappedEntries::open(path, Self::ENTRY_SIZE, max_bytes, writable)?,
@@ -160,7 +176,10 @@ impl OffsetIndex {
 
     pub fn entry(&self, i: usize) -> OffsetPosition {
         let e = self.inner.entry(i);
-        OffsetPosition { offset: self.base_offset + be_u32(&e[0..4]) as u64, position: be_u32(&e[4..8]) }
+        OffsetPosition {
+            offset: self.base_offset + be_u32(&e[0..4]) as u64,
+            position: be_u32(&e[4..8]),
+        }
     }
 
     pub fn last(&self) -> Option<OffsetPosition> {
@@ -171,7 +190,9 @@ impl OffsetIndex {
     /// when the index is full (the segment must roll).
     pub fn append(&mut self, offset: u64, position: u32) -> bool {
         debug_assert!(offset >= self.base_offset && offset - self.base_offset <= u32::MAX as u64);
-        debug_assert!(self.last().is_none_or(|l| l.offset < offset && l.position < position));
+        debug_assert!(self
+            .last()
+            .is_none_or(|l| l.offset < offset && l.position < position));
         let mut e = [0u8; 8];
         e[0..4].copy_from_slice(&((offset - self.base_offset) as u32).to_be_bytes());
         e[4..8].copy_from_slice(&position.to_be_bytes());
@@ -183,7 +204,10 @@ impl OffsetIndex {
         let rel = target.saturating_sub(self.base_offset);
         match self.inner.floor(rel, |e| be_u32(&e[0..4]) as u64) {
             Some(i) => self.entry(i),
-            None => OffsetPosition { offset: self.base_offset, position: 0 },
+            None => OffsetPosition {
+                offset: self.base_offset,
+                position: 0,
+            },
         }
     }
 
@@ -191,7 +215,10 @@ impl OffsetIndex {
     pub fn lookup_position(&self, position: u32) -> OffsetPosition {
         match self.inner.floor(position, |e| be_u32(&e[4..8])) {
             Some(i) => self.entry(i),
-            None => OffsetPosition { offset: self.base_offset, position: 0 },
+            None => OffsetPosition {
+                offset: self.base_offset,
+                position: 0,
+            },
         }
     }
 
@@ -216,7 +243,10 @@ impl OffsetIndex {
         for i in 0..self.len() {
             let e = self.entry(i);
             if e.position as u64 >= log_size.max(1) {
-                return Err(format!("entry {i} points at {} past the log size {log_size}", e.position));
+                return Err(format!(
+                    "entry {i} points at {} past the log size {log_size}",
+                    e.position
+                ));
             }
             if let Some(p) = prev {
                 if e.offset <= p.offset || e.position <= p.position {
@@ -252,8 +282,16 @@ pub struct TimestampOffset {
 impl TimeIndex {
     pub const ENTRY_SIZE: usize = 12;
 
-    pub fn open(path: &Path, base_offset: u64, max_bytes: usize, writable: bool) -> io::Result<Self> {
-        Ok(TimeIndex { base_offset, inner: MappedEntries::open(path, Self::ENTRY_SIZE, max_bytes, writable)? })
+    pub fn open(
+        path: &Path,
+        base_offset: u64,
+        max_bytes: usize,
+        writable: bool,
+    ) -> io::Result<Self> {
+        Ok(TimeIndex {
+            base_offset,
+            inner: MappedEntries::open(path, Self::ENTRY_SIZE, max_bytes, writable)?,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -268,7 +306,10 @@ impl TimeIndex {
 
     pub fn entry(&self, i: usize) -> TimestampOffset {
         let e = self.inner.entry(i);
-        TimestampOffset { timestamp: be_i64(&e[0..8]), offset: self.base_offset + be_u32(&e[8..12]) as u64 }
+        TimestampOffset {
+            timestamp: be_i64(&e[0..8]),
+            offset: self.base_offset + be_u32(&e[8..12]) as u64,
+        }
     }
 
     pub fn last(&self) -> Option<TimestampOffset> {
@@ -292,7 +333,9 @@ impl TimeIndex {
     /// the batch at that entry's offset is older than `target`, so a search for the
     /// first record at or after `target` may start from there.
     pub fn lookup_before(&self, target: i64) -> Option<TimestampOffset> {
-        let i = self.inner.floor(target.saturating_sub(1), |e| be_i64(&e[0..8]))?;
+        let i = self
+            .inner
+            .floor(target.saturating_sub(1), |e| be_i64(&e[0..8]))?;
         Some(self.entry(i))
     }
 
@@ -315,7 +358,10 @@ impl TimeIndex {
         for i in 0..self.len() {
             let e = self.entry(i);
             if e.offset >= next_offset.max(self.base_offset + 1) {
-                return Err(format!("entry {i} points at offset {} past the segment", e.offset));
+                return Err(format!(
+                    "entry {i} points at offset {} past the segment",
+                    e.offset
+                ));
             }
             if let Some(p) = prev {
                 if e.timestamp <= p.timestamp || e.offset < p.offset {
@@ -344,7 +390,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.index");
         let mut idx = OffsetIndex::open(&p, 100, 80, true).unwrap();
-        assert_eq!(idx.lookup(150), OffsetPosition { offset: 100, position: 0 });
+        assert_eq!(
+            idx.lookup(150),
+            OffsetPosition {
+                offset: 100,
+                position: 0
+            }
+        );
         for i in 1..=5u64 {
             assert!(idx.append(100 + i * 10, i as u32 * 1000));
         }

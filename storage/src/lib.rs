@@ -68,7 +68,11 @@ impl LogConfig {
     /// the offset index are u32).
     pub fn validate(&self) -> Result<(), String> {
         if self.segment_bytes < 14 || self.segment_bytes > i32::MAX as u32 {
-            return Err(format!("segment.bytes {} must be in [14, {}]", self.segment_bytes, i32::MAX));
+            return Err(format!(
+                "segment.bytes {} must be in [14, {}]",
+                self.segment_bytes,
+                i32::MAX
+            ));
         }
         if self.segment_ms < 1 {
             return Err("segment.ms must be at least 1".into());
@@ -77,7 +81,9 @@ impl LogConfig {
             return Err("segment.index.bytes is too small".into());
         }
         if self.max_message_bytes as u64 > MAX_BATCH_BYTES_ON_DISK {
-            return Err(format!("max.message.bytes must be at most {MAX_BATCH_BYTES_ON_DISK}"));
+            return Err(format!(
+                "max.message.bytes must be at most {MAX_BATCH_BYTES_ON_DISK}"
+            ));
         }
         Ok(())
     }
@@ -123,7 +129,11 @@ pub enum StorageError {
     #[error("record set of {size} bytes is larger than segment.bytes {limit}")]
     RecordSetTooLarge { size: usize, limit: u32 },
     #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
-    OffsetOutOfRange { offset: u64, log_start_offset: u64, log_end_offset: u64 },
+    OffsetOutOfRange {
+        offset: u64,
+        log_start_offset: u64,
+        log_end_offset: u64,
+    },
     #[error("invalid log config: {0}")]
     InvalidConfig(String),
     #[error("log directory {0} is not a partition directory")]

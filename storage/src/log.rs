@@ -123,7 +123,10 @@ impl Log {
             if let Some(stem) = name.strip_suffix(".log") {
                 match stem.parse::<u64>() {
                     Ok(base) if stem.len() == 20 => bases.push(base),
-                    _ => tracing::warn!(file = name, "ignoring a .log file that is not named by a base offset"),
+                    _ => tracing::warn!(
+                        file = name,
+                        "ignoring a .log file that is not named by a base offset"
+                    ),
                 }
             }
         }
@@ -151,7 +154,10 @@ impl Log {
         };
         // Segments wholly below the recovery point are trusted; the one holding it
         // and all later ones are validated batch by batch.
-        let first_recovered = bases.iter().rposition(|&b| b <= recovery_point).unwrap_or(0);
+        let first_recovered = bases
+            .iter()
+            .rposition(|&b| b <= recovery_point)
+            .unwrap_or(0);
         let last = bases.len() - 1;
         let mut cut_after: Option<usize> = None;
         for (i, &base) in bases.iter().enumerate() {
@@ -176,7 +182,9 @@ impl Log {
             if let Some((pos, why)) = &outcome.stopped_by {
                 tracing::warn!(segment = %seg.path(LOG_SUFFIX).display(), position = pos, %why,
                     cut_bytes = file_len - outcome.valid_end, "truncating the log at the first invalid batch");
-                log.recovery.first_error.get_or_insert((base, *pos, why.clone()));
+                log.recovery
+                    .first_error
+                    .get_or_insert((base, *pos, why.clone()));
                 log.recovery.truncated_bytes += file_len - outcome.valid_end;
                 seg.truncate_to(&log.config, outcome.valid_end)?;
                 cut_after = Some(i);
@@ -196,7 +204,8 @@ impl Log {
             // the truncated segment stays open as the active one.
             for &base in &bases[i + 1..] {
                 let path = crate::segment::segment_path(dir, base, LOG_SUFFIX);
-                log.recovery.truncated_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                log.recovery.truncated_bytes +=
+                    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
                 log.recovery.segments_deleted += 1;
                 Segment::closed(dir, base).delete_files()?;
             }
@@ -255,10 +264,16 @@ impl Log {
     }
 
     fn active(&self) -> &Segment {
-        self.segments.values().next_back().expect("a log always has a segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
     }
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments.values_mut().next_back().expect("a log always has a segment")
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has a segment")
     }
 
     /// Validate a record set (one or more whole batches), assign offsets by rewriting
@@ -267,9 +282,13 @@ impl Log {
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
         let mut batches = Vec::with_capacity(1);
         for item in BatchIter::new(records, Strictness::Produce) {
-            let (position, header) = item.map_err(|(position, source)| StorageError::InvalidBatch { position, source })?;
+            let (position, header) =
+                item.map_err(|(position, source)| StorageError::InvalidBatch { position, source })?;
             if header.total_len() > self.config.max_message_bytes as usize {
-                return Err(StorageError::BatchTooLarge { size: header.total_len(), limit: self.config.max_message_bytes });
+                return Err(StorageError::BatchTooLarge {
+                    size: header.total_len(),
+                    limit: self.config.max_message_bytes,
+                });
             }
             batches.push(header);
             let _ = position;
@@ -278,7 +297,10 @@ impl Log {
             return Err(StorageError::EmptyRecordSet);
         }
         if records.len() > self.config.segment_bytes as usize {
-            return Err(StorageError::RecordSetTooLarge { size: records.len(), limit: self.config.segment_bytes });
+            return Err(StorageError::RecordSetTooLarge {
+                size: records.len(),
+                limit: self.config.segment_bytes,
+            });
         }
         let span: u64 = batches.iter().map(|h| h.last_offset_delta as u64 + 1).sum();
         self.maybe_roll(records.len() as u64, span, now_ms)?;
@@ -324,7 +346,9 @@ impl Log {
             return Ok(());
         }
         let full = seg.size + incoming_bytes > config.segment_bytes as u64;
-        let aged = seg.rolling_timestamp.is_some_and(|t| now_ms.saturating_sub(t) >= config.segment_ms);
+        let aged = seg
+            .rolling_timestamp
+            .is_some_and(|t| now_ms.saturating_sub(t) >= config.segment_ms);
         let index_full = seg.index_is_full(&config)?;
         let offsets_overflow = next_offset + offset_span - seg.base_offset > i32::MAX as u64;
         if full || aged || index_full || offsets_overflow {
@@ -372,13 +396,20 @@ impl Log {
         self.read_clock += 1;
         let clock = self.read_clock;
         let config = self.config.clone();
-        let bases: Vec<u64> = self.segments.range(..=offset).next_back().map(|(b, _)| *b).into_iter()
+        let bases: Vec<u64> = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(b, _)| *b)
+            .into_iter()
             .chain(self.segments.range(offset + 1..upper).map(|(b, _)| *b))
             .collect();
         for base in bases {
             let seg = self.segments.get_mut(&base).expect("base from the map");
             seg.last_used = clock;
-            let Some(loc) = seg.find_batch(&config, offset)? else { continue };
+            let Some(loc) = seg.find_batch(&config, offset)? else {
+                continue;
+            };
             if loc.header.base_offset as u64 >= upper {
                 break;
             }
@@ -389,7 +420,9 @@ impl Log {
             let end = if end_limit <= wanted {
                 end_limit
             } else {
-                seg.last_batch_end_within(&config, start, wanted)?.unwrap_or(first_end).max(first_end)
+                seg.last_batch_end_within(&config, start, wanted)?
+                    .unwrap_or(first_end)
+                    .max(first_end)
             };
             debug_assert!(end >= first_end && end <= seg.size);
             result.slice = Some(seg.slice(start, end - start)?);
@@ -413,7 +446,10 @@ impl Log {
             if let Some(loc) = seg.find_timestamp(&config, timestamp)? {
                 let slice = seg.slice(loc.position as u64, loc.header.total_len() as u64)?;
                 self.release_idle_handles();
-                return Ok(Some(TimestampHit { batch: loc.header, slice }));
+                return Ok(Some(TimestampHit {
+                    batch: loc.header,
+                    slice,
+                }));
             }
         }
         self.release_idle_handles();
@@ -455,7 +491,9 @@ impl Log {
         let mut deleted = 0;
         loop {
             let mut keys = self.segments.keys();
-            let (Some(&first), Some(&second)) = (keys.next(), keys.next()) else { break };
+            let (Some(&first), Some(&second)) = (keys.next(), keys.next()) else {
+                break;
+            };
             if second > new_start {
                 break;
             }
@@ -474,7 +512,10 @@ impl Log {
     /// oldest first, stopping at the first that does not (retention). The active segment
     /// is rolled first if it would be deleted.
     pub fn segment_summaries(&self) -> Vec<(u64, i64, u64)> {
-        self.segments.values().map(|s| (s.base_offset, s.max_timestamp, s.size)).collect()
+        self.segments
+            .values()
+            .map(|s| (s.base_offset, s.max_timestamp, s.size))
+            .collect()
     }
 
     /// Capture what a flush must sync. Called under the log lock; the job runs outside.
@@ -490,7 +531,11 @@ impl Log {
         }
         let active_base = self.active().base_offset;
         let checkpoint = (active_base > self.checkpointed_segment).then(|| self.dir.clone());
-        FlushJob { files, upto: self.next_offset, checkpoint }
+        FlushJob {
+            files,
+            upto: self.next_offset,
+            checkpoint,
+        }
     }
 
     pub(crate) fn complete_flush(&mut self, job: &FlushJob) {
@@ -562,6 +607,9 @@ impl Log {
 
     /// Number of inactive segments holding open files (for tests of the handle budget).
     pub fn open_inactive_segments(&self) -> usize {
-        self.segments.values().filter(|s| !s.active && s.is_open()).count()
+        self.segments
+            .values()
+            .filter(|s| !s.active && s.is_open())
+            .count()
     }
 }

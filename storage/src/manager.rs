@@ -23,7 +23,10 @@ pub struct TopicPartition {
 
 impl TopicPartition {
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        TopicPartition { topic: topic.into(), partition }
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
     }
 
     /// The directory name, `<topic>-<partition>`, as in Kafka.
@@ -56,11 +59,18 @@ pub struct LogManager {
 impl LogManager {
     /// Open every partition log under `data_dir`. After a crash (no clean-shutdown
     /// marker) each log is recovered from its recovery point.
-    pub fn open(data_dir: &Path, config_for: impl Fn(&TopicPartition) -> LogConfig) -> Result<LogManager> {
+    pub fn open(
+        data_dir: &Path,
+        config_for: impl Fn(&TopicPartition) -> LogConfig,
+    ) -> Result<LogManager> {
         std::fs::create_dir_all(data_dir)?;
         let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
-        let mode = if clean { OpenMode::Clean } else { OpenMode::Recover };
+        let mode = if clean {
+            OpenMode::Clean
+        } else {
+            OpenMode::Recover
+        };
         let mut logs = HashMap::new();
         for entry in std::fs::read_dir(data_dir)? {
             let entry = entry?;
@@ -75,7 +85,10 @@ impl LogManager {
                 continue;
             }
             let Some(tp) = TopicPartition::parse_dir_name(name) else {
-                tracing::debug!(dir = name, "skipping a directory that is not a partition log");
+                tracing::debug!(
+                    dir = name,
+                    "skipping a directory that is not a partition log"
+                );
                 continue;
             };
             let log = Log::open(&entry.path(), config_for(&tp), mode)?;
@@ -91,7 +104,11 @@ impl LogManager {
             sync_dir(data_dir)?;
         }
         tracing::info!(dir = %data_dir.display(), partitions = logs.len(), clean, "opened the log directory");
-        Ok(LogManager { data_dir: data_dir.to_path_buf(), logs: RwLock::new(logs), opened_clean: clean })
+        Ok(LogManager {
+            data_dir: data_dir.to_path_buf(),
+            logs: RwLock::new(logs),
+            opened_clean: clean,
+        })
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -104,11 +121,21 @@ impl LogManager {
     }
 
     pub fn get(&self, tp: &TopicPartition) -> Option<Arc<SharedLog>> {
-        self.logs.read().unwrap_or_else(|p| p.into_inner()).get(tp).cloned()
+        self.logs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tp)
+            .cloned()
     }
 
     pub fn partitions(&self) -> Vec<TopicPartition> {
-        let mut v: Vec<_> = self.logs.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let mut v: Vec<_> = self
+            .logs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
         v.sort();
         v
     }
@@ -122,7 +149,11 @@ impl LogManager {
         if tp.topic.contains('/') || tp.topic.starts_with('.') || tp.topic.is_empty() {
             return Err(StorageError::BadDirectory(tp.dir_name()));
         }
-        let log = Log::open(&self.data_dir.join(tp.dir_name()), config, OpenMode::Recover)?;
+        let log = Log::open(
+            &self.data_dir.join(tp.dir_name()),
+            config,
+            OpenMode::Recover,
+        )?;
         sync_dir(&self.data_dir)?;
         let log = Arc::new(SharedLog::new(log));
         logs.insert(tp.clone(), log.clone());
@@ -132,12 +163,20 @@ impl LogManager {
     /// Remove a partition's log: rename its directory aside (atomic), then delete it.
     /// Readers holding open files keep working until they let go.
     pub fn delete(&self, tp: &TopicPartition) -> Result<bool> {
-        let removed = self.logs.write().unwrap_or_else(|p| p.into_inner()).remove(tp);
+        let removed = self
+            .logs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tp);
         if removed.is_none() {
             return Ok(false);
         }
         let dir = self.data_dir.join(tp.dir_name());
-        let aside = self.data_dir.join(format!("{}.{}{DELETE_SUFFIX}", tp.dir_name(), crate::now_ms()));
+        let aside = self.data_dir.join(format!(
+            "{}.{}{DELETE_SUFFIX}",
+            tp.dir_name(),
+            crate::now_ms()
+        ));
         std::fs::rename(&dir, &aside)?;
         sync_dir(&self.data_dir)?;
         std::fs::remove_dir_all(&aside)?;

@@ -7,9 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use runnel_protocol::record_batch::{
-    validate_batch, BatchHeader, Strictness, BATCH_HEADER_LEN,
-};
+use runnel_protocol::record_batch::{validate_batch, BatchHeader, Strictness, BATCH_HEADER_LEN};
 
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::{FileSlice, LogConfig};
@@ -210,7 +208,11 @@ impl Segment {
         let mut position = start;
         for h in batches {
             if self.rolling_timestamp.is_none() {
-                self.rolling_timestamp = Some(if h.max_timestamp >= 0 { h.max_timestamp } else { now_ms });
+                self.rolling_timestamp = Some(if h.max_timestamp >= 0 {
+                    h.max_timestamp
+                } else {
+                    now_ms
+                });
             }
             self.index_batch(config, position, h)?;
             position += h.total_len() as u64;
@@ -221,7 +223,12 @@ impl Segment {
     }
 
     /// Update indexes and in-memory state for a batch at `position` (append or rebuild).
-    fn index_batch(&mut self, config: &LogConfig, position: u64, h: &BatchHeader) -> io::Result<()> {
+    fn index_batch(
+        &mut self,
+        config: &LogConfig,
+        position: u64,
+        h: &BatchHeader,
+    ) -> io::Result<()> {
         let base = h.base_offset as u64;
         if self.size == 0 && position == 0 {
             self.bytes_since_index_entry = 0;
@@ -259,7 +266,11 @@ impl Segment {
         let mut found_any = false;
         let mut buf = Vec::new();
         // Always index the first batch examined, so a rebuilt index has an anchor.
-        self.bytes_since_index_entry = if position == 0 { 0 } else { config.index_interval_bytes as u64 };
+        self.bytes_since_index_entry = if position == 0 {
+            0
+        } else {
+            config.index_interval_bytes as u64
+        };
         while pos < file_len {
             let mut header_buf = [0u8; BATCH_HEADER_LEN];
             let avail = (file_len - pos).min(BATCH_HEADER_LEN as u64) as usize;
@@ -273,7 +284,10 @@ impl Segment {
             };
             let total = header.total_len() as u64;
             if total > config.max_batch_bytes_on_disk() || pos + total > file_len {
-                stopped_by = Some((pos, format!("batch of {total} bytes runs past the end of the file ({file_len})")));
+                stopped_by = Some((
+                    pos,
+                    format!("batch of {total} bytes runs past the end of the file ({file_len})"),
+                ));
                 break;
             }
             buf.resize(total as usize, 0);
@@ -290,7 +304,10 @@ impl Segment {
                 || (header.base_offset as u64) < self.next_offset
                 || header.last_offset() as u64 - self.base_offset > u32::MAX as u64
             {
-                stopped_by = Some((pos, format!("batch base offset {} out of order", header.base_offset)));
+                stopped_by = Some((
+                    pos,
+                    format!("batch base offset {} out of order", header.base_offset),
+                ));
                 break;
             }
             if self.rolling_timestamp.is_none() {
@@ -312,12 +329,19 @@ impl Segment {
     }
 
     /// Find the first batch whose last offset >= `offset`, scanning from the index.
-    pub fn find_batch(&mut self, config: &LogConfig, offset: u64) -> io::Result<Option<BatchLocation>> {
+    pub fn find_batch(
+        &mut self,
+        config: &LogConfig,
+        offset: u64,
+    ) -> io::Result<Option<BatchLocation>> {
         let start = self.offset_index(config)?.lookup(offset);
         let mut pos = start.position as u64;
         while let Some(header) = self.read_header(pos)? {
             if header.last_offset() as u64 >= offset {
-                return Ok(Some(BatchLocation { position: pos as u32, header }));
+                return Ok(Some(BatchLocation {
+                    position: pos as u32,
+                    header,
+                }));
             }
             pos += header.total_len() as u64;
         }
@@ -338,12 +362,20 @@ impl Segment {
 
     /// The end of the last whole batch that starts at or after `from` and ends at or
     /// before `limit`, or `None` if even the first batch at `from` ends past `limit`.
-    pub fn last_batch_end_within(&mut self, config: &LogConfig, from: u64, limit: u64) -> io::Result<Option<u64>> {
+    pub fn last_batch_end_within(
+        &mut self,
+        config: &LogConfig,
+        from: u64,
+        limit: u64,
+    ) -> io::Result<Option<u64>> {
         if limit >= self.size {
             return Ok(Some(self.size));
         }
         // Start from the index entry at or before `limit`, but never before `from`.
-        let anchor = self.offset_index(config)?.lookup_position(limit as u32).position as u64;
+        let anchor = self
+            .offset_index(config)?
+            .lookup_position(limit as u32)
+            .position as u64;
         let mut pos = anchor.max(from);
         let mut end = None;
         while let Some(h) = self.read_header(pos)? {
@@ -362,7 +394,11 @@ impl Segment {
     }
 
     /// Find the first batch whose max timestamp >= `timestamp`.
-    pub fn find_timestamp(&mut self, config: &LogConfig, timestamp: i64) -> io::Result<Option<BatchLocation>> {
+    pub fn find_timestamp(
+        &mut self,
+        config: &LogConfig,
+        timestamp: i64,
+    ) -> io::Result<Option<BatchLocation>> {
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
@@ -373,7 +409,10 @@ impl Segment {
         let mut pos = self.offset_index(config)?.lookup(from_offset).position as u64;
         while let Some(h) = self.read_header(pos)? {
             if h.max_timestamp >= timestamp {
-                return Ok(Some(BatchLocation { position: pos as u32, header: h }));
+                return Ok(Some(BatchLocation {
+                    position: pos as u32,
+                    header: h,
+                }));
             }
             pos += h.total_len() as u64;
         }
@@ -381,7 +420,11 @@ impl Segment {
     }
 
     pub fn slice(&mut self, position: u64, len: u64) -> io::Result<FileSlice> {
-        Ok(FileSlice { file: self.file()?, position, len })
+        Ok(FileSlice {
+            file: self.file()?,
+            position,
+            len,
+        })
     }
 
     /// Load a segment from disk, trusting its data (it lies before the recovery point
@@ -409,7 +452,8 @@ impl Segment {
         };
         if from_pos > 0 {
             // The scan re-adds the entry it starts from.
-            self.offset_index(config)?.truncate_to_position(from_pos as u32);
+            self.offset_index(config)?
+                .truncate_to_position(from_pos as u32);
             self.time_index(config)?.truncate_to_offset(from_offset);
             if let Some(h) = self.read_header_at_start(file_len)? {
                 self.rolling_timestamp = Some(h.max_timestamp);
@@ -488,7 +532,8 @@ impl Segment {
     pub fn truncate_to(&mut self, config: &LogConfig, position: u64) -> io::Result<()> {
         self.file()?.set_len(position)?;
         self.size = position;
-        self.offset_index(config)?.truncate_to_position(position as u32);
+        self.offset_index(config)?
+            .truncate_to_position(position as u32);
         Ok(())
     }
 
@@ -511,7 +556,9 @@ impl Segment {
         if next == self.base_offset {
             return Ok(None);
         }
-        Ok(self.find_batch(config, next - 1)?.map(|l| l.header.base_offset as u64))
+        Ok(self
+            .find_batch(config, next - 1)?
+            .map(|l| l.header.base_offset as u64))
     }
 
     pub fn flush_indexes(&self) -> io::Result<()> {
@@ -539,4 +586,3 @@ impl Segment {
         Ok(())
     }
 }
-

@@ -6,10 +6,17 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use runnel_protocol::record_batch::builder::batch_of_values;
 use runnel_protocol::record_batch::{validate_batch, BatchHeader, BatchIter, Strictness};
-use runnel_storage::{Log, LogConfig, LogManager, OpenMode, SharedLog, StorageError, TopicPartition};
+use runnel_storage::{
+    Log, LogConfig, LogManager, OpenMode, SharedLog, StorageError, TopicPartition,
+};
 
 fn small_config() -> LogConfig {
-    LogConfig { segment_bytes: 4096, index_interval_bytes: 256, segment_index_bytes: 4096, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        segment_index_bytes: 4096,
+        ..LogConfig::default()
+    }
 }
 
 /// A batch of `count` records whose values encode `tag`, stamped `ts`.
@@ -49,7 +56,10 @@ fn append_assigns_offsets_and_reads_back() {
     for i in 0..50u64 {
         let mut b = batch(i, 1 + (i as usize % 4), 100, 1_000 + i as i64);
         let info = log.append(&mut b, 0).unwrap();
-        assert_eq!(info.first_offset, sent.iter().map(|(_, c)| *c as u64).sum::<u64>());
+        assert_eq!(
+            info.first_offset,
+            sent.iter().map(|(_, c)| *c as u64).sum::<u64>()
+        );
         sent.push((b, 1 + (i as usize % 4)));
     }
     assert!(log.segment_count() > 1, "small segment.bytes must roll");
@@ -58,7 +68,10 @@ fn append_assigns_offsets_and_reads_back() {
     for ((h, bytes), (orig, _)) in got.iter().zip(&sent) {
         assert!(same_except_base_offset(bytes, orig));
         assert!(validate_batch(bytes, Strictness::Produce).is_ok());
-        assert_eq!(h.base_offset, i64::from_be_bytes(orig[..8].try_into().unwrap()));
+        assert_eq!(
+            h.base_offset,
+            i64::from_be_bytes(orig[..8].try_into().unwrap())
+        );
     }
 }
 
@@ -73,13 +86,20 @@ fn read_from_middle_of_batch_returns_whole_batch() {
     let bytes = r.slice.unwrap().read_to_vec().unwrap();
     let h = validate_batch(&bytes, Strictness::Produce).unwrap();
     assert_eq!((h.base_offset, h.last_offset()), (10, 19));
-    assert_eq!(h.total_len(), bytes.len(), "max_bytes=1 still returns exactly one whole batch");
+    assert_eq!(
+        h.total_len(),
+        bytes.len(),
+        "max_bytes=1 still returns exactly one whole batch"
+    );
 }
 
 #[test]
 fn read_respects_max_bytes_and_upper_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig { index_interval_bytes: 300, ..LogConfig::default() };
+    let cfg = LogConfig {
+        index_interval_bytes: 300,
+        ..LogConfig::default()
+    };
     let mut log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
     let len = batch(0, 1, 100, 0).len() as u64;
     for i in 0..100 {
@@ -93,13 +113,19 @@ fn read_respects_max_bytes_and_upper_bound() {
     assert_eq!(s.len, 13 * len, "stops before the upper bound");
     assert!(log.read(20, u64::MAX, 20).unwrap().slice.is_none());
     assert!(log.read(100, u64::MAX, u64::MAX).unwrap().slice.is_none());
-    assert!(matches!(log.read(101, 10, u64::MAX), Err(StorageError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(101, 10, u64::MAX),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
 }
 
 #[test]
 fn invalid_batches_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig { max_message_bytes: 1000, ..small_config() };
+    let cfg = LogConfig {
+        max_message_bytes: 1000,
+        ..small_config()
+    };
     let mut log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
     log.append(&mut batch(0, 1, 10, 0), 0).unwrap();
     let size = log.size_bytes();
@@ -107,17 +133,29 @@ fn invalid_batches_write_nothing() {
     let mut bad_crc = batch(1, 2, 10, 0);
     let n = bad_crc.len();
     bad_crc[n - 1] ^= 1;
-    assert!(matches!(log.append(&mut bad_crc, 0), Err(StorageError::InvalidBatch { .. })));
+    assert!(matches!(
+        log.append(&mut bad_crc, 0),
+        Err(StorageError::InvalidBatch { .. })
+    ));
 
     let mut too_big = batch(2, 1, 2000, 0);
-    assert!(matches!(log.append(&mut too_big, 0), Err(StorageError::BatchTooLarge { .. })));
+    assert!(matches!(
+        log.append(&mut too_big, 0),
+        Err(StorageError::BatchTooLarge { .. })
+    ));
 
     // A good batch followed by a torn one: the whole record set is refused.
     let mut set = batch(3, 1, 10, 0);
     let second = batch(4, 1, 10, 0);
     set.extend_from_slice(&second[..second.len() - 3]);
-    assert!(matches!(log.append(&mut set, 0), Err(StorageError::InvalidBatch { .. })));
-    assert!(matches!(log.append(&mut Vec::new(), 0), Err(StorageError::EmptyRecordSet)));
+    assert!(matches!(
+        log.append(&mut set, 0),
+        Err(StorageError::InvalidBatch { .. })
+    ));
+    assert!(matches!(
+        log.append(&mut Vec::new(), 0),
+        Err(StorageError::EmptyRecordSet)
+    ));
 
     assert_eq!(log.log_end_offset(), 1);
     assert_eq!(log.size_bytes(), size);
@@ -126,7 +164,10 @@ fn invalid_batches_write_nothing() {
 #[test]
 fn rolls_on_segment_ms() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig { segment_ms: 1000, ..LogConfig::default() };
+    let cfg = LogConfig {
+        segment_ms: 1000,
+        ..LogConfig::default()
+    };
     let mut log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
     log.append(&mut batch(0, 1, 10, 10_000), 10_000).unwrap();
     log.append(&mut batch(1, 1, 10, 10_500), 10_500).unwrap();
@@ -150,9 +191,18 @@ fn sealed_indexes_are_trimmed() {
     assert!(bases.len() > 2);
     let first = dir.path().join(format!("{:020}.index", bases[0]));
     let len = std::fs::metadata(&first).unwrap().len();
-    assert!(len > 0 && len < 4096 && len % 8 == 0, "sealed index trimmed to its entries, got {len}");
-    let active = dir.path().join(format!("{:020}.index", bases[bases.len() - 1]));
-    assert_eq!(std::fs::metadata(active).unwrap().len(), 4096, "active index preallocated");
+    assert!(
+        len > 0 && len < 4096 && len.is_multiple_of(8),
+        "sealed index trimmed to its entries, got {len}"
+    );
+    let active = dir
+        .path()
+        .join(format!("{:020}.index", bases[bases.len() - 1]));
+    assert_eq!(
+        std::fs::metadata(active).unwrap().len(),
+        4096,
+        "active index preallocated"
+    );
 }
 
 #[test]
@@ -160,11 +210,15 @@ fn find_by_timestamp() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
     for i in 0..60 {
-        log.append(&mut batch(i, 2, 100, 1_000 + 10 * i as i64), 0).unwrap();
+        log.append(&mut batch(i, 2, 100, 1_000 + 10 * i as i64), 0)
+            .unwrap();
     }
     assert!(log.segment_count() > 2);
     for target in [0, 1_000, 1_001, 1_005, 1_010, 1_300, 1_590] {
-        let hit = log.find_timestamp(target).unwrap().expect("a batch at or after the target");
+        let hit = log
+            .find_timestamp(target)
+            .unwrap()
+            .expect("a batch at or after the target");
         let expect_batch = ((target - 1_000).max(0) + 9) / 10;
         assert_eq!(hit.batch.base_offset, expect_batch * 2, "target {target}");
         assert!(hit.batch.max_timestamp >= target);
@@ -189,16 +243,26 @@ fn advancing_log_start_deletes_whole_segments_and_persists() {
     assert_eq!(log.log_start_offset(), cut);
     assert_eq!(log.segment_base_offsets()[0], bases[2]);
     assert!(!dir.path().join(format!("{:020}.log", bases[0])).exists());
-    assert!(matches!(log.read(cut - 1, 100, u64::MAX), Err(StorageError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(cut - 1, 100, u64::MAX),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
     log.close().unwrap();
     drop(log);
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Clean).unwrap();
-    assert_eq!(log.log_start_offset(), cut, "log start offset survives restart");
+    assert_eq!(
+        log.log_start_offset(),
+        cut,
+        "log start offset survives restart"
+    );
     assert_eq!(log.log_end_offset(), 40);
     // Moving the start to the end deletes everything and keeps appending.
     log.advance_log_start_offset(40).unwrap();
     assert_eq!(log.segment_count(), 1);
-    assert_eq!(log.append(&mut batch(0, 1, 1, 0), 0).unwrap().first_offset, 40);
+    assert_eq!(
+        log.append(&mut batch(0, 1, 1, 0), 0).unwrap().first_offset,
+        40
+    );
 }
 
 #[test]
@@ -214,7 +278,10 @@ fn clean_reopen_keeps_everything() {
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Clean).unwrap();
     assert_eq!(log.log_end_offset(), 90);
     assert_eq!(read_all(&mut log), before);
-    assert_eq!(log.append(&mut batch(99, 1, 1, 0), 0).unwrap().first_offset, 90);
+    assert_eq!(
+        log.append(&mut batch(99, 1, 1, 0), 0).unwrap().first_offset,
+        90
+    );
 }
 
 #[test]
@@ -229,8 +296,16 @@ fn missing_or_corrupt_indexes_are_rebuilt() {
     log.close().unwrap();
     drop(log);
     std::fs::remove_file(dir.path().join(format!("{:020}.index", bases[0]))).unwrap();
-    std::fs::write(dir.path().join(format!("{:020}.index", bases[1])), [0xff; 24]).unwrap();
-    std::fs::write(dir.path().join(format!("{:020}.timeindex", bases[2])), [0x7f; 7]).unwrap();
+    std::fs::write(
+        dir.path().join(format!("{:020}.index", bases[1])),
+        [0xff; 24],
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join(format!("{:020}.timeindex", bases[2])),
+        [0x7f; 7],
+    )
+    .unwrap();
     let last = bases[bases.len() - 1];
     std::fs::write(dir.path().join(format!("{last:020}.index")), [0x01; 16]).unwrap();
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Clean).unwrap();
@@ -242,7 +317,10 @@ fn missing_or_corrupt_indexes_are_rebuilt() {
         assert!(h.base_offset as u64 <= offset && offset <= h.last_offset() as u64);
     }
     let first_index = dir.path().join(format!("{:020}.index", bases[0]));
-    assert!(std::fs::metadata(first_index).unwrap().len() > 0, "rebuilt index written");
+    assert!(
+        std::fs::metadata(first_index).unwrap().len() > 0,
+        "rebuilt index written"
+    );
 }
 
 /// Build a log of `n` batches and drop it without a clean close (as a crash would).
@@ -275,29 +353,50 @@ fn torn_write_at_every_byte_of_the_last_batch() {
         *log.segment_base_offsets().last().unwrap()
     };
     let seg_name = format!("{last_segment:020}.log");
-    let full_len = std::fs::metadata(pristine.path().join(&seg_name)).unwrap().len();
+    let full_len = std::fs::metadata(pristine.path().join(&seg_name))
+        .unwrap()
+        .len();
     let last_len = sent.last().unwrap().len() as u64;
-    let complete: u64 = sent[..sent.len() - 1].iter().map(|b| {
-        validate_batch(b, Strictness::Produce).unwrap().last_offset_delta as u64 + 1
-    }).sum();
+    let complete: u64 = sent[..sent.len() - 1]
+        .iter()
+        .map(|b| {
+            validate_batch(b, Strictness::Produce)
+                .unwrap()
+                .last_offset_delta as u64
+                + 1
+        })
+        .sum();
     for cut in (full_len - last_len)..full_len {
         let work = tempfile::tempdir().unwrap();
         copy_dir(pristine.path(), work.path());
-        let f = std::fs::OpenOptions::new().write(true).open(work.path().join(&seg_name)).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(work.path().join(&seg_name))
+            .unwrap();
         f.set_len(cut).unwrap();
         drop(f);
         let mut log = Log::open(work.path(), small_config(), OpenMode::Recover).unwrap();
         assert_eq!(log.log_end_offset(), complete, "cut at {cut}");
         let got = read_all(&mut log);
-        assert_eq!(got.len(), sent.len() - 1, "exactly the complete batches remain (cut at {cut})");
+        assert_eq!(
+            got.len(),
+            sent.len() - 1,
+            "exactly the complete batches remain (cut at {cut})"
+        );
         for ((_, bytes), orig) in got.iter().zip(&sent) {
             assert!(same_except_base_offset(bytes, orig));
         }
         if cut > full_len - last_len {
-            assert_eq!(log.recovery_report().truncated_bytes, cut - (full_len - last_len));
+            assert_eq!(
+                log.recovery_report().truncated_bytes,
+                cut - (full_len - last_len)
+            );
         }
         let info = log.append(&mut batch(1000, 2, 5, 0), 0).unwrap();
-        assert_eq!(info.first_offset, complete, "appends continue at the right offset");
+        assert_eq!(
+            info.first_offset, complete,
+            "appends continue at the right offset"
+        );
         assert_eq!(read_all(&mut log).len(), sent.len());
     }
 }
@@ -324,7 +423,12 @@ fn corrupt_byte_in_old_batch_is_reported_and_truncated() {
     assert!(report.segments_deleted > 0, "later segments are cut");
     let expected_end: u64 = sent[..3]
         .iter()
-        .map(|b| validate_batch(b, Strictness::Produce).unwrap().last_offset_delta as u64 + 1)
+        .map(|b| {
+            validate_batch(b, Strictness::Produce)
+                .unwrap()
+                .last_offset_delta as u64
+                + 1
+        })
         .sum();
     assert_eq!(log.log_end_offset(), expected_end);
     assert_eq!(read_all(&mut log).len(), 3);
@@ -339,13 +443,24 @@ fn recovery_scans_from_the_recovery_point() {
     // the one holding it onwards are validated batch by batch.
     let log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
     assert!(log.recovery_report().segments_scanned < log.segment_count());
-    assert_eq!(log.log_end_offset(), sent.iter().map(|b| validate_batch(b, Strictness::Produce).unwrap().last_offset_delta as u64 + 1).sum::<u64>());
+    assert_eq!(
+        log.log_end_offset(),
+        sent.iter()
+            .map(|b| validate_batch(b, Strictness::Produce)
+                .unwrap()
+                .last_offset_delta as u64
+                + 1)
+            .sum::<u64>()
+    );
 }
 
 #[test]
 fn inactive_segment_handles_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig { max_open_inactive_segments: 2, ..small_config() };
+    let cfg = LogConfig {
+        max_open_inactive_segments: 2,
+        ..small_config()
+    };
     let mut log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
     for i in 0..100 {
         log.append(&mut batch(i, 1, 300, 0), 0).unwrap();
@@ -361,7 +476,9 @@ fn inactive_segment_handles_are_bounded() {
 #[test]
 fn group_commit_shares_fsyncs_between_appenders() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(SharedLog::new(Log::open(dir.path(), LogConfig::default(), OpenMode::Recover).unwrap()));
+    let log = Arc::new(SharedLog::new(
+        Log::open(dir.path(), LogConfig::default(), OpenMode::Recover).unwrap(),
+    ));
     let per_thread = 200;
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -397,7 +514,11 @@ fn manager_clean_and_unclean_restart() {
         }
         m.close().unwrap();
     }
-    assert!(dir.path().join("orders-v1-3").join("00000000000000000000.log").exists());
+    assert!(dir
+        .path()
+        .join("orders-v1-3")
+        .join("00000000000000000000.log")
+        .exists());
     {
         let m = LogManager::open(dir.path(), |_| small_config()).unwrap();
         assert!(m.opened_clean());

@@ -1,1 +1,173 @@
-fn main() {}
+//! `runnel`: the broker (`runnel serve`) and, in time, the operator CLI.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use runnel_broker::BrokerConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "runnel",
+    version,
+    about = "An event log broker that speaks the Kafka protocol"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "RUNNEL_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker. With no options: data under ./data, listening on 127.0.0.1:9092.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML file of broker settings, by Kafka name (`num.partitions = 3`).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Data directory (`log.dirs`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on (`listeners`); port 0 picks a free port.
+    #[arg(long)]
+    listen: Option<String>,
+    /// host:port clients should connect to (`advertised.listeners`).
+    #[arg(long)]
+    advertised_listener: Option<String>,
+    /// Default partition count for new topics (`num.partitions`).
+    #[arg(long)]
+    num_partitions: Option<u32>,
+    /// Any other setting, as NAME=VALUE with Kafka's name. Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    settings: Vec<String>,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let mut cli = BTreeMap::new();
+    if let Some(d) = &args.data_dir {
+        cli.insert("log.dirs".to_string(), d.display().to_string());
+    }
+    if let Some(l) = &args.listen {
+        cli.insert("listeners".to_string(), l.clone());
+    }
+    if let Some(a) = &args.advertised_listener {
+        cli.insert("advertised.listeners".to_string(), a.clone());
+    }
+    if let Some(n) = args.num_partitions {
+        cli.insert("num.partitions".to_string(), n.to_string());
+    }
+    for s in &args.settings {
+        let Some((k, v)) = s.split_once('=') else {
+            eprintln!("error: --set expects NAME=VALUE, got {s:?}");
+            return ExitCode::from(2);
+        };
+        cli.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    let config = match BrokerConfig::load(args.config.as_deref(), cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    raise_fd_limit();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            let _ = tx.send(true);
+        });
+        let data_dir = config.data_dir.clone();
+        runnel_broker::run(config, rx, |addr| {
+            tracing::info!(%addr, data_dir = %data_dir.display(), "runnel is ready");
+            // Scripts and tests wait for this line.
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "runnel listening on {addr}");
+            let _ = out.flush();
+        })
+        .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "the broker stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Each partition keeps its active segment open; lift the soft file limit to the hard
+/// one so thousands of partitions fit.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The broker's shared state: configuration, the topic registry, the partition logs and
+//! the producer id allocator. Request handlers are functions over `&Broker`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use kafka_protocol::error::ResponseError;
+use runnel_storage::{LogConfig, LogManager, TopicPartition};
+use uuid::Uuid;
+
+use crate::config::BrokerConfig;
+use crate::partition::Partition;
+use crate::producer_state::{ProducerIdManager, ProducerStateManager};
+use crate::topic_config::{self, BrokerTopicDefaults};
+use crate::topics::{validate_topic_name, TopicMeta, TopicRegistry};
+
+/// A Kafka error code with a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub error: ResponseError,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(error: ResponseError, message: impl Into<String>) -> ApiError {
+        ApiError {
+            error,
+            message: message.into(),
+        }
+    }
+    pub fn code(&self) -> i16 {
+        self.error.code()
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.error, self.message)
+    }
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub topic_defaults: BrokerTopicDefaults,
+    pub logs: LogManager,
+    topics: RwLock<TopicRegistry>,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    producer_ids: Mutex<ProducerIdManager>,
+    /// Host and port that clients are told to connect to.
+    advertised: RwLock<(String, u16)>,
+    /// Serializes topic creation/deletion/alteration (rare, touches several structures).
+    admin: tokio::sync::Mutex<()>,
+}
+
+/// A config problem as Kafka reports it (INVALID_CONFIG or INVALID_REQUEST).
+pub fn config_error(e: topic_config::ConfigError) -> ApiError {
+    let error =
+        ResponseError::try_from_code(e.kafka_error_code()).unwrap_or(ResponseError::InvalidConfig);
+    ApiError::new(error, e.to_string())
+}
+
+fn err_io(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ResponseError::KafkaStorageError, e.to_string())
+}
+
+impl Broker {
+    /// Open the data directory: topic registry, partition logs (recovering them after a
+    /// crash) and producer state.
+    pub fn open(config: BrokerConfig) -> std::io::Result<Broker> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)?;
+        let topic_defaults = BrokerTopicDefaults::from_broker_settings(&config.settings)
+            .map_err(std::io::Error::other)?;
+        let topics = TopicRegistry::open(&data_dir)?;
+        let log_configs: HashMap<String, LogConfig> = topics
+            .all()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    topic_config::log_config(&t.configs, &topic_defaults),
+                )
+            })
+            .collect();
+        let default_log = topic_config::log_config(&BTreeMap::new(), &topic_defaults);
+        let logs = LogManager::open(&data_dir, |tp| {
+            log_configs
+                .get(&tp.topic)
+                .cloned()
+                .unwrap_or_else(|| default_log.clone())
+        })
+        .map_err(std::io::Error::other)?;
+        let producer_ids = ProducerIdManager::open(&data_dir.join("producer-id-block"))?;
+        let broker = Broker {
+            advertised: RwLock::new((String::new(), 0)),
+            config,
+            topic_defaults,
+            logs,
+            topics: RwLock::new(topics),
+            partitions: RwLock::new(HashMap::new()),
+            producer_ids: Mutex::new(producer_ids),
+            admin: tokio::sync::Mutex::new(()),
+        };
+        let metas: Vec<TopicMeta> = broker.topics().all().cloned().collect();
+        for meta in &metas {
+            for p in 0..meta.partitions {
+                broker
+                    .open_partition(meta, p)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+        }
+        // Logs of topics the registry does not know (deleted while a crash interrupted
+        // the deletion) go.
+        for tp in broker.logs.partitions() {
+            let known = broker
+                .topics()
+                .get(&tp.topic)
+                .is_some_and(|t| tp.partition < t.partitions);
+            if !known {
+                tracing::warn!(partition = %tp, "deleting a partition log of an unknown topic");
+                broker.logs.delete(&tp).map_err(std::io::Error::other)?;
+            }
+        }
+        Ok(broker)
+    }
+
+    pub fn topics(&self) -> std::sync::RwLockReadGuard<'_, TopicRegistry> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn topics_mut(&self) -> std::sync::RwLockWriteGuard<'_, TopicRegistry> {
+        self.topics.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.topics().cluster_id.clone()
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    pub fn set_advertised(&self, host: String, port: u16) {
+        *self.advertised.write().unwrap_or_else(|p| p.into_inner()) = (host, port);
+    }
+
+    pub fn advertised(&self) -> (String, u16) {
+        self.advertised
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        let tp = TopicPartition::new(topic, partition);
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tp)
+            .cloned()
+    }
+
+    pub fn partitions_of(&self, topic: &str) -> Vec<Arc<Partition>> {
+        let n = self.topics().get(topic).map_or(0, |t| t.partitions);
+        (0..n).filter_map(|p| self.partition(topic, p)).collect()
+    }
+
+    pub fn next_producer_id(&self) -> Result<i64, ApiError> {
+        self.producer_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_id()
+            .map_err(err_io)
+    }
+
+    fn open_partition(&self, meta: &TopicMeta, partition: i32) -> Result<Arc<Partition>, ApiError> {
+        let tp = TopicPartition::new(meta.name.clone(), partition);
+        let resolved = topic_config::resolve(&meta.configs, &self.topic_defaults);
+        let log = self
+            .logs
+            .get_or_create(&tp, resolved.log_config())
+            .map_err(err_io)?;
+        // Make everything recovery kept durable before it becomes visible.
+        let leo = log.lock().log_end_offset();
+        log.sync_to(leo).map_err(err_io)?;
+        let producers = self.load_producer_state(&log)?;
+        let p = Arc::new(Partition::new(
+            tp.clone(),
+            log,
+            producers,
+            resolved.write_caching,
+        ));
+        p.set_log_append_time(resolved.log_append_time());
+        self.partitions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tp, p.clone());
+        Ok(p)
+    }
+
+    /// Producer state: the newest snapshot, then every batch header after it.
+    fn load_producer_state(
+        &self,
+        log: &runnel_storage::SharedLog,
+    ) -> Result<ProducerStateManager, ApiError> {
+        let mut log = log.lock();
+        let dir = log.dir().to_path_buf();
+        let leo = log.log_end_offset();
+        let (mut state, from) = match ProducerStateManager::load_latest(&dir, leo) {
+            Some((state, offset)) => (state, offset),
+            None => (ProducerStateManager::new(), log.log_start_offset()),
+        };
+        let mut offset = from.max(log.log_start_offset());
+        let mut buf = Vec::new();
+        while offset < leo {
+            let r = log.read(offset, 1 << 20, leo).map_err(err_io)?;
+            let Some(slice) = r.slice else { break };
+            slice.read_into(&mut buf).map_err(err_io)?;
+            let mut next = offset;
+            for item in runnel_protocol::record_batch::BatchIter::new(
+                &buf,
+                runnel_protocol::record_batch::Strictness::Stored,
+            ) {
+                let Ok((_, h)) = item else { break };
+                state.replay(&h);
+                next = h.last_offset() as u64 + 1;
+            }
+            if next == offset {
+                break;
+            }
+            offset = next;
+        }
+        Ok(state)
+    }
+
+    /// Create a topic. `validate_only` checks everything and changes nothing.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &[(String, Option<String>)],
+        validate_only: bool,
+    ) -> Result<TopicMeta, ApiError> {
+        let _admin = self.admin.lock().await;
+        validate_topic_name(name)
+            .map_err(|m| ApiError::new(ResponseError::InvalidTopicException, m))?;
+        if self.topics().get(name).is_some() {
+            return Err(ApiError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
+        }
+        if let Some(other) = self.topics().colliding(name) {
+            return Err(ApiError::new(
+                ResponseError::InvalidTopicException,
+                format!(
+                    "Topic '{name}' collides with existing topic: {}",
+                    other.name
+                ),
+            ));
+        }
+        let partitions = if partitions == -1 {
+            self.config.num_partitions
+        } else {
+            partitions
+        };
+        if !(1..=100_000).contains(&partitions) {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                "Number of partitions must be larger than 0.",
+            ));
+        }
+        if replication_factor != -1 && replication_factor != 1 {
+            return Err(ApiError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "Replication factor: {replication_factor} larger than available brokers: 1."
+                ),
+            ));
+        }
+        let configs =
+            topic_config::validate_create(configs, &self.topic_defaults).map_err(config_error)?;
+        if name.contains('.') || name.contains('_') {
+            tracing::warn!(
+                topic = name,
+                "topic names with '.' or '_' can collide in metric names"
+            );
+        }
+        let meta = TopicMeta {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs,
+            internal: name.starts_with("__"),
+            created_ms: runnel_storage::now_ms(),
+        };
+        if validate_only {
+            return Ok(meta);
+        }
+        self.topics_mut().insert(meta.clone()).map_err(err_io)?;
+        for p in 0..partitions {
+            self.open_partition(&meta, p)?;
+        }
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(meta)
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<TopicMeta, ApiError> {
+        let _admin = self.admin.lock().await;
+        if !self.config.delete_topic_enable {
+            return Err(ApiError::new(
+                ResponseError::TopicDeletionDisabled,
+                "Topic deletion is disabled.",
+            ));
+        }
+        let Some(meta) = self.topics().get(name).cloned() else {
+            return Err(ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                "This server does not host this topic-partition.",
+            ));
+        };
+        // Registry first: once it is gone, a crash finishes the log deletion on start.
+        self.topics_mut().remove(name).map_err(err_io)?;
+        for p in 0..meta.partitions {
+            let tp = TopicPartition::new(name, p);
+            self.partitions
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&tp);
+            self.logs.delete(&tp).map_err(err_io)?;
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(meta)
+    }
+
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        let _admin = self.admin.lock().await;
+        let Some(mut meta) = self.topics().get(name).cloned() else {
+            return Err(ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("The topic '{name}' does not exist."),
+            ));
+        };
+        if count <= meta.partitions {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                format!("Topic currently has {} partitions, which is higher than the requested {count}.", meta.partitions),
+            ));
+        }
+        if count > 100_000 {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                "Too many partitions.",
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let old = meta.partitions;
+        meta.partitions = count;
+        self.topics_mut().insert(meta.clone()).map_err(err_io)?;
+        for p in old..count {
+            self.open_partition(&meta, p)?;
+        }
+        Ok(())
+    }
+
+    /// Replace a topic's config overrides and apply them to its partitions.
+    pub async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        let _admin = self.admin.lock().await;
+        let Some(mut meta) = self.topics().get(name).cloned() else {
+            return Err(ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic {name} does not exist."),
+            ));
+        };
+        let configs =
+            topic_config::validate_all(&configs, &self.topic_defaults).map_err(config_error)?;
+        if validate_only {
+            return Ok(());
+        }
+        meta.configs = configs;
+        self.topics_mut().insert(meta.clone()).map_err(err_io)?;
+        let resolved = topic_config::resolve(&meta.configs, &self.topic_defaults);
+        for p in self.partitions_of(name) {
+            p.log
+                .lock()
+                .set_config(resolved.log_config())
+                .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
+            p.set_write_caching(resolved.write_caching);
+            p.set_log_append_time(resolved.log_append_time());
+        }
+        Ok(())
+    }
+
+    pub fn topic_meta(&self, name: &str) -> Option<TopicMeta> {
+        self.topics().get(name).cloned()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// Flush everything, snapshot producer state and mark the shutdown clean.
+    pub fn shutdown(&self) -> std::io::Result<()> {
+        let partitions: Vec<Arc<Partition>> = self
+            .partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for p in &partitions {
+            let leo = p.log.lock().log_end_offset();
+            let dir = p.log.lock().dir().to_path_buf();
+            if let Err(e) = p.producers().write_snapshot(&dir, leo) {
+                tracing::warn!(partition = %p.tp, error = %e, "writing the producer snapshot failed; replay covers it");
+            }
+        }
+        self.logs.close().map_err(std::io::Error::other)?;
+        tracing::info!("shut down cleanly");
+        Ok(())
+    }
+}

@@ -1,0 +1,487 @@
+//! Topic administration and configs: CreateTopics, DeleteTopics, CreatePartitions,
+//! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, DescribeLogDirs, and
+//! InitProducerId.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages as m;
+
+use super::{str_bytes, topic_name};
+use crate::broker::{config_error, ApiError, Broker};
+use crate::topic_config::{self, AlterOp};
+
+/// DescribeConfigs/AlterConfigs resource types.
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+pub async fn create_topics(
+    broker: &Broker,
+    req: m::CreateTopicsRequest,
+    version: i16,
+) -> m::CreateTopicsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let name = t.name.0.to_string();
+        let mut result = m::create_topics_response::CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        let configs: Vec<(String, Option<String>)> = t
+            .configs
+            .iter()
+            .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+            .collect();
+        let outcome = if !t.assignments.is_empty() {
+            // Manual replica assignment: only our own node can hold a replica.
+            let bad = t
+                .assignments
+                .iter()
+                .any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != broker.node_id());
+            if bad {
+                Err(ApiError::new(
+                    ResponseError::InvalidReplicaAssignment,
+                    "replicas must be exactly this broker",
+                ))
+            } else {
+                broker
+                    .create_topic(
+                        &name,
+                        t.assignments.len() as i32,
+                        -1,
+                        &configs,
+                        req.validate_only,
+                    )
+                    .await
+            }
+        } else {
+            broker
+                .create_topic(
+                    &name,
+                    t.num_partitions,
+                    t.replication_factor,
+                    &configs,
+                    req.validate_only,
+                )
+                .await
+        };
+        match outcome {
+            Ok(meta) => {
+                result = result
+                    .with_topic_id(meta.id)
+                    .with_num_partitions(meta.partitions)
+                    .with_replication_factor(1);
+                if version >= 5 {
+                    let entries =
+                        topic_config::describe(&meta.configs, &broker.topic_defaults, None, false);
+                    result = result.with_configs(Some(
+                        entries
+                            .into_iter()
+                            .map(|e| {
+                                m::create_topics_response::CreatableTopicConfigs::default()
+                                    .with_name(str_bytes(e.name))
+                                    .with_value(e.value.map(str_bytes))
+                                    .with_read_only(e.read_only)
+                                    .with_config_source(e.source.code())
+                                    .with_is_sensitive(e.is_sensitive)
+                            })
+                            .collect(),
+                    ));
+                }
+            }
+            Err(e) => {
+                result = result
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str_bytes(e.message)));
+            }
+        }
+        results.push(result);
+    }
+    m::CreateTopicsResponse::default().with_topics(results)
+}
+
+pub async fn delete_topics(
+    broker: &Broker,
+    req: m::DeleteTopicsRequest,
+    version: i16,
+) -> m::DeleteTopicsResponse {
+    // v0-5 name topics in `topic_names`; v6 in `topics` by name or id.
+    let mut targets: Vec<(Option<String>, uuid::Uuid)> = req
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+        .collect();
+    targets.extend(
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
+    );
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let resolved = match (&name, id.is_nil()) {
+            (Some(n), _) => Some(n.clone()),
+            (None, false) => broker.topics().by_id(&id).map(|t| t.name.clone()),
+            (None, true) => None,
+        };
+        let mut r = m::delete_topics_response::DeletableTopicResult::default()
+            .with_name(name.as_deref().map(topic_name))
+            .with_topic_id(id);
+        match resolved {
+            None => {
+                let code = if id.is_nil() {
+                    ResponseError::InvalidRequest
+                } else {
+                    ResponseError::UnknownTopicId
+                };
+                r = r.with_error_code(code.code());
+            }
+            Some(n) => match broker.delete_topic(&n).await {
+                Ok(meta) => {
+                    if version >= 6 {
+                        r = r
+                            .with_name(Some(topic_name(&meta.name)))
+                            .with_topic_id(meta.id);
+                    }
+                }
+                Err(e) => {
+                    r = r.with_error_code(e.code());
+                    if version >= 5 {
+                        r = r.with_error_message(Some(str_bytes(e.message)));
+                    }
+                }
+            },
+        }
+        responses.push(r);
+    }
+    m::DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub async fn create_partitions(
+    broker: &Broker,
+    req: m::CreatePartitionsRequest,
+) -> m::CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let mut r = m::create_partitions_response::CreatePartitionsTopicResult::default()
+            .with_name(t.name.clone());
+        let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
+            a.iter()
+                .any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != broker.node_id())
+        });
+        let outcome = if bad_assignment {
+            Err(ApiError::new(
+                ResponseError::InvalidReplicaAssignment,
+                "replicas must be exactly this broker",
+            ))
+        } else {
+            broker
+                .create_partitions(&t.name.0, t.count, req.validate_only)
+                .await
+        };
+        if let Err(e) = outcome {
+            r = r
+                .with_error_code(e.code())
+                .with_error_message(Some(str_bytes(e.message)));
+        }
+        results.push(r);
+    }
+    m::CreatePartitionsResponse::default().with_results(results)
+}
+
+pub fn describe_configs(
+    broker: &Broker,
+    req: m::DescribeConfigsRequest,
+    version: i16,
+) -> m::DescribeConfigsResponse {
+    let results = req
+        .resources
+        .iter()
+        .map(|res| {
+            let base = m::describe_configs_response::DescribeConfigsResult::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            let keys: Option<Vec<String>> = res
+                .configuration_keys
+                .as_ref()
+                .map(|k| k.iter().map(|s| s.to_string()).collect());
+            let entries = match res.resource_type {
+                RESOURCE_TOPIC => match broker.topic_meta(&res.resource_name) {
+                    Some(meta) => topic_config::describe(
+                        &meta.configs,
+                        &broker.topic_defaults,
+                        keys.as_deref(),
+                        req.include_synonyms,
+                    ),
+                    None => {
+                        return base
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_error_message(Some(str_bytes(format!(
+                                "Topic {} does not exist",
+                                &*res.resource_name
+                            ))));
+                    }
+                },
+                RESOURCE_BROKER => {
+                    if !res.resource_name.is_empty()
+                        && res.resource_name.parse::<i32>().ok() != Some(broker.node_id())
+                    {
+                        return base
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_error_message(Some(str_bytes("unknown broker id")));
+                    }
+                    broker_config_entries(broker, keys.as_deref())
+                }
+                _ => {
+                    return base
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(str_bytes(format!(
+                            "unsupported resource type {}",
+                            res.resource_type
+                        ))));
+                }
+            };
+            let configs = entries
+                .into_iter()
+                .map(|e| {
+                    let mut c =
+                        m::describe_configs_response::DescribeConfigsResourceResult::default()
+                            .with_name(str_bytes(e.name))
+                            .with_value(e.value.map(str_bytes))
+                            .with_read_only(e.read_only)
+                            .with_config_source(e.source.code())
+                            .with_is_sensitive(e.is_sensitive);
+                    if version >= 1 && req.include_synonyms {
+                        c = c.with_synonyms(
+                            e.synonyms
+                                .into_iter()
+                                .map(|s| {
+                                    m::describe_configs_response::DescribeConfigsSynonym::default()
+                                        .with_name(str_bytes(s.name))
+                                        .with_value(s.value.map(str_bytes))
+                                        .with_source(s.source.code())
+                                })
+                                .collect(),
+                        );
+                    }
+                    if version >= 3 {
+                        c = c.with_config_type(e.config_type.code());
+                        if req.include_documentation {
+                            c = c.with_documentation(e.documentation.map(str_bytes));
+                        }
+                    }
+                    c
+                })
+                .collect();
+            base.with_configs(configs)
+        })
+        .collect();
+    m::DescribeConfigsResponse::default().with_results(results)
+}
+
+/// The broker's own settings, read-only (Runnel has no dynamic broker configs).
+fn broker_config_entries(
+    broker: &Broker,
+    keys: Option<&[String]>,
+) -> Vec<topic_config::ConfigEntry> {
+    broker
+        .config
+        .settings
+        .iter()
+        .filter(|(k, _)| keys.is_none_or(|keys| keys.iter().any(|x| x == *k)))
+        .map(|(k, v)| topic_config::ConfigEntry::static_broker(k, v))
+        .collect()
+}
+
+/// The same response shape exists in AlterConfigs and IncrementalAlterConfigs.
+macro_rules! alter_result {
+    ($ty:ty, $res:expr, $outcome:expr) => {{
+        let r = <$ty>::default()
+            .with_resource_type($res.resource_type)
+            .with_resource_name($res.resource_name.clone());
+        match $outcome {
+            Ok(()) => r,
+            Err(e) => r
+                .with_error_code(e.code())
+                .with_error_message(Some(str_bytes(e.message))),
+        }
+    }};
+}
+
+pub async fn alter_configs(
+    broker: &Broker,
+    req: m::AlterConfigsRequest,
+) -> m::AlterConfigsResponse {
+    let mut responses = Vec::new();
+    for res in &req.resources {
+        let outcome = if res.resource_type != RESOURCE_TOPIC {
+            Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                "only topic configs can be altered",
+            ))
+        } else {
+            // Legacy AlterConfigs replaces the whole set of overrides.
+            let configs: Vec<(String, Option<String>)> = res
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                .collect();
+            match topic_config::replace_all(&configs, &broker.topic_defaults) {
+                Ok(configs) => {
+                    broker
+                        .set_topic_configs(&res.resource_name, configs, req.validate_only)
+                        .await
+                }
+                Err(e) => Err(config_error(e)),
+            }
+        };
+        responses.push(alter_result!(
+            m::alter_configs_response::AlterConfigsResourceResponse,
+            res,
+            outcome
+        ));
+    }
+    m::AlterConfigsResponse::default().with_responses(responses)
+}
+
+pub async fn incremental_alter_configs(
+    broker: &Broker,
+    req: m::IncrementalAlterConfigsRequest,
+) -> m::IncrementalAlterConfigsResponse {
+    let mut responses = Vec::new();
+    for res in &req.resources {
+        let outcome = if res.resource_type != RESOURCE_TOPIC {
+            Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                "only topic configs can be altered",
+            ))
+        } else {
+            match broker.topic_meta(&res.resource_name) {
+                None => Err(ApiError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Topic {} does not exist", &*res.resource_name),
+                )),
+                Some(meta) => {
+                    let ops: Result<Vec<_>, ApiError> = res
+                        .configs
+                        .iter()
+                        .map(|c| {
+                            let op = AlterOp::from_code(c.config_operation).ok_or_else(|| {
+                                ApiError::new(
+                                    ResponseError::InvalidRequest,
+                                    format!("unknown config operation {}", c.config_operation),
+                                )
+                            })?;
+                            Ok((
+                                c.name.to_string(),
+                                op,
+                                c.value.as_ref().map(|v| v.to_string()),
+                            ))
+                        })
+                        .collect();
+                    match ops.and_then(|ops| {
+                        topic_config::incremental_alter(&meta.configs, &ops, &broker.topic_defaults)
+                            .map_err(config_error)
+                    }) {
+                        Ok(configs) => {
+                            broker
+                                .set_topic_configs(&res.resource_name, configs, req.validate_only)
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+        };
+        responses.push(alter_result!(
+            m::incremental_alter_configs_response::AlterConfigsResourceResponse,
+            res,
+            outcome
+        ));
+    }
+    m::IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+pub fn describe_log_dirs(
+    broker: &Broker,
+    req: m::DescribeLogDirsRequest,
+) -> m::DescribeLogDirsResponse {
+    let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.topic.0.to_string(), t.partitions.clone()))
+            .collect()
+    });
+    let metas: Vec<_> = broker.topics().all().cloned().collect();
+    let mut topics = Vec::new();
+    for meta in metas {
+        let parts: Vec<i32> = match &wanted {
+            None => (0..meta.partitions).collect(),
+            Some(w) => match w.get(&meta.name) {
+                Some(ps) => ps
+                    .iter()
+                    .copied()
+                    .filter(|p| *p < meta.partitions)
+                    .collect(),
+                None => continue,
+            },
+        };
+        let partitions = parts
+            .into_iter()
+            .filter_map(|p| broker.partition(&meta.name, p))
+            .map(|p| {
+                let size = p.log.lock().size_bytes() as i64;
+                m::describe_log_dirs_response::DescribeLogDirsPartition::default()
+                    .with_partition_index(p.tp.partition)
+                    .with_partition_size(size)
+            })
+            .collect();
+        topics.push(
+            m::describe_log_dirs_response::DescribeLogDirsTopic::default()
+                .with_name(topic_name(&meta.name))
+                .with_partitions(partitions),
+        );
+    }
+    let dir = std::fs::canonicalize(broker.data_dir())
+        .unwrap_or_else(|_| broker.data_dir().to_path_buf());
+    let (total, usable) = disk_space(&dir).unwrap_or((-1, -1));
+    m::DescribeLogDirsResponse::default().with_results(vec![
+        m::describe_log_dirs_response::DescribeLogDirsResult::default()
+            .with_log_dir(str_bytes(dir.display().to_string()))
+            .with_topics(topics)
+            .with_total_bytes(total)
+            .with_usable_bytes(usable),
+    ])
+}
+
+/// (total, available) bytes of the filesystem holding `dir`.
+fn disk_space(dir: &std::path::Path) -> Option<(i64, i64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid NUL-terminated string and `st` a valid out pointer.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let frsize = st.f_frsize as i64;
+    Some((st.f_blocks as i64 * frsize, st.f_bavail as i64 * frsize))
+}
+
+pub fn init_producer_id(
+    broker: &Broker,
+    req: m::InitProducerIdRequest,
+) -> m::InitProducerIdResponse {
+    let base = m::InitProducerIdResponse::default()
+        .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+        .with_producer_epoch(-1);
+    if req.transactional_id.is_some() {
+        // Transactions are out of scope; idempotent producers use no transactional id.
+        return base.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    // Without a transactional id Kafka always hands out a fresh producer id, even when
+    // the request names the producer's current id and epoch (KIP-360 bump).
+    match broker.next_producer_id() {
+        Ok(id) => base
+            .with_producer_id(kafka_protocol::messages::ProducerId(id))
+            .with_producer_epoch(0),
+        Err(e) => base.with_error_code(e.code()),
+    }
+}

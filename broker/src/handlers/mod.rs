@@ -1,0 +1,280 @@
+//! Request handlers: one function per API, from a decoded request to its response
+//! body, over the shared [`Broker`]. They stay thin; the logic lives in `broker`,
+//! `partition` and the storage layer.
+
+mod admin;
+mod fetch;
+mod produce;
+
+use std::net::SocketAddr;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{self as m, BrokerId, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use runnel_protocol::api::{api_versions_response, Request, RequestBody, ResponseBody};
+use runnel_storage::StorageError;
+use uuid::Uuid;
+
+use crate::broker::Broker;
+
+/// Handle one request. `None` means no response is sent (acks=0 produce).
+pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr) -> Option<ResponseBody> {
+    let version = request.header.api_version;
+    let body = match request.body {
+        RequestBody::ApiVersions(_) => api_versions_response().into(),
+        RequestBody::Metadata(r) => metadata(broker, r, version).await.into(),
+        RequestBody::Produce(r) => {
+            return produce::produce(broker, r, version).await.map(Into::into)
+        }
+        RequestBody::Fetch(r) => fetch::fetch(broker, r, version).await.into(),
+        RequestBody::ListOffsets(r) => fetch::list_offsets(broker, r, version).await.into(),
+        RequestBody::OffsetForLeaderEpoch(r) => fetch::offset_for_leader_epoch(broker, r).into(),
+        RequestBody::DeleteRecords(r) => fetch::delete_records(broker, r).await.into(),
+        RequestBody::CreateTopics(r) => admin::create_topics(broker, r, version).await.into(),
+        RequestBody::DeleteTopics(r) => admin::delete_topics(broker, r, version).await.into(),
+        RequestBody::CreatePartitions(r) => admin::create_partitions(broker, r).await.into(),
+        RequestBody::DescribeConfigs(r) => admin::describe_configs(broker, r, version).into(),
+        RequestBody::AlterConfigs(r) => admin::alter_configs(broker, r).await.into(),
+        RequestBody::IncrementalAlterConfigs(r) => {
+            admin::incremental_alter_configs(broker, r).await.into()
+        }
+        RequestBody::DescribeCluster(_) => describe_cluster(broker).into(),
+        RequestBody::DescribeLogDirs(r) => admin::describe_log_dirs(broker, r).into(),
+        RequestBody::InitProducerId(r) => admin::init_producer_id(broker, r).into(),
+        other => {
+            // Group APIs arrive with the group coordinator (issue 4).
+            tracing::debug!(%peer, api = ?other.api_key(), "API not implemented yet");
+            return not_implemented(other);
+        }
+    };
+    Some(body)
+}
+
+fn not_implemented(body: RequestBody) -> Option<ResponseBody> {
+    let code = ResponseError::CoordinatorNotAvailable.code();
+    Some(match body {
+        RequestBody::FindCoordinator(r) => {
+            let coordinators = r
+                .coordinator_keys
+                .iter()
+                .map(|k| {
+                    m::find_coordinator_response::Coordinator::default()
+                        .with_key(k.clone())
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(code)
+                })
+                .collect();
+            m::FindCoordinatorResponse::default()
+                .with_error_code(code)
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_coordinators(coordinators)
+                .into()
+        }
+        RequestBody::JoinGroup(_) => m::JoinGroupResponse::default().with_error_code(code).into(),
+        RequestBody::SyncGroup(_) => m::SyncGroupResponse::default().with_error_code(code).into(),
+        RequestBody::Heartbeat(_) => m::HeartbeatResponse::default().with_error_code(code).into(),
+        RequestBody::LeaveGroup(_) => m::LeaveGroupResponse::default()
+            .with_error_code(code)
+            .into(),
+        RequestBody::OffsetCommit(_) => m::OffsetCommitResponse::default().into(),
+        RequestBody::OffsetFetch(_) => m::OffsetFetchResponse::default()
+            .with_error_code(code)
+            .into(),
+        RequestBody::DescribeGroups(_) => m::DescribeGroupsResponse::default().into(),
+        RequestBody::ListGroups(_) => m::ListGroupsResponse::default().into(),
+        RequestBody::DeleteGroups(_) => m::DeleteGroupsResponse::default().into(),
+        RequestBody::OffsetDelete(_) => m::OffsetDeleteResponse::default()
+            .with_error_code(code)
+            .into(),
+        RequestBody::ConsumerGroupHeartbeat(_) => m::ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(code)
+            .into(),
+        RequestBody::ConsumerGroupDescribe(_) => m::ConsumerGroupDescribeResponse::default().into(),
+        _ => return None,
+    })
+}
+
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+pub(crate) fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+/// Kafka's code for a storage error.
+pub(crate) fn storage_error_code(e: &StorageError) -> ResponseError {
+    match e {
+        StorageError::InvalidBatch { .. } | StorageError::EmptyRecordSet => {
+            ResponseError::CorruptMessage
+        }
+        StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+        StorageError::RecordSetTooLarge { .. } => ResponseError::RecordListTooLarge,
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        StorageError::BadDirectory(_) | StorageError::Poisoned(_) | StorageError::Io(_) => {
+            ResponseError::KafkaStorageError
+        }
+    }
+}
+
+fn broker_entry(broker: &Broker) -> m::metadata_response::MetadataResponseBroker {
+    let (host, port) = broker.advertised();
+    m::metadata_response::MetadataResponseBroker::default()
+        .with_node_id(BrokerId(broker.node_id()))
+        .with_host(str_bytes(host))
+        .with_port(port as i32)
+}
+
+fn partition_metadata(
+    broker: &Broker,
+    topic: &str,
+    partitions: i32,
+) -> Vec<m::metadata_response::MetadataResponsePartition> {
+    let node = BrokerId(broker.node_id());
+    (0..partitions)
+        .map(|p| {
+            let available = broker.partition(topic, p).is_some();
+            m::metadata_response::MetadataResponsePartition::default()
+                .with_error_code(if available {
+                    0
+                } else {
+                    ResponseError::LeaderNotAvailable.code()
+                })
+                .with_partition_index(p)
+                .with_leader_id(node)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect()
+}
+
+async fn metadata(broker: &Broker, req: m::MetadataRequest, version: i16) -> m::MetadataResponse {
+    let mut topics = Vec::new();
+    match req.topics {
+        // v0: an empty list means all topics; v1+: null means all.
+        None => topics.extend(all_topics(broker)),
+        Some(list) if list.is_empty() && version == 0 => topics.extend(all_topics(broker)),
+        Some(list) => {
+            for t in list {
+                let name = match (&t.name, t.topic_id) {
+                    (Some(n), _) => n.0.to_string(),
+                    (None, id) if !id.is_nil() => match broker.topics().by_id(&id) {
+                        Some(meta) => meta.name.clone(),
+                        None => {
+                            topics.push(
+                                m::metadata_response::MetadataResponseTopic::default()
+                                    .with_error_code(ResponseError::UnknownTopicId.code())
+                                    .with_topic_id(id),
+                            );
+                            continue;
+                        }
+                    },
+                    _ => {
+                        topics.push(
+                            m::metadata_response::MetadataResponseTopic::default()
+                                .with_error_code(ResponseError::InvalidRequest.code()),
+                        );
+                        continue;
+                    }
+                };
+                topics.push(
+                    topic_metadata(
+                        broker,
+                        &name,
+                        req.allow_auto_topic_creation || version < 4,
+                        version,
+                    )
+                    .await,
+                );
+            }
+        }
+    }
+    let mut resp = m::MetadataResponse::default()
+        .with_brokers(vec![broker_entry(broker)])
+        .with_controller_id(BrokerId(broker.node_id()))
+        .with_topics(topics);
+    if version >= 2 {
+        resp = resp.with_cluster_id(Some(str_bytes(broker.cluster_id())));
+    }
+    resp
+}
+
+fn all_topics(broker: &Broker) -> Vec<m::metadata_response::MetadataResponseTopic> {
+    let metas: Vec<_> = broker.topics().all().cloned().collect();
+    metas
+        .iter()
+        .map(|meta| {
+            m::metadata_response::MetadataResponseTopic::default()
+                .with_name(Some(topic_name(&meta.name)))
+                .with_topic_id(meta.id)
+                .with_is_internal(meta.internal)
+                .with_partitions(partition_metadata(broker, &meta.name, meta.partitions))
+        })
+        .collect()
+}
+
+async fn topic_metadata(
+    broker: &Broker,
+    name: &str,
+    allow_auto_create: bool,
+    _version: i16,
+) -> m::metadata_response::MetadataResponseTopic {
+    let base =
+        m::metadata_response::MetadataResponseTopic::default().with_name(Some(topic_name(name)));
+    let meta = match broker.topic_meta(name) {
+        Some(meta) => meta,
+        None => {
+            if let Err(why) = crate::topics::validate_topic_name(name) {
+                tracing::debug!(topic = name, %why, "metadata for an invalid topic name");
+                return base.with_error_code(ResponseError::InvalidTopicException.code());
+            }
+            if !(allow_auto_create && broker.config.auto_create_topics) {
+                return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+            }
+            match broker.create_topic(name, -1, -1, &[], false).await {
+                Ok(meta) => meta,
+                // Lost a race with another creator: describe what exists.
+                Err(e) if e.error == ResponseError::TopicAlreadyExists => match broker
+                    .topic_meta(name)
+                {
+                    Some(meta) => meta,
+                    None => return base.with_error_code(ResponseError::LeaderNotAvailable.code()),
+                },
+                Err(e) => return base.with_error_code(e.code()),
+            }
+        }
+    };
+    base.with_topic_id(meta.id)
+        .with_is_internal(meta.internal)
+        .with_partitions(partition_metadata(broker, name, meta.partitions))
+}
+
+fn describe_cluster(broker: &Broker) -> m::DescribeClusterResponse {
+    let (host, port) = broker.advertised();
+    m::DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(broker.cluster_id()))
+        .with_controller_id(BrokerId(broker.node_id()))
+        .with_brokers(vec![
+            m::describe_cluster_response::DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(broker.node_id()))
+                .with_host(str_bytes(host))
+                .with_port(port as i32),
+        ])
+}
+
+/// Resolve a topic named in a request by name, or by id where the version uses ids.
+pub(crate) fn resolve_topic(
+    broker: &Broker,
+    name: &TopicName,
+    id: Uuid,
+) -> Option<crate::topics::TopicMeta> {
+    if !id.is_nil() {
+        broker.topics().by_id(&id).cloned()
+    } else {
+        broker.topic_meta(&name.0)
+    }
+}

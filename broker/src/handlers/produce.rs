@@ -1,0 +1,117 @@
+//! Produce: append each partition's record set, then acknowledge per `acks`:
+//! 0 → no response; 1 → once written to the OS; all (-1) → once fsynced (group commit),
+//! unless the topic has `write.caching=true`.
+
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages as m;
+
+use super::storage_error_code;
+use crate::broker::Broker;
+use crate::partition::{AppendError, Appended};
+
+pub async fn produce(
+    broker: &Broker,
+    req: m::ProduceRequest,
+    _version: i16,
+) -> Option<m::ProduceResponse> {
+    let acks = req.acks;
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let now = runnel_storage::now_ms();
+    let valid_acks = (-1..=1).contains(&acks);
+    // (topic index, partition response, offset that must be durable before answering)
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    let mut waits = Vec::new();
+    for topic in &req.topic_data {
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for pd in &topic.partition_data {
+            let mut resp = m::produce_response::PartitionProduceResponse::default()
+                .with_index(pd.index)
+                .with_base_offset(-1);
+            let outcome = if !valid_acks {
+                Err((ResponseError::InvalidRequiredAcks, None))
+            } else if req.transactional_id.is_some() {
+                Err((
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    Some("transactions are not supported".to_string()),
+                ))
+            } else {
+                match broker.partition(&topic.name.0, pd.index) {
+                    None => Err((ResponseError::UnknownTopicOrPartition, None)),
+                    Some(p) => match &pd.records {
+                        None => Err((
+                            ResponseError::CorruptMessage,
+                            Some("no records".to_string()),
+                        )),
+                        Some(records) => match p.append(records, now) {
+                            Ok(a) => Ok((p, a)),
+                            Err(e) => Err(append_error(&e)),
+                        },
+                    },
+                }
+            };
+            match outcome {
+                Ok((
+                    p,
+                    Appended {
+                        base_offset,
+                        last_offset,
+                        log_append_time,
+                        duplicate,
+                    },
+                )) => {
+                    resp = resp
+                        .with_base_offset(base_offset as i64)
+                        .with_log_append_time_ms(log_append_time)
+                        .with_log_start_offset(p.log.lock().log_start_offset() as i64);
+                    if acks == -1 && !duplicate {
+                        waits.push((responses.len(), partitions.len(), p, last_offset + 1));
+                    } else if acks == -1 && p.durable_offset() <= last_offset {
+                        // A retried batch whose original is not yet durable waits too.
+                        waits.push((responses.len(), partitions.len(), p, last_offset + 1));
+                    }
+                }
+                Err((code, message)) => {
+                    resp = resp
+                        .with_error_code(code.code())
+                        .with_error_message(message.map(super::str_bytes));
+                }
+            }
+            partitions.push(resp);
+        }
+        responses.push(
+            m::produce_response::TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_partition_responses(partitions),
+        );
+    }
+    if acks == 0 {
+        return None;
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    for (t, pi, partition, offset) in waits {
+        let durable = tokio::time::timeout_at(deadline, partition.wait_durable(offset)).await;
+        let code = match durable {
+            Ok(Ok(())) => continue,
+            Ok(Err(())) => ResponseError::KafkaStorageError,
+            Err(_) => ResponseError::RequestTimedOut,
+        };
+        responses[t].partition_responses[pi].error_code = code.code();
+    }
+    Some(m::ProduceResponse::default().with_responses(responses))
+}
+
+fn append_error(e: &AppendError) -> (ResponseError, Option<String>) {
+    match e {
+        AppendError::Storage(s) => (storage_error_code(s), Some(s.to_string())),
+        AppendError::Producer(p) => (p.response_error(), Some(p.to_string())),
+        AppendError::Corrupt(why) => (ResponseError::CorruptMessage, Some(why.clone())),
+        AppendError::MultipleBatches(n) => (
+            ResponseError::InvalidRecord,
+            Some(format!(
+                "{n} record batches for one partition; exactly one is allowed"
+            )),
+        ),
+    }
+}

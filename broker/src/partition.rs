@@ -1,0 +1,253 @@
+//! A partition as the broker sees it: its log, the high watermark, the idempotent
+//! producer state, the group-commit flusher and the fetchers waiting for data.
+//!
+//! Durability (BRIEF.md "Write path"): unless the topic sets `write.caching=true`,
+//! the high watermark is the fsynced offset. Consumers never see a record that a crash
+//! could take back, and acks=all is answered once the flusher has synced past the
+//! batch. With write caching, the high watermark is the log end offset, as on a single
+//! Kafka broker.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use bytes::BytesMut;
+use runnel_protocol::record_batch::{self, BatchHeader};
+use runnel_storage::{AppendInfo, SharedLog, StorageError, TopicPartition};
+use tokio::sync::{watch, Notify};
+
+use crate::producer_state::{ProducerError, ProducerStateManager, Verdict};
+
+/// What the flusher has made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    pub offset: u64,
+    /// An fsync failed: the partition refuses writes until restart.
+    pub failed: bool,
+}
+
+/// Why an append was refused, in terms the produce handler maps to error codes.
+#[derive(Debug)]
+pub enum AppendError {
+    Storage(StorageError),
+    Producer(ProducerError),
+    /// A record set that is not whole v2 batches.
+    Corrupt(String),
+    /// More than one batch for a partition in one request.
+    MultipleBatches(usize),
+}
+
+/// A successful append, or a duplicate of an earlier one (idempotent retry).
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    pub log_append_time: i64,
+    pub duplicate: bool,
+}
+
+pub struct Partition {
+    pub tp: TopicPartition,
+    pub log: Arc<SharedLog>,
+    producers: Mutex<ProducerStateManager>,
+    high_watermark: AtomicU64,
+    write_caching: AtomicBool,
+    log_append_time: AtomicBool,
+    /// Fetchers parked until the high watermark moves.
+    waiters: Mutex<Vec<Weak<Notify>>>,
+    flush_wanted: Arc<Notify>,
+    durable: watch::Sender<Durability>,
+    flusher_started: AtomicBool,
+}
+
+impl Partition {
+    pub fn new(
+        tp: TopicPartition,
+        log: Arc<SharedLog>,
+        producers: ProducerStateManager,
+        write_caching: bool,
+    ) -> Partition {
+        let (durable_offset, leo) = (log.durable_offset(), log.lock().log_end_offset());
+        // After recovery the whole log is what we have; the broker syncs it before
+        // serving, so the high watermark starts at the log end.
+        let hw = if write_caching {
+            leo
+        } else {
+            durable_offset.min(leo)
+        };
+        Partition {
+            tp,
+            log,
+            producers: Mutex::new(producers),
+            high_watermark: AtomicU64::new(hw),
+            write_caching: AtomicBool::new(write_caching),
+            log_append_time: AtomicBool::new(false),
+            waiters: Mutex::new(Vec::new()),
+            flush_wanted: Arc::new(Notify::new()),
+            durable: watch::channel(Durability {
+                offset: durable_offset,
+                failed: false,
+            })
+            .0,
+            flusher_started: AtomicBool::new(false),
+        }
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub fn set_write_caching(&self, on: bool) {
+        self.write_caching.store(on, Ordering::Release);
+        if on {
+            let leo = self.log.lock().log_end_offset();
+            self.advance_high_watermark(leo);
+        }
+    }
+
+    pub fn set_log_append_time(&self, on: bool) {
+        self.log_append_time.store(on, Ordering::Release);
+    }
+
+    pub fn producers(&self) -> MutexGuard<'_, ProducerStateManager> {
+        self.producers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn advance_high_watermark(&self, to: u64) {
+        let prev = self.high_watermark.fetch_max(to, Ordering::AcqRel);
+        if to > prev {
+            let waiters =
+                std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|p| p.into_inner()));
+            for w in waiters.iter().filter_map(Weak::upgrade) {
+                w.notify_one();
+            }
+        }
+    }
+
+    /// Park `waiter` until the high watermark moves (or it is dropped).
+    pub fn add_waiter(&self, waiter: &Arc<Notify>) {
+        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        w.retain(|x| x.strong_count() > 0);
+        w.push(Arc::downgrade(waiter));
+    }
+
+    /// Validate, check producer sequences, assign offsets and write `records`. Runs on
+    /// the caller's thread: a page-cache write, no fsync.
+    pub fn append(self: &Arc<Self>, records: &[u8], now_ms: i64) -> Result<Appended, AppendError> {
+        let mut buf = BytesMut::from(records);
+        let log_append_time = self.log_append_time.load(Ordering::Acquire);
+        // Headers only (no CRC yet) for the sequence check; the log validates fully.
+        let mut headers: Vec<BatchHeader> = Vec::with_capacity(1);
+        let mut pos = 0;
+        while pos < buf.len() {
+            let h =
+                BatchHeader::parse(&buf[pos..]).map_err(|e| AppendError::Corrupt(e.to_string()))?;
+            if log_append_time {
+                record_batch::set_log_append_time(&mut buf[pos..pos + h.total_len()], now_ms);
+            }
+            record_batch::set_partition_leader_epoch(&mut buf[pos..], 0);
+            pos += h.total_len();
+            headers.push(h);
+        }
+        if headers.len() > 1 {
+            // Kafka accepts exactly one v2 batch per partition per produce request; the
+            // producer sequence checks rely on it.
+            return Err(AppendError::MultipleBatches(headers.len()));
+        }
+        let mut producers = self.producers();
+        // Kafka checks every batch of the request; a duplicate is answered with the
+        // offsets of the original append.
+        for h in &headers {
+            if let Verdict::Duplicate {
+                base_offset,
+                last_offset,
+            } = producers.check(h).map_err(AppendError::Producer)?
+            {
+                return Ok(Appended {
+                    base_offset: base_offset as u64,
+                    last_offset: last_offset as u64,
+                    log_append_time: -1,
+                    duplicate: true,
+                });
+            }
+        }
+        let info: AppendInfo = self
+            .log
+            .append(&mut buf, now_ms)
+            .map_err(AppendError::Storage)?;
+        for h in &info.batches {
+            producers.update(h, now_ms);
+        }
+        drop(producers);
+        if self.write_caching.load(Ordering::Acquire) {
+            self.advance_high_watermark(info.last_offset + 1);
+        }
+        self.request_flush();
+        Ok(Appended {
+            base_offset: info.first_offset,
+            last_offset: info.last_offset,
+            log_append_time: if log_append_time { now_ms } else { -1 },
+            duplicate: false,
+        })
+    }
+
+    /// Ask the flusher to sync everything appended so far.
+    pub fn request_flush(self: &Arc<Self>) {
+        if !self.flusher_started.swap(true, Ordering::AcqRel) {
+            let me = Arc::downgrade(self);
+            let wanted = self.flush_wanted.clone();
+            tokio::spawn(flusher(me, wanted));
+        }
+        self.flush_wanted.notify_one();
+    }
+
+    /// Wait until offsets below `offset` are fsynced (acks=all).
+    pub async fn wait_durable(&self, offset: u64) -> Result<(), ()> {
+        let mut rx = self.durable.subscribe();
+        let state = rx
+            .wait_for(|d| d.failed || d.offset >= offset)
+            .await
+            .map_err(|_| ())?;
+        if state.failed {
+            Err(())
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn durable_offset(&self) -> u64 {
+        self.durable.borrow().offset
+    }
+}
+
+/// The partition's group-commit loop: one fsync covers every append made while the
+/// previous one ran. Ends when the partition is dropped (topic deleted).
+async fn flusher(partition: Weak<Partition>, wanted: Arc<Notify>) {
+    loop {
+        wanted.notified().await;
+        let Some(p) = partition.upgrade() else { return };
+        let log = p.log.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let target = log.lock().log_end_offset();
+            log.sync_to(target).map(|()| log.durable_offset())
+        })
+        .await;
+        match outcome {
+            Ok(Ok(durable)) => {
+                p.durable.send_modify(|d| d.offset = d.offset.max(durable));
+                if !p.write_caching.load(Ordering::Acquire) {
+                    p.advance_high_watermark(durable);
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(partition = %p.tp, error = %e, "fsync failed; the partition refuses writes");
+                p.durable.send_modify(|d| d.failed = true);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(partition = %p.tp, error = %e, "flusher task failed");
+                p.durable.send_modify(|d| d.failed = true);
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The network server: accept connections, read frames, dispatch requests, write
+//! responses in request order.
+//!
+//! Each connection has a reader (this task) and a writer task. The reader decodes a
+//! frame, spawns its handler, and queues the handler's join handle on a bounded channel
+//! (`queued.max.requests.per.connection`); the writer awaits the handles in order. So a
+//! client may pipeline requests, they run concurrently, and responses still go out in
+//! the order the requests came, as Kafka requires.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use runnel_protocol::api::{decode_request, encode_response, RequestError};
+use runnel_protocol::frame::FrameDecoder;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::broker::Broker;
+use crate::handlers;
+
+/// Counts open connections; the slot is released when the guard drops.
+struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pub struct Server {
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Server {
+    /// Bind the listener and set the advertised address (the bound port when the
+    /// configured one is 0).
+    pub async fn bind(broker: Arc<Broker>) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(&broker.config.listener).await?;
+        let local = listener.local_addr()?;
+        let (host, port) = match &broker.config.advertised_listener {
+            Some((h, p)) => (h.clone(), *p),
+            None => (advertised_host(local), local.port()),
+        };
+        broker.set_advertised(host, port);
+        Ok(Server {
+            listener,
+            broker,
+            connections: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn active_connections(&self) -> Arc<AtomicUsize> {
+        self.connections.clone()
+    }
+
+    /// Serve until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let accepted = tokio::select! {
+                a = self.listener.accept() => a,
+                _ = shutdown.changed() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let open = self.connections.fetch_add(1, Ordering::AcqRel) + 1;
+            let slot = ConnectionSlot(self.connections.clone());
+            if open > self.broker.config.max_connections {
+                tracing::warn!(%peer, limit = self.broker.config.max_connections, "refusing a connection over max.connections");
+                drop(stream);
+                drop(slot);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let broker = self.broker.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                if let Err(e) = serve_connection(broker, stream, peer, shutdown).await {
+                    tracing::debug!(%peer, error = %e, "connection closed with an error");
+                }
+            });
+        }
+    }
+}
+
+fn advertised_host(local: SocketAddr) -> String {
+    if local.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        local.ip().to_string()
+    }
+}
+
+/// A response waiting to be written: `Ok(None)` for acks=0 produce requests, `Err` when
+/// no valid response exists and the connection must close.
+type Pending = JoinHandle<Result<Option<Bytes>, ()>>;
+
+async fn serve_connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Pending>(broker.config.max_in_flight_per_connection);
+
+    let write_task = tokio::spawn(async move {
+        while let Some(pending) = rx.recv().await {
+            match pending.await {
+                Ok(Ok(Some(bytes))) => writer.write_all(&bytes).await?,
+                Ok(Ok(None)) => {}
+                Ok(Err(())) => return Err(std::io::Error::other("no response could be encoded")),
+                Err(e) => {
+                    // A handler panicked: the response stream is broken; close.
+                    tracing::error!(%peer, error = %e, "request handler failed; closing the connection");
+                    return Err(std::io::Error::other("handler failed"));
+                }
+            }
+        }
+        writer.shutdown().await
+    });
+
+    let decoder = FrameDecoder::new(broker.config.socket_request_max_bytes);
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let result: std::io::Result<()> = 'read: loop {
+        loop {
+            let frame = match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "bad frame; closing the connection");
+                    break 'read Ok(());
+                }
+            };
+            let request = match decode_request(frame) {
+                Ok(r) => r,
+                Err(e) => match e.response() {
+                    Some(resp) => {
+                        tracing::debug!(%peer, error = %e, "answering an undecodable request");
+                        let handle = tokio::spawn(async move { Ok(Some(resp)) });
+                        if tx.send(handle).await.is_err() {
+                            break 'read Ok(());
+                        }
+                        continue;
+                    }
+                    None => {
+                        log_bad_request(peer, &e);
+                        break 'read Ok(());
+                    }
+                },
+            };
+            let broker = broker.clone();
+            let handle = tokio::spawn(async move {
+                let header = request.header.clone();
+                let Some(body) = handlers::handle(&broker, request, peer).await else {
+                    return Ok(None);
+                };
+                match encode_response(&header, &body) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(e) => {
+                        // A bug on our side; the client must not wait forever.
+                        tracing::error!(%peer, api = ?header.api_key, error = %e, "encoding a response failed; closing the connection");
+                        Err(())
+                    }
+                }
+            });
+            if tx.send(handle).await.is_err() {
+                break 'read Ok(());
+            }
+        }
+        // Keep reading only while the buffer is bounded: one frame at most, plus a
+        // read's worth.
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+        let n = tokio::select! {
+            n = reader.read_buf(&mut buf) => n,
+            _ = shutdown.changed() => break Ok(()),
+        };
+        match n {
+            Ok(0) => break Ok(()),
+            Ok(_) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    drop(tx);
+    match write_task.await {
+        Ok(Ok(())) | Ok(Err(_)) => {}
+        Err(e) => tracing::error!(%peer, error = %e, "writer task failed"),
+    }
+    result
+}
+
+fn log_bad_request(peer: SocketAddr, e: &RequestError) {
+    tracing::warn!(%peer, error = %e, "closing the connection after an undecodable request");
+}
