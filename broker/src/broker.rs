@@ -10,6 +10,7 @@ use runnel_storage::{LogConfig, LogManager, TopicPartition};
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
+use crate::group::{GroupConfig, GroupCoordinator, PartitionLog, OFFSETS_TOPIC};
 use crate::partition::Partition;
 use crate::producer_state::{ProducerIdManager, ProducerStateManager};
 use crate::topic_config::{self, BrokerTopicDefaults};
@@ -51,6 +52,8 @@ pub struct Broker {
     advertised: RwLock<(String, u16)>,
     /// Serializes topic creation/deletion/alteration (rare, touches several structures).
     admin: tokio::sync::Mutex<()>,
+    /// The group coordinator over `__consumer_offsets` (set up in `open`).
+    pub groups: Arc<GroupCoordinator>,
 }
 
 /// A config problem as Kafka reports it (INVALID_CONFIG or INVALID_REQUEST).
@@ -91,7 +94,8 @@ impl Broker {
         })
         .map_err(std::io::Error::other)?;
         let producer_ids = ProducerIdManager::open(&data_dir.join("producer-id-block"))?;
-        let broker = Broker {
+        let group_config = GroupConfig::from_settings(&config.settings);
+        let mut broker = Broker {
             advertised: RwLock::new((String::new(), 0)),
             config,
             topic_defaults,
@@ -100,6 +104,7 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             producer_ids: Mutex::new(producer_ids),
             admin: tokio::sync::Mutex::new(()),
+            groups: GroupCoordinator::new(group_config.clone(), Arc::new(PartitionLog::new(Vec::new()))),
         };
         let metas: Vec<TopicMeta> = broker.topics().all().cloned().collect();
         for meta in &metas {
@@ -121,7 +126,55 @@ impl Broker {
                 broker.logs.delete(&tp).map_err(std::io::Error::other)?;
             }
         }
+        broker.open_group_coordinator(group_config)?;
         Ok(broker)
+    }
+
+    /// Create `__consumer_offsets` if missing (compacted, internal), replay it into a
+    /// fresh coordinator and start the coordinator's timers (when a runtime is there).
+    fn open_group_coordinator(&mut self, cfg: GroupConfig) -> std::io::Result<()> {
+        let meta = match self.topic_meta(OFFSETS_TOPIC) {
+            Some(meta) => meta,
+            None => {
+                let configs = topic_config::validate_create(
+                    &[("cleanup.policy".to_string(), Some("compact".to_string()))],
+                    &self.topic_defaults,
+                )
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let meta = TopicMeta {
+                    name: OFFSETS_TOPIC.to_string(),
+                    id: Uuid::new_v4(),
+                    partitions: cfg.offsets_partitions,
+                    configs,
+                    internal: true,
+                    created_ms: runnel_storage::now_ms(),
+                };
+                self.topics_mut().insert(meta.clone())?;
+                for p in 0..meta.partitions {
+                    self.open_partition(&meta, p)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                }
+                tracing::info!(partitions = meta.partitions, "created {OFFSETS_TOPIC}");
+                meta
+            }
+        };
+        let parts: Vec<Arc<Partition>> = (0..meta.partitions)
+            .map(|p| {
+                self.partition(OFFSETS_TOPIC, p).ok_or_else(|| {
+                    std::io::Error::other(format!("{OFFSETS_TOPIC}-{p} is not open"))
+                })
+            })
+            .collect::<std::io::Result<_>>()?;
+        let coordinator = GroupCoordinator::new(cfg, Arc::new(PartitionLog::new(parts.clone())));
+        for p in &parts {
+            coordinator.replay(&p.log).map_err(std::io::Error::other)?;
+        }
+        coordinator.finish_load();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            coordinator.start();
+        }
+        self.groups = coordinator;
+        Ok(())
     }
 
     pub fn topics(&self) -> std::sync::RwLockReadGuard<'_, TopicRegistry> {
@@ -210,25 +263,14 @@ impl Broker {
             Some((state, offset)) => (state, offset),
             None => (ProducerStateManager::new(), log.log_start_offset()),
         };
-        let mut offset = from.max(log.log_start_offset());
-        let mut buf = Vec::new();
-        while offset < leo {
-            let r = log.read(offset, 1 << 20, leo).map_err(err_io)?;
-            let Some(slice) = r.slice else { break };
-            slice.read_into(&mut buf).map_err(err_io)?;
-            let mut next = offset;
-            for item in runnel_protocol::record_batch::BatchIter::new(
-                &buf,
-                runnel_protocol::record_batch::Strictness::Stored,
-            ) {
-                let Ok((_, h)) = item else { break };
-                state.replay(&h);
-                next = h.last_offset() as u64 + 1;
-            }
-            if next == offset {
-                break;
-            }
-            offset = next;
+        let from = from.max(log.log_start_offset());
+        if from < leo {
+            log.for_each_batch_header(from, |h| {
+                if h.last_offset() as u64 >= from {
+                    state.replay(h);
+                }
+            })
+            .map_err(err_io)?;
         }
         Ok(state)
     }
@@ -330,6 +372,7 @@ impl Broker {
                 .remove(&tp);
             self.logs.delete(&tp).map_err(err_io)?;
         }
+        self.groups.on_topic_deleted(name).await;
         tracing::info!(topic = name, "deleted topic");
         Ok(meta)
     }

@@ -96,6 +96,11 @@ impl Partition {
         self.high_watermark.load(Ordering::Acquire)
     }
 
+    /// Whether acks=all is answered before fsync (topic `write.caching=true`).
+    pub fn write_caching(&self) -> bool {
+        self.write_caching.load(Ordering::Acquire)
+    }
+
     pub fn set_write_caching(&self, on: bool) {
         self.write_caching.store(on, Ordering::Release);
         if on {
@@ -170,6 +175,7 @@ impl Partition {
                 });
             }
         }
+        let segments_before = self.log.lock().segment_count();
         let info: AppendInfo = self
             .log
             .append(&mut buf, now_ms)
@@ -177,11 +183,24 @@ impl Partition {
         for h in &info.batches {
             producers.update(h, now_ms);
         }
-        drop(producers);
-        if self.write_caching.load(Ordering::Acquire) {
-            self.advance_high_watermark(info.last_offset + 1);
+        let (segments_after, dir) = {
+            let log = self.log.lock();
+            (log.segment_count(), log.dir().to_path_buf())
+        };
+        if segments_after != segments_before {
+            // A snapshot per roll, as Kafka takes, bounds the replay after a crash to
+            // the active segment.
+            if let Err(e) = producers.write_snapshot(&dir, info.last_offset + 1) {
+                tracing::warn!(partition = %self.tp, error = %e, "producer snapshot failed; replay covers it");
+            }
         }
-        self.request_flush();
+        drop(producers);
+        if self.write_caching() {
+            // Kafka's page-cache behaviour: visible and acknowledged once written.
+            self.advance_high_watermark(info.last_offset + 1);
+        } else {
+            self.request_flush();
+        }
         Ok(Appended {
             base_offset: info.first_offset,
             last_offset: info.last_offset,

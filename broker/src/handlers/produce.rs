@@ -65,10 +65,10 @@ pub async fn produce(
                         .with_base_offset(base_offset as i64)
                         .with_log_append_time_ms(log_append_time)
                         .with_log_start_offset(p.log.lock().log_start_offset() as i64);
-                    if acks == -1 && !duplicate {
-                        waits.push((responses.len(), partitions.len(), p, last_offset + 1));
-                    } else if acks == -1 && p.durable_offset() <= last_offset {
-                        // A retried batch whose original is not yet durable waits too.
+                    // acks=all waits for the fsync that covers the batch; so does a retry
+                    // whose original is not durable yet.
+                    let durable = duplicate && p.durable_offset() > last_offset;
+                    if acks == -1 && !p.write_caching() && !durable {
                         waits.push((responses.len(), partitions.len(), p, last_offset + 1));
                     }
                 }
