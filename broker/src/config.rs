@@ -24,6 +24,7 @@ pub const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("socket.request.max.bytes", "104857600"),
     ("max.connections", "20000"),
     ("queued.max.requests.per.connection", "32"),
+    ("queued.max.request.bytes", "536870912"),
     ("fetch.max.bytes", "57671680"),
     ("metrics.listener", "127.0.0.1:9644"),
 ];
@@ -43,6 +44,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     pub max_in_flight_per_connection: usize,
+    /// Bytes of requests buffered across all connections before reads pause.
+    pub queued_max_request_bytes: usize,
     pub fetch_max_bytes: usize,
 }
 
@@ -119,6 +122,12 @@ impl BrokerConfig {
                 "queued.max.requests.per.connection",
                 1,
                 10_000,
+            )?,
+            queued_max_request_bytes: parse_range(
+                &settings,
+                "queued.max.request.bytes",
+                1024 * 1024,
+                u32::MAX as usize,
             )?,
             fetch_max_bytes: parse_range(&settings, "fetch.max.bytes", 1024, i32::MAX as usize)?,
             settings,

@@ -16,7 +16,7 @@ use runnel_protocol::api::{decode_request, encode_response, RequestError};
 use runnel_protocol::frame::FrameDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
@@ -35,6 +35,9 @@ pub struct Server {
     listener: TcpListener,
     broker: Arc<Broker>,
     connections: Arc<AtomicUsize>,
+    /// Bytes of requests read but not yet answered, across all connections
+    /// (`queued.max.request.bytes`).
+    request_memory: Arc<Semaphore>,
 }
 
 impl Server {
@@ -48,10 +51,12 @@ impl Server {
             None => (advertised_host(local), local.port()),
         };
         broker.set_advertised(host, port);
+        let budget = broker.config.queued_max_request_bytes;
         Ok(Server {
             listener,
             broker,
             connections: Arc::new(AtomicUsize::new(0)),
+            request_memory: Arc::new(Semaphore::new(budget)),
         })
     }
 
@@ -90,9 +95,10 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let broker = self.broker.clone();
             let shutdown = shutdown.clone();
+            let memory = self.request_memory.clone();
             tokio::spawn(async move {
                 let _slot = slot;
-                if let Err(e) = serve_connection(broker, stream, peer, shutdown).await {
+                if let Err(e) = serve_connection(broker, stream, peer, memory, shutdown).await {
                     tracing::debug!(%peer, error = %e, "connection closed with an error");
                 }
             });
@@ -116,6 +122,7 @@ async fn serve_connection(
     broker: Arc<Broker>,
     stream: TcpStream,
     peer: SocketAddr,
+    memory: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let (mut reader, mut writer) = stream.into_split();
@@ -139,8 +146,26 @@ async fn serve_connection(
 
     let decoder = FrameDecoder::new(broker.config.socket_request_max_bytes);
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    let budget = broker.config.queued_max_request_bytes;
+    // Memory for the frame being read, taken as soon as its size is known, so that all
+    // connections together never buffer more than the budget (plus one read each).
+    let mut frame_permit: Option<OwnedSemaphorePermit> = None;
     let result: std::io::Result<()> = 'read: loop {
         loop {
+            if frame_permit.is_none() && buf.len() >= 4 {
+                let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                if size > 0 && size as usize <= decoder.max_frame_bytes {
+                    let want = (size as usize).min(budget).max(1) as u32;
+                    let permit = tokio::select! {
+                        p = memory.clone().acquire_many_owned(want) => p,
+                        _ = shutdown.changed() => break 'read Ok(()),
+                    };
+                    match permit {
+                        Ok(p) => frame_permit = Some(p),
+                        Err(_) => break 'read Ok(()),
+                    }
+                }
+            }
             let frame = match decoder.decode(&mut buf) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -153,6 +178,7 @@ async fn serve_connection(
                 Ok(r) => r,
                 Err(e) => match e.response() {
                     Some(resp) => {
+                        frame_permit = None;
                         tracing::debug!(%peer, error = %e, "answering an undecodable request");
                         let handle = tokio::spawn(async move { Ok(Some(resp)) });
                         if tx.send(handle).await.is_err() {
@@ -167,7 +193,10 @@ async fn serve_connection(
                 },
             };
             let broker = broker.clone();
+            let permit = frame_permit.take();
             let handle = tokio::spawn(async move {
+                // The request's memory is released when its handler is done.
+                let _permit = permit;
                 let header = request.header.clone();
                 let Some(body) = handlers::handle(&broker, request, peer).await else {
                     return Ok(None);
