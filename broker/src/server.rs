@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use runnel_protocol::api::{decode_request, encode_response, RequestError};
+use runnel_protocol::api::{
+    decode_request, encode_response, RequestBody, RequestError, RequestHeader, ResponseBody,
+};
 use runnel_protocol::frame::FrameDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -114,9 +116,27 @@ fn advertised_host(local: SocketAddr) -> String {
     }
 }
 
-/// A response waiting to be written: `Ok(None)` for acks=0 produce requests, `Err` when
-/// no valid response exists and the connection must close.
-type Pending = JoinHandle<Result<Option<Bytes>, ()>>;
+/// A response: `Ok(None)` for acks=0 produce requests, `Err` when no valid response
+/// exists and the connection must close.
+type Response = Result<Option<Bytes>, ()>;
+
+/// A response in the connection's queue: already made, or still being made.
+enum Pending {
+    Ready(Response),
+    Task(JoinHandle<Response>),
+}
+
+fn encode(header: &RequestHeader, body: Option<ResponseBody>, peer: SocketAddr) -> Response {
+    let Some(body) = body else { return Ok(None) };
+    match encode_response(header, &body) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) => {
+            // A bug on our side; the client must not wait forever.
+            tracing::error!(%peer, api = ?header.api_key, error = %e, "encoding a response failed; closing the connection");
+            Err(())
+        }
+    }
+}
 
 async fn serve_connection(
     broker: Arc<Broker>,
@@ -130,15 +150,21 @@ async fn serve_connection(
 
     let write_task = tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
-            match pending.await {
-                Ok(Ok(Some(bytes))) => writer.write_all(&bytes).await?,
-                Ok(Ok(None)) => {}
-                Ok(Err(())) => return Err(std::io::Error::other("no response could be encoded")),
-                Err(e) => {
-                    // A handler panicked: the response stream is broken; close.
-                    tracing::error!(%peer, error = %e, "request handler failed; closing the connection");
-                    return Err(std::io::Error::other("handler failed"));
-                }
+            let response = match pending {
+                Pending::Ready(r) => r,
+                Pending::Task(task) => match task.await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // A handler panicked: the response stream is broken; close.
+                        tracing::error!(%peer, error = %e, "request handler failed; closing the connection");
+                        return Err(std::io::Error::other("handler failed"));
+                    }
+                },
+            };
+            match response {
+                Ok(Some(bytes)) => writer.write_all(&bytes).await?,
+                Ok(None) => {}
+                Err(()) => return Err(std::io::Error::other("no response could be encoded")),
             }
         }
         writer.shutdown().await
@@ -180,8 +206,7 @@ async fn serve_connection(
                     Some(resp) => {
                         frame_permit = None;
                         tracing::debug!(%peer, error = %e, "answering an undecodable request");
-                        let handle = tokio::spawn(async move { Ok(Some(resp)) });
-                        if tx.send(handle).await.is_err() {
+                        if tx.send(Pending::Ready(Ok(Some(resp)))).await.is_err() {
                             break 'read Ok(());
                         }
                         continue;
@@ -192,25 +217,40 @@ async fn serve_connection(
                     }
                 },
             };
-            let broker = broker.clone();
             let permit = frame_permit.take();
-            let handle = tokio::spawn(async move {
-                // The request's memory is released when its handler is done.
-                let _permit = permit;
-                let header = request.header.clone();
-                let Some(body) = handlers::handle(&broker, request, peer).await else {
-                    return Ok(None);
-                };
-                match encode_response(&header, &body) {
-                    Ok(bytes) => Ok(Some(bytes)),
-                    Err(e) => {
-                        // A bug on our side; the client must not wait forever.
-                        tracing::error!(%peer, api = ?header.api_key, error = %e, "encoding a response failed; closing the connection");
-                        Err(())
+            let header = request.header.clone();
+            // Requests take effect in the order they arrived, as Kafka handles one
+            // request per connection at a time: a producer that pipelines relies on its
+            // batches being appended in send order, a consumer on its commits landing in
+            // order. Only waits without side effects run concurrently: a fetch (reads
+            // only) and a produce's wait for its fsync after the append.
+            let item = match request.body {
+                RequestBody::Fetch(_) => {
+                    let broker = broker.clone();
+                    Pending::Task(tokio::spawn(async move {
+                        let _permit = permit;
+                        let body = handlers::handle(&broker, request, peer).await;
+                        encode(&header, body, peer)
+                    }))
+                }
+                RequestBody::Produce(req) => {
+                    let pending = handlers::produce::append(&broker, req, header.api_version);
+                    drop(permit);
+                    match pending {
+                        None => Pending::Ready(Ok(None)),
+                        Some(pending) => Pending::Task(tokio::spawn(async move {
+                            let body = pending.wait().await;
+                            encode(&header, Some(body.into()), peer)
+                        })),
                     }
                 }
-            });
-            if tx.send(handle).await.is_err() {
+                _ => {
+                    let body = handlers::handle(&broker, request, peer).await;
+                    drop(permit);
+                    Pending::Ready(encode(&header, body, peer))
+                }
+            };
+            if tx.send(item).await.is_err() {
                 break 'read Ok(());
             }
         }

@@ -2,6 +2,7 @@
 //! 0 → no response; 1 → once written to the OS; all (-1) → once fsynced (group commit),
 //! unless the topic has `write.caching=true`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
@@ -9,13 +10,29 @@ use kafka_protocol::messages as m;
 
 use super::storage_error_code;
 use crate::broker::Broker;
-use crate::partition::{AppendError, Appended};
+use crate::partition::{AppendError, Appended, Partition};
 
-pub async fn produce(
-    broker: &Broker,
-    req: m::ProduceRequest,
-    _version: i16,
-) -> Option<m::ProduceResponse> {
+/// Everything the durability wait needs once the appends are done.
+pub struct PendingAcks {
+    response: m::ProduceResponse,
+    /// (topic index, partition index, partition, offset that must be durable)
+    waits: Vec<(usize, usize, Arc<Partition>, u64)>,
+    deadline: tokio::time::Instant,
+}
+
+/// Produce in one call: append, then wait for durability if acks=all.
+pub async fn produce(broker: &Broker, req: m::ProduceRequest, version: i16) -> Option<m::ProduceResponse> {
+    match append(broker, req, version) {
+        None => None,
+        Some(pending) => Some(pending.wait().await),
+    }
+}
+
+/// The append phase. It must run in request order on a connection (a producer
+/// pipelines requests and relies on them being appended in the order sent); the wait
+/// that follows may overlap later requests, so one fsync can cover several of them.
+/// `None` for acks=0.
+pub fn append(broker: &Broker, req: m::ProduceRequest, _version: i16) -> Option<PendingAcks> {
     let acks = req.acks;
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let now = runnel_storage::now_ms();
@@ -89,17 +106,27 @@ pub async fn produce(
     if acks == 0 {
         return None;
     }
-    let deadline = tokio::time::Instant::now() + timeout;
-    for (t, pi, partition, offset) in waits {
-        let durable = tokio::time::timeout_at(deadline, partition.wait_durable(offset)).await;
-        let code = match durable {
-            Ok(Ok(())) => continue,
-            Ok(Err(())) => ResponseError::KafkaStorageError,
-            Err(_) => ResponseError::RequestTimedOut,
-        };
-        responses[t].partition_responses[pi].error_code = code.code();
+    Some(PendingAcks {
+        response: m::ProduceResponse::default().with_responses(responses),
+        waits,
+        deadline: tokio::time::Instant::now() + timeout,
+    })
+}
+
+impl PendingAcks {
+    /// Wait until every acks=all batch is fsynced, or the request times out.
+    pub async fn wait(mut self) -> m::ProduceResponse {
+        for (t, pi, partition, offset) in self.waits {
+            let durable = tokio::time::timeout_at(self.deadline, partition.wait_durable(offset)).await;
+            let code = match durable {
+                Ok(Ok(())) => continue,
+                Ok(Err(())) => ResponseError::KafkaStorageError,
+                Err(_) => ResponseError::RequestTimedOut,
+            };
+            self.response.responses[t].partition_responses[pi].error_code = code.code();
+        }
+        self.response
     }
-    Some(m::ProduceResponse::default().with_responses(responses))
 }
 
 fn append_error(e: &AppendError) -> (ResponseError, Option<String>) {
