@@ -73,36 +73,41 @@ fn durable_append(c: &mut Criterion) {
     // flight is a strictly synchronous appender; eight is a producer that pipelines
     // (max.in.flight plus linger), which is how real producers drive acks=all.
     for (appenders, in_flight) in [(1usize, 1usize), (4, 1), (16, 1), (1, 8), (4, 8)] {
-        g.bench_function(format!("{appenders}_appenders_{in_flight}_in_flight"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let dir = tempfile::tempdir_in(bench_root()).unwrap();
-                    let log = Arc::new(SharedLog::new(Log::open(dir.path(), config(), OpenMode::Recover).unwrap()));
-                    let start = Instant::now();
-                    let threads: Vec<_> = (0..appenders)
-                        .map(|_| {
-                            let log = log.clone();
-                            let mut buf = batch.clone();
-                            std::thread::spawn(move || {
-                                for _ in 0..per_iter / appenders / in_flight {
-                                    let mut last = 0;
-                                    for _ in 0..in_flight {
-                                        last = log.append(&mut buf, 0).unwrap().last_offset;
+        g.bench_function(
+            format!("{appenders}_appenders_{in_flight}_in_flight"),
+            |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let dir = tempfile::tempdir_in(bench_root()).unwrap();
+                        let log = Arc::new(SharedLog::new(
+                            Log::open(dir.path(), config(), OpenMode::Recover).unwrap(),
+                        ));
+                        let start = Instant::now();
+                        let threads: Vec<_> = (0..appenders)
+                            .map(|_| {
+                                let log = log.clone();
+                                let mut buf = batch.clone();
+                                std::thread::spawn(move || {
+                                    for _ in 0..per_iter / appenders / in_flight {
+                                        let mut last = 0;
+                                        for _ in 0..in_flight {
+                                            last = log.append(&mut buf, 0).unwrap().last_offset;
+                                        }
+                                        log.sync_to(last + 1).unwrap();
                                     }
-                                    log.sync_to(last + 1).unwrap();
-                                }
+                                })
                             })
-                        })
-                        .collect();
-                    for t in threads {
-                        t.join().unwrap();
+                            .collect();
+                        for t in threads {
+                            t.join().unwrap();
+                        }
+                        total += start.elapsed();
                     }
-                    total += start.elapsed();
-                }
-                total
-            })
-        });
+                    total
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -435,14 +435,25 @@ impl Log {
 
     /// Call `f` with the header of every batch from the one holding `from` to the end,
     /// reading headers only (no record bytes). For rebuilding producer state.
-    pub fn for_each_batch_header(&mut self, from: u64, mut f: impl FnMut(&BatchHeader)) -> Result<()> {
+    pub fn for_each_batch_header(
+        &mut self,
+        from: u64,
+        mut f: impl FnMut(&BatchHeader),
+    ) -> Result<()> {
         let config = self.config.clone();
-        let bases: Vec<u64> = self.segments.range(..=from).next_back().map(|(b, _)| *b).into_iter()
+        let bases: Vec<u64> = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map(|(b, _)| *b)
+            .into_iter()
             .chain(self.segments.range(from + 1..).map(|(b, _)| *b))
             .collect();
         for base in bases {
             let seg = self.segments.get_mut(&base).expect("base from the map");
-            let Some(first) = seg.find_batch(&config, from)? else { continue };
+            let Some(first) = seg.find_batch(&config, from)? else {
+                continue;
+            };
             let mut pos = first.position as u64;
             while let Some(h) = seg.read_header(pos)? {
                 f(&h);

@@ -21,7 +21,11 @@ pub struct PendingAcks {
 }
 
 /// Produce in one call: append, then wait for durability if acks=all.
-pub async fn produce(broker: &Broker, req: m::ProduceRequest, version: i16) -> Option<m::ProduceResponse> {
+pub async fn produce(
+    broker: &Broker,
+    req: m::ProduceRequest,
+    version: i16,
+) -> Option<m::ProduceResponse> {
     match append(broker, req, version) {
         None => None,
         Some(pending) => Some(pending.wait().await),
@@ -117,7 +121,8 @@ impl PendingAcks {
     /// Wait until every acks=all batch is fsynced, or the request times out.
     pub async fn wait(mut self) -> m::ProduceResponse {
         for (t, pi, partition, offset) in self.waits {
-            let durable = tokio::time::timeout_at(self.deadline, partition.wait_durable(offset)).await;
+            let durable =
+                tokio::time::timeout_at(self.deadline, partition.wait_durable(offset)).await;
             let code = match durable {
                 Ok(Ok(())) => continue,
                 Ok(Err(())) => ResponseError::KafkaStorageError,

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""confluent-kafka (Python, librdkafka inside) against runnel: admin create / describe /
+configs / delete of topics, an idempotent compressed producer with keys, headers and
+timestamps, and a consumer that reads everything back in order per partition."""
+
+import sys
+import time
+
+import confluent_kafka
+from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer,
+                             TopicCollection, TopicPartition, OFFSET_BEGINNING)
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+from runnel_broker import Broker, Checks
+
+PARTITIONS = 3
+N = 3000
+
+
+def main():
+    c = Checks("confluent-kafka")
+    v = confluent_kafka.version()
+    v = v[0] if isinstance(v, tuple) else v
+    print(f"== confluent-kafka {v} (librdkafka {confluent_kafka.libversion()[0]})")
+    with Broker() as broker:
+        b = broker.bootstrap
+        admin = AdminClient({"bootstrap.servers": b})
+        topic = "ck-events"
+
+        # CreateTopics, with a topic config.
+        fs = admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1,
+                                           config={"retention.ms": "3600000"})],
+                                 operation_timeout=30)
+        fs[topic].result(30)
+        c.ok(f"create_topics({topic}, {PARTITIONS} partitions, retention.ms=3600000)")
+
+        try:
+            admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+            raise AssertionError("creating an existing topic succeeded")
+        except KafkaException as e:
+            code = e.args[0].code()
+            c.check(code == KafkaError.TOPIC_ALREADY_EXISTS, "creating it again -> TOPIC_ALREADY_EXISTS",
+                    f"(got {e.args[0]})")
+
+        md = admin.list_topics(timeout=10)
+        c.check(topic in md.topics, "list_topics shows it")
+        c.check(len(md.topics[topic].partitions) == PARTITIONS, f"metadata: {PARTITIONS} partitions",
+                f"(got {len(md.topics[topic].partitions)})")
+        c.check(len(md.brokers) == 1, "metadata: one broker")
+
+        desc = admin.describe_topics(TopicCollection([topic]))[topic].result(30)
+        c.check(desc.name == topic and len(desc.partitions) == PARTITIONS,
+                "describe_topics: name and partitions", f"(got {desc})")
+        leader_ids = {p.leader.id for p in desc.partitions}
+        c.check(len(leader_ids) == 1, "describe_topics: every partition led by the one broker",
+                f"(leaders {leader_ids})")
+
+        res = ConfigResource(ResourceType.TOPIC, topic)
+        configs = admin.describe_configs([res])[res].result(30)
+        rm = configs.get("retention.ms")
+        c.check(rm is not None and rm.value == "3600000" and not rm.is_default,
+                "describe_configs: retention.ms=3600000, not default", f"(got {rm})")
+        cp = configs.get("cleanup.policy")
+        c.check(cp is not None and cp.value == "delete" and cp.is_default,
+                "describe_configs: cleanup.policy=delete by default", f"(got {cp})")
+
+        # Idempotent, compressed producer: keys, headers, explicit timestamps.
+        delivered, errors = [], []
+
+        def on_delivery(err, msg):
+            if err is not None:
+                errors.append(err)
+            else:
+                delivered.append((msg.partition(), msg.offset()))
+
+        p = Producer({"bootstrap.servers": b, "enable.idempotence": True, "acks": "all",
+                      "compression.type": "lz4", "linger.ms": 5})
+        base_ts = int(time.time() * 1000) - 100_000
+        for i in range(N):
+            while True:
+                try:
+                    p.produce(topic, key=f"k{i}".encode(), value=(f"v{i} " * (i % 20)).encode(),
+                              partition=i % PARTITIONS, timestamp=base_ts + i,
+                              headers=[("seq", str(i).encode()), ("null", None)],
+                              on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            p.poll(0)
+        remaining = p.flush(60)
+        c.check(remaining == 0 and not errors and len(delivered) == N,
+                f"produced {N} messages (idempotent, lz4, acks=all), all acknowledged",
+                f"(remaining {remaining}, errors {errors[:3]}, delivered {len(delivered)})")
+
+        # Consume everything back with assign (no consumer group needed).
+        cons = Consumer({"bootstrap.servers": b, "group.id": "unused-assign-only",
+                         "enable.auto.commit": False, "enable.auto.offset.store": False})
+        cons.assign([TopicPartition(topic, part, OFFSET_BEGINNING) for part in range(PARTITIONS)])
+        got = {part: [] for part in range(PARTITIONS)}
+        deadline = time.time() + 60
+        total = 0
+        while total < N and time.time() < deadline:
+            m = cons.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                raise AssertionError(f"consumer error: {m.error()}")
+            got[m.partition()].append(m)
+            total += 1
+        c.check(total == N, f"consumed {N} messages", f"(got {total})")
+        for part, msgs in got.items():
+            want = [i for i in range(N) if i % PARTITIONS == part]
+            for off, (i, m) in enumerate(zip(want, msgs)):
+                assert m.offset() == off, (part, off, m.offset())
+                assert m.key() == f"k{i}".encode(), (part, off, m.key())
+                assert m.value() == (f"v{i} " * (i % 20)).encode(), (part, off, m.value())
+                assert m.headers() == [("seq", str(i).encode()), ("null", None)], m.headers()
+                assert m.timestamp() == (confluent_kafka.TIMESTAMP_CREATE_TIME, base_ts + i), m.timestamp()
+            c.check(len(msgs) == len(want), f"partition {part}: {len(want)} messages in order, "
+                    "keys/values/headers/timestamps identical")
+            low, high = cons.get_watermark_offsets(TopicPartition(topic, part), timeout=10)
+            c.check((low, high) == (0, len(want)), f"partition {part}: watermarks (0, {len(want)})",
+                    f"(got {(low, high)})")
+
+        # ListOffsets by timestamp.
+        ts_i = 1500  # partition 0 holds i = 0, 3, 6, ...; offset of i=1500 is 500
+        found = cons.offsets_for_times([TopicPartition(topic, 0, base_ts + ts_i)], timeout=10)
+        c.check(found[0].offset == ts_i // PARTITIONS, "offsets_for_times finds the first offset at a timestamp",
+                f"(got {found[0].offset})")
+        cons.close()
+
+        # DeleteTopics.
+        admin.delete_topics([topic], operation_timeout=30)[topic].result(30)
+        gone = False
+        for _ in range(50):
+            if topic not in admin.list_topics(timeout=10).topics:
+                gone = True
+                break
+            time.sleep(0.1)
+        c.check(gone, "delete_topics: the topic is gone from metadata")
+        try:
+            admin.delete_topics([topic])[topic].result(30)
+            raise AssertionError("deleting a missing topic succeeded")
+        except KafkaException as e:
+            c.check(e.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART,
+                    "deleting it again -> UNKNOWN_TOPIC_OR_PARTITION", f"(got {e.args[0]})")
+    c.done()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001 - any failure must be loud
+        print(f"FAIL: {type(e).__name__}: {e}", file=sys.stderr)
+        raise

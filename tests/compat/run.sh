@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The compat suite: real third-party Kafka clients against `runnel serve`.
+#   tests/compat/run.sh            # builds the broker (debug) unless RUNNEL_BIN is set
+# Needs kcat on PATH and the Python clients from requirements.txt (PYTHON selects the
+# interpreter; .ci/run uses a venv under target/). Each check starts its own broker.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+
+if [[ -z "${RUNNEL_BIN:-}" ]]; then
+  (cd "$root" && cargo build -p runnel --bin runnel)
+  export RUNNEL_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/runnel"
+fi
+
+passed=0
+failed=0
+failures=()
+run() {
+  local name="$1"
+  shift
+  echo
+  echo "===== compat: $name ====="
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    echo "===== compat: $name FAILED =====" >&2
+  fi
+}
+
+run kcat bash "$here/kcat.sh"
+run confluent-kafka "$PYTHON" "$here/confluent_kafka_check.py"
+run kafka-python "$PYTHON" "$here/kafka_python_check.py"
+
+echo
+if ((failed > 0)); then
+  echo "compat failures: ${failures[*]}" >&2
+fi
+echo "compat: $passed passed, $failed failed"
+((failed == 0))
