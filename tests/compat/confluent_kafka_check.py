@@ -64,6 +64,34 @@ def main():
         c.check(cp is not None and cp.value == "delete" and cp.is_default,
                 "describe_configs: cleanup.policy=delete by default", f"(got {cp})")
 
+        # IncrementalAlterConfigs: SET, then APPEND to a list config; a bad value is
+        # refused with INVALID_CONFIG and changes nothing.
+        from confluent_kafka.admin import ConfigEntry, AlterConfigOpType
+        inc = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+            ConfigEntry("segment.bytes", "1048576", incremental_operation=AlterConfigOpType.SET),
+            ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND)])
+        admin.incremental_alter_configs([inc])[inc].result(30)
+        configs = admin.describe_configs([res])[res].result(30)
+        c.check(configs["segment.bytes"].value == "1048576" and configs["cleanup.policy"].value == "delete,compact",
+                "incremental_alter_configs: SET segment.bytes, APPEND compact to cleanup.policy",
+                f"(got {configs['segment.bytes'].value}, {configs['cleanup.policy'].value})")
+        bad = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+            ConfigEntry("segment.bytes", "-5", incremental_operation=AlterConfigOpType.SET)])
+        try:
+            admin.incremental_alter_configs([bad])[bad].result(30)
+            raise AssertionError("segment.bytes=-5 was accepted")
+        except KafkaException as e:
+            c.check(e.args[0].code() == KafkaError.INVALID_CONFIG, "segment.bytes=-5 -> INVALID_CONFIG",
+                    f"(got {e.args[0]})")
+        configs = admin.describe_configs([res])[res].result(30)
+        c.check(configs["segment.bytes"].value == "1048576", "the refused change changed nothing")
+        undo = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+            ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SUBTRACT)])
+        admin.incremental_alter_configs([undo])[undo].result(30)
+        configs = admin.describe_configs([res])[res].result(30)
+        c.check(configs["cleanup.policy"].value == "delete", "SUBTRACT compact from cleanup.policy",
+                f"(got {configs['cleanup.policy'].value})")
+
         # Idempotent, compressed producer: keys, headers, explicit timestamps.
         delivered, errors = [], []
 
