@@ -200,8 +200,10 @@ impl BatchHeader {
     }
 
     /// Offset of the last record, once the base offset is assigned.
+    /// Saturating: the base offset lies outside the CRC, so on disk it may hold anything.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset
+            .saturating_add(self.last_offset_delta as i64)
     }
 
     pub fn compression(&self) -> Option<Compression> {

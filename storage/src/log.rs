@@ -189,7 +189,7 @@ impl Log {
                 seg.truncate_to(&log.config, outcome.valid_end)?;
                 cut_after = Some(i);
             }
-            log.next_offset = outcome.next_offset.unwrap_or(base).max(log.next_offset);
+            log.next_offset = outcome.next_offset.max(log.next_offset);
             if !is_last && cut_after.is_none() {
                 seg.seal(&log.config)?;
                 seg.release_handles();

@@ -43,7 +43,8 @@ pub struct ScanOutcome {
     /// File position just past the last valid batch.
     pub valid_end: u64,
     /// Offset after the last valid batch (or `None` if no batch was found).
-    pub next_offset: Option<u64>,
+    /// Offset after the last valid batch; where the scan started if none was valid.
+    pub next_offset: u64,
     pub max_timestamp: i64,
     /// Why scanning stopped before the end of the file, if it did.
     pub stopped_by: Option<(u64, String)>,
@@ -263,7 +264,6 @@ impl Segment {
         self.next_offset = next_offset;
         self.max_timestamp = max_timestamp;
         let mut stopped_by = None;
-        let mut found_any = false;
         let mut buf = Vec::new();
         // Always index the first batch examined, so a rebuilt index has an anchor.
         self.bytes_since_index_entry = if position == 0 {
@@ -318,11 +318,10 @@ impl Segment {
             self.index_batch(config, pos, &header)?;
             pos += total;
             self.size = pos;
-            found_any = true;
         }
         Ok(ScanOutcome {
             valid_end: pos,
-            next_offset: found_any.then_some(self.next_offset),
+            next_offset: self.next_offset,
             max_timestamp: self.max_timestamp,
             stopped_by,
         })
