@@ -24,6 +24,9 @@ use tokio::task::JoinHandle;
 use crate::broker::Broker;
 use crate::handlers;
 
+/// How long shutdown waits for in-flight requests.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Counts open connections; the slot is released when the guard drops.
 struct ConnectionSlot(Arc<AtomicUsize>);
 
@@ -72,7 +75,10 @@ impl Server {
 
     /// Serve until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut connections = tokio::task::JoinSet::new();
         loop {
+            // Reap finished connection tasks so the set stays small.
+            while connections.try_join_next().is_some() {}
             let accepted = tokio::select! {
                 a = self.listener.accept() => a,
                 _ = shutdown.changed() => break,
@@ -98,16 +104,30 @@ impl Server {
             let broker = self.broker.clone();
             let shutdown = shutdown.clone();
             let memory = self.request_memory.clone();
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let _slot = slot;
                 if let Err(e) = serve_connection(broker, stream, peer, memory, shutdown).await {
                     tracing::debug!(%peer, error = %e, "connection closed with an error");
                 }
             });
         }
+        // Let connections finish the requests they are handling (they stop reading at
+        // the shutdown signal), so no append races the logs' close. Bounded: a request
+        // parked on a long wait is dropped.
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                remaining = connections.len(),
+                "connections still busy at shutdown; aborting them"
+            );
+            connections.abort_all();
+            while connections.join_next().await.is_some() {}
+        }
     }
 }
-
 fn advertised_host(local: SocketAddr) -> String {
     if local.ip().is_unspecified() {
         "127.0.0.1".to_string()
