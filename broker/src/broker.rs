@@ -104,7 +104,10 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             producer_ids: Mutex::new(producer_ids),
             admin: tokio::sync::Mutex::new(()),
-            groups: GroupCoordinator::new(group_config.clone(), Arc::new(PartitionLog::new(Vec::new()))),
+            groups: GroupCoordinator::new(
+                group_config.clone(),
+                Arc::new(PartitionLog::new(Vec::new())),
+            ),
         };
         let metas: Vec<TopicMeta> = broker.topics().all().cloned().collect();
         for meta in &metas {
@@ -334,7 +337,8 @@ impl Broker {
             id: Uuid::new_v4(),
             partitions,
             configs,
-            internal: name.starts_with("__"),
+            // Kafka marks only its own state topics internal.
+            internal: name == crate::group::OFFSETS_TOPIC,
             created_ms: runnel_storage::now_ms(),
         };
         if validate_only {
@@ -362,6 +366,13 @@ impl Broker {
                 "This server does not host this topic-partition.",
             ));
         };
+        if meta.internal {
+            // The coordinator's own state lives there.
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("internal topic {name} cannot be deleted"),
+            ));
+        }
         // Registry first: once it is gone, a crash finishes the log deletion on start.
         self.topics_mut().remove(name).map_err(err_io)?;
         for p in 0..meta.partitions {

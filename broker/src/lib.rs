@@ -4,11 +4,13 @@
 //! - [`broker`]: shared state (topics, partitions, producer ids).
 //! - [`partition`]: a partition's log, high watermark, flusher and fetch waiters.
 //! - [`server`]: connections, framing, in-order responses.
+//! - [`group`]: the group coordinator and committed offsets (`__consumer_offsets`).
 //! - `handlers`: one function per API.
 //! - [`topic_config`], [`producer_state`], [`topics`]: the pieces handlers lean on.
 
 pub mod broker;
 pub mod config;
+pub mod group;
 mod handlers;
 pub mod partition;
 pub mod producer_state;

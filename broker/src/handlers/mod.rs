@@ -4,7 +4,8 @@
 
 mod admin;
 mod fetch;
-mod produce;
+mod group;
+pub(crate) mod produce;
 
 use std::net::SocketAddr;
 
@@ -41,59 +42,27 @@ pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr) -> Opti
         RequestBody::DescribeCluster(_) => describe_cluster(broker).into(),
         RequestBody::DescribeLogDirs(r) => admin::describe_log_dirs(broker, r).into(),
         RequestBody::InitProducerId(r) => admin::init_producer_id(broker, r).into(),
-        other => {
-            // Group APIs arrive with the group coordinator (issue 4).
-            tracing::debug!(%peer, api = ?other.api_key(), "API not implemented yet");
-            return not_implemented(other);
+        RequestBody::FindCoordinator(r) => group::find_coordinator(broker, r, version).await,
+        RequestBody::JoinGroup(r) => {
+            let client_id = request
+                .header
+                .client_id
+                .as_deref()
+                .unwrap_or("")
+                .to_string();
+            group::join_group(broker, r, version, &client_id, peer).await
         }
+        RequestBody::SyncGroup(r) => group::sync_group(broker, r, version).await,
+        RequestBody::Heartbeat(r) => group::heartbeat(broker, r),
+        RequestBody::LeaveGroup(r) => group::leave_group(broker, r, version),
+        RequestBody::OffsetCommit(r) => group::offset_commit(broker, r, version).await,
+        RequestBody::OffsetFetch(r) => group::offset_fetch(broker, r, version),
+        RequestBody::DescribeGroups(r) => group::describe_groups(broker, r, version),
+        RequestBody::ListGroups(r) => group::list_groups(broker, r, version),
+        RequestBody::DeleteGroups(r) => group::delete_groups(broker, r).await,
+        RequestBody::OffsetDelete(r) => group::offset_delete(broker, r).await,
     };
     Some(body)
-}
-
-fn not_implemented(body: RequestBody) -> Option<ResponseBody> {
-    let code = ResponseError::CoordinatorNotAvailable.code();
-    Some(match body {
-        RequestBody::FindCoordinator(r) => {
-            let coordinators = r
-                .coordinator_keys
-                .iter()
-                .map(|k| {
-                    m::find_coordinator_response::Coordinator::default()
-                        .with_key(k.clone())
-                        .with_node_id(BrokerId(-1))
-                        .with_port(-1)
-                        .with_error_code(code)
-                })
-                .collect();
-            m::FindCoordinatorResponse::default()
-                .with_error_code(code)
-                .with_node_id(BrokerId(-1))
-                .with_port(-1)
-                .with_coordinators(coordinators)
-                .into()
-        }
-        RequestBody::JoinGroup(_) => m::JoinGroupResponse::default().with_error_code(code).into(),
-        RequestBody::SyncGroup(_) => m::SyncGroupResponse::default().with_error_code(code).into(),
-        RequestBody::Heartbeat(_) => m::HeartbeatResponse::default().with_error_code(code).into(),
-        RequestBody::LeaveGroup(_) => m::LeaveGroupResponse::default()
-            .with_error_code(code)
-            .into(),
-        RequestBody::OffsetCommit(_) => m::OffsetCommitResponse::default().into(),
-        RequestBody::OffsetFetch(_) => m::OffsetFetchResponse::default()
-            .with_error_code(code)
-            .into(),
-        RequestBody::DescribeGroups(_) => m::DescribeGroupsResponse::default().into(),
-        RequestBody::ListGroups(_) => m::ListGroupsResponse::default().into(),
-        RequestBody::DeleteGroups(_) => m::DeleteGroupsResponse::default().into(),
-        RequestBody::OffsetDelete(_) => m::OffsetDeleteResponse::default()
-            .with_error_code(code)
-            .into(),
-        RequestBody::ConsumerGroupHeartbeat(_) => m::ConsumerGroupHeartbeatResponse::default()
-            .with_error_code(code)
-            .into(),
-        RequestBody::ConsumerGroupDescribe(_) => m::ConsumerGroupDescribeResponse::default().into(),
-        _ => return None,
-    })
 }
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {

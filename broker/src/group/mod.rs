@@ -1,0 +1,1076 @@
+//! The group coordinator: consumer groups and their committed offsets.
+//!
+//! - [`classic`]: the classic protocol's state machine (JoinGroup/SyncGroup/Heartbeat/
+//!   LeaveGroup), sans-io.
+//! - [`records`]: the `__consumer_offsets` key/value formats, as Kafka writes them.
+//! - [`GroupCoordinator`] (this file): the groups and offsets behind one mutex, the
+//!   writes to `__consumer_offsets` (through [`CoordinatorLog`]), the replay on start and
+//!   the timer driver.
+//!
+//! Durability: a commit is appended to the group's `__consumer_offsets` partition under
+//! the coordinator lock (so the log order is the state order), acknowledged only after
+//! that partition's flusher fsynced past it, and only then visible to OffsetFetch. The
+//! leader's assignment is made durable before any member gets it (Kafka's `storeGroup`).
+//!
+//! Locking: one `std::sync::Mutex` over all groups, never held across an `.await`.
+//! Parked JoinGroup/SyncGroup requests wait on oneshot channels outside it.
+//!
+//! Limits: `group.max.size` members per group (also bounds pending member ids, which
+//! expire after the session timeout), `group.coordinator.max.groups` groups,
+//! `offset.metadata.max.bytes` per commit metadata string.
+
+pub mod classic;
+pub mod records;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages as m;
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use tokio::sync::Notify;
+use tokio::time::{Duration, Instant};
+
+use classic::{ClassicGroup, ClassicLimits, ClassicState, JoinRequest, Reply, Store};
+use records::{GroupValue, OffsetValue, RecordKey};
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+pub(crate) fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The topics of a consumer-protocol subscription (`ConsumerProtocolSubscription`).
+pub fn decode_subscription(meta: &[u8]) -> Option<Vec<String>> {
+    if meta.len() < 2 {
+        return None;
+    }
+    let version = i16::from_be_bytes([meta[0], meta[1]]).clamp(0, 3);
+    let mut buf = Bytes::copy_from_slice(&meta[2..]);
+    let s = m::ConsumerProtocolSubscription::decode(&mut buf, version).ok()?;
+    Some(s.topics.iter().map(|t| t.to_string()).collect())
+}
+
+/// A records to write: key and value (`None` is a tombstone).
+pub type LogRecord = (Vec<u8>, Option<Vec<u8>>);
+
+pub type DurableFuture = Pin<Box<dyn Future<Output = Result<(), E>> + Send>>;
+
+/// Where the coordinator writes: the partitions of `__consumer_offsets`.
+pub trait CoordinatorLog: Send + Sync {
+    fn partitions(&self) -> i32;
+    /// Append `records` as one batch to `partition` (a page-cache write). Returns the
+    /// offset of the first record and the offset after the last.
+    fn append(&self, partition: i32, records: &[LogRecord]) -> Result<(u64, u64), E>;
+    /// Resolves once everything below `end` in `partition` is fsynced.
+    fn wait_durable(&self, partition: i32, end: u64) -> DurableFuture;
+}
+
+/// Coordinator settings, by Kafka's names.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub classic: ClassicLimits,
+    pub max_groups: usize,
+    pub offsets_partitions: i32,
+    pub offset_metadata_max_bytes: usize,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: i64,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            classic: ClassicLimits::default(),
+            max_groups: 100_000,
+            offsets_partitions: 50,
+            offset_metadata_max_bytes: 4096,
+            offsets_retention_ms: 10080 * 60_000,
+            offsets_retention_check_interval_ms: 600_000,
+        }
+    }
+}
+
+impl GroupConfig {
+    /// Read from broker settings; unset or unparsable values keep Kafka's defaults.
+    pub fn from_settings(s: &BTreeMap<String, String>) -> GroupConfig {
+        fn get<T: std::str::FromStr + Copy>(
+            s: &BTreeMap<String, String>,
+            names: &[&str],
+            default: T,
+        ) -> T {
+            for n in names {
+                if let Some(v) = s.get(*n) {
+                    match v.trim().parse() {
+                        Ok(x) => return x,
+                        Err(_) => {
+                            tracing::warn!(setting = n, value = %v, "ignoring an unparsable group setting")
+                        }
+                    }
+                }
+            }
+            default
+        }
+        let d = GroupConfig::default();
+        let c = &d.classic;
+        GroupConfig {
+            classic: ClassicLimits {
+                min_session_timeout_ms: get(
+                    s,
+                    &[
+                        "group.min.session.timeout.ms",
+                        "group.classic.min.session.timeout.ms",
+                    ],
+                    c.min_session_timeout_ms,
+                ),
+                max_session_timeout_ms: get(
+                    s,
+                    &[
+                        "group.max.session.timeout.ms",
+                        "group.classic.max.session.timeout.ms",
+                    ],
+                    c.max_session_timeout_ms,
+                ),
+                initial_rebalance_delay_ms: get(
+                    s,
+                    &["group.initial.rebalance.delay.ms"],
+                    c.initial_rebalance_delay_ms,
+                )
+                .max(0),
+                max_size: get(s, &["group.max.size", "group.classic.max.size"], c.max_size).max(1),
+                new_member_join_timeout_ms: c.new_member_join_timeout_ms,
+            },
+            max_groups: get(s, &["group.coordinator.max.groups"], d.max_groups).max(1),
+            offsets_partitions: get(s, &["offsets.topic.num.partitions"], d.offsets_partitions)
+                .clamp(1, 10_000),
+            offset_metadata_max_bytes: get(
+                s,
+                &["offset.metadata.max.bytes"],
+                d.offset_metadata_max_bytes,
+            ),
+            offsets_retention_ms: get(s, &["offsets.retention.minutes"], 10080i64)
+                .saturating_mul(60_000),
+            offsets_retention_check_interval_ms: get(
+                s,
+                &["offsets.retention.check.interval.ms"],
+                d.offsets_retention_check_interval_ms,
+            )
+            .max(1),
+        }
+    }
+}
+
+pub enum Group {
+    Classic(ClassicGroup),
+}
+
+impl Group {
+    fn tick(
+        &mut self,
+        cfg: &GroupConfig,
+        now: Instant,
+        now_ms: i64,
+        stores: &mut Vec<Store>,
+    ) -> Option<Instant> {
+        match self {
+            Group::Classic(g) => g.tick(&cfg.classic, now, now_ms, stores),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Committed {
+    value: OffsetValue,
+    /// Where the record is in `__consumer_offsets`: a later write wins.
+    record_offset: u64,
+}
+
+#[derive(Default)]
+struct State {
+    groups: HashMap<String, Group>,
+    offsets: HashMap<String, BTreeMap<(String, i32), Committed>>,
+    /// Replay state: the newest group record per group.
+    loaded_groups: HashMap<String, Option<(GroupValue, u64)>>,
+    next_retention_check: Option<Instant>,
+}
+
+/// One item of an OffsetCommit that passed the per-partition checks.
+#[derive(Debug, Clone)]
+pub struct CommitItem {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+pub struct GroupCoordinator {
+    pub cfg: GroupConfig,
+    log: Arc<dyn CoordinatorLog>,
+    state: Mutex<State>,
+    wake: Arc<Notify>,
+}
+
+fn classic_mut<'a>(st: &'a mut State, group: &str) -> Option<&'a mut ClassicGroup> {
+    match st.groups.get_mut(group) {
+        Some(Group::Classic(g)) => Some(g),
+        None => None,
+    }
+}
+
+impl GroupCoordinator {
+    pub fn new(cfg: GroupConfig, log: Arc<dyn CoordinatorLog>) -> Arc<GroupCoordinator> {
+        Arc::new(GroupCoordinator {
+            cfg,
+            log,
+            state: Mutex::new(State::default()),
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn partition_for(&self, group: &str) -> i32 {
+        records::partition_for(group, self.log.partitions())
+    }
+
+    // ----- start: replay and the timer driver -----
+
+    /// Feed one record of `__consumer_offsets` (replay on start), in log order.
+    pub fn load_record(&self, key: &[u8], value: Option<&[u8]>, offset: u64) {
+        let mut st = self.lock();
+        let key = match records::decode_key(key) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, offset, "skipping an unreadable __consumer_offsets key");
+                return;
+            }
+        };
+        match key {
+            RecordKey::Offset {
+                group,
+                topic,
+                partition,
+            } => match value {
+                None => {
+                    if let Some(o) = st.offsets.get_mut(&group) {
+                        o.remove(&(topic, partition));
+                    }
+                }
+                Some(v) => match records::decode_offset_value(v) {
+                    Ok(value) => {
+                        st.offsets.entry(group).or_default().insert(
+                            (topic, partition),
+                            Committed {
+                                value,
+                                record_offset: offset,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, %group, "skipping an unreadable offset commit")
+                    }
+                },
+            },
+            RecordKey::Group { group } => match value {
+                None => {
+                    st.loaded_groups.insert(group.clone(), None);
+                }
+                Some(v) => match records::decode_group_value(v) {
+                    Ok(g) => {
+                        st.loaded_groups.insert(group, Some((g, offset)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, %group, "skipping unreadable group metadata")
+                    }
+                },
+            },
+        }
+    }
+
+    /// After replay: build the groups. Groups with offsets but no metadata become empty
+    /// classic groups, as in Kafka.
+    pub fn finish_load(&self) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        let loaded = std::mem::take(&mut st.loaded_groups);
+        let delay = self.cfg.classic.initial_rebalance_delay_ms;
+        for (id, v) in loaded {
+            if let Some((v, _)) = v {
+                st.groups.insert(
+                    id.clone(),
+                    Group::Classic(ClassicGroup::from_value(&id, &v, now, delay)),
+                );
+            }
+        }
+        st.offsets.retain(|_, o| !o.is_empty());
+        let ids: Vec<String> = st.offsets.keys().cloned().collect();
+        for id in ids {
+            st.groups
+                .entry(id.clone())
+                .or_insert_with(|| Group::Classic(ClassicGroup::new(&id, now_ms(), delay)));
+        }
+        let (groups, offsets) = (
+            st.groups.len(),
+            st.offsets.values().map(|o| o.len()).sum::<usize>(),
+        );
+        tracing::info!(groups, offsets, "loaded groups and committed offsets");
+    }
+
+    /// Run the timers (sessions, rebalances, offset retention) until the coordinator is
+    /// dropped.
+    pub fn start(self: &Arc<Self>) {
+        let weak: Weak<GroupCoordinator> = Arc::downgrade(self);
+        let wake = self.wake.clone();
+        tokio::spawn(async move {
+            loop {
+                let notified = wake.notified();
+                let next = match weak.upgrade() {
+                    Some(c) => c.tick(),
+                    None => return,
+                };
+                let sleep_until = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+                tokio::select! {
+                    _ = tokio::time::sleep_until(sleep_until) => {}
+                    _ = notified => {}
+                }
+            }
+        });
+    }
+
+    /// Fire due timers; returns the next deadline.
+    pub fn tick(self: &Arc<Self>) -> Option<Instant> {
+        let now = Instant::now();
+        let now_ms = now_ms();
+        let mut st = self.lock();
+        let mut next: Option<Instant> = None;
+        let ids: Vec<String> = st.groups.keys().cloned().collect();
+        for id in ids {
+            let mut stores = Vec::new();
+            let n = match st.groups.get_mut(&id) {
+                Some(g) => g.tick(&self.cfg, now, now_ms, &mut stores),
+                None => None,
+            };
+            self.apply_stores(&mut st, &id, stores);
+            if let Some(n) = n {
+                next = Some(next.map_or(n, |x: Instant| x.min(n)));
+            }
+        }
+        let check = *st.next_retention_check.get_or_insert_with(|| {
+            now + Duration::from_millis(self.cfg.offsets_retention_check_interval_ms as u64)
+        });
+        if check <= now {
+            st.next_retention_check = Some(
+                now + Duration::from_millis(self.cfg.offsets_retention_check_interval_ms as u64),
+            );
+            self.expire_offsets(&mut st, now_ms);
+        }
+        let check = st.next_retention_check.unwrap_or(now);
+        Some(next.map_or(check, |n| n.min(check)))
+    }
+
+    fn poke(&self) {
+        self.wake.notify_one();
+    }
+
+    // ----- writes -----
+
+    /// Write what the state machine asked for (under the lock), and finish the waits
+    /// of `Sync`/`StaticJoin` in a task once the write is durable.
+    fn apply_stores(self: &Arc<Self>, st: &mut State, group_id: &str, stores: Vec<Store>) {
+        for store in stores {
+            let Some(g) = classic_mut(st, group_id) else {
+                return;
+            };
+            let value = match &store {
+                Store::Sync { assignment, .. } => g.to_value(Some(assignment)),
+                _ => g.to_value(None),
+            };
+            let rec = (
+                records::group_key(group_id),
+                Some(records::encode_group_value(&value)),
+            );
+            let p = self.partition_for(group_id);
+            let written = self.log.append(p, &[rec]);
+            let durable = match written {
+                Ok((_, end)) => Some(self.log.wait_durable(p, end)),
+                Err(e) => {
+                    tracing::warn!(group = group_id, error = ?e, "writing group metadata failed");
+                    None
+                }
+            };
+            if matches!(store, Store::Group) {
+                continue;
+            }
+            let me = self.clone();
+            let group_id = group_id.to_string();
+            tokio::spawn(async move {
+                let result = match durable {
+                    Some(f) => f.await,
+                    None => Err(E::CoordinatorNotAvailable),
+                };
+                let result = result.map_err(|_| E::CoordinatorNotAvailable);
+                let (now, now_ms) = (Instant::now(), now_ms());
+                let mut st = me.lock();
+                let mut more = Vec::new();
+                if let Some(g) = classic_mut(&mut st, &group_id) {
+                    match store {
+                        Store::Sync {
+                            generation,
+                            assignment,
+                        } => g.sync_stored(generation, assignment, result, now, now_ms, &mut more),
+                        Store::StaticJoin {
+                            member_id,
+                            skip_assignment,
+                            current_leader,
+                        } => g.static_join_stored(
+                            &member_id,
+                            skip_assignment,
+                            current_leader,
+                            result,
+                        ),
+                        Store::Group => {}
+                    }
+                }
+                me.apply_stores(&mut st, &group_id, more);
+                drop(st);
+                me.poke();
+            });
+        }
+    }
+
+    /// Append records for several groups, grouped per partition; returns the waits.
+    fn append_records(
+        &self,
+        by_group: Vec<(String, Vec<LogRecord>)>,
+    ) -> Result<Vec<(i32, u64, u64)>, E> {
+        let mut per_partition: BTreeMap<i32, Vec<LogRecord>> = BTreeMap::new();
+        for (g, recs) in by_group {
+            per_partition
+                .entry(self.partition_for(&g))
+                .or_default()
+                .extend(recs);
+        }
+        let mut out = Vec::new();
+        for (p, recs) in per_partition {
+            if recs.is_empty() {
+                continue;
+            }
+            let (first, end) = self.log.append(p, &recs)?;
+            out.push((p, first, end));
+        }
+        Ok(out)
+    }
+
+    async fn wait_all(&self, waits: &[(i32, u64, u64)]) -> Result<(), E> {
+        for (p, _, end) in waits {
+            self.log.wait_durable(*p, *end).await?;
+        }
+        Ok(())
+    }
+
+    // ----- classic protocol -----
+
+    pub fn join(self: &Arc<Self>, group_id: &str, req: JoinRequest) -> Reply<m::JoinGroupResponse> {
+        let err = |e: E| {
+            Reply::Now(
+                m::JoinGroupResponse::default()
+                    .with_error_code(e.code())
+                    .with_generation_id(-1)
+                    .with_member_id(sb(&req.member_id)),
+            )
+        };
+        if group_id.is_empty() {
+            return err(E::InvalidGroupId);
+        }
+        let l = &self.cfg.classic;
+        if req.session_timeout_ms < l.min_session_timeout_ms
+            || req.session_timeout_ms > l.max_session_timeout_ms
+        {
+            return err(E::InvalidSessionTimeout);
+        }
+        let (now, now_ms) = (Instant::now(), now_ms());
+        let mut st = self.lock();
+        if !st.groups.contains_key(group_id) {
+            if !req.member_id.is_empty() {
+                return err(E::UnknownMemberId);
+            }
+            if st.groups.len() >= self.cfg.max_groups {
+                tracing::warn!(
+                    group = group_id,
+                    limit = self.cfg.max_groups,
+                    "refusing a new group over group.coordinator.max.groups"
+                );
+                return err(E::CoordinatorNotAvailable);
+            }
+            st.groups.insert(
+                group_id.to_string(),
+                Group::Classic(ClassicGroup::new(
+                    group_id,
+                    now_ms,
+                    l.initial_rebalance_delay_ms,
+                )),
+            );
+        }
+        let mut stores = Vec::new();
+        let reply = match st.groups.get_mut(group_id) {
+            Some(Group::Classic(g)) => g.join(req, l, now, now_ms, &mut stores),
+            None => return err(E::UnknownMemberId),
+        };
+        self.apply_stores(&mut st, group_id, stores);
+        drop(st);
+        self.poke();
+        reply
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        self: &Arc<Self>,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Reply<m::SyncGroupResponse> {
+        let err = |e: E| Reply::Now(m::SyncGroupResponse::default().with_error_code(e.code()));
+        if group_id.is_empty() {
+            return err(E::InvalidGroupId);
+        }
+        let now = Instant::now();
+        let mut st = self.lock();
+        let mut stores = Vec::new();
+        let reply = match classic_mut(&mut st, group_id) {
+            Some(g) => g.sync(
+                member_id,
+                instance_id,
+                generation,
+                protocol_type,
+                protocol_name,
+                assignments,
+                now,
+                &mut stores,
+            ),
+            None => return err(E::UnknownMemberId),
+        };
+        self.apply_stores(&mut st, group_id, stores);
+        drop(st);
+        self.poke();
+        reply
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        if group_id.is_empty() {
+            return E::InvalidGroupId.code();
+        }
+        let mut st = self.lock();
+        let code = match classic_mut(&mut st, group_id) {
+            Some(g) => g.heartbeat(member_id, instance_id, generation, Instant::now()),
+            None => E::UnknownMemberId.code(),
+        };
+        drop(st);
+        self.poke();
+        code
+    }
+
+    /// LeaveGroup: `Err` for the whole request, else each member's error code.
+    pub fn leave(
+        self: &Arc<Self>,
+        group_id: &str,
+        leaving: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, E> {
+        if group_id.is_empty() {
+            return Err(E::InvalidGroupId);
+        }
+        let (now, now_ms) = (Instant::now(), now_ms());
+        let mut st = self.lock();
+        let mut stores = Vec::new();
+        let out = match classic_mut(&mut st, group_id) {
+            Some(g) => g.leave(leaving, now, now_ms, &mut stores),
+            None => Ok(vec![E::UnknownMemberId.code(); leaving.len()]),
+        };
+        self.apply_stores(&mut st, group_id, stores);
+        drop(st);
+        self.poke();
+        out
+    }
+
+    // ----- offsets -----
+
+    /// Commit offsets (already checked per partition by the caller). Answers once the
+    /// commit is durable. `Err` is for the whole request.
+    pub async fn commit_offsets(
+        self: &Arc<Self>,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        version: i16,
+        items: Vec<CommitItem>,
+    ) -> Result<(), E> {
+        let now_ms = now_ms();
+        let waits;
+        let staged: Vec<((String, i32), OffsetValue)>;
+        {
+            let mut st = self.lock();
+            match st.groups.get_mut(group_id) {
+                None => {
+                    if generation >= 0 {
+                        return Err(if version >= 9 {
+                            E::GroupIdNotFound
+                        } else {
+                            E::IllegalGeneration
+                        });
+                    }
+                    if st.groups.len() >= self.cfg.max_groups {
+                        return Err(E::CoordinatorNotAvailable);
+                    }
+                    st.groups.insert(
+                        group_id.to_string(),
+                        Group::Classic(ClassicGroup::new(
+                            group_id,
+                            now_ms,
+                            self.cfg.classic.initial_rebalance_delay_ms,
+                        )),
+                    );
+                }
+                Some(Group::Classic(g)) => {
+                    g.validate_offset_commit(member_id, instance_id, generation, Instant::now())?;
+                }
+            }
+            if items.is_empty() {
+                return Ok(());
+            }
+            staged = items
+                .into_iter()
+                .map(|i| {
+                    (
+                        (i.topic, i.partition),
+                        OffsetValue {
+                            offset: i.offset,
+                            leader_epoch: i.leader_epoch,
+                            metadata: i.metadata,
+                            commit_timestamp: now_ms,
+                            expire_timestamp: -1,
+                        },
+                    )
+                })
+                .collect();
+            let recs: Vec<LogRecord> = staged
+                .iter()
+                .map(|((t, p), v)| {
+                    (
+                        records::offset_key(group_id, t, *p),
+                        Some(records::encode_offset_value(v)),
+                    )
+                })
+                .collect();
+            waits = self.append_records(vec![(group_id.to_string(), recs)])?;
+        }
+        self.wait_all(&waits)
+            .await
+            .map_err(|_| E::CoordinatorNotAvailable)?;
+        let first = waits.first().map_or(0, |w| w.1);
+        let mut st = self.lock();
+        let offsets = st.offsets.entry(group_id.to_string()).or_default();
+        for (i, (tp, value)) in staged.into_iter().enumerate() {
+            let record_offset = first + i as u64;
+            match offsets.get(&tp) {
+                Some(c) if c.record_offset > record_offset => {}
+                _ => {
+                    offsets.insert(
+                        tp,
+                        Committed {
+                            value,
+                            record_offset,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Committed offsets of a group: for the requested partitions (`None` for
+    /// every committed one). Unknown partitions come back as `None`.
+    #[allow(clippy::type_complexity)]
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Vec<(String, Vec<(i32, Option<OffsetValue>)>)> {
+        let st = self.lock();
+        let offsets = st.offsets.get(group_id);
+        match topics {
+            Some(topics) => topics
+                .into_iter()
+                .map(|(t, parts)| {
+                    let ps = parts
+                        .into_iter()
+                        .map(|p| {
+                            let v = offsets
+                                .and_then(|o| o.get(&(t.clone(), p)))
+                                .map(|c| c.value.clone());
+                            (p, v)
+                        })
+                        .collect();
+                    (t, ps)
+                })
+                .collect(),
+            None => {
+                let mut out: Vec<(String, Vec<(i32, Option<OffsetValue>)>)> = Vec::new();
+                if let Some(o) = offsets {
+                    for ((t, p), c) in o {
+                        match out.last_mut() {
+                            Some((lt, ps)) if lt == t => ps.push((*p, Some(c.value.clone()))),
+                            _ => out.push((t.clone(), vec![(*p, Some(c.value.clone()))])),
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Does the group exist (DescribeGroups/OffsetFetch)?
+    pub fn group_exists(&self, group_id: &str) -> bool {
+        self.lock().groups.contains_key(group_id)
+    }
+
+    /// DeleteGroups: per group, an error code. Answers once the tombstones are durable.
+    pub async fn delete_groups(self: &Arc<Self>, ids: &[String]) -> Vec<i16> {
+        let mut codes = vec![0i16; ids.len()];
+        let appended = {
+            let mut st = self.lock();
+            let now_ms = now_ms();
+            let mut writes = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                let ok = match st.groups.get(id) {
+                    None => Err(E::GroupIdNotFound),
+                    Some(Group::Classic(g)) if g.state == ClassicState::Dead => {
+                        Err(E::GroupIdNotFound)
+                    }
+                    Some(Group::Classic(g))
+                        if g.state != ClassicState::Empty || !g.is_empty_of_members() =>
+                    {
+                        Err(E::NonEmptyGroup)
+                    }
+                    Some(_) => Ok(()),
+                };
+                if let Err(e) = ok {
+                    codes[i] = e.code();
+                    continue;
+                }
+                let mut recs: Vec<LogRecord> = st
+                    .offsets
+                    .remove(id)
+                    .unwrap_or_default()
+                    .keys()
+                    .map(|(t, p)| (records::offset_key(id, t, *p), None))
+                    .collect();
+                recs.push((records::group_key(id), None));
+                if let Some(Group::Classic(mut g)) = st.groups.remove(id) {
+                    g.mark_dead(now_ms);
+                }
+                writes.push((id.clone(), recs));
+            }
+            self.append_records(writes)
+        };
+        let durable = match appended {
+            Ok(w) => self.wait_all(&w).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = durable {
+            tracing::warn!(error = ?e, "group tombstones are not durable");
+            for c in codes.iter_mut().filter(|c| **c == 0) {
+                *c = E::CoordinatorNotAvailable.code();
+            }
+        }
+        codes
+    }
+
+    /// OffsetDelete: `Err` for the group, else per (topic, partition) an error code.
+    pub async fn delete_offsets(
+        self: &Arc<Self>,
+        group_id: &str,
+        parts: &[(String, i32)],
+    ) -> Result<Vec<i16>, E> {
+        let waits;
+        let mut codes = vec![0i16; parts.len()];
+        {
+            let mut st = self.lock();
+            let subscribed = match st.groups.get(group_id) {
+                None => return Err(E::GroupIdNotFound),
+                Some(Group::Classic(g)) => {
+                    if g.state == ClassicState::Dead {
+                        return Err(E::GroupIdNotFound);
+                    }
+                    if g.state == ClassicState::Empty {
+                        HashSet::new()
+                    } else if g.protocol_type.as_deref() != Some("consumer") {
+                        return Err(E::NonEmptyGroup);
+                    } else {
+                        match g.subscribed_topics() {
+                            Some(t) => t,
+                            None => return Err(E::NonEmptyGroup),
+                        }
+                    }
+                }
+            };
+            let mut recs = Vec::new();
+            let offsets = st.offsets.entry(group_id.to_string()).or_default();
+            for (i, (t, p)) in parts.iter().enumerate() {
+                if subscribed.contains(t) {
+                    codes[i] = E::GroupSubscribedToTopic.code();
+                } else if offsets.remove(&(t.clone(), *p)).is_some() {
+                    recs.push((records::offset_key(group_id, t, *p), None));
+                }
+            }
+            waits = self.append_records(vec![(group_id.to_string(), recs)])?;
+        }
+        self.wait_all(&waits)
+            .await
+            .map_err(|_| E::CoordinatorNotAvailable)?;
+        Ok(codes)
+    }
+
+    /// A topic was deleted: drop every group's offsets for it (with tombstones).
+    pub async fn on_topic_deleted(self: &Arc<Self>, topic: &str) {
+        let waits = {
+            let mut st = self.lock();
+            let mut writes = Vec::new();
+            for (g, o) in st.offsets.iter_mut() {
+                let gone: Vec<(String, i32)> =
+                    o.keys().filter(|(t, _)| t == topic).cloned().collect();
+                if gone.is_empty() {
+                    continue;
+                }
+                let recs = gone
+                    .iter()
+                    .map(|(t, p)| {
+                        o.remove(&(t.clone(), *p));
+                        (records::offset_key(g, t, *p), None)
+                    })
+                    .collect();
+                writes.push((g.clone(), recs));
+            }
+            self.append_records(writes)
+        };
+        match waits {
+            Ok(w) => {
+                if let Err(e) = self.wait_all(&w).await {
+                    tracing::warn!(topic, error = ?e, "offset tombstones of a deleted topic are not durable");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(topic, error = ?e, "writing offset tombstones of a deleted topic failed")
+            }
+        }
+    }
+
+    /// `offsets.retention.minutes`: offsets of empty groups expire that long after the
+    /// group became empty (or, for groups without a protocol, after the commit). An
+    /// empty group left without offsets is deleted.
+    fn expire_offsets(&self, st: &mut State, now_ms: i64) {
+        let retention = self.cfg.offsets_retention_ms;
+        let mut writes = Vec::new();
+        let ids: Vec<String> = st.groups.keys().cloned().collect();
+        for id in ids {
+            let (empty, since) = match st.groups.get(&id) {
+                Some(Group::Classic(g)) => (
+                    g.state == ClassicState::Empty && g.is_empty_of_members(),
+                    g.protocol_type.as_ref().map(|_| g.state_timestamp_ms),
+                ),
+                None => continue,
+            };
+            if !empty {
+                continue;
+            }
+            let mut recs: Vec<LogRecord> = Vec::new();
+            if let Some(o) = st.offsets.get_mut(&id) {
+                o.retain(|(t, p), c| {
+                    let base = since.unwrap_or(c.value.commit_timestamp);
+                    let expired = if c.value.expire_timestamp > 0 {
+                        now_ms >= c.value.expire_timestamp
+                    } else {
+                        now_ms >= base.saturating_add(retention)
+                    };
+                    if expired {
+                        recs.push((records::offset_key(&id, t, *p), None));
+                    }
+                    !expired
+                });
+            }
+            let no_offsets = st.offsets.get(&id).is_none_or(|o| o.is_empty());
+            if no_offsets {
+                st.offsets.remove(&id);
+                if let Some(Group::Classic(mut g)) = st.groups.remove(&id) {
+                    g.mark_dead(now_ms);
+                }
+                recs.push((records::group_key(&id), None));
+                tracing::info!(group = %id, "removed an empty group whose offsets expired");
+            }
+            if !recs.is_empty() {
+                writes.push((id, recs));
+            }
+        }
+        if let Err(e) = self.append_records(writes) {
+            tracing::warn!(error = ?e, "writing expired-offset tombstones failed");
+        }
+    }
+
+    // ----- describe / list -----
+
+    pub fn describe(&self, group_id: &str) -> Option<m::describe_groups_response::DescribedGroup> {
+        let st = self.lock();
+        match st.groups.get(group_id)? {
+            Group::Classic(g) => Some(g.describe()),
+        }
+    }
+
+    /// (group id, protocol type, state, group type) of every group.
+    pub fn list(&self) -> Vec<(String, String, String, &'static str)> {
+        let st = self.lock();
+        st.groups
+            .iter()
+            .map(|(id, g)| match g {
+                Group::Classic(g) => (
+                    id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state.name().to_string(),
+                    "classic",
+                ),
+            })
+            .collect()
+    }
+}
+
+/// [`CoordinatorLog`] over the broker's `__consumer_offsets` partitions.
+pub struct PartitionLog {
+    partitions: Vec<Arc<crate::partition::Partition>>,
+}
+
+impl PartitionLog {
+    pub fn new(partitions: Vec<Arc<crate::partition::Partition>>) -> PartitionLog {
+        PartitionLog { partitions }
+    }
+
+    fn get(&self, p: i32) -> Result<&Arc<crate::partition::Partition>, E> {
+        usize::try_from(p)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+            .ok_or(E::CoordinatorNotAvailable)
+    }
+}
+
+impl CoordinatorLog for PartitionLog {
+    fn partitions(&self) -> i32 {
+        self.partitions.len() as i32
+    }
+
+    fn append(&self, partition: i32, recs: &[LogRecord]) -> Result<(u64, u64), E> {
+        use runnel_protocol::record_batch::builder::{simple_batch, Record};
+        let part = self.get(partition)?;
+        if recs.is_empty() {
+            let end = part.log.lock().log_end_offset();
+            return Ok((end, end));
+        }
+        let records: Vec<Record<'_>> = recs
+            .iter()
+            .map(|(k, v)| Record {
+                key: Some(k.as_slice()),
+                value: v.as_deref(),
+                ..Default::default()
+            })
+            .collect();
+        let now = now_ms();
+        let batch = simple_batch(now, &records);
+        match part.append(&batch, now) {
+            Ok(a) => Ok((a.base_offset, a.last_offset + 1)),
+            Err(e) => {
+                tracing::error!(partition, error = ?e, "append to __consumer_offsets failed");
+                Err(E::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    fn wait_durable(&self, partition: i32, end: u64) -> DurableFuture {
+        let part = self.get(partition).cloned();
+        Box::pin(async move {
+            let part = part?;
+            part.wait_durable(end)
+                .await
+                .map_err(|()| E::CoordinatorNotAvailable)
+        })
+    }
+}
+
+impl GroupCoordinator {
+    /// Replay one `__consumer_offsets` partition log, start to end.
+    pub fn replay(&self, log: &runnel_storage::SharedLog) -> Result<(), String> {
+        use runnel_protocol::record_batch::{BatchIter, Strictness};
+        let mut log = log.lock();
+        let leo = log.log_end_offset();
+        let mut offset = log.log_start_offset();
+        let mut buf = Vec::new();
+        let mut count = 0u64;
+        while offset < leo {
+            let r = log.read(offset, 8 << 20, leo).map_err(|e| e.to_string())?;
+            let Some(slice) = r.slice else { break };
+            slice.read_into(&mut buf).map_err(|e| e.to_string())?;
+            let mut next = offset;
+            for item in BatchIter::new(&buf, Strictness::Stored) {
+                let Ok((pos, h)) = item else { break };
+                next = h.last_offset() as u64 + 1;
+                if h.is_control() {
+                    continue;
+                }
+                let Some(batch) = buf.get(pos..pos + h.total_len()) else {
+                    break;
+                };
+                let decoded = match runnel_protocol::records::batch_records(batch, 64 << 20) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, offset = h.base_offset, "skipping an unreadable __consumer_offsets batch");
+                        continue;
+                    }
+                };
+                for rec in decoded.records() {
+                    let Ok(rec) = rec else { break };
+                    let at = decoded.offset(&rec);
+                    if (at as u64) < offset {
+                        continue;
+                    }
+                    if let Some(key) = rec.key {
+                        self.load_record(key, rec.value, at as u64);
+                        count += 1;
+                    }
+                }
+            }
+            if next <= offset {
+                break;
+            }
+            offset = next;
+        }
+        tracing::debug!(records = count, "replayed a __consumer_offsets partition");
+        Ok(())
+    }
+}

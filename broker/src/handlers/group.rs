@@ -1,0 +1,486 @@
+//! Group APIs: FindCoordinator and the classic group protocol, offsets, and group
+//! admin. Thin: decode the request's shape per version, call the coordinator
+//! (`crate::group`), and shape the answer for the version.
+
+use std::net::SocketAddr;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::{self as m, BrokerId, GroupId};
+use runnel_protocol::api::ResponseBody;
+
+use super::{str_bytes, topic_name};
+use crate::broker::Broker;
+use crate::group::classic::{JoinRequest, Reply};
+use crate::group::CommitItem;
+
+const GROUP: i8 = 0;
+
+pub async fn find_coordinator(
+    broker: &Broker,
+    r: m::FindCoordinatorRequest,
+    version: i16,
+) -> ResponseBody {
+    let (host, port) = broker.advertised();
+    let node = broker.node_id();
+    let answer = |key: &str, key_type: i8| -> (i16, i32, String, i32) {
+        match key_type {
+            GROUP if !key.is_empty() => (0, node, host.clone(), port as i32),
+            GROUP => (E::InvalidRequest.code(), -1, String::new(), -1),
+            // Transactions are not implemented: there is no transaction coordinator.
+            1 => (E::CoordinatorNotAvailable.code(), -1, String::new(), -1),
+            _ => (E::InvalidRequest.code(), -1, String::new(), -1),
+        }
+    };
+    if version >= 4 {
+        let coordinators = r
+            .coordinator_keys
+            .iter()
+            .map(|k| {
+                let (code, node, host, port) = answer(k, r.key_type);
+                m::find_coordinator_response::Coordinator::default()
+                    .with_key(k.clone())
+                    .with_node_id(BrokerId(node))
+                    .with_host(str_bytes(host))
+                    .with_port(port)
+                    .with_error_code(code)
+            })
+            .collect();
+        return m::FindCoordinatorResponse::default()
+            .with_coordinators(coordinators)
+            .into();
+    }
+    let key_type = if version == 0 { GROUP } else { r.key_type };
+    let (code, node, host, port) = answer(&r.key, key_type);
+    m::FindCoordinatorResponse::default()
+        .with_error_code(code)
+        .with_node_id(BrokerId(node))
+        .with_host(str_bytes(host))
+        .with_port(port)
+        .into()
+}
+
+fn shape_join(mut resp: m::JoinGroupResponse, version: i16) -> m::JoinGroupResponse {
+    if version < 7 && resp.protocol_name.is_none() {
+        resp.protocol_name = Some(str_bytes(""));
+    }
+    if version < 9 {
+        resp.skip_assignment = false;
+    }
+    resp
+}
+
+pub async fn join_group(
+    broker: &Broker,
+    r: m::JoinGroupRequest,
+    version: i16,
+    client_id: &str,
+    peer: SocketAddr,
+) -> ResponseBody {
+    let req = JoinRequest {
+        member_id: r.member_id.to_string(),
+        instance_id: r.group_instance_id.as_ref().map(|s| s.to_string()),
+        require_known_member_id: version >= 4,
+        client_id: client_id.to_string(),
+        client_host: format!("/{}", peer.ip()),
+        // v0 has no rebalance timeout: Kafka uses the session timeout.
+        rebalance_timeout_ms: if version == 0 {
+            r.session_timeout_ms
+        } else {
+            r.rebalance_timeout_ms
+        },
+        session_timeout_ms: r.session_timeout_ms,
+        protocol_type: r.protocol_type.to_string(),
+        protocols: r
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+        version,
+    };
+    let member_id = req.member_id.clone();
+    let resp = match broker.groups.join(&r.group_id, req) {
+        Reply::Now(resp) => resp,
+        Reply::Later(rx) => rx.await.unwrap_or_else(|_| {
+            m::JoinGroupResponse::default()
+                .with_error_code(E::UnknownMemberId.code())
+                .with_generation_id(-1)
+                .with_member_id(str_bytes(member_id))
+        }),
+    };
+    shape_join(resp, version).into()
+}
+
+pub async fn sync_group(broker: &Broker, r: m::SyncGroupRequest, version: i16) -> ResponseBody {
+    let assignments = r
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+        .collect();
+    let reply = broker.groups.sync(
+        &r.group_id,
+        &r.member_id,
+        r.group_instance_id.as_deref(),
+        r.generation_id,
+        r.protocol_type.as_deref(),
+        r.protocol_name.as_deref(),
+        assignments,
+    );
+    let mut resp = match reply {
+        Reply::Now(resp) => resp,
+        Reply::Later(rx) => rx.await.unwrap_or_else(|_| {
+            m::SyncGroupResponse::default().with_error_code(E::RebalanceInProgress.code())
+        }),
+    };
+    if version < 5 {
+        resp.protocol_type = None;
+        resp.protocol_name = None;
+    }
+    resp.into()
+}
+
+pub fn heartbeat(broker: &Broker, r: m::HeartbeatRequest) -> ResponseBody {
+    let code = broker.groups.heartbeat(
+        &r.group_id,
+        &r.member_id,
+        r.group_instance_id.as_deref(),
+        r.generation_id,
+    );
+    m::HeartbeatResponse::default().with_error_code(code).into()
+}
+
+pub fn leave_group(broker: &Broker, r: m::LeaveGroupRequest, version: i16) -> ResponseBody {
+    let leaving: Vec<(String, Option<String>)> = if version >= 3 {
+        r.members
+            .iter()
+            .map(|mi| {
+                (
+                    mi.member_id.to_string(),
+                    mi.group_instance_id.as_ref().map(|s| s.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(r.member_id.to_string(), None)]
+    };
+    match broker.groups.leave(&r.group_id, &leaving) {
+        Err(e) => m::LeaveGroupResponse::default()
+            .with_error_code(e.code())
+            .into(),
+        Ok(codes) if version < 3 => m::LeaveGroupResponse::default()
+            .with_error_code(codes.first().copied().unwrap_or(0))
+            .into(),
+        Ok(codes) => {
+            let members = r
+                .members
+                .iter()
+                .zip(codes)
+                .map(|(mi, code)| {
+                    m::leave_group_response::MemberResponse::default()
+                        .with_member_id(mi.member_id.clone())
+                        .with_group_instance_id(mi.group_instance_id.clone())
+                        .with_error_code(code)
+                })
+                .collect();
+            m::LeaveGroupResponse::default()
+                .with_members(members)
+                .into()
+        }
+    }
+}
+
+/// A topic of an OffsetCommit: name, id, and per partition Ok or an error code.
+type CommitShape = (m::TopicName, uuid::Uuid, Vec<(i32, Result<(), i16>)>);
+
+pub async fn offset_commit(
+    broker: &Broker,
+    r: m::OffsetCommitRequest,
+    version: i16,
+) -> ResponseBody {
+    let max_meta = broker.groups.cfg.offset_metadata_max_bytes;
+    // Per partition: Ok(index into items) or an error code.
+    let mut items = Vec::new();
+    let mut shape: Vec<CommitShape> = Vec::new();
+    for t in &r.topics {
+        let meta = super::resolve_topic(broker, &t.name, t.topic_id);
+        let mut parts = Vec::new();
+        for p in &t.partitions {
+            let res = match &meta {
+                None => Err(if t.topic_id.is_nil() {
+                    E::UnknownTopicOrPartition.code()
+                } else {
+                    E::UnknownTopicId.code()
+                }),
+                Some(meta) if p.partition_index < 0 || p.partition_index >= meta.partitions => {
+                    Err(E::UnknownTopicOrPartition.code())
+                }
+                Some(_)
+                    if p.committed_metadata
+                        .as_ref()
+                        .is_some_and(|s| s.len() > max_meta) =>
+                {
+                    Err(E::OffsetMetadataTooLarge.code())
+                }
+                Some(meta) => {
+                    items.push(CommitItem {
+                        topic: meta.name.clone(),
+                        partition: p.partition_index,
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p
+                            .committed_metadata
+                            .as_ref()
+                            .map(|s| s.to_string())
+                            .unwrap_or_default(),
+                    });
+                    Ok(())
+                }
+            };
+            parts.push((p.partition_index, res));
+        }
+        shape.push((t.name.clone(), t.topic_id, parts));
+    }
+    let result = if r.group_id.is_empty() && version >= 9 {
+        Err(E::InvalidGroupId)
+    } else {
+        broker
+            .groups
+            .commit_offsets(
+                &r.group_id,
+                &r.member_id,
+                r.group_instance_id.as_deref(),
+                r.generation_id_or_member_epoch,
+                version,
+                items,
+            )
+            .await
+    };
+    let group_error = result.err().map(|e| e.code());
+    let topics = shape
+        .into_iter()
+        .map(|(name, id, parts)| {
+            m::offset_commit_response::OffsetCommitResponseTopic::default()
+                .with_name(name)
+                .with_topic_id(id)
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(p, res)| {
+                            let code = match res {
+                                Err(c) => c,
+                                Ok(()) => group_error.unwrap_or(0),
+                            };
+                            m::offset_commit_response::OffsetCommitResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    m::OffsetCommitResponse::default()
+        .with_topics(topics)
+        .into()
+}
+
+type FetchedTopics = Vec<(
+    String,
+    Vec<(i32, Option<crate::group::records::OffsetValue>)>,
+)>;
+
+fn fetch_group(
+    broker: &Broker,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> FetchedTopics {
+    broker.groups.fetch_offsets(group, topics)
+}
+
+pub fn offset_fetch(broker: &Broker, r: m::OffsetFetchRequest, version: i16) -> ResponseBody {
+    if version >= 8 {
+        let groups = r
+            .groups
+            .iter()
+            .map(|g| {
+                let topics = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let fetched = fetch_group(broker, &g.group_id, topics);
+                let topics = fetched
+                    .into_iter()
+                    .map(|(t, parts)| {
+                        m::offset_fetch_response::OffsetFetchResponseTopics::default()
+                            .with_name(topic_name(&t))
+                            .with_partitions(
+                                parts
+                                    .into_iter()
+                                    .map(|(p, v)| {
+                                        let (o, e, md) = offset_fields(v);
+                                        m::offset_fetch_response::OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(o)
+                                            .with_committed_leader_epoch(e)
+                                            .with_metadata(Some(str_bytes(md)))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+                m::offset_fetch_response::OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_topics(topics)
+            })
+            .collect();
+        return m::OffsetFetchResponse::default().with_groups(groups).into();
+    }
+    let topics = r.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let fetched = fetch_group(broker, &r.group_id, topics);
+    let topics = fetched
+        .into_iter()
+        .map(|(t, parts)| {
+            m::offset_fetch_response::OffsetFetchResponseTopic::default()
+                .with_name(topic_name(&t))
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(p, v)| {
+                            let (o, e, md) = offset_fields(v);
+                            m::offset_fetch_response::OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(o)
+                                .with_committed_leader_epoch(if version >= 5 { e } else { -1 })
+                                .with_metadata(Some(str_bytes(md)))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    m::OffsetFetchResponse::default().with_topics(topics).into()
+}
+
+fn offset_fields(v: Option<crate::group::records::OffsetValue>) -> (i64, i32, String) {
+    match v {
+        Some(v) => (v.offset, v.leader_epoch, v.metadata),
+        None => (-1, -1, String::new()),
+    }
+}
+
+pub fn describe_groups(broker: &Broker, r: m::DescribeGroupsRequest, version: i16) -> ResponseBody {
+    let groups = r
+        .groups
+        .iter()
+        .map(|id| match broker.groups.describe(id) {
+            Some(mut d) => {
+                if version < 4 {
+                    for mb in &mut d.members {
+                        mb.group_instance_id = None;
+                    }
+                }
+                d
+            }
+            None => m::describe_groups_response::DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_group_state(str_bytes("Dead")),
+        })
+        .collect();
+    m::DescribeGroupsResponse::default()
+        .with_groups(groups)
+        .into()
+}
+
+pub fn list_groups(broker: &Broker, r: m::ListGroupsRequest, version: i16) -> ResponseBody {
+    let states: Vec<String> = r.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let types: Vec<String> = r.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    let mut groups: Vec<_> = broker
+        .groups
+        .list()
+        .into_iter()
+        .filter(|(_, _, state, _)| states.is_empty() || states.contains(&state.to_lowercase()))
+        .filter(|(_, _, _, ty)| types.is_empty() || types.contains(&ty.to_string()))
+        .map(|(id, ptype, state, ty)| {
+            let g = m::list_groups_response::ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(id)))
+                .with_protocol_type(str_bytes(ptype));
+            let g = if version >= 4 {
+                g.with_group_state(str_bytes(state))
+            } else {
+                g
+            };
+            if version >= 5 {
+                g.with_group_type(str_bytes(ty))
+            } else {
+                g
+            }
+        })
+        .collect();
+    groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
+    m::ListGroupsResponse::default().with_groups(groups).into()
+}
+
+pub async fn delete_groups(broker: &Broker, r: m::DeleteGroupsRequest) -> ResponseBody {
+    let ids: Vec<String> = r.groups_names.iter().map(|g| g.to_string()).collect();
+    let codes = broker.groups.delete_groups(&ids).await;
+    let results = r
+        .groups_names
+        .iter()
+        .zip(codes)
+        .map(|(g, code)| {
+            m::delete_groups_response::DeletableGroupResult::default()
+                .with_group_id(g.clone())
+                .with_error_code(code)
+        })
+        .collect();
+    m::DeleteGroupsResponse::default()
+        .with_results(results)
+        .into()
+}
+
+pub async fn offset_delete(broker: &Broker, r: m::OffsetDeleteRequest) -> ResponseBody {
+    let mut parts = Vec::new();
+    for t in &r.topics {
+        for p in &t.partitions {
+            parts.push((t.name.to_string(), p.partition_index));
+        }
+    }
+    match broker.groups.delete_offsets(&r.group_id, &parts).await {
+        Err(e) => m::OffsetDeleteResponse::default()
+            .with_error_code(e.code())
+            .into(),
+        Ok(codes) => {
+            let mut codes = codes.into_iter();
+            let topics = r
+                .topics
+                .iter()
+                .map(|t| {
+                    let exists = broker.topic_meta(&t.name).is_some();
+                    m::offset_delete_response::OffsetDeleteResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    let code = codes.next().unwrap_or(0);
+                                    let code = if exists || code != 0 {
+                                        code
+                                    } else {
+                                        E::UnknownTopicOrPartition.code()
+                                    };
+                                    m::offset_delete_response::OffsetDeleteResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(code)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            m::OffsetDeleteResponse::default()
+                .with_topics(topics)
+                .into()
+        }
+    }
+}
