@@ -2,7 +2,9 @@
 # The compat suite: real third-party Kafka clients against `runnel serve`.
 #   tests/compat/run.sh            # builds the broker (debug) unless RUNNEL_BIN is set
 # Needs kcat on PATH and the Python clients from requirements.txt (PYTHON selects the
-# interpreter; .ci/run uses a venv under target/). Each check starts its own broker.
+# interpreter; .ci/run uses a venv under target/), and for the Java client java + javac
+# and the Debian jars listed in java/run.sh (it fetches the client jar itself, via pip).
+# Each check starts its own broker.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -33,6 +35,7 @@ run() {
 run kcat bash "$here/kcat.sh"
 run confluent-kafka "$PYTHON" "$here/confluent_kafka_check.py"
 run kafka-python "$PYTHON" "$here/kafka_python_check.py"
+run java-client bash "$here/java/run.sh"
 
 echo
 if ((failed > 0)); then

@@ -19,6 +19,7 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.DeletedRecords;
 import org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo;
@@ -29,6 +30,7 @@ import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -36,6 +38,7 @@ import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.GroupIdNotFoundException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.header.Header;
@@ -51,7 +54,8 @@ import org.apache.kafka.common.utils.AppInfoParser;
  * so InitProducerId and sequenced produce) sending 10k records with keys, headers and
  * some null values; the same with each compression codec; a consumer with assign() +
  * seekToBeginning (no group) that reads everything back and compares it byte for byte,
- * in order per partition.
+ * in order per partition; finally a consumer group (subscribe, commitSync, resume from the
+ * committed offsets, describe / delete the group).
  *
  * Usage: JavaClientCheck BOOTSTRAP. Prints "  ok: ..." per check; the first failure
  * prints "FAIL: ..." and exits 1.
@@ -273,7 +277,101 @@ public final class JavaClientCheck {
                 check(e.getCause() instanceof UnknownTopicOrPartitionException,
                         "deleting it again -> UnknownTopicOrPartitionException", describe(e));
             }
+
+            // --- A consumer group (classic protocol): subscribe, commit, resume ---
+            groupCheck(admin, bootstrap);
         }
+    }
+
+    /**
+     * group.id + subscribe(): the consumer joins the group (FindCoordinator, JoinGroup,
+     * SyncGroup, Heartbeat), gets all partitions, reads everything, commitSync (OffsetCommit)
+     * and leaves on close (LeaveGroup). The committed offsets show in the Admin API
+     * (OffsetFetch); a second consumer in the same group resumes from them and sees only
+     * the records produced since. Then describeConsumerGroups / deleteConsumerGroups.
+     */
+    static void groupCheck(Admin admin, String bootstrap) throws Exception {
+        String topic = "java-group";
+        String group = "java-compat-group";
+        get(admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all(), "createTopics(" + topic + ")");
+        List<Sent> first = produce(bootstrap, topic, 600, null, 1);
+        long[] counts = new long[PARTITIONS];
+        for (Sent s : first) {
+            counts[s.partition()]++;
+        }
+        int got = groupConsume(bootstrap, topic, group, first.size(), null);
+        check(got == first.size(), "group " + group + ": subscribe() consumer read all " + first.size()
+                + " records and committed", got);
+
+        Map<TopicPartition, OffsetAndMetadata> committed =
+                get(admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata(), "listConsumerGroupOffsets");
+        for (int p = 0; p < PARTITIONS; p++) {
+            TopicPartition tp = new TopicPartition(topic, p);
+            OffsetAndMetadata om = committed.get(tp);
+            check(om != null && om.offset() == counts[p], "listConsumerGroupOffsets " + tp + " = " + counts[p], om);
+        }
+
+        List<Sent> second = produce(bootstrap, topic, 150, null, 2, counts);
+        long[] minOffset = counts.clone();
+        got = groupConsume(bootstrap, topic, group, second.size(), minOffset);
+        check(got == second.size(), "group " + group + ": a second consumer resumed from the committed offsets "
+                + "and read only the " + second.size() + " new records", got);
+
+        ConsumerGroupDescription gd = get(admin.describeConsumerGroups(List.of(group)).all(), "describeConsumerGroups")
+                .get(group);
+        check(gd != null && gd.groupId().equals(group) && gd.members().isEmpty(),
+                "describeConsumerGroups " + group + ": no members after the consumers closed", gd);
+
+        get(admin.deleteConsumerGroups(List.of(group)).all(), "deleteConsumerGroups");
+        ok("deleteConsumerGroups " + group);
+        try {
+            admin.describeConsumerGroups(List.of(group)).all().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+            Map<TopicPartition, OffsetAndMetadata> left =
+                    get(admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata(), "listConsumerGroupOffsets");
+            check(left.isEmpty(), "deleted group " + group + " has no committed offsets", left);
+        } catch (ExecutionException e) {
+            check(e.getCause() instanceof GroupIdNotFoundException,
+                    "describing the deleted group -> GroupIdNotFoundException", describe(e));
+        }
+        get(admin.deleteTopics(List.of(topic)).all(), "deleteTopics(" + topic + ")");
+    }
+
+    /**
+     * A consumer in `group` subscribed to `topic` reads until it has `n` records (or the
+     * timeout), checks that every record is at or after `minOffset[partition]` if given,
+     * commits synchronously and closes. Returns the number read (plus whatever extra a last
+     * short poll finds).
+     */
+    static int groupConsume(String bootstrap, String topic, String group, int n, long[] minOffset) {
+        Properties cp = new Properties();
+        cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        cp.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        cp.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        int total = 0;
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(cp)) {
+            consumer.subscribe(List.of(topic));
+            long deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (total < n && System.nanoTime() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(500))) {
+                    if (minOffset != null && r.offset() < minOffset[r.partition()]) {
+                        throw new CheckFailed("group " + group + ": read " + r.topic() + "-" + r.partition() + "@"
+                                + r.offset() + ", before the committed offset " + minOffset[r.partition()]);
+                    }
+                    total++;
+                }
+            }
+            check(consumer.assignment().size() == PARTITIONS,
+                    "group " + group + ": the only member is assigned all " + PARTITIONS + " partitions",
+                    consumer.assignment());
+            for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(500))) {
+                total++;
+            }
+            consumer.commitSync(TIMEOUT);
+        }
+        return total;
     }
 
     static void alter(Admin admin, ConfigResource res, Collection<AlterConfigOp> ops) throws Exception {
@@ -296,6 +394,12 @@ public final class JavaClientCheck {
      * The producer gets only the bootstrap address, the serializers and, if given, a codec.
      */
     static List<Sent> produce(String bootstrap, String topic, int n, String codec, long seed) throws Exception {
+        return produce(bootstrap, topic, n, codec, seed, new long[PARTITIONS]);
+    }
+
+    /** As above, to partitions that already hold records: `start` has each one's next offset. */
+    static List<Sent> produce(String bootstrap, String topic, int n, String codec, long seed, long[] start)
+            throws Exception {
         Properties pp = new Properties();
         pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
@@ -334,7 +438,7 @@ public final class JavaClientCheck {
             producer.flush();
         }
         List<Sent> sent = new ArrayList<>(n);
-        long[] next = new long[PARTITIONS];
+        long[] next = start.clone();
         for (int i = 0; i < n; i++) {
             RecordMetadata md = get(futures.get(i), "send #" + i + " to " + topic
                     + (codec == null ? "" : " (" + codec + ")"));
@@ -342,7 +446,7 @@ public final class JavaClientCheck {
             if (p < 0 || p >= PARTITIONS || md.offset() != next[p]) {
                 throw new CheckFailed("send #" + i + " to " + topic + " acknowledged at " + p + "@" + md.offset()
                         + ", expected offset " + (p >= 0 && p < PARTITIONS ? next[p] : -1)
-                        + " (offsets must be contiguous from 0, in send order, per partition)");
+                        + " (offsets must be contiguous, in send order, per partition)");
             }
             next[p]++;
             sent.add(new Sent(p, md.offset(), keys.get(i), values.get(i), headers.get(i)));
