@@ -9,6 +9,12 @@
 //!
 //! Brokers run with `group.initial.rebalance.delay.ms=0`, `group.min.session.timeout.ms`
 //! lowered and 5 `__consumer_offsets` partitions, so the suite runs in a few minutes.
+//!
+//! KIP-848 (`group.protocol=consumer`) runs against librdkafka 2.12 (bundled by the
+//! rdkafka crate), and raw ConsumerGroupHeartbeat / OffsetCommit / OffsetFetch /
+//! ConsumerGroupDescribe requests encoded with kafka-protocol cover the epoch rules
+//! librdkafka does not let us provoke. Brokers also run with
+//! `group.consumer.session.timeout.ms=6000` and `group.consumer.heartbeat.interval.ms=500`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,6 +32,15 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use runnel_suite::{eventually, BrokerOptions, FaultProxy, TestBroker};
+
+use std::net::TcpStream;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{self as m, ApiKey, GroupId, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use runnel_protocol::api::{
+    decode_response, encode_request, RequestBody, RequestHeader, ResponseBody,
+};
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -48,6 +63,8 @@ fn group_broker_opts() -> BrokerOptions {
             "group.initial.rebalance.delay.ms=0",
             "group.min.session.timeout.ms=1000",
             "offsets.topic.num.partitions=5",
+            "group.consumer.session.timeout.ms=6000",
+            "group.consumer.heartbeat.interval.ms=500",
         ]
         .iter()
         .flat_map(|s| ["--set".to_string(), s.to_string()])
@@ -531,7 +548,7 @@ fn wait_for_assignment(journal: &Journal, members: &[&str], partitions: usize, w
     });
 }
 
-/// The "must show" for one group protocol: 3 consumers on 12 partitions, one
+/// The "must show", with the protocol of `protocol`: 3 consumers on 12 partitions, one
 /// killed, one added, ownership never overlapping, every message consumed.
 fn ownership_scenario(protocol: &str) {
     let broker = TestBroker::start_with(group_broker_opts());
@@ -571,6 +588,24 @@ fn ownership_scenario(protocol: &str) {
         12,
         "3 consumers share 12 partitions",
     );
+    if protocol == "consumer" {
+        // The clients really run the KIP-848 protocol: a "consumer" group of 3.
+        let mut raw = Raw::connect(&broker);
+        let d = match raw.call(
+            ApiKey::ConsumerGroupDescribe,
+            0,
+            m::ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![GroupId(sb(&group))])
+                .into(),
+        ) {
+            ResponseBody::ConsumerGroupDescribe(r) => r,
+            other => panic!("unexpected {other:?}"),
+        };
+        let g = &d.groups[0];
+        assert_eq!(g.error_code, 0, "{g:?}");
+        assert_eq!(g.members.len(), 3, "{g:?}");
+        assert!(g.members.iter().all(|mb| mb.member_epoch > 0), "{g:?}");
+    }
     thread::sleep(Duration::from_secs(2));
     let before_kill: HashMap<&str, BTreeSet<i32>> = ["c1", "c2", "c3"]
         .iter()
@@ -858,5 +893,412 @@ fn committed_offsets_and_membership_survive_kill9() {
         .expect("committed offsets of another group");
     for e in committed.elements() {
         assert_eq!(e.offset(), Offset::Invalid, "other group has no offsets");
+    }
+}
+
+#[test]
+fn kip848_ownership_kill_and_add() {
+    let v = rdkafka::util::get_rdkafka_version();
+    eprintln!("librdkafka {}", v.1);
+    ownership_scenario("consumer");
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw requests
+// ---------------------------------------------------------------------------------------
+
+struct Raw {
+    s: TcpStream,
+    correlation: i32,
+}
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+impl Raw {
+    fn connect(broker: &TestBroker) -> Raw {
+        let s = TcpStream::connect(broker.addr()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        Raw { s, correlation: 0 }
+    }
+
+    fn call(&mut self, api_key: ApiKey, version: i16, body: RequestBody) -> ResponseBody {
+        self.correlation += 1;
+        let header = RequestHeader {
+            api_key,
+            api_version: version,
+            correlation_id: self.correlation,
+            client_id: Some(sb("raw-kip848")),
+        };
+        let frame = encode_request(&header, &body).expect("encode");
+        self.s.write_all(&frame).expect("write");
+        let mut len = [0u8; 4];
+        self.s.read_exact(&mut len).expect("read size");
+        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.s.read_exact(&mut buf).expect("read body");
+        let (cid, body) = decode_response(&header, Bytes::from(buf)).expect("decode");
+        assert_eq!(cid, self.correlation);
+        body
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn heartbeat(
+        &mut self,
+        group: &str,
+        member: &str,
+        epoch: i32,
+        topic: Option<&str>,
+        owned: Option<(uuid::Uuid, Vec<i32>)>,
+    ) -> m::ConsumerGroupHeartbeatResponse {
+        let req = m::ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_member_id(sb(member))
+            .with_member_epoch(epoch)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(topic.map(|t| vec![TopicName(sb(t))]))
+            .with_topic_partitions(owned.map(|(id, ps)| {
+                vec![
+                    m::consumer_group_heartbeat_request::TopicPartitions::default()
+                        .with_topic_id(id)
+                        .with_partitions(ps),
+                ]
+            }));
+        match self.call(ApiKey::ConsumerGroupHeartbeat, 1, req.into()) {
+            ResponseBody::ConsumerGroupHeartbeat(r) => r,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn commit(
+        &mut self,
+        group: &str,
+        member: &str,
+        epoch: i32,
+        topic: &str,
+        p: i32,
+        offset: i64,
+    ) -> i16 {
+        let req = m::OffsetCommitRequest::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_member_id(sb(member))
+            .with_generation_id_or_member_epoch(epoch)
+            .with_topics(vec![
+                m::offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(sb(topic)))
+                    .with_partitions(vec![
+                        m::offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(-1),
+                    ]),
+            ]);
+        match self.call(ApiKey::OffsetCommit, 9, req.into()) {
+            ResponseBody::OffsetCommit(r) => r.topics[0].partitions[0].error_code,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// (group error, committed offset of `p`).
+    fn fetch(
+        &mut self,
+        group: &str,
+        member: Option<(&str, i32)>,
+        topic: &str,
+        p: i32,
+    ) -> (i16, i64) {
+        let g = m::offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_member_id(member.map(|(id, _)| sb(id)))
+            .with_member_epoch(member.map_or(-1, |(_, e)| e))
+            .with_topics(Some(vec![
+                m::offset_fetch_request::OffsetFetchRequestTopics::default()
+                    .with_name(TopicName(sb(topic)))
+                    .with_partition_indexes(vec![p]),
+            ]));
+        let req = m::OffsetFetchRequest::default().with_groups(vec![g]);
+        match self.call(ApiKey::OffsetFetch, 9, req.into()) {
+            ResponseBody::OffsetFetch(r) => {
+                let g = &r.groups[0];
+                let off = g
+                    .topics
+                    .first()
+                    .and_then(|t| t.partitions.first())
+                    .map_or(-1, |p| p.committed_offset);
+                (g.error_code, off)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn assigned(r: &m::ConsumerGroupHeartbeatResponse) -> Option<Vec<i32>> {
+    r.assignment.as_ref().map(|a| {
+        let mut ps: Vec<i32> = a
+            .topic_partitions
+            .iter()
+            .flat_map(|t| t.partitions.clone())
+            .collect();
+        ps.sort();
+        ps
+    })
+}
+
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const FENCED_MEMBER_EPOCH: i16 = 110;
+const STALE_MEMBER_EPOCH: i16 = 113;
+
+/// Member epochs, the reconciliation rule, epoch checks of OffsetCommit/OffsetFetch,
+/// ConsumerGroupDescribe/ListGroups/DescribeGroups, and committed offsets across a
+/// restart, over raw requests.
+#[test]
+fn kip848_epochs_reconciliation_and_offsets_over_raw_requests() {
+    let mut broker = TestBroker::start_with(group_broker_opts());
+    let (topic, group) = ("raw848", "g-raw848");
+    create_topic(&broker.bootstrap(), topic, 4);
+    let mut c = Raw::connect(&broker);
+
+    // a joins alone: epoch 1, all four partitions.
+    let a = c.heartbeat(
+        group,
+        "member-a",
+        0,
+        Some(topic),
+        Some((uuid::Uuid::nil(), vec![])),
+    );
+    assert_eq!(a.error_code, 0, "{a:?}");
+    assert_eq!(a.member_epoch, 1);
+    assert_eq!(a.heartbeat_interval_ms, 500);
+    assert_eq!(assigned(&a), Some(vec![0, 1, 2, 3]));
+    let topic_id = a.assignment.as_ref().unwrap().topic_partitions[0].topic_id;
+    assert!(!topic_id.is_nil());
+
+    // Commits are checked against the member epoch.
+    assert_eq!(c.commit(group, "member-a", 1, topic, 0, 10), 0);
+    assert_eq!(
+        c.commit(group, "member-a", 0, topic, 0, 11),
+        STALE_MEMBER_EPOCH
+    );
+    assert_eq!(
+        c.commit(group, "member-a", 7, topic, 0, 11),
+        STALE_MEMBER_EPOCH
+    );
+    assert_eq!(
+        c.commit(group, "nobody", 1, topic, 0, 11),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(c.fetch(group, Some(("member-a", 1)), topic, 0), (0, 10));
+    assert_eq!(
+        c.fetch(group, Some(("member-a", 3)), topic, 0).0,
+        STALE_MEMBER_EPOCH
+    );
+    assert_eq!(
+        c.fetch(group, Some(("nobody", 1)), topic, 0).0,
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(c.fetch(group, None, topic, 0), (0, 10));
+
+    // b joins: group epoch 2, but nothing for b until a revoked.
+    let b = c.heartbeat(group, "member-b", 0, Some(topic), Some((topic_id, vec![])));
+    assert_eq!(b.member_epoch, 2);
+    assert_eq!(assigned(&b), Some(vec![]));
+    let a = c.heartbeat(
+        group,
+        "member-a",
+        1,
+        None,
+        Some((topic_id, vec![0, 1, 2, 3])),
+    );
+    assert_eq!(a.member_epoch, 1, "a keeps its epoch while it revokes");
+    let kept = assigned(&a).expect("a is told what to keep");
+    assert_eq!(kept.len(), 2);
+    let b = c.heartbeat(group, "member-b", 2, None, None);
+    assert_eq!(assigned(&b), None, "b gets nothing a still owns: {b:?}");
+    // a can still commit at epoch 1 while revoking.
+    assert_eq!(c.commit(group, "member-a", 1, topic, 1, 20), 0);
+    // A wrong epoch on a heartbeat is fenced.
+    assert_eq!(
+        c.heartbeat(group, "member-b", 5, None, None).error_code,
+        FENCED_MEMBER_EPOCH
+    );
+    assert_eq!(
+        c.heartbeat(group, "nobody", 3, None, None).error_code,
+        UNKNOWN_MEMBER_ID
+    );
+    // a acks: epoch 2; then b gets the other two.
+    let a = c.heartbeat(group, "member-a", 1, None, Some((topic_id, kept.clone())));
+    assert_eq!(a.member_epoch, 2);
+    assert_eq!(
+        c.commit(group, "member-a", 1, topic, 1, 21),
+        STALE_MEMBER_EPOCH
+    );
+    let b = c.heartbeat(group, "member-b", 2, None, None);
+    let b_parts = assigned(&b).expect("b's assignment");
+    assert_eq!(b_parts.len(), 2);
+    assert!(
+        b_parts.iter().all(|p| !kept.contains(p)),
+        "{kept:?} {b_parts:?}"
+    );
+
+    // ConsumerGroupDescribe, ListGroups, DescribeGroups.
+    let d = match c.call(
+        ApiKey::ConsumerGroupDescribe,
+        0,
+        m::ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(sb(group))])
+            .into(),
+    ) {
+        ResponseBody::ConsumerGroupDescribe(r) => r,
+        other => panic!("unexpected {other:?}"),
+    };
+    let g = &d.groups[0];
+    assert_eq!(g.error_code, 0);
+    assert_eq!(g.group_epoch, 2);
+    assert_eq!(g.assignor_name.as_str(), "uniform");
+    assert_eq!(g.members.len(), 2);
+    assert_eq!(g.group_state.as_str(), "Stable", "{g:?}");
+    for mb in &g.members {
+        let ps: usize = mb
+            .assignment
+            .topic_partitions
+            .iter()
+            .map(|t| t.partitions.len())
+            .sum();
+        assert_eq!(ps, 2, "{mb:?}");
+        assert_eq!(
+            mb.assignment.topic_partitions[0].topic_name.0.as_str(),
+            topic
+        );
+        assert_eq!(mb.member_epoch, 2);
+    }
+    let l = match c.call(
+        ApiKey::ListGroups,
+        5,
+        m::ListGroupsRequest::default().into(),
+    ) {
+        ResponseBody::ListGroups(r) => r,
+        other => panic!("unexpected {other:?}"),
+    };
+    let listed = l
+        .groups
+        .iter()
+        .find(|x| x.group_id.0.as_str() == group)
+        .expect("listed");
+    assert_eq!(listed.group_type.as_str(), "consumer");
+    assert_eq!(listed.protocol_type.as_str(), "consumer");
+    let dg = match c.call(
+        ApiKey::DescribeGroups,
+        5,
+        m::DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(sb(group))])
+            .into(),
+    ) {
+        ResponseBody::DescribeGroups(r) => r,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(dg.groups[0].protocol_type.as_str(), "consumer");
+    assert_eq!(dg.groups[0].members.len(), 2);
+
+    // a leaves (epoch -1): b gets everything at a new epoch.
+    let l = c.heartbeat(group, "member-a", -1, None, None);
+    assert_eq!((l.error_code, l.member_epoch), (0, -1));
+    let b = c.heartbeat(group, "member-b", 2, None, Some((topic_id, b_parts)));
+    assert_eq!(b.member_epoch, 3);
+    assert_eq!(assigned(&b), Some(vec![0, 1, 2, 3]));
+
+    // Committed offsets survive a restart; members do not (they rejoin).
+    broker.restart();
+    let mut c = Raw::connect(&broker);
+    assert_eq!(c.fetch(group, None, topic, 0), (0, 10));
+    assert_eq!(c.fetch(group, None, topic, 1), (0, 20));
+    assert_eq!(
+        c.heartbeat(group, "member-b", 3, None, None).error_code,
+        UNKNOWN_MEMBER_ID
+    );
+    let b = c.heartbeat(group, "member-b", 0, Some(topic), Some((topic_id, vec![])));
+    assert_eq!(b.error_code, 0, "{b:?}");
+    assert_eq!(assigned(&b), Some(vec![0, 1, 2, 3]));
+}
+
+/// A static member (`group.instance.id`) that closes (leaving with epoch -2) and comes
+/// back within the session timeout gets its partitions back; the other member sees no
+/// rebalance.
+#[test]
+fn kip848_static_member_restart_keeps_partitions() {
+    let broker = TestBroker::start_with(group_broker_opts());
+    let bootstrap = broker.bootstrap();
+    let (topic, group) = ("static848", "g-static848");
+    create_topic(&bootstrap, topic, 6);
+    let journal = Arc::new(Journal::default());
+    let spawn = |name: &'static str, instance: &'static str| {
+        ChildConsumer::spawn(
+            ChildSpec {
+                bootstrap: &bootstrap,
+                group,
+                topic,
+                name,
+                instance: Some(instance),
+                strategy: "",
+                protocol: "consumer",
+                session_ms: 0,
+            },
+            journal.clone(),
+        )
+    };
+    let mut a = spawn("a", "inst-a");
+    let mut b = spawn("b", "inst-b");
+    wait_for_assignment(
+        &journal,
+        &["a", "b"],
+        6,
+        "two static members share 6 partitions",
+    );
+    thread::sleep(Duration::from_secs(2));
+    let a_parts = journal.owned("a");
+    let b_events = journal.count("b", |e| matches!(e, Ev::Assign(..) | Ev::Revoke(..)));
+    let epoch_before = group_epoch(&broker, group);
+    a.close();
+    let mut a2 = spawn("a2", "inst-a");
+    eventually(
+        Duration::from_secs(30),
+        "the restarted static member gets its partitions",
+        || (!journal.owned("a2").is_empty()).then_some(()),
+    );
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        journal.owned("a2"),
+        a_parts,
+        "static member came back to other partitions\n{}",
+        journal.dump()
+    );
+    assert_eq!(
+        journal.count("b", |e| matches!(e, Ev::Assign(..) | Ev::Revoke(..))),
+        b_events,
+        "the other member went through a rebalance\n{}",
+        journal.dump()
+    );
+    assert_eq!(
+        group_epoch(&broker, group),
+        epoch_before,
+        "the group epoch moved (a rebalance)"
+    );
+    a2.close();
+    b.close();
+    if let Err(e) = check_no_overlap(&journal, now_ms()) {
+        panic!("two owners at once: {e}\n{}", journal.dump());
+    }
+}
+
+fn group_epoch(broker: &TestBroker, group: &str) -> i32 {
+    let mut raw = Raw::connect(broker);
+    match raw.call(
+        ApiKey::ConsumerGroupDescribe,
+        0,
+        m::ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(sb(group))])
+            .into(),
+    ) {
+        ResponseBody::ConsumerGroupDescribe(r) => r.groups[0].group_epoch,
+        other => panic!("unexpected {other:?}"),
     }
 }

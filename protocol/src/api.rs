@@ -180,8 +180,9 @@ macro_rules! supported_apis {
 // tests check that. Where the crate knows newer versions we stop at the newest one Runnel
 // implements: Produce 12-13 (transaction v2, topic ids), ListOffsets 9-10, Metadata 13,
 // Fetch 17-18, DescribeCluster 2, InitProducerId 6, FindCoordinator 6, DescribeGroups 6,
-// OffsetCommit/OffsetFetch 10 and the KIP-848 consumer-group APIs (ConsumerGroupHeartbeat,
-// ConsumerGroupDescribe: not implemented yet, so not advertised) are left out.
+// OffsetCommit/OffsetFetch 10 are left out. ConsumerGroupHeartbeat v1 (client-generated
+// member ids, regex subscriptions; librdkafka 2.12 sends only v1) is advertised, but regex
+// subscriptions are refused with INVALID_REGULAR_EXPRESSION.
 // Fetch 13+ and Metadata 10+ carry topic ids, so the broker must keep a topic id per topic.
 supported_apis! {
     ApiVersions(ApiVersionsRequest, ApiVersionsResponse): 0..=4,
@@ -211,6 +212,8 @@ supported_apis! {
     ListGroups(ListGroupsRequest, ListGroupsResponse): 0..=5,
     DeleteGroups(DeleteGroupsRequest, DeleteGroupsResponse): 0..=2,
     OffsetDelete(OffsetDeleteRequest, OffsetDeleteResponse): 0..=0,
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse): 0..=1,
+    ConsumerGroupDescribe(ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse): 0..=1,
 }
 
 /// The versions of `api_key` Runnel implements, or `None` if it does not implement it.

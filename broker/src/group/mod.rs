@@ -2,6 +2,11 @@
 //!
 //! - [`classic`]: the classic protocol's state machine (JoinGroup/SyncGroup/Heartbeat/
 //!   LeaveGroup), sans-io.
+//! - [`consumer`]: the consumer group protocol (KIP-848: ConsumerGroupHeartbeat, member
+//!   epochs, reconciliation), sans-io; [`assignor`]: its server-side assignors.
+//!   Consumer groups keep members in memory only; their committed offsets are durable
+//!   like any group's (after a restart a group with offsets comes back as an empty
+//!   group, which the first heartbeat turns into a consumer group again).
 //! - [`records`]: the `__consumer_offsets` key/value formats, as Kafka writes them.
 //! - [`GroupCoordinator`] (this file): the groups and offsets behind one mutex, the
 //!   writes to `__consumer_offsets` (through [`CoordinatorLog`]), the replay on start and
@@ -19,7 +24,9 @@
 //! expire after the session timeout), `group.coordinator.max.groups` groups,
 //! `offset.metadata.max.bytes` per commit metadata string.
 
+pub mod assignor;
 pub mod classic;
+pub mod consumer;
 pub mod records;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -35,6 +42,7 @@ use tokio::sync::Notify;
 use tokio::time::{Duration, Instant};
 
 use classic::{ClassicGroup, ClassicLimits, ClassicState, JoinRequest, Reply, Store};
+use consumer::{ConsumerConfig, ConsumerGroup, HeartbeatIn, HeartbeatOut};
 use records::{GroupValue, OffsetValue, RecordKey};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -80,6 +88,7 @@ pub trait CoordinatorLog: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
     pub classic: ClassicLimits,
+    pub consumer: ConsumerConfig,
     pub max_groups: usize,
     pub offsets_partitions: i32,
     pub offset_metadata_max_bytes: usize,
@@ -91,6 +100,7 @@ impl Default for GroupConfig {
     fn default() -> Self {
         GroupConfig {
             classic: ClassicLimits::default(),
+            consumer: ConsumerConfig::default(),
             max_groups: 100_000,
             offsets_partitions: 50,
             offset_metadata_max_bytes: 4096,
@@ -149,6 +159,37 @@ impl GroupConfig {
                 max_size: get(s, &["group.max.size", "group.classic.max.size"], c.max_size).max(1),
                 new_member_join_timeout_ms: c.new_member_join_timeout_ms,
             },
+            consumer: ConsumerConfig {
+                heartbeat_interval_ms: get(
+                    s,
+                    &["group.consumer.heartbeat.interval.ms"],
+                    d.consumer.heartbeat_interval_ms,
+                )
+                .max(1),
+                session_timeout_ms: get(
+                    s,
+                    &["group.consumer.session.timeout.ms"],
+                    d.consumer.session_timeout_ms,
+                )
+                .max(1),
+                assignors: match s.get("group.consumer.assignors") {
+                    Some(v) => {
+                        let names: Vec<String> = v
+                            .split(',')
+                            .map(|x| x.trim().to_lowercase())
+                            .filter(|x| x == assignor::UNIFORM || x == assignor::RANGE)
+                            .collect();
+                        if names.is_empty() {
+                            tracing::warn!(value = %v, "no known assignor in group.consumer.assignors");
+                            d.consumer.assignors.clone()
+                        } else {
+                            names
+                        }
+                    }
+                    None => d.consumer.assignors.clone(),
+                },
+                max_size: get(s, &["group.consumer.max.size"], d.consumer.max_size).max(1),
+            },
             max_groups: get(s, &["group.coordinator.max.groups"], d.max_groups).max(1),
             offsets_partitions: get(s, &["offsets.topic.num.partitions"], d.offsets_partitions)
                 .clamp(1, 10_000),
@@ -171,6 +212,7 @@ impl GroupConfig {
 
 pub enum Group {
     Classic(ClassicGroup),
+    Consumer(ConsumerGroup),
 }
 
 impl Group {
@@ -183,6 +225,7 @@ impl Group {
     ) -> Option<Instant> {
         match self {
             Group::Classic(g) => g.tick(&cfg.classic, now, now_ms, stores),
+            Group::Consumer(g) => g.tick(&cfg.consumer, now, now_ms),
         }
     }
 }
@@ -223,7 +266,7 @@ pub struct GroupCoordinator {
 fn classic_mut<'a>(st: &'a mut State, group: &str) -> Option<&'a mut ClassicGroup> {
     match st.groups.get_mut(group) {
         Some(Group::Classic(g)) => Some(g),
-        None => None,
+        _ => None,
     }
 }
 
@@ -523,10 +566,23 @@ impl GroupCoordinator {
                 )),
             );
         }
+        if let Some(Group::Consumer(g)) = st.groups.get(group_id) {
+            if !g.is_empty() {
+                return err(E::InconsistentGroupProtocol);
+            }
+            st.groups.insert(
+                group_id.to_string(),
+                Group::Classic(ClassicGroup::new(
+                    group_id,
+                    now_ms,
+                    l.initial_rebalance_delay_ms,
+                )),
+            );
+        }
         let mut stores = Vec::new();
         let reply = match st.groups.get_mut(group_id) {
             Some(Group::Classic(g)) => g.join(req, l, now, now_ms, &mut stores),
-            None => return err(E::UnknownMemberId),
+            _ => return err(E::UnknownMemberId),
         };
         self.apply_stores(&mut st, group_id, stores);
         drop(st);
@@ -655,6 +711,12 @@ impl GroupCoordinator {
                 Some(Group::Classic(g)) => {
                     g.validate_offset_commit(member_id, instance_id, generation, Instant::now())?;
                 }
+                Some(Group::Consumer(g)) => {
+                    if version < 9 && !g.is_empty() {
+                        return Err(E::UnsupportedVersion);
+                    }
+                    g.validate_offset_commit(member_id, generation)?;
+                }
             }
             if items.is_empty() {
                 return Ok(());
@@ -773,6 +835,7 @@ impl GroupCoordinator {
                     {
                         Err(E::NonEmptyGroup)
                     }
+                    Some(Group::Consumer(g)) if !g.is_empty() => Err(E::NonEmptyGroup),
                     Some(_) => Ok(()),
                 };
                 if let Err(e) = ok {
@@ -819,6 +882,13 @@ impl GroupCoordinator {
             let mut st = self.lock();
             let subscribed = match st.groups.get(group_id) {
                 None => return Err(E::GroupIdNotFound),
+                Some(Group::Consumer(g)) => {
+                    if g.is_empty() {
+                        HashSet::new()
+                    } else {
+                        g.subscribed_topics().into_iter().collect()
+                    }
+                }
                 Some(Group::Classic(g)) => {
                     if g.state == ClassicState::Dead {
                         return Err(E::GroupIdNotFound);
@@ -899,6 +969,7 @@ impl GroupCoordinator {
                     g.state == ClassicState::Empty && g.is_empty_of_members(),
                     g.protocol_type.as_ref().map(|_| g.state_timestamp_ms),
                 ),
+                Some(Group::Consumer(g)) => (g.is_empty(), Some(g.state_timestamp_ms)),
                 None => continue,
             };
             if !empty {
@@ -943,6 +1014,7 @@ impl GroupCoordinator {
         let st = self.lock();
         match st.groups.get(group_id)? {
             Group::Classic(g) => Some(g.describe()),
+            Group::Consumer(g) => Some(describe_consumer_group(g)),
         }
     }
 
@@ -958,8 +1030,193 @@ impl GroupCoordinator {
                     g.state.name().to_string(),
                     "classic",
                 ),
+                Group::Consumer(g) => (
+                    id.clone(),
+                    "consumer".to_string(),
+                    g.state().to_string(),
+                    "consumer",
+                ),
             })
             .collect()
+    }
+}
+
+/// DescribeGroups' view of a consumer group: members with their assignment encoded as
+/// a `ConsumerProtocolAssignment` (v0), as Kafka answers for consumer groups.
+fn describe_consumer_group(g: &ConsumerGroup) -> m::describe_groups_response::DescribedGroup {
+    use kafka_protocol::protocol::Encodable;
+    let members = g
+        .members
+        .values()
+        .map(|mb| {
+            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for (t, p) in &mb.assigned {
+                by_topic.entry(t.as_str()).or_default().push(*p);
+            }
+            let assignment = m::ConsumerProtocolAssignment::default().with_assigned_partitions(
+                by_topic
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        m::consumer_protocol_assignment::TopicPartition::default()
+                            .with_topic(m::TopicName(sb(t)))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+            let mut buf = bytes::BytesMut::new();
+            buf.extend_from_slice(&0i16.to_be_bytes());
+            if assignment.encode(&mut buf, 0).is_err() {
+                buf.truncate(0);
+            }
+            m::describe_groups_response::DescribedGroupMember::default()
+                .with_member_id(sb(&mb.id))
+                .with_group_instance_id(mb.instance_id.as_deref().map(sb))
+                .with_client_id(sb(&mb.client_id))
+                .with_client_host(sb(&mb.client_host))
+                .with_member_assignment(buf.freeze())
+        })
+        .collect();
+    m::describe_groups_response::DescribedGroup::default()
+        .with_group_id(m::GroupId(sb(&g.id)))
+        .with_group_state(sb(g.state()))
+        .with_protocol_type(sb("consumer"))
+        .with_protocol_data(sb(&g.assignor))
+        .with_members(members)
+}
+
+impl GroupCoordinator {
+    // ----- the consumer group protocol (KIP-848) -----
+
+    /// ConsumerGroupHeartbeat. `resolve` gives a topic's id and partition count.
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        req: HeartbeatIn,
+        resolve: &dyn Fn(&str) -> Option<(uuid::Uuid, i32)>,
+    ) -> Result<HeartbeatOut, E> {
+        if group_id.is_empty() {
+            return Err(E::InvalidGroupId);
+        }
+        let (now, now_ms) = (Instant::now(), now_ms());
+        let mut st = self.lock();
+        match st.groups.get(group_id) {
+            None => {
+                if req.member_epoch != 0 {
+                    return Err(E::UnknownMemberId);
+                }
+                if st.groups.len() >= self.cfg.max_groups {
+                    return Err(E::CoordinatorNotAvailable);
+                }
+            }
+            Some(Group::Classic(g)) => {
+                if g.state != ClassicState::Empty || !g.is_empty_of_members() {
+                    return Err(E::GroupIdNotFound);
+                }
+                if req.member_epoch != 0 {
+                    return Err(E::UnknownMemberId);
+                }
+            }
+            Some(Group::Consumer(_)) => {}
+        }
+        let g = match st.groups.entry(group_id.to_string()).or_insert_with(|| {
+            Group::Consumer(ConsumerGroup::new(group_id, now_ms, &self.cfg.consumer))
+        }) {
+            Group::Consumer(g) => g,
+            slot @ Group::Classic(_) => {
+                *slot = Group::Consumer(ConsumerGroup::new(group_id, now_ms, &self.cfg.consumer));
+                match slot {
+                    Group::Consumer(g) => g,
+                    Group::Classic(_) => return Err(E::CoordinatorNotAvailable),
+                }
+            }
+        };
+        let out = g.heartbeat(req, &self.cfg.consumer, now, now_ms, resolve);
+        drop(st);
+        self.poke();
+        out
+    }
+
+    /// ConsumerGroupDescribe of one group.
+    pub fn consumer_describe(
+        &self,
+        group_id: &str,
+    ) -> m::consumer_group_describe_response::DescribedGroup {
+        use m::consumer_group_describe_response as d;
+        let base = d::DescribedGroup::default().with_group_id(m::GroupId(sb(group_id)));
+        let st = self.lock();
+        let g = match st.groups.get(group_id) {
+            Some(Group::Consumer(g)) => g,
+            Some(Group::Classic(_)) => {
+                return base
+                    .with_error_code(E::GroupIdNotFound.code())
+                    .with_error_message(Some(sb("not a consumer group")))
+            }
+            None => {
+                return base
+                    .with_error_code(E::GroupIdNotFound.code())
+                    .with_group_state(sb("Dead"))
+            }
+        };
+        let assignment = |parts: &std::collections::BTreeSet<(String, i32)>| {
+            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for (t, p) in parts {
+                by_topic.entry(t.as_str()).or_default().push(*p);
+            }
+            d::Assignment::default().with_topic_partitions(
+                by_topic
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        d::TopicPartitions::default()
+                            .with_topic_id(g.topics.get(t).map(|x| x.0).unwrap_or_default())
+                            .with_topic_name(m::TopicName(sb(t)))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            )
+        };
+        let members = g
+            .members
+            .values()
+            .map(|mb| {
+                let (current, target) = g.member_assignment(&mb.id);
+                d::Member::default()
+                    .with_member_id(sb(&mb.id))
+                    .with_instance_id(mb.instance_id.as_deref().map(sb))
+                    .with_rack_id(mb.rack_id.as_deref().map(sb))
+                    .with_member_epoch(mb.epoch)
+                    .with_client_id(sb(&mb.client_id))
+                    .with_client_host(sb(&mb.client_host))
+                    .with_subscribed_topic_names(
+                        mb.subscribed.iter().map(|t| m::TopicName(sb(t))).collect(),
+                    )
+                    .with_assignment(assignment(&current))
+                    .with_target_assignment(assignment(&target))
+                    .with_member_type(1)
+            })
+            .collect();
+        base.with_group_state(sb(g.state()))
+            .with_group_epoch(g.group_epoch)
+            .with_assignment_epoch(g.assignment_epoch)
+            .with_assignor_name(sb(&g.assignor))
+            .with_members(members)
+            .with_authorized_operations(i32::MIN)
+    }
+
+    /// OffsetFetch v9+ from a member of a consumer group: check its epoch.
+    pub fn validate_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        epoch: i32,
+    ) -> Result<(), E> {
+        let Some(member_id) = member_id else {
+            return Ok(());
+        };
+        let st = self.lock();
+        match st.groups.get(group_id) {
+            Some(Group::Consumer(g)) => g.validate_member(member_id, epoch),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -301,6 +301,15 @@ pub fn offset_fetch(broker: &Broker, r: m::OffsetFetchRequest, version: i16) -> 
             .groups
             .iter()
             .map(|g| {
+                if let Err(e) = broker.groups.validate_offset_fetch(
+                    &g.group_id,
+                    g.member_id.as_deref(),
+                    g.member_epoch,
+                ) {
+                    return m::offset_fetch_response::OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id.clone())
+                        .with_error_code(e.code());
+                }
                 let topics = g.topics.as_ref().map(|ts| {
                     ts.iter()
                         .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
@@ -483,4 +492,105 @@ pub async fn offset_delete(broker: &Broker, r: m::OffsetDeleteRequest) -> Respon
                 .into()
         }
     }
+}
+
+/// ConsumerGroupHeartbeat (KIP-848): topic ids resolved here, the rest in
+/// `crate::group::consumer`.
+pub fn consumer_group_heartbeat(
+    broker: &Broker,
+    r: m::ConsumerGroupHeartbeatRequest,
+    client_id: &str,
+    peer: SocketAddr,
+) -> ResponseBody {
+    use crate::group::consumer::HeartbeatIn;
+    let err = |e: E, msg: Option<&str>| -> ResponseBody {
+        m::ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(msg.map(str_bytes))
+            .with_member_id(Some(r.member_id.clone()))
+            .with_member_epoch(-1)
+            .into()
+    };
+    if r.subscribed_topic_regex
+        .as_ref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        return err(
+            E::InvalidRegularExpression,
+            Some("regex subscriptions are not supported"),
+        );
+    }
+    let owned = r.topic_partitions.as_ref().map(|tps| {
+        let mut set = std::collections::BTreeSet::new();
+        for tp in tps {
+            // Partitions of topics that no longer exist are owned by nobody.
+            if let Some(meta) = broker.topics().by_id(&tp.topic_id) {
+                for p in &tp.partitions {
+                    set.insert((meta.name.clone(), *p));
+                }
+            }
+        }
+        set
+    });
+    let req = HeartbeatIn {
+        member_id: r.member_id.to_string(),
+        member_epoch: r.member_epoch,
+        instance_id: r.instance_id.as_ref().map(|s| s.to_string()),
+        rack_id: r.rack_id.as_ref().map(|s| s.to_string()),
+        rebalance_timeout_ms: r.rebalance_timeout_ms,
+        subscribed: r
+            .subscribed_topic_names
+            .as_ref()
+            .map(|ts| ts.iter().map(|t| t.0.to_string()).collect()),
+        assignor: r.server_assignor.as_ref().map(|s| s.to_string()),
+        owned,
+        client_id: client_id.to_string(),
+        client_host: format!("/{}", peer.ip()),
+    };
+    let resolve = |t: &str| -> Option<(uuid::Uuid, i32)> {
+        broker
+            .topic_meta(t)
+            .filter(|meta| !meta.internal)
+            .map(|meta| (meta.id, meta.partitions))
+    };
+    match broker.groups.consumer_heartbeat(&r.group_id, req, &resolve) {
+        Err(e) => err(e, None),
+        Ok(out) => {
+            let assignment = out.assignment.map(|by_topic| {
+                m::consumer_group_heartbeat_response::Assignment::default().with_topic_partitions(
+                    by_topic
+                        .into_iter()
+                        .filter_map(|(t, ps)| {
+                            let meta = broker.topic_meta(&t)?;
+                            Some(
+                                m::consumer_group_heartbeat_response::TopicPartitions::default()
+                                    .with_topic_id(meta.id)
+                                    .with_partitions(ps),
+                            )
+                        })
+                        .collect(),
+                )
+            });
+            m::ConsumerGroupHeartbeatResponse::default()
+                .with_member_id(Some(str_bytes(out.member_id)))
+                .with_member_epoch(out.member_epoch)
+                .with_heartbeat_interval_ms(out.heartbeat_interval_ms)
+                .with_assignment(assignment)
+                .into()
+        }
+    }
+}
+
+pub fn consumer_group_describe(
+    broker: &Broker,
+    r: m::ConsumerGroupDescribeRequest,
+) -> ResponseBody {
+    let groups = r
+        .group_ids
+        .iter()
+        .map(|g| broker.groups.consumer_describe(g))
+        .collect();
+    m::ConsumerGroupDescribeResponse::default()
+        .with_groups(groups)
+        .into()
 }

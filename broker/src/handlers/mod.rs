@@ -61,6 +61,16 @@ pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr) -> Opti
         RequestBody::ListGroups(r) => group::list_groups(broker, r, version),
         RequestBody::DeleteGroups(r) => group::delete_groups(broker, r).await,
         RequestBody::OffsetDelete(r) => group::offset_delete(broker, r).await,
+        RequestBody::ConsumerGroupHeartbeat(r) => {
+            let client_id = request
+                .header
+                .client_id
+                .as_deref()
+                .unwrap_or("")
+                .to_string();
+            group::consumer_group_heartbeat(broker, r, &client_id, peer)
+        }
+        RequestBody::ConsumerGroupDescribe(r) => group::consumer_group_describe(broker, r),
     };
     Some(body)
 }
