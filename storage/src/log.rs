@@ -282,7 +282,7 @@ impl Log {
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
         let mut batches = Vec::with_capacity(1);
         for item in BatchIter::new(records, Strictness::Produce) {
-            let (position, header) =
+            let (_, header) =
                 item.map_err(|(position, source)| StorageError::InvalidBatch { position, source })?;
             if header.total_len() > self.config.max_message_bytes as usize {
                 return Err(StorageError::BatchTooLarge {
@@ -291,7 +291,6 @@ impl Log {
                 });
             }
             batches.push(header);
-            let _ = position;
         }
         if batches.is_empty() {
             return Err(StorageError::EmptyRecordSet);
@@ -396,16 +395,14 @@ impl Log {
         self.read_clock += 1;
         let clock = self.read_clock;
         let config = self.config.clone();
-        let bases: Vec<u64> = self
+        // From the segment holding `offset` (compaction may leave it without the offset,
+        // then the next one serves) up to the bound.
+        let first = self
             .segments
             .range(..=offset)
             .next_back()
-            .map(|(b, _)| *b)
-            .into_iter()
-            .chain(self.segments.range(offset + 1..upper).map(|(b, _)| *b))
-            .collect();
-        for base in bases {
-            let seg = self.segments.get_mut(&base).expect("base from the map");
+            .map_or(0, |(b, _)| *b);
+        for (_, seg) in self.segments.range_mut(first..upper) {
             seg.last_used = clock;
             let Some(loc) = seg.find_batch(&config, offset)? else {
                 continue;
@@ -539,9 +536,8 @@ impl Log {
         Ok(deleted)
     }
 
-    /// Delete segments for which `predicate(base_offset, max_timestamp, size)` holds,
-    /// oldest first, stopping at the first that does not (retention). The active segment
-    /// is rolled first if it would be deleted.
+    /// `(base offset, max timestamp, bytes)` of every segment, oldest first: what
+    /// retention decides on.
     pub fn segment_summaries(&self) -> Vec<(u64, i64, u64)> {
         self.segments
             .values()
