@@ -1206,15 +1206,45 @@ fn kip848_epochs_reconciliation_and_offsets_over_raw_requests() {
     assert_eq!(b.member_epoch, 3);
     assert_eq!(assigned(&b), Some(vec![0, 1, 2, 3]));
 
-    // Committed offsets survive a restart; members do not (they rejoin).
+    // Committed offsets and the group's members, epochs and assignments survive a
+    // kill -9: b carries on at epoch 3 with its partitions; a, which left, is unknown.
+    let epoch_before = group_epoch(&broker, group);
+    broker.kill9();
     broker.restart();
     let mut c = Raw::connect(&broker);
     assert_eq!(c.fetch(group, None, topic, 0), (0, 10));
     assert_eq!(c.fetch(group, None, topic, 1), (0, 20));
+    assert_eq!(group_epoch(&broker, group), epoch_before);
+    let b = c.heartbeat(
+        group,
+        "member-b",
+        3,
+        None,
+        Some((topic_id, vec![0, 1, 2, 3])),
+    );
+    assert_eq!((b.error_code, b.member_epoch), (0, 3), "{b:?}");
+    assert_eq!(assigned(&b), None, "assignment unchanged: not resent");
+    assert_eq!(c.fetch(group, Some(("member-b", 3)), topic, 0), (0, 10));
     assert_eq!(
-        c.heartbeat(group, "member-b", 3, None, None).error_code,
+        c.heartbeat(group, "member-a", 2, None, None).error_code,
         UNKNOWN_MEMBER_ID
     );
+    let described = match c.call(
+        ApiKey::ConsumerGroupDescribe,
+        0,
+        m::ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(sb(group))])
+            .into(),
+    ) {
+        ResponseBody::ConsumerGroupDescribe(r) => r,
+        other => panic!("unexpected {other:?}"),
+    };
+    let g = &described.groups[0];
+    assert_eq!(g.group_state.as_str(), "Stable");
+    assert_eq!(g.members.len(), 1);
+    assert_eq!(g.members[0].member_id.as_str(), "member-b");
+    assert_eq!(g.members[0].member_epoch, 3);
+    // Rejoining with epoch 0 still works.
     let b = c.heartbeat(group, "member-b", 0, Some(topic), Some((topic_id, vec![])));
     assert_eq!(b.error_code, 0, "{b:?}");
     assert_eq!(assigned(&b), Some(vec![0, 1, 2, 3]));
@@ -1300,5 +1330,106 @@ fn group_epoch(broker: &TestBroker, group: &str) -> i32 {
     ) {
         ResponseBody::ConsumerGroupDescribe(r) => r.groups[0].group_epoch,
         other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// (member id, member epoch) of every member of a consumer group, sorted.
+fn consumer_members(broker: &TestBroker, group: &str) -> Vec<(String, i32)> {
+    let mut raw = Raw::connect(broker);
+    match raw.call(
+        ApiKey::ConsumerGroupDescribe,
+        0,
+        m::ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(sb(group))])
+            .into(),
+    ) {
+        ResponseBody::ConsumerGroupDescribe(r) => {
+            let mut out: Vec<(String, i32)> = r.groups[0]
+                .members
+                .iter()
+                .map(|mb| (mb.member_id.to_string(), mb.member_epoch))
+                .collect();
+            out.sort();
+            out
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// KIP-848 membership survives a broker kill -9: librdkafka consumers with
+/// `group.protocol=consumer` keep their member ids, epochs and partitions across the
+/// crash and restart, with no assign/revoke callback, and nobody is expired after the
+/// session timeout.
+#[test]
+fn kip848_membership_survives_kill9() {
+    let proxy = FaultProxy::start();
+    let mut opts = group_broker_opts();
+    opts.advertised_listener = Some(proxy.addr().to_string());
+    let mut broker = TestBroker::start_with(opts);
+    proxy.set_upstream(broker.addr());
+    let bootstrap = proxy.addr().to_string();
+    let (topic, group) = ("kill848", "g-kill848");
+    create_topic(&bootstrap, topic, 6);
+    let journal = Arc::new(Journal::default());
+    let spawn = |name: &'static str| {
+        ChildConsumer::spawn(
+            ChildSpec {
+                bootstrap: &bootstrap,
+                group,
+                topic,
+                name,
+                instance: None,
+                strategy: "",
+                protocol: "consumer",
+                session_ms: 0,
+            },
+            journal.clone(),
+        )
+    };
+    let mut a = spawn("a");
+    let mut b = spawn("b");
+    wait_for_assignment(&journal, &["a", "b"], 6, "two members share 6 partitions");
+    thread::sleep(Duration::from_secs(3));
+    let owned_before = (journal.owned("a"), journal.owned("b"));
+    let callbacks =
+        |who: &str| journal.count(who, |e| matches!(e, Ev::Assign(..) | Ev::Revoke(..)));
+    let callbacks_before = (callbacks("a"), callbacks("b"));
+    let members_before = consumer_members(&broker, group);
+    let epoch_before = group_epoch(&broker, group);
+    assert_eq!(members_before.len(), 2, "{members_before:?}");
+
+    broker.kill9();
+    proxy.sever_all();
+    broker.restart();
+    proxy.set_upstream(broker.addr());
+    assert_eq!(
+        consumer_members(&broker, group),
+        members_before,
+        "members and epochs came back from __consumer_offsets"
+    );
+    // Past the session timeout (6 s): a member that had not come back would expire.
+    thread::sleep(Duration::from_secs(10));
+    assert_eq!(consumer_members(&broker, group), members_before);
+    assert_eq!(
+        group_epoch(&broker, group),
+        epoch_before,
+        "a rebalance happened"
+    );
+    assert_eq!(
+        (journal.owned("a"), journal.owned("b")),
+        owned_before,
+        "{}",
+        journal.dump()
+    );
+    assert_eq!(
+        (callbacks("a"), callbacks("b")),
+        callbacks_before,
+        "a member was assigned or revoked partitions across the restart\n{}",
+        journal.dump()
+    );
+    a.close();
+    b.close();
+    if let Err(e) = check_no_overlap(&journal, now_ms()) {
+        panic!("two owners at once: {e}\n{}", journal.dump());
     }
 }

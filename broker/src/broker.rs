@@ -172,7 +172,17 @@ impl Broker {
         for p in &parts {
             coordinator.replay(&p.log).map_err(std::io::Error::other)?;
         }
-        coordinator.finish_load();
+        {
+            let topics = self.topics();
+            let topic_name = |id: &uuid::Uuid| topics.by_id(id).map(|m| m.name.clone());
+            let resolve = |t: &str| {
+                topics
+                    .get(t)
+                    .filter(|m| !m.internal)
+                    .map(|m| (m.id, m.partitions))
+            };
+            coordinator.finish_load(&topic_name, &resolve);
+        }
         if tokio::runtime::Handle::try_current().is_ok() {
             coordinator.start();
         }

@@ -12,9 +12,13 @@
 //!   the partitions of its target that no other member owns (assigned or revoking); the
 //!   rest come on later heartbeats, once their previous owners released them.
 //!
-//! Time is passed in. Not persisted: members and epochs live in memory (a restarted
-//! broker answers UNKNOWN_MEMBER_ID and members rejoin with epoch 0); the group's
-//! committed offsets are durable like any group's.
+//! Time is passed in. Persistence: [`ConsumerGroup::records`] is the group's state as
+//! Kafka's KIP-848 `__consumer_offsets` records (group epoch, members, target and
+//! current assignments; see `records`), which the coordinator diffs against what it
+//! wrote and appends; [`ConsumerGroup::restore`] rebuilds a group from them on start,
+//! with every member's session (and pending revocation) timer restarted, as Kafka does.
+//! Not persisted: `left_static` (a static member that left with epoch -2 comes back as
+//! a plain member whose session restarts) and what was last sent to each member.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -23,6 +27,16 @@ use tokio::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::assignor::{self, AssignorMember, Tp};
+use super::records::{self, ConsumerMemberValue, CurrentAssignmentValue};
+
+/// One member as read back from `__consumer_offsets`.
+#[derive(Debug, Clone)]
+pub struct LoadedMember {
+    pub id: String,
+    pub meta: ConsumerMemberValue,
+    pub target: Vec<(Uuid, Vec<i32>)>,
+    pub current: Option<CurrentAssignmentValue>,
+}
 
 /// Settings of consumer groups, by Kafka's names.
 #[derive(Debug, Clone)]
@@ -175,24 +189,7 @@ impl ConsumerGroup {
     }
 
     fn compute_target(&mut self, cfg: &ConsumerConfig) {
-        // The assignor most members prefer; ties and no preference: the default.
-        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
-        for m in self.members.values() {
-            if let Some(a) = &m.assignor {
-                *votes.entry(a.as_str()).or_default() += 1;
-            }
-        }
-        let default = cfg
-            .assignors
-            .first()
-            .map(String::as_str)
-            .unwrap_or(assignor::UNIFORM);
-        let best = votes
-            .iter()
-            .max_by_key(|(name, n)| (**n, **name == default))
-            .map(|(name, _)| name.to_string())
-            .unwrap_or_else(|| default.to_string());
-        self.assignor = best;
+        self.assignor = self.preferred_assignor(cfg);
         let partitions: BTreeMap<String, i32> = self
             .topics
             .iter()
@@ -210,6 +207,27 @@ impl ConsumerGroup {
         let target = assignor::assign(&self.assignor, &members, &partitions);
         self.target = target;
         self.assignment_epoch = self.group_epoch;
+    }
+
+    fn preferred_assignor(&self, cfg: &ConsumerConfig) -> String {
+        // The assignor most members prefer; ties and no preference: the default.
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in self.members.values() {
+            if let Some(a) = &m.assignor {
+                *votes.entry(a.as_str()).or_default() += 1;
+            }
+        }
+        let default = cfg
+            .assignors
+            .first()
+            .map(String::as_str)
+            .unwrap_or(assignor::UNIFORM);
+        let best = votes
+            .iter()
+            .max_by_key(|(name, n)| (**n, **name == default))
+            .map(|(name, _)| name.to_string())
+            .unwrap_or_else(|| default.to_string());
+        best
     }
 
     /// Re-read the subscribed topics' metadata; bump the epoch if it changed.
@@ -404,7 +422,12 @@ impl ConsumerGroup {
         let m = &self.members[&id];
         let mut o = out(&id, m.epoch);
         let sent = (m.epoch, m.assigned.clone());
-        if req.member_epoch == 0 || m.last_sent.as_ref() != Some(&sent) {
+        // Also when the member is behind (it missed the answer that moved it, e.g. to a
+        // broker that crashed right after persisting).
+        if req.member_epoch == 0
+            || req.member_epoch != m.epoch
+            || m.last_sent.as_ref() != Some(&sent)
+        {
             let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
             for (t, p) in &m.assigned {
                 by_topic.entry(t.clone()).or_default().push(*p);
@@ -479,6 +502,140 @@ impl ConsumerGroup {
             .values()
             .flat_map(|m| std::iter::once(m.session_deadline).chain(m.revoke_deadline))
             .min()
+    }
+
+    /// The group as `__consumer_offsets` records (key → value), Kafka's KIP-848 types.
+    /// Partitions are written by topic id; those of topics the group no longer knows
+    /// (unsubscribed or deleted) are left out.
+    pub fn records(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        let by_id = |set: &BTreeSet<Tp>| -> Vec<(Uuid, Vec<i32>)> {
+            let mut by: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
+            for (t, p) in set {
+                if let Some((id, _)) = self.topics.get(t) {
+                    by.entry(*id).or_default().push(*p);
+                }
+            }
+            by.into_iter().collect()
+        };
+        let g = &self.id;
+        let mut out = BTreeMap::new();
+        out.insert(
+            records::consumer_group_key(g),
+            records::encode_epoch_value(self.group_epoch),
+        );
+        out.insert(
+            records::consumer_target_metadata_key(g),
+            records::encode_epoch_value(self.assignment_epoch),
+        );
+        for m in self.members.values() {
+            out.insert(
+                records::consumer_member_key(g, &m.id),
+                records::encode_consumer_member_value(&ConsumerMemberValue {
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    subscribed_topic_names: m.subscribed.clone(),
+                    subscribed_topic_regex: None,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    server_assignor: m.assignor.clone(),
+                }),
+            );
+            let target = self.target.get(&m.id).cloned().unwrap_or_default();
+            out.insert(
+                records::consumer_target_member_key(g, &m.id),
+                records::encode_target_member_value(&by_id(&target)),
+            );
+            // Kafka's MemberState: 0 stable, 1 unrevoked, 2 unreleased partitions.
+            let state = if !m.revoking.is_empty() {
+                1
+            } else if target != m.assigned {
+                2
+            } else {
+                0
+            };
+            out.insert(
+                records::consumer_current_assignment_key(g, &m.id),
+                records::encode_current_assignment_value(&CurrentAssignmentValue {
+                    member_epoch: m.epoch,
+                    previous_member_epoch: m.prev_epoch,
+                    state,
+                    assigned: by_id(&m.assigned),
+                    pending_revocation: by_id(&m.revoking),
+                }),
+            );
+        }
+        out
+    }
+
+    /// Rebuild a group from its records (see [`records`](Self::records)). Sessions and
+    /// pending revocations restart now; topic ids are turned back into names with
+    /// `topic_name` (partitions of topics gone meanwhile are dropped).
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        id: &str,
+        group_epoch: i32,
+        assignment_epoch: i32,
+        loaded: Vec<LoadedMember>,
+        topic_name: &dyn Fn(&Uuid) -> Option<String>,
+        resolve: &dyn Fn(&str) -> Option<(Uuid, i32)>,
+        cfg: &ConsumerConfig,
+        now: Instant,
+        now_ms: i64,
+    ) -> ConsumerGroup {
+        let mut g = ConsumerGroup::new(id, now_ms, cfg);
+        g.group_epoch = group_epoch;
+        g.assignment_epoch = assignment_epoch;
+        let names = |tps: &[(Uuid, Vec<i32>)]| -> BTreeSet<Tp> {
+            let mut out = BTreeSet::new();
+            for (tid, ps) in tps {
+                if let Some(name) = topic_name(tid) {
+                    out.extend(ps.iter().map(|p| (name.clone(), *p)));
+                }
+            }
+            out
+        };
+        let session = Duration::from_millis(cfg.session_timeout_ms.max(0) as u64);
+        for lm in loaded {
+            let current = lm.current.unwrap_or_default();
+            let assigned = names(&current.assigned);
+            let revoking = names(&current.pending_revocation);
+            let rebalance_timeout_ms = if lm.meta.rebalance_timeout_ms > 0 {
+                lm.meta.rebalance_timeout_ms
+            } else {
+                300_000
+            };
+            let revoke_deadline = (!revoking.is_empty())
+                .then(|| now + Duration::from_millis(rebalance_timeout_ms as u64));
+            let mut subscribed = lm.meta.subscribed_topic_names;
+            subscribed.sort();
+            subscribed.dedup();
+            g.target.insert(lm.id.clone(), names(&lm.target));
+            g.members.insert(
+                lm.id.clone(),
+                ConsumerMember {
+                    id: lm.id,
+                    instance_id: lm.meta.instance_id,
+                    rack_id: lm.meta.rack_id,
+                    client_id: lm.meta.client_id,
+                    client_host: lm.meta.client_host,
+                    epoch: current.member_epoch,
+                    prev_epoch: current.previous_member_epoch,
+                    subscribed,
+                    assignor: lm.meta.server_assignor,
+                    rebalance_timeout_ms,
+                    last_sent: Some((current.member_epoch, assigned.clone())),
+                    assigned,
+                    revoking,
+                    session_deadline: now + session,
+                    revoke_deadline,
+                    left_static: false,
+                },
+            );
+        }
+        g.assignor = g.preferred_assignor(cfg);
+        let _ = g.refresh_topics(resolve);
+        g
     }
 
     /// A member's current and target assignment (ConsumerGroupDescribe).

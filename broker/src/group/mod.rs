@@ -4,9 +4,9 @@
 //!   LeaveGroup), sans-io.
 //! - [`consumer`]: the consumer group protocol (KIP-848: ConsumerGroupHeartbeat, member
 //!   epochs, reconciliation), sans-io; [`assignor`]: its server-side assignors.
-//!   Consumer groups keep members in memory only; their committed offsets are durable
-//!   like any group's (after a restart a group with offsets comes back as an empty
-//!   group, which the first heartbeat turns into a consumer group again).
+//!   Consumer groups are persisted as Kafka's KIP-848 records (group epoch, member
+//!   metadata, target and current assignments; keys 3, 5-8) and rebuilt on start with
+//!   their members, epochs and assignments; members' sessions restart on load.
 //! - [`records`]: the `__consumer_offsets` key/value formats, as Kafka writes them.
 //! - [`GroupCoordinator`] (this file): the groups and offsets behind one mutex, the
 //!   writes to `__consumer_offsets` (through [`CoordinatorLog`]), the replay on start and
@@ -16,6 +16,11 @@
 //! the coordinator lock (so the log order is the state order), acknowledged only after
 //! that partition's flusher fsynced past it, and only then visible to OffsetFetch. The
 //! leader's assignment is made durable before any member gets it (Kafka's `storeGroup`).
+//! A consumer group's records are diffed against what was last written (only changes and
+//! tombstones are appended) under the lock after each heartbeat, and the heartbeat is
+//! answered once they are durable; expiries found by the timer and conversions to a
+//! classic group are written without anyone waiting. The diff re-encodes the group's
+//! records on every heartbeat (linear in its members).
 //!
 //! Locking: one `std::sync::Mutex` over all groups, never held across an `.await`.
 //! Parked JoinGroup/SyncGroup requests wait on oneshot channels outside it.
@@ -243,6 +248,11 @@ struct State {
     offsets: HashMap<String, BTreeMap<(String, i32), Committed>>,
     /// Replay state: the newest group record per group.
     loaded_groups: HashMap<String, Option<(GroupValue, u64)>>,
+    /// Replay state: the live KIP-848 records per consumer group (key → value).
+    loaded_consumer: HashMap<String, BTreeMap<Vec<u8>, Vec<u8>>>,
+    /// The KIP-848 records last written per consumer group (key → value), to write
+    /// only what changed and tombstone what went away.
+    consumer_written: HashMap<String, BTreeMap<Vec<u8>, Vec<u8>>>,
     next_retention_check: Option<Instant>,
 }
 
@@ -293,6 +303,7 @@ impl GroupCoordinator {
     /// Feed one record of `__consumer_offsets` (replay on start), in log order.
     pub fn load_record(&self, key: &[u8], value: Option<&[u8]>, offset: u64) {
         let mut st = self.lock();
+        let raw_key = key;
         let key = match records::decode_key(key) {
             Ok(k) => k,
             Err(e) => {
@@ -326,6 +337,22 @@ impl GroupCoordinator {
                     }
                 },
             },
+            RecordKey::ConsumerPartitionMetadata { .. } => {}
+            RecordKey::ConsumerGroup { group }
+            | RecordKey::ConsumerMember { group, .. }
+            | RecordKey::ConsumerTargetMetadata { group }
+            | RecordKey::ConsumerTargetMember { group, .. }
+            | RecordKey::ConsumerCurrentAssignment { group, .. } => {
+                let recs = st.loaded_consumer.entry(group).or_default();
+                match value {
+                    None => {
+                        recs.remove(raw_key);
+                    }
+                    Some(v) => {
+                        recs.insert(raw_key.to_vec(), v.to_vec());
+                    }
+                }
+            }
             RecordKey::Group { group } => match value {
                 None => {
                     st.loaded_groups.insert(group.clone(), None);
@@ -343,8 +370,13 @@ impl GroupCoordinator {
     }
 
     /// After replay: build the groups. Groups with offsets but no metadata become empty
-    /// classic groups, as in Kafka.
-    pub fn finish_load(&self) {
+    /// classic groups, as in Kafka. `topic_name` maps a topic id back to its name and
+    /// `resolve` gives a topic's id and partition count (for consumer groups).
+    pub fn finish_load(
+        &self,
+        topic_name: &dyn Fn(&uuid::Uuid) -> Option<String>,
+        resolve: &dyn Fn(&str) -> Option<(uuid::Uuid, i32)>,
+    ) {
         let now = Instant::now();
         let mut st = self.lock();
         let loaded = std::mem::take(&mut st.loaded_groups);
@@ -356,6 +388,21 @@ impl GroupCoordinator {
                     Group::Classic(ClassicGroup::from_value(&id, &v, now, delay)),
                 );
             }
+        }
+        let loaded = std::mem::take(&mut st.loaded_consumer);
+        for (id, recs) in loaded {
+            if recs.is_empty() {
+                continue;
+            }
+            if let Some(g) =
+                self.restore_consumer_group(&id, &recs, topic_name, resolve, now, now_ms())
+            {
+                let members = g.members.len();
+                tracing::info!(group = %id, members, epoch = g.group_epoch, "restored a consumer group");
+                st.groups.insert(id.clone(), Group::Consumer(g));
+            }
+            // What is in the log, so that later writes tombstone what goes away.
+            st.consumer_written.insert(id, recs);
         }
         st.offsets.retain(|_, o| !o.is_empty());
         let ids: Vec<String> = st.offsets.keys().cloned().collect();
@@ -369,6 +416,134 @@ impl GroupCoordinator {
             st.offsets.values().map(|o| o.len()).sum::<usize>(),
         );
         tracing::info!(groups, offsets, "loaded groups and committed offsets");
+    }
+
+    fn restore_consumer_group(
+        &self,
+        id: &str,
+        recs: &BTreeMap<Vec<u8>, Vec<u8>>,
+        topic_name: &dyn Fn(&uuid::Uuid) -> Option<String>,
+        resolve: &dyn Fn(&str) -> Option<(uuid::Uuid, i32)>,
+        now: Instant,
+        now_ms: i64,
+    ) -> Option<ConsumerGroup> {
+        let mut group_epoch = None;
+        let mut assignment_epoch = 0;
+        let mut members: BTreeMap<String, consumer::LoadedMember> = BTreeMap::new();
+        let mut targets: HashMap<String, Vec<(uuid::Uuid, Vec<i32>)>> = HashMap::new();
+        let mut currents: HashMap<String, records::CurrentAssignmentValue> = HashMap::new();
+        for (k, v) in recs {
+            let parsed = match records::decode_key(k) {
+                Ok(RecordKey::ConsumerGroup { .. }) => {
+                    records::decode_epoch_value(v).map(|e| group_epoch = Some(e))
+                }
+                Ok(RecordKey::ConsumerTargetMetadata { .. }) => {
+                    records::decode_epoch_value(v).map(|e| assignment_epoch = e)
+                }
+                Ok(RecordKey::ConsumerMember { member, .. }) => {
+                    records::decode_consumer_member_value(v).map(|meta| {
+                        members.insert(
+                            member.clone(),
+                            consumer::LoadedMember {
+                                id: member,
+                                meta,
+                                target: Vec::new(),
+                                current: None,
+                            },
+                        );
+                    })
+                }
+                Ok(RecordKey::ConsumerTargetMember { member, .. }) => {
+                    records::decode_target_member_value(v).map(|t| {
+                        targets.insert(member, t);
+                    })
+                }
+                Ok(RecordKey::ConsumerCurrentAssignment { member, .. }) => {
+                    records::decode_current_assignment_value(v).map(|c| {
+                        currents.insert(member, c);
+                    })
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = parsed {
+                tracing::warn!(group = id, error = %e, "skipping an unreadable consumer group record");
+            }
+        }
+        let group_epoch = group_epoch?;
+        let loaded = members
+            .into_values()
+            .map(|mut m| {
+                m.target = targets.remove(&m.id).unwrap_or_default();
+                m.current = currents.remove(&m.id);
+                m
+            })
+            .collect();
+        Some(ConsumerGroup::restore(
+            id,
+            group_epoch,
+            assignment_epoch,
+            loaded,
+            topic_name,
+            resolve,
+            &self.cfg.consumer,
+            now,
+            now_ms,
+        ))
+    }
+
+    /// The KIP-848 records to append for `group_id` (what changed since the last write,
+    /// tombstones for what went away; everything goes away when the group is no longer
+    /// a consumer group), and the new written state to keep once they are appended.
+    fn consumer_diff(st: &State, group_id: &str) -> (Vec<LogRecord>, BTreeMap<Vec<u8>, Vec<u8>>) {
+        let new = match st.groups.get(group_id) {
+            Some(Group::Consumer(g)) => g.records(),
+            _ => BTreeMap::new(),
+        };
+        let mut recs = Vec::new();
+        if let Some(old) = st.consumer_written.get(group_id) {
+            for k in old.keys() {
+                if !new.contains_key(k) {
+                    recs.push((k.clone(), None));
+                }
+            }
+            for (k, v) in &new {
+                if old.get(k) != Some(v) {
+                    recs.push((k.clone(), Some(v.clone())));
+                }
+            }
+        } else {
+            recs.extend(new.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
+        }
+        (recs, new)
+    }
+
+    fn set_consumer_written(st: &mut State, group_id: &str, new: BTreeMap<Vec<u8>, Vec<u8>>) {
+        if new.is_empty() {
+            st.consumer_written.remove(group_id);
+        } else {
+            st.consumer_written.insert(group_id.to_string(), new);
+        }
+    }
+
+    /// Append what changed in a consumer group (under the lock, so the log order is the
+    /// state order, with `extra` records first); returns the wait for durability.
+    fn persist_consumer(
+        &self,
+        st: &mut State,
+        group_id: &str,
+        extra: Vec<LogRecord>,
+    ) -> Result<Option<DurableFuture>, E> {
+        let (recs, new) = Self::consumer_diff(st, group_id);
+        let mut all = extra;
+        all.extend(recs);
+        if all.is_empty() {
+            return Ok(None);
+        }
+        let p = self.partition_for(group_id);
+        let (_, end) = self.log.append(p, &all)?;
+        Self::set_consumer_written(st, group_id, new);
+        Ok(Some(self.log.wait_durable(p, end)))
     }
 
     /// Run the timers (sessions, rebalances, offset retention) until the coordinator is
@@ -401,11 +576,27 @@ impl GroupCoordinator {
         let ids: Vec<String> = st.groups.keys().cloned().collect();
         for id in ids {
             let mut stores = Vec::new();
+            let mut consumer_epoch = None;
             let n = match st.groups.get_mut(&id) {
-                Some(g) => g.tick(&self.cfg, now, now_ms, &mut stores),
+                Some(g) => {
+                    if let Group::Consumer(c) = g {
+                        consumer_epoch = Some(c.group_epoch);
+                    }
+                    g.tick(&self.cfg, now, now_ms, &mut stores)
+                }
                 None => None,
             };
             self.apply_stores(&mut st, &id, stores);
+            let changed = match (consumer_epoch, st.groups.get(&id)) {
+                (Some(before), Some(Group::Consumer(c))) => c.group_epoch != before,
+                _ => false,
+            };
+            if changed {
+                // Expired members: their tombstones need not be waited for.
+                if let Err(e) = self.persist_consumer(&mut st, &id, Vec::new()) {
+                    tracing::warn!(group = %id, error = ?e, "writing consumer group state failed");
+                }
+            }
             if let Some(n) = n {
                 next = Some(next.map_or(n, |x: Instant| x.min(n)));
             }
@@ -578,6 +769,11 @@ impl GroupCoordinator {
                     l.initial_rebalance_delay_ms,
                 )),
             );
+            // Tombstone the consumer group's records (not waited for: the classic
+            // group's own metadata write follows them in the same partition).
+            if let Err(e) = self.persist_consumer(&mut st, group_id, Vec::new()) {
+                tracing::warn!(group = group_id, error = ?e, "writing consumer group tombstones failed");
+            }
         }
         let mut stores = Vec::new();
         let reply = match st.groups.get_mut(group_id) {
@@ -853,6 +1049,9 @@ impl GroupCoordinator {
                 if let Some(Group::Classic(mut g)) = st.groups.remove(id) {
                     g.mark_dead(now_ms);
                 }
+                let (more, new) = Self::consumer_diff(&st, id);
+                recs.extend(more);
+                Self::set_consumer_written(&mut st, id, new);
                 writes.push((id.clone(), recs));
             }
             self.append_records(writes)
@@ -997,6 +1196,9 @@ impl GroupCoordinator {
                     g.mark_dead(now_ms);
                 }
                 recs.push((records::group_key(&id), None));
+                let (more, new) = Self::consumer_diff(st, &id);
+                recs.extend(more);
+                Self::set_consumer_written(st, &id, new);
                 tracing::info!(group = %id, "removed an empty group whose offsets expired");
             }
             if !recs.is_empty() {
@@ -1088,12 +1290,16 @@ impl GroupCoordinator {
     // ----- the consumer group protocol (KIP-848) -----
 
     /// ConsumerGroupHeartbeat. `resolve` gives a topic's id and partition count.
+    ///
+    /// What the heartbeat changed is appended to `__consumer_offsets` under the lock;
+    /// the returned future resolves once it is durable, and the caller answers only
+    /// then (a failed write answers COORDINATOR_NOT_AVAILABLE; the member retries).
     pub fn consumer_heartbeat(
         &self,
         group_id: &str,
         req: HeartbeatIn,
         resolve: &dyn Fn(&str) -> Option<(uuid::Uuid, i32)>,
-    ) -> Result<HeartbeatOut, E> {
+    ) -> Result<(HeartbeatOut, Option<DurableFuture>), E> {
         if group_id.is_empty() {
             return Err(E::InvalidGroupId);
         }
@@ -1118,6 +1324,11 @@ impl GroupCoordinator {
             }
             Some(Group::Consumer(_)) => {}
         }
+        // A classic group turning into a consumer group: tombstone its metadata.
+        let mut extra = Vec::new();
+        if matches!(st.groups.get(group_id), Some(Group::Classic(_))) {
+            extra.push((records::group_key(group_id), None));
+        }
         let g = match st.groups.entry(group_id.to_string()).or_insert_with(|| {
             Group::Consumer(ConsumerGroup::new(group_id, now_ms, &self.cfg.consumer))
         }) {
@@ -1131,9 +1342,17 @@ impl GroupCoordinator {
             }
         };
         let out = g.heartbeat(req, &self.cfg.consumer, now, now_ms, resolve);
+        let written = self.persist_consumer(&mut st, group_id, extra);
         drop(st);
         self.poke();
-        out
+        let out = out?;
+        match written {
+            Ok(durable) => Ok((out, durable)),
+            Err(e) => {
+                tracing::warn!(group = group_id, error = ?e, "writing consumer group state failed");
+                Err(E::CoordinatorNotAvailable)
+            }
+        }
     }
 
     /// ConsumerGroupDescribe of one group.
@@ -1329,5 +1548,166 @@ impl GroupCoordinator {
         }
         tracing::debug!(records = count, "replayed a __consumer_offsets partition");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An in-memory `__consumer_offsets`: every append, in order.
+    #[derive(Default)]
+    struct MemLog {
+        recs: Mutex<Vec<(i32, LogRecord)>>,
+    }
+
+    impl CoordinatorLog for MemLog {
+        fn partitions(&self) -> i32 {
+            50
+        }
+        fn append(&self, partition: i32, records: &[LogRecord]) -> Result<(u64, u64), E> {
+            let mut all = self.recs.lock().unwrap();
+            let first = all.len() as u64;
+            all.extend(records.iter().map(|r| (partition, r.clone())));
+            Ok((first, all.len() as u64))
+        }
+        fn wait_durable(&self, _partition: i32, _end: u64) -> DurableFuture {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    const T: uuid::Uuid = uuid::Uuid::from_u128(7);
+
+    fn resolve(t: &str) -> Option<(uuid::Uuid, i32)> {
+        (t == "t").then_some((T, 4))
+    }
+
+    fn topic_name(id: &uuid::Uuid) -> Option<String> {
+        (*id == T).then(|| "t".to_string())
+    }
+
+    fn hb(id: &str, epoch: i32, owned: Option<&[i32]>) -> HeartbeatIn {
+        HeartbeatIn {
+            member_id: id.to_string(),
+            member_epoch: epoch,
+            subscribed: (epoch == 0).then(|| vec!["t".to_string()]),
+            owned: owned.map(|ps| ps.iter().map(|p| ("t".to_string(), *p)).collect()),
+            client_id: format!("client-{id}"),
+            ..Default::default()
+        }
+    }
+
+    fn reload(log: &MemLog) -> Arc<GroupCoordinator> {
+        let c = GroupCoordinator::new(GroupConfig::default(), Arc::new(MemLog::default()));
+        for (i, (_, (k, v))) in log.recs.lock().unwrap().iter().enumerate() {
+            c.load_record(k, v.as_deref(), i as u64);
+        }
+        c.finish_load(&topic_name, &resolve);
+        c
+    }
+
+    /// (member id, epoch, assigned, revoking).
+    type MemberView = (String, i32, Vec<(String, i32)>, Vec<(String, i32)>);
+
+    fn members(c: &GroupCoordinator) -> Vec<MemberView> {
+        let st = c.lock();
+        match st.groups.get("g") {
+            Some(Group::Consumer(g)) => g
+                .members
+                .values()
+                .map(|m| {
+                    (
+                        m.id.clone(),
+                        m.epoch,
+                        m.assigned.iter().cloned().collect(),
+                        m.revoking.iter().cloned().collect(),
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn consumer_group_survives_a_restart() {
+        let log = Arc::new(MemLog::default());
+        let c = GroupCoordinator::new(GroupConfig::default(), log.clone());
+        let (a, _) = c
+            .consumer_heartbeat("g", hb("a", 0, Some(&[])), &resolve)
+            .unwrap();
+        assert_eq!(a.member_epoch, 1);
+        let (b, _) = c
+            .consumer_heartbeat("g", hb("b", 0, Some(&[])), &resolve)
+            .unwrap();
+        assert_eq!(b.member_epoch, 2);
+        // a is told to revoke two partitions: it is mid-revocation when the broker dies.
+        let (a, _) = c
+            .consumer_heartbeat("g", hb("a", 1, Some(&[0, 1, 2, 3])), &resolve)
+            .unwrap();
+        assert_eq!(a.member_epoch, 1);
+        let before = members(&c);
+        assert_eq!(before.len(), 2);
+        assert_eq!(before[0].3.len(), 2, "a has partitions pending revocation");
+
+        let r = reload(&log);
+        assert_eq!(members(&r), before);
+        {
+            let st = r.lock();
+            let Some(Group::Consumer(g)) = st.groups.get("g") else {
+                panic!("not a consumer group")
+            };
+            assert_eq!((g.group_epoch, g.assignment_epoch), (2, 2));
+            assert_eq!(g.members["a"].client_id, "client-a");
+            assert_eq!(g.topics.get("t"), Some(&(T, 4)));
+        }
+        // The members carry on with their epochs: no rejoin.
+        let kept: Vec<i32> = before[0].2.iter().map(|(_, p)| *p).collect();
+        let (a, _) = r
+            .consumer_heartbeat("g", hb("a", 1, Some(&kept)), &resolve)
+            .unwrap();
+        assert_eq!(a.member_epoch, 2);
+        let (b, _) = r
+            .consumer_heartbeat("g", hb("b", 2, None), &resolve)
+            .unwrap();
+        assert_eq!(b.assignment.map(|x| x["t"].len()), Some(2));
+
+        // a leaves: its records are tombstoned and it does not come back.
+        let log2 = Arc::new(MemLog::default());
+        let c = GroupCoordinator::new(GroupConfig::default(), log2.clone());
+        c.consumer_heartbeat("g", hb("a", 0, Some(&[])), &resolve)
+            .unwrap();
+        c.consumer_heartbeat("g", hb("a", -1, None), &resolve)
+            .unwrap();
+        let r = reload(&log2);
+        assert!(members(&r).is_empty());
+        assert_eq!(r.list()[0].3, "consumer");
+        let tombstones = log2
+            .recs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, (_, v))| v.is_none())
+            .count();
+        assert_eq!(
+            tombstones, 3,
+            "member metadata, target and current assignment"
+        );
+    }
+
+    #[test]
+    fn deleted_consumer_group_stays_deleted() {
+        let log = Arc::new(MemLog::default());
+        let c = GroupCoordinator::new(GroupConfig::default(), log.clone());
+        c.consumer_heartbeat("g", hb("a", 0, Some(&[])), &resolve)
+            .unwrap();
+        c.consumer_heartbeat("g", hb("a", -1, None), &resolve)
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let codes = rt.block_on(c.delete_groups(&["g".to_string()]));
+        assert_eq!(codes, [0]);
+        let r = reload(&log);
+        assert!(!r.group_exists("g"));
     }
 }

@@ -1,7 +1,9 @@
 //! The `__consumer_offsets` record formats, byte for byte as Kafka writes them.
 //!
 //! Keys start with an i16 version: 0 and 1 are offset commits (`OffsetCommitKey`:
-//! group, topic, partition), 2 is group metadata (`GroupMetadataKey`: group). Values
+//! group, topic, partition), 2 is group metadata (`GroupMetadataKey`: group), 3-8 are
+//! the KIP-848 consumer group records (see the section below; 4, partition metadata, is
+//! read and ignored, never written). Values
 //! start with their own i16 version. We write `OffsetCommitValue` v3 (offset, leader
 //! epoch, metadata, commit timestamp) and `GroupMetadataValue` v3 (with
 //! `currentStateTimestamp` and per-member `groupInstanceId`), as Kafka 3.x/4.x do for
@@ -10,6 +12,7 @@
 //! Parsing never panics: every read is bounds-checked and returns `RecordError`.
 
 use bytes::Bytes;
+use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
@@ -32,6 +35,49 @@ pub enum RecordKey {
     Group {
         group: String,
     },
+    /// `ConsumerGroupMetadataKey` (3): a KIP-848 group's epoch.
+    ConsumerGroup {
+        group: String,
+    },
+    /// `ConsumerGroupPartitionMetadataKey` (4): read and ignored (we re-read topics).
+    ConsumerPartitionMetadata {
+        group: String,
+    },
+    /// `ConsumerGroupMemberMetadataKey` (5).
+    ConsumerMember {
+        group: String,
+        member: String,
+    },
+    /// `ConsumerGroupTargetAssignmentMetadataKey` (6): the assignment epoch.
+    ConsumerTargetMetadata {
+        group: String,
+    },
+    /// `ConsumerGroupTargetAssignmentMemberKey` (7).
+    ConsumerTargetMember {
+        group: String,
+        member: String,
+    },
+    /// `ConsumerGroupCurrentMemberAssignmentKey` (8).
+    ConsumerCurrentAssignment {
+        group: String,
+        member: String,
+    },
+}
+
+impl RecordKey {
+    /// The group the record belongs to.
+    pub fn group(&self) -> &str {
+        match self {
+            RecordKey::Offset { group, .. }
+            | RecordKey::Group { group }
+            | RecordKey::ConsumerGroup { group }
+            | RecordKey::ConsumerPartitionMetadata { group }
+            | RecordKey::ConsumerMember { group, .. }
+            | RecordKey::ConsumerTargetMetadata { group }
+            | RecordKey::ConsumerTargetMember { group, .. }
+            | RecordKey::ConsumerCurrentAssignment { group, .. } => group,
+        }
+    }
 }
 
 /// A committed offset as stored (`OffsetCommitValue`).
@@ -191,6 +237,60 @@ impl<'a> Reader<'a> {
     fn str(&mut self) -> Result<String, RecordError> {
         Ok(self.nullable_str()?.unwrap_or_default())
     }
+    fn i8(&mut self) -> Result<i8, RecordError> {
+        Ok(self.take(1)?[0] as i8)
+    }
+    fn uvarint(&mut self) -> Result<u32, RecordError> {
+        let mut v: u32 = 0;
+        for i in 0..5 {
+            let b = self.take(1)?[0];
+            v |= u32::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(RecordError::Truncated)
+    }
+    /// A compact (flexible-version) nullable string: length + 1 as an unsigned varint.
+    fn compact_nullable_str(&mut self) -> Result<Option<String>, RecordError> {
+        let n = self.uvarint()?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let b = self.take(n as usize - 1)?;
+        String::from_utf8(b.to_vec())
+            .map(Some)
+            .map_err(|_| RecordError::BadString)
+    }
+    fn compact_str(&mut self) -> Result<String, RecordError> {
+        Ok(self.compact_nullable_str()?.unwrap_or_default())
+    }
+    /// A compact array's length (null reads as empty); bounded by what is left, each
+    /// element taking at least one byte.
+    fn compact_len(&mut self) -> Result<usize, RecordError> {
+        let n = self.uvarint()?;
+        let n = (n as usize).saturating_sub(1);
+        if n > self.buf.len() {
+            return Err(RecordError::Truncated);
+        }
+        Ok(n)
+    }
+    fn uuid(&mut self) -> Result<Uuid, RecordError> {
+        let b = self.take(16)?;
+        let mut a = [0u8; 16];
+        a.copy_from_slice(b);
+        Ok(Uuid::from_bytes(a))
+    }
+    /// Skip a tagged-fields section (we write none and need none of Kafka's).
+    fn skip_tags(&mut self) -> Result<(), RecordError> {
+        let n = self.uvarint()?;
+        for _ in 0..n {
+            let _tag = self.uvarint()?;
+            let len = self.uvarint()?;
+            self.take(len as usize)?;
+        }
+        Ok(())
+    }
     fn bytes(&mut self) -> Result<Bytes, RecordError> {
         let n = self.i32()?;
         if n < 0 {
@@ -209,6 +309,21 @@ pub fn decode_key(key: &[u8]) -> Result<RecordKey, RecordError> {
             partition: r.i32()?,
         }),
         2 => Ok(RecordKey::Group { group: r.str()? }),
+        3 => Ok(RecordKey::ConsumerGroup { group: r.str()? }),
+        4 => Ok(RecordKey::ConsumerPartitionMetadata { group: r.str()? }),
+        5 => Ok(RecordKey::ConsumerMember {
+            group: r.str()?,
+            member: r.str()?,
+        }),
+        6 => Ok(RecordKey::ConsumerTargetMetadata { group: r.str()? }),
+        7 => Ok(RecordKey::ConsumerTargetMember {
+            group: r.str()?,
+            member: r.str()?,
+        }),
+        8 => Ok(RecordKey::ConsumerCurrentAssignment {
+            group: r.str()?,
+            member: r.str()?,
+        }),
         version => Err(RecordError::Version {
             what: "key",
             version,
@@ -312,6 +427,219 @@ pub fn decode_group_value(value: &[u8]) -> Result<GroupValue, RecordError> {
             assignment,
         });
     }
+    Ok(v)
+}
+
+// ----- KIP-848 consumer group records -----
+//
+// Keys (non-flexible): i16 record type 3..=8, then the group id (and member id).
+// Values: i16 version 0, then the fields in the flexible encoding (compact strings and
+// arrays, a tagged-fields section closing every struct), as in Kafka's
+// `ConsumerGroup*Value.json` schemas.
+
+fn key_with(kind: i16, group: &str, member: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(6 + group.len() + member.map_or(0, str::len));
+    put_i16(&mut out, kind);
+    put_str(&mut out, group);
+    if let Some(m) = member {
+        put_str(&mut out, m);
+    }
+    out
+}
+pub fn consumer_group_key(group: &str) -> Vec<u8> {
+    key_with(3, group, None)
+}
+pub fn consumer_member_key(group: &str, member: &str) -> Vec<u8> {
+    key_with(5, group, Some(member))
+}
+pub fn consumer_target_metadata_key(group: &str) -> Vec<u8> {
+    key_with(6, group, None)
+}
+pub fn consumer_target_member_key(group: &str, member: &str) -> Vec<u8> {
+    key_with(7, group, Some(member))
+}
+pub fn consumer_current_assignment_key(group: &str, member: &str) -> Vec<u8> {
+    key_with(8, group, Some(member))
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+fn put_compact_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        None => put_uvarint(out, 0),
+        Some(s) => {
+            let b = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
+            put_uvarint(out, b.len() as u32 + 1);
+            out.extend_from_slice(b);
+        }
+    }
+}
+fn put_compact_str(out: &mut Vec<u8>, s: &str) {
+    put_compact_nullable_str(out, Some(s));
+}
+fn put_topic_partitions(out: &mut Vec<u8>, tps: &[(Uuid, Vec<i32>)]) {
+    put_uvarint(out, tps.len() as u32 + 1);
+    for (id, ps) in tps {
+        out.extend_from_slice(id.as_bytes());
+        put_uvarint(out, ps.len() as u32 + 1);
+        for p in ps {
+            put_i32(out, *p);
+        }
+        put_uvarint(out, 0);
+    }
+}
+fn read_topic_partitions(r: &mut Reader<'_>) -> Result<Vec<(Uuid, Vec<i32>)>, RecordError> {
+    let n = r.compact_len()?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = r.uuid()?;
+        let np = r.compact_len()?;
+        let mut ps = Vec::with_capacity(np);
+        for _ in 0..np {
+            ps.push(r.i32()?);
+        }
+        r.skip_tags()?;
+        out.push((id, ps));
+    }
+    Ok(out)
+}
+fn value_version(r: &mut Reader<'_>, what: &'static str) -> Result<(), RecordError> {
+    match r.i16()? {
+        0 => Ok(()),
+        version => Err(RecordError::Version { what, version }),
+    }
+}
+
+/// `ConsumerGroupMetadataValue` and `ConsumerGroupTargetAssignmentMetadataValue`: one
+/// epoch each.
+pub fn encode_epoch_value(epoch: i32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(7);
+    put_i16(&mut out, 0);
+    put_i32(&mut out, epoch);
+    put_uvarint(&mut out, 0);
+    out
+}
+pub fn decode_epoch_value(value: &[u8]) -> Result<i32, RecordError> {
+    let mut r = Reader { buf: value };
+    value_version(&mut r, "ConsumerGroup epoch value")?;
+    let epoch = r.i32()?;
+    r.skip_tags()?;
+    Ok(epoch)
+}
+
+/// `ConsumerGroupMemberMetadataValue` v0.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerMemberValue {
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub server_assignor: Option<String>,
+}
+
+pub fn encode_consumer_member_value(v: &ConsumerMemberValue) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    put_i16(&mut out, 0);
+    put_compact_nullable_str(&mut out, v.instance_id.as_deref());
+    put_compact_nullable_str(&mut out, v.rack_id.as_deref());
+    put_compact_str(&mut out, &v.client_id);
+    put_compact_str(&mut out, &v.client_host);
+    put_uvarint(&mut out, v.subscribed_topic_names.len() as u32 + 1);
+    for t in &v.subscribed_topic_names {
+        put_compact_str(&mut out, t);
+    }
+    put_compact_nullable_str(&mut out, v.subscribed_topic_regex.as_deref());
+    put_i32(&mut out, v.rebalance_timeout_ms);
+    put_compact_nullable_str(&mut out, v.server_assignor.as_deref());
+    put_uvarint(&mut out, 0);
+    out
+}
+
+pub fn decode_consumer_member_value(value: &[u8]) -> Result<ConsumerMemberValue, RecordError> {
+    let mut r = Reader { buf: value };
+    value_version(&mut r, "ConsumerGroupMemberMetadataValue")?;
+    let instance_id = r.compact_nullable_str()?;
+    let rack_id = r.compact_nullable_str()?;
+    let client_id = r.compact_str()?;
+    let client_host = r.compact_str()?;
+    let n = r.compact_len()?;
+    let mut subscribed_topic_names = Vec::with_capacity(n);
+    for _ in 0..n {
+        subscribed_topic_names.push(r.compact_str()?);
+    }
+    let v = ConsumerMemberValue {
+        instance_id,
+        rack_id,
+        client_id,
+        client_host,
+        subscribed_topic_names,
+        subscribed_topic_regex: r.compact_nullable_str()?,
+        rebalance_timeout_ms: r.i32()?,
+        server_assignor: r.compact_nullable_str()?,
+    };
+    r.skip_tags()?;
+    Ok(v)
+}
+
+/// `ConsumerGroupTargetAssignmentMemberValue` v0: partitions by topic id.
+pub fn encode_target_member_value(tps: &[(Uuid, Vec<i32>)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    put_i16(&mut out, 0);
+    put_topic_partitions(&mut out, tps);
+    put_uvarint(&mut out, 0);
+    out
+}
+pub fn decode_target_member_value(value: &[u8]) -> Result<Vec<(Uuid, Vec<i32>)>, RecordError> {
+    let mut r = Reader { buf: value };
+    value_version(&mut r, "ConsumerGroupTargetAssignmentMemberValue")?;
+    let tps = read_topic_partitions(&mut r)?;
+    r.skip_tags()?;
+    Ok(tps)
+}
+
+/// `ConsumerGroupCurrentMemberAssignmentValue` v0.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CurrentAssignmentValue {
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    /// Kafka's `MemberState`: 0 stable, 1 unrevoked partitions, 2 unreleased partitions.
+    pub state: i8,
+    pub assigned: Vec<(Uuid, Vec<i32>)>,
+    pub pending_revocation: Vec<(Uuid, Vec<i32>)>,
+}
+
+pub fn encode_current_assignment_value(v: &CurrentAssignmentValue) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48);
+    put_i16(&mut out, 0);
+    put_i32(&mut out, v.member_epoch);
+    put_i32(&mut out, v.previous_member_epoch);
+    out.push(v.state as u8);
+    put_topic_partitions(&mut out, &v.assigned);
+    put_topic_partitions(&mut out, &v.pending_revocation);
+    put_uvarint(&mut out, 0);
+    out
+}
+pub fn decode_current_assignment_value(
+    value: &[u8],
+) -> Result<CurrentAssignmentValue, RecordError> {
+    let mut r = Reader { buf: value };
+    value_version(&mut r, "ConsumerGroupCurrentMemberAssignmentValue")?;
+    let v = CurrentAssignmentValue {
+        member_epoch: r.i32()?,
+        previous_member_epoch: r.i32()?,
+        state: r.i8()?,
+        assigned: read_topic_partitions(&mut r)?,
+        pending_revocation: read_topic_partitions(&mut r)?,
+    };
+    r.skip_tags()?;
     Ok(v)
 }
 
@@ -482,5 +810,106 @@ mod tests {
         bad.extend_from_slice(&0i64.to_be_bytes());
         bad.extend_from_slice(&i32::MAX.to_be_bytes());
         assert!(decode_group_value(&bad).is_err());
+    }
+
+    #[test]
+    fn consumer_group_records_round_trip_and_never_panic() {
+        let t1 = Uuid::from_u128(1);
+        let t2 = Uuid::from_u128(2);
+        let keys = [
+            (
+                consumer_group_key("g"),
+                RecordKey::ConsumerGroup { group: "g".into() },
+            ),
+            (
+                consumer_member_key("g", "m"),
+                RecordKey::ConsumerMember {
+                    group: "g".into(),
+                    member: "m".into(),
+                },
+            ),
+            (
+                consumer_target_metadata_key("g"),
+                RecordKey::ConsumerTargetMetadata { group: "g".into() },
+            ),
+            (
+                consumer_target_member_key("g", "m"),
+                RecordKey::ConsumerTargetMember {
+                    group: "g".into(),
+                    member: "m".into(),
+                },
+            ),
+            (
+                consumer_current_assignment_key("g", "m"),
+                RecordKey::ConsumerCurrentAssignment {
+                    group: "g".into(),
+                    member: "m".into(),
+                },
+            ),
+        ];
+        for (k, want) in &keys {
+            assert_eq!(&decode_key(k).unwrap(), want);
+            for cut in 0..k.len() {
+                assert!(decode_key(&k[..cut]).is_err());
+            }
+        }
+        assert_eq!(&consumer_member_key("g", "m")[..2], &[0, 5]);
+
+        let e = encode_epoch_value(7);
+        assert_eq!(e, vec![0, 0, 0, 0, 0, 7, 0]);
+        assert_eq!(decode_epoch_value(&e).unwrap(), 7);
+
+        let mv = ConsumerMemberValue {
+            instance_id: Some("i".into()),
+            rack_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            subscribed_topic_names: vec!["a".into(), "b".into()],
+            subscribed_topic_regex: None,
+            rebalance_timeout_ms: 300_000,
+            server_assignor: Some("uniform".into()),
+        };
+        let b = encode_consumer_member_value(&mv);
+        // version 0, instance id "i" (compact: length + 1), rack id null.
+        assert_eq!(&b[..5], &[0, 0, 2, b'i', 0]);
+        assert_eq!(decode_consumer_member_value(&b).unwrap(), mv);
+
+        let tps = vec![(t1, vec![0, 2]), (t2, vec![])];
+        let tb = encode_target_member_value(&tps);
+        assert_eq!(decode_target_member_value(&tb).unwrap(), tps);
+
+        let cv = CurrentAssignmentValue {
+            member_epoch: 5,
+            previous_member_epoch: 4,
+            state: 1,
+            assigned: vec![(t1, vec![1])],
+            pending_revocation: vec![(t2, vec![3, 4])],
+        };
+        let cb = encode_current_assignment_value(&cv);
+        assert_eq!(decode_current_assignment_value(&cb).unwrap(), cv);
+
+        for v in [&e, &b, &tb, &cb] {
+            for cut in 0..v.len() {
+                let x = &v[..cut];
+                let _ = decode_epoch_value(x);
+                let _ = decode_consumer_member_value(x);
+                let _ = decode_target_member_value(x);
+                let _ = decode_current_assignment_value(x);
+            }
+        }
+        for cut in 0..cb.len() {
+            assert!(decode_current_assignment_value(&cb[..cut]).is_err());
+        }
+        for cut in 0..b.len() {
+            assert!(decode_consumer_member_value(&b[..cut]).is_err());
+        }
+        // A huge array length with nothing behind it.
+        let bad = [0u8, 0, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(decode_target_member_value(&bad).is_err());
+        // Unknown tagged fields are skipped.
+        let mut tagged = encode_epoch_value(3);
+        tagged.pop();
+        tagged.extend_from_slice(&[1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 9]);
+        assert_eq!(decode_epoch_value(&tagged).unwrap(), 3);
     }
 }

@@ -496,7 +496,7 @@ pub async fn offset_delete(broker: &Broker, r: m::OffsetDeleteRequest) -> Respon
 
 /// ConsumerGroupHeartbeat (KIP-848): topic ids resolved here, the rest in
 /// `crate::group::consumer`.
-pub fn consumer_group_heartbeat(
+pub async fn consumer_group_heartbeat(
     broker: &Broker,
     r: m::ConsumerGroupHeartbeatRequest,
     client_id: &str,
@@ -553,7 +553,17 @@ pub fn consumer_group_heartbeat(
             .filter(|meta| !meta.internal)
             .map(|meta| (meta.id, meta.partitions))
     };
-    match broker.groups.consumer_heartbeat(&r.group_id, req, &resolve) {
+    let result = broker.groups.consumer_heartbeat(&r.group_id, req, &resolve);
+    // Answer only once what the heartbeat changed is durable.
+    let result = match result {
+        Ok((out, Some(durable))) => match durable.await {
+            Ok(()) => Ok(out),
+            Err(_) => Err(E::CoordinatorNotAvailable),
+        },
+        Ok((out, None)) => Ok(out),
+        Err(e) => Err(e),
+    };
+    match result {
         Err(e) => err(e, None),
         Ok(out) => {
             let assignment = out.assignment.map(|by_topic| {

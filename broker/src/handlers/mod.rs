@@ -68,7 +68,7 @@ pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr) -> Opti
                 .as_deref()
                 .unwrap_or("")
                 .to_string();
-            group::consumer_group_heartbeat(broker, r, &client_id, peer)
+            group::consumer_group_heartbeat(broker, r, &client_id, peer).await
         }
         RequestBody::ConsumerGroupDescribe(r) => group::consumer_group_describe(broker, r),
     };
