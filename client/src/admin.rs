@@ -1,0 +1,680 @@
+//! Admin operations: topics, configs, partitions, offsets, records and groups.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages as m;
+use runnel_protocol::api::StrBytes;
+
+use crate::client::{topic_name, Client, PartitionMeta};
+use crate::error::{check, Error, Result};
+use crate::TopicPartition;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn group_id(g: &str) -> m::GroupId {
+    m::GroupId(s(g))
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1 for the broker default.
+    pub partitions: i32,
+    /// -1 for the broker default.
+    pub replication_factor: i16,
+    pub configs: Vec<(String, String)>,
+}
+
+impl NewTopic {
+    pub fn new(name: impl Into<String>, partitions: i32) -> Self {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor: -1,
+            configs: Vec::new(),
+        }
+    }
+
+    pub fn config(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.configs.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A partition in a [`TopicDescription`].
+pub type PartitionInfo = PartitionMeta;
+
+/// What `describe_topics` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    pub name: String,
+    pub topic_id: [u8; 16],
+    pub internal: bool,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// A resource whose configs are described or altered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigResource {
+    Topic(String),
+    /// A broker by node id.
+    Broker(i32),
+}
+
+impl ConfigResource {
+    fn kind(&self) -> i8 {
+        match self {
+            ConfigResource::Topic(_) => 2,
+            ConfigResource::Broker(_) => 4,
+        }
+    }
+    fn name(&self) -> String {
+        match self {
+            ConfigResource::Topic(t) => t.clone(),
+            ConfigResource::Broker(id) => id.to_string(),
+        }
+    }
+}
+
+/// One config entry as described by the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    pub read_only: bool,
+    pub is_sensitive: bool,
+    /// Kafka's config source: 1 dynamic topic, 4 static broker, 5 default, ...
+    pub source: i8,
+}
+
+impl ConfigEntry {
+    /// Whether the value is the default (not set on the resource).
+    pub fn is_default(&self) -> bool {
+        self.source == 5
+    }
+}
+
+/// An incremental config operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpType {
+    Set = 0,
+    Delete = 1,
+    Append = 2,
+    Subtract = 3,
+}
+
+/// One change for `incremental_alter_configs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterConfigOp {
+    pub name: String,
+    pub op: OpType,
+    pub value: Option<String>,
+}
+
+impl AlterConfigOp {
+    pub fn set(name: impl Into<String>, value: impl Into<String>) -> Self {
+        AlterConfigOp {
+            name: name.into(),
+            op: OpType::Set,
+            value: Some(value.into()),
+        }
+    }
+    pub fn delete(name: impl Into<String>) -> Self {
+        AlterConfigOp {
+            name: name.into(),
+            op: OpType::Delete,
+            value: None,
+        }
+    }
+}
+
+/// Which offset `list_offsets` looks up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset (high watermark).
+    Latest,
+    /// The first offset whose timestamp is ≥ this (ms since the epoch); -1 (the log end)
+    /// when there is none.
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    pub(crate) fn timestamp(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::Timestamp(t) => t,
+        }
+    }
+}
+
+/// A `list_offsets` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// A group in `list_groups`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: String,
+}
+
+/// A member in `describe_groups`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Vec<u8>,
+    pub assignment: Vec<u8>,
+}
+
+/// What `describe_groups` returns per group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub error_code: i16,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<GroupMember>,
+}
+
+/// Admin operations on top of a [`Client`].
+#[derive(Debug, Clone)]
+pub struct Admin {
+    client: Client,
+    timeout_ms: i32,
+}
+
+impl Admin {
+    pub fn new(client: Client) -> Admin {
+        Admin {
+            client,
+            timeout_ms: 30_000,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Create topics. Fails with the first topic error (e.g. TOPIC_ALREADY_EXISTS).
+    pub async fn create_topics(&self, topics: &[NewTopic]) -> Result<()> {
+        let request = m::CreateTopicsRequest::default()
+            .with_timeout_ms(self.timeout_ms)
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        m::create_topics_request::CreatableTopic::default()
+                            .with_name(topic_name(&t.name))
+                            .with_num_partitions(t.partitions)
+                            .with_replication_factor(t.replication_factor)
+                            .with_configs(
+                                t.configs
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        m::create_topics_request::CreatableTopicConfig::default()
+                                            .with_name(s(k))
+                                            .with_value(Some(s(v)))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let response: m::CreateTopicsResponse = self.client.call(request).await?;
+        for t in &response.topics {
+            self.client.invalidate(&t.name.0);
+            check(t.error_code, t.error_message.as_ref(), || {
+                format!("create topic {}", t.name.0)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Create one topic with `partitions` partitions.
+    pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+        self.create_topics(&[NewTopic::new(name, partitions)]).await
+    }
+
+    /// Delete topics by name.
+    pub async fn delete_topics(&self, names: &[&str]) -> Result<()> {
+        let conn = self.client.any_connection().await?;
+        let version = conn
+            .version(m::ApiKey::DeleteTopics)
+            .ok_or(Error::UnsupportedApi(m::ApiKey::DeleteTopics))?;
+        let mut request = m::DeleteTopicsRequest::default().with_timeout_ms(self.timeout_ms);
+        if version >= 6 {
+            request.topics = names
+                .iter()
+                .map(|n| {
+                    m::delete_topics_request::DeleteTopicState::default()
+                        .with_name(Some(topic_name(n)))
+                })
+                .collect();
+        } else {
+            request.topic_names = names.iter().map(|n| topic_name(n)).collect();
+        }
+        let response: m::DeleteTopicsResponse = conn.call(request).await?;
+        for r in &response.responses {
+            let name = r.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+            self.client.invalidate(&name);
+            check(r.error_code, r.error_message.as_ref(), || {
+                format!("delete topic {name}")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Names of all topics, sorted; internal topics only if `include_internal`.
+    pub async fn list_topics(&self, include_internal: bool) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .client
+            .refresh_metadata(&[])
+            .await?
+            .into_iter()
+            .filter(|t| include_internal || !t.internal)
+            .map(|t| t.name)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Describe topics; fails if one does not exist.
+    pub async fn describe_topics(&self, names: &[&str]) -> Result<Vec<TopicDescription>> {
+        let metas = self.client.refresh_metadata(names).await?;
+        let mut out = Vec::new();
+        for name in names {
+            let t = metas
+                .iter()
+                .find(|t| t.name == *name)
+                .ok_or_else(|| Error::Other(format!("no metadata for topic {name}")))?;
+            check(t.error_code, None, || format!("describe topic {name}"))?;
+            out.push(TopicDescription {
+                name: t.name.clone(),
+                topic_id: t.topic_id,
+                internal: t.internal,
+                partitions: t.partitions.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Describe the configs of a resource (all keys).
+    pub async fn describe_configs(&self, resource: &ConfigResource) -> Result<Vec<ConfigEntry>> {
+        let request = m::DescribeConfigsRequest::default().with_resources(vec![
+            m::describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(resource.kind())
+                .with_resource_name(s(&resource.name()))
+                .with_configuration_keys(None),
+        ]);
+        let response: m::DescribeConfigsResponse = self.client.call(request).await?;
+        let result = response
+            .results
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol("empty DescribeConfigs response".into()))?;
+        check(result.error_code, result.error_message.as_ref(), || {
+            format!("describe configs of {resource:?}")
+        })?;
+        Ok(result
+            .configs
+            .into_iter()
+            .map(|c| ConfigEntry {
+                name: c.name.to_string(),
+                value: c.value.map(|v| v.to_string()),
+                read_only: c.read_only,
+                is_sensitive: c.is_sensitive,
+                source: c.config_source,
+            })
+            .collect())
+    }
+
+    /// Apply incremental config changes to a resource.
+    pub async fn incremental_alter_configs(
+        &self,
+        resource: &ConfigResource,
+        ops: &[AlterConfigOp],
+    ) -> Result<()> {
+        let request = m::IncrementalAlterConfigsRequest::default().with_resources(vec![
+            m::incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(resource.kind())
+                .with_resource_name(s(&resource.name()))
+                .with_configs(
+                    ops.iter()
+                        .map(|o| {
+                            m::incremental_alter_configs_request::AlterableConfig::default()
+                                .with_name(s(&o.name))
+                                .with_config_operation(o.op as i8)
+                                .with_value(o.value.as_deref().map(s))
+                        })
+                        .collect(),
+                ),
+        ]);
+        let response: m::IncrementalAlterConfigsResponse = self.client.call(request).await?;
+        for r in &response.responses {
+            check(r.error_code, r.error_message.as_ref(), || {
+                format!("alter configs of {resource:?}")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Grow `topic` to `total` partitions.
+    pub async fn create_partitions(&self, topic: &str, total: i32) -> Result<()> {
+        let request = m::CreatePartitionsRequest::default()
+            .with_timeout_ms(self.timeout_ms)
+            .with_topics(vec![
+                m::create_partitions_request::CreatePartitionsTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_count(total)
+                    .with_assignments(None),
+            ]);
+        let response: m::CreatePartitionsResponse = self.client.call(request).await?;
+        self.client.invalidate(topic);
+        for r in &response.results {
+            check(r.error_code, r.error_message.as_ref(), || {
+                format!("create partitions of {topic}")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Look up offsets (earliest, latest or by timestamp) of partitions.
+    pub async fn list_offsets(
+        &self,
+        specs: &[(TopicPartition, OffsetSpec)],
+    ) -> Result<BTreeMap<TopicPartition, ListedOffset>> {
+        list_offsets(&self.client, specs, 0).await
+    }
+
+    /// Delete records before the given offsets (-1: the high watermark). Returns the new
+    /// low watermark per partition.
+    pub async fn delete_records(
+        &self,
+        before: &[(TopicPartition, i64)],
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        let mut by_topic: BTreeMap<&str, Vec<m::delete_records_request::DeleteRecordsPartition>> =
+            BTreeMap::new();
+        for (tp, offset) in before {
+            by_topic.entry(&tp.topic).or_default().push(
+                m::delete_records_request::DeleteRecordsPartition::default()
+                    .with_partition_index(tp.partition)
+                    .with_offset(*offset),
+            );
+        }
+        let request = m::DeleteRecordsRequest::default()
+            .with_timeout_ms(self.timeout_ms)
+            .with_topics(
+                by_topic
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        m::delete_records_request::DeleteRecordsTopic::default()
+                            .with_name(topic_name(t))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+        let response: m::DeleteRecordsResponse = self.client.call(request).await?;
+        let mut out = BTreeMap::new();
+        for t in &response.topics {
+            for p in &t.partitions {
+                let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+                check(p.error_code, None, || {
+                    format!("delete records of {}-{}", tp.topic, tp.partition)
+                })?;
+                out.insert(tp, p.low_watermark);
+            }
+        }
+        Ok(out)
+    }
+
+    /// All groups the broker knows.
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        let response: m::ListGroupsResponse =
+            self.client.call(m::ListGroupsRequest::default()).await?;
+        check(response.error_code, None, || "list groups".into())?;
+        let mut out: Vec<GroupListing> = response
+            .groups
+            .into_iter()
+            .map(|g| GroupListing {
+                group_id: g.group_id.0.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+                state: g.group_state.to_string(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(out)
+    }
+
+    /// Describe classic groups.
+    pub async fn describe_groups(&self, groups: &[&str]) -> Result<Vec<GroupDescription>> {
+        let mut out = Vec::new();
+        for g in groups {
+            let conn = self.client.coordinator(g).await?;
+            let response: m::DescribeGroupsResponse = conn
+                .call(m::DescribeGroupsRequest::default().with_groups(vec![group_id(g)]))
+                .await?;
+            for d in response.groups {
+                out.push(GroupDescription {
+                    group_id: d.group_id.0.to_string(),
+                    error_code: d.error_code,
+                    state: d.group_state.to_string(),
+                    protocol_type: d.protocol_type.to_string(),
+                    protocol: d.protocol_data.to_string(),
+                    members: d
+                        .members
+                        .into_iter()
+                        .map(|mm| GroupMember {
+                            member_id: mm.member_id.to_string(),
+                            group_instance_id: mm.group_instance_id.map(|i| i.to_string()),
+                            client_id: mm.client_id.to_string(),
+                            client_host: mm.client_host.to_string(),
+                            metadata: mm.member_metadata.to_vec(),
+                            assignment: mm.member_assignment.to_vec(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Committed offsets of a group: of `partitions`, or of everything it committed if
+    /// `None`. Partitions without a committed offset are left out.
+    pub async fn fetch_group_offsets(
+        &self,
+        group: &str,
+        partitions: Option<&[TopicPartition]>,
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        fetch_group_offsets(&self.client, group, partitions).await
+    }
+
+    /// Commit offsets for a group as an admin (generation -1, no member id); the broker
+    /// accepts this only while the group has no active members.
+    pub async fn commit_group_offsets(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, i64)],
+    ) -> Result<()> {
+        commit_offsets(&self.client, group, -1, "", offsets).await
+    }
+
+    /// Delete groups (they must be empty).
+    pub async fn delete_groups(&self, groups: &[&str]) -> Result<()> {
+        for g in groups {
+            let conn = self.client.coordinator(g).await?;
+            let response: m::DeleteGroupsResponse = conn
+                .call(m::DeleteGroupsRequest::default().with_groups_names(vec![group_id(g)]))
+                .await?;
+            for r in &response.results {
+                check(r.error_code, None, || {
+                    format!("delete group {}", r.group_id.0)
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) async fn list_offsets(
+    client: &Client,
+    specs: &[(TopicPartition, OffsetSpec)],
+    isolation_level: i8,
+) -> Result<BTreeMap<TopicPartition, ListedOffset>> {
+    // Group by leader, then by topic.
+    let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<(i32, i64)>>> = BTreeMap::new();
+    for (tp, spec) in specs {
+        let leader = client.leader(&tp.topic, tp.partition).await?;
+        by_leader
+            .entry(leader)
+            .or_default()
+            .entry(tp.topic.clone())
+            .or_default()
+            .push((tp.partition, spec.timestamp()));
+    }
+    let mut out = BTreeMap::new();
+    for (leader, topics) in by_leader {
+        let conn = client.node_connection(leader).await?;
+        let request = m::ListOffsetsRequest::default()
+            .with_replica_id(m::BrokerId(-1))
+            .with_isolation_level(isolation_level)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        m::list_offsets_request::ListOffsetsTopic::default()
+                            .with_name(topic_name(&t))
+                            .with_partitions(
+                                ps.into_iter()
+                                    .map(|(p, ts)| {
+                                        m::list_offsets_request::ListOffsetsPartition::default()
+                                            .with_partition_index(p)
+                                            .with_timestamp(ts)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let response: m::ListOffsetsResponse = conn.call(request).await?;
+        for t in &response.topics {
+            for p in &t.partitions {
+                let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+                check(p.error_code, None, || {
+                    format!("list offsets of {}-{}", tp.topic, tp.partition)
+                })?;
+                out.insert(
+                    tp,
+                    ListedOffset {
+                        offset: p.offset,
+                        timestamp: p.timestamp,
+                    },
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn fetch_group_offsets(
+    client: &Client,
+    group: &str,
+    partitions: Option<&[TopicPartition]>,
+) -> Result<BTreeMap<TopicPartition, i64>> {
+    let conn = client.coordinator(group).await?;
+    let topics = partitions.map(|ps| {
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in ps {
+            by_topic.entry(&tp.topic).or_default().push(tp.partition);
+        }
+        by_topic
+            .into_iter()
+            .map(|(t, ps)| {
+                m::offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(topic_name(t))
+                    .with_partition_indexes(ps)
+            })
+            .collect()
+    });
+    let request = m::OffsetFetchRequest::default()
+        .with_group_id(group_id(group))
+        .with_topics(topics);
+    let response: m::OffsetFetchResponse = conn.call(request).await?;
+    check(response.error_code, None, || {
+        format!("fetch offsets of group {group}")
+    })?;
+    let mut out = BTreeMap::new();
+    for t in &response.topics {
+        for p in &t.partitions {
+            let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+            check(p.error_code, None, || {
+                format!(
+                    "fetch offset of group {group} for {}-{}",
+                    tp.topic, tp.partition
+                )
+            })?;
+            if p.committed_offset >= 0 {
+                out.insert(tp, p.committed_offset);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn commit_offsets(
+    client: &Client,
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    offsets: &[(TopicPartition, i64)],
+) -> Result<()> {
+    let conn = client.coordinator(group).await?;
+    let mut by_topic: BTreeMap<&str, Vec<m::offset_commit_request::OffsetCommitRequestPartition>> =
+        BTreeMap::new();
+    for (tp, offset) in offsets {
+        by_topic.entry(&tp.topic).or_default().push(
+            m::offset_commit_request::OffsetCommitRequestPartition::default()
+                .with_partition_index(tp.partition)
+                .with_committed_offset(*offset),
+        );
+    }
+    let request = m::OffsetCommitRequest::default()
+        .with_group_id(group_id(group))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(s(member_id))
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| {
+                    m::offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(topic_name(t))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+    let response: m::OffsetCommitResponse = conn.call(request).await?;
+    for t in &response.topics {
+        for p in &t.partitions {
+            check(p.error_code, None, || {
+                format!(
+                    "commit offset of group {group} for {}-{}",
+                    t.name.0, p.partition_index
+                )
+            })?;
+        }
+    }
+    Ok(())
+}

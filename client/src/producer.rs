@@ -1,0 +1,788 @@
+//! The producer: per-partition batching with `linger` and `batch_size`, the Java
+//! client's key partitioner, compression, acks and idempotence.
+//!
+//! `send` picks the partition and hands the record to a background task that owns the
+//! accumulator. A batch closes when it reaches `batch_size` bytes, when its first
+//! record has waited `linger`, or on `flush`. Closing a batch assigns its producer
+//! sequence numbers (when idempotent) and encodes it once with `records::build_batch`;
+//! a retry resends the same bytes. The task keeps one produce request in flight at a
+//! time and puts a batch that failed with a retriable error back at the head of its
+//! partition's queue, so records of a partition are written in the order they were
+//! sent and the broker's sequence checks never see a gap.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use kafka_protocol::messages as m;
+use kafka_protocol::ResponseError;
+use runnel_protocol::record_batch::builder::{ProducerFields, Record as NewRecord};
+use runnel_protocol::record_batch::Compression;
+use runnel_protocol::records::build_batch;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::client::{topic_name, Client};
+use crate::error::{Error, Result};
+use crate::partitioner::partition_for_key;
+use crate::TopicPartition;
+
+/// How many acknowledgements a produce request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// No response at all; offsets are reported as -1.
+    None,
+    /// The leader wrote the batch.
+    Leader,
+    /// All in-sync replicas have it (on Runnel: fsynced).
+    All,
+}
+
+impl Acks {
+    fn wire(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+/// Producer settings.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    pub acks: Acks,
+    /// How long a batch waits for more records before it is sent.
+    pub linger: Duration,
+    /// A batch is sent once it holds this many bytes (estimated, uncompressed).
+    pub batch_size: usize,
+    pub compression: Compression,
+    /// KIP-98 idempotence: needs `acks = All`.
+    pub idempotence: bool,
+    /// Attempts after the first for a batch that failed with a retriable error.
+    pub retries: u32,
+    pub retry_backoff: Duration,
+    /// The produce request's `timeout_ms`.
+    pub request_timeout: Duration,
+    /// Upper bound for one produce request's record bytes (at least one batch is sent).
+    pub max_request_size: usize,
+    /// Records queued towards the background task before `send` waits.
+    pub queue_capacity: usize,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            acks: Acks::All,
+            linger: Duration::from_millis(5),
+            batch_size: 16 * 1024,
+            compression: Compression::None,
+            idempotence: true,
+            retries: 10,
+            retry_backoff: Duration::from_millis(100),
+            request_timeout: Duration::from_secs(30),
+            max_request_size: 1 << 20,
+            queue_capacity: 10_000,
+        }
+    }
+}
+
+/// A record to send.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerRecord {
+    pub topic: String,
+    /// Explicit partition; otherwise chosen by key (murmur2) or sticky for keyless.
+    pub partition: Option<i32>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// CreateTime in ms; now if `None`.
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    pub fn new(topic: impl Into<String>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            ..Default::default()
+        }
+    }
+    pub fn key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+    pub fn value(mut self, value: impl Into<Vec<u8>>) -> Self {
+        self.value = Some(value.into());
+        self
+    }
+    pub fn header(mut self, key: impl Into<String>, value: Option<Vec<u8>>) -> Self {
+        self.headers.push((key.into(), value));
+        self
+    }
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+    pub fn timestamp(mut self, ms: i64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+}
+
+type Ack = oneshot::Sender<Result<(i32, i64)>>;
+
+/// Resolves to `(partition, offset)` once the record is acknowledged.
+#[derive(Debug)]
+#[must_use = "a Delivery reports whether the record was written"]
+pub struct Delivery {
+    rx: oneshot::Receiver<Result<(i32, i64)>>,
+}
+
+impl Future for Delivery {
+    type Output = Result<(i32, i64)>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(Error::Closed)))
+    }
+}
+
+struct Rec {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    timestamp: i64,
+}
+
+impl Rec {
+    fn size(&self) -> usize {
+        21 + self.key.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Vec::len)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 4)
+                .sum::<usize>()
+    }
+}
+
+enum Cmd {
+    Record(TopicPartition, Rec, Ack),
+    Flush(oneshot::Sender<Result<()>>),
+}
+
+/// An asynchronous, batching producer.
+pub struct Producer {
+    client: Client,
+    config: ProducerConfig,
+    tx: Option<mpsc::Sender<Cmd>>,
+    sticky: Mutex<HashMap<String, (i32, usize)>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Producer {
+    pub fn new(client: Client, config: ProducerConfig) -> Result<Producer> {
+        if config.idempotence && config.acks != Acks::All {
+            return Err(Error::Config("idempotence requires acks=all".into()));
+        }
+        if config.batch_size == 0 || config.queue_capacity == 0 {
+            return Err(Error::Config(
+                "batch_size and queue_capacity must be positive".into(),
+            ));
+        }
+        let (tx, rx) = mpsc::channel(config.queue_capacity);
+        let sender = SenderTask {
+            client: client.clone(),
+            config: config.clone(),
+            open: HashMap::new(),
+            ready: HashMap::new(),
+            order: VecDeque::new(),
+            next_seq: HashMap::new(),
+            producer: None,
+            init_error: None,
+            leader_failures: 0,
+        };
+        let task = tokio::spawn(sender.run(rx));
+        Ok(Producer {
+            client,
+            config,
+            tx: Some(tx),
+            sticky: Mutex::new(HashMap::new()),
+            task: Some(task),
+        })
+    }
+
+    /// Send `value` with `key` and `headers` to `topic`; the partition comes from the
+    /// key (murmur2) or, without a key, the sticky partitioner. Waits only while the
+    /// queue is full; await the returned [`Delivery`] for `(partition, offset)`.
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+    ) -> Result<Delivery> {
+        self.send_record(ProducerRecord {
+            topic: topic.to_string(),
+            partition: None,
+            key: key.map(<[u8]>::to_vec),
+            value: value.map(<[u8]>::to_vec),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
+                .collect(),
+            timestamp: None,
+        })
+        .await
+    }
+
+    /// Send a [`ProducerRecord`].
+    pub async fn send_record(&self, record: ProducerRecord) -> Result<Delivery> {
+        let tx = self.tx.as_ref().ok_or(Error::Closed)?;
+        let rec = Rec {
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+            timestamp: record.timestamp.unwrap_or_else(now_ms),
+        };
+        let partition = match record.partition {
+            Some(p) => p,
+            None => {
+                let count = self.client.partition_count(&record.topic).await? as i32;
+                if count == 0 {
+                    return Err(Error::Other(format!(
+                        "topic {} has no partitions",
+                        record.topic
+                    )));
+                }
+                match &rec.key {
+                    Some(k) => partition_for_key(k, count),
+                    None => self.sticky_partition(&record.topic, count, rec.size()),
+                }
+            }
+        };
+        let (ack, rx) = oneshot::channel();
+        tx.send(Cmd::Record(
+            TopicPartition::new(record.topic, partition),
+            rec,
+            ack,
+        ))
+        .await
+        .map_err(|_| Error::Closed)?;
+        Ok(Delivery { rx })
+    }
+
+    /// Kafka's sticky partitioning for keyless records: stay on one partition until
+    /// about a batch worth of bytes went there, then move to the next.
+    fn sticky_partition(&self, topic: &str, count: i32, size: usize) -> i32 {
+        let mut sticky = self.sticky.lock().expect("sticky lock");
+        let seed = sticky.len() as i32;
+        let entry = sticky.entry(topic.to_string()).or_insert((seed % count, 0));
+        if entry.1 >= self.config.batch_size {
+            entry.0 = (entry.0 + 1) % count;
+            entry.1 = 0;
+        }
+        entry.0 %= count;
+        entry.1 += size;
+        entry.0
+    }
+
+    /// Send everything queued and wait until all of it is acknowledged (or failed).
+    pub async fn flush(&self) -> Result<()> {
+        let tx = self.tx.as_ref().ok_or(Error::Closed)?;
+        let (done, rx) = oneshot::channel();
+        tx.send(Cmd::Flush(done)).await.map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Flush and stop the background task.
+    pub async fn close(mut self) -> Result<()> {
+        let result = self.flush().await;
+        self.tx = None;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        result
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        // Dropping the sender lets the task send what is queued and exit.
+        self.tx = None;
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+struct Open {
+    records: Vec<(Rec, Ack)>,
+    bytes: usize,
+    created: Instant,
+}
+
+struct Built {
+    tp: TopicPartition,
+    bytes: Bytes,
+    acks: Vec<Ack>,
+    attempts: u32,
+}
+
+struct SenderTask {
+    client: Client,
+    config: ProducerConfig,
+    open: HashMap<TopicPartition, Open>,
+    /// Closed batches per partition, in sequence order.
+    ready: HashMap<TopicPartition, VecDeque<Built>>,
+    /// Partitions with ready batches, in the order they became ready (fairness).
+    order: VecDeque<TopicPartition>,
+    next_seq: HashMap<TopicPartition, i32>,
+    producer: Option<(i64, i16)>,
+    init_error: Option<String>,
+    /// Consecutive failures to find a leader (bounded by `retries`).
+    leader_failures: u32,
+}
+
+type InFlight = JoinHandle<(Vec<Built>, Result<Option<m::ProduceResponse>>)>;
+
+impl SenderTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        let mut inflight: Option<InFlight> = None;
+        let mut flush_waiters: Vec<oneshot::Sender<Result<()>>> = Vec::new();
+        let mut input_closed = false;
+        let mut retry_after: Option<Instant> = None;
+        if self.config.idempotence {
+            let mut attempt = 0;
+            loop {
+                match self.ensure_producer_id().await {
+                    Ok(()) => break,
+                    Err(e) if e.is_retriable() && attempt < self.config.retries => {
+                        attempt += 1;
+                        tokio::time::sleep(self.config.retry_backoff).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!("InitProducerId failed: {e}");
+                        self.init_error = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+        loop {
+            let linger_deadline = self
+                .open
+                .values()
+                .map(|o| o.created + self.config.linger)
+                .min();
+            let wake = match (linger_deadline, retry_after) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            tokio::select! {
+                cmd = rx.recv(), if !input_closed => match cmd {
+                    None => input_closed = true,
+                    Some(Cmd::Record(tp, rec, ack)) => self.add(tp, rec, ack),
+                    Some(Cmd::Flush(done)) => flush_waiters.push(done),
+                },
+                _ = sleep_until(wake), if wake.is_some() => {}
+                joined = join(&mut inflight), if inflight.is_some() => {
+                    inflight = None;
+                    match joined {
+                        Ok((batches, result)) => {
+                            if self.complete(batches, result) {
+                                retry_after = Some(Instant::now() + self.config.retry_backoff);
+                            }
+                        }
+                        Err(e) => tracing::error!("produce task failed: {e}"),
+                    }
+                }
+            }
+            let force = input_closed || !flush_waiters.is_empty();
+            self.close_due(force);
+            if retry_after.is_some_and(|t| t <= Instant::now()) {
+                retry_after = None;
+            }
+            if inflight.is_none() && retry_after.is_none() && !self.order.is_empty() {
+                match self.start_request().await {
+                    Ok(started) => inflight = started,
+                    Err(()) => retry_after = Some(Instant::now() + self.config.retry_backoff),
+                }
+            }
+            let idle = inflight.is_none() && self.open.is_empty() && self.order.is_empty();
+            if idle {
+                for w in flush_waiters.drain(..) {
+                    let _ = w.send(Ok(()));
+                }
+                if input_closed {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, tp: TopicPartition, rec: Rec, ack: Ack) {
+        let size = rec.size();
+        if let Some(open) = self.open.get(&tp) {
+            if open.bytes + size > self.config.batch_size && !open.records.is_empty() {
+                self.close(&tp);
+            }
+        }
+        let open = self.open.entry(tp.clone()).or_insert_with(|| Open {
+            records: Vec::new(),
+            bytes: 0,
+            created: Instant::now(),
+        });
+        open.bytes += size;
+        open.records.push((rec, ack));
+        if open.bytes >= self.config.batch_size {
+            self.close(&tp);
+        }
+    }
+
+    fn close_due(&mut self, force: bool) {
+        let now = Instant::now();
+        let due: Vec<TopicPartition> = self
+            .open
+            .iter()
+            .filter(|(_, o)| force || o.created + self.config.linger <= now)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in due {
+            self.close(&tp);
+        }
+    }
+
+    /// Encode the open batch of `tp` and queue it.
+    fn close(&mut self, tp: &TopicPartition) {
+        let Some(open) = self.open.remove(tp) else {
+            return;
+        };
+        let (recs, acks): (Vec<Rec>, Vec<Ack>) = open.records.into_iter().unzip();
+        if let Some(e) = &self.init_error {
+            fail(acks, &Error::Other(format!("no producer id: {e}")));
+            return;
+        }
+        let base_ts = recs.iter().map(|r| r.timestamp).min().unwrap_or(0);
+        let count = recs.len() as i32;
+        let fields = match self.producer {
+            Some((id, epoch)) if self.config.idempotence => {
+                let seq = self.next_seq.entry(tp.clone()).or_insert(0);
+                let base_sequence = *seq;
+                *seq = seq.wrapping_add(count) & i32::MAX;
+                ProducerFields {
+                    producer_id: id,
+                    producer_epoch: epoch,
+                    base_sequence,
+                }
+            }
+            _ => ProducerFields::NONE,
+        };
+        let new_records: Vec<NewRecord<'_>> = recs
+            .iter()
+            .map(|r| NewRecord {
+                timestamp_delta: r.timestamp - base_ts,
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_deref()))
+                    .collect(),
+            })
+            .collect();
+        match build_batch(self.config.compression, base_ts, &new_records, fields) {
+            Ok(bytes) => {
+                let queue = self.ready.entry(tp.clone()).or_default();
+                if queue.is_empty() {
+                    self.order.push_back(tp.clone());
+                }
+                queue.push_back(Built {
+                    tp: tp.clone(),
+                    bytes: Bytes::from(bytes),
+                    acks,
+                    attempts: 0,
+                });
+            }
+            Err(e) => {
+                for a in acks {
+                    let _ = a.send(Err(Error::Other(format!("building batch: {e}"))));
+                }
+            }
+        }
+    }
+
+    async fn ensure_producer_id(&mut self) -> Result<()> {
+        if !self.config.idempotence || self.producer.is_some() {
+            return Ok(());
+        }
+        let response: m::InitProducerIdResponse = self
+            .client
+            .call(
+                m::InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(60_000)
+                    .with_producer_id(m::ProducerId(-1))
+                    .with_producer_epoch(-1),
+            )
+            .await?;
+        crate::error::check(response.error_code, None, || "InitProducerId".into())?;
+        self.producer = Some((response.producer_id.0, response.producer_epoch));
+        Ok(())
+    }
+
+    /// Take the head batch of each ready partition led by the same broker and send them
+    /// in one request.
+    /// `Err(())`: try again after the retry backoff (metadata unavailable).
+    async fn start_request(&mut self) -> Result<Option<InFlight>, ()> {
+        let Some(first) = self.order.front().cloned() else {
+            return Ok(None);
+        };
+        let leader = match self.client.leader(&first.topic, first.partition).await {
+            Ok(l) => l,
+            Err(e) if e.is_retriable() && self.leader_failures < self.config.retries => {
+                tracing::debug!("no leader for {first:?} yet: {e}");
+                self.leader_failures += 1;
+                return Err(());
+            }
+            Err(e) => {
+                self.leader_failures = 0;
+                self.fail_partition(&first, &e);
+                return Ok(None);
+            }
+        };
+        self.leader_failures = 0;
+        let mut batches = Vec::new();
+        let mut total = 0usize;
+        let mut rotate = Vec::new();
+        while let Some(tp) = self.order.pop_front() {
+            let same_leader = tp == first
+                || self.client.leader(&tp.topic, tp.partition).await.ok() == Some(leader);
+            if !same_leader
+                || (total > 0 && total + self.head_len(&tp) > self.config.max_request_size)
+            {
+                rotate.push(tp);
+                continue;
+            }
+            let queue = self
+                .ready
+                .get_mut(&tp)
+                .expect("ordered partition has a queue");
+            let batch = queue.pop_front().expect("queue not empty");
+            total += batch.bytes.len();
+            if queue.is_empty() {
+                self.ready.remove(&tp);
+            } else {
+                rotate.push(tp);
+            }
+            batches.push(batch);
+        }
+        self.order.extend(rotate);
+        let mut by_topic: HashMap<String, Vec<m::produce_request::PartitionProduceData>> =
+            HashMap::new();
+        for b in &batches {
+            by_topic.entry(b.tp.topic.clone()).or_default().push(
+                m::produce_request::PartitionProduceData::default()
+                    .with_index(b.tp.partition)
+                    .with_records(Some(b.bytes.clone())),
+            );
+        }
+        let request = m::ProduceRequest::default()
+            .with_transactional_id(None)
+            .with_acks(self.config.acks.wire())
+            .with_timeout_ms(
+                self.config
+                    .request_timeout
+                    .as_millis()
+                    .min(i32::MAX as u128) as i32,
+            )
+            .with_topic_data(
+                by_topic
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        m::produce_request::TopicProduceData::default()
+                            .with_name(topic_name(&t))
+                            .with_partition_data(ps)
+                    })
+                    .collect(),
+            );
+        let client = self.client.clone();
+        let acks = self.config.acks;
+        Ok(Some(tokio::spawn(async move {
+            let result = async {
+                let conn = client.node_connection(leader).await?;
+                if acks == Acks::None {
+                    conn.send_no_response(request).await?;
+                    Ok(None)
+                } else {
+                    Ok(Some(conn.call::<m::ProduceResponse>(request).await?))
+                }
+            }
+            .await;
+            (batches, result)
+        })))
+    }
+
+    fn head_len(&self, tp: &TopicPartition) -> usize {
+        self.ready
+            .get(tp)
+            .and_then(|q| q.front())
+            .map_or(0, |b| b.bytes.len())
+    }
+
+    fn fail_partition(&mut self, tp: &TopicPartition, e: &Error) {
+        self.order.retain(|t| t != tp);
+        if let Some(queue) = self.ready.remove(tp) {
+            for b in queue {
+                fail(b.acks, e);
+            }
+        }
+    }
+
+    /// Put a batch back at the head of its partition's queue.
+    fn requeue(&mut self, mut batch: Built) {
+        batch.attempts += 1;
+        let tp = batch.tp.clone();
+        let queue = self.ready.entry(tp.clone()).or_default();
+        if queue.is_empty() {
+            self.order.push_front(tp);
+        }
+        queue.push_front(batch);
+    }
+
+    /// Handle a finished request. Returns whether something must be retried.
+    fn complete(
+        &mut self,
+        batches: Vec<Built>,
+        result: Result<Option<m::ProduceResponse>>,
+    ) -> bool {
+        let mut retry = false;
+        match result {
+            Ok(None) => {
+                for b in batches {
+                    let p = b.tp.partition;
+                    for a in b.acks {
+                        let _ = a.send(Ok((p, -1)));
+                    }
+                }
+            }
+            Err(e) => {
+                // Requeue in reverse so each partition's head stays the oldest batch.
+                for b in batches.into_iter().rev() {
+                    if e.is_retriable() && b.attempts < self.config.retries {
+                        retry = true;
+                        self.requeue(b);
+                    } else {
+                        fail(b.acks, &e);
+                    }
+                }
+            }
+            Ok(Some(response)) => {
+                for b in batches.into_iter().rev() {
+                    let found = response
+                        .responses
+                        .iter()
+                        .filter(|t| t.name.0.as_str() == b.tp.topic)
+                        .flat_map(|t| t.partition_responses.iter())
+                        .find(|p| p.index == b.tp.partition);
+                    let Some(p) = found else {
+                        fail(
+                            b.acks,
+                            &Error::Protocol(format!("no produce response for {:?}", b.tp)),
+                        );
+                        continue;
+                    };
+                    let code = p.error_code;
+                    if code == 0 || code == ResponseError::DuplicateSequenceNumber.code() {
+                        let partition = b.tp.partition;
+                        for (i, a) in b.acks.into_iter().enumerate() {
+                            let offset = if code == 0 {
+                                p.base_offset + i as i64
+                            } else {
+                                -1
+                            };
+                            let _ = a.send(Ok((partition, offset)));
+                        }
+                        continue;
+                    }
+                    let e = Error::Kafka {
+                        code,
+                        context: format!("produce to {}-{}", b.tp.topic, b.tp.partition),
+                        message: p.error_message.as_ref().map(|m| m.to_string()),
+                    };
+                    if matches!(
+                        e.kafka_error(),
+                        Some(
+                            ResponseError::NotLeaderOrFollower
+                                | ResponseError::UnknownTopicOrPartition
+                        )
+                    ) {
+                        self.client.invalidate(&b.tp.topic);
+                    }
+                    if e.is_retriable() && b.attempts < self.config.retries {
+                        retry = true;
+                        self.requeue(b);
+                    } else {
+                        fail(b.acks, &e);
+                    }
+                }
+            }
+        }
+        retry
+    }
+}
+
+fn fail(acks: Vec<Ack>, e: &Error) {
+    for a in acks {
+        let _ = a.send(Err(clone_error(e)));
+    }
+}
+
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::Kafka {
+            code,
+            context,
+            message,
+        } => Error::Kafka {
+            code: *code,
+            context: context.clone(),
+            message: message.clone(),
+        },
+        Error::Timeout(d) => Error::Timeout(*d),
+        Error::Closed => Error::Closed,
+        other => Error::Other(other.to_string()),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn join(
+    inflight: &mut Option<InFlight>,
+) -> Result<(Vec<Built>, Result<Option<m::ProduceResponse>>), tokio::task::JoinError> {
+    match inflight {
+        Some(h) => h.await,
+        None => std::future::pending().await,
+    }
+}
