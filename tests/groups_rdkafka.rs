@@ -1030,6 +1030,33 @@ impl Raw {
             other => panic!("unexpected {other:?}"),
         }
     }
+    /// Every committed offset of a group (OffsetFetch without topics): (topic, partition)
+    /// → offset.
+    fn fetch_all(&mut self, group: &str) -> BTreeMap<(String, i32), i64> {
+        let g = m::offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_member_epoch(-1)
+            .with_topics(None);
+        let req = m::OffsetFetchRequest::default().with_groups(vec![g]);
+        match self.call(ApiKey::OffsetFetch, 9, req.into()) {
+            ResponseBody::OffsetFetch(r) => {
+                let g = &r.groups[0];
+                assert_eq!(g.error_code, 0, "OffsetFetch of {group}");
+                g.topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions.iter().map(move |p| {
+                            (
+                                (t.name.0.to_string(), p.partition_index),
+                                p.committed_offset,
+                            )
+                        })
+                    })
+                    .collect()
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 }
 
 fn assigned(r: &m::ConsumerGroupHeartbeatResponse) -> Option<Vec<i32>> {
@@ -1432,4 +1459,96 @@ fn kip848_membership_survives_kill9() {
     if let Err(e) = check_no_overlap(&journal, now_ms()) {
         panic!("two owners at once: {e}\n{}", journal.dump());
     }
+}
+
+/// Deleting a topic deletes the groups' committed offsets of it (tombstones in
+/// `__consumer_offsets`, so they stay gone after a restart); other topics' offsets stay.
+#[test]
+fn offsets_of_a_deleted_topic_are_removed_durably() {
+    let mut broker = TestBroker::start_with(group_broker_opts());
+    let bootstrap = broker.bootstrap();
+    let (gone, kept, group) = ("offsets-gone-t", "offsets-kept-t", "g-topic-delete");
+    create_topic(&bootstrap, gone, 2);
+    create_topic(&bootstrap, kept, 2);
+
+    // Commit (as a simple consumer: assign, no subscription) on both topics.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for (t, base) in [(gone, 100), (kept, 200)] {
+        for p in 0..2 {
+            tpl.add_partition_offset(t, p, Offset::Offset(base + i64::from(p)))
+                .unwrap();
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+    let mut kept_tpl = TopicPartitionList::new();
+    kept_tpl.add_partition(kept, 0);
+    kept_tpl.add_partition(kept, 1);
+    let want_kept: BTreeMap<(String, i32), i64> =
+        [((kept.to_string(), 0), 200), ((kept.to_string(), 1), 201)].into();
+    let mut want_all = want_kept.clone();
+    want_all.insert((gone.to_string(), 0), 100);
+    want_all.insert((gone.to_string(), 1), 101);
+    assert_eq!(Raw::connect(&broker).fetch_all(group), want_all);
+    drop(consumer);
+
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("admin client");
+    let res = block_on(admin.delete_topics(
+        &[gone],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .expect("delete topics");
+    for r in res {
+        r.expect("topic deleted");
+    }
+    drop(admin);
+
+    let check = |broker: &TestBroker, when: &str| {
+        let mut raw = Raw::connect(broker);
+        assert_eq!(
+            raw.fetch_all(group),
+            want_kept,
+            "committed offsets of {group} {when}"
+        );
+        for p in 0..2 {
+            assert_eq!(
+                raw.fetch(group, None, gone, p),
+                (0, -1),
+                "offset of {gone}-{p} {when}"
+            );
+        }
+        // The same through librdkafka, for the topic that is still there.
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap())
+            .set("group.id", group)
+            .create()
+            .expect("consumer");
+        let committed = c
+            .committed_offsets(kept_tpl.clone(), Duration::from_secs(10))
+            .expect("committed offsets");
+        for e in committed.elements() {
+            assert_eq!(
+                e.offset(),
+                Offset::Offset(200 + i64::from(e.partition())),
+                "{kept}-{} {when}",
+                e.partition()
+            );
+        }
+    };
+    check(&broker, "after the topic was deleted");
+    // The tombstones are in __consumer_offsets: a replay does not bring the offsets back.
+    broker.restart();
+    check(&broker, "after a restart");
+    broker.kill9();
+    broker.restart();
+    check(&broker, "after a kill -9 and restart");
 }

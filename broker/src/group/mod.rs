@@ -1710,4 +1710,137 @@ mod tests {
         let r = reload(&log);
         assert!(!r.group_exists("g"));
     }
+    /// Offsets of every group, as fetch_offsets shows them: (group, topic, partition, offset).
+    fn all_offsets(c: &GroupCoordinator, groups: &[&str]) -> Vec<(String, String, i32, i64)> {
+        let mut out = Vec::new();
+        for g in groups {
+            for (t, ps) in c.fetch_offsets(g, None) {
+                for (p, v) in ps {
+                    out.push((g.to_string(), t.clone(), p, v.map_or(-1, |v| v.offset)));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn offsets_of_empty_groups_expire_after_the_retention() {
+        const MIN: i64 = 60_000;
+        let cfg = GroupConfig {
+            offsets_retention_ms: MIN,
+            ..GroupConfig::default()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let log = Arc::new(MemLog::default());
+        // Time is driven explicitly: `t0` is about when the live group commits, `now` is
+        // when retention runs.
+        let t0 = now_ms();
+        let now = t0 + 10 * MIN;
+        let commit = |g: &str, p: i32, offset: i64, ts: i64| -> LogRecord {
+            (
+                records::offset_key(g, "t", p),
+                Some(records::encode_offset_value(&OffsetValue {
+                    offset,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    commit_timestamp: ts,
+                    expire_timestamp: -1,
+                })),
+            )
+        };
+        // Already in the log: group "old" (no members, no protocol) with a stale commit
+        // on t-0 and a fresh one on t-1; group "fresh" with a fresh commit only.
+        log.append(
+            0,
+            &[
+                commit("old", 0, 10, t0 - MIN),
+                commit("old", 1, 11, now - MIN / 2),
+                commit("fresh", 0, 12, now - MIN / 2),
+            ],
+        )
+        .unwrap();
+        let open = |log: &Arc<MemLog>| {
+            let c = GroupCoordinator::new(cfg.clone(), log.clone());
+            let recs = log.recs.lock().unwrap().clone();
+            for (i, (_, (k, v))) in recs.iter().enumerate() {
+                c.load_record(k, v.as_deref(), i as u64);
+            }
+            c.finish_load(&topic_name, &resolve);
+            c
+        };
+        let c = open(&log);
+        // Group "live": a consumer group with a member, whose commit is stale by `now`.
+        let (a, _) = c
+            .consumer_heartbeat("live", hb("a", 0, Some(&[])), &resolve)
+            .unwrap();
+        let item = CommitItem {
+            topic: "t".to_string(),
+            partition: 0,
+            offset: 13,
+            leader_epoch: -1,
+            metadata: String::new(),
+        };
+        rt.block_on(c.commit_offsets("live", "a", None, a.member_epoch, 9, vec![item]))
+            .unwrap();
+        let groups = ["old", "fresh", "live"];
+        let everything = vec![
+            ("old".to_string(), "t".to_string(), 0, 10),
+            ("old".to_string(), "t".to_string(), 1, 11),
+            ("fresh".to_string(), "t".to_string(), 0, 12),
+            ("live".to_string(), "t".to_string(), 0, 13),
+        ];
+        assert_eq!(all_offsets(&c, &groups), everything);
+        let tombstones = |log: &MemLog| -> Vec<Vec<u8>> {
+            let recs = log.recs.lock().unwrap();
+            recs.iter()
+                .filter(|(_, (_, v))| v.is_none())
+                .map(|(_, (k, _))| k.clone())
+                .collect()
+        };
+
+        // Just before the stale commit is `retention` old: nothing expires.
+        c.expire_offsets(&mut c.lock(), t0 - 1);
+        assert_eq!(all_offsets(&c, &groups), everything);
+        assert!(tombstones(&log).is_empty());
+
+        // At `now`: the stale offset of the empty group goes (tombstoned); its fresh
+        // offset, the fresh group and the group with a live member stay.
+        c.expire_offsets(&mut c.lock(), now);
+        let kept = vec![
+            ("old".to_string(), "t".to_string(), 1, 11),
+            ("fresh".to_string(), "t".to_string(), 0, 12),
+            ("live".to_string(), "t".to_string(), 0, 13),
+        ];
+        assert_eq!(all_offsets(&c, &groups), kept);
+        assert_eq!(tombstones(&log), vec![records::offset_key("old", "t", 0)]);
+        assert!(c.group_exists("old"), "the group still has an offset");
+        // A replay of the log does not bring the expired offset back.
+        let r = open(&log);
+        assert_eq!(all_offsets(&r, &groups), kept);
+
+        // A retention later the empty groups' offsets are all gone, and so are the
+        // groups; the live group keeps its offset however old it is.
+        c.expire_offsets(&mut c.lock(), now + MIN);
+        let live = vec![("live".to_string(), "t".to_string(), 0, 13)];
+        assert_eq!(all_offsets(&c, &groups), live);
+        assert!(!c.group_exists("old") && !c.group_exists("fresh"));
+        assert!(c.group_exists("live"));
+        let mut ts = tombstones(&log);
+        ts.sort();
+        let mut want = vec![
+            records::offset_key("old", "t", 0),
+            records::offset_key("old", "t", 1),
+            records::offset_key("fresh", "t", 0),
+            records::group_key("old"),
+            records::group_key("fresh"),
+        ];
+        want.sort();
+        assert_eq!(ts, want);
+        let r = open(&log);
+        assert_eq!(all_offsets(&r, &groups), live);
+        assert!(!r.group_exists("old") && !r.group_exists("fresh"));
+        assert!(r.group_exists("live"));
+    }
 }
