@@ -1,4 +1,4 @@
-//! `runnel`: the broker (`runnel serve`) and, in time, the operator CLI.
+//! `runnel`: the broker (`runnel serve`) and the operator CLI (`runnel topics`, `runnel groups`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use runnel_broker::BrokerConfig;
+
+mod cli;
 
 #[derive(Parser)]
 #[command(
@@ -18,6 +20,8 @@ struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "RUNNEL_LOG_FORMAT")]
     log_format: LogFormat,
+    #[command(flatten)]
+    global: cli::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,6 +36,8 @@ enum LogFormat {
 enum Command {
     /// Run the broker. With no options: data under ./data, listening on 127.0.0.1:9092.
     Serve(ServeArgs),
+    #[command(flatten)]
+    Cli(cli::CliCommand),
 }
 
 #[derive(clap::Args)]
@@ -56,9 +62,9 @@ struct ServeArgs {
     settings: Vec<String>,
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -70,9 +76,15 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The broker logs what it does; the CLI keeps stderr for errors.
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        Command::Cli(_) => "warn",
+    };
+    init_logging(cli.log_format, default_level);
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Cli(c) => cli::run(cli.global, c),
     }
 }
 
