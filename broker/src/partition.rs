@@ -175,7 +175,6 @@ impl Partition {
                 });
             }
         }
-        let segments_before = self.log.lock().segment_count();
         let info: AppendInfo = self
             .log
             .append(&mut buf, now_ms)
@@ -183,13 +182,10 @@ impl Partition {
         for h in &info.batches {
             producers.update(h, now_ms);
         }
-        let (segments_after, dir) = {
-            let log = self.log.lock();
-            (log.segment_count(), log.dir().to_path_buf())
-        };
-        if segments_after != segments_before {
+        if info.rolled {
             // A snapshot per roll, as Kafka takes, bounds the replay after a crash to
             // the active segment.
+            let dir = self.log.lock().dir().to_path_buf();
             if let Err(e) = producers.write_snapshot(&dir, info.last_offset + 1) {
                 tracing::warn!(partition = %self.tp, error = %e, "producer snapshot failed; replay covers it");
             }

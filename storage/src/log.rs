@@ -53,6 +53,8 @@ pub struct AppendInfo {
     pub bytes: u64,
     /// Headers of the appended batches, with their assigned base offsets.
     pub batches: Vec<BatchHeader>,
+    /// A new segment was rolled for this append.
+    pub rolled: bool,
 }
 
 /// The result of a read by offset.
@@ -302,7 +304,9 @@ impl Log {
             });
         }
         let span: u64 = batches.iter().map(|h| h.last_offset_delta as u64 + 1).sum();
+        let segments_before = self.segments.len();
         self.maybe_roll(records.len() as u64, span, now_ms)?;
+        let rolled = self.segments.len() != segments_before;
 
         let first_offset = self.next_offset;
         let mut offset = first_offset;
@@ -334,6 +338,7 @@ impl Log {
             record_count,
             bytes: records.len() as u64,
             batches,
+            rolled,
         })
     }
 
