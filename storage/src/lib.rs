@@ -12,6 +12,7 @@
 //! broker calls it off its async worker threads.
 
 mod checkpoint;
+pub mod cleaner;
 mod group_commit;
 pub mod index;
 mod log;
@@ -23,8 +24,11 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+pub use cleaner::{CleanStats, CleanerSettings, KeyOccurrence, Throttle};
 pub use group_commit::SharedLog;
-pub use log::{AppendInfo, Log, OpenMode, ReadResult, RecoveryReport, TimestampHit};
+pub use log::{
+    AppendInfo, Log, OpenMode, ReadResult, RecoveryReport, RetentionOutcome, TimestampHit,
+};
 pub use manager::{LogManager, TopicPartition};
 pub use runnel_protocol::record_batch::BatchError;
 
@@ -44,6 +48,10 @@ pub struct LogConfig {
     /// Inactive segments that may keep their files open at once; others reopen on
     /// demand. Bounds file handles by partitions rather than by segments.
     pub max_open_inactive_segments: usize,
+    /// `file.delete.delay.ms`: how long a deleted segment's files stay (renamed to
+    /// `.deleted`) before removal. Runnel's default is 0: readers hold open file handles,
+    /// so unlinking under them is safe, and erasure deadlines stay short.
+    pub file_delete_delay_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -55,6 +63,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_message_bytes: 1024 * 1024 + 12,
             max_open_inactive_segments: 2,
+            file_delete_delay_ms: 0,
         }
     }
 }

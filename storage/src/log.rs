@@ -16,7 +16,8 @@ use std::sync::Arc;
 use runnel_protocol::record_batch::{set_base_offset, BatchHeader, BatchIter, Strictness};
 
 use crate::checkpoint;
-use crate::segment::{Segment, LOG_SUFFIX};
+use crate::cleaner::{SegmentSnapshot, CLEANED_SUFFIX, DELETED_SUFFIX, SWAP_SUFFIX};
+use crate::segment::{segment_path, Segment, LOG_SUFFIX};
 use crate::{sync_dir, FileSlice, LogConfig, Result, StorageError};
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
@@ -110,6 +111,16 @@ pub struct Log {
     checkpointed_segment: u64,
     read_clock: u64,
     recovery: RecoveryReport,
+    /// Files renamed to `.deleted`, with the time they are due for removal.
+    pending_deletes: Vec<(i64, PathBuf)>,
+}
+
+/// What a retention pass removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+    pub log_start_offset: u64,
 }
 
 impl Log {
@@ -117,6 +128,7 @@ impl Log {
     pub fn open(dir: &Path, config: LogConfig, mode: OpenMode) -> Result<Log> {
         config.validate().map_err(StorageError::InvalidConfig)?;
         std::fs::create_dir_all(dir)?;
+        finish_interrupted_cleaning(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
@@ -143,6 +155,7 @@ impl Log {
             checkpointed_segment: 0,
             read_clock: 0,
             recovery: RecoveryReport::default(),
+            pending_deletes: Vec::new(),
         };
         if bases.is_empty() {
             let seg = Segment::create(dir, 0, &log.config)?;
@@ -507,6 +520,10 @@ impl Log {
     /// Move the log start offset forward (retention, DeleteRecords) and delete every
     /// segment that lies wholly below it. Returns the number of segments deleted.
     pub fn advance_log_start_offset(&mut self, new_start: u64) -> Result<usize> {
+        self.advance_log_start_offset_at(new_start, crate::now_ms())
+    }
+
+    fn advance_log_start_offset_at(&mut self, new_start: u64, now_ms: i64) -> Result<usize> {
         if new_start > self.next_offset {
             return Err(self.out_of_range(new_start));
         }
@@ -531,7 +548,7 @@ impl Log {
                 break;
             }
             let seg = self.segments.remove(&first).expect("key from the map");
-            seg.delete_files()?;
+            self.discard_segment(seg, now_ms)?;
             deleted += 1;
         }
         if deleted > 0 {
@@ -539,6 +556,203 @@ impl Log {
         }
         debug_assert!(self.log_start_offset <= self.next_offset);
         Ok(deleted)
+    }
+
+    /// Delete the oldest segments that are past `retention.ms` (their newest record is
+    /// older) or beyond `retention.bytes` (the log is larger than that without them),
+    /// Kafka's `deleteOldSegments`. Only segments wholly below `upper_bound` (the high
+    /// watermark) go; when all of them do, the active segment is rolled first. A negative
+    /// limit means none.
+    pub fn apply_retention(
+        &mut self,
+        retention_ms: i64,
+        retention_bytes: i64,
+        now_ms: i64,
+        upper_bound: u64,
+    ) -> Result<RetentionOutcome> {
+        let total: u64 = self.segments.values().map(|s| s.size).sum();
+        let mut excess = if retention_bytes >= 0 {
+            total.saturating_sub(retention_bytes as u64)
+        } else {
+            0
+        };
+        let mut new_start = None;
+        let mut bytes = 0;
+        for seg in self.segments.values() {
+            if seg.size == 0 || seg.next_offset > upper_bound {
+                break;
+            }
+            let by_time =
+                retention_ms >= 0 && now_ms.saturating_sub(seg.max_timestamp) > retention_ms;
+            let by_size = retention_bytes >= 0 && excess >= seg.size;
+            if !by_time && !by_size {
+                break;
+            }
+            excess = excess.saturating_sub(seg.size);
+            bytes += seg.size;
+            new_start = Some(seg.next_offset);
+        }
+        let mut outcome = RetentionOutcome {
+            log_start_offset: self.log_start_offset,
+            ..RetentionOutcome::default()
+        };
+        if let Some(start) = new_start.filter(|s| *s > self.log_start_offset) {
+            outcome.segments_deleted = self.advance_log_start_offset_at(start, now_ms)?;
+            outcome.bytes_deleted = bytes;
+            outcome.log_start_offset = self.log_start_offset;
+        }
+        self.purge_deleted(now_ms)?;
+        Ok(outcome)
+    }
+
+    /// Remove a segment that left the log: now, or after `file.delete.delay.ms`.
+    fn discard_segment(&mut self, seg: Segment, now_ms: i64) -> Result<()> {
+        let delay = self.config.file_delete_delay_ms;
+        if delay == 0 {
+            seg.delete_files()?;
+            return Ok(());
+        }
+        let due = now_ms.saturating_add(delay.min(i64::MAX as u64) as i64);
+        for path in seg.rename_for_deletion()? {
+            self.pending_deletes.push((due, path));
+        }
+        Ok(())
+    }
+
+    /// Remove `.deleted` files whose delay has passed. Returns how many were removed.
+    pub fn purge_deleted(&mut self, now_ms: i64) -> Result<usize> {
+        let mut removed = 0;
+        let mut keep = Vec::new();
+        for (due, path) in std::mem::take(&mut self.pending_deletes) {
+            if due > now_ms {
+                keep.push((due, path));
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    keep.push((due, path));
+                    self.pending_deletes.extend(keep);
+                    return Err(e.into());
+                }
+            }
+        }
+        self.pending_deletes = keep;
+        if removed > 0 {
+            sync_dir(&self.dir)?;
+        }
+        Ok(removed)
+    }
+
+    /// The earliest time a pending `.deleted` file is due, if any.
+    pub fn next_deletion_due(&self) -> Option<i64> {
+        self.pending_deletes.iter().map(|(due, _)| *due).min()
+    }
+
+    /// Snapshot the sealed segments the cleaner may rewrite: a prefix of the log, each
+    /// wholly below `upper_bound` and with no record newer than `min_lag_ms`.
+    pub(crate) fn cleanable_segments(
+        &mut self,
+        upper_bound: u64,
+        now_ms: i64,
+        min_lag_ms: i64,
+    ) -> Result<Vec<SegmentSnapshot>> {
+        let cutoff = now_ms.saturating_sub(min_lag_ms);
+        let mut out = Vec::new();
+        for seg in self.segments.values_mut() {
+            if seg.active || seg.next_offset > upper_bound {
+                break;
+            }
+            if min_lag_ms > 0 && seg.max_timestamp > cutoff {
+                break;
+            }
+            out.push(SegmentSnapshot {
+                base: seg.base_offset,
+                next_offset: seg.next_offset,
+                size: seg.size,
+                file: seg.file()?,
+                first_append_ms: seg.first_append_ms,
+            });
+        }
+        self.release_idle_handles();
+        Ok(out)
+    }
+
+    /// Every segment, the active one included, for a scan without the lock.
+    pub(crate) fn all_segments(&mut self) -> Result<Vec<SegmentSnapshot>> {
+        let mut out = Vec::new();
+        for seg in self.segments.values_mut() {
+            out.push(SegmentSnapshot {
+                base: seg.base_offset,
+                next_offset: seg.next_offset,
+                size: seg.size,
+                file: seg.file()?,
+                first_append_ms: seg.first_append_ms,
+            });
+        }
+        self.release_idle_handles();
+        Ok(out)
+    }
+
+    /// Roll the active segment if its first record was appended `max_lag_ms` ago or
+    /// more (or before a restart), so that `max.compaction.lag.ms` can be met without
+    /// waiting for the next append.
+    pub fn roll_if_older_than(&mut self, now_ms: i64, max_lag_ms: i64) -> Result<bool> {
+        if max_lag_ms == i64::MAX {
+            return Ok(false);
+        }
+        let seg = self.active();
+        if seg.size == 0 {
+            return Ok(false);
+        }
+        let due = seg
+            .first_append_ms
+            .is_none_or(|t| t.saturating_add(max_lag_ms) <= now_ms);
+        if due {
+            self.roll()?;
+        }
+        Ok(due)
+    }
+
+    /// Swap the cleaner's output for the segments `bases` (consecutive, ending at `end`).
+    /// Returns false, changing nothing, if any of them left the log meanwhile.
+    pub(crate) fn replace_with_cleaned(
+        &mut self,
+        bases: &[u64],
+        cleaned: &Path,
+        end: u64,
+    ) -> Result<bool> {
+        let Some(&base) = bases.first() else {
+            return Ok(false);
+        };
+        let intact = bases
+            .iter()
+            .all(|b| self.segments.get(b).is_some_and(|s| !s.active))
+            && self.segments.range(base..end).count() == bases.len();
+        if !intact {
+            return Ok(false);
+        }
+        // The commit point: from here a crash completes the swap on the next open.
+        let swap = self.dir.join(format!("{base:020}.{end:020}.{SWAP_SUFFIX}"));
+        std::fs::rename(cleaned, &swap)?;
+        sync_dir(&self.dir)?;
+        crate::cleaner::crash_point("swap-committed");
+        let now = crate::now_ms();
+        for (i, b) in bases.iter().enumerate() {
+            if let Some(seg) = self.segments.remove(b) {
+                self.discard_segment(seg, now)?;
+            }
+            if i + 1 == bases.len().div_ceil(2) {
+                crate::cleaner::crash_point("old-deleted");
+            }
+        }
+        std::fs::rename(&swap, segment_path(&self.dir, base, LOG_SUFFIX))?;
+        sync_dir(&self.dir)?;
+        let mut seg = Segment::closed(&self.dir, base);
+        seg.load_rebuilt(&self.config, end)?;
+        self.segments.insert(base, seg);
+        Ok(true)
     }
 
     /// `(base offset, max timestamp, bytes)` of every segment, oldest first: what
@@ -644,4 +858,48 @@ impl Log {
             .filter(|s| !s.active && s.is_open())
             .count()
     }
+}
+
+/// Complete what a crash interrupted: remove unfinished cleaner output (`.cleaned`) and
+/// files waiting for deletion (`.deleted`), and finish committed swaps (`.swap`): the
+/// segments they replace are deleted and the swap file takes the first one's name.
+fn finish_interrupted_cleaning(dir: &Path) -> io::Result<()> {
+    let mut swaps = Vec::new();
+    let mut logs = Vec::new();
+    let mut changed = false;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(&format!(".{CLEANED_SUFFIX}"))
+            || name.ends_with(&format!(".{DELETED_SUFFIX}"))
+        {
+            std::fs::remove_file(entry.path())?;
+            changed = true;
+        } else if let Some(stem) = name.strip_suffix(&format!(".{SWAP_SUFFIX}")) {
+            let range = stem
+                .split_once('.')
+                .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+            match range {
+                Some((base, end)) if base < end => swaps.push((base, end, entry.path())),
+                _ => tracing::warn!(file = name, "ignoring a .swap file with a bad name"),
+            }
+        } else if let Some(stem) = name.strip_suffix(".log") {
+            if let (Ok(base), 20) = (stem.parse::<u64>(), stem.len()) {
+                logs.push(base);
+            }
+        }
+    }
+    for (base, end, path) in swaps {
+        tracing::warn!(dir = %dir.display(), base, end, "completing a compaction swap interrupted by a crash");
+        for &b in logs.iter().filter(|b| (base..end).contains(*b)) {
+            Segment::closed(dir, b).delete_files()?;
+        }
+        std::fs::rename(&path, segment_path(dir, base, LOG_SUFFIX))?;
+        changed = true;
+    }
+    if changed {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }

@@ -65,6 +65,10 @@ pub struct Segment {
     /// Timestamp that `segment.ms` counts from: the first batch's max timestamp, or the
     /// wall-clock time of the first append when that timestamp is unset.
     pub rolling_timestamp: Option<i64>,
+    /// Wall-clock time of the first append since this process opened the segment.
+    /// `None` after a restart: the cleaner then treats the segment's compaction
+    /// deadline as already due, which is the safe side.
+    pub first_append_ms: Option<i64>,
     bytes_since_index_entry: u64,
     /// Data written since the last fsync of this segment's log file.
     pub dirty: bool,
@@ -106,6 +110,7 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             rolling_timestamp: None,
+            first_append_ms: None,
             bytes_since_index_entry: 0,
             dirty: false,
             active: false,
@@ -206,6 +211,9 @@ impl Segment {
         debug_assert!(self.active);
         let start = self.size;
         self.file()?.write_all_at(records, start)?;
+        if self.first_append_ms.is_none() {
+            self.first_append_ms = Some(now_ms);
+        }
         let mut position = start;
         for h in batches {
             if self.rolling_timestamp.is_none() {
@@ -508,6 +516,57 @@ impl Segment {
         }
         self.release_handles();
         Ok(())
+    }
+
+    /// Load a segment the cleaner has just written: build its indexes by a full scan.
+    /// Every batch must be valid; the cleaner wrote and fsynced them.
+    pub fn load_rebuilt(&mut self, config: &LogConfig, next_base: u64) -> io::Result<()> {
+        self.offset_index = None;
+        self.time_index = None;
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            match std::fs::remove_file(self.path(suffix)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.active = true;
+        self.file = None;
+        let outcome = self.recover(config)?;
+        if let Some((pos, why)) = outcome.stopped_by {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "cleaned segment {} is invalid at {pos}: {why}",
+                    self.base_offset
+                ),
+            ));
+        }
+        self.size = self.file()?.metadata()?.len();
+        self.next_offset = next_base;
+        self.seal(config)?;
+        self.release_handles();
+        Ok(())
+    }
+
+    /// Rename the segment's files to `NAME.deleted`, for removal after
+    /// `file.delete.delay.ms`. Returns the new paths.
+    pub fn rename_for_deletion(mut self) -> io::Result<Vec<PathBuf>> {
+        self.file = None;
+        self.offset_index = None;
+        self.time_index = None;
+        let mut renamed = Vec::new();
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let from = self.path(suffix);
+            let mut to = from.clone().into_os_string();
+            to.push(".deleted");
+            match std::fs::rename(&from, &to) {
+                Ok(()) => renamed.push(PathBuf::from(to)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(renamed)
     }
 
     /// Rebuild both indexes and the segment state by validating every batch.
