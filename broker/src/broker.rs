@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::group::{GroupConfig, GroupCoordinator, PartitionLog, OFFSETS_TOPIC};
+use crate::log_cleaner::LogMaintenance;
 use crate::partition::Partition;
 use crate::producer_state::{ProducerIdManager, ProducerStateManager};
 use crate::topic_config::{self, BrokerTopicDefaults};
@@ -54,6 +55,8 @@ pub struct Broker {
     admin: tokio::sync::Mutex<()>,
     /// The group coordinator over `__consumer_offsets` (set up in `open`).
     pub groups: Arc<GroupCoordinator>,
+    /// Retention and the log cleaner, once started.
+    maintenance: Mutex<Option<LogMaintenance>>,
 }
 
 /// A config problem as Kafka reports it (INVALID_CONFIG or INVALID_REQUEST).
@@ -108,6 +111,7 @@ impl Broker {
                 group_config.clone(),
                 Arc::new(PartitionLog::new(Vec::new())),
             ),
+            maintenance: Mutex::new(None),
         };
         let metas: Vec<TopicMeta> = broker.topics().all().cloned().collect();
         for meta in &metas {
@@ -257,6 +261,7 @@ impl Broker {
             resolved.write_caching,
         ));
         p.set_log_append_time(resolved.log_append_time());
+        p.set_compacted(resolved.cleanup_policy.compact);
         self.partitions
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -464,6 +469,7 @@ impl Broker {
                 .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
             p.set_write_caching(resolved.write_caching);
             p.set_log_append_time(resolved.log_append_time());
+            p.set_compacted(resolved.cleanup_policy.compact);
         }
         Ok(())
     }
@@ -477,7 +483,35 @@ impl Broker {
     }
 
     /// Flush everything, snapshot producer state and mark the shutdown clean.
+    /// Start the retention task and the log cleaner.
+    pub fn start_log_maintenance(self: &Arc<Self>) -> std::io::Result<()> {
+        let m = LogMaintenance::start(self.clone())?;
+        *self.maintenance.lock().unwrap_or_else(|p| p.into_inner()) = Some(m);
+        Ok(())
+    }
+
+    /// Have the cleaner compact a partition now, whatever its dirty ratio. False if the
+    /// cleaner is not running.
+    pub fn compact_now(&self, topic: &str, partition: i32) -> bool {
+        match &*self.maintenance.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(m) => {
+                m.compact_now(topic, partition);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn shutdown(&self) -> std::io::Result<()> {
+        // Cleaner and retention stop before the logs close.
+        let maintenance = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(m) = maintenance {
+            m.stop();
+        }
         let partitions: Vec<Arc<Partition>> = self
             .partitions
             .read()

@@ -47,6 +47,12 @@ pub struct BrokerConfig {
     /// Bytes of requests buffered across all connections before reads pause.
     pub queued_max_request_bytes: usize,
     pub fetch_max_bytes: usize,
+    /// Where Prometheus scrapes `GET /metrics` (`metrics.listener`); `None` when the
+    /// setting is empty (disabled).
+    pub metrics_listener: Option<SocketAddr>,
+    /// `metrics.listener` was set (not the built-in default): failing to bind it stops
+    /// the start, while a taken default only costs the metrics (logged).
+    pub metrics_listener_configured: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +85,7 @@ impl BrokerConfig {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        let metrics_listener_configured = overrides.contains_key("metrics.listener");
         settings.extend(overrides);
         let get = |name: &str| settings.get(name).cloned().unwrap_or_default();
         let listener = strip_scheme(&get("listeners")).to_string();
@@ -100,6 +107,16 @@ impl BrokerConfig {
                 host.trim_matches(|c| c == '[' || c == ']').to_string(),
                 port,
             ))
+        };
+        let metrics = strip_scheme(&get("metrics.listener")).to_string();
+        let metrics_listener = if metrics.is_empty() {
+            None
+        } else {
+            Some(
+                metrics
+                    .parse::<SocketAddr>()
+                    .map_err(|e| invalid("metrics.listener", &metrics, &e.to_string()))?,
+            )
         };
         let data_dir = PathBuf::from(get("log.dirs").split(',').next().unwrap_or("./data").trim());
         let cfg = BrokerConfig {
@@ -130,6 +147,8 @@ impl BrokerConfig {
                 u32::MAX as usize,
             )?,
             fetch_max_bytes: parse_range(&settings, "fetch.max.bytes", 1024, i32::MAX as usize)?,
+            metrics_listener,
+            metrics_listener_configured,
             settings,
         };
         let rf: i32 = parse(&cfg.settings, "default.replication.factor")?;
@@ -275,6 +294,23 @@ mod tests {
         assert_eq!(c.num_partitions, 1);
         assert!(c.auto_create_topics);
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert_eq!(c.metrics_listener, Some("127.0.0.1:9644".parse().unwrap()));
+        assert!(!c.metrics_listener_configured);
+    }
+
+    #[test]
+    fn metrics_listener_can_be_moved_or_disabled() {
+        let m = BTreeMap::from([("metrics.listener".to_string(), "0.0.0.0:9999".to_string())]);
+        let c = BrokerConfig::from_settings(m).unwrap();
+        assert_eq!(c.metrics_listener, Some("0.0.0.0:9999".parse().unwrap()));
+        assert!(c.metrics_listener_configured);
+        let m = BTreeMap::from([("metrics.listener".to_string(), String::new())]);
+        assert_eq!(
+            BrokerConfig::from_settings(m).unwrap().metrics_listener,
+            None
+        );
+        let m = BTreeMap::from([("metrics.listener".to_string(), "nope".to_string())]);
+        assert!(BrokerConfig::from_settings(m).is_err());
     }
 
     #[test]

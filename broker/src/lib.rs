@@ -5,6 +5,8 @@
 //! - [`partition`]: a partition's log, high watermark, flusher and fetch waiters.
 //! - [`server`]: connections, framing, in-order responses.
 //! - [`group`]: the group coordinator and committed offsets (`__consumer_offsets`).
+//! - [`log_cleaner`]: the retention task and the log cleaner (compaction) threads.
+//! - [`metrics`]: Prometheus counters and the `GET /metrics` listener.
 //! - `handlers`: one function per API.
 //! - [`topic_config`], [`producer_state`], [`topics`]: the pieces handlers lean on.
 
@@ -12,6 +14,8 @@ pub mod broker;
 pub mod config;
 pub mod group;
 mod handlers;
+pub mod log_cleaner;
+pub mod metrics;
 pub mod partition;
 pub mod producer_state;
 pub mod server;
@@ -25,6 +29,16 @@ pub use broker::Broker;
 pub use config::BrokerConfig;
 pub use server::Server;
 
+/// Where a started broker listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    /// The Kafka listener.
+    pub addr: SocketAddr,
+    /// The metrics listener (`GET /metrics`), unless disabled or its default address
+    /// was taken.
+    pub metrics: Option<SocketAddr>,
+}
+
 /// Open the data directory, bind the listener and serve until `shutdown` flips to true;
 /// then flush and close cleanly. `on_ready` gets the bound address.
 pub async fn run(
@@ -32,9 +46,36 @@ pub async fn run(
     shutdown: tokio::sync::watch::Receiver<bool>,
     on_ready: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
+    run_with(config, shutdown, |l| on_ready(l.addr)).await
+}
+
+/// [`run`], also serving metrics on `metrics.listener`; `on_ready` gets both addresses.
+pub async fn run_with(
+    config: BrokerConfig,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    on_ready: impl FnOnce(Listening),
+) -> std::io::Result<()> {
+    // Bound first: a configured address that is taken stops the start before the data
+    // directory is opened.
+    let metrics_listener = metrics::bind(&config).await?;
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
+    broker.start_log_maintenance()?;
     let server = Server::bind(broker.clone()).await?;
-    on_ready(server.local_addr()?);
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let metrics_task = metrics_listener.map(|listener| {
+        let exporter = Arc::new(metrics::Exporter::new(broker.clone(), server.metrics()));
+        tokio::spawn(metrics::serve(listener, exporter, shutdown.clone()))
+    });
+    on_ready(Listening {
+        addr: server.local_addr()?,
+        metrics: metrics_addr,
+    });
     server.run(shutdown).await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     tokio::task::block_in_place(|| broker.shutdown())
 }

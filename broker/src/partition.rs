@@ -17,6 +17,9 @@ use tokio::sync::{watch, Notify};
 
 use crate::producer_state::{ProducerError, ProducerStateManager, Verdict};
 
+/// Largest decompressed records section opened to check keys on a compacted topic.
+const MAX_DECOMPRESSED: usize = 256 << 20;
+
 /// What the flusher has made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Durability {
@@ -34,6 +37,9 @@ pub enum AppendError {
     Corrupt(String),
     /// More than one batch for a partition in one request.
     MultipleBatches(usize),
+    /// A record Kafka refuses with INVALID_RECORD (a keyless record on a compacted
+    /// topic).
+    InvalidRecord(String),
 }
 
 /// A successful append, or a duplicate of an earlier one (idempotent retry).
@@ -52,11 +58,15 @@ pub struct Partition {
     high_watermark: AtomicU64,
     write_caching: AtomicBool,
     log_append_time: AtomicBool,
+    /// `cleanup.policy` includes `compact`: every record needs a key.
+    compacted: AtomicBool,
     /// Fetchers parked until the high watermark moves.
     waiters: Mutex<Vec<Weak<Notify>>>,
     flush_wanted: Arc<Notify>,
     durable: watch::Sender<Durability>,
     flusher_started: AtomicBool,
+    /// Bytes and records in and out, for the metrics endpoint.
+    pub metrics: crate::metrics::PartitionMetrics,
 }
 
 impl Partition {
@@ -81,6 +91,7 @@ impl Partition {
             high_watermark: AtomicU64::new(hw),
             write_caching: AtomicBool::new(write_caching),
             log_append_time: AtomicBool::new(false),
+            compacted: AtomicBool::new(false),
             waiters: Mutex::new(Vec::new()),
             flush_wanted: Arc::new(Notify::new()),
             durable: watch::channel(Durability {
@@ -89,6 +100,7 @@ impl Partition {
             })
             .0,
             flusher_started: AtomicBool::new(false),
+            metrics: Default::default(),
         }
     }
 
@@ -109,8 +121,37 @@ impl Partition {
         }
     }
 
+    pub fn set_compacted(&self, on: bool) {
+        self.compacted.store(on, Ordering::Release);
+    }
+
     pub fn set_log_append_time(&self, on: bool) {
         self.log_append_time.store(on, Ordering::Release);
+    }
+
+    /// Kafka refuses keyless records on a compacted topic (they could never be
+    /// compacted). This is the one produce check that opens the records.
+    fn check_keys(&self, batches: &[u8]) -> Result<(), AppendError> {
+        let mut pos = 0;
+        while pos < batches.len() {
+            let decoded = runnel_protocol::records::batch_records(&batches[pos..], MAX_DECOMPRESSED)
+                .map_err(|e| AppendError::Corrupt(e.to_string()))?;
+            if decoded.header().is_control() {
+                pos += decoded.header().total_len();
+                continue;
+            }
+            for r in decoded.records() {
+                let r = r.map_err(|e| AppendError::Corrupt(e.to_string()))?;
+                if r.key.is_none() {
+                    return Err(AppendError::InvalidRecord(format!(
+                        "Compacted topic cannot accept message without key in topic partition {}.",
+                        self.tp
+                    )));
+                }
+            }
+            pos += decoded.header().total_len();
+        }
+        Ok(())
     }
 
     pub fn producers(&self) -> MutexGuard<'_, ProducerStateManager> {
@@ -157,6 +198,9 @@ impl Partition {
             // Kafka accepts exactly one v2 batch per partition per produce request; the
             // producer sequence checks rely on it.
             return Err(AppendError::MultipleBatches(headers.len()));
+        }
+        if self.compacted.load(Ordering::Acquire) {
+            self.check_keys(&buf)?;
         }
         let mut producers = self.producers();
         // Kafka checks every batch of the request; a duplicate is answered with the
@@ -243,7 +287,12 @@ async fn flusher(partition: Weak<Partition>, wanted: Arc<Notify>) {
         let log = p.log.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let target = log.lock().log_end_offset();
-            log.sync_to(target).map(|()| log.durable_offset())
+            let (rounds, started) = (log.fsync_rounds(), std::time::Instant::now());
+            let synced = log.sync_to(target);
+            if log.fsync_rounds() != rounds {
+                crate::metrics::FSYNC_SECONDS.observe(started.elapsed());
+            }
+            synced.map(|()| log.durable_offset())
         })
         .await;
         match outcome {

@@ -10,10 +10,11 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use runnel_protocol::api::{
-    decode_request, encode_response, RequestBody, RequestError, RequestHeader, ResponseBody,
+    decode_request, encode_response, ApiKey, RequestBody, RequestError, RequestHeader, ResponseBody,
 };
 use runnel_protocol::frame::FrameDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,6 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
 use crate::handlers;
+use crate::metrics::{response_has_error, ApiSlot, ServerMetrics};
 
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -43,6 +45,7 @@ pub struct Server {
     /// Bytes of requests read but not yet answered, across all connections
     /// (`queued.max.request.bytes`).
     request_memory: Arc<Semaphore>,
+    metrics: Arc<ServerMetrics>,
 }
 
 impl Server {
@@ -57,10 +60,12 @@ impl Server {
         };
         broker.set_advertised(host, port);
         let budget = broker.config.queued_max_request_bytes;
+        let connections = Arc::new(AtomicUsize::new(0));
         Ok(Server {
             listener,
             broker,
-            connections: Arc::new(AtomicUsize::new(0)),
+            metrics: Arc::new(ServerMetrics::new(connections.clone())),
+            connections,
             request_memory: Arc::new(Semaphore::new(budget)),
         })
     }
@@ -71,6 +76,11 @@ impl Server {
 
     pub fn active_connections(&self) -> Arc<AtomicUsize> {
         self.connections.clone()
+    }
+
+    /// Request and connection counters, for the metrics endpoint.
+    pub fn metrics(&self) -> Arc<ServerMetrics> {
+        self.metrics.clone()
     }
 
     /// Serve until `shutdown` turns true.
@@ -94,7 +104,13 @@ impl Server {
             };
             let open = self.connections.fetch_add(1, Ordering::AcqRel) + 1;
             let slot = ConnectionSlot(self.connections.clone());
+            self.metrics
+                .connections_accepted
+                .fetch_add(1, Ordering::Relaxed);
             if open > self.broker.config.max_connections {
+                self.metrics
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%peer, limit = self.broker.config.max_connections, "refusing a connection over max.connections");
                 drop(stream);
                 drop(slot);
@@ -104,9 +120,12 @@ impl Server {
             let broker = self.broker.clone();
             let shutdown = shutdown.clone();
             let memory = self.request_memory.clone();
+            let metrics = self.metrics.clone();
             connections.spawn(async move {
                 let _slot = slot;
-                if let Err(e) = serve_connection(broker, stream, peer, memory, shutdown).await {
+                if let Err(e) =
+                    serve_connection(broker, stream, peer, memory, metrics, shutdown).await
+                {
                     tracing::debug!(%peer, error = %e, "connection closed with an error");
                 }
             });
@@ -140,10 +159,29 @@ fn advertised_host(local: SocketAddr) -> String {
 /// exists and the connection must close.
 type Response = Result<Option<Bytes>, ()>;
 
-/// A response in the connection's queue: already made, or still being made.
+/// A response in the connection's queue: already made, or still being made (with the
+/// request's API, to count a handler that failed).
 enum Pending {
     Ready(Response),
-    Task(JoinHandle<Response>),
+    Task(JoinHandle<Response>, ApiSlot),
+}
+
+/// Encode a handler's response and record the request's latency and outcome.
+fn finish(
+    metrics: &ServerMetrics,
+    slot: ApiSlot,
+    started: Instant,
+    header: &RequestHeader,
+    body: Option<ResponseBody>,
+    peer: SocketAddr,
+) -> Response {
+    let error = body.as_ref().is_some_and(response_has_error);
+    let response = encode(header, body, peer);
+    match response {
+        Ok(_) => metrics.completed(slot, started, error),
+        Err(()) => metrics.closed_connection(Some(slot)),
+    }
+    response
 }
 
 fn encode(header: &RequestHeader, body: Option<ResponseBody>, peer: SocketAddr) -> Response {
@@ -163,18 +201,21 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     memory: Arc<Semaphore>,
+    metrics: Arc<ServerMetrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let (mut reader, mut writer) = stream.into_split();
+    let writer_metrics = metrics.clone();
     let (tx, mut rx) = mpsc::channel::<Pending>(broker.config.max_in_flight_per_connection);
 
     let write_task = tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
             let response = match pending {
                 Pending::Ready(r) => r,
-                Pending::Task(task) => match task.await {
+                Pending::Task(task, slot) => match task.await {
                     Ok(r) => r,
                     Err(e) => {
+                        writer_metrics.closed_connection(Some(slot));
                         // A handler panicked: the response stream is broken; close.
                         tracing::error!(%peer, error = %e, "request handler failed; closing the connection");
                         return Err(std::io::Error::other("handler failed"));
@@ -216,15 +257,19 @@ async fn serve_connection(
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => {
+                    metrics.closed_connection(None);
                     tracing::warn!(%peer, error = %e, "bad frame; closing the connection");
                     break 'read Ok(());
                 }
             };
+            let started = Instant::now();
             let request = match decode_request(frame) {
                 Ok(r) => r,
                 Err(e) => match e.response() {
                     Some(resp) => {
                         frame_permit = None;
+                        // The KIP-511 fallback: an UNSUPPORTED_VERSION answer.
+                        metrics.completed(metrics.slot(ApiKey::ApiVersions), started, true);
                         tracing::debug!(%peer, error = %e, "answering an undecodable request");
                         if tx.send(Pending::Ready(Ok(Some(resp)))).await.is_err() {
                             break 'read Ok(());
@@ -232,6 +277,7 @@ async fn serve_connection(
                         continue;
                     }
                     None => {
+                        metrics.closed_connection(Some(request_error_slot(&metrics, &e)));
                         log_bad_request(peer, &e);
                         break 'read Ok(());
                     }
@@ -239,6 +285,7 @@ async fn serve_connection(
             };
             let permit = frame_permit.take();
             let header = request.header.clone();
+            let slot = metrics.slot(header.api_key);
             // Requests take effect in the order they arrived, as Kafka handles one
             // request per connection at a time: a producer that pipelines relies on its
             // batches being appended in send order, a consumer on its commits landing in
@@ -247,27 +294,47 @@ async fn serve_connection(
             let item = match request.body {
                 RequestBody::Fetch(_) => {
                     let broker = broker.clone();
-                    Pending::Task(tokio::spawn(async move {
-                        let _permit = permit;
-                        let body = handlers::handle(&broker, request, peer).await;
-                        encode(&header, body, peer)
-                    }))
+                    let metrics = metrics.clone();
+                    Pending::Task(
+                        tokio::spawn(async move {
+                            let _permit = permit;
+                            let body = handlers::handle(&broker, request, peer).await;
+                            finish(&metrics, slot, started, &header, body, peer)
+                        }),
+                        slot,
+                    )
                 }
                 RequestBody::Produce(req) => {
                     let pending = handlers::produce::append(&broker, req, header.api_version);
                     drop(permit);
                     match pending {
-                        None => Pending::Ready(Ok(None)),
-                        Some(pending) => Pending::Task(tokio::spawn(async move {
-                            let body = pending.wait().await;
-                            encode(&header, Some(body.into()), peer)
-                        })),
+                        None => {
+                            metrics.completed(slot, started, false);
+                            Pending::Ready(Ok(None))
+                        }
+                        Some(pending) => {
+                            let metrics = metrics.clone();
+                            Pending::Task(
+                                tokio::spawn(async move {
+                                    let body = pending.wait().await;
+                                    finish(
+                                        &metrics,
+                                        slot,
+                                        started,
+                                        &header,
+                                        Some(body.into()),
+                                        peer,
+                                    )
+                                }),
+                                slot,
+                            )
+                        }
                     }
                 }
                 _ => {
                     let body = handlers::handle(&broker, request, peer).await;
                     drop(permit);
-                    Pending::Ready(encode(&header, body, peer))
+                    Pending::Ready(finish(&metrics, slot, started, &header, body, peer))
                 }
             };
             if tx.send(item).await.is_err() {
@@ -295,6 +362,17 @@ async fn serve_connection(
         Err(e) => tracing::error!(%peer, error = %e, "writer task failed"),
     }
     result
+}
+
+/// The API of a request that could not be decoded, where the header named one we know.
+fn request_error_slot(metrics: &ServerMetrics, e: &RequestError) -> ApiSlot {
+    match e {
+        RequestError::TooShort { .. } => metrics.slot_raw(-1),
+        RequestError::UnknownApiKey { api_key, .. } => metrics.slot_raw(*api_key),
+        RequestError::UnsupportedVersion { api_key, .. }
+        | RequestError::MalformedHeader { api_key, .. }
+        | RequestError::MalformedBody { api_key, .. } => metrics.slot(*api_key),
+    }
 }
 
 fn log_bad_request(peer: SocketAddr, e: &RequestError) {

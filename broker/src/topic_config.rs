@@ -322,11 +322,12 @@ pub static CATALOG: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: names::FILE_DELETE_DELAY_MS,
         config_type: ConfigType::Long,
-        default: "60000",
+        default: "0",
         validator: Validator::AtLeast(0),
         synonyms: &[same("log.segment.delete.delay.ms")],
         documentation: "How long to wait before removing a deleted segment's files from \
-            the filesystem.",
+            the filesystem. Runnel's default is 0 (Kafka's 60000): readers hold open file \
+            handles, so removal is safe at once, and erasure deadlines stay short.",
     },
     TopicConfigDef {
         name: names::FLUSH_MESSAGES,
@@ -1531,6 +1532,7 @@ impl TopicConfig {
             max_message_bytes: u32::try_from(self.max_message_bytes)
                 .unwrap_or(defaults.max_message_bytes)
                 .min(runnel_storage::MAX_BATCH_BYTES_ON_DISK as u32),
+            file_delete_delay_ms: u64::try_from(self.file_delete_delay_ms).unwrap_or(0),
             ..defaults
         }
     }
@@ -1658,7 +1660,8 @@ mod tests {
         assert_eq!(c.compression_lz4_level, 9);
         assert_eq!(c.compression_zstd_level, 3);
         assert_eq!(c.delete_retention_ms, 86_400_000);
-        assert_eq!(c.file_delete_delay_ms, 60_000);
+        // Runnel deviates: segment files go at once (README "Differences from Kafka").
+        assert_eq!(c.file_delete_delay_ms, 0);
         assert_eq!(c.flush_messages, i64::MAX);
         assert_eq!(c.flush_ms, i64::MAX);
         assert_eq!(c.index_interval_bytes, 4096);

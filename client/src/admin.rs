@@ -13,6 +13,9 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
+/// UNKNOWN_MEMBER_ID, for a member the broker did not answer about.
+const E_UNKNOWN_MEMBER_ID: i16 = 25;
+
 fn group_id(g: &str) -> m::GroupId {
     m::GroupId(s(g))
 }
@@ -512,6 +515,65 @@ impl Admin {
         commit_offsets(&self.client, group, -1, "", offsets).await
     }
 
+    /// Remove members from a classic group as an admin (LeaveGroup v3+ with member
+    /// identities, as Kafka's `removeMembersFromConsumerGroup`). Each member is
+    /// `(member_id, group_instance_id)`. The group rebalances without them, or becomes
+    /// Empty when none are left; a removed consumer that is still running gets
+    /// UNKNOWN_MEMBER_ID on its next heartbeat and rejoins. Returns each member's error
+    /// code (0 for removed).
+    pub async fn remove_group_members(
+        &self,
+        group: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>> {
+        let conn = self.client.coordinator(group).await?;
+        if conn.version(m::ApiKey::LeaveGroup).unwrap_or(0) < 3 {
+            return Err(Error::UnsupportedApi(m::ApiKey::LeaveGroup));
+        }
+        let request = m::LeaveGroupRequest::default()
+            .with_group_id(group_id(group))
+            .with_members(
+                members
+                    .iter()
+                    .map(|(id, instance)| {
+                        m::leave_group_request::MemberIdentity::default()
+                            .with_member_id(s(id))
+                            .with_group_instance_id(instance.as_deref().map(s))
+                    })
+                    .collect(),
+            );
+        let response: m::LeaveGroupResponse = conn.call(request).await?;
+        check(response.error_code, None, || {
+            format!("remove members of group {group}")
+        })?;
+        // One answer per member, in request order.
+        Ok((0..members.len())
+            .map(|i| {
+                response
+                    .members
+                    .get(i)
+                    .map_or(E_UNKNOWN_MEMBER_ID, |r| r.error_code)
+            })
+            .collect())
+    }
+
+    /// Remove a member from a KIP-848 consumer group (`group.protocol=consumer`) as an
+    /// admin: a ConsumerGroupHeartbeat with member epoch -1 on its behalf, the request the
+    /// member itself sends to leave. The group reassigns its partitions; the member, if
+    /// still running, gets UNKNOWN_MEMBER_ID on its next heartbeat and joins again.
+    /// (LeaveGroup only removes members of classic groups.)
+    pub async fn remove_consumer_group_member(&self, group: &str, member_id: &str) -> Result<()> {
+        let conn = self.client.coordinator(group).await?;
+        let request = m::ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group_id(group))
+            .with_member_id(s(member_id))
+            .with_member_epoch(-1);
+        let response: m::ConsumerGroupHeartbeatResponse = conn.call(request).await?;
+        check(response.error_code, response.error_message.as_ref(), || {
+            format!("remove member {member_id} from group {group}")
+        })
+    }
+
     /// Delete groups (they must be empty).
     pub async fn delete_groups(&self, groups: &[&str]) -> Result<()> {
         for g in groups {
@@ -677,4 +739,13 @@ pub(crate) async fn commit_offsets(
         }
     }
     Ok(())
+}
+
+impl crate::connection::FromResponse for m::ConsumerGroupHeartbeatResponse {
+    fn from_response(body: runnel_protocol::api::ResponseBody) -> Option<Self> {
+        match body {
+            runnel_protocol::api::ResponseBody::ConsumerGroupHeartbeat(b) => Some(b),
+            _ => None,
+        }
+    }
 }

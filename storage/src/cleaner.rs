@@ -623,3 +623,73 @@ pub fn find_key(log: &SharedLog, key: &[u8]) -> Result<Vec<KeyOccurrence>> {
     }
     Ok(found)
 }
+
+/// Every record with `key` in any log file of a partition directory: segments, and
+/// files a cleaner or a deletion left behind (`.cleaned`, `.swap`, `.deleted`). Reads
+/// the files as they are, without opening the log, so it is safe to run beside a live
+/// broker; a batch still being written at the end of the active segment is skipped.
+/// Returns `(file name, occurrence)` pairs; the occurrence's `segment` is the file's
+/// base offset.
+pub fn scan_dir_for_key(dir: &Path, key: &[u8]) -> Result<Vec<(String, KeyOccurrence)>> {
+    let mut files: Vec<(String, u64)> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_log = name.ends_with(".log")
+            || name.ends_with(&format!(".{CLEANED_SUFFIX}"))
+            || name.ends_with(&format!(".log.{DELETED_SUFFIX}"))
+            || name.ends_with(&format!(".{SWAP_SUFFIX}"));
+        let base = name.get(..20).and_then(|b| b.parse::<u64>().ok());
+        if let (true, Some(base)) = (is_log, base) {
+            files.push((name, base));
+        }
+    }
+    files.sort();
+    let mut found = Vec::new();
+    for (name, base) in files {
+        let file = match File::open(dir.join(&name)) {
+            Ok(f) => f,
+            // Removed meanwhile (a swap or a deletion finished): nothing left to find.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let size = file.metadata()?.len();
+        let seg = SegmentSnapshot {
+            base,
+            next_offset: base,
+            size,
+            file: Arc::new(file),
+            first_append_ms: None,
+        };
+        let mut reader = BatchReader::new(&seg.file, size, crate::MAX_BATCH_BYTES_ON_DISK);
+        // A torn or in-progress tail ends the scan of this file.
+        while let Ok(Some(batch)) = reader.next_batch() {
+            let Ok(header) = validate_batch(batch, Strictness::Stored) else {
+                break;
+            };
+            if header.is_control() {
+                continue;
+            }
+            let records = batch_records(batch, MAX_DECOMPRESSED).map_err(|e| corrupt(&seg, e))?;
+            for r in records.records() {
+                let r = r.map_err(|e| corrupt(&seg, e))?;
+                if r.key == Some(key) {
+                    found.push((
+                        name.clone(),
+                        KeyOccurrence {
+                            segment: base,
+                            offset: records.offset(&r) as u64,
+                            timestamp: records.timestamp(&r),
+                            tombstone: r.value.is_none(),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The marker `runnel erase --now` leaves in a partition directory: the cleaner compacts
+/// the partition at its next pass, whatever its dirty ratio, and removes the marker.
+pub const COMPACT_NOW_MARKER: &str = "compact-now";

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 /// The line `runnel serve` prints on stdout once it accepts connections.
 pub const READY_PREFIX: &str = "runnel listening on ";
+/// The line `runnel serve` prints right after the ready line when it serves metrics.
+pub const METRICS_PREFIX: &str = "runnel metrics on ";
 
 /// How long a start may take before the harness gives up (a debug build replaying a log
 /// after a crash is slower than a clean start).
@@ -134,6 +136,9 @@ pub struct TestBroker {
     data_dir: PathBuf,
     starts: u32,
     stderr_logs: Vec<PathBuf>,
+    /// The broker's stdout lines after the ready line (until read).
+    stdout: Mutex<Option<mpsc::Receiver<String>>>,
+    metrics_addr: Mutex<Option<SocketAddr>>,
 }
 
 impl TestBroker {
@@ -158,6 +163,8 @@ impl TestBroker {
             data_dir,
             starts: 0,
             stderr_logs: Vec::new(),
+            stdout: Mutex::new(None),
+            metrics_addr: Mutex::new(None),
         };
         broker.spawn();
         broker
@@ -187,6 +194,9 @@ impl TestBroker {
         if let Some(n) = self.opts.num_partitions {
             cmd.args(["--num-partitions", &n.to_string()]);
         }
+        // Metrics on a free port, so brokers of parallel tests do not compete for the
+        // default one; `extra_args` may override it (a later `--set` wins).
+        cmd.args(["--set", "metrics.listener=127.0.0.1:0"]);
         if let Some(toml) = &self.opts.config_toml {
             let path = self.root().join("runnel.toml");
             std::fs::write(&path, toml).expect("write broker config");
@@ -258,6 +268,8 @@ impl TestBroker {
         let addr = line
             .strip_prefix(READY_PREFIX)
             .and_then(|a| a.trim().parse::<SocketAddr>().ok());
+        *self.metrics_addr.lock().unwrap() = None;
+        *self.stdout.lock().unwrap() = Some(rx);
         match addr {
             Some(addr) if addr.port() != 0 => self.addr = Some(addr),
             _ => {
@@ -287,6 +299,29 @@ impl TestBroker {
     /// The socket address the broker listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr.expect("broker is not running")
+    }
+
+    /// Where the running broker serves `GET /metrics` (from the `runnel metrics on ADDR`
+    /// line it prints after the ready line); `None` if it printed none within 10 s
+    /// (metrics disabled).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let mut cached = self.metrics_addr.lock().unwrap();
+        if cached.is_some() {
+            return *cached;
+        }
+        let stdout = self.stdout.lock().unwrap();
+        let rx = stdout.as_ref()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = rx.recv_timeout(left) else {
+                break;
+            };
+            if let Some(addr) = line.strip_prefix(METRICS_PREFIX) {
+                *cached = addr.trim().parse().ok();
+                break;
+            }
+        }
+        *cached
     }
 
     /// The broker's data directory (kept across restarts).

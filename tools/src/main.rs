@@ -135,11 +135,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             let _ = tx.send(true);
         });
         let data_dir = config.data_dir.clone();
-        runnel_broker::run(config, rx, |addr| {
+        runnel_broker::run_with(config, rx, |listening| {
+            let addr = listening.addr;
             tracing::info!(%addr, data_dir = %data_dir.display(), "runnel is ready");
-            // Scripts and tests wait for this line.
+            // Scripts and tests wait for this line; it stays the first one.
             let mut out = std::io::stdout();
             let _ = writeln!(out, "runnel listening on {addr}");
+            if let Some(metrics) = listening.metrics {
+                tracing::info!(addr = %metrics, "serving metrics at /metrics");
+                let _ = writeln!(out, "runnel metrics on {metrics}");
+            }
             let _ = out.flush();
         })
         .await

@@ -1008,6 +1008,19 @@ impl GroupCoordinator {
         }
     }
 
+    /// Every committed offset as (group, topic, partition, offset), for the metrics
+    /// endpoint's consumer lag. Read-only; copies out under the lock.
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        let st = self.lock();
+        let mut out = Vec::with_capacity(st.offsets.values().map(BTreeMap::len).sum());
+        for (group, offsets) in &st.offsets {
+            for ((topic, partition), c) in offsets {
+                out.push((group.clone(), topic.clone(), *partition, c.value.offset));
+            }
+        }
+        out
+    }
+
     /// Does the group exist (DescribeGroups/OffsetFetch)?
     pub fn group_exists(&self, group_id: &str) -> bool {
         self.lock().groups.contains_key(group_id)

@@ -146,6 +146,12 @@ pub async fn fetch(broker: &Broker, req: m::FetchRequest, version: i16) -> m::Fe
             break;
         }
     }
+    for s in &slots {
+        let pd = &topics[s.topic].partitions[s.partition];
+        if let (0, Some(records)) = (pd.error_code, &pd.records) {
+            s.p.metrics.record_out(records);
+        }
+    }
     m::FetchResponse::default()
         .with_session_id(0)
         .with_responses(topics)

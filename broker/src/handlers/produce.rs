@@ -66,7 +66,15 @@ pub fn append(broker: &Broker, req: m::ProduceRequest, _version: i16) -> Option<
                             Some("no records".to_string()),
                         )),
                         Some(records) => match p.append(records, now) {
-                            Ok(a) => Ok((p, a)),
+                            Ok(a) => {
+                                if !a.duplicate {
+                                    p.metrics.record_in(
+                                        records.len(),
+                                        a.last_offset + 1 - a.base_offset,
+                                    );
+                                }
+                                Ok((p, a))
+                            }
                             Err(e) => Err(append_error(&e)),
                         },
                     },
@@ -139,6 +147,7 @@ fn append_error(e: &AppendError) -> (ResponseError, Option<String>) {
         AppendError::Storage(s) => (storage_error_code(s), Some(s.to_string())),
         AppendError::Producer(p) => (p.response_error(), Some(p.to_string())),
         AppendError::Corrupt(why) => (ResponseError::CorruptMessage, Some(why.clone())),
+        AppendError::InvalidRecord(why) => (ResponseError::InvalidRecord, Some(why.clone())),
         AppendError::MultipleBatches(n) => (
             ResponseError::InvalidRecord,
             Some(format!(

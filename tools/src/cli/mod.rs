@@ -1,6 +1,12 @@
-//! The operator CLI: `runnel topics ...` and `runnel groups ...`.
+//! The operator CLI: `runnel topics ...`, `runnel groups ...`, `runnel lag`,
+//! `runnel produce` and `runnel consume`.
 
+mod consume;
+mod erase;
 mod groups;
+mod lag;
+mod park;
+mod produce;
 mod topics;
 
 use std::fmt;
@@ -9,7 +15,10 @@ use std::process::ExitCode;
 use clap::{Subcommand, ValueEnum};
 use runnel_client::{Admin, Client};
 
+pub use consume::ConsumeArgs;
 pub use groups::GroupsCommand;
+pub use lag::LagArgs;
+pub use produce::ProduceArgs;
 pub use topics::TopicsCommand;
 
 /// Options every CLI command shares.
@@ -40,9 +49,19 @@ pub enum CliCommand {
     /// Manage topics.
     #[command(subcommand)]
     Topics(TopicsCommand),
-    /// Inspect consumer groups.
+    /// Inspect and operate consumer groups: offsets, lag, deletion, parking poison
+    /// records.
     #[command(subcommand)]
     Groups(GroupsCommand),
+    /// Consumer lag of every group (or one), with a verdict per group.
+    Lag(LagArgs),
+    /// Write lines of stdin (or a file) to a topic, one record per line.
+    Produce(ProduceArgs),
+    /// Print records of a topic.
+    Consume(ConsumeArgs),
+    /// Erase a key from a compacted topic with a tombstone, and check that it is gone
+    /// from disk (`erase status`).
+    Erase(erase::EraseCommand),
 }
 
 /// Why a command failed; each kind has its own exit code.
@@ -54,6 +73,8 @@ pub enum CliError {
     Broker(String),
     /// The topic or group does not exist (exit 3).
     NotFound(String),
+    /// Refused because of the group's state, e.g. it has active members (exit 4).
+    Refused(String),
 }
 
 impl CliError {
@@ -62,6 +83,7 @@ impl CliError {
             CliError::Broker(_) => 1,
             CliError::Usage(_) => 2,
             CliError::NotFound(_) => 3,
+            CliError::Refused(_) => 4,
         }
     }
 }
@@ -69,7 +91,10 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Usage(m) | CliError::Broker(m) | CliError::NotFound(m) => f.write_str(m),
+            CliError::Usage(m)
+            | CliError::Broker(m)
+            | CliError::NotFound(m)
+            | CliError::Refused(m) => f.write_str(m),
         }
     }
 }
@@ -84,6 +109,12 @@ pub type CliResult<T> = Result<T, CliError>;
 
 /// Run a CLI command to completion and map the outcome to an exit code.
 pub fn run(global: GlobalArgs, command: CliCommand) -> ExitCode {
+    // Like other Unix tools, end quietly when stdout's reader goes away
+    // (`runnel consume ... | head`) instead of panicking in println!.
+    // SAFETY: setting a signal disposition to the default; no handler runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -111,6 +142,10 @@ pub fn run(global: GlobalArgs, command: CliCommand) -> ExitCode {
         match command {
             CliCommand::Topics(c) => topics::run(&ctx, c).await,
             CliCommand::Groups(c) => groups::run(&ctx, c).await,
+            CliCommand::Lag(a) => lag::run(&ctx, a).await,
+            CliCommand::Produce(a) => produce::run(&ctx, a).await,
+            CliCommand::Consume(a) => consume::run(&ctx, a).await,
+            CliCommand::Erase(c) => erase::run(&ctx, c).await,
         }
     });
     match result {
@@ -215,6 +250,130 @@ pub(crate) fn parse_kv(s: &str) -> CliResult<(String, String)> {
     }
 }
 
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A point in time: RFC 3339 (`2026-11-23T21:00:00Z`, `2026-11-23T22:00:00+01:00`) or
+/// milliseconds since the epoch.
+pub(crate) fn parse_time(s: &str) -> CliResult<i64> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<i64>() {
+        if ms < 0 {
+            return Err(CliError::Usage(format!("a time cannot be negative: {s}")));
+        }
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "{s:?} is neither RFC 3339 (2026-01-31T12:00:00Z) nor epoch milliseconds: {e}"
+            ))
+        })
+}
+
+/// A timestamp in ms as RFC 3339 UTC with milliseconds; the number itself if out of range.
+pub(crate) fn format_time(ms: i64) -> String {
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) if ms >= 0 => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        _ => ms.to_string(),
+    }
+}
+
+/// Bytes as JSON: a string when they are UTF-8, else `{"base64": "..."}`; null for
+/// none.
+pub(crate) fn bytes_json(b: Option<&[u8]>) -> serde_json::Value {
+    use base64::Engine;
+    match b {
+        None => serde_json::Value::Null,
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(s) => serde_json::Value::String(s.to_string()),
+            Err(_) => serde_json::json!({
+                "base64": base64::engine::general_purpose::STANDARD.encode(b)
+            }),
+        },
+    }
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() * 2);
+    for byte in b {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// The partitions of `topic` (all, or the listed ones), checking that they exist.
+pub(crate) async fn topic_partitions(
+    ctx: &Ctx,
+    topic: &str,
+    only: &[i32],
+) -> CliResult<Vec<runnel_client::TopicPartition>> {
+    topics::ensure_exists(ctx, topic).await?;
+    let desc = ctx
+        .admin
+        .describe_topics(&[topic])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| CliError::Broker(format!("no metadata for topic {topic}")))?;
+    let mut all: Vec<i32> = desc.partitions.iter().map(|p| p.partition).collect();
+    all.sort_unstable();
+    if only.is_empty() {
+        return Ok(all
+            .into_iter()
+            .map(|p| runnel_client::TopicPartition::new(topic, p))
+            .collect());
+    }
+    let mut out = Vec::new();
+    for p in only {
+        if !all.contains(p) {
+            return Err(CliError::NotFound(format!(
+                "partition {p} of topic {topic} does not exist ({topic} has {} partitions: 0..{})",
+                all.len(),
+                all.len().saturating_sub(1)
+            )));
+        }
+        let tp = runnel_client::TopicPartition::new(topic, *p);
+        if !out.contains(&tp) {
+            out.push(tp);
+        }
+    }
+    Ok(out)
+}
+
+/// `TOPIC` or `TOPIC:P[,P...]`.
+pub(crate) fn parse_topic_spec(s: &str) -> CliResult<(String, Vec<i32>)> {
+    match s.rsplit_once(':') {
+        None => Ok((s.to_string(), Vec::new())),
+        Some((t, ps)) => {
+            if t.is_empty() {
+                return Err(CliError::Usage(format!("no topic name in {s:?}")));
+            }
+            let parts = ps
+                .split(',')
+                .map(|p| {
+                    p.trim()
+                        .parse::<i32>()
+                        .ok()
+                        .filter(|p| *p >= 0)
+                        .ok_or_else(|| {
+                            CliError::Usage(format!(
+                                "bad partition {p:?} in {s:?}; expected TOPIC or TOPIC:P[,P...]"
+                            ))
+                        })
+                })
+                .collect::<CliResult<Vec<i32>>>()?;
+            Ok((t.to_string(), parts))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,5 +384,32 @@ mod tests {
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(closest("ordrs", ["orders", "payments"]), Some("orders"));
         assert_eq!(closest("zzzzzz", ["orders", "payments"]), None);
+    }
+
+    #[test]
+    fn times_and_specs() {
+        assert_eq!(parse_time("1700000000000").unwrap(), 1_700_000_000_000);
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20Z").unwrap(),
+            1_700_000_000_000
+        );
+        assert_eq!(
+            parse_time("2023-11-14T23:13:20.5+01:00").unwrap(),
+            1_700_000_000_500
+        );
+        assert!(parse_time("yesterday").is_err());
+        assert_eq!(format_time(1_700_000_000_500), "2023-11-14T22:13:20.500Z");
+        assert_eq!(parse_topic_spec("t").unwrap(), ("t".to_string(), vec![]));
+        assert_eq!(
+            parse_topic_spec("a.b:0,2").unwrap(),
+            ("a.b".to_string(), vec![0, 2])
+        );
+        assert!(parse_topic_spec("t:x").is_err());
+        assert_eq!(bytes_json(Some(b"hi")), serde_json::json!("hi"));
+        assert_eq!(
+            bytes_json(Some(&[0xff, 0x00])),
+            serde_json::json!({"base64": "/wA="})
+        );
+        assert_eq!(hex(&[0xde, 0xad, 0x01]), "dead01");
     }
 }
