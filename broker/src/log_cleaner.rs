@@ -101,15 +101,13 @@ impl LogMaintenance {
         let mut threads = Vec::new();
         {
             let (broker, shared, cfg) = (broker.clone(), shared.clone(), cfg.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name("retention".into())
-                    .spawn(move || {
-                        while !shared.sleep(cfg.retention_check_interval_ms) {
-                            retention_pass(&broker);
-                        }
-                    })?,
-            );
+            threads.push(std::thread::Builder::new().name("retention".into()).spawn(
+                move || {
+                    while !shared.sleep(cfg.retention_check_interval_ms) {
+                        retention_pass(&broker);
+                    }
+                },
+            )?);
         }
         if cfg.cleaner_enable {
             let shared2 = shared.clone();
@@ -177,7 +175,12 @@ fn retention_pass(broker: &Broker) {
 
 /// One pass of the cleaner over every compacted partition: roll active segments that
 /// hold records older than `max.compaction.lag.ms`, then clean what is due.
-fn cleaner_pass(broker: &Broker, cfg: &MaintenanceConfig, shared: &Shared, throttle: &mut Throttle) {
+fn cleaner_pass(
+    broker: &Broker,
+    cfg: &MaintenanceConfig,
+    shared: &Shared,
+    throttle: &mut Throttle,
+) {
     let requested: HashSet<(String, i32)> =
         std::mem::take(&mut *shared.compact_now.lock().unwrap_or_else(|p| p.into_inner()));
     let topics: Vec<_> = broker.topics().all().cloned().collect();
@@ -203,7 +206,9 @@ fn cleaner_pass(broker: &Broker, cfg: &MaintenanceConfig, shared: &Shared, throt
                     }
                 }
                 Ok(false) => {}
-                Err(e) => tracing::error!(partition = %p.tp, error = %e, "rolling for compaction failed"),
+                Err(e) => {
+                    tracing::error!(partition = %p.tp, error = %e, "rolling for compaction failed")
+                }
             }
             let settings = CleanerSettings {
                 now_ms: now,

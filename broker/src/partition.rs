@@ -134,8 +134,9 @@ impl Partition {
     fn check_keys(&self, batches: &[u8]) -> Result<(), AppendError> {
         let mut pos = 0;
         while pos < batches.len() {
-            let decoded = runnel_protocol::records::batch_records(&batches[pos..], MAX_DECOMPRESSED)
-                .map_err(|e| AppendError::Corrupt(e.to_string()))?;
+            let decoded =
+                runnel_protocol::records::batch_records(&batches[pos..], MAX_DECOMPRESSED)
+                    .map_err(|e| AppendError::Corrupt(e.to_string()))?;
             if decoded.header().is_control() {
                 pos += decoded.header().total_len();
                 continue;

@@ -161,7 +161,10 @@ async fn erase(ctx: &Ctx, t: &EraseTarget, now: bool, partition: Option<i32>) ->
     let desc = ctx.admin.describe_topics(&[t.topic.as_str()]).await?;
     let count = desc.first().map_or(0, |d| d.partitions.len()) as i32;
     if count == 0 {
-        return Err(CliError::Broker(format!("no partitions for topic {}", t.topic)));
+        return Err(CliError::Broker(format!(
+            "no partitions for topic {}",
+            t.topic
+        )));
     }
     let local = partition_dirs(&t.data_dir, &t.topic).ok();
     let targets: Vec<i32> = match (partition, &local) {
@@ -213,8 +216,9 @@ async fn erase(ctx: &Ctx, t: &EraseTarget, now: bool, partition: Option<i32>) ->
             .saturating_add(d.file_delete_delay_ms);
         if now {
             if let Some(dir) = local.as_ref().and_then(|m| m.get(&p)) {
-                std::fs::write(dir.join(COMPACT_NOW_MARKER), b"")
-                    .map_err(|e| CliError::Broker(format!("writing the compact-now marker: {e}")))?;
+                std::fs::write(dir.join(COMPACT_NOW_MARKER), b"").map_err(|e| {
+                    CliError::Broker(format!("writing the compact-now marker: {e}"))
+                })?;
             }
         }
         let deadline_text = if d.max_compaction_lag_ms == i64::MAX && !now {
@@ -237,7 +241,10 @@ async fn erase(ctx: &Ctx, t: &EraseTarget, now: bool, partition: Option<i32>) ->
     producer.close().await?;
     match ctx.output {
         Output::Json => ctx.print_json(&json!(out)),
-        Output::Table => print_table(&["TOPIC", "PARTITION", "TOMBSTONE-OFFSET", "ERASED-BY"], &rows),
+        Output::Table => print_table(
+            &["TOPIC", "PARTITION", "TOMBSTONE-OFFSET", "ERASED-BY"],
+            &rows,
+        ),
     }
     Ok(())
 }
@@ -262,7 +269,11 @@ async fn status(ctx: &Ctx, t: &EraseTarget) -> CliResult<()> {
     let erased = values.is_empty();
     // The deadline counts from the newest tombstone after the values it erases.
     let deadline = |p: i32| -> Option<i64> {
-        let last_value = values.iter().filter(|v| v.0 == p).map(|v| v.2.offset).max()?;
+        let last_value = values
+            .iter()
+            .filter(|v| v.0 == p)
+            .map(|v| v.2.offset)
+            .max()?;
         let t = tombstones
             .iter()
             .filter(|x| x.0 == p && x.2.offset > last_value)
