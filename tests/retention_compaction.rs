@@ -729,3 +729,83 @@ fn a_crash_during_compaction_leaves_a_complete_log() {
         assert!(leftovers.is_empty(), "{point}: {leftovers:?}");
     }
 }
+
+/// Bytes of `.log` files in every partition directory of `topic`.
+fn topic_log_bytes(data_dir: &Path, topic: &str) -> u64 {
+    std::fs::read_dir(data_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .rsplit_once('-')
+                .is_some_and(|(t, _)| t == topic)
+        })
+        .flat_map(|e| std::fs::read_dir(e.path()).unwrap().filter_map(|f| f.ok()))
+        .filter(|f| f.file_name().to_string_lossy().ends_with(".log"))
+        .map(|f| f.metadata().map_or(0, |m| m.len()))
+        .sum()
+}
+
+/// `__consumer_offsets` is compacted by the same cleaner: many commits of one group
+/// shrink to about one record per partition, and the group's offsets survive a restart
+/// (replayed from the compacted log).
+#[test]
+fn the_offsets_topic_is_compacted_and_replays_after_a_restart() {
+    let mut broker = broker();
+    let bs = broker.bootstrap();
+    create_topic(&bs, "orders", 2, &[]);
+    // Small segments and a short compaction lag on the internal topic, through the CLI.
+    let (code, out, errs) = runnel(
+        &broker,
+        &[
+            "topics",
+            "alter-config",
+            "__consumer_offsets",
+            "--set",
+            "segment.bytes=4096",
+            "--set",
+            "max.compaction.lag.ms=500",
+            "--set",
+            "min.cleanable.dirty.ratio=0.01",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{errs}");
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .set("group.id", "billing")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    for i in 1..=600i64 {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("orders", 0, Offset::Offset(i))
+            .unwrap();
+        tpl.add_partition_offset("orders", 1, Offset::Offset(2 * i))
+            .unwrap();
+        c.commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+            .expect("commit");
+    }
+    let grown = topic_log_bytes(broker.data_dir(), "__consumer_offsets");
+    assert!(grown > 20_000, "600 commits wrote only {grown} bytes");
+    let shrunk = eventually(WAIT, "the offsets topic to be compacted", || {
+        let now = topic_log_bytes(broker.data_dir(), "__consumer_offsets");
+        (now < grown / 10).then_some(now)
+    });
+    assert!(shrunk > 0);
+    drop(c);
+    broker.restart();
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "billing")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("orders", 0);
+    tpl.add_partition("orders", 1);
+    let committed = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("OffsetFetch");
+    let got: Vec<Offset> = committed.elements().iter().map(|e| e.offset()).collect();
+    assert_eq!(got, vec![Offset::Offset(600), Offset::Offset(1200)]);
+}
