@@ -667,13 +667,7 @@ impl Log {
             if min_lag_ms > 0 && seg.max_timestamp > cutoff {
                 break;
             }
-            out.push(SegmentSnapshot {
-                base: seg.base_offset,
-                next_offset: seg.next_offset,
-                size: seg.size,
-                file: seg.file()?,
-                first_append_ms: seg.first_append_ms,
-            });
+            out.push(snapshot(seg)?);
         }
         self.release_idle_handles();
         Ok(out)
@@ -681,16 +675,11 @@ impl Log {
 
     /// Every segment, the active one included, for a scan without the lock.
     pub(crate) fn all_segments(&mut self) -> Result<Vec<SegmentSnapshot>> {
-        let mut out = Vec::new();
-        for seg in self.segments.values_mut() {
-            out.push(SegmentSnapshot {
-                base: seg.base_offset,
-                next_offset: seg.next_offset,
-                size: seg.size,
-                file: seg.file()?,
-                first_append_ms: seg.first_append_ms,
-            });
-        }
+        let out = self
+            .segments
+            .values_mut()
+            .map(snapshot)
+            .collect::<Result<Vec<_>>>()?;
         self.release_idle_handles();
         Ok(out)
     }
@@ -858,6 +847,16 @@ impl Log {
             .filter(|s| !s.active && s.is_open())
             .count()
     }
+}
+
+fn snapshot(seg: &mut Segment) -> Result<SegmentSnapshot> {
+    Ok(SegmentSnapshot {
+        base: seg.base_offset,
+        next_offset: seg.next_offset,
+        size: seg.size,
+        file: seg.file()?,
+        first_append_ms: seg.first_append_ms,
+    })
 }
 
 /// Complete what a crash interrupted: remove unfinished cleaner output (`.cleaned`) and
