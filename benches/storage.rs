@@ -112,6 +112,57 @@ fn durable_append(c: &mut Criterion) {
     g.finish();
 }
 
+/// Durable append with the batches librdkafka builds by default (`batch.size` is 1 MB):
+/// what a pipelining acks=all producer hands the broker under load.
+fn durable_append_1mib(c: &mut Criterion) {
+    let value = vec![0x5au8; 1000];
+    let batch = batch_of_values(0, 1024, &value);
+    assert!(batch.len() <= config().max_message_bytes as usize);
+    let per_iter = 256 * 1024 * 1024 / batch.len();
+    let mut g = c.benchmark_group("durable_append");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    g.throughput(Throughput::Bytes((per_iter * batch.len()) as u64));
+    // (appenders, batches each writes before waiting for durability), as above.
+    for (appenders, in_flight) in [(1usize, 1usize), (4, 1), (4, 2)] {
+        g.bench_function(
+            format!("{appenders}_appenders_1MiB_batches_{in_flight}_in_flight"),
+            |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let dir = tempfile::tempdir_in(bench_root()).unwrap();
+                        let log = Arc::new(SharedLog::new(
+                            Log::open(dir.path(), config(), OpenMode::Recover).unwrap(),
+                        ));
+                        let start = Instant::now();
+                        let threads: Vec<_> = (0..appenders)
+                            .map(|_| {
+                                let log = log.clone();
+                                let mut buf = batch.clone();
+                                std::thread::spawn(move || {
+                                    for _ in 0..per_iter / appenders / in_flight {
+                                        let mut last = 0;
+                                        for _ in 0..in_flight {
+                                            last = log.append(&mut buf, 0).unwrap().last_offset;
+                                        }
+                                        log.sync_to(last + 1).unwrap();
+                                    }
+                                })
+                            })
+                            .collect();
+                        for t in threads {
+                            t.join().unwrap();
+                        }
+                        total += start.elapsed();
+                    }
+                    total
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
 fn sequential_read(c: &mut Criterion) {
     let batch = sixteen_kib_batch();
     let dir = tempfile::tempdir_in(bench_root()).unwrap();
@@ -145,5 +196,11 @@ fn sequential_read(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, durable_append, sequential_read);
+criterion_group!(
+    benches,
+    append,
+    durable_append,
+    durable_append_1mib,
+    sequential_read
+);
 criterion_main!(benches);

@@ -287,8 +287,40 @@ impl Connection {
         }
     }
 
+    /// Write a request now and return a future of its response. Requests started one
+    /// after another are on the wire in that order, whenever the returned futures are
+    /// polled: a pipelining producer relies on it for its sequence numbers.
+    pub async fn start_call<Resp: FromResponse + Send + 'static>(
+        self: &Arc<Self>,
+        body: impl Into<RequestBody>,
+    ) -> Result<impl std::future::Future<Output = Result<Resp>> + Send + 'static> {
+        let body = body.into();
+        let api = body.api_key();
+        let version = self.version(api).ok_or(Error::UnsupportedApi(api))?;
+        let rx = self.write_request(&body, version).await?;
+        let conn = self.clone();
+        Ok(async move {
+            let frame = conn.await_response(rx).await?;
+            let header = conn.header(api, version, 0);
+            let (_, response) = decode_response(&header, frame)
+                .map_err(|e| Error::Protocol(format!("{api:?} v{version} response: {e}")))?;
+            Resp::from_response(response)
+                .ok_or_else(|| Error::Protocol(format!("unexpected response body to {api:?}")))
+        })
+    }
+
     /// Write the request and wait for its response frame (header + body).
     async fn round_trip(&self, body: &RequestBody, version: i16) -> Result<Bytes> {
+        let rx = self.write_request(body, version).await?;
+        self.await_response(rx).await
+    }
+
+    /// Queue the request's reply slot and write it.
+    async fn write_request(
+        &self,
+        body: &RequestBody,
+        version: i16,
+    ) -> Result<oneshot::Receiver<Result<Bytes>>> {
         let api = body.api_key();
         let timeout = self.config.request_timeout;
         let permit = tokio::time::timeout(timeout, self.in_flight.clone().acquire_owned())
@@ -316,6 +348,12 @@ impl Connection {
             self.write(&mut writer, &frame).await?;
             rx
         };
+        Ok(rx)
+    }
+
+    /// Wait for the response frame of a written request.
+    async fn await_response(&self, rx: oneshot::Receiver<Result<Bytes>>) -> Result<Bytes> {
+        let timeout = self.config.request_timeout;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::Closed),

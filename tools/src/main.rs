@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use runnel_broker::BrokerConfig;
 
 mod cli;
+mod perf;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,9 @@ enum Command {
     Serve(ServeArgs),
     #[command(flatten)]
     Cli(cli::CliCommand),
+    /// Load generator: produce, consume and end-to-end throughput and latency.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
 }
 
 #[derive(clap::Args)]
@@ -79,12 +83,13 @@ fn main() -> ExitCode {
     // The broker logs what it does; the CLI keeps stderr for errors.
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        Command::Cli(_) => "warn",
+        Command::Cli(_) | Command::Perf(_) => "warn",
     };
     init_logging(cli.log_format, default_level);
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Cli(c) => cli::run(cli.global, c),
+        Command::Perf(c) => perf::run(cli.global, c),
     }
 }
 

@@ -1,0 +1,397 @@
+#!/usr/bin/env bash
+# Workloads W1-W7 of the performance issue, run in one go against Runnel, a peer broker
+# (tansu with memory storage) and the machine's physical references (iperf3 over
+# loopback, dd to the data disk), with two independent clients: `runnel perf` (our Rust
+# client) and benches/rdkafka_perf.rs (librdkafka). Prints each figure with its ratio to
+# the peer and to the physical reference, and appends a dated entry to BENCHMARKS.md.
+#
+# Usage: benches/compare.sh            full run (about 10 minutes)
+#        QUICK=1 benches/compare.sh    small counts, to check the script
+#        APPEND=0 ...                  do not touch BENCHMARKS.md
+# Settings (environment): TANSU_BIN (default /work/cache/tansu/bin/tansu, else `tansu`
+# on PATH), W1_RECORDS (default 1000000), W3_RECORDS (200000), W4_SECONDS (10),
+# W6_TOPICS (1000), W7_CONNECTIONS (10000), DATA_DIR (default target/compare-data, on
+# the disk dd measures).
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+QUICK=${QUICK:-0}
+APPEND=${APPEND:-1}
+if [[ $QUICK == 1 ]]; then
+  : "${W1_RECORDS:=50000}" "${W3_RECORDS:=20000}" "${W4_SECONDS:=3}" "${W6_TOPICS:=50}" "${W7_CONNECTIONS:=500}"
+fi
+W1_RECORDS=${W1_RECORDS:-1000000}
+W3_RECORDS=${W3_RECORDS:-200000}
+W4_SECONDS=${W4_SECONDS:-10}
+W6_TOPICS=${W6_TOPICS:-1000}
+W7_CONNECTIONS=${W7_CONNECTIONS:-10000}
+DATA_DIR=${DATA_DIR:-$root/target/compare-data}
+RUNNEL_PORT=${RUNNEL_PORT:-19092}
+PEER_PORT=${PEER_PORT:-29092}
+IPERF_PORT=${IPERF_PORT:-15201}
+
+out=$root/target/compare/$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$out"
+rm -rf "$DATA_DIR"
+mkdir -p "$DATA_DIR"
+log() { echo "[compare $(date -u +%H:%M:%S)] $*" >&2; }
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$DATA_DIR"
+}
+trap cleanup EXIT
+
+# The system Python starts fastest (a pyenv shim costs half a second per call).
+PY=/usr/bin/python3
+[[ -x $PY ]] || PY=python3
+# JSON field from a file: jget FILE a.b.c (prints "nan" when missing).
+jget() {
+  "$PY" - "$1" "$2" <<'EOF'
+import json, sys
+try:
+    v = json.load(open(sys.argv[1]))
+    for k in sys.argv[2].split('.'):
+        v = v[k]
+    print(v if v is not None else "nan")
+except Exception:
+    print("nan")
+EOF
+}
+# Arithmetic with awk: calc 'EXPR' (nan-safe: prints nan on a bad operand).
+calc() { awk "BEGIN { r = $1; if (r != r) print \"nan\"; else printf \"%.6g\\n\", r }" 2>/dev/null || echo nan; }
+fmt() { awk -v v="$1" -v d="${2:-1}" 'BEGIN { if (v == "nan" || v == "") print "n/a"; else printf "%.*f\n", d, v }'; }
+ratio() { # ratio A B -> "1.23x" or n/a
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2fx\n", a / b }'
+}
+pct() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.0f%%\n", 100 * a / b }'
+}
+rss_mb() { awk '/VmRSS/ { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo nan; }
+
+# --- build ---------------------------------------------------------------------------
+log "building (release)"
+cargo build --release -p runnel --bin runnel -q || exit 1
+RUNNEL=$root/target/release/runnel
+RDK=$(cargo bench --bench rdkafka_perf --no-run --message-format=json -q 2>/dev/null |
+  python3 -c 'import json,sys
+for l in sys.stdin:
+    try: m = json.loads(l)
+    except Exception: continue
+    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "rdkafka_perf" and m.get("executable"):
+        print(m["executable"])')
+[[ -x $RDK ]] || { log "could not build benches/rdkafka_perf.rs"; exit 1; }
+
+TANSU=${TANSU_BIN:-/work/cache/tansu/bin/tansu}
+[[ -x $TANSU ]] || TANSU=$(command -v tansu || true)
+
+# --- the machine ---------------------------------------------------------------------
+nproc_=$(nproc)
+mem_gib=$(free -g | awk '/Mem:/ {print $2}')
+cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+kernel=$(uname -r)
+disk=$(df "$DATA_DIR" | awk 'NR==2 {print $1}')
+fstype=$(df -T "$DATA_DIR" | awk 'NR==2 {print $2}')
+log "machine: nproc=$nproc_ mem=${mem_gib}GiB cpu=$cpu kernel=$kernel data=$disk ($fstype)"
+
+# --- physical references -------------------------------------------------------------
+if ! command -v iperf3 >/dev/null; then
+  log "iperf3 missing; trying apt-get install iperf3"
+  (apt-get install -y -q iperf3 >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q iperf3 >/dev/null 2>&1; }) || true
+fi
+iperf_mbs=nan
+if command -v iperf3 >/dev/null; then
+  iperf3 -s -1 -p "$IPERF_PORT" >/dev/null 2>&1 &
+  sleep 0.5
+  iperf3 -c 127.0.0.1 -p "$IPERF_PORT" -t 5 -J >"$out/iperf3.json" 2>/dev/null
+  bps=$(jget "$out/iperf3.json" end.sum_received.bits_per_second)
+  iperf_mbs=$(calc "$bps / 8 / 1e6")
+  log "iperf3 loopback: $(fmt "$(calc "$bps / 1e9")" 1) Gbit/s = $(fmt "$iperf_mbs" 0) MB/s"
+fi
+dd_rate() { # dd_rate ARGS... -> MB/s
+  dd if=/dev/zero "$@" 2>&1 | awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") s = $(i-1); printf "%.1f\n", $1 / s / 1e6 }'
+}
+ddf=$DATA_DIR/dd.tmp
+w3_bytes=$((W3_RECORDS * 1024))
+w3_mib=$(((w3_bytes + 1048575) / 1048576))
+dd_cache=$(dd_rate of="$ddf" bs=1M count=1024); rm -f "$ddf"; sync
+dd_sync=$(dd_rate of="$ddf" bs=1M count="$w3_mib" conv=fdatasync); rm -f "$ddf"; sync
+dsync_ms=$(dd if=/dev/zero of="$ddf" bs=16k count=200 oflag=dsync 2>&1 |
+  awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") s = $(i-1); printf "%.3f\n", s / 200 * 1000 }')
+rm -f "$ddf"
+log "dd: page cache $dd_cache MB/s; fdatasync ($w3_mib MiB) $dd_sync MB/s; 16 KiB O_DSYNC write $dsync_ms ms"
+
+# --- brokers -------------------------------------------------------------------------
+# start_runnel DIR PORT LOG -> sets BROKER_PID, STARTUP_S
+start_runnel() {
+  local dir=$1 port=$2 logf=$3 t0
+  t0=$(date +%s.%N)
+  "$RUNNEL" serve --data-dir "$dir" --listen "127.0.0.1:$port" >"$logf.out" 2>"$logf.err" &
+  BROKER_PID=$!
+  pids+=("$BROKER_PID")
+  for _ in $(seq 1 1200); do
+    if grep -q "runnel listening on" "$logf.out" 2>/dev/null; then
+      STARTUP_S=$(calc "$(date +%s.%N) - $t0")
+      return 0
+    fi
+    kill -0 "$BROKER_PID" 2>/dev/null || break
+    sleep 0.01
+  done
+  log "runnel did not start: $(tail -5 "$logf.err")"
+  STARTUP_S=nan
+  return 1
+}
+wait_port() { # wait_port PORT PID
+  for _ in $(seq 1 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+PEER_PID=
+start_peer() {
+  [[ -n $TANSU && -x $TANSU ]] || return 1
+  "$TANSU" broker \
+    --listener-url "tcp://127.0.0.1:$PEER_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$PEER_PORT" \
+    --storage-engine memory://tansu/ \
+    >"$out/peer.out" 2>"$out/peer.err" &
+  PEER_PID=$!
+  pids+=("$PEER_PID")
+  wait_port "$PEER_PORT" "$PEER_PID" || { log "peer did not start: $(tail -5 "$out/peer.err")"; PEER_PID=; return 1; }
+  sleep 1
+}
+
+# One run of a workload, each client: run NAME CLIENT BROKER ARGS...; JSON in $out/NAME.json
+run_perf() {
+  local name=$1 bootstrap=$2
+  shift 2
+  log "$name: runnel perf $*"
+  echo "runnel --bootstrap-server $bootstrap --output json perf $*" >>"$out/commands.txt"
+  timeout 600 "$RUNNEL" --bootstrap-server "$bootstrap" --output json perf "$@" >"$out/$name.json" 2>"$out/$name.err" ||
+    log "$name failed: $(tail -3 "$out/$name.err")"
+}
+run_rdk() {
+  local name=$1 bootstrap=$2
+  shift 2
+  log "$name: rdkafka_perf $*"
+  echo "rdkafka_perf --brokers $bootstrap $*" >>"$out/commands.txt"
+  timeout 600 "$RDK" --brokers "$bootstrap" "$@" >"$out/$name.json" 2>"$out/$name.err" ||
+    log "$name failed: $(tail -3 "$out/$name.err")"
+}
+
+runnel_bs=127.0.0.1:$RUNNEL_PORT
+peer_bs=127.0.0.1:$PEER_PORT
+# batch.size 1000000 is librdkafka's default (and what rdkafka_performance used for the
+# peer figure in the issue); Kafka's Java default, 16384, is shown as W1-16k.
+W1="--partitions 8 --record-size 1024 --acks 1 --batch-size 1000000 --num-records $W1_RECORDS"
+W1S="--partitions 8 --record-size 1024 --acks 1 --batch-size 16384 --num-records $((W1_RECORDS / 2))"
+W4="--partitions 8 --record-size 1024 --rate 5000 --duration $W4_SECONDS --linger-ms 0"
+
+# Runs W1, W2 and W4 against one broker with both clients: suite PREFIX BOOTSTRAP
+suite() {
+  local p=$1 bs=$2
+  # W1/W2 with runnel perf on topic w1-rp, with librdkafka on w1-rk.
+  run_perf "$p-w1-rp" "$bs" produce --topic w1-rp $W1
+  run_rdk "$p-w1-rk" "$bs" produce --topic w1-rk $W1
+  run_perf "$p-w1s-rp" "$bs" produce --topic w1s-rp $W1S
+  run_rdk "$p-w1s-rk" "$bs" produce --topic w1s-rk $W1S
+  sync
+  run_perf "$p-w2-rp" "$bs" consume --topic w1-rp
+  run_rdk "$p-w2-rk" "$bs" consume --topic w1-rk
+  run_perf "$p-w2t-rp" "$bs" consume --topic w1-rp --fetch-max-wait-ms 10
+  run_rdk "$p-w2t-rk" "$bs" consume --topic w1-rk -X fetch.wait.max.ms=10
+  run_perf "$p-w4-rp" "$bs" e2e --topic w4-rp $W4 --acks 1
+  run_rdk "$p-w4-rk" "$bs" e2e --topic w4-rk $W4 --acks 1
+}
+
+: >"$out/commands.txt"
+log "starting runnel"
+start_runnel "$DATA_DIR/runnel" "$RUNNEL_PORT" "$out/runnel" || exit 1
+suite runnel "$runnel_bs"
+# W3: acks=all (fsynced), 4 producers. W5: W4 with acks=all.
+run_perf runnel-w3-rp "$runnel_bs" produce --topic w3-rp --partitions 8 --record-size 1024 --acks all --batch-size 1000000 --producers 4 --num-records "$W3_RECORDS"
+run_rdk runnel-w3-rk "$runnel_bs" produce --topic w3-rk --partitions 8 --record-size 1024 --acks all --batch-size 1000000 --num-records "$W3_RECORDS"
+run_perf runnel-w5-rp "$runnel_bs" e2e --topic w5-rp $W4 --acks all
+run_rdk runnel-w5-rk "$runnel_bs" e2e --topic w5-rk $W4 --acks all
+kill "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+
+peer_ok=0
+if start_peer; then
+  peer_ok=1
+  log "peer: $TANSU (pid $PEER_PID)"
+  suite peer "$peer_bs"
+  kill "$PEER_PID"; wait "$PEER_PID" 2>/dev/null
+else
+  log "peer not available (no tansu binary at ${TANSU_BIN:-/work/cache/tansu/bin/tansu} or it did not start); reporting Runnel and the physical references only"
+fi
+
+# --- W6: 10,000 idle partitions ------------------------------------------------------
+w6dir=$DATA_DIR/w6
+log "W6: $W6_TOPICS topics x 10 partitions"
+start_runnel "$w6dir" "$RUNNEL_PORT" "$out/w6" || exit 1
+w6_fresh_s=$STARTUP_S
+rss_before=$(rss_mb "$BROKER_PID")
+t0=$(date +%s.%N)
+seq 1 "$W6_TOPICS" | xargs -P 4 -I{} "$RUNNEL" --bootstrap-server "$runnel_bs" topics create "w6-{}" --partitions 10 >/dev/null 2>>"$out/w6-create.err"
+w6_create_s=$(calc "$(date +%s.%N) - $t0")
+echo "seq 1 $W6_TOPICS | xargs -P 4 -I{} runnel topics create w6-{} --partitions 10" >>"$out/commands.txt"
+w6_parts=$(find "$w6dir" -maxdepth 1 -type d -name 'w6-*' | wc -l)
+sleep 5
+w6_rss=$(rss_mb "$BROKER_PID")
+kill -TERM "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+start_runnel "$w6dir" "$RUNNEL_PORT" "$out/w6-clean" || true
+w6_clean_s=$STARTUP_S
+sleep 2
+w6_rss_restart=$(rss_mb "$BROKER_PID")
+kill -KILL "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+start_runnel "$w6dir" "$RUNNEL_PORT" "$out/w6-crash" || true
+w6_crash_s=$STARTUP_S
+kill -TERM "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+log "W6: $w6_parts partition dirs; RSS $w6_rss MB (before topics $rss_before MB); start clean ${w6_clean_s}s, after kill -9 ${w6_crash_s}s"
+
+# --- W7: 10,000 idle connections -----------------------------------------------------
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+start_runnel "$DATA_DIR/w7" "$RUNNEL_PORT" "$out/w7" || exit 1
+w7_rss_before=$(rss_mb "$BROKER_PID")
+"$RDK" connections --brokers "$runnel_bs" --count "$W7_CONNECTIONS" --hold 600 >"$out/w7.json" 2>"$out/w7.err" &
+w7_client=$!
+pids+=("$w7_client")
+echo "rdkafka_perf connections --brokers $runnel_bs --count $W7_CONNECTIONS --hold 600" >>"$out/commands.txt"
+for _ in $(seq 1 1200); do [[ -s $out/w7.json ]] && break; sleep 0.1; done
+sleep 2
+w7_conns=$(jget "$out/w7.json" connections)
+w7_rss=$(rss_mb "$BROKER_PID")
+kill "$w7_client" 2>/dev/null; wait "$w7_client" 2>/dev/null
+kill -TERM "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+log "W7: $w7_conns connections; RSS $w7_rss MB (idle broker $w7_rss_before MB)"
+
+# --- the table -----------------------------------------------------------------------
+# Flatten every run's JSON once into "run field value" lines.
+"$PY" - "$out" >"$out/flat.txt" <<'EOF'
+import glob, json, os, sys
+def walk(prefix, v, run):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            walk(f"{prefix}.{k}" if prefix else k, x, run)
+    elif v is not None and not isinstance(v, (list, str)):
+        print(run, prefix, v)
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
+    run = os.path.basename(f)[:-5]
+    try:
+        walk("", json.load(open(f)), run)
+    except Exception:
+        pass
+EOF
+g() { # g RUN FIELD: a figure of a run, n/a when missing or when the run failed outright
+  awk -v r="$1" -v f="$2" '
+    $1 == r && $2 == "records" { rec = $3 }
+    $1 == r && $2 == f { val = $3 }
+    END { if (rec == "" || rec == 0 || val == "") print "nan"; else print val }' "$out/flat.txt"
+}
+verdict() { # verdict OK_EXPR DETAIL
+  if [[ $(awk "BEGIN { print (($1) ? 1 : 0) }" 2>/dev/null) == 1 ]]; then echo "met"; else echo "**missed**: $2"; fi
+}
+isnum() { [[ $1 != nan && -n $1 ]]; }
+table=$out/table.md
+{
+  echo "| W | workload | client | Runnel | peer | Runnel / peer | physical ref | Runnel / physical | target | verdict |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  for c in rp rk; do
+    cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
+    r=$(g "runnel-w1-$c" mb_per_sec); p=$([[ $peer_ok == 1 ]] && g "peer-w1-$c" mb_per_sec || echo nan)
+    v1=$(verdict "$r >= 2 * $p" "$(ratio "$r" "$p") of peer (2x wanted)")
+    if ! isnum "$p"; then v1="peer n/a"; fi
+    v1b=$(verdict "$r >= 0.3 * $iperf_mbs" "$(pct "$r" "$iperf_mbs") of iperf3 (30% wanted)")
+    echo "| W1 | produce 1 KiB, acks=1, 8 partitions, 1 producer, max rate, batch.size 1000000 (MB/s) | $cname | $(fmt "$r") | $(fmt "$p") | $(ratio "$r" "$p") | iperf3 $(fmt "$iperf_mbs" 0) | $(pct "$r" "$iperf_mbs") | ≥ 2× peer; ≥ 30% iperf3 | $v1; $v1b |"
+  done
+  for c in rp rk; do
+    cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
+    r=$(g "runnel-w1s-$c" mb_per_sec); p=$([[ $peer_ok == 1 ]] && g "peer-w1s-$c" mb_per_sec || echo nan)
+    echo "| W1-16k | W1 with batch.size 16384 (Kafka's Java default) (MB/s) | $cname | $(fmt "$r") | $(fmt "$p") | $(ratio "$r" "$p") | iperf3 $(fmt "$iperf_mbs" 0) | $(pct "$r" "$iperf_mbs") | (context) | – |"
+  done
+  for c in rp rk; do
+    cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
+    r=$(g "runnel-w2-$c" mb_per_sec)
+    pd=$([[ $peer_ok == 1 ]] && g "peer-w2-$c" mb_per_sec || echo nan)
+    pt=$([[ $peer_ok == 1 ]] && g "peer-w2t-$c" mb_per_sec || echo nan)
+    p=$(awk -v a="$pd" -v b="$pt" 'BEGIN { if (a == "nan") print b; else if (b == "nan") print a; else print (a > b ? a : b) }')
+    v=$(verdict "$r >= 3 * $p" "$(ratio "$r" "$p") of peer's best (3x wanted)")
+    if ! isnum "$p"; then v="peer n/a"; fi
+    vb=$(verdict "$r >= 0.3 * $iperf_mbs" "$(pct "$r" "$iperf_mbs") of iperf3 (30% wanted)")
+    echo "| W2 | consume W1's data, 1 consumer, client defaults (MB/s) | $cname | $(fmt "$r") (fetch.wait.max.ms=10: $(fmt "$(g "runnel-w2t-$c" mb_per_sec)")) | defaults $(fmt "$pd"), fetch.wait.max.ms=10: $(fmt "$pt") | $(ratio "$r" "$p") of best | iperf3 $(fmt "$iperf_mbs" 0) | $(pct "$r" "$iperf_mbs") | ≥ 3× peer's best; ≥ 30% iperf3 | $v; $vb |"
+  done
+  r=$(g runnel-w3-rp mb_per_sec); rk=$(g runnel-w3-rk mb_per_sec)
+  echo "| W3 | produce acks=all (fsynced), 4 producers (MB/s) | runnel perf (4 producers) | $(fmt "$r") | – | – | dd fdatasync $w3_mib MiB: $dd_sync | $(pct "$r" "$dd_sync") | ≥ 80% dd fdatasync | $(verdict "$r >= 0.8 * $dd_sync" "$(pct "$r" "$dd_sync") of dd fdatasync") |"
+  echo "| W3 | same, 1 librdkafka producer (MB/s) | librdkafka (1 producer) | $(fmt "$rk") | – | – | dd fdatasync: $dd_sync | $(pct "$rk" "$dd_sync") | (reference) | – |"
+  for c in rp rk; do
+    cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
+    rd=$(g "runnel-w4-$c" delivery.p99_ms); re=$(g "runnel-w4-$c" end_to_end.p99_ms)
+    pd=$([[ $peer_ok == 1 ]] && g "peer-w4-$c" delivery.p99_ms || echo nan)
+    pe=$([[ $peer_ok == 1 ]] && g "peer-w4-$c" end_to_end.p99_ms || echo nan)
+    echo "| W4 | 5k msg/s of 1 KiB, acks=1: delivery p99 (ms) | $cname | $(fmt "$rd" 2) | $(fmt "$pd" 2) | $(ratio "$rd" "$pd") | – | – | ≤ 2 ms | $(verdict "$rd <= 2" "$(fmt "$rd" 2) ms, $(ratio "$rd" 2) of the target") |"
+    echo "| W4 | 5k msg/s of 1 KiB, acks=1: end-to-end p99 (ms) | $cname | $(fmt "$re" 2) | $(fmt "$pe" 2) | $(ratio "$re" "$pe") | – | – | ≤ 5 ms | $(verdict "$re <= 5" "$(fmt "$re" 2) ms, $(ratio "$re" 5) of the target") |"
+  done
+  for c in rp rk; do
+    cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
+    rd=$(g "runnel-w5-$c" delivery.p99_ms)
+    lim=$(calc "3 * $dsync_ms")
+    echo "| W5 | W4 with acks=all (fsynced): delivery p99 (ms) | $cname | $(fmt "$rd" 2) | – | – | 16 KiB dsync write $dsync_ms ms | $(ratio "$rd" "$dsync_ms") | ≤ 3 × dsync = $(fmt "$lim" 2) ms | $(verdict "$rd <= $lim" "$(ratio "$rd" "$dsync_ms") of one dsync write (3x wanted)") |"
+  done
+  echo "| W6 | $W6_TOPICS topics × 10 partitions ($w6_parts dirs), idle: RSS (MB) | – | $w6_rss | – | – | – | – | ≤ 300 MB | $(verdict "$w6_rss <= 300" "$w6_rss MB") |"
+  echo "| W6 | start-up, clean (s) | – | $(fmt "$w6_clean_s" 2) | – | – | – | – | ≤ 3 s | $(verdict "$w6_clean_s <= 3" "$(fmt "$w6_clean_s" 2) s") |"
+  echo "| W6 | start-up after kill -9 (s) | – | $(fmt "$w6_crash_s" 2) | – | – | – | – | ≤ 10 s | $(verdict "$w6_crash_s <= 10" "$(fmt "$w6_crash_s" 2) s") |"
+  echo "| W7 | $w7_conns idle connections (ApiVersions each): RSS (MB) | – | $w7_rss | – | – | – | – | ≤ 1 GB | $(verdict "$w7_rss <= 1000" "$w7_rss MB") |"
+} >"$table"
+
+# Latency detail (p50/p99/p99.9/max) for W4/W5 and the record counts.
+detail=$out/detail.md
+{
+  echo "| run | records | errors | records/s | MB/s | delivery p50 / p99 / p99.9 / max (ms) | end-to-end p50 / p99 / p99.9 / max (ms) |"
+  echo "|---|---|---|---|---|---|---|"
+  for f in "$out"/runnel-*.json "$out"/peer-*.json; do
+    [[ -f $f ]] || continue
+    n=$(basename "$f" .json)
+    lat() { echo "$(fmt "$(g "$n" "$1.p50_ms")" 2) / $(fmt "$(g "$n" "$1.p99_ms")" 2) / $(fmt "$(g "$n" "$1.p999_ms")" 2) / $(fmt "$(g "$n" "$1.max_ms")" 2)"; }
+    echo "| $n | $(g "$n" records) | $(g "$n" errors) | $(fmt "$(g "$n" records_per_sec)" 0) | $(fmt "$(g "$n" mb_per_sec)") | $(lat delivery) | $(lat end_to_end) |"
+  done
+} >"$detail"
+
+echo
+cat "$table"
+echo
+cat "$detail"
+echo
+echo "raw results: $out"
+
+if [[ $APPEND == 1 ]]; then
+  peer_desc="peer not available"
+  [[ $peer_ok == 1 ]] && peer_desc="$("$TANSU" --version 2>/dev/null | head -1) (\`tansu broker --storage-engine memory://tansu/\` on loopback)"
+  {
+    echo
+    echo "### $(date -u +%Y-%m-%d\ %H:%M) UTC, benches/compare.sh$([[ $QUICK == 1 ]] && echo " (QUICK=1)")"
+    echo
+    echo "Machine: nproc=$nproc_, ${mem_gib} GiB RAM, $cpu, kernel $kernel, data on $disk ($fstype)."
+    echo "Peer: $peer_desc. Physical references in the same run: iperf3 over loopback"
+    echo "$(fmt "$iperf_mbs" 0) MB/s; dd page cache $dd_cache MB/s; dd fdatasync ($w3_mib MiB, the bytes of W3) $dd_sync MB/s;"
+    echo "one 16 KiB \`oflag=dsync\` write $dsync_ms ms. MB = 10^6 bytes of record values."
+    if grep -qs "Tag 0 is not valid" "$out"/peer-w2-rp.err "$out"/peer-w4-rp.err; then
+      echo "The Rust client cannot read from the peer: its Fetch v12 responses carry a tagged field"
+      echo "that kafka-protocol 0.18 rejects (\"Tag 0 is not valid for version 12\"), so the peer's"
+      echo "W2 and W4 end-to-end figures come from librdkafka only."
+    fi
+    echo
+    cat "$table"
+    echo
+    cat "$detail"
+    echo
+    echo "Commands (\`benches/compare.sh\`; \`rdkafka_perf\` is \`cargo bench --bench rdkafka_perf --\`):"
+    echo
+    echo '```sh'
+    cat "$out/commands.txt"
+    echo '```'
+  } >>"$root/BENCHMARKS.md"
+  log "appended to BENCHMARKS.md"
+fi
