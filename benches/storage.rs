@@ -63,6 +63,46 @@ fn append(c: &mut Criterion) {
     g.finish();
 }
 
+/// Run `appenders` threads that each append `in_flight` copies of `batch`, then wait for
+/// them to be durable (`SharedLog::sync_to`), until `batches` are written in all; one fresh
+/// log per iteration. Returns the time spent.
+fn timed_durable_appends(
+    batch: &[u8],
+    batches: usize,
+    appenders: usize,
+    in_flight: usize,
+    iters: u64,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let dir = tempfile::tempdir_in(bench_root()).unwrap();
+        let log = Arc::new(SharedLog::new(
+            Log::open(dir.path(), config(), OpenMode::Recover).unwrap(),
+        ));
+        let start = Instant::now();
+        let threads: Vec<_> = (0..appenders)
+            .map(|_| {
+                let log = log.clone();
+                let mut buf = batch.to_vec();
+                std::thread::spawn(move || {
+                    for _ in 0..batches / appenders / in_flight {
+                        let mut last = 0;
+                        for _ in 0..in_flight {
+                            last = log.append(&mut buf, 0).unwrap().last_offset;
+                        }
+                        log.sync_to(last + 1).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        total += start.elapsed();
+    }
+    total
+}
+
 fn durable_append(c: &mut Criterion) {
     let batch = sixteen_kib_batch();
     let per_iter = 16 * 1024 * 1024 / batch.len();
@@ -77,34 +117,7 @@ fn durable_append(c: &mut Criterion) {
             format!("{appenders}_appenders_{in_flight}_in_flight"),
             |b| {
                 b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let dir = tempfile::tempdir_in(bench_root()).unwrap();
-                        let log = Arc::new(SharedLog::new(
-                            Log::open(dir.path(), config(), OpenMode::Recover).unwrap(),
-                        ));
-                        let start = Instant::now();
-                        let threads: Vec<_> = (0..appenders)
-                            .map(|_| {
-                                let log = log.clone();
-                                let mut buf = batch.clone();
-                                std::thread::spawn(move || {
-                                    for _ in 0..per_iter / appenders / in_flight {
-                                        let mut last = 0;
-                                        for _ in 0..in_flight {
-                                            last = log.append(&mut buf, 0).unwrap().last_offset;
-                                        }
-                                        log.sync_to(last + 1).unwrap();
-                                    }
-                                })
-                            })
-                            .collect();
-                        for t in threads {
-                            t.join().unwrap();
-                        }
-                        total += start.elapsed();
-                    }
-                    total
+                    timed_durable_appends(&batch, per_iter, appenders, in_flight, iters)
                 })
             },
         );
@@ -122,40 +135,12 @@ fn durable_append_1mib(c: &mut Criterion) {
     let mut g = c.benchmark_group("durable_append");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     g.throughput(Throughput::Bytes((per_iter * batch.len()) as u64));
-    // (appenders, batches each writes before waiting for durability), as above.
     for (appenders, in_flight) in [(1usize, 1usize), (4, 1), (4, 2)] {
         g.bench_function(
             format!("{appenders}_appenders_1MiB_batches_{in_flight}_in_flight"),
             |b| {
                 b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let dir = tempfile::tempdir_in(bench_root()).unwrap();
-                        let log = Arc::new(SharedLog::new(
-                            Log::open(dir.path(), config(), OpenMode::Recover).unwrap(),
-                        ));
-                        let start = Instant::now();
-                        let threads: Vec<_> = (0..appenders)
-                            .map(|_| {
-                                let log = log.clone();
-                                let mut buf = batch.clone();
-                                std::thread::spawn(move || {
-                                    for _ in 0..per_iter / appenders / in_flight {
-                                        let mut last = 0;
-                                        for _ in 0..in_flight {
-                                            last = log.append(&mut buf, 0).unwrap().last_offset;
-                                        }
-                                        log.sync_to(last + 1).unwrap();
-                                    }
-                                })
-                            })
-                            .collect();
-                        for t in threads {
-                            t.join().unwrap();
-                        }
-                        total += start.elapsed();
-                    }
-                    total
+                    timed_durable_appends(&batch, per_iter, appenders, in_flight, iters)
                 })
             },
         );
