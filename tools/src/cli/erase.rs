@@ -14,10 +14,11 @@ use runnel_client::admin::ConfigResource;
 use runnel_client::partitioner::partition_for_key;
 use runnel_client::{Acks, Producer, ProducerConfig, ProducerRecord};
 use runnel_storage::cleaner::{scan_dir_for_key, KeyOccurrence, COMPACT_NOW_MARKER};
+use runnel_storage::TopicPartition;
 use serde_json::json;
 
 use super::topics::ensure_exists;
-use super::{print_table, CliError, CliResult, Ctx, Output};
+use super::{format_time, now_ms, print_table, CliError, CliResult, Ctx, Output};
 
 /// The cleaner's default check interval (`log.cleaner.backoff.ms`), when the broker does
 /// not report its own.
@@ -128,10 +129,8 @@ fn partition_dirs(data_dir: &Path, topic: &str) -> CliResult<BTreeMap<i32, PathB
     })?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some((t, p)) = name.rsplit_once('-') {
-            if let (true, Ok(p)) = (t == topic, p.parse::<i32>()) {
-                out.insert(p, entry.path());
-            }
+        if let Some(tp) = TopicPartition::parse_dir_name(&name).filter(|tp| tp.topic == topic) {
+            out.insert(tp.partition, entry.path());
         }
     }
     Ok(out)
@@ -209,7 +208,7 @@ async fn erase(ctx: &Ctx, t: &EraseTarget, now: bool, partition: Option<i32>) ->
             )
             .await?;
         let (p, offset) = delivery.await?;
-        let sent_ms = chrono_now_ms();
+        let sent_ms = now_ms();
         let deadline = sent_ms
             .saturating_add(d.max_compaction_lag_ms)
             .saturating_add(d.cleaner_backoff_ms)
@@ -226,7 +225,7 @@ async fn erase(ctx: &Ctx, t: &EraseTarget, now: bool, partition: Option<i32>) ->
         } else if now {
             format!("within {} ms (compaction requested)", d.cleaner_backoff_ms)
         } else {
-            format_ms(deadline)
+            format_time(deadline)
         };
         rows.push(vec![
             t.topic.clone(),
@@ -314,7 +313,7 @@ async fn status(ctx: &Ctx, t: &EraseTarget) -> CliResult<()> {
                             f.clone(),
                             o.offset.to_string(),
                             match deadline(*p) {
-                                Some(ms) => format_ms(ms),
+                                Some(ms) => format_time(ms),
                                 None if d.max_compaction_lag_ms == i64::MAX => {
                                     "no deadline: max.compaction.lag.ms is unset".into()
                                 }
@@ -328,14 +327,4 @@ async fn status(ctx: &Ctx, t: &EraseTarget) -> CliResult<()> {
         }
     }
     Ok(())
-}
-
-fn chrono_now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn format_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_else(|| ms.to_string())
 }

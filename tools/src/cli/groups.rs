@@ -1,7 +1,7 @@
 //! `runnel groups ...`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use runnel_client::group::decode_assignment;
@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::park::{ParkArgs, ParkedArgs};
 use super::{
-    not_found, parse_time, parse_topic_spec, print_table, topic_partitions, CliError, CliResult,
-    Ctx, Output,
+    not_found, now_ms, parse_time, parse_topic_spec, print_table, topic_partitions, CliError,
+    CliResult, Ctx, Output,
 };
 
 #[derive(Subcommand)]
@@ -149,12 +149,6 @@ struct PartitionLag {
     lag: Option<i64>,
     lag_ms: Option<i64>,
     member: Option<(String, String, String)>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn describe(ctx: &Ctx, group: &str) -> CliResult<()> {
