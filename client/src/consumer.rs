@@ -446,7 +446,8 @@ fn decode_records(
     let mut at = 0usize;
     while records.len() - at >= BATCH_HEADER_LEN {
         let buf = &records[at..];
-        let header = match BatchHeader::parse(buf) {
+        // Header fields only: a fetch may end in a cut-off batch, skipped below.
+        let header = match BatchHeader::parse_fixed(buf) {
             Ok(h) => h,
             Err(e) => return Err(Error::Protocol(format!("batch at {tp:?}: {e}"))),
         };
@@ -503,4 +504,28 @@ fn decode_records(
         position = position.max(last.saturating_add(1));
     }
     Ok(position)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runnel_protocol::record_batch::builder::batch_of_values;
+    use runnel_protocol::record_batch::set_base_offset;
+
+    #[test]
+    fn a_cut_off_batch_at_the_end_of_a_fetch_is_skipped() {
+        let mut first = batch_of_values(1, 3, b"a");
+        let mut second = batch_of_values(2, 2, b"b");
+        set_base_offset(&mut first, 10);
+        set_base_offset(&mut second, 13);
+        // Brokers may end a fetch inside a batch when the size limit falls there.
+        let mut fetched = first.clone();
+        fetched.extend_from_slice(&second[..second.len() - 5]);
+        let mut out = Vec::new();
+        let tp = TopicPartition::new("t", 0);
+        let next = decode_records(&tp, Bytes::from(fetched), 10, 1 << 20, &mut out).unwrap();
+        assert_eq!(next, 13);
+        let offsets: Vec<i64> = out.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![10, 11, 12]);
+    }
 }

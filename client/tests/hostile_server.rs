@@ -17,7 +17,8 @@ async fn serve_once(reply: fn(i32) -> Vec<u8>) -> String {
         s.read_exact(&mut body).await.unwrap();
         let correlation_id = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
         s.write_all(&reply(correlation_id)).await.unwrap();
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Longer than the request timeout: only refusing the size itself gives Closed.
+        tokio::time::sleep(Duration::from_secs(30)).await;
     });
     addr
 }
