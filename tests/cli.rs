@@ -1369,7 +1369,10 @@ fn park_force_removes_kip848_members() {
     );
     let d = json(&broker, &["groups", "describe", group]);
     assert_eq!(d["members"], 1, "{d}");
-    let member_id = d["partitions"][0]["member_id"].as_str().map(str::to_string);
+    let member_id = d["partitions"][0]["member_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no owning member in {d}"))
+        .to_string();
 
     // Without --force: refused, nothing committed.
     let args = [
@@ -1396,9 +1399,7 @@ fn park_force_removes_kip848_members() {
     assert_eq!(v["committed_offset"], 1, "{v}");
     let removed = v["members_removed"].as_array().unwrap();
     assert_eq!(removed.len(), 1, "{v}");
-    if let Some(id) = &member_id {
-        assert_eq!(removed[0], id.as_str(), "{v}");
-    }
+    assert_eq!(removed[0], member_id.as_str(), "{v}");
     assert_eq!(committed(&broker, group)[&(topic.to_string(), 0)], 1);
     let parked = read_all(&broker, "modern.parked");
     assert_eq!(parked.len(), 1);

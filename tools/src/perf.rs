@@ -182,7 +182,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !v.is_finite() || v < 0.0 {
         return Err(format!("bad duration {s:?}"));
     }
-    Ok(Duration::from_secs_f64(v * scale))
+    Duration::try_from_secs_f64(v * scale).map_err(|_| format!("bad duration {s:?}"))
 }
 
 /// Run a perf command on a multi-threaded runtime.
@@ -513,7 +513,11 @@ impl Pacer {
             return None;
         }
         Some(if self.rate > 0.0 {
-            self.begin + Duration::from_secs_f64(self.sent as f64 / self.rate)
+            // A rate so low that the next send is beyond any Duration: never.
+            match Duration::try_from_secs_f64(self.sent as f64 / self.rate) {
+                Ok(after) => self.begin.checked_add(after)?,
+                Err(_) => return None,
+            }
         } else {
             Instant::now()
         })

@@ -94,11 +94,8 @@ pub(crate) fn partition_verdict(window: &[(i64, i64)], active: bool) -> Verdict 
     }
     let first_committed = window[0].0;
     if first_committed == last_committed {
-        return if active {
-            Verdict::Stalled
-        } else {
-            Verdict::Stopped
-        };
+        // Only active groups get here: an inactive one with lag returned above.
+        return Verdict::Stalled;
     }
     let never_shrank = window.windows(2).all(|w| w[1].1 >= w[0].1);
     if never_shrank {

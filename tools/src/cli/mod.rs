@@ -190,7 +190,8 @@ pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
             if i + 1 == cells.len() {
                 out.push_str(cell);
             } else {
-                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                let w = widths.get(i).copied().unwrap_or(0);
+                out.push_str(&format!("{cell:<w$}  "));
             }
         }
         println!("{}", out.trim_end());
