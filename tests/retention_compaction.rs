@@ -755,7 +755,7 @@ fn the_offsets_topic_is_compacted_and_replays_after_a_restart() {
     let mut broker = broker();
     let bs = broker.bootstrap();
     create_topic(&bs, "orders", 2, &[]);
-    // Small segments and a short compaction lag on the internal topic, through the CLI.
+    // Small segments on the internal topic, through the CLI.
     let (code, out, errs) = runnel(
         &broker,
         &[
@@ -765,9 +765,10 @@ fn the_offsets_topic_is_compacted_and_replays_after_a_restart() {
             "--set",
             "segment.bytes=4096",
             "--set",
-            "max.compaction.lag.ms=500",
-            "--set",
             "min.cleanable.dirty.ratio=0.01",
+            // Nothing is cleaned while the commits are written (see below).
+            "--set",
+            "min.compaction.lag.ms=3600000",
         ],
     );
     assert_eq!(code, 0, "{out}{errs}");
@@ -788,6 +789,19 @@ fn the_offsets_topic_is_compacted_and_replays_after_a_restart() {
     }
     let grown = topic_log_bytes(broker.data_dir(), "__consumer_offsets");
     assert!(grown > 20_000, "600 commits wrote only {grown} bytes");
+    let (code, out, errs) = runnel(
+        &broker,
+        &[
+            "topics",
+            "alter-config",
+            "__consumer_offsets",
+            "--set",
+            "min.compaction.lag.ms=0",
+            "--set",
+            "max.compaction.lag.ms=500",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{errs}");
     let shrunk = eventually(WAIT, "the offsets topic to be compacted", || {
         let now = topic_log_bytes(broker.data_dir(), "__consumer_offsets");
         (now < grown / 10).then_some(now)

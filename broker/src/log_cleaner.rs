@@ -198,7 +198,8 @@ fn cleaner_pass(
             let marked = marker.exists();
             let force = marked || requested.contains(&(meta.name.clone(), p.tp.partition));
             let max_lag = if force { 0 } else { tc.max_compaction_lag_ms };
-            match cleaner::roll_for_compaction_lag(&p.log, now, max_lag) {
+            let rolled = p.log.lock().roll_if_older_than(now, max_lag);
+            match rolled {
                 Ok(true) => {
                     // The rolled segment is cleanable once it is durable.
                     if !p.write_caching() {

@@ -19,6 +19,8 @@ use crate::producer_state::{ProducerError, ProducerStateManager, Verdict};
 
 /// Largest decompressed records section opened to check keys on a compacted topic.
 const MAX_DECOMPRESSED: usize = 256 << 20;
+/// Decompressed size allowed per byte of `max.message.bytes` for that check.
+const MAX_COMPRESSION_RATIO: usize = 32;
 
 /// What the flusher has made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,11 +133,15 @@ impl Partition {
 
     /// Kafka refuses keyless records on a compacted topic (they could never be
     /// compacted). This is the one produce check that opens the records.
-    fn check_keys(&self, batches: &[u8]) -> Result<(), AppendError> {
+    fn check_keys(&self, batches: &[u8], max_message_bytes: usize) -> Result<(), AppendError> {
+        // Room for well-compressed batches, not for decompression bombs.
+        let max_decompressed = max_message_bytes
+            .saturating_mul(MAX_COMPRESSION_RATIO)
+            .min(MAX_DECOMPRESSED);
         let mut pos = 0;
         while pos < batches.len() {
             let decoded =
-                runnel_protocol::records::batch_records(&batches[pos..], MAX_DECOMPRESSED)
+                runnel_protocol::records::batch_records(&batches[pos..], max_decompressed)
                     .map_err(|e| AppendError::Corrupt(e.to_string()))?;
             if decoded.header().is_control() {
                 pos += decoded.header().total_len();
@@ -201,7 +207,15 @@ impl Partition {
             return Err(AppendError::MultipleBatches(headers.len()));
         }
         if self.compacted.load(Ordering::Acquire) {
-            self.check_keys(&buf)?;
+            // Size first, so that an oversized batch is refused before it is opened.
+            let limit = self.log.lock().config().max_message_bytes;
+            if let Some(h) = headers.iter().find(|h| h.total_len() > limit as usize) {
+                return Err(AppendError::Storage(StorageError::BatchTooLarge {
+                    size: h.total_len(),
+                    limit,
+                }));
+            }
+            self.check_keys(&buf, limit as usize)?;
         }
         let mut producers = self.producers();
         // Kafka checks every batch of the request; a duplicate is answered with the

@@ -26,6 +26,9 @@ use crate::broker::Broker;
 use crate::handlers;
 use crate::metrics::{response_has_error, ApiSlot, ServerMetrics};
 
+/// How long a connection may send nothing in the middle of a request frame.
+const STALLED_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -348,6 +351,13 @@ async fn serve_connection(
         }
         let n = tokio::select! {
             n = reader.read_buf(&mut buf) => n,
+            // A started frame holds its share of `queued.max.request.bytes`: a client that
+            // stops sending mid-frame must not keep it (and stall everyone) forever.
+            _ = tokio::time::sleep(STALLED_FRAME_TIMEOUT), if frame_permit.is_some() => {
+                tracing::warn!(%peer, timeout = ?STALLED_FRAME_TIMEOUT,
+                    "no bytes of a started request; closing the connection");
+                break Ok(());
+            }
             _ = shutdown.changed() => break Ok(()),
         };
         match n {

@@ -140,31 +140,39 @@ pub fn first_dirty_offset(dir: &Path) -> u64 {
     checkpoint::read_u64(dir, CHECKPOINT_FILE).unwrap_or(0)
 }
 
-/// Roll the active segment if it holds records older than `max.compaction.lag.ms`, so
-/// that they become cleanable by the deadline. Returns whether it rolled.
-pub fn roll_for_compaction_lag(log: &SharedLog, now_ms: i64, max_lag_ms: i64) -> Result<bool> {
-    log.lock().roll_if_older_than(now_ms, max_lag_ms)
+/// What a pass works on, captured under the log lock.
+struct Candidates {
+    dir: PathBuf,
+    config: crate::LogConfig,
+    segments: Vec<SegmentSnapshot>,
+    /// The cleaner checkpoint, clamped to the cleanable range.
+    first_dirty: u64,
+}
+
+fn candidates(log: &SharedLog, s: &CleanerSettings) -> Result<Candidates> {
+    let mut guard = log.lock();
+    let segments = guard.cleanable_segments(s.upper_bound, s.now_ms, s.min_compaction_lag_ms)?;
+    let dir = guard.dir().to_path_buf();
+    let end = segments.last().map_or(0, |g| g.next_offset);
+    let first_dirty = first_dirty_offset(&dir).clamp(guard.log_start_offset().min(end), end);
+    Ok(Candidates {
+        config: guard.config().clone(),
+        dir,
+        segments,
+        first_dirty,
+    })
 }
 
 /// Whether a pass over `log` would clean something now, and why.
 pub fn needs_cleaning(log: &SharedLog, s: &CleanerSettings) -> Result<Option<&'static str>> {
-    let mut guard = log.lock();
-    let dir = guard.dir().to_path_buf();
-    let segments = guard.cleanable_segments(s.upper_bound, s.now_ms, s.min_compaction_lag_ms)?;
-    let log_start = guard.log_start_offset();
-    drop(guard);
-    Ok(reason_to_clean(&dir, &segments, log_start, s))
+    let c = candidates(log, s)?;
+    Ok(reason_to_clean(&c, s))
 }
 
-fn reason_to_clean(
-    dir: &Path,
-    segments: &[SegmentSnapshot],
-    log_start: u64,
-    s: &CleanerSettings,
-) -> Option<&'static str> {
+fn reason_to_clean(c: &Candidates, s: &CleanerSettings) -> Option<&'static str> {
+    let (segments, first_dirty) = (&c.segments, c.first_dirty);
     let end = segments.last()?.next_offset;
-    let first_dirty = first_dirty_offset(dir).clamp(log_start, end);
-    let horizon = checkpoint::read_u64(dir, TOMBSTONE_HORIZON_FILE);
+    let horizon = checkpoint::read_u64(&c.dir, TOMBSTONE_HORIZON_FILE);
     if horizon.is_some_and(|h| h as i64 <= s.now_ms) {
         return Some("tombstones past delete.retention.ms");
     }
@@ -198,22 +206,17 @@ pub fn clean(
     s: &CleanerSettings,
     throttle: &mut Throttle,
 ) -> Result<Option<CleanStats>> {
-    let (dir, config, segments, log_start) = {
-        let mut guard = log.lock();
-        let segments =
-            guard.cleanable_segments(s.upper_bound, s.now_ms, s.min_compaction_lag_ms)?;
-        (
-            guard.dir().to_path_buf(),
-            guard.config().clone(),
-            segments,
-            guard.log_start_offset(),
-        )
-    };
-    if reason_to_clean(&dir, &segments, log_start, s).is_none() {
+    let c = candidates(log, s)?;
+    if reason_to_clean(&c, s).is_none() {
         return Ok(None);
     }
+    let Candidates {
+        dir,
+        config,
+        segments,
+        first_dirty,
+    } = c;
     let end = segments.last().map_or(0, |g| g.next_offset);
-    let first_dirty = first_dirty_offset(&dir).clamp(log_start, end);
     let max_batch = config.max_batch_bytes_on_disk();
 
     // The offset map over the dirty segments, as many as fit in the dedupe buffer.

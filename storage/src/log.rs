@@ -744,15 +744,6 @@ impl Log {
         Ok(true)
     }
 
-    /// `(base offset, max timestamp, bytes)` of every segment, oldest first: what
-    /// retention decides on.
-    pub fn segment_summaries(&self) -> Vec<(u64, i64, u64)> {
-        self.segments
-            .values()
-            .map(|s| (s.base_offset, s.max_timestamp, s.size))
-            .collect()
-    }
-
     /// Capture what a flush must sync. Called under the log lock; the job runs outside.
     pub(crate) fn prepare_flush(&mut self) -> FlushJob {
         let mut files = Vec::new();

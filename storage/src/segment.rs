@@ -42,7 +42,6 @@ impl BatchLocation {
 pub struct ScanOutcome {
     /// File position just past the last valid batch.
     pub valid_end: u64,
-    /// Offset after the last valid batch (or `None` if no batch was found).
     /// Offset after the last valid batch; where the scan started if none was valid.
     pub next_offset: u64,
     pub max_timestamp: i64,

@@ -157,38 +157,6 @@ pub async fn fetch(broker: &Broker, req: m::FetchRequest, version: i16) -> m::Fe
         .with_responses(topics)
 }
 
-/// Read a slice of a segment into a new buffer without zero-filling it first (a fetch
-/// reads up to a megabyte per partition, and the memset cost as much as the copy).
-fn read_slice(slice: &runnel_storage::FileSlice) -> std::io::Result<Vec<u8>> {
-    use std::os::unix::io::AsRawFd;
-    let len = usize::try_from(slice.len).map_err(std::io::Error::other)?;
-    let mut buf: Vec<u8> = Vec::with_capacity(len);
-    let fd = slice.file.as_raw_fd();
-    while buf.len() < len {
-        let done = buf.len();
-        let spare = buf.spare_capacity_mut();
-        let offset =
-            libc::off_t::try_from(slice.position + done as u64).map_err(std::io::Error::other)?;
-        // SAFETY: pread writes at most `len - done` bytes into the vector's spare
-        // capacity, which is at least that long; only bytes it reports written are then
-        // counted into the length.
-        let n = unsafe { libc::pread(fd, spare.as_mut_ptr().cast(), len - done, offset) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        // SAFETY: the first `done + n` bytes are initialised (see above).
-        unsafe { buf.set_len(done + n as usize) };
-    }
-    Ok(buf)
-}
-
 /// Read whole batches at `offset` below the high watermark. `min_one`: return the first
 /// batch even if it is larger than `limit` (KIP-74), as for the first partition with data.
 fn read_partition(
@@ -223,7 +191,7 @@ fn read_partition(
     if !min_one && slice.len as usize > limit {
         return Ok((Bytes::new(), hw as i64, log_start));
     }
-    match read_slice(&slice) {
+    match slice.read_to_vec() {
         Ok(v) => Ok((Bytes::from(v), hw as i64, log_start)),
         Err(e) => {
             tracing::error!(partition = %p.tp, error = %e, "reading a segment failed");
