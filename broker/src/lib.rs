@@ -18,6 +18,7 @@ pub mod log_cleaner;
 pub mod metrics;
 pub mod partition;
 pub mod producer_state;
+mod send_file;
 pub mod server;
 pub mod topic_config;
 pub mod topics;

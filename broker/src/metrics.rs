@@ -102,7 +102,7 @@ pub static FSYNC_SECONDS: Histogram = Histogram::new();
 #[derive(Default)]
 pub struct PartitionMetrics {
     inbound: Traffic,
-    outbound: Traffic,
+    outbound_bytes: BytesOut,
 }
 
 /// Bytes and records one way, on a cache line of their own: producers and fetchers of
@@ -115,6 +115,10 @@ struct Traffic {
     records: AtomicU64,
 }
 
+#[derive(Default)]
+#[repr(align(64))]
+struct BytesOut(AtomicU64);
+
 impl PartitionMetrics {
     /// A produced batch was appended (not a duplicate).
     pub fn record_in(&self, bytes: usize, records: u64) {
@@ -124,29 +128,11 @@ impl PartitionMetrics {
         self.inbound.records.fetch_add(records, Ordering::Relaxed);
     }
 
-    /// `batches` went out in a fetch response: their bytes, and the records their
-    /// headers declare (whole batches, so records before the fetch offset count too).
-    pub fn record_out(&self, batches: &[u8]) {
-        if batches.is_empty() {
-            return;
-        }
-        let mut records = 0u64;
-        let mut pos = 0usize;
-        while let Some(rest) = batches.get(pos..) {
-            let Ok(h) = BatchHeader::parse_fixed(rest) else {
-                break;
-            };
-            records += h.record_count.max(0) as u64;
-            let len = h.total_len();
-            if len == 0 {
-                break;
-            }
-            pos += len;
-        }
-        self.outbound
-            .bytes
-            .fetch_add(batches.len() as u64, Ordering::Relaxed);
-        self.outbound.records.fetch_add(records, Ordering::Relaxed);
+    /// `bytes` of whole batches went out in a fetch response. Only bytes, as in
+    /// Kafka (BytesOutPerSec): the server sends them from the file without reading
+    /// them, so it does not know how many records they hold.
+    pub fn bytes_out(&self, bytes: u64) {
+        self.outbound_bytes.0.fetch_add(bytes, Ordering::Relaxed);
     }
 }
 
@@ -341,7 +327,6 @@ struct TopicSnapshot {
     bytes_in: u64,
     records_in: u64,
     bytes_out: u64,
-    records_out: u64,
     /// (index, log start, log end, high watermark)
     offsets: Vec<(i32, u64, u64, u64)>,
 }
@@ -480,7 +465,6 @@ impl Exporter {
                 bytes_in: 0,
                 records_in: 0,
                 bytes_out: 0,
-                records_out: 0,
                 offsets: Vec::with_capacity(n.max(0) as usize),
             };
             for i in 0..n {
@@ -490,8 +474,7 @@ impl Exporter {
                 let m = &p.metrics;
                 t.bytes_in += m.inbound.bytes.load(Ordering::Relaxed);
                 t.records_in += m.inbound.records.load(Ordering::Relaxed);
-                t.bytes_out += m.outbound.bytes.load(Ordering::Relaxed);
-                t.records_out += m.outbound.records.load(Ordering::Relaxed);
+                t.bytes_out += m.outbound_bytes.0.load(Ordering::Relaxed);
                 let (start, end, size) = {
                     let log = p.log.lock();
                     (
@@ -622,7 +605,7 @@ fn record_timestamp(p: &Partition, offset: u64) -> Option<i64> {
 
 fn render_topics(out: &mut String, topics: &[TopicSnapshot]) {
     type Get = fn(&TopicSnapshot) -> u64;
-    let per_topic: [(&str, &str, &str, Get); 6] = [
+    let per_topic: [(&str, &str, &str, Get); 5] = [
         (
             "runnel_topic_partitions",
             "Partitions of the topic.",
@@ -652,12 +635,6 @@ fn render_topics(out: &mut String, topics: &[TopicSnapshot]) {
             "Bytes of record batches sent in fetch responses.",
             "counter",
             |t| t.bytes_out,
-        ),
-        (
-            "runnel_topic_records_out_total",
-            "Records in the batches sent in fetch responses (whole batches).",
-            "counter",
-            |t| t.records_out,
         ),
     ];
     for (name, help, kind, get) in per_topic {
@@ -999,25 +976,6 @@ mod tests {
         assert_eq!(m.apis[produce.0].name, "Produce");
         assert_eq!(m.slot_raw(-1).0, m.apis.len() - 1);
         assert_eq!(m.slot_raw(1000).0, m.apis.len() - 1);
-    }
-
-    #[test]
-    fn record_out_counts_the_records_of_whole_batches() {
-        use runnel_protocol::record_batch::builder::batch_of_values;
-        let mut batches = batch_of_values(1, 3, b"abc");
-        batches.extend(batch_of_values(2, 5, b"defg"));
-        let m = PartitionMetrics::default();
-        m.record_out(&batches);
-        m.record_out(&[]);
-        assert_eq!(m.outbound.records.load(Ordering::Relaxed), 8);
-        assert_eq!(
-            m.outbound.bytes.load(Ordering::Relaxed),
-            batches.len() as u64
-        );
-        // A truncated tail counts what its header declares, and never panics.
-        m.record_out(&batches[..70]);
-        m.record_out(&batches[..10]);
-        assert_eq!(m.outbound.records.load(Ordering::Relaxed), 11);
     }
 
     #[test]

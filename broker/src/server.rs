@@ -13,10 +13,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use runnel_protocol::api::messages::FetchResponse;
 use runnel_protocol::api::{
     decode_request, encode_response, ApiKey, RequestBody, RequestError, RequestHeader, ResponseBody,
 };
 use runnel_protocol::frame::FrameDecoder;
+use runnel_protocol::response_parts::{encode_fetch_response_parts, ExternalRecords, ResponsePart};
+use runnel_storage::FileSlice;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -25,6 +28,7 @@ use tokio::task::JoinHandle;
 use crate::broker::Broker;
 use crate::handlers;
 use crate::metrics::{response_has_error, ApiSlot, ServerMetrics};
+use crate::send_file::write_parts;
 
 /// How long a connection may send nothing in the middle of a request frame.
 const STALLED_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -160,7 +164,14 @@ fn advertised_host(local: SocketAddr) -> String {
 
 /// A response: `Ok(None)` for acks=0 produce requests, `Err` when no valid response
 /// exists and the connection must close.
-type Response = Result<Option<Bytes>, ()>;
+type Response = Result<Option<Outgoing>, ()>;
+
+/// An encoded response frame.
+enum Outgoing {
+    Frame(Bytes),
+    /// A fetch response whose record sets are sent from the segment files.
+    Parts(Vec<ResponsePart<FileSlice>>),
+}
 
 /// A response in the connection's queue: already made, or still being made (with the
 /// request's API, to count a handler that failed).
@@ -187,10 +198,39 @@ fn finish(
     response
 }
 
+/// [`finish`] for a fetch response whose record sets stay in the segment files.
+fn finish_fetch(
+    metrics: &ServerMetrics,
+    slot: ApiSlot,
+    started: Instant,
+    header: &RequestHeader,
+    body: FetchResponse,
+    records: ExternalRecords<FileSlice>,
+    peer: SocketAddr,
+) -> Response {
+    let error = body.error_code != 0
+        || body
+            .responses
+            .iter()
+            .any(|t| t.partitions.iter().any(|p| p.error_code != 0));
+    let response = match encode_fetch_response_parts(header, &body, records) {
+        Ok(parts) => Ok(Some(Outgoing::Parts(parts))),
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "encoding a fetch response failed; closing the connection");
+            Err(())
+        }
+    };
+    match response {
+        Ok(_) => metrics.completed(slot, started, error),
+        Err(()) => metrics.closed_connection(Some(slot)),
+    }
+    response
+}
+
 fn encode(header: &RequestHeader, body: Option<ResponseBody>, peer: SocketAddr) -> Response {
     let Some(body) = body else { return Ok(None) };
     match encode_response(header, &body) {
-        Ok(bytes) => Ok(Some(bytes)),
+        Ok(bytes) => Ok(Some(Outgoing::Frame(bytes))),
         Err(e) => {
             // A bug on our side; the client must not wait forever.
             tracing::error!(%peer, api = ?header.api_key, error = %e, "encoding a response failed; closing the connection");
@@ -226,7 +266,13 @@ async fn serve_connection(
                 },
             };
             match response {
-                Ok(Some(bytes)) => writer.write_all(&bytes).await?,
+                Ok(Some(Outgoing::Frame(bytes))) => writer.write_all(&bytes).await?,
+                Ok(Some(Outgoing::Parts(parts))) => {
+                    if let Err(e) = write_parts(writer.as_ref(), &parts).await {
+                        tracing::warn!(%peer, error = %e, "sending a fetch response failed; closing the connection");
+                        return Err(e);
+                    }
+                }
                 Ok(None) => {}
                 Err(()) => return Err(std::io::Error::other("no response could be encoded")),
             }
@@ -274,7 +320,11 @@ async fn serve_connection(
                         // The KIP-511 fallback: an UNSUPPORTED_VERSION answer.
                         metrics.completed(metrics.slot(ApiKey::ApiVersions), started, true);
                         tracing::debug!(%peer, error = %e, "answering an undecodable request");
-                        if tx.send(Pending::Ready(Ok(Some(resp)))).await.is_err() {
+                        if tx
+                            .send(Pending::Ready(Ok(Some(Outgoing::Frame(resp)))))
+                            .await
+                            .is_err()
+                        {
                             break 'read Ok(());
                         }
                         continue;
@@ -295,14 +345,16 @@ async fn serve_connection(
             // order. Only waits without side effects run concurrently: a fetch (reads
             // only) and a produce's wait for its fsync after the append.
             let item = match request.body {
-                RequestBody::Fetch(_) => {
+                RequestBody::Fetch(req) => {
                     let broker = broker.clone();
                     let metrics = metrics.clone();
                     Pending::Task(
                         tokio::spawn(async move {
                             let _permit = permit;
-                            let body = handlers::handle(&broker, request, peer).await;
-                            finish(&metrics, slot, started, &header, body, peer)
+                            let (body, records) =
+                                handlers::fetch::fetch_parts(&broker, req, header.api_version)
+                                    .await;
+                            finish_fetch(&metrics, slot, started, &header, body, records, peer)
                         }),
                         slot,
                     )

@@ -8,3 +8,4 @@ pub mod compression;
 pub mod frame;
 pub mod record_batch;
 pub mod records;
+pub mod response_parts;

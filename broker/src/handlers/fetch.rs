@@ -7,7 +7,8 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages as m;
 use runnel_protocol::records::batch_records;
-use runnel_storage::StorageError;
+use runnel_protocol::response_parts::ExternalRecords;
+use runnel_storage::{FileSlice, StorageError};
 use tokio::sync::Notify;
 
 use super::{resolve_topic, storage_error_code};
@@ -27,13 +28,73 @@ struct Slot {
     max_bytes: i32,
 }
 
+/// A fetch's answer before its record sets are read: the response, with empty `records`
+/// where the slices go, and the slices of segment files to send.
+struct FetchSlices {
+    response: m::FetchResponse,
+    /// (topic index, partition index in that topic, whole batches).
+    slices: Vec<(usize, usize, FileSlice)>,
+}
+
+/// Fetch with the record sets read into the response (for callers that need a plain
+/// message; the server sends them from the files, see [`fetch_parts`]).
 pub async fn fetch(broker: &Broker, req: m::FetchRequest, version: i16) -> m::FetchResponse {
+    let FetchSlices {
+        mut response,
+        slices,
+    } = fetch_slices(broker, req, version).await;
+    for (t, p, slice) in slices {
+        set_records_read(&mut response.responses[t].partitions[p], &slice);
+    }
+    response
+}
+
+/// Fetch with each record set left in its segment file: the response holds stand-ins,
+/// and the returned [`ExternalRecords`] the slices to send in their place.
+pub async fn fetch_parts(
+    broker: &Broker,
+    req: m::FetchRequest,
+    version: i16,
+) -> (m::FetchResponse, ExternalRecords<FileSlice>) {
+    let FetchSlices {
+        mut response,
+        slices,
+    } = fetch_slices(broker, req, version).await;
+    let mut external = ExternalRecords::new();
+    for (t, p, slice) in slices {
+        let pd = &mut response.responses[t].partitions[p];
+        let len = slice.len as usize;
+        match external.stand_in(slice.clone(), len) {
+            Some(stand_in) => pd.records = Some(stand_in),
+            None => set_records_read(pd, &slice),
+        }
+    }
+    (response, external)
+}
+
+/// Put the slice's bytes in the partition's records, or a storage error if they cannot
+/// be read.
+fn set_records_read(pd: &mut m::fetch_response::PartitionData, slice: &FileSlice) {
+    match slice.read_to_vec() {
+        Ok(v) => pd.records = Some(Bytes::from(v)),
+        Err(e) => {
+            tracing::error!(error = %e, "reading a segment failed");
+            pd.error_code = ResponseError::KafkaStorageError.code();
+            pd.records = Some(Bytes::new());
+        }
+    }
+}
+
+async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> FetchSlices {
     // KIP-227 fetch sessions are declined: we always answer with session id 0, so
     // clients send full fetch requests. An incremental request (a session id we never
     // gave out) gets FETCH_SESSION_ID_NOT_FOUND, and the client starts over.
     if req.session_id != 0 {
-        return m::FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return FetchSlices {
+            response: m::FetchResponse::default()
+                .with_error_code(ResponseError::FetchSessionIdNotFound.code()),
+            slices: Vec::new(),
+        };
     }
     let max_bytes = if req.max_bytes <= 0 {
         broker.config.fetch_max_bytes
@@ -99,6 +160,8 @@ pub async fn fetch(broker: &Broker, req: m::FetchRequest, version: i16) -> m::Fe
         .iter()
         .any(|t| t.partitions.iter().any(|p| p.error_code != 0));
 
+    // The slice each partition's last round found.
+    let mut found: Vec<Option<FileSlice>> = vec![None; slots.len()];
     loop {
         let waiter = Arc::new(Notify::new());
         // Register before reading so an append between the read and the wait wakes us.
@@ -107,26 +170,24 @@ pub async fn fetch(broker: &Broker, req: m::FetchRequest, version: i16) -> m::Fe
         }
         let mut total = 0usize;
         let mut errors = has_errors;
-        for s in &slots {
+        for (s, found) in slots.iter().zip(found.iter_mut()) {
             let pd = &mut topics[s.topic].partitions[s.partition];
             let remaining = max_bytes.saturating_sub(total);
             let limit = (s.max_bytes.max(0) as usize).min(remaining);
-            match read_partition(&s.p, s.fetch_offset, limit, total == 0) {
-                Ok((records, hw, log_start)) => {
-                    total += records.len();
+            let read = read_partition(&s.p, s.fetch_offset, limit, total == 0);
+            pd.high_watermark = read.high_watermark;
+            pd.last_stable_offset = read.high_watermark;
+            pd.log_start_offset = read.log_start_offset;
+            match read.result {
+                Ok(slice) => {
+                    total += slice.as_ref().map_or(0, |s| s.len as usize);
                     pd.error_code = 0;
-                    pd.high_watermark = hw;
-                    pd.last_stable_offset = hw;
-                    pd.log_start_offset = log_start;
-                    pd.records = Some(records);
+                    *found = slice;
                 }
-                Err((code, hw, log_start)) => {
+                Err(code) => {
                     errors = true;
                     pd.error_code = code.code();
-                    pd.high_watermark = hw;
-                    pd.last_stable_offset = hw;
-                    pd.log_start_offset = log_start;
-                    pd.records = Some(Bytes::new());
+                    *found = None;
                 }
             }
         }
@@ -146,57 +207,60 @@ pub async fn fetch(broker: &Broker, req: m::FetchRequest, version: i16) -> m::Fe
             break;
         }
     }
-    for s in &slots {
-        let pd = &topics[s.topic].partitions[s.partition];
-        if let (0, Some(records)) = (pd.error_code, &pd.records) {
-            s.p.metrics.record_out(records);
+    let mut slices = Vec::new();
+    for (s, found) in slots.iter().zip(found) {
+        if let Some(slice) = found {
+            s.p.metrics.bytes_out(slice.len);
+            slices.push((s.topic, s.partition, slice));
         }
     }
-    m::FetchResponse::default()
-        .with_session_id(0)
-        .with_responses(topics)
+    FetchSlices {
+        response: m::FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(topics),
+        slices,
+    }
 }
 
-/// Read whole batches at `offset` below the high watermark. `min_one`: return the first
-/// batch even if it is larger than `limit` (KIP-74), as for the first partition with data.
-fn read_partition(
-    p: &Partition,
-    offset: i64,
-    limit: usize,
-    min_one: bool,
-) -> Result<(Bytes, i64, i64), (ResponseError, i64, i64)> {
+/// What one partition's read found, with the offsets the response reports either way.
+struct PartitionRead {
+    result: Result<Option<FileSlice>, ResponseError>,
+    high_watermark: i64,
+    log_start_offset: i64,
+}
+
+/// Find whole batches at `offset` below the high watermark (not read yet: the server
+/// sends them from the file). `min_one`: return the first batch even if it is larger
+/// than `limit` (KIP-74), as for the first partition with data.
+fn read_partition(p: &Partition, offset: i64, limit: usize, min_one: bool) -> PartitionRead {
     let hw = p.high_watermark();
     let mut log = p.log.lock();
     let log_start = log.log_start_offset() as i64;
+    let answer = |result| PartitionRead {
+        result,
+        high_watermark: hw as i64,
+        log_start_offset: log_start,
+    };
     if offset < 0 {
-        return Err((ResponseError::OffsetOutOfRange, hw as i64, log_start));
+        return answer(Err(ResponseError::OffsetOutOfRange));
     }
     if !min_one && limit == 0 {
-        return Ok((Bytes::new(), hw as i64, log_start));
+        return answer(Ok(None));
     }
     let read = match log.read(offset as u64, limit as u64, hw) {
         Ok(r) => r,
         Err(e @ StorageError::OffsetOutOfRange { .. }) => {
-            return Err((storage_error_code(&e), hw as i64, log_start))
+            return answer(Err(storage_error_code(&e)))
         }
         Err(e) => {
             tracing::error!(partition = %p.tp, error = %e, "fetch read failed");
-            return Err((storage_error_code(&e), hw as i64, log_start));
+            return answer(Err(storage_error_code(&e)));
         }
     };
     drop(log);
-    let Some(slice) = read.slice else {
-        return Ok((Bytes::new(), hw as i64, log_start));
-    };
-    if !min_one && slice.len as usize > limit {
-        return Ok((Bytes::new(), hw as i64, log_start));
-    }
-    match slice.read_to_vec() {
-        Ok(v) => Ok((Bytes::from(v), hw as i64, log_start)),
-        Err(e) => {
-            tracing::error!(partition = %p.tp, error = %e, "reading a segment failed");
-            Err((ResponseError::KafkaStorageError, hw as i64, log_start))
-        }
+    match read.slice {
+        Some(slice) if !min_one && slice.len as usize > limit => answer(Ok(None)),
+        slice => answer(Ok(slice)),
     }
 }
 

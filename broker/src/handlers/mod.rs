@@ -3,7 +3,7 @@
 //! `partition` and the storage layer.
 
 mod admin;
-mod fetch;
+pub(crate) mod fetch;
 mod group;
 pub(crate) mod produce;
 
