@@ -61,9 +61,8 @@ fn build_template(dir: &Path, codec: Compression, bytes: usize, keys: usize) -> 
                 headers: vec![],
             })
             .collect();
-        let mut batch =
-            build_batch(codec, 1_700_000_000_000, &records, ProducerFields::NONE).unwrap();
-        log.append(&mut batch, 0).unwrap();
+        let batch = build_batch(codec, 1_700_000_000_000, &records, ProducerFields::NONE).unwrap();
+        log.append(&batch, 0).unwrap();
         n += 16;
         written += batch.len();
     }

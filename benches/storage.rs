@@ -50,10 +50,10 @@ fn append(c: &mut Criterion) {
             for _ in 0..iters {
                 let dir = tempfile::tempdir_in(bench_root()).unwrap();
                 let mut log = Log::open(dir.path(), config(), OpenMode::Recover).unwrap();
-                let mut buf = batch.clone();
+                let buf = batch.clone();
                 let start = Instant::now();
                 for _ in 0..per_iter {
-                    log.append(&mut buf, 0).unwrap();
+                    log.append(&buf, 0).unwrap();
                 }
                 total += start.elapsed();
             }
@@ -83,12 +83,12 @@ fn timed_durable_appends(
         let threads: Vec<_> = (0..appenders)
             .map(|_| {
                 let log = log.clone();
-                let mut buf = batch.to_vec();
+                let buf = batch.to_vec();
                 std::thread::spawn(move || {
                     for _ in 0..batches / appenders / in_flight {
                         let mut last = 0;
                         for _ in 0..in_flight {
-                            last = log.append(&mut buf, 0).unwrap().last_offset;
+                            last = log.append(&buf, 0).unwrap().last_offset;
                         }
                         log.sync_to(last + 1).unwrap();
                     }
@@ -153,9 +153,9 @@ fn sequential_read(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(bench_root()).unwrap();
     let mut log = Log::open(dir.path(), config(), OpenMode::Recover).unwrap();
     let batches = 512 * 1024 * 1024 / batch.len();
-    let mut buf = batch.clone();
+    let buf = batch.clone();
     for _ in 0..batches {
-        log.append(&mut buf, 0).unwrap();
+        log.append(&buf, 0).unwrap();
     }
     let end = log.log_end_offset();
     let total_bytes = log.size_bytes();

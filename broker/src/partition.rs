@@ -10,9 +10,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use bytes::BytesMut;
-use runnel_protocol::record_batch::{self, BatchHeader};
-use runnel_storage::{AppendInfo, SharedLog, StorageError, TopicPartition};
+use runnel_protocol::record_batch::BatchHeader;
+use runnel_storage::{AppendInfo, HeaderRewrite, SharedLog, StorageError, TopicPartition};
 use tokio::sync::{watch, Notify};
 
 use crate::producer_state::{ProducerError, ProducerStateManager, Verdict};
@@ -186,18 +185,14 @@ impl Partition {
     /// Validate, check producer sequences, assign offsets and write `records`. Runs on
     /// the caller's thread: a page-cache write, no fsync.
     pub fn append(self: &Arc<Self>, records: &[u8], now_ms: i64) -> Result<Appended, AppendError> {
-        let mut buf = BytesMut::from(records);
         let log_append_time = self.log_append_time.load(Ordering::Acquire);
-        // Headers only (no CRC yet) for the sequence check; the log validates fully.
+        // Headers only (no CRC yet) for the sequence check; the log validates fully and
+        // rewrites the headers (base offset, leader epoch, LogAppendTime) as it writes.
         let mut headers: Vec<BatchHeader> = Vec::with_capacity(1);
         let mut pos = 0;
-        while pos < buf.len() {
-            let h =
-                BatchHeader::parse(&buf[pos..]).map_err(|e| AppendError::Corrupt(e.to_string()))?;
-            if log_append_time {
-                record_batch::set_log_append_time(&mut buf[pos..pos + h.total_len()], now_ms);
-            }
-            record_batch::set_partition_leader_epoch(&mut buf[pos..], 0);
+        while pos < records.len() {
+            let h = BatchHeader::parse(&records[pos..])
+                .map_err(|e| AppendError::Corrupt(e.to_string()))?;
             pos += h.total_len();
             headers.push(h);
         }
@@ -215,7 +210,7 @@ impl Partition {
                     limit,
                 }));
             }
-            self.check_keys(&buf, limit as usize)?;
+            self.check_keys(records, limit as usize)?;
         }
         let mut producers = self.producers();
         // Kafka checks every batch of the request; a duplicate is answered with the
@@ -236,7 +231,14 @@ impl Partition {
         }
         let info: AppendInfo = self
             .log
-            .append(&mut buf, now_ms)
+            .append_rewriting(
+                records,
+                HeaderRewrite {
+                    partition_leader_epoch: Some(0),
+                    log_append_time: log_append_time.then_some(now_ms),
+                },
+                now_ms,
+            )
             .map_err(AppendError::Storage)?;
         for h in &info.batches {
             producers.update(h, now_ms);

@@ -292,11 +292,19 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 /// set attribute bit 3 and maxTimestamp, then recompute the CRC, which covers both.
 /// Record timestamps stay as sent; readers use maxTimestamp for such batches.
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let attributes = read_i16(batch, ATTRIBUTES) | 0x08;
-    batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
-    batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    let (header, body) = batch.split_at_mut(BATCH_HEADER_LEN);
+    set_log_append_time_split(header, body, now_ms);
+}
+
+/// [`set_log_append_time`] for a batch whose header (its first [`BATCH_HEADER_LEN`]
+/// bytes) lives apart from the rest: the log rewrites a copy of the header and writes
+/// the body straight from the request.
+pub fn set_log_append_time_split(header: &mut [u8], body: &[u8], now_ms: i64) {
+    let attributes = read_i16(header, ATTRIBUTES) | 0x08;
+    header[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    header[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[ATTRIBUTES..BATCH_HEADER_LEN]), body);
+    header[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Iterate over the batches in a record set (the concatenation of whole batches that a

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use crate::log::{AppendInfo, Log};
+use crate::log::{AppendInfo, HeaderRewrite, Log};
 use crate::{Result, StorageError};
 
 struct SyncState {
@@ -53,11 +53,21 @@ impl SharedLog {
         self.sync.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
+    pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.append_rewriting(records, HeaderRewrite::default(), now_ms)
+    }
+
+    /// See [`Log::append_rewriting`].
+    pub fn append_rewriting(
+        &self,
+        records: &[u8],
+        rewrite: HeaderRewrite,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
         if let Some(why) = &self.lock_sync().failed {
             return Err(StorageError::Poisoned(why.clone()));
         }
-        self.lock().append(records, now_ms)
+        self.lock().append_rewriting(records, rewrite, now_ms)
     }
 
     /// How many group-commit fsync rounds have run (each may cover many appends).

@@ -27,7 +27,8 @@ use std::sync::Arc;
 pub use cleaner::{CleanStats, CleanerSettings, KeyOccurrence, Throttle};
 pub use group_commit::SharedLog;
 pub use log::{
-    AppendInfo, Log, OpenMode, ReadResult, RecoveryReport, RetentionOutcome, TimestampHit,
+    AppendInfo, HeaderRewrite, Log, OpenMode, ReadResult, RecoveryReport, RetentionOutcome,
+    TimestampHit,
 };
 pub use manager::{LogManager, TopicPartition};
 pub use runnel_protocol::record_batch::BatchError;

@@ -13,7 +13,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use runnel_protocol::record_batch::{set_base_offset, BatchHeader, BatchIter, Strictness};
+use runnel_protocol::record_batch::{
+    set_base_offset, set_log_append_time_split, set_partition_leader_epoch, BatchHeader, BatchIter,
+    Strictness, BATCH_HEADER_LEN,
+};
 
 use crate::checkpoint;
 use crate::cleaner::{SegmentSnapshot, CLEANED_SUFFIX, DELETED_SUFFIX, SWAP_SUFFIX};
@@ -42,6 +45,16 @@ pub struct RecoveryReport {
     pub segments_deleted: usize,
     /// Where the first invalid batch was found and why.
     pub first_error: Option<(u64, u64, String)>,
+}
+
+/// Header fields [`Log::append_rewriting`] sets in every appended batch, besides the
+/// base offset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeaderRewrite {
+    /// The partition leader epoch (outside the CRC).
+    pub partition_leader_epoch: Option<i32>,
+    /// Stamp LogAppendTime at this time: attribute bit and max timestamp, CRC recomputed.
+    pub log_append_time: Option<i64>,
 }
 
 /// Offsets assigned to an appended record set.
@@ -291,10 +304,23 @@ impl Log {
             .expect("a log always has a segment")
     }
 
-    /// Validate a record set (one or more whole batches), assign offsets by rewriting
-    /// the base offsets in place, and append it. On any validation error nothing is
-    /// written.
-    pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
+    /// Validate a record set (one or more whole batches), assign offsets and append it.
+    /// On any validation error nothing is written.
+    pub fn append(&mut self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.append_rewriting(records, HeaderRewrite::default(), now_ms)
+    }
+
+    /// [`Log::append`], also rewriting the header fields in `rewrite`. The record set is
+    /// not modified: each batch's header is rewritten in a copy and written with the
+    /// rest of the batch in one vectored write, so a produced batch reaches the page
+    /// cache straight from the request's buffer (copying it first cost the broker 4-10%
+    /// of its CPU at 1 MiB batches).
+    pub fn append_rewriting(
+        &mut self,
+        records: &[u8],
+        rewrite: HeaderRewrite,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
         let mut batches = Vec::with_capacity(1);
         for item in BatchIter::new(records, Strictness::Produce) {
             let (_, header) =
@@ -326,9 +352,25 @@ impl Log {
         let mut pos = 0usize;
         let mut max_timestamp = -1;
         let mut record_count = 0u64;
+        let mut headers: Vec<[u8; BATCH_HEADER_LEN]> = Vec::with_capacity(batches.len());
         for h in batches.iter_mut() {
-            set_base_offset(&mut records[pos..], offset as i64);
-            h.base_offset = offset as i64;
+            // Validated above: the batch is whole and at least a header long.
+            let batch = &records[pos..pos + h.total_len()];
+            let mut header = [0u8; BATCH_HEADER_LEN];
+            header.copy_from_slice(&batch[..BATCH_HEADER_LEN]);
+            set_base_offset(&mut header, offset as i64);
+            if let Some(epoch) = rewrite.partition_leader_epoch {
+                set_partition_leader_epoch(&mut header, epoch);
+            }
+            if let Some(at) = rewrite.log_append_time {
+                set_log_append_time_split(&mut header, &batch[BATCH_HEADER_LEN..], at);
+            }
+            *h =
+                BatchHeader::parse_fixed(&header).map_err(|source| StorageError::InvalidBatch {
+                    position: pos,
+                    source,
+                })?;
+            headers.push(header);
             offset += h.last_offset_delta as u64 + 1;
             pos += h.total_len();
             max_timestamp = max_timestamp.max(h.max_timestamp);
@@ -337,7 +379,7 @@ impl Log {
         let config = self.config.clone();
         let seg = self.active_mut();
         let start = seg.size;
-        if let Err(e) = seg.append(&config, records, &batches, now_ms) {
+        if let Err(e) = seg.append(&config, records, &headers, &batches, now_ms) {
             // Leave no partial batch behind: the next append reuses this position.
             let _ = seg.truncate_to(&config, start);
             return Err(e.into());

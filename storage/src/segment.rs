@@ -2,7 +2,7 @@
 //! named by the 20-digit base offset as in Kafka (`00000000000000000042.log`).
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -200,16 +200,32 @@ impl Segment {
     }
 
     /// Write a whole validated record set (offsets already assigned) at the end.
+    /// Append `records`, whose batches are described by `batches`, with each batch's
+    /// first [`BATCH_HEADER_LEN`] bytes replaced by the matching entry of `headers`.
     pub fn append(
         &mut self,
         config: &LogConfig,
         records: &[u8],
+        headers: &[[u8; BATCH_HEADER_LEN]],
         batches: &[BatchHeader],
         now_ms: i64,
     ) -> io::Result<()> {
         debug_assert!(self.active);
+        debug_assert_eq!(headers.len(), batches.len());
         let start = self.size;
-        self.file()?.write_all_at(records, start)?;
+        let mut parts: Vec<IoSlice<'_>> = Vec::with_capacity(2 * batches.len());
+        let mut pos = 0usize;
+        for (header, h) in headers.iter().zip(batches) {
+            let end = pos + h.total_len();
+            let body = records
+                .get(pos + BATCH_HEADER_LEN..end)
+                .ok_or_else(|| io::Error::other("batch extends past its record set"))?;
+            parts.push(IoSlice::new(header));
+            parts.push(IoSlice::new(body));
+            pos = end;
+        }
+        let file = self.file()?;
+        write_all_vectored_at(&file, &mut parts, start)?;
         if self.first_append_ms.is_none() {
             self.first_append_ms = Some(now_ms);
         }
@@ -643,3 +659,37 @@ impl Segment {
         Ok(())
     }
 }
+
+/// `pwritev` until every byte of `parts` is written at `offset`. The standard library
+/// has no positional vectored write.
+fn write_all_vectored_at(
+    file: &File,
+    mut parts: &mut [IoSlice<'_>],
+    offset: u64,
+) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let mut offset = offset;
+    while !parts.is_empty() {
+        let count = parts.len().min(IOV_MAX);
+        let at = libc::off_t::try_from(offset).map_err(io::Error::other)?;
+        // SAFETY: IoSlice is ABI-compatible with iovec, and the first `count` entries
+        // point at live, borrowed buffers that pwritev only reads.
+        let n = unsafe { libc::pwritev(file.as_raw_fd(), parts.as_ptr().cast(), count as i32, at) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        offset += n as u64;
+        IoSlice::advance_slices(&mut parts, n as usize);
+    }
+    Ok(())
+}
+
+/// Entries one `pwritev` takes (Linux's `UIO_MAXIOV`).
+const IOV_MAX: usize = 1024;

@@ -68,8 +68,8 @@ fn append(
             headers: vec![("origin", Some(headers[i].as_bytes()))],
         })
         .collect();
-    let mut batch = build_batch(codec, ts, &new, ProducerFields::NONE).unwrap();
-    let info = log.append(&mut batch, ts).unwrap();
+    let batch = build_batch(codec, ts, &new, ProducerFields::NONE).unwrap();
+    let info = log.append(&batch, ts).unwrap();
     records
         .iter()
         .enumerate()
@@ -407,12 +407,12 @@ fn retention_by_time_and_size_removes_whole_old_segments() {
     let ts0 = 1_700_000_000_000;
     for seg in 0..5i64 {
         for i in 0..10 {
-            let mut b = runnel_protocol::record_batch::builder::batch_of_values(
+            let b = runnel_protocol::record_batch::builder::batch_of_values(
                 ts0 + seg * 1000 + i,
                 4,
                 &[7u8; 100],
             );
-            log.append(&mut b, ts0).unwrap();
+            log.append(&b, ts0).unwrap();
         }
         log.roll().unwrap();
     }
@@ -436,8 +436,8 @@ fn retention_by_time_and_size_removes_whole_old_segments() {
     let end = log.log_end_offset();
     log.apply_retention(0, -1, ts0 + 100_000, u64::MAX).unwrap();
     assert_eq!(log.log_start_offset(), end);
-    let mut b = runnel_protocol::record_batch::builder::batch_of_values(ts0, 1, b"x");
-    assert_eq!(log.append(&mut b, ts0).unwrap().first_offset, end);
+    let b = runnel_protocol::record_batch::builder::batch_of_values(ts0, 1, b"x");
+    assert_eq!(log.append(&b, ts0).unwrap().first_offset, end);
 }
 
 #[test]
@@ -449,8 +449,8 @@ fn file_delete_delay_keeps_deleted_files_until_due_and_a_restart_removes_them() 
     };
     let mut log = Log::open(dir.path(), cfg.clone(), OpenMode::Recover).unwrap();
     let ts0 = 1_700_000_000_000;
-    let mut b = runnel_protocol::record_batch::builder::batch_of_values(ts0, 3, b"old");
-    log.append(&mut b, ts0).unwrap();
+    let b = runnel_protocol::record_batch::builder::batch_of_values(ts0, 3, b"old");
+    log.append(&b, ts0).unwrap();
     log.roll().unwrap();
     let out = log.apply_retention(10, -1, ts0 + 1000, u64::MAX).unwrap();
     assert_eq!(out.segments_deleted, 1);

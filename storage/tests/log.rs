@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use runnel_protocol::record_batch::builder::batch_of_values;
 use runnel_protocol::record_batch::{validate_batch, BatchHeader, BatchIter, Strictness};
 use runnel_storage::{
-    Log, LogConfig, LogManager, OpenMode, SharedLog, StorageError, TopicPartition,
+    HeaderRewrite, Log, LogConfig, LogManager, OpenMode, SharedLog, StorageError, TopicPartition,
 };
 
 fn small_config() -> LogConfig {
@@ -53,34 +53,60 @@ fn append_assigns_offsets_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
     let mut sent = Vec::new();
+    let mut next = 0u64;
     for i in 0..50u64 {
-        let mut b = batch(i, 1 + (i as usize % 4), 100, 1_000 + i as i64);
-        let info = log.append(&mut b, 0).unwrap();
-        assert_eq!(
-            info.first_offset,
-            sent.iter().map(|(_, c)| *c as u64).sum::<u64>()
-        );
-        sent.push((b, 1 + (i as usize % 4)));
+        let b = batch(i, 1 + (i as usize % 4), 100, 1_000 + i as i64);
+        let before = b.clone();
+        let info = log.append(&b, 0).unwrap();
+        assert_eq!(info.first_offset, next);
+        assert_eq!(b, before, "the appended record set is not modified");
+        next = info.last_offset + 1;
+        sent.push((b, info.first_offset));
     }
     assert!(log.segment_count() > 1, "small segment.bytes must roll");
     let got = read_all(&mut log);
     assert_eq!(got.len(), sent.len());
-    for ((h, bytes), (orig, _)) in got.iter().zip(&sent) {
+    for ((h, bytes), (orig, first)) in got.iter().zip(&sent) {
         assert!(same_except_base_offset(bytes, orig));
         assert!(validate_batch(bytes, Strictness::Produce).is_ok());
+        assert_eq!(h.base_offset, *first as i64);
         assert_eq!(
-            h.base_offset,
-            i64::from_be_bytes(orig[..8].try_into().unwrap())
+            i64::from_be_bytes(bytes[..8].try_into().unwrap()),
+            *first as i64
         );
     }
+}
+
+/// The header rewrites land on disk with a valid CRC, and leave the record bytes as sent.
+#[test]
+fn append_rewriting_sets_epoch_and_log_append_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+    log.append(&batch(0, 2, 50, 1_000), 0).unwrap();
+    let b = batch(1, 3, 50, 1_000);
+    let rewrite = HeaderRewrite {
+        partition_leader_epoch: Some(9),
+        log_append_time: Some(77_000),
+    };
+    let info = log.append_rewriting(&b, rewrite, 77_000).unwrap();
+    assert_eq!(info.first_offset, 2);
+    assert_eq!(info.max_timestamp, 77_000);
+    let got = read_all(&mut log);
+    let (h, bytes) = &got[1];
+    let checked = validate_batch(bytes, Strictness::Produce).expect("CRC valid after rewrite");
+    assert_eq!(checked.partition_leader_epoch, 9);
+    assert!(checked.is_log_append_time());
+    assert_eq!(checked.max_timestamp, 77_000);
+    assert_eq!(h.base_offset, 2);
+    assert_eq!(&bytes[61..], &b[61..], "records as sent");
 }
 
 #[test]
 fn read_from_middle_of_batch_returns_whole_batch() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
-    log.append(&mut batch(0, 10, 20, 1), 0).unwrap(); // offsets 0..=9
-    log.append(&mut batch(1, 10, 20, 2), 0).unwrap(); // offsets 10..=19
+    log.append(&batch(0, 10, 20, 1), 0).unwrap(); // offsets 0..=9
+    log.append(&batch(1, 10, 20, 2), 0).unwrap(); // offsets 10..=19
     let r = log.read(15, 1, u64::MAX).unwrap();
     assert_eq!(r.first_batch_offset, Some(10));
     let bytes = r.slice.unwrap().read_to_vec().unwrap();
@@ -103,7 +129,7 @@ fn read_respects_max_bytes_and_upper_bound() {
     let mut log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
     let len = batch(0, 1, 100, 0).len() as u64;
     for i in 0..100 {
-        log.append(&mut batch(i, 1, 100, 0), 0).unwrap();
+        log.append(&batch(i, 1, 100, 0), 0).unwrap();
     }
     for max in [len, len + 1, 3 * len - 1, 3 * len, 10 * len + 5] {
         let s = log.read(7, max, u64::MAX).unwrap().slice.unwrap();
@@ -127,20 +153,20 @@ fn invalid_batches_write_nothing() {
         ..small_config()
     };
     let mut log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
-    log.append(&mut batch(0, 1, 10, 0), 0).unwrap();
+    log.append(&batch(0, 1, 10, 0), 0).unwrap();
     let size = log.size_bytes();
 
     let mut bad_crc = batch(1, 2, 10, 0);
     let n = bad_crc.len();
     bad_crc[n - 1] ^= 1;
     assert!(matches!(
-        log.append(&mut bad_crc, 0),
+        log.append(&bad_crc, 0),
         Err(StorageError::InvalidBatch { .. })
     ));
 
-    let mut too_big = batch(2, 1, 2000, 0);
+    let too_big = batch(2, 1, 2000, 0);
     assert!(matches!(
-        log.append(&mut too_big, 0),
+        log.append(&too_big, 0),
         Err(StorageError::BatchTooLarge { .. })
     ));
 
@@ -149,11 +175,11 @@ fn invalid_batches_write_nothing() {
     let second = batch(4, 1, 10, 0);
     set.extend_from_slice(&second[..second.len() - 3]);
     assert!(matches!(
-        log.append(&mut set, 0),
+        log.append(&set, 0),
         Err(StorageError::InvalidBatch { .. })
     ));
     assert!(matches!(
-        log.append(&mut Vec::new(), 0),
+        log.append(&Vec::new(), 0),
         Err(StorageError::EmptyRecordSet)
     ));
 
@@ -169,10 +195,10 @@ fn rolls_on_segment_ms() {
         ..LogConfig::default()
     };
     let mut log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
-    log.append(&mut batch(0, 1, 10, 10_000), 10_000).unwrap();
-    log.append(&mut batch(1, 1, 10, 10_500), 10_500).unwrap();
+    log.append(&batch(0, 1, 10, 10_000), 10_000).unwrap();
+    log.append(&batch(1, 1, 10, 10_500), 10_500).unwrap();
     assert_eq!(log.segment_count(), 1);
-    log.append(&mut batch(2, 1, 10, 11_000), 11_000).unwrap();
+    log.append(&batch(2, 1, 10, 11_000), 11_000).unwrap();
     assert_eq!(log.segment_base_offsets(), vec![0, 2]);
     // Segment files are named by their 20-digit base offset.
     assert!(dir.path().join("00000000000000000002.log").exists());
@@ -185,7 +211,7 @@ fn sealed_indexes_are_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
     for i in 0..40 {
-        log.append(&mut batch(i, 1, 200, i as i64), 0).unwrap();
+        log.append(&batch(i, 1, 200, i as i64), 0).unwrap();
     }
     let bases = log.segment_base_offsets();
     assert!(bases.len() > 2);
@@ -210,7 +236,7 @@ fn find_by_timestamp() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
     for i in 0..60 {
-        log.append(&mut batch(i, 2, 100, 1_000 + 10 * i as i64), 0)
+        log.append(&batch(i, 2, 100, 1_000 + 10 * i as i64), 0)
             .unwrap();
     }
     assert!(log.segment_count() > 2);
@@ -234,7 +260,7 @@ fn advancing_log_start_deletes_whole_segments_and_persists() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
     for i in 0..40 {
-        log.append(&mut batch(i, 1, 200, 0), 0).unwrap();
+        log.append(&batch(i, 1, 200, 0), 0).unwrap();
     }
     let bases = log.segment_base_offsets();
     let cut = bases[2] + 1;
@@ -259,10 +285,7 @@ fn advancing_log_start_deletes_whole_segments_and_persists() {
     // Moving the start to the end deletes everything and keeps appending.
     log.advance_log_start_offset(40).unwrap();
     assert_eq!(log.segment_count(), 1);
-    assert_eq!(
-        log.append(&mut batch(0, 1, 1, 0), 0).unwrap().first_offset,
-        40
-    );
+    assert_eq!(log.append(&batch(0, 1, 1, 0), 0).unwrap().first_offset, 40);
 }
 
 #[test]
@@ -270,7 +293,7 @@ fn clean_reopen_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
     for i in 0..30 {
-        log.append(&mut batch(i, 3, 150, i as i64), 0).unwrap();
+        log.append(&batch(i, 3, 150, i as i64), 0).unwrap();
     }
     let before = read_all(&mut log);
     log.close().unwrap();
@@ -278,10 +301,7 @@ fn clean_reopen_keeps_everything() {
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Clean).unwrap();
     assert_eq!(log.log_end_offset(), 90);
     assert_eq!(read_all(&mut log), before);
-    assert_eq!(
-        log.append(&mut batch(99, 1, 1, 0), 0).unwrap().first_offset,
-        90
-    );
+    assert_eq!(log.append(&batch(99, 1, 1, 0), 0).unwrap().first_offset, 90);
 }
 
 #[test]
@@ -289,7 +309,7 @@ fn missing_or_corrupt_indexes_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
     for i in 0..40 {
-        log.append(&mut batch(i, 2, 150, i as i64), 0).unwrap();
+        log.append(&batch(i, 2, 150, i as i64), 0).unwrap();
     }
     let before = read_all(&mut log);
     let bases = log.segment_base_offsets();
@@ -328,8 +348,8 @@ fn crashed_log(dir: &Path, n: u64) -> Vec<Vec<u8>> {
     let mut log = Log::open(dir, small_config(), OpenMode::Recover).unwrap();
     let mut sent = Vec::new();
     for i in 0..n {
-        let mut b = batch(i, 1 + i as usize % 3, 90, i as i64);
-        log.append(&mut b, 0).unwrap();
+        let b = batch(i, 1 + i as usize % 3, 90, i as i64);
+        log.append(&b, 0).unwrap();
         sent.push(b);
     }
     log.flush().unwrap();
@@ -392,7 +412,7 @@ fn torn_write_at_every_byte_of_the_last_batch() {
                 cut - (full_len - last_len)
             );
         }
-        let info = log.append(&mut batch(1000, 2, 5, 0), 0).unwrap();
+        let info = log.append(&batch(1000, 2, 5, 0), 0).unwrap();
         assert_eq!(
             info.first_offset, complete,
             "appends continue at the right offset"
@@ -463,7 +483,7 @@ fn inactive_segment_handles_are_bounded() {
     };
     let mut log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
     for i in 0..100 {
-        log.append(&mut batch(i, 1, 300, 0), 0).unwrap();
+        log.append(&batch(i, 1, 300, 0), 0).unwrap();
     }
     log.flush().unwrap();
     assert!(log.segment_count() > 8);
@@ -485,8 +505,8 @@ fn group_commit_shares_fsyncs_between_appenders() {
             let log = log.clone();
             std::thread::spawn(move || {
                 for i in 0..per_thread {
-                    let mut b = batch(t * 1000 + i, 1, 512, 0);
-                    let info = log.append(&mut b, 0).unwrap();
+                    let b = batch(t * 1000 + i, 1, 512, 0);
+                    let info = log.append(&b, 0).unwrap();
                     log.sync_to(info.last_offset + 1).unwrap();
                     assert!(log.durable_offset() > info.last_offset);
                 }
@@ -510,7 +530,7 @@ fn manager_clean_and_unclean_restart() {
         let m = LogManager::open(dir.path(), |_| small_config()).unwrap();
         let log = m.get_or_create(&tp, small_config()).unwrap();
         for i in 0..10 {
-            log.append(&mut batch(i, 1, 10, 0), 0).unwrap();
+            log.append(&batch(i, 1, 10, 0), 0).unwrap();
         }
         m.close().unwrap();
     }
@@ -524,7 +544,7 @@ fn manager_clean_and_unclean_restart() {
         assert!(m.opened_clean());
         let log = m.get(&tp).unwrap();
         assert_eq!(log.lock().log_end_offset(), 10);
-        log.append(&mut batch(10, 1, 10, 0), 0).unwrap();
+        log.append(&batch(10, 1, 10, 0), 0).unwrap();
         // dropped without close: a crash
     }
     let m = LogManager::open(dir.path(), |_| small_config()).unwrap();
@@ -552,8 +572,8 @@ proptest! {
         let mut log = Log::open(dir.path(), cfg.clone(), OpenMode::Recover).unwrap();
         let mut sent = Vec::new();
         for (i, (count, len)) in shapes.iter().enumerate() {
-            let mut b = batch(i as u64, *count, *len, i as i64);
-            log.append(&mut b, 0).unwrap();
+            let b = batch(i as u64, *count, *len, i as i64);
+            log.append(&b, 0).unwrap();
             sent.push(b);
         }
         if reopen {
@@ -591,7 +611,7 @@ proptest! {
         let cfg = small_config();
         let mut log = Log::open(dir.path(), cfg.clone(), OpenMode::Recover).unwrap();
         for i in 0..30 {
-            log.append(&mut batch(i, 1 + i as usize % 3, 120, i as i64), 0).unwrap();
+            log.append(&batch(i, 1 + i as usize % 3, 120, i as i64), 0).unwrap();
         }
         log.close().unwrap();
         drop(log);
@@ -635,6 +655,6 @@ proptest! {
             offset = next;
         }
         let _ = log.find_timestamp(5);
-        let _ = log.append(&mut batch(99, 1, 10, 0), 0);
+        let _ = log.append(&batch(99, 1, 10, 0), 0);
     }
 }
