@@ -111,7 +111,9 @@ pub struct ProducerRecord {
     /// Explicit partition; otherwise chosen by key (murmur2) or sticky for keyless.
     pub partition: Option<i32>,
     pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
+    /// The value; a `Bytes`, so a caller sending one buffer many times shares it
+    /// instead of copying it per record.
+    pub value: Option<Bytes>,
     pub headers: Vec<(String, Option<Vec<u8>>)>,
     /// CreateTime in ms; now if `None`.
     pub timestamp: Option<i64>,
@@ -128,7 +130,7 @@ impl ProducerRecord {
         self.key = Some(key.into());
         self
     }
-    pub fn value(mut self, value: impl Into<Vec<u8>>) -> Self {
+    pub fn value(mut self, value: impl Into<Bytes>) -> Self {
         self.value = Some(value.into());
         self
     }
@@ -169,7 +171,7 @@ impl Future for Delivery {
 
 struct Rec {
     key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
+    value: Option<Bytes>,
     headers: Vec<(String, Option<Vec<u8>>)>,
     timestamp: i64,
 }
@@ -177,7 +179,7 @@ struct Rec {
 impl Rec {
     fn size(&self) -> usize {
         21 + self.key.as_ref().map_or(0, Vec::len)
-            + self.value.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Bytes::len)
             + self
                 .headers
                 .iter()
@@ -257,7 +259,7 @@ impl Producer {
             topic: topic.to_string(),
             partition: None,
             key: key.map(<[u8]>::to_vec),
-            value: value.map(<[u8]>::to_vec),
+            value: value.map(Bytes::copy_from_slice),
             headers: headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
@@ -1066,7 +1068,7 @@ mod tests {
     ) -> Rec {
         Rec {
             key: key.map(<[u8]>::to_vec),
-            value: value.map(<[u8]>::to_vec),
+            value: value.map(Bytes::copy_from_slice),
             headers: headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))

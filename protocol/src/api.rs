@@ -130,6 +130,14 @@ macro_rules! supported_apis {
                 .map_err(|e| format!("{e:#}"))
             }
 
+            /// Encoded size of the body at `version` (to size the frame buffer once).
+            pub fn compute_size(&self, version: i16) -> Result<usize, String> {
+                match self {
+                    $( RequestBody::$name(body) => body.compute_size(version), )*
+                }
+                .map_err(|e| format!("{e:#}"))
+            }
+
             #[cfg(test)]
             fn default_for(api_key: ApiKey) -> Option<RequestBody> {
                 Some(match api_key {
@@ -461,7 +469,12 @@ pub fn encode_request(header: &RequestHeader, body: &RequestBody) -> Result<Byte
         api_version,
         reason,
     };
-    let mut dst = BytesMut::new();
+    // Sized once: a produce request is mostly its record batches, and growing the
+    // buffer while they are copied in copied them again (a few percent of a producer's
+    // CPU). The header's client id and tags are a small allowance.
+    let body_size = body.compute_size(api_version).map_err(message_error)?;
+    let client_id = header.client_id.as_ref().map_or(0, |c| c.len());
+    let mut dst = BytesMut::with_capacity(4 + 16 + client_id + body_size);
     let start = begin_frame(&mut dst);
     let request_header = m::RequestHeader::default()
         .with_request_api_key(api_key as i16)

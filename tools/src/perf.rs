@@ -17,6 +17,7 @@
 //! microseconds). Output is a table, or JSON with `--output json`. MB/s is 10^6 bytes of
 //! record payload (key + value) per second.
 
+use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -490,7 +491,9 @@ struct ProduceOutcome {
 /// One producer's send schedule: which record goes next and when it should be sent.
 struct Pacer {
     topic: String,
-    value: Vec<u8>,
+    /// One payload for every record (shared, not copied), unless `stamp` needs each
+    /// record's own first 8 bytes.
+    value: Bytes,
     epoch: Instant,
     stamp: bool,
     /// Records per second; 0 = as fast as possible.
@@ -525,12 +528,16 @@ impl Pacer {
 
     /// The next record, stamped with `from` when stamping.
     fn record(&mut self, from: Instant) -> ProducerRecord {
-        if self.stamp {
-            let ns = from.saturating_duration_since(self.epoch).as_nanos() as u64;
-            self.value[..8].copy_from_slice(&ns.to_be_bytes());
-        }
         self.sent += 1;
-        ProducerRecord::new(self.topic.clone()).value(self.value.clone())
+        let value = if self.stamp {
+            let ns = from.saturating_duration_since(self.epoch).as_nanos() as u64;
+            let mut stamped = self.value.to_vec();
+            stamped[..8].copy_from_slice(&ns.to_be_bytes());
+            Bytes::from(stamped)
+        } else {
+            self.value.clone()
+        };
+        ProducerRecord::new(self.topic.clone()).value(value)
     }
 
     fn failed(&mut self, e: Error) {
@@ -592,7 +599,7 @@ async fn run_producers(
             let _ = producer.flush().await;
             let mut pacer = Pacer {
                 topic,
-                value: std::mem::take(&mut value),
+                value: Bytes::from(std::mem::take(&mut value)),
                 epoch,
                 stamp,
                 rate,

@@ -1,5 +1,6 @@
 //! `runnel groups park` and `runnel groups parked`: the hospital for poison records.
 
+use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 use runnel_client::{
@@ -219,7 +220,7 @@ pub(crate) async fn park(ctx: &Ctx, a: ParkArgs) -> CliResult<()> {
                 topic: parking.clone(),
                 partition: Some(tp.partition % parking_partitions),
                 key: r.key.clone(),
-                value: r.value.clone(),
+                value: r.value.clone().map(Bytes::from),
                 headers,
                 timestamp: Some(r.timestamp),
             }
@@ -239,7 +240,7 @@ pub(crate) async fn park(ctx: &Ctx, a: ParkArgs) -> CliResult<()> {
         let same = back.first().is_some_and(|b| {
             b.offset == *o
                 && b.key == copy.key
-                && b.value == copy.value
+                && b.value.as_deref() == copy.value.as_deref()
                 && b.headers == copy.headers
                 && Some(b.timestamp) == copy.timestamp
         });

@@ -177,7 +177,7 @@ pub(crate) async fn run(ctx: &Ctx, a: ProduceArgs) -> CliResult<()> {
             topic: a.topic.clone(),
             partition: a.partition,
             key,
-            value: Some(value),
+            value: Some(value.into()),
             headers: headers.clone(),
             timestamp: None,
         };
