@@ -10,7 +10,7 @@
 #        APPEND=0 ...                  do not touch BENCHMARKS.md
 #        WARM=0 ...                    skip touching free memory first (see below)
 # Settings (environment): TANSU_BIN (default /work/cache/tansu/bin/tansu, else `tansu`
-# on PATH), W1_RECORDS (default 1000000), W3_RECORDS (200000), W4_SECONDS (10),
+# on PATH), W1_RECORDS (default 1000000), W3_RECORDS (1000000), W4_SECONDS (10),
 # W6_TOPICS (1000), W7_CONNECTIONS (10000), DATA_DIR (default target/compare-data, on
 # the disk dd measures).
 set -uo pipefail
@@ -22,7 +22,7 @@ if [[ $QUICK == 1 ]]; then
   : "${W1_RECORDS:=50000}" "${W3_RECORDS:=20000}" "${W4_SECONDS:=3}" "${W6_TOPICS:=50}" "${W7_CONNECTIONS:=500}"
 fi
 W1_RECORDS=${W1_RECORDS:-1000000}
-W3_RECORDS=${W3_RECORDS:-200000}
+W3_RECORDS=${W3_RECORDS:-1000000}
 W4_SECONDS=${W4_SECONDS:-10}
 W6_TOPICS=${W6_TOPICS:-1000}
 W7_CONNECTIONS=${W7_CONNECTIONS:-10000}
@@ -211,12 +211,27 @@ W1="--partitions 8 --record-size 1024 --acks 1 --batch-size 1000000 --num-record
 W1S="--partitions 8 --record-size 1024 --acks 1 --batch-size 16384 --num-records $((W1_RECORDS / 2))"
 W4="--partitions 8 --record-size 1024 --rate 5000 --duration $W4_SECONDS --linger-ms 0"
 
-# Runs W1, W2 and W4 against one broker with both clients: suite PREFIX BOOTSTRAP
+# CPU seconds (user + system) a process has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo nan; }
+# with_cpu PID NAME CMD...: run CMD and record PID's CPU seconds during it in NAME.cpu.
+with_cpu() {
+  local pid=$1 name=$2
+  shift 2
+  local c0 c1
+  c0=$(cpu_s "$pid")
+  "$@"
+  c1=$(cpu_s "$pid")
+  if [[ $c0 == nan || $c1 == nan ]]; then echo nan; else calc "$c1 - $c0"; fi >"$out/$name.cpu"
+}
+
+# Runs W1, W2 and W4 against one broker with both clients: suite PREFIX BOOTSTRAP PID
 suite() {
-  local p=$1 bs=$2
-  # W1/W2 with runnel perf on topic w1-rp, with librdkafka on w1-rk.
-  run_perf "$p-w1-rp" "$bs" produce --topic w1-rp $W1
-  run_rdk "$p-w1-rk" "$bs" produce --topic w1-rk $W1
+  local p=$1 bs=$2 pid=$3
+  # W1/W2 with runnel perf on topic w1-rp, with librdkafka on w1-rk. The broker's CPU
+  # during W1 is recorded too: throughput is shared with the client on 2 vCPUs, CPU
+  # per GB is the broker's own cost.
+  with_cpu "$pid" "$p-w1-rp" run_perf "$p-w1-rp" "$bs" produce --topic w1-rp $W1
+  with_cpu "$pid" "$p-w1-rk" run_rdk "$p-w1-rk" "$bs" produce --topic w1-rk $W1
   run_perf "$p-w1s-rp" "$bs" produce --topic w1s-rp $W1S
   run_rdk "$p-w1s-rk" "$bs" produce --topic w1s-rk $W1S
   sync
@@ -231,7 +246,7 @@ suite() {
 : >"$out/commands.txt"
 log "starting runnel"
 start_runnel "$DATA_DIR/runnel" "$RUNNEL_PORT" "$out/runnel" || exit 1
-suite runnel "$runnel_bs"
+suite runnel "$runnel_bs" "$BROKER_PID"
 # W3: acks=all (fsynced), 4 producers. W5: W4 with acks=all.
 run_perf runnel-w3-rp "$runnel_bs" produce --topic w3-rp --partitions 8 --record-size 1024 --acks all --batch-size 1000000 --producers 4 --num-records "$W3_RECORDS"
 run_rdk runnel-w3-rk "$runnel_bs" produce --topic w3-rk --partitions 8 --record-size 1024 --acks all --batch-size 1000000 --num-records "$W3_RECORDS"
@@ -243,7 +258,7 @@ peer_ok=0
 if start_peer; then
   peer_ok=1
   log "peer: $TANSU (pid $PEER_PID)"
-  suite peer "$peer_bs"
+  suite peer "$peer_bs" "$PEER_PID"
   kill "$PEER_PID"; wait "$PEER_PID" 2>/dev/null
 else
   log "peer not available (no tansu binary at ${TANSU_BIN:-/work/cache/tansu/bin/tansu} or it did not start); reporting Runnel and the physical references only"
@@ -332,6 +347,14 @@ table=$out/table.md
     cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
     r=$(g "runnel-w1s-$c" mb_per_sec); p=$([[ $peer_ok == 1 ]] && g "peer-w1s-$c" mb_per_sec || echo nan)
     echo "| W1-16k | W1 with batch.size 16384 (Kafka's Java default) (MB/s) | $cname | $(fmt "$r") | $(fmt "$p") | $(ratio "$r" "$p") | iperf3 $(fmt "$iperf_mbs" 0) | $(pct "$r" "$iperf_mbs") | (context) | – |"
+  done
+  w1_gb=$(calc "$W1_RECORDS * 1024 / 1e9")
+  per_gb() { local v; v=$(cat "$1" 2>/dev/null || echo nan); if isnum "$v"; then calc "$v / $w1_gb"; else echo nan; fi; }
+  for c in rp rk; do
+    cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
+    rc=$(per_gb "$out/runnel-w1-$c.cpu")
+    pc=$([[ $peer_ok == 1 ]] && per_gb "$out/peer-w1-$c.cpu" || echo nan)
+    echo "| W1 CPU | broker CPU-seconds per GB produced in W1 (lower is better) | $cname | $(fmt "$rc" 2) | $(fmt "$pc" 2) | peer uses $(ratio "$pc" "$rc") | – | – | (context) | – |"
   done
   for c in rp rk; do
     cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
