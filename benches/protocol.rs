@@ -99,15 +99,16 @@ fn produce_decode(c: &mut Criterion) {
 /// into a reused buffer, as the broker's writer does.
 fn fetch_encode(c: &mut Criterion) {
     let records = record_set(8);
+    let partition = |p: i32, records: Option<Bytes>| {
+        m::fetch_response::PartitionData::default()
+            .with_partition_index(p)
+            .with_high_watermark(1 << 20)
+            .with_last_stable_offset(1 << 20)
+            .with_log_start_offset(0)
+            .with_records(records)
+    };
     let partitions: Vec<m::fetch_response::PartitionData> = (0..PARTITIONS)
-        .map(|p| {
-            m::fetch_response::PartitionData::default()
-                .with_partition_index(p)
-                .with_high_watermark(1 << 20)
-                .with_last_stable_offset(1 << 20)
-                .with_log_start_offset(0)
-                .with_records(Some(records.clone()))
-        })
+        .map(|p| partition(p, Some(records.clone())))
         .collect();
     let body = ResponseBody::Fetch(m::FetchResponse::default().with_responses(
         vec![m::fetch_response::FetchableTopicResponse::default()
@@ -139,14 +140,7 @@ fn fetch_encode(c: &mut Criterion) {
             b.iter(|| {
                 let mut external = ExternalRecords::new();
                 let partitions = (0..PARTITIONS)
-                    .map(|p| {
-                        m::fetch_response::PartitionData::default()
-                            .with_partition_index(p)
-                            .with_high_watermark(1 << 20)
-                            .with_last_stable_offset(1 << 20)
-                            .with_log_start_offset(0)
-                            .with_records(external.stand_in(records.clone(), records.len()))
-                    })
+                    .map(|p| partition(p, external.stand_in(records.clone(), records.len())))
                     .collect();
                 let body = m::FetchResponse::default().with_responses(vec![
                     m::fetch_response::FetchableTopicResponse::default()

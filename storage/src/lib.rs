@@ -103,6 +103,15 @@ impl LogConfig {
     }
 }
 
+/// The result of a syscall that returns a byte count: the count, or the OS error.
+pub(crate) fn syscall_bytes(n: libc::ssize_t) -> io::Result<usize> {
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// A zero-copy view of whole batches in a segment file: the broker sends it with
 /// `sendfile`, or reads it into a buffer. Holding it keeps the file open even if the
 /// segment is deleted meanwhile (POSIX unlink semantics), so a fetch never sees a hole.
@@ -135,19 +144,16 @@ impl FileSlice {
             // SAFETY: pread writes at most `len - done` bytes into the vector's spare
             // capacity, which is at least that long; only bytes it reports written are
             // then counted into the length.
-            let n = unsafe { libc::pread(fd, spare.as_mut_ptr().cast(), len - done, offset) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
+            let n = match syscall_bytes(unsafe {
+                libc::pread(fd, spare.as_mut_ptr().cast(), len - done, offset)
+            }) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => n,
+            };
             // SAFETY: the first `done + n` bytes are initialised (see above).
-            unsafe { buf.set_len(done + n as usize) };
+            unsafe { buf.set_len(done + n) };
         }
         Ok(buf)
     }

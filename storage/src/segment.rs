@@ -674,19 +674,16 @@ fn write_all_vectored_at(
         let at = libc::off_t::try_from(offset).map_err(io::Error::other)?;
         // SAFETY: IoSlice is ABI-compatible with iovec, and the first `count` entries
         // point at live, borrowed buffers that pwritev only reads.
-        let n = unsafe { libc::pwritev(file.as_raw_fd(), parts.as_ptr().cast(), count as i32, at) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
+        let n = match crate::syscall_bytes(unsafe {
+            libc::pwritev(file.as_raw_fd(), parts.as_ptr().cast(), count as i32, at)
+        }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+        };
         offset += n as u64;
-        IoSlice::advance_slices(&mut parts, n as usize);
+        IoSlice::advance_slices(&mut parts, n);
     }
     Ok(())
 }
