@@ -8,7 +8,6 @@
 # Usage: benches/compare.sh            full run (about 10 minutes)
 #        QUICK=1 benches/compare.sh    small counts, to check the script
 #        APPEND=0 ...                  do not touch BENCHMARKS.md
-#        WARM=0 ...                    skip touching free memory first (see below)
 # Settings (environment): TANSU_BIN (default /work/cache/tansu/bin/tansu, else `tansu`
 # on PATH), W1_RECORDS (default 1000000), W3_RECORDS (1000000), W4_SECONDS (10),
 # W6_TOPICS (1000), W7_CONNECTIONS (10000), DATA_DIR (default target/compare-data, on
@@ -96,27 +95,11 @@ disk=$(df "$DATA_DIR" | awk 'NR==2 {print $1}')
 fstype=$(df -T "$DATA_DIR" | awk 'NR==2 {print $2}')
 log "machine: nproc=$nproc_ mem=${mem_gib}GiB cpu=$cpu kernel=$kernel data=$disk ($fstype)"
 
-# --- guest memory ----------------------------------------------------------------------
-# A Firecracker VM's RAM is backed by the host lazily: the first write to each guest page
-# faults on the host. Page-cache writes (Runnel's log, dd) landing on never-touched pages
-# ran at 750 MB/s against 3.9 GB/s on reused ones (dd bs=1M count=2000, 00:40). Touching
-# the free memory once first measures the brokers, not the VM's first-touch cost, and
-# treats both the same. WARM=0 skips it.
-if [[ ${WARM:-1} == 1 ]]; then
-  log "touching free memory once (VM first-touch cost)"
-  "$PY" - <<'EOF' >&2
-import mmap
-free_kb = int([l for l in open('/proc/meminfo') if l.startswith('MemFree:')][0].split()[1])
-n = max(0, free_kb * 1024 - (1 << 30))
-if n:
-    m = mmap.mmap(-1, n)
-    for i in range(0, n, 4096):
-        m[i] = 1
-print(f"touched {n >> 20} MiB")
-EOF
-fi
-
 # --- physical references -------------------------------------------------------------
+# Guest memory is not pre-touched: this VM hands freed memory back to the host (virtio
+# balloon free page reporting), so pages touched and freed go cold again, and handing
+# back many GB stalled the VM's fsyncs for ~500 ms at a time for a minute afterwards
+# (BENCHMARKS.md, 2026-11-24).
 if ! command -v iperf3 >/dev/null; then
   log "iperf3 missing; trying apt-get install iperf3"
   (apt-get install -y -q iperf3 >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q iperf3 >/dev/null 2>&1; }) || true

@@ -768,6 +768,7 @@ async fn run_consumer(
     limit: Option<u64>,
     stop: Arc<AtomicBool>,
     epoch: Option<Instant>,
+    mut ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<ConsumeOutcome, Error> {
     let mut consumer = Consumer::new(client, config);
     consumer.assign(plan.partitions.iter().map(|(tp, _, _)| tp.clone()));
@@ -802,7 +803,14 @@ async fn run_consumer(
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         }
-        let records = consumer.poll(wait).await?;
+        // Until `ready` is signalled, poll without waiting: the first poll looks up the
+        // leaders and positions the consumer, and only then may e2e start producing.
+        let records = consumer
+            .poll(if ready.is_some() { Duration::ZERO } else { wait })
+            .await?;
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+        }
         let now = Instant::now();
         let mut n = 0u64;
         for r in &records {
@@ -882,6 +890,7 @@ async fn consume(global: &GlobalArgs, a: ConsumeArgs) -> PerfResult<Report> {
             total.clone(),
             a.num_records,
             stop.clone(),
+            None,
             None,
         )));
     }
@@ -964,8 +973,11 @@ async fn e2e(global: &GlobalArgs, a: E2eArgs) -> PerfResult<Report> {
     let stop = Arc::new(AtomicBool::new(false));
     let wait = Duration::from_millis(a.fetch_max_wait_ms);
     let mut consumers = Vec::new();
+    let mut ready = Vec::new();
     for p in split(&plan, a.consumers) {
         let client = connect(global).await?;
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        ready.push(ready_rx);
         consumers.push(tokio::spawn(run_consumer(
             client,
             consumer_config(1, 1 << 20),
@@ -975,7 +987,13 @@ async fn e2e(global: &GlobalArgs, a: E2eArgs) -> PerfResult<Report> {
             None,
             stop.clone(),
             Some(epoch),
+            Some(ready_tx),
         )));
+    }
+    // Produce only once every consumer has fetched: records sent while a consumer is
+    // still looking up leaders would measure its start-up, not end-to-end latency.
+    for r in ready {
+        let _ = r.await;
     }
     let outcome = run_producers(global, &pa, epoch, true).await?;
     // Wait for the consumers to see everything that was acknowledged (bounded).

@@ -162,6 +162,7 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
 
     // The slice each partition's last round found.
     let mut found: Vec<Option<FileSlice>> = vec![None; slots.len()];
+    let mut expired = false;
     loop {
         let waiter = Arc::new(Notify::new());
         // Register before reading so an append between the read and the wait wakes us.
@@ -191,20 +192,26 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
                 }
             }
         }
+        if expired && total >= min_bytes.max(1) {
+            // Enough data arrived without waking us: a high watermark move that was
+            // missed (or one racing the deadline).
+            tracing::debug!(total, min_bytes, "long poll expired although enough data had arrived");
+        }
         if total >= min_bytes.max(1)
             || errors
+            || expired
             || tokio::time::Instant::now() >= deadline
             || slots.is_empty()
         {
             break;
         }
-        // Woken by a high watermark move: read again. At the deadline, answer with
-        // what the last round found.
+        // Woken by a high watermark move: read again. At the deadline, read once more
+        // and answer with what is there, as Kafka's DelayedFetch does when it expires.
         if tokio::time::timeout_at(deadline, waiter.notified())
             .await
             .is_err()
         {
-            break;
+            expired = true;
         }
     }
     let mut slices = Vec::new();
