@@ -806,7 +806,11 @@ async fn run_consumer(
         // Until `ready` is signalled, poll without waiting: the first poll looks up the
         // leaders and positions the consumer, and only then may e2e start producing.
         let records = consumer
-            .poll(if ready.is_some() { Duration::ZERO } else { wait })
+            .poll(if ready.is_some() {
+                Duration::ZERO
+            } else {
+                wait
+            })
             .await?;
         if let Some(ready) = ready.take() {
             let _ = ready.send(());

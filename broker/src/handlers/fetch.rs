@@ -195,7 +195,11 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
         if expired && total >= min_bytes.max(1) {
             // Enough data arrived without waking us: a high watermark move that was
             // missed (or one racing the deadline).
-            tracing::debug!(total, min_bytes, "long poll expired although enough data had arrived");
+            tracing::debug!(
+                total,
+                min_bytes,
+                "long poll expired although enough data had arrived"
+            );
         }
         if total >= min_bytes.max(1)
             || errors
