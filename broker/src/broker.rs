@@ -482,7 +482,6 @@ impl Broker {
         &self.config.data_dir
     }
 
-    /// Flush everything, snapshot producer state and mark the shutdown clean.
     /// Start the retention task and the log cleaner.
     pub fn start_log_maintenance(self: &Arc<Self>) -> std::io::Result<()> {
         let m = LogMaintenance::start(self.clone())?;
@@ -490,18 +489,7 @@ impl Broker {
         Ok(())
     }
 
-    /// Have the cleaner compact a partition now, whatever its dirty ratio. False if the
-    /// cleaner is not running.
-    pub fn compact_now(&self, topic: &str, partition: i32) -> bool {
-        match &*self.maintenance.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(m) => {
-                m.compact_now(topic, partition);
-                true
-            }
-            None => false,
-        }
-    }
-
+    /// Flush everything, snapshot producer state and mark the shutdown clean.
     pub fn shutdown(&self) -> std::io::Result<()> {
         // Cleaner and retention stop before the logs close.
         let maintenance = self

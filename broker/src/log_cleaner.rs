@@ -8,7 +8,7 @@
 //! `max.compaction.lag.ms` + `log.cleaner.backoff.ms` (+ `file.delete.delay.ms`). Both
 //! intervals default to short values here (Kafka's are 5 minutes and 15 s).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -64,8 +64,6 @@ impl MaintenanceConfig {
 struct Shared {
     stop: Mutex<bool>,
     wake: Condvar,
-    /// Partitions to compact at the next pass whatever their dirty ratio.
-    compact_now: Mutex<HashSet<(String, i32)>>,
 }
 
 impl Shared {
@@ -96,7 +94,6 @@ impl LogMaintenance {
         let shared = Arc::new(Shared {
             stop: Mutex::new(false),
             wake: Condvar::new(),
-            compact_now: Mutex::new(HashSet::new()),
         });
         let mut threads = Vec::new();
         {
@@ -123,16 +120,6 @@ impl LogMaintenance {
             );
         }
         Ok(LogMaintenance { shared, threads })
-    }
-
-    /// Compact `topic`/`partition` at the next cleaner pass, and wake the cleaner.
-    pub fn compact_now(&self, topic: &str, partition: i32) {
-        self.shared
-            .compact_now
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((topic.to_string(), partition));
-        self.shared.wake.notify_all();
     }
 
     /// Stop the threads and wait for them (a pass in progress finishes first).
@@ -181,8 +168,6 @@ fn cleaner_pass(
     shared: &Shared,
     throttle: &mut Throttle,
 ) {
-    let requested: HashSet<(String, i32)> =
-        std::mem::take(&mut *shared.compact_now.lock().unwrap_or_else(|p| p.into_inner()));
     let topics: Vec<_> = broker.topics().all().cloned().collect();
     for meta in topics {
         let tc = TopicConfig::resolve(&meta.configs, &broker.topic_defaults);
@@ -196,7 +181,7 @@ fn cleaner_pass(
             let now = runnel_storage::now_ms();
             let marker = p.log.lock().dir().join(cleaner::COMPACT_NOW_MARKER);
             let marked = marker.exists();
-            let force = marked || requested.contains(&(meta.name.clone(), p.tp.partition));
+            let force = marked;
             let max_lag = if force { 0 } else { tc.max_compaction_lag_ms };
             let rolled = p.log.lock().roll_if_older_than(now, max_lag);
             match rolled {

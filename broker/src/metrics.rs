@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use runnel_protocol::api::{ApiKey, ResponseBody, SUPPORTED_APIS};
-use runnel_protocol::record_batch::BatchHeader;
+use runnel_protocol::api::{messages as m, ApiKey, ResponseBody, SUPPORTED_APIS};
+use runnel_protocol::record_batch::{BatchHeader, BATCH_HEADER_LEN};
 use runnel_protocol::records::batch_records;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -231,6 +231,14 @@ impl ApiStats {
     }
 }
 
+/// Whether a fetch response carries an error, top-level or for a partition.
+pub fn fetch_has_error(r: &m::FetchResponse) -> bool {
+    r.error_code != 0
+        || r.responses
+            .iter()
+            .any(|t| t.partitions.iter().any(|p| p.error_code != 0))
+}
+
 /// Whether a response carries a nonzero error code anywhere (top level, per topic, per
 /// partition, per group or member).
 pub fn response_has_error(body: &ResponseBody) -> bool {
@@ -245,9 +253,7 @@ pub fn response_has_error(body: &ResponseBody) -> bool {
         ResponseBody::Produce(r) => any(&r.responses, |t| {
             any(&t.partition_responses, |p| p.error_code != 0)
         }),
-        ResponseBody::Fetch(r) => {
-            r.error_code != 0 || any(&r.responses, |t| any(&t.partitions, |p| p.error_code != 0))
-        }
+        ResponseBody::Fetch(r) => fetch_has_error(r),
         ResponseBody::ListOffsets(r) => {
             any(&r.topics, |t| any(&t.partitions, |p| p.error_code != 0))
         }
@@ -573,11 +579,10 @@ fn record_timestamp(p: &Partition, offset: u64) -> Option<i64> {
         let offset = offset.max(log.log_start_offset());
         log.read(offset, 1, hw).ok()?.slice?
     };
-    const HEADER: usize = 61;
-    if slice.len < HEADER as u64 {
+    if slice.len < BATCH_HEADER_LEN as u64 {
         return None;
     }
-    let mut head = [0u8; HEADER];
+    let mut head = [0u8; BATCH_HEADER_LEN];
     slice.file.read_exact_at(&mut head, slice.position).ok()?;
     let h = BatchHeader::parse_fixed(&head).ok()?;
     if h.is_log_append_time() {
@@ -858,30 +863,20 @@ async fn http_connection(mut stream: TcpStream, exporter: Arc<Exporter>) -> std:
     let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let mut parts = line.split_whitespace();
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return respond(
-            &mut stream,
-            400,
-            "Bad Request",
-            "text/plain",
-            b"bad request\n",
-            true,
-        )
-        .await;
+    let (method, target) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(t), Some(v), None) if v.starts_with("HTTP/1.") => (m, t),
+        _ => {
+            return respond(
+                &mut stream,
+                400,
+                "Bad Request",
+                "text/plain",
+                b"bad request\n",
+                true,
+            )
+            .await
+        }
     };
-    if !version.starts_with("HTTP/1.") {
-        return respond(
-            &mut stream,
-            400,
-            "Bad Request",
-            "text/plain",
-            b"bad request\n",
-            true,
-        )
-        .await;
-    }
     let path = target.split('?').next().unwrap_or_default();
     if path != "/metrics" {
         return respond(

@@ -13,7 +13,7 @@ use std::os::unix::io::AsRawFd;
 
 use bytes::Bytes;
 use runnel_protocol::response_parts::ResponsePart;
-use runnel_storage::FileSlice;
+use runnel_storage::{syscall_bytes, FileSlice};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
@@ -44,12 +44,7 @@ async fn send_bytes(stream: &TcpStream, bytes: &Bytes, more: bool) -> io::Result
         let rest = &bytes[done..];
         let sent = stream.try_io(Interest::WRITABLE, || {
             // SAFETY: `rest` is a live slice of `rest.len()` bytes; send only reads it.
-            let n = unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), flags) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
+            syscall_bytes(unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), flags) })
         });
         match sent {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -76,12 +71,7 @@ async fn send_file(stream: &TcpStream, slice: &FileSlice) -> io::Result<()> {
         let sent = stream.try_io(Interest::WRITABLE, || {
             // SAFETY: both descriptors are open for the call (the slice holds its file,
             // `stream` its socket) and `offset` is a valid, exclusively borrowed off_t.
-            let n = unsafe { libc::sendfile(fd, file_fd, &mut offset, want) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
+            syscall_bytes(unsafe { libc::sendfile(fd, file_fd, &mut offset, want) })
         });
         match sent {
             // The file is shorter than the slice the log handed out: the frame's length

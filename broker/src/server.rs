@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
 use crate::handlers;
-use crate::metrics::{response_has_error, ApiSlot, ServerMetrics};
+use crate::metrics::{fetch_has_error, response_has_error, ApiSlot, ServerMetrics};
 use crate::send_file::write_parts;
 
 /// How long a connection may send nothing in the middle of a request frame.
@@ -190,12 +190,7 @@ fn finish(
     peer: SocketAddr,
 ) -> Response {
     let error = body.as_ref().is_some_and(response_has_error);
-    let response = encode(header, body, peer);
-    match response {
-        Ok(_) => metrics.completed(slot, started, error),
-        Err(()) => metrics.closed_connection(Some(slot)),
-    }
-    response
+    record_outcome(metrics, slot, started, error, encode(header, body, peer))
 }
 
 /// [`finish`] for a fetch response whose record sets stay in the segment files.
@@ -208,11 +203,7 @@ fn finish_fetch(
     records: ExternalRecords<FileSlice>,
     peer: SocketAddr,
 ) -> Response {
-    let error = body.error_code != 0
-        || body
-            .responses
-            .iter()
-            .any(|t| t.partitions.iter().any(|p| p.error_code != 0));
+    let error = fetch_has_error(&body);
     let response = match encode_fetch_response_parts(header, &body, records) {
         Ok(parts) => Ok(Some(Outgoing::Parts(parts))),
         Err(e) => {
@@ -220,6 +211,17 @@ fn finish_fetch(
             Err(())
         }
     };
+    record_outcome(metrics, slot, started, error, response)
+}
+
+/// Count a request as completed (with its latency) or as a closed connection.
+fn record_outcome(
+    metrics: &ServerMetrics,
+    slot: ApiSlot,
+    started: Instant,
+    error: bool,
+    response: Response,
+) -> Response {
     match response {
         Ok(_) => metrics.completed(slot, started, error),
         Err(()) => metrics.closed_connection(Some(slot)),

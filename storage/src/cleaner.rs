@@ -140,7 +140,8 @@ pub fn first_dirty_offset(dir: &Path) -> u64 {
     checkpoint::read_u64(dir, CHECKPOINT_FILE).unwrap_or(0)
 }
 
-/// What a pass works on, captured under the log lock.
+/// What a pass works on: the segments captured under the log lock, the checkpoint read
+/// after it.
 struct Candidates {
     dir: PathBuf,
     config: crate::LogConfig,
@@ -150,13 +151,23 @@ struct Candidates {
 }
 
 fn candidates(log: &SharedLog, s: &CleanerSettings) -> Result<Candidates> {
-    let mut guard = log.lock();
-    let segments = guard.cleanable_segments(s.upper_bound, s.now_ms, s.min_compaction_lag_ms)?;
-    let dir = guard.dir().to_path_buf();
+    let (segments, dir, config, log_start) = {
+        let mut guard = log.lock();
+        let segments =
+            guard.cleanable_segments(s.upper_bound, s.now_ms, s.min_compaction_lag_ms)?;
+        let dir = guard.dir().to_path_buf();
+        (
+            segments,
+            dir,
+            guard.config().clone(),
+            guard.log_start_offset(),
+        )
+    };
+    // The checkpoint file is read after the lock is released: appends need not wait on it.
     let end = segments.last().map_or(0, |g| g.next_offset);
-    let first_dirty = first_dirty_offset(&dir).clamp(guard.log_start_offset().min(end), end);
+    let first_dirty = first_dirty_offset(&dir).clamp(log_start.min(end), end);
     Ok(Candidates {
-        config: guard.config().clone(),
+        config,
         dir,
         segments,
         first_dirty,

@@ -104,7 +104,7 @@ impl LogConfig {
 }
 
 /// The result of a syscall that returns a byte count: the count, or the OS error.
-pub(crate) fn syscall_bytes(n: libc::ssize_t) -> io::Result<usize> {
+pub fn syscall_bytes(n: libc::ssize_t) -> io::Result<usize> {
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {

@@ -199,7 +199,6 @@ impl Segment {
         Ok(Some(header))
     }
 
-    /// Write a whole validated record set (offsets already assigned) at the end.
     /// Append `records`, whose batches are described by `batches`, with each batch's
     /// first [`BATCH_HEADER_LEN`] bytes replaced by the matching entry of `headers`.
     pub fn append(
