@@ -740,12 +740,3 @@ pub(crate) async fn commit_offsets(
     }
     Ok(())
 }
-
-impl crate::connection::FromResponse for m::ConsumerGroupHeartbeatResponse {
-    fn from_response(body: runnel_protocol::api::ResponseBody) -> Option<Self> {
-        match body {
-            runnel_protocol::api::ResponseBody::ConsumerGroupHeartbeat(b) => Some(b),
-            _ => None,
-        }
-    }
-}

@@ -473,4 +473,5 @@ from_response! {
     DescribeGroups(m::DescribeGroupsResponse),
     ListGroups(m::ListGroupsResponse),
     DeleteGroups(m::DeleteGroupsResponse),
+    ConsumerGroupHeartbeat(m::ConsumerGroupHeartbeatResponse),
 }

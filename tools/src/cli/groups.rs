@@ -394,12 +394,7 @@ pub(crate) async fn group_state(ctx: &Ctx, group: &str) -> CliResult<GroupState>
             members: d.members,
         },
         // GROUP_ID_NOT_FOUND, or no answer: nothing is there.
-        Some(d) if d.error_code == 69 => GroupState {
-            state: "Dead".into(),
-            protocol_type: String::new(),
-            members: Vec::new(),
-        },
-        None => GroupState {
+        Some(runnel_client::admin::GroupDescription { error_code: 69, .. }) | None => GroupState {
             state: "Dead".into(),
             protocol_type: String::new(),
             members: Vec::new(),

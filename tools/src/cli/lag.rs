@@ -269,9 +269,9 @@ fn evaluate(window: &VecDeque<BTreeMap<String, GroupSample>>) -> Vec<GroupReport
             let history: Vec<(i64, i64)> = window
                 .iter()
                 .filter_map(|s| s.get(group)?.partitions.get(tp))
-                .filter_map(|(c, e, _)| c.map(|c| (c, (e - c).max(0))))
+                .filter_map(|(c, e, _)| c.map(|c| (c, e.saturating_sub(c).max(0))))
                 .collect();
-            let lag = committed.map(|c| (end - c).max(0));
+            let lag = committed.map(|c| end.saturating_sub(c).max(0));
             let verdict = committed.map(|_| partition_verdict(&history, active));
             parts.push(PartitionReport {
                 tp: tp.clone(),
@@ -280,7 +280,7 @@ fn evaluate(window: &VecDeque<BTreeMap<String, GroupSample>>) -> Vec<GroupReport
                 lag,
                 lag_before: history.first().map(|h| h.1),
                 moved: match (history.first(), history.last()) {
-                    (Some(f), Some(l)) => Some(l.0 - f.0),
+                    (Some(f), Some(l)) => Some(l.0.saturating_sub(f.0)),
                     _ => None,
                 },
                 owner: owner.clone(),
@@ -360,8 +360,8 @@ fn print_report(ctx: &Ctx, report: &[GroupReport], a: &LagArgs, samples: usize) 
                 .flat_map(|g| {
                     g.partitions.iter().map(|p| {
                         let trend = match (p.lag_before, p.lag) {
-                            (Some(b), Some(l)) if l > b => format!("+{}", l - b),
-                            (Some(b), Some(l)) => format!("{}", l - b),
+                            (Some(b), Some(l)) if l > b => format!("+{}", l.saturating_sub(b)),
+                            (Some(b), Some(l)) => format!("{}", l.saturating_sub(b)),
                             _ => "-".into(),
                         };
                         vec![

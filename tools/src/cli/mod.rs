@@ -251,12 +251,7 @@ pub(crate) fn parse_kv(s: &str) -> CliResult<(String, String)> {
     }
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub(crate) use runnel_storage::now_ms;
 
 /// A point in time: RFC 3339 (`2026-11-23T21:00:00Z`, `2026-11-23T22:00:00+01:00`) or
 /// milliseconds since the epoch.
