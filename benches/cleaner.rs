@@ -93,8 +93,10 @@ fn settings() -> CleanerSettings {
 }
 
 fn clean(c: &mut Criterion) {
-    // `cargo bench -- --test` (CI) runs each routine once: keep its log small.
-    let test_mode = std::env::args().any(|a| a == "--test");
+    // Outside `cargo bench` (CI's `cargo test --bench`, or `-- --test`) criterion runs
+    // each routine once: keep the log small there. `cargo bench` passes `--bench`.
+    let test_mode =
+        !std::env::args().any(|a| a == "--bench") || std::env::args().any(|a| a == "--test");
     let (bytes, keys) = if test_mode {
         (1 << 20, 100)
     } else {

@@ -60,7 +60,11 @@ except Exception:
 EOF
 }
 # Arithmetic with awk: calc 'EXPR' (nan-safe: prints nan on a bad operand).
-calc() { awk "BEGIN { r = $1; if (r != r) print \"nan\"; else printf \"%.6g\\n\", r }" 2>/dev/null || echo nan; }
+# A missing figure ("nan", or empty) in EXPR gives nan: awk would read a bare nan as 0.
+calc() {
+  if [[ $1 == *nan* ]]; then echo nan; return; fi
+  awk "BEGIN { r = $1; if (r != r) print \"nan\"; else printf \"%.6g\\n\", r }" 2>/dev/null || echo nan
+}
 fmt() { awk -v v="$1" -v d="${2:-1}" 'BEGIN { if (v == "nan" || v == "") print "n/a"; else printf "%.*f\n", d, v }'; }
 ratio() { # ratio A B -> "1.23x" or n/a
   awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2fx\n", a / b }'
@@ -107,6 +111,7 @@ fi
 iperf_mbs=nan
 if command -v iperf3 >/dev/null; then
   iperf3 -s -1 -p "$IPERF_PORT" >/dev/null 2>&1 &
+  pids+=("$!")
   sleep 0.5
   iperf3 -c 127.0.0.1 -p "$IPERF_PORT" -t 5 -J >"$out/iperf3.json" 2>/dev/null
   bps=$(jget "$out/iperf3.json" end.sum_received.bits_per_second)
@@ -310,7 +315,8 @@ g() { # g RUN FIELD: a figure of a run, n/a when missing or when the run failed 
     $1 == r && $2 == f { val = $3 }
     END { if (rec == "" || rec == 0 || val == "") print "nan"; else print val }' "$out/flat.txt"
 }
-verdict() { # verdict OK_EXPR DETAIL
+verdict() { # verdict OK_EXPR DETAIL (a missing figure in OK_EXPR is no verdict, not a pass)
+  if [[ $1 == *nan* ]]; then echo "n/a (no figure)"; return; fi
   if [[ $(awk "BEGIN { print (($1) ? 1 : 0) }" 2>/dev/null) == 1 ]]; then echo "met"; else echo "**missed**: $2"; fi
 }
 isnum() { [[ $1 != nan && -n $1 ]]; }

@@ -325,7 +325,8 @@ mod tests {
         let mut external = ExternalRecords::new();
         let s = external.stand_in(Bytes::from_static(b"abc"), 3).unwrap();
         let body = response(&[Some(s.clone()), Some(s)]);
-        assert!(encode_fetch_response_parts(&header(12), &body, external).is_err());
+        let e = encode_fetch_response_parts(&header(12), &body, external).unwrap_err();
+        assert!(e.to_string().contains("used twice"), "{e}");
     }
 
     #[test]
@@ -344,6 +345,9 @@ mod tests {
         let mut h = header(12);
         h.api_key = ApiKey::Metadata;
         let external: ExternalRecords<Bytes> = ExternalRecords::new();
-        assert!(encode_fetch_response_parts(&h, &response(&[]), external).is_err());
+        assert!(matches!(
+            encode_fetch_response_parts(&h, &response(&[]), external),
+            Err(EncodeError::ApiKeyMismatch { .. })
+        ));
     }
 }

@@ -403,14 +403,14 @@ impl TestBroker {
         }
     }
 
-    /// Start the broker again on the same data dir (after [`kill9`](Self::kill9) or
-    /// [`stop`](Self::stop)); it gets a new ephemeral port, so call
-    /// [`bootstrap`](Self::bootstrap) again.
     /// Replace the extra environment for the next start (e.g. drop a crash trigger).
     pub fn set_env(&mut self, env: Vec<(String, String)>) {
         self.opts.env = env;
     }
 
+    /// Start the broker again on the same data dir (after [`kill9`](Self::kill9) or
+    /// [`stop`](Self::stop)); it gets a new ephemeral port, so call
+    /// [`bootstrap`](Self::bootstrap) again.
     pub fn restart(&mut self) {
         if self.child.is_some() {
             self.stop();
