@@ -1104,9 +1104,8 @@ fn produce_and_consume_round_trip() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("line 2"), "{}", stderr(&o));
-    // Unknown topic: exit 3.
-    let o = runnel_stdin(&broker, &["produce", "lnes"], b"x\n");
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    // Unknown topic: exit 3 for consume (like librdkafka's consumers, it does not ask
+    // for auto-creation; produce does, see produce_to_a_missing_topic_...).
     let o = runnel(&broker, &["consume", "lnes"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
 }
@@ -1414,4 +1413,43 @@ fn park_force_removes_kip848_members() {
 
     stop.store(true, Ordering::SeqCst);
     member.join().unwrap();
+}
+
+#[test]
+fn produce_to_a_missing_topic_creates_it_when_the_broker_allows() {
+    // The default broker auto-creates, as kcat and kafka-console-producer find it.
+    let broker = TestBroker::start_with(BrokerOptions {
+        num_partitions: Some(3),
+        ..Default::default()
+    });
+    let o = runnel_stdin(
+        &broker,
+        &["--output", "json", "produce", "fresh"],
+        b"a\nb\n",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(summary["acknowledged"], 2, "{summary}");
+    let d = json(&broker, &["topics", "describe", "fresh"]);
+    assert_eq!(d["partitions"].as_array().unwrap().len(), 3, "{d}");
+    let got = read_all(&broker, "fresh");
+    let mut values: Vec<_> = got.iter().map(|r| r.value.clone().unwrap()).collect();
+    values.sort();
+    assert_eq!(values, vec![b"a".to_vec(), b"b".to_vec()]);
+
+    // With auto.create.topics.enable=false the topic is refused and not created.
+    let broker = TestBroker::start_with(BrokerOptions {
+        extra_args: vec!["--set".into(), "auto.create.topics.enable=false".into()],
+        ..Default::default()
+    });
+    create_topic(&broker, "orders", 1);
+    let o = runnel_stdin(&broker, &["produce", "ordrs"], b"a\n");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("topic ordrs does not exist; did you mean orders?"),
+        "{}",
+        stderr(&o)
+    );
+    let list = json(&broker, &["topics", "list"]);
+    assert!(!list.to_string().contains("ordrs"), "{list}");
 }

@@ -11,6 +11,9 @@ use tokio::sync::Mutex;
 use crate::connection::{Connection, ConnectionConfig, FromResponse};
 use crate::error::{check, Error, Result};
 
+pub(crate) const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const LEADER_NOT_AVAILABLE: i16 = 5;
+
 /// Client settings.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -207,6 +210,12 @@ impl Client {
 
     /// Fetch metadata for `topics` (all topics if empty) and update the cache.
     pub async fn refresh_metadata(&self, topics: &[&str]) -> Result<Vec<TopicMeta>> {
+        self.metadata(topics, false).await
+    }
+
+    /// Fetch metadata for `topics`; with `allow_auto_create` the broker creates the
+    /// missing ones if its `auto.create.topics.enable` says so, as for a producer.
+    async fn metadata(&self, topics: &[&str], allow_auto_create: bool) -> Result<Vec<TopicMeta>> {
         let request = m::MetadataRequest::default()
             .with_topics(if topics.is_empty() {
                 None
@@ -221,7 +230,7 @@ impl Client {
                         .collect(),
                 )
             })
-            .with_allow_auto_topic_creation(false);
+            .with_allow_auto_topic_creation(allow_auto_create);
         let response: m::MetadataResponse = self.call(request).await?;
         let now = Instant::now();
         let mut out = Vec::new();
@@ -292,6 +301,38 @@ impl Client {
             format!("metadata for topic {topic}")
         })?;
         Ok(meta)
+    }
+
+    /// Metadata of `topic` as a producer looks it up: a missing topic is auto-created
+    /// when the broker allows it (Java's producer and librdkafka do the same), and a new
+    /// topic's partitions are waited for while they have no leader yet.
+    pub async fn topic_for_produce(&self, topic: &str) -> Result<TopicMeta> {
+        match self.topic(topic).await {
+            Err(Error::Kafka { code, .. }) if code == UNKNOWN_TOPIC_OR_PARTITION => {}
+            other => return other,
+        }
+        let mut backoff = Duration::from_millis(50);
+        let mut attempts = 0;
+        loop {
+            let metas = self.metadata(&[topic], true).await?;
+            let meta = metas
+                .into_iter()
+                .find(|t| t.name == topic)
+                .ok_or_else(|| Error::Other(format!("no metadata for topic {topic}")))?;
+            let leaderless =
+                meta.partitions.is_empty() || meta.partitions.iter().any(|p| p.leader < 0);
+            let settling =
+                meta.error_code == LEADER_NOT_AVAILABLE || (meta.error_code == 0 && leaderless);
+            if !settling || attempts >= 20 {
+                check(meta.error_code, None, || {
+                    format!("metadata for topic {topic}")
+                })?;
+                return Ok(meta);
+            }
+            attempts += 1;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
     }
 
     /// The number of partitions of `topic` (cached; refreshed when missing or stale).

@@ -36,7 +36,7 @@ use runnel_protocol::records::build_batch;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::client::{topic_name, Client};
+use crate::client::{topic_name, Client, UNKNOWN_TOPIC_OR_PARTITION};
 use crate::error::{Error, Result};
 use crate::partitioner::partition_for_key;
 use crate::TopicPartition;
@@ -84,6 +84,9 @@ pub struct ProducerConfig {
     pub queue_capacity: usize,
     /// Produce requests in flight at once (`max.in.flight.requests.per.connection`).
     pub max_in_flight: usize,
+    /// Ask the broker to create a missing topic (it decides, by its
+    /// `auto.create.topics.enable`), as Java's producer always does.
+    pub allow_auto_create_topics: bool,
 }
 
 impl Default for ProducerConfig {
@@ -100,6 +103,7 @@ impl Default for ProducerConfig {
             max_request_size: 1 << 20,
             queue_capacity: 10_000,
             max_in_flight: 5,
+            allow_auto_create_topics: true,
         }
     }
 }
@@ -279,9 +283,12 @@ impl Producer {
             timestamp: record.timestamp.unwrap_or_else(now_ms),
         };
         let partition = match record.partition {
-            Some(p) => p,
+            Some(p) => {
+                self.partition_count(&record.topic).await?;
+                p
+            }
             None => {
-                let count = self.client.partition_count(&record.topic).await? as i32;
+                let count = self.partition_count(&record.topic).await?;
                 if count == 0 {
                     return Err(Error::Other(format!(
                         "topic {} has no partitions",
@@ -303,6 +310,19 @@ impl Producer {
         .await
         .map_err(|_| Error::Closed)?;
         Ok(Delivery { rx })
+    }
+
+    /// The partition count of `topic` from the cache, or from the broker, which may
+    /// auto-create it.
+    async fn partition_count(&self, topic: &str) -> Result<i32> {
+        match self.client.partition_count(topic).await {
+            Err(Error::Kafka { code, .. })
+                if code == UNKNOWN_TOPIC_OR_PARTITION && self.config.allow_auto_create_topics =>
+            {
+                Ok(self.client.topic_for_produce(topic).await?.partitions.len() as i32)
+            }
+            other => Ok(other? as i32),
+        }
     }
 
     /// Kafka's sticky partitioning for keyless records: stay on one partition until

@@ -24,7 +24,8 @@ a key are spread over partitions by the sticky partitioner, with a key by its mu
 The summary (records, bytes, and the first and last offset per partition) goes to stdout; \
 a progress bar goes to stderr when stderr is a terminal.")]
 pub struct ProduceArgs {
-    /// The topic (it must exist: `runnel topics create`).
+    /// The topic. A missing one is created if the broker allows it
+    /// (`auto.create.topics.enable`), as kcat and kafka-console-producer get it created.
     topic: String,
     /// Read lines from this file instead of stdin.
     #[arg(long)]
@@ -93,6 +94,13 @@ impl Summary {
 
 pub(crate) async fn run(ctx: &Ctx, a: ProduceArgs) -> CliResult<()> {
     let only: Vec<i32> = a.partition.into_iter().collect();
+    // As a producer would: the broker creates a missing topic if it allows that. If it
+    // does not, topic_partitions says so (with a "did you mean").
+    match ctx.client.topic_for_produce(&a.topic).await {
+        Ok(_) => {}
+        Err(runnel_client::Error::Kafka { code: 3, .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
     topic_partitions(ctx, &a.topic, &only).await?;
     let headers: Vec<(String, Option<Vec<u8>>)> = a
         .headers
