@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Workloads W1-W7 of the performance issue, run in one go against Runnel, a peer broker
-# (tansu with memory storage) and the machine's physical references (iperf3 over
-# loopback, dd to the data disk), with two independent clients: `runnel perf` (our Rust
-# client) and benches/rdkafka_perf.rs (librdkafka). Prints each figure with its ratio to
-# the peer and to the physical reference, and appends a dated entry to BENCHMARKS.md.
+# Workloads W1-W7 of the performance issue, run in one go against Runnel, Apache Kafka
+# (a single KRaft node from tests/kafka/kafka.sh, its defaults), a second peer broker
+# (tansu with memory storage, when installed) and the machine's physical references
+# (iperf3 over loopback, dd to the data disk), with two independent clients: `runnel
+# perf` (our Rust client) and benches/rdkafka_perf.rs (librdkafka). Prints each figure
+# with its ratio to the peers and to the physical reference, and appends a dated entry
+# to BENCHMARKS.md. Kafka does not fsync by default, so W3 and W5 run against Kafka twice:
+# at its default and with flush.messages=1 (an fsync per append, as Runnel's acks=all).
 #
 # Usage: benches/compare.sh            full run (about 10 minutes)
 #        QUICK=1 benches/compare.sh    small counts, to check the script
 #        APPEND=0 ...                  do not touch BENCHMARKS.md
+#        KAFKA=0 ...                   leave Apache Kafka out
 # Settings (environment): TANSU_BIN (default /work/cache/tansu/bin/tansu, else `tansu`
 # on PATH), W1_RECORDS (default 1000000), W3_RECORDS (1000000), W4_SECONDS (10),
 # W6_TOPICS (1000), W7_CONNECTIONS (10000), DATA_DIR (default target/compare-data, on
@@ -28,6 +32,8 @@ W7_CONNECTIONS=${W7_CONNECTIONS:-10000}
 DATA_DIR=${DATA_DIR:-$root/target/compare-data}
 RUNNEL_PORT=${RUNNEL_PORT:-19092}
 PEER_PORT=${PEER_PORT:-29092}
+KAFKA_PORT=${KAFKA_PORT:-39092}
+KAFKA=${KAFKA:-1}
 IPERF_PORT=${IPERF_PORT:-15201}
 
 out=$root/target/compare/$(date -u +%Y%m%dT%H%M%SZ)
@@ -173,6 +179,28 @@ start_peer() {
   sleep 1
 }
 
+# Apache Kafka: start_kafka NAME [SETTINGS...] -> sets KAFKA_PID (empty if it failed).
+KAFKA_PID=
+start_kafka() {
+  local name=$1
+  shift
+  KAFKA_PID=
+  [[ $KAFKA == 1 ]] || return 1
+  local started
+  started=$(KAFKA_SET="$*" "$root/tests/kafka/kafka.sh" start "$DATA_DIR/$name" "$KAFKA_PORT" 2>"$out/$name.start.err") ||
+    { log "Kafka ($name) did not start: $(tail -3 "$out/$name.start.err")"; return 1; }
+  KAFKA_PID=${started#* }
+  pids+=("$KAFKA_PID")
+  echo "KAFKA_SET=\"$*\" tests/kafka/kafka.sh start DIR $KAFKA_PORT" >>"$out/commands.txt"
+}
+stop_kafka() {
+  [[ -n $KAFKA_PID ]] || return 0
+  "$root/tests/kafka/kafka.sh" stop "$DATA_DIR/$1"
+  KAFKA_PID=
+}
+# Peak RSS of a process so far (VmHWM), in MB.
+hwm_mb() { awk '/VmHWM/ { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo nan; }
+
 # One run of a workload, each client: run NAME CLIENT BROKER ARGS...; JSON in $out/NAME.json
 run_perf() {
   local name=$1 bootstrap=$2
@@ -236,17 +264,41 @@ log "starting runnel"
 start_runnel "$DATA_DIR/runnel" "$RUNNEL_PORT" "$out/runnel" || exit 1
 suite runnel "$runnel_bs" "$BROKER_PID"
 # W3: acks=all (fsynced), 4 producers. W5: W4 with acks=all.
-run_perf runnel-w3-rp "$runnel_bs" produce --topic w3-rp --partitions 8 --record-size 1024 --acks all --batch-size 1000000 --producers 4 --num-records "$W3_RECORDS"
-run_rdk runnel-w3-rk "$runnel_bs" produce --topic w3-rk --partitions 8 --record-size 1024 --acks all --batch-size 1000000 --num-records "$W3_RECORDS"
-run_perf runnel-w5-rp "$runnel_bs" e2e --topic w5-rp $W4 --acks all
-run_rdk runnel-w5-rk "$runnel_bs" e2e --topic w5-rk $W4 --acks all
+durable() { # durable PREFIX BOOTSTRAP
+  run_perf "$1-w3-rp" "$2" produce --topic w3-rp --partitions 8 --record-size 1024 --acks all --batch-size 1000000 --producers 4 --num-records "$W3_RECORDS"
+  run_rdk "$1-w3-rk" "$2" produce --topic w3-rk --partitions 8 --record-size 1024 --acks all --batch-size 1000000 --num-records "$W3_RECORDS"
+  run_perf "$1-w5-rp" "$2" e2e --topic w5-rp $W4 --acks all
+  run_rdk "$1-w5-rk" "$2" e2e --topic w5-rk $W4 --acks all
+}
+durable runnel "$runnel_bs"
+echo "$(hwm_mb "$BROKER_PID")" >"$out/runnel.rss"
 kill "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+
+kafka_ok=0
+kafka_bs=127.0.0.1:$KAFKA_PORT
+if start_kafka kafka; then
+  kafka_ok=1
+  log "Apache Kafka (pid $KAFKA_PID, defaults)"
+  suite kafka "$kafka_bs" "$KAFKA_PID"
+  durable kafka "$kafka_bs"
+  echo "$(hwm_mb "$KAFKA_PID")" >"$out/kafka.rss"
+  stop_kafka kafka
+  # The same durability as Runnel's acks=all: an fsync for every append.
+  if start_kafka kafka-flush flush.messages=1; then
+    log "Apache Kafka (pid $KAFKA_PID, flush.messages=1)"
+    durable kafka-flush "$kafka_bs"
+    stop_kafka kafka-flush
+  fi
+else
+  log "Apache Kafka not available (KAFKA=0, or tests/kafka/kafka.sh could not start it)"
+fi
 
 peer_ok=0
 if start_peer; then
   peer_ok=1
   log "peer: $TANSU (pid $PEER_PID)"
   suite peer "$peer_bs" "$PEER_PID"
+  echo "$(hwm_mb "$PEER_PID")" >"$out/peer.rss"
   kill "$PEER_PID"; wait "$PEER_PID" 2>/dev/null
 else
   log "peer not available (no tansu binary at ${TANSU_BIN:-/work/cache/tansu/bin/tansu} or it did not start); reporting Runnel and the physical references only"
@@ -321,62 +373,83 @@ verdict() { # verdict OK_EXPR DETAIL (a missing figure in OK_EXPR is no verdict,
 }
 isnum() { [[ $1 != nan && -n $1 ]]; }
 table=$out/table.md
+# kf RUN FIELD: a Kafka figure (nan when Kafka was left out).
+kf() { if [[ $kafka_ok == 1 ]]; then g "$1" "$2"; else echo nan; fi; }
+pf() { if [[ $peer_ok == 1 ]]; then g "$1" "$2"; else echo nan; fi; }
+cname_of() { [[ $1 == rp ]] && echo "runnel perf" || echo "librdkafka"; }
 {
-  echo "| W | workload | client | Runnel | peer | Runnel / peer | physical ref | Runnel / physical | target | verdict |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
+  echo "Targets and verdicts are the performance issue's, against the peer (tansu); Apache Kafka is the reference beside it."
+  echo
+  echo "| W | workload | client | Runnel | Apache Kafka | Runnel / Kafka | peer (tansu) | Runnel / peer | physical ref | Runnel / physical | target | verdict |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
   for c in rp rk; do
-    cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
-    r=$(g "runnel-w1-$c" mb_per_sec); p=$([[ $peer_ok == 1 ]] && g "peer-w1-$c" mb_per_sec || echo nan)
+    cname=$(cname_of $c)
+    r=$(g "runnel-w1-$c" mb_per_sec); k=$(kf "kafka-w1-$c" mb_per_sec); p=$(pf "peer-w1-$c" mb_per_sec)
     v1=$(verdict "$r >= 2 * $p" "$(ratio "$r" "$p") of peer (2x wanted)")
     if ! isnum "$p"; then v1="peer n/a"; fi
     v1b=$(verdict "$r >= 0.3 * $iperf_mbs" "$(pct "$r" "$iperf_mbs") of iperf3 (30% wanted)")
-    echo "| W1 | produce 1 KiB, acks=1, 8 partitions, 1 producer, max rate, batch.size 1000000 (MB/s) | $cname | $(fmt "$r") | $(fmt "$p") | $(ratio "$r" "$p") | iperf3 $(fmt "$iperf_mbs" 0) | $(pct "$r" "$iperf_mbs") | ≥ 2× peer; ≥ 30% iperf3 | $v1; $v1b |"
+    echo "| W1 | produce 1 KiB, acks=1, 8 partitions, 1 producer, max rate, batch.size 1000000 (MB/s) | $cname | $(fmt "$r") | $(fmt "$k") | $(ratio "$r" "$k") | $(fmt "$p") | $(ratio "$r" "$p") | iperf3 $(fmt "$iperf_mbs" 0) | $(pct "$r" "$iperf_mbs") | ≥ 2× peer; ≥ 30% iperf3 | $v1; $v1b |"
   done
   for c in rp rk; do
-    cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
-    r=$(g "runnel-w1s-$c" mb_per_sec); p=$([[ $peer_ok == 1 ]] && g "peer-w1s-$c" mb_per_sec || echo nan)
-    echo "| W1-16k | W1 with batch.size 16384 (Kafka's Java default) (MB/s) | $cname | $(fmt "$r") | $(fmt "$p") | $(ratio "$r" "$p") | iperf3 $(fmt "$iperf_mbs" 0) | $(pct "$r" "$iperf_mbs") | (context) | – |"
+    cname=$(cname_of $c)
+    r=$(g "runnel-w1s-$c" mb_per_sec); k=$(kf "kafka-w1s-$c" mb_per_sec); p=$(pf "peer-w1s-$c" mb_per_sec)
+    echo "| W1-16k | W1 with batch.size 16384 (Kafka's Java default) (MB/s) | $cname | $(fmt "$r") | $(fmt "$k") | $(ratio "$r" "$k") | $(fmt "$p") | $(ratio "$r" "$p") | iperf3 $(fmt "$iperf_mbs" 0) | $(pct "$r" "$iperf_mbs") | (context) | – |"
   done
   w1_gb=$(calc "$W1_RECORDS * 1024 / 1e9")
   per_gb() { local v; v=$(cat "$1" 2>/dev/null || echo nan); if isnum "$v"; then calc "$v / $w1_gb"; else echo nan; fi; }
   for c in rp rk; do
-    cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
+    cname=$(cname_of $c)
     rc=$(per_gb "$out/runnel-w1-$c.cpu")
+    kc=$([[ $kafka_ok == 1 ]] && per_gb "$out/kafka-w1-$c.cpu" || echo nan)
     pc=$([[ $peer_ok == 1 ]] && per_gb "$out/peer-w1-$c.cpu" || echo nan)
-    echo "| W1 CPU | broker CPU-seconds per GB produced in W1 (lower is better) | $cname | $(fmt "$rc" 2) | $(fmt "$pc" 2) | peer uses $(ratio "$pc" "$rc") | – | – | (context) | – |"
+    echo "| W1 CPU | broker CPU-seconds per GB produced in W1 (lower is better) | $cname | $(fmt "$rc" 2) | $(fmt "$kc" 2) | Kafka uses $(ratio "$kc" "$rc") | $(fmt "$pc" 2) | peer uses $(ratio "$pc" "$rc") | – | – | (context) | – |"
   done
   for c in rp rk; do
-    cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
+    cname=$(cname_of $c)
     r=$(g "runnel-w2-$c" mb_per_sec)
-    pd=$([[ $peer_ok == 1 ]] && g "peer-w2-$c" mb_per_sec || echo nan)
-    pt=$([[ $peer_ok == 1 ]] && g "peer-w2t-$c" mb_per_sec || echo nan)
-    p=$(awk -v a="$pd" -v b="$pt" 'BEGIN { if (a == "nan") print b; else if (b == "nan") print a; else print (a > b ? a : b) }')
+    kd=$(kf "kafka-w2-$c" mb_per_sec); kt=$(kf "kafka-w2t-$c" mb_per_sec)
+    pd=$(pf "peer-w2-$c" mb_per_sec); pt=$(pf "peer-w2t-$c" mb_per_sec)
+    best() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan") print b; else if (b == "nan") print a; else print (a > b ? a : b) }'; }
+    k=$(best "$kd" "$kt"); p=$(best "$pd" "$pt")
     v=$(verdict "$r >= 3 * $p" "$(ratio "$r" "$p") of peer's best (3x wanted)")
     if ! isnum "$p"; then v="peer n/a"; fi
     vb=$(verdict "$r >= 0.3 * $iperf_mbs" "$(pct "$r" "$iperf_mbs") of iperf3 (30% wanted)")
-    echo "| W2 | consume W1's data, 1 consumer, client defaults (MB/s) | $cname | $(fmt "$r") (fetch.wait.max.ms=10: $(fmt "$(g "runnel-w2t-$c" mb_per_sec)")) | defaults $(fmt "$pd"), fetch.wait.max.ms=10: $(fmt "$pt") | $(ratio "$r" "$p") of best | iperf3 $(fmt "$iperf_mbs" 0) | $(pct "$r" "$iperf_mbs") | ≥ 3× peer's best; ≥ 30% iperf3 | $v; $vb |"
+    echo "| W2 | consume W1's data, 1 consumer, client defaults (MB/s) | $cname | $(fmt "$r") (fetch.wait.max.ms=10: $(fmt "$(g "runnel-w2t-$c" mb_per_sec)")) | defaults $(fmt "$kd"), fetch.wait.max.ms=10: $(fmt "$kt") | $(ratio "$r" "$k") of best | defaults $(fmt "$pd"), fetch.wait.max.ms=10: $(fmt "$pt") | $(ratio "$r" "$p") of best | iperf3 $(fmt "$iperf_mbs" 0) | $(pct "$r" "$iperf_mbs") | ≥ 3× peer's best; ≥ 30% iperf3 | $v; $vb |"
   done
-  r=$(g runnel-w3-rp mb_per_sec); rk=$(g runnel-w3-rk mb_per_sec)
-  echo "| W3 | produce acks=all (fsynced), 4 producers (MB/s) | runnel perf (4 producers) | $(fmt "$r") | – | – | dd fdatasync $w3_mib MiB: $dd_sync | $(pct "$r" "$dd_sync") | ≥ 80% dd fdatasync | $(verdict "$r >= 0.8 * $dd_sync" "$(pct "$r" "$dd_sync") of dd fdatasync") |"
-  echo "| W3 | same, 1 librdkafka producer (MB/s) | librdkafka (1 producer) | $(fmt "$rk") | – | – | dd fdatasync: $dd_sync | $(pct "$rk" "$dd_sync") | (reference) | – |"
   for c in rp rk; do
-    cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
+    cname=$(cname_of $c)
+    [[ $c == rp ]] && what="4 producers" || what="1 producer"
+    r=$(g "runnel-w3-$c" mb_per_sec); kd=$(kf "kafka-w3-$c" mb_per_sec); kf1=$(kf "kafka-flush-w3-$c" mb_per_sec)
+    if [[ $c == rp ]]; then
+      tgt="≥ 80% dd fdatasync"; v=$(verdict "$r >= 0.8 * $dd_sync" "$(pct "$r" "$dd_sync") of dd fdatasync")
+    else
+      tgt="(reference)"; v="–"
+    fi
+    echo "| W3 | produce acks=all, $what (MB/s); Runnel fsyncs, Kafka at its default does not | $cname | $(fmt "$r") | default $(fmt "$kd"), flush.messages=1: $(fmt "$kf1") | $(ratio "$r" "$kf1") of flush.messages=1 | – | – | dd fdatasync $w3_mib MiB: $dd_sync | $(pct "$r" "$dd_sync") | $tgt | $v |"
+  done
+  for c in rp rk; do
+    cname=$(cname_of $c)
     rd=$(g "runnel-w4-$c" delivery.p99_ms); re=$(g "runnel-w4-$c" end_to_end.p99_ms)
-    pd=$([[ $peer_ok == 1 ]] && g "peer-w4-$c" delivery.p99_ms || echo nan)
-    pe=$([[ $peer_ok == 1 ]] && g "peer-w4-$c" end_to_end.p99_ms || echo nan)
-    echo "| W4 | 5k msg/s of 1 KiB, acks=1: delivery p99 (ms) | $cname | $(fmt "$rd" 2) | $(fmt "$pd" 2) | $(ratio "$rd" "$pd") | – | – | ≤ 2 ms | $(verdict "$rd <= 2" "$(fmt "$rd" 2) ms, $(ratio "$rd" 2) of the target") |"
-    echo "| W4 | 5k msg/s of 1 KiB, acks=1: end-to-end p99 (ms) | $cname | $(fmt "$re" 2) | $(fmt "$pe" 2) | $(ratio "$re" "$pe") | – | – | ≤ 5 ms | $(verdict "$re <= 5" "$(fmt "$re" 2) ms, $(ratio "$re" 5) of the target") |"
+    kd=$(kf "kafka-w4-$c" delivery.p99_ms); ke=$(kf "kafka-w4-$c" end_to_end.p99_ms)
+    pd=$(pf "peer-w4-$c" delivery.p99_ms); pe=$(pf "peer-w4-$c" end_to_end.p99_ms)
+    echo "| W4 | 5k msg/s of 1 KiB, acks=1: delivery p99 (ms) | $cname | $(fmt "$rd" 2) | $(fmt "$kd" 2) | $(ratio "$rd" "$kd") | $(fmt "$pd" 2) | $(ratio "$rd" "$pd") | – | – | ≤ 2 ms | $(verdict "$rd <= 2" "$(fmt "$rd" 2) ms, $(ratio "$rd" 2) of the target") |"
+    echo "| W4 | 5k msg/s of 1 KiB, acks=1: end-to-end p99 (ms) | $cname | $(fmt "$re" 2) | $(fmt "$ke" 2) | $(ratio "$re" "$ke") | $(fmt "$pe" 2) | $(ratio "$re" "$pe") | – | – | ≤ 5 ms | $(verdict "$re <= 5" "$(fmt "$re" 2) ms, $(ratio "$re" 5) of the target") |"
   done
   for c in rp rk; do
-    cname=$([[ $c == rp ]] && echo "runnel perf" || echo "librdkafka")
+    cname=$(cname_of $c)
     rd=$(g "runnel-w5-$c" delivery.p99_ms)
+    kd=$(kf "kafka-w5-$c" delivery.p99_ms); kf1=$(kf "kafka-flush-w5-$c" delivery.p99_ms)
     lim=$(calc "3 * $dsync_ms")
-    echo "| W5 | W4 with acks=all (fsynced): delivery p99 (ms) | $cname | $(fmt "$rd" 2) | – | – | 16 KiB dsync write $dsync_ms ms | $(ratio "$rd" "$dsync_ms") | ≤ 3 × dsync = $(fmt "$lim" 2) ms | $(verdict "$rd <= $lim" "$(ratio "$rd" "$dsync_ms") of one dsync write (3x wanted)") |"
+    echo "| W5 | W4 with acks=all: delivery p99 (ms); Runnel fsyncs, Kafka at its default does not | $cname | $(fmt "$rd" 2) | default $(fmt "$kd" 2), flush.messages=1: $(fmt "$kf1" 2) | $(ratio "$rd" "$kf1") of flush.messages=1 | – | – | 16 KiB dsync write $dsync_ms ms | $(ratio "$rd" "$dsync_ms") | ≤ 3 × dsync = $(fmt "$lim" 2) ms | $(verdict "$rd <= $lim" "$(ratio "$rd" "$dsync_ms") of one dsync write (3x wanted)") |"
   done
-  echo "| W6 | $W6_TOPICS topics × 10 partitions ($w6_parts dirs), idle: RSS (MB) | – | $w6_rss | – | – | – | – | ≤ 300 MB | $(verdict "$w6_rss <= 300" "$w6_rss MB") |"
-  echo "| W6 | start-up, clean (s) | – | $(fmt "$w6_clean_s" 2) | – | – | – | – | ≤ 3 s | $(verdict "$w6_clean_s <= 3" "$(fmt "$w6_clean_s" 2) s") |"
-  echo "| W6 | start-up after kill -9 (s) | – | $(fmt "$w6_crash_s" 2) | – | – | – | – | ≤ 10 s | $(verdict "$w6_crash_s <= 10" "$(fmt "$w6_crash_s" 2) s") |"
-  echo "| W7 | $w7_conns idle connections (ApiVersions each): RSS (MB) | – | $w7_rss | – | – | – | – | ≤ 1 GB | $(verdict "$w7_rss <= 1000" "$w7_rss MB") |"
+  rr=$(cat "$out/runnel.rss" 2>/dev/null || echo nan)
+  kr=$(cat "$out/kafka.rss" 2>/dev/null || echo nan)
+  pr=$(cat "$out/peer.rss" 2>/dev/null || echo nan)
+  echo "| RSS | broker peak RSS over W1-W5 (MB; Kafka with its default 1 GiB heap) | – | $(fmt "$rr") | $(fmt "$kr") | $(ratio "$rr" "$kr") | $(fmt "$pr") | $(ratio "$rr" "$pr") | – | – | (context) | – |"
+  echo "| W6 | $W6_TOPICS topics × 10 partitions ($w6_parts dirs), idle: RSS (MB) | – | $w6_rss | – | – | – | – | – | – | ≤ 300 MB | $(verdict "$w6_rss <= 300" "$w6_rss MB") |"
+  echo "| W6 | start-up, clean (s) | – | $(fmt "$w6_clean_s" 2) | – | – | – | – | – | – | ≤ 3 s | $(verdict "$w6_clean_s <= 3" "$(fmt "$w6_clean_s" 2) s") |"
+  echo "| W6 | start-up after kill -9 (s) | – | $(fmt "$w6_crash_s" 2) | – | – | – | – | – | – | ≤ 10 s | $(verdict "$w6_crash_s <= 10" "$(fmt "$w6_crash_s" 2) s") |"
+  echo "| W7 | $w7_conns idle connections (ApiVersions each): RSS (MB) | – | $w7_rss | – | – | – | – | – | – | ≤ 1 GB | $(verdict "$w7_rss <= 1000" "$w7_rss MB") |"
 } >"$table"
 
 # Latency detail (p50/p99/p99.9/max) for W4/W5 and the record counts.
@@ -384,7 +457,7 @@ detail=$out/detail.md
 {
   echo "| run | records | errors | records/s | MB/s | delivery p50 / p99 / p99.9 / max (ms) | end-to-end p50 / p99 / p99.9 / max (ms) |"
   echo "|---|---|---|---|---|---|---|"
-  for f in "$out"/runnel-*.json "$out"/peer-*.json; do
+  for f in "$out"/runnel-*.json "$out"/kafka-*.json "$out"/peer-*.json; do
     [[ -f $f ]] || continue
     n=$(basename "$f" .json)
     lat() { echo "$(fmt "$(g "$n" "$1.p50_ms")" 2) / $(fmt "$(g "$n" "$1.p99_ms")" 2) / $(fmt "$(g "$n" "$1.p999_ms")" 2) / $(fmt "$(g "$n" "$1.max_ms")" 2)"; }
@@ -401,12 +474,15 @@ echo "raw results: $out"
 
 if [[ $APPEND == 1 ]]; then
   peer_desc="peer not available"
+  kafka_desc="not run"
+  [[ $kafka_ok == 1 ]] && kafka_desc="${KAFKA_VERSION:-4.4.0} (tests/kafka/kafka.sh: one KRaft node, broker and controller, Kafka's defaults but for num.partitions=1 and single-replica internal topics; heap -Xmx1g -Xms1g as kafka-server-start.sh sets it; JVM $(java -version 2>&1 | head -1 | tr -d '"'))"
   [[ $peer_ok == 1 ]] && peer_desc="$("$TANSU" --version 2>/dev/null | head -1) (\`tansu broker --storage-engine memory://tansu/\` on loopback)"
   {
     echo
     echo "### $(date -u +%Y-%m-%d\ %H:%M) UTC, benches/compare.sh$([[ $QUICK == 1 ]] && echo " (QUICK=1)")"
     echo
     echo "Machine: nproc=$nproc_, ${mem_gib} GiB RAM, $cpu, kernel $kernel, data on $disk ($fstype)."
+    echo "Apache Kafka: $kafka_desc."
     echo "Peer: $peer_desc. Physical references in the same run: iperf3 over loopback"
     echo "$(fmt "$iperf_mbs" 0) MB/s; dd page cache $dd_cache MB/s; dd fdatasync ($w3_mib MiB, the bytes of W3) $dd_sync MB/s;"
     echo "one 16 KiB \`oflag=dsync\` write $dsync_ms ms. MB = 10^6 bytes of record values."

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The compat suite: real third-party Kafka clients against `runnel serve`.
+# The compat suite: real third-party Kafka clients against `runnel serve`: kcat,
+# confluent-kafka, kafka-python, aiokafka, the Java client and Kafka Streams, franz-go,
+# Sarama and kafka-go.
 #   tests/compat/run.sh            # builds the broker (debug) unless RUNNEL_BIN is set
-# Needs kcat on PATH and the Python clients from requirements.txt (PYTHON selects the
-# interpreter; .ci/run uses a venv under target/), and for the Java client java + javac
-# and the Debian jars listed in java/run.sh (it fetches the client jar itself, via pip).
+# Needs kcat on PATH, the Python clients from requirements.txt (PYTHON selects the
+# interpreter; .ci/run uses a venv under target/), a JDK 17 with Maven for java/, and Go
+# for go/ (each fetches its dependencies from Maven Central or the Go module proxy).
 # Each check starts its own broker.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,7 +37,10 @@ run() {
 run kcat bash "$here/kcat.sh"
 run confluent-kafka "$PYTHON" "$here/confluent_kafka_check.py"
 run kafka-python "$PYTHON" "$here/kafka_python_check.py"
-run java-client bash "$here/java/run.sh"
+run aiokafka "$PYTHON" "$here/aiokafka_check.py"
+run java-client bash "$here/java/run.sh" client
+run kafka-streams bash "$here/java/run.sh" streams
+run go-clients bash "$here/go/run.sh"
 
 echo
 if ((failed > 0)); then
