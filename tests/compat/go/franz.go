@@ -271,6 +271,20 @@ func franzCheck(bootstrap string) {
 	}
 	ok("kadm ListStartOffsets/ListEndOffsets (0 and %v), ListOffsetsAfterMilli and ListMaxTimestampOffsets give the expected offsets and timestamps", perPartition)
 
+	// One node, so the leader epoch is and stays 0: its end offset is the log end.
+	var ler kadm.OffsetForLeaderEpochRequest
+	for p := int32(0); p < 3; p++ {
+		ler.Add(topic, p, 0)
+	}
+	epochs, err := adm.OffsetForLeaderEpoch(ctx, ler)
+	must(err, "OffsetForLeaderEpoch")
+	for p := int32(0); p < 3; p++ {
+		e := epochs[topic][p]
+		expect(e.Err == nil && e.LeaderEpoch == 0 && e.EndOffset == perPartition[p] && e.NodeID == node,
+			"OffsetForLeaderEpoch %s/%d epoch 0: %+v, want epoch 0 ending at %d on node %d", topic, p, e, perPartition[p], node)
+	}
+	ok("kadm OffsetForLeaderEpoch: epoch 0 ends at the log end offsets %v", perPartition)
+
 	// --- consumer group: commit, close, resume -----------------------------------------
 	group := unique("franz-group")
 	franzGroupResume(ctx, bootstrap, adm, topic, group, want, "classic")
@@ -441,8 +455,8 @@ func franzCodecs(ctx context.Context, bootstrap string, adm *kadm.Client) {
 	ok("kgo codecs gzip, snappy, lz4, zstd: %d records each round-trip, stored with that codec", per)
 }
 
-// pollUntil polls cl until it has handed n records to each (then it checks that no more
-// arrive for a moment), failing on a fetch error or after the context's deadline.
+// pollUntil polls cl until it has handed n records to each, failing on a fetch error or
+// when nothing arrives for 20 s.
 func pollUntil(ctx context.Context, cl *kgo.Client, n int, each func(*kgo.Record)) {
 	got := 0
 	for got < n {
@@ -488,6 +502,8 @@ func franzGroupResume(ctx context.Context, bootstrap string, adm *kadm.Client, t
 	fetched, err := adm.FetchOffsets(ctx, group)
 	must(err, "FetchOffsets")
 	must(fetched.Error(), "FetchOffsets")
+	// Exactly what session 1 committed: closing it committed nothing more.
+	expect(len(fetched[topic]) == len(committed), "FetchOffsets after session 1: %v, want only %v", fetched[topic], committed)
 	for p, at := range committed {
 		o, found := fetched.Lookup(topic, p)
 		expect(found && o.At == at, "FetchOffsets after session 1: %s/%d = %+v (found %v), want %d", topic, p, o, found, at)
@@ -599,6 +615,83 @@ func franzKIP848Check(bootstrap string) {
 		must(dgr.Err, "DeleteGroup")
 		ok("KIP-848 group %s (assignor %s): Empty after close with offsets at the end; deleted", group, b.assignor)
 	}
+	franzKIP848TwoMembers(ctx, bootstrap, adm)
+}
+
+// franzKIP848TwoMembers has two members share a KIP-848 group: the broker splits the
+// partitions between them, and together they read each record once.
+func franzKIP848TwoMembers(ctx context.Context, bootstrap string, adm *kadm.Client) {
+	topic := unique("franz-848-pair")
+	created, err := adm.CreateTopics(ctx, 4, 1, nil, topic)
+	must(err, "CreateTopics")
+	must(created[topic].Err, "CreateTopics")
+	group := unique("franz-848-pair")
+	opts := []kgo.Opt{kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.ServerSideBalancer(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.SessionTimeout(10 * time.Second)}
+	a, b := franzClient(bootstrap, append(opts, kgo.ClientID("member-a"))...), franzClient(bootstrap, append(opts, kgo.ClientID("member-b"))...)
+	defer a.Close()
+	defer b.Close()
+	// Members join on their first poll; poll both (nothing to read yet) until the broker
+	// has settled two members with two partitions each.
+	var g kadm.DescribedConsumerGroup
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, cl := range []*kgo.Client{a, b} {
+			pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			fs := cl.PollFetches(pctx)
+			cancel()
+			expect(fs.NumRecords() == 0, "read records from an empty topic")
+		}
+		d, err := adm.DescribeConsumerGroups(ctx, group)
+		must(err, "DescribeConsumerGroups")
+		g = d[group]
+		settled := g.Err == nil && g.State == "Stable" && len(g.Members) == 2 && g.AssignmentEpoch == g.Epoch
+		for _, m := range g.Members {
+			settled = settled && len(m.Assignment[topic]) == 2 && m.MemberEpoch == g.Epoch
+		}
+		if settled {
+			break
+		}
+		expect(time.Now().Before(deadline), "the group did not settle two members with two partitions each in 30 s: %+v", g)
+	}
+	owner := map[int32]string{}
+	for _, m := range g.Members {
+		for p := range m.Assignment[topic] {
+			expect(owner[p] == "", "partition %d assigned to %s and %s", p, owner[p], m.ClientID)
+			owner[p] = m.ClientID
+		}
+	}
+	expect(len(owner) == 4, "assigned partitions %v, want all 4", owner)
+	ok("KIP-848 group %s: two members, the broker's %s assignor gave each two partitions %v at group epoch %d", group, g.AssignorName, owner, g.Epoch)
+
+	prod := franzClient(bootstrap, kgo.DefaultProduceTopic(topic))
+	var recs []*kgo.Record
+	for i := 0; i < 200; i++ {
+		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: compressible(i)})
+	}
+	must(prod.ProduceSync(ctx, recs...).FirstErr(), "ProduceSync")
+	prod.Close()
+	var want []sent
+	for _, r := range recs {
+		want = append(want, sent{key: string(r.Key), partition: r.Partition, offset: r.Offset})
+	}
+	got := map[tp][]int64{}
+	total := 0
+	for total < len(want) {
+		expect(time.Now().Before(deadline.Add(30*time.Second)), "the two members read %d of %d records", total, len(want))
+		for name, cl := range map[string]*kgo.Client{"member-a": a, "member-b": b} {
+			pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			fs := cl.PollFetches(pctx)
+			cancel()
+			fs.EachRecord(func(r *kgo.Record) {
+				expect(owner[r.Partition] == name, "%s read partition %d, assigned to %s", name, r.Partition, owner[r.Partition])
+				got[tp{r.Topic, r.Partition}] = append(got[tp{r.Topic, r.Partition}], r.Offset)
+				total++
+			})
+		}
+	}
+	exactlyOnce("group "+group, want, got, topic)
+	ok("KIP-848 group %s: the two members read the %d records once between them, each only its own partitions", group, len(want))
 }
 
 func cutLast(s, sep string) (string, string, bool) {

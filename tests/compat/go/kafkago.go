@@ -339,7 +339,8 @@ func kafkaGoBatches(ctx context.Context, client *kafka.Client, topic string, par
 		next := int64(0)
 		for next < ends[p] {
 			f, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: next, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 500 * time.Millisecond})
-			must(err, "Fetch")
+			// An answer without the topic (a top-level error) reads as "topic not found".
+			must(err, fmt.Sprintf("Client.Fetch %s/%d at %d (a sessionless fetch: session id -1, epoch -1; see the fetch-sessions check)", topic, p, next))
 			must(f.Error, "Fetch")
 			stream, isStream := f.Records.(*protocol.RecordStream)
 			expect(isStream, "Fetch %s/%d at %d: records are %T, want a stream of batches", topic, p, next, f.Records)
