@@ -65,7 +65,7 @@ func franzCheck(bootstrap string) {
 	must(err, "ListBrokers")
 	expect(len(brokers) == 1, "ListBrokers: %d brokers, want 1: %+v", len(brokers), brokers)
 	node := brokers[0].NodeID
-	_, port, _ := cutLast(bootstrap, ":")
+	port := portOf(bootstrap)
 	expect(strconv.Itoa(int(brokers[0].Port)) == port, "ListBrokers: broker port %d, bootstrap %s", brokers[0].Port, bootstrap)
 	versions, err := adm.ApiVersions(ctx)
 	must(err, "ApiVersions")
@@ -692,13 +692,4 @@ func franzKIP848TwoMembers(ctx context.Context, bootstrap string, adm *kadm.Clie
 	}
 	exactlyOnce("group "+group, want, got, topic)
 	ok("KIP-848 group %s: the two members read the %d records once between them, each only its own partitions", group, len(want))
-}
-
-func cutLast(s, sep string) (string, string, bool) {
-	for i := len(s) - len(sep); i >= 0; i-- {
-		if s[i:i+len(sep)] == sep {
-			return s[:i], s[i+len(sep):], true
-		}
-	}
-	return s, "", false
 }

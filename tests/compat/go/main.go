@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"sort"
 	"strings"
@@ -124,6 +125,13 @@ type sent struct {
 	partition int32
 	offset    int64
 	timestamp time.Time
+}
+
+// portOf is the port of a host:port address.
+func portOf(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	must(err, "address "+addr)
+	return port
 }
 
 // tp is a topic partition.
