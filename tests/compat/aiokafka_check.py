@@ -83,6 +83,22 @@ async def produce(b, topic, n, seed, start=None, compression=None):
     return sent, pid
 
 
+async def create_topic(admin, new_topic):
+    """create_topics, then wait until describe_topics shows every partition with a leader
+    (Kafka answers CreateTopics before its metadata has the topic). Returns the response."""
+    resp = await admin.create_topics([new_topic])
+    if resp.topic_errors[0][1] != 0:
+        return resp
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline:
+        [d] = await admin.describe_topics([new_topic.name])
+        if d["error_code"] == 0 and len(d["partitions"]) == new_topic.num_partitions \
+                and all(p["leader"] >= 0 for p in d["partitions"]):
+            return resp
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"created {new_topic.name} but describe_topics does not show it with leaders")
+
+
 def counts_of(sent):
     counts = {p: 0 for p in range(PARTITIONS)}
     for s in sent:
@@ -188,6 +204,20 @@ async def describe_config(admin, topic):
     return config_entries(resp)
 
 
+async def alter_config(admin, topic, configs):
+    """alter_configs; once accepted, waits until describe_configs shows a change (Kafka
+    applies an alter after answering it). Returns the error code."""
+    before = await describe_config(admin, topic)
+    [resp] = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)])
+    code = resp.resources[0][0]
+    deadline = time.time() + TIMEOUT
+    while code == 0 and await describe_config(admin, topic) == before:
+        if time.time() > deadline:
+            raise AssertionError(f"alter_configs {configs} succeeded but describe_configs shows no change")
+        await asyncio.sleep(0.1)
+    return code
+
+
 async def admin_checks(c, admin, topic):
     cluster = await admin.describe_cluster()
     brokers = cluster["brokers"]
@@ -195,7 +225,7 @@ async def admin_checks(c, admin, topic):
             "describe_cluster: one broker, a cluster id, it is the controller", f"({cluster})")
     node = brokers[0]["node_id"]
 
-    resp = await admin.create_topics([NewTopic(topic, PARTITIONS, 1, topic_configs={"retention.ms": "3600000"})])
+    resp = await create_topic(admin, NewTopic(topic, PARTITIONS, 1, topic_configs={"retention.ms": "3600000"}))
     c.check([tuple(t[:2]) for t in resp.topic_errors] == [(topic, 0)],
             f"create_topics({topic}, {PARTITIONS} partitions, retention.ms=3600000)", f"({resp})")
     resp = await admin.create_topics([NewTopic(topic, 1, 1)])
@@ -221,31 +251,29 @@ async def admin_checks(c, admin, topic):
             "describe_configs: max.message.bytes=1048588 (default)", f"({cfg['max.message.bytes']})")
 
     # AlterConfigs replaces the topic's whole set of overrides.
-    res = ConfigResource(ConfigResourceType.TOPIC, topic,
-                         configs={"retention.ms": "7200000", "max.message.bytes": "2097152"})
-    [resp] = await admin.alter_configs([res])
-    c.check(resp.resources[0][0] == 0,
-            "alter_configs retention.ms=7200000, max.message.bytes=2097152", f"({resp})")
+    code = await alter_config(admin, topic, {"retention.ms": "7200000", "max.message.bytes": "2097152"})
+    c.check(code == 0, "alter_configs retention.ms=7200000, max.message.bytes=2097152", f"(error {code})")
     cfg = await describe_config(admin, topic)
     c.check(cfg["retention.ms"][:2] == ("7200000", DYNAMIC_TOPIC_CONFIG)
             and cfg["max.message.bytes"][:2] == ("2097152", DYNAMIC_TOPIC_CONFIG),
             "describe_configs shows both overrides", f"({cfg['retention.ms']}, {cfg['max.message.bytes']})")
-    [resp] = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
-                                                       configs={"retention.ms": "7200000"})])
+    code = await alter_config(admin, topic, {"retention.ms": "7200000"})
     cfg = await describe_config(admin, topic)
-    c.check(resp.resources[0][0] == 0 and cfg["max.message.bytes"][:2] == ("1048588", DEFAULT_CONFIG)
+    c.check(code == 0 and cfg["max.message.bytes"][:2] == ("1048588", DEFAULT_CONFIG)
             and cfg["retention.ms"][:2] == ("7200000", DYNAMIC_TOPIC_CONFIG),
             "alter_configs without max.message.bytes puts it back to the default (non-incremental)",
             f"({cfg['max.message.bytes']})")
-    [resp] = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
-                                                       configs={"retention.ms": "soon"})])
-    c.check(resp.resources[0][0] == 40, "alter_configs retention.ms=soon -> INVALID_CONFIG (40)", f"({resp})")
+    code = await alter_config(admin, topic, {"retention.ms": "soon"})
+    c.check(code == 40, "alter_configs retention.ms=soon -> INVALID_CONFIG (40)", f"(error {code})")
 
     grow = name("aio-grow")
-    await admin.create_topics([NewTopic(grow, 1, 1)])
+    await create_topic(admin, NewTopic(grow, 1, 1))
     resp = await admin.create_partitions({grow: NewPartitions(3)})
     c.check([tuple(t[:2]) for t in resp.topic_errors] == [(grow, 0)], f"create_partitions {grow} 1 -> 3",
             f"({resp})")
+    deadline = time.time() + TIMEOUT  # Kafka's metadata shows new partitions a little later
+    while len((await admin.describe_topics([grow]))[0]["partitions"]) != 3 and time.time() < deadline:
+        await asyncio.sleep(0.1)
     [d] = await admin.describe_topics([grow])
     c.check(len(d["partitions"]) == 3, "describe_topics shows 3 partitions", f"({d})")
     try:
@@ -258,7 +286,7 @@ async def admin_checks(c, admin, topic):
 
 
 async def records_checks(c, admin, b, topic):
-    await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    await create_topic(admin, NewTopic(topic, PARTITIONS, 1))
     sent, pid = await produce(b, topic, N, 1)
     c.ok(f"produced {N} records (idempotent, acks=all) with keys, headers, null values; offsets contiguous")
     await consume_all(b, topic, sent, "none", c)
@@ -294,7 +322,7 @@ async def records_checks(c, admin, b, topic):
     topics = [topic]
     for seed, codec in enumerate(("gzip", "lz4", "zstd", "snappy"), start=10):
         t = f"{topic}-{codec}"
-        await admin.create_topics([NewTopic(t, PARTITIONS, 1)])
+        await create_topic(admin, NewTopic(t, PARTITIONS, 1))
         topics.append(t)
         s, p = await produce(b, t, N_CODEC, seed, compression=codec)
         c.ok(f"produced {N_CODEC} records with compression_type={codec}")
@@ -319,7 +347,7 @@ async def records_checks(c, admin, b, topic):
 
 
 async def timestamp_checks(c, admin, b, topic):
-    await admin.create_topics([NewTopic(topic, 1, 1)])
+    await create_topic(admin, NewTopic(topic, 1, 1))
     t0 = int(time.time() * 1000) - 3_600_000
     ts = [0, 10, 20, 30, 40, 50, 90, 60, 70, 80]  # seconds after t0, per offset
     producer = AIOKafkaProducer(bootstrap_servers=b, enable_idempotence=True)
@@ -374,7 +402,7 @@ async def group_consume(b, topic, group, n, start, label):
 
 
 async def group_checks(c, admin, b, topic, group):
-    await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    await create_topic(admin, NewTopic(topic, PARTITIONS, 1))
     first, _ = await produce(b, topic, 600, 2)
     counts = counts_of(first)
     got, nxt, assignment, committed, consumer = await group_consume(b, topic, group, len(first),

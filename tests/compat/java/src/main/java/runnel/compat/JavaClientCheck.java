@@ -216,13 +216,32 @@ public final class JavaClientCheck {
     }
 
     static void createTopic(Admin admin, String topic, int partitions) throws Exception {
-        get(admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all(),
-                "createTopics(" + topic + ")");
+        create(admin, new NewTopic(topic, partitions, (short) 1));
+    }
+
+    /**
+     * createTopics, then waits until describeTopics shows every partition with a leader:
+     * Kafka answers CreateTopics before its metadata has the topic.
+     */
+    static void create(Admin admin, NewTopic... topics) throws Exception {
+        List<String> names = Arrays.stream(topics).map(NewTopic::name).toList();
+        get(admin.createTopics(List.of(topics)).all(), "createTopics(" + names + ")");
+        boolean ready = waitFor(TIMEOUT, () -> {
+            try {
+                Map<String, TopicDescription> d = admin.describeTopics(names).allTopicNames().get();
+                return Arrays.stream(topics).allMatch(t -> d.get(t.name()).partitions().size() == t.numPartitions()
+                        && d.get(t.name()).partitions().stream().allMatch(p -> p.leader() != null));
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        if (!ready) {
+            throw fail("created " + names + " but describeTopics does not show them with leaders");
+        }
     }
 
     static void topicsCheck(Admin admin, String topic) throws Exception {
-        get(admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1)
-                .configs(Map.of("retention.ms", "3600000")))).all(), "createTopics(" + topic + ")");
+        create(admin, new NewTopic(topic, PARTITIONS, (short) 1).configs(Map.of("retention.ms", "3600000")));
         ok("createTopics(" + topic + ", " + PARTITIONS + " partitions, retention.ms=3600000)");
         Throwable e = failure(admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all(),
                 "creating an existing topic");
@@ -270,8 +289,7 @@ public final class JavaClientCheck {
     }
 
     static void configsCheck(Admin admin, String topic) throws Exception {
-        get(admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1)
-                .configs(Map.of("retention.ms", "3600000")))).all(), "createTopics(" + topic + ")");
+        create(admin, new NewTopic(topic, 1, (short) 1).configs(Map.of("retention.ms", "3600000")));
         ConfigResource res = new ConfigResource(ConfigResource.Type.TOPIC, topic);
         Config cfg = describeConfig(admin, res);
         ConfigEntry rm = cfg.get("retention.ms");
@@ -355,7 +373,7 @@ public final class JavaClientCheck {
 
     /** CreatePartitions: 1 -> 3; shrinking is refused; the new partitions take records. */
     static void partitionsCheck(Admin admin, String bootstrap, String topic) throws Exception {
-        get(admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all(), "createTopics(" + topic + ")");
+        createTopic(admin, topic, 1);
         get(admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(3))).all(), "createPartitions");
         boolean grown = waitFor(TIMEOUT, () -> {
             try {
@@ -386,7 +404,7 @@ public final class JavaClientCheck {
      * past the last one.
      */
     static void timestampsCheck(Admin admin, String bootstrap, String topic) throws Exception {
-        get(admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all(), "createTopics(" + topic + ")");
+        createTopic(admin, topic, 1);
         long t0 = System.currentTimeMillis() - 3_600_000;
         // Offset i has timestamp t0 + ts[i] seconds; not monotonic: the max is at offset 6.
         long[] ts = {0, 10, 20, 30, 40, 50, 90, 60, 70, 80};
@@ -474,8 +492,7 @@ public final class JavaClientCheck {
     static void classicGroupCheck(Admin admin, String bootstrap) throws Exception {
         String topic = name("java-group");
         String group = name("java-classic-group");
-        get(admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all(),
-                "createTopics(" + topic + ")");
+        createTopic(admin, topic, PARTITIONS);
         List<Sent> first = produce(bootstrap, topic, 600, null, 1);
         long[] counts = counts(first);
         Map<String, String> classic = Map.of(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
@@ -553,8 +570,7 @@ public final class JavaClientCheck {
     static void consumerProtocolCheck(Admin admin, String bootstrap) throws Exception {
         String topic = name("java-848");
         String group = name("java-848-group");
-        get(admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all(),
-                "createTopics(" + topic + ")");
+        createTopic(admin, topic, PARTITIONS);
         Map<String, String> kip848 = Map.of(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
         long[] counts;
         try (KafkaConsumer<byte[], byte[]> a = consumer(bootstrap, group, kip848);
@@ -754,8 +770,23 @@ public final class JavaClientCheck {
         return new KafkaConsumer<>(cp);
     }
 
+    /**
+     * incrementalAlterConfigs, then waits until describeConfigs shows a change (Kafka
+     * applies an alter after answering it; all ops of one request at once).
+     */
     static void alter(Admin admin, ConfigResource res, Collection<AlterConfigOp> ops) throws Exception {
+        Config before = describeConfig(admin, res);
         get(admin.incrementalAlterConfigs(Map.of(res, ops)).all(), "incrementalAlterConfigs " + ops);
+        boolean changed = waitFor(TIMEOUT, () -> {
+            try {
+                return !describeConfig(admin, res).equals(before);
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        if (!changed) {
+            throw fail("incrementalAlterConfigs " + ops + " succeeded but describeConfigs shows no change");
+        }
     }
 
     static Map<TopicPartition, ListOffsetsResultInfo> listOffsets(Admin admin, String topic, OffsetSpec spec)

@@ -261,8 +261,8 @@ public final class StreamsCheck {
         String output = appId + "-out";
         String repartition = appId + "-by-word-repartition";
         String changelog = appId + "-word-counts-changelog";
-        get(admin.createTopics(List.of(new NewTopic(input, PARTITIONS, (short) 1),
-                new NewTopic(output, PARTITIONS, (short) 1))).all(), "createTopics(" + input + ", " + output + ")");
+        JavaClientCheck.create(admin, new NewTopic(input, PARTITIONS, (short) 1),
+                new NewTopic(output, PARTITIONS, (short) 1));
         Path stateDir = stateDir("compat-streams-");
         try {
             Topology topology = topology(input, output);
@@ -425,8 +425,8 @@ public final class StreamsCheck {
         String appId = "compat-streams-eos-" + RUN;
         String input = appId + "-in";
         String output = appId + "-out";
-        get(admin.createTopics(List.of(new NewTopic(input, PARTITIONS, (short) 1),
-                new NewTopic(output, PARTITIONS, (short) 1))).all(), "createTopics(" + input + ", " + output + ")");
+        JavaClientCheck.create(admin, new NewTopic(input, PARTITIONS, (short) 1),
+                new NewTopic(output, PARTITIONS, (short) 1));
         Map<String, Long> want = new TreeMap<>();
         produceLines(bootstrap, input, 200, 4, want);
         Path stateDir = stateDir("compat-streams-eos-");
