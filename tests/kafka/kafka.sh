@@ -15,7 +15,8 @@
 # KAFKA_SET="flush.messages=1 num.partitions=3" (space-separated name=value).
 # The broker's settings are matched to Runnel's where that is fair: one node,
 # num.partitions=1, offsets.topic.replication.factor=1, auto.create.topics.enable=true,
-# group.initial.rebalance.delay.ms=0 (Runnel has no initial delay).
+# group.initial.rebalance.delay.ms=0 (both brokers default to 3000 ms; the tests start
+# Runnel with 0 too, so that groups form at once).
 set -euo pipefail
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
