@@ -44,6 +44,8 @@ function statsProducer(config) {
   return producer;
 }
 
+// A group member (config: librdkafka properties plus a kafkaJS block) on `topic` from the
+// beginning, calling eachMessage(payload, consumer) per record; returned still connected.
 async function startConsumer(config, topic, eachMessage) {
   const consumer = kafka.consumer({
     ...config,

@@ -65,14 +65,15 @@ const kafka = new Kafka({
 
 const str = (b) => (b === null || b === undefined ? b : b.toString());
 
-// A consumer in `groupId` that calls `onMessage` per record until `done()` holds; returns
-// the consumer (still connected) so the caller can inspect the group and disconnect it.
-async function startConsumer(groupId, topic, opts, eachMessage) {
-  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200, ...opts });
+// A group member of `groupId` on `topic` from the beginning, calling
+// eachMessage(payload, consumer) per record (with auto-commit unless autoCommit is
+// false); returned still connected so the caller can inspect the group and disconnect it.
+async function startConsumer(groupId, topic, { autoCommit = true } = {}, eachMessage) {
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200 });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   // The consumer goes to eachMessage too: it can run before this function returns.
-  await consumer.run({ autoCommit: opts.autoCommit !== false, eachMessage: (args) => eachMessage(args, consumer) });
+  await consumer.run({ autoCommit, eachMessage: (args) => eachMessage(args, consumer) });
   return consumer;
 }
 
@@ -289,7 +290,9 @@ runCheck('kafkajs', 240000, async (step) => {
       await self.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
       seenA.push({ partition, offset: Number(message.offset), message });
     });
-    await waitFor(`${HALF} records`, () => seenA.length >= HALF, 30000).catch((e) => { throw new Error(`${e.message}; read ${seenA.length}`); });
+    await waitFor(`${HALF} records`, () => seenA.length >= HALF, 30000).catch((e) => {
+      throw new Error(`${e.message}; read ${seenA.length}`);
+    });
 
     const { groups } = await admin.describeGroups([G]);
     assert.equal(groups.length, 1);

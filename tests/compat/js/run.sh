@@ -9,8 +9,9 @@
 #   tests/compat/js/run.sh --kafka                # against Apache Kafka (tests/kafka/kafka.sh)
 #
 # Installs the exact versions in package-lock.json with `npm ci` into node_modules/ here
-# (git-ignored), once: a stamp of the lock file and the node version skips it next time
-# (JS_COMPAT_REINSTALL=1 forces it).
+# (git-ignored), once: a stamp of the lock file and the node version skips it next time,
+# and the native build is cached in ~/.cache/runnel/compat-js (JS_COMPAT_CACHE) for the
+# next clone (JS_COMPAT_REINSTALL=1 rebuilds).
 #
 # @confluentinc/kafka-javascript is native. Its install script first tries to download
 # a prebuilt binary from GitHub releases (not reachable here; build_from_source skips the
@@ -53,33 +54,65 @@ command -v node >/dev/null || die "node not on PATH (Node.js 20+)"
 command -v npm >/dev/null || die "npm not on PATH"
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 ((node_major >= 20)) || die "node $(node --version) is too old: need 20+"
-for tool in make g++ python3; do
-  command -v "$tool" >/dev/null || die "$tool not on PATH (needed to build @confluentinc/kafka-javascript)"
-done
-for h in zlib.h zstd.h; do
-  echo '#include <'"$h"'>' | g++ -fsyntax-only -x c++ - 2>/dev/null ||
-    die "<$h> not found: apt-get install zlib1g-dev libzstd-dev (librdkafka's gzip and zstd codecs)"
-done
-# node-gyp needs node's headers: use the ones installed beside node rather than let it
-# download them from nodejs.org.
-node_prefix="$(node -p 'require("path").resolve(process.execPath, "../..")')"
-if [[ -z "${npm_config_nodedir:-}" && -f "$node_prefix/include/node/node_api.h" ]]; then
-  export npm_config_nodedir="$node_prefix"
-fi
-[[ -n "${npm_config_nodedir:-}" || -n "$(npm config get nodedir 2>/dev/null | grep -v '^null$' || true)" ]] ||
-  die "no node headers at $node_prefix/include/node: set npm_config_nodedir to a node source/headers dir"
+# What the native build needs; checked only when it is about to run.
+check_build_tools() {
+  for tool in make g++ python3; do
+    command -v "$tool" >/dev/null || die "$tool not on PATH (needed to build @confluentinc/kafka-javascript)"
+  done
+  for h in zlib.h zstd.h; do
+    echo '#include <'"$h"'>' | g++ -fsyntax-only -x c++ - 2>/dev/null ||
+      die "<$h> not found: apt-get install zlib1g-dev libzstd-dev (librdkafka's gzip and zstd codecs)"
+  done
+  # node-gyp needs node's headers: use the ones installed beside node rather than let it
+  # download them from nodejs.org.
+  node_prefix="$(node -p 'require("path").resolve(process.execPath, "../..")')"
+  if [[ -z "${npm_config_nodedir:-}" && -f "$node_prefix/include/node/node_api.h" ]]; then
+    export npm_config_nodedir="$node_prefix"
+  fi
+  [[ -n "${npm_config_nodedir:-}" || -n "$(npm config get nodedir 2>/dev/null | grep -v '^null$' || true)" ]] ||
+    die "no node headers at $node_prefix/include/node: set npm_config_nodedir to a node source/headers dir"
+}
 
 # --- install --------------------------------------------------------------------------
+# The native build takes minutes, so its three products (the .node binding and the two
+# librdkafka shared objects it loads through its $ORIGIN/../deps runpath) are kept in a
+# cache outside the repo, as tests/kafka/kafka.sh keeps Kafka's jars, keyed by the lock
+# file and the node version; with a cache hit, npm ci skips the install scripts and the
+# products are copied back.
+key="$(cat "$here/package-lock.json" <(node --version) | sha256sum | cut -c1-16)"
 stamp="$here/node_modules/.runnel-compat-stamp"
-want_stamp="$(sha256sum "$here/package-lock.json" | cut -d' ' -f1) node-$(node --version)"
-native="$here/node_modules/@confluentinc/kafka-javascript/build/Release/confluent-kafka-javascript.node"
-if [[ "${JS_COMPAT_REINSTALL:-}" == 1 || ! -f "$stamp" || "$(cat "$stamp")" != "$want_stamp" || ! -f "$native" ]]; then
-  echo "== npm ci in $here (builds librdkafka and the native binding: minutes)"
+pkg="$here/node_modules/@confluentinc/kafka-javascript"
+native="$pkg/build/Release/confluent-kafka-javascript.node"
+cache="${JS_COMPAT_CACHE:-$HOME/.cache/runnel/compat-js}/$key"
+products=(build/Release/confluent-kafka-javascript.node build/deps/librdkafka.so.1 build/deps/librdkafka++.so.1)
+npm_ci() {
+  (cd "$here" && env -u npm_config_jobs -u JOBS npm ci --no-audit --no-fund --loglevel=error "$@")
+}
+if [[ "${JS_COMPAT_REINSTALL:-}" == 1 || ! -f "$stamp" || "$(cat "$stamp")" != "$key" || ! -f "$native" ]]; then
   t0=$SECONDS
-  (cd "$here" && CKJS_LINKING=dynamic npm_config_build_from_source=true npm_config_jobs=max \
-    npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed"
-  [[ -f "$native" ]] || die "npm ci did not build $native"
-  echo "$want_stamp" >"$stamp"
+  if [[ "${JS_COMPAT_REINSTALL:-}" != 1 && -f "$cache/.complete" ]]; then
+    echo "== npm ci in $here, the native build from $cache"
+    npm_ci --ignore-scripts || die "npm ci failed"
+    for f in "${products[@]}"; do
+      mkdir -p "$pkg/$(dirname "$f")"
+      cp "$cache/$(basename "$f")" "$pkg/$f"
+    done
+  else
+    check_build_tools
+    echo "== npm ci in $here (builds librdkafka and the native binding: minutes)"
+    # No npm_config_jobs (npm_ci drops it): the package's gyp files are not safe under a
+    # parallel top-level make (the binding races librdkafka's configure step for
+    # config.h); librdkafka itself is built with make -j all the same.
+    CKJS_LINKING=dynamic npm_config_build_from_source=true npm_ci || die "npm ci failed"
+    [[ -f "$native" ]] || die "npm ci did not build $native"
+    rm -rf "$cache.tmp"
+    mkdir -p "$cache.tmp"
+    for f in "${products[@]}"; do cp -L "$pkg/$f" "$cache.tmp/"; done
+    touch "$cache.tmp/.complete"
+    rm -rf "$cache"
+    mv "$cache.tmp" "$cache"
+  fi
+  echo "$key" >"$stamp"
   echo "== installed in $((SECONDS - t0)) s"
 fi
 (cd "$here" && node -e '
