@@ -623,3 +623,38 @@ async fn group_membership_range_assignment_and_rebalance() {
     let desc = admin.describe_groups(&["cg"]).await.unwrap();
     assert!(desc[0].members.is_empty(), "{:?}", desc[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_by_topic_id_and_transaction_coordinator() {
+    use kafka_protocol::messages as m;
+    let (broker, _client, admin) = setup().await;
+    admin.create_topic("by-id", 2).await.unwrap();
+    let id = admin.describe_topics(&["by-id"]).await.unwrap()[0].topic_id;
+    let conn = Connection::connect(&broker.addr, ConnectionConfig::default())
+        .await
+        .unwrap();
+    // The Java Admin's describeTopics(TopicCollection.ofTopicIds(..)) sends the id with
+    // the name left at "": the id decides, as in Kafka.
+    for name in [Some(""), None] {
+        let req = m::MetadataRequest::default().with_topics(Some(vec![
+            m::metadata_request::MetadataRequestTopic::default()
+                .with_topic_id(uuid::Uuid::from_bytes(id))
+                .with_name(name.map(|n| StrBytes::from_static_str(n).into())),
+        ]));
+        let r: m::MetadataResponse = conn.call(req).await.unwrap();
+        assert_eq!(r.topics.len(), 1, "{name:?}");
+        let t = &r.topics[0];
+        assert_eq!(t.error_code, 0, "{name:?}");
+        assert_eq!(t.name.as_ref().map(|n| n.0.as_str()), Some("by-id"));
+        assert_eq!(t.partitions.len(), 2);
+    }
+    // No transaction coordinator yet: FindCoordinator for a transactional id gets the
+    // fatal TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53), not a retriable error that
+    // clients would retry until their timeout.
+    let req = m::FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_key(StrBytes::from_static_str("tx-1"));
+    let r: m::FindCoordinatorResponse = conn.call(req).await.unwrap();
+    assert_eq!(r.error_code, 53);
+    assert_eq!(r.node_id.0, -1);
+}

@@ -26,8 +26,15 @@ pub async fn find_coordinator(
         match key_type {
             GROUP if !key.is_empty() => (0, node, host.clone(), port as i32),
             GROUP => (E::InvalidRequest.code(), -1, String::new(), -1),
-            // Transactions are not implemented: there is no transaction coordinator.
-            1 => (E::CoordinatorNotAvailable.code(), -1, String::new(), -1),
+            // Transactions are not implemented yet. COORDINATOR_NOT_AVAILABLE would be
+            // retried forever; this is the fatal error Kafka gives a transactional id the
+            // client may not use, so initTransactions fails at once.
+            1 => (
+                E::TransactionalIdAuthorizationFailed.code(),
+                -1,
+                String::new(),
+                -1,
+            ),
             _ => (E::InvalidRequest.code(), -1, String::new(), -1),
         }
     };

@@ -139,9 +139,10 @@ async fn metadata(broker: &Broker, req: m::MetadataRequest, version: i16) -> m::
         Some(list) if list.is_empty() && version == 0 => topics.extend(all_topics(broker)),
         Some(list) => {
             for t in list {
+                // A topic id wins over the name, as in Kafka: the Java client asks by id
+                // with the name left at its default, "".
                 let name = match (&t.name, t.topic_id) {
-                    (Some(n), _) => n.0.to_string(),
-                    (None, id) if !id.is_nil() => match broker.topics().by_id(&id) {
+                    (_, id) if !id.is_nil() => match broker.topics().by_id(&id) {
                         Some(meta) => meta.name.clone(),
                         None => {
                             topics.push(
@@ -152,6 +153,7 @@ async fn metadata(broker: &Broker, req: m::MetadataRequest, version: i16) -> m::
                             continue;
                         }
                     },
+                    (Some(n), _) => n.0.to_string(),
                     _ => {
                         topics.push(
                             m::metadata_response::MetadataResponseTopic::default()
