@@ -50,10 +50,11 @@ start_broker() {
   [[ -x "$RUNNEL_BIN" ]] || fail "broker binary $RUNNEL_BIN missing (cargo build -p runnel, or set RUNNEL_BIN)"
   BROKER_DIR="$(mktemp -d -t runnel-compat-XXXXXX)"
   # The broker reads RUNNEL_* variables as settings: start it without any (hermetic).
+  # No metrics listener: its default port would clash between brokers.
   local unset_runnel=()
   for v in $(compgen -e | grep '^RUNNEL_' || true); do unset_runnel+=(-u "$v"); done
   env "${unset_runnel[@]}" RUST_LOG="${RUST_LOG:-info}" "$RUNNEL_BIN" serve --data-dir "$BROKER_DIR/data" \
-    --listen 127.0.0.1:0 "$@" >"$BROKER_DIR/stdout" 2>"$BROKER_DIR/stderr.log" </dev/null &
+    --listen 127.0.0.1:0 --set metrics.listener= "$@" >"$BROKER_DIR/stdout" 2>"$BROKER_DIR/stderr.log" </dev/null &
   BROKER_PID=$!
   local line=""
   for _ in $(seq 1 600); do
