@@ -10,6 +10,7 @@ use runnel_storage::{LogConfig, LogManager, TopicPartition};
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
+use crate::fetch_session::FetchSessionCache;
 use crate::group::{GroupConfig, GroupCoordinator, PartitionLog, OFFSETS_TOPIC};
 use crate::log_cleaner::LogMaintenance;
 use crate::partition::Partition;
@@ -57,6 +58,8 @@ pub struct Broker {
     pub groups: Arc<GroupCoordinator>,
     /// Retention and the log cleaner, once started.
     maintenance: Mutex<Option<LogMaintenance>>,
+    /// KIP-227 fetch sessions.
+    pub fetch_sessions: FetchSessionCache,
 }
 
 /// A config problem as Kafka reports it (INVALID_CONFIG or INVALID_REQUEST).
@@ -100,7 +103,6 @@ impl Broker {
         let group_config = GroupConfig::from_settings(&config.settings);
         let mut broker = Broker {
             advertised: RwLock::new((String::new(), 0)),
-            config,
             topic_defaults,
             logs,
             topics: RwLock::new(topics),
@@ -112,6 +114,11 @@ impl Broker {
                 Arc::new(PartitionLog::new(Vec::new())),
             ),
             maintenance: Mutex::new(None),
+            fetch_sessions: FetchSessionCache::new(
+                config.max_incremental_fetch_session_cache_slots,
+                config.min_incremental_fetch_session_eviction_ms,
+            ),
+            config,
         };
         let metas: Vec<TopicMeta> = broker.topics().all().cloned().collect();
         for meta in &metas {
@@ -228,6 +235,15 @@ impl Broker {
             .unwrap_or_else(|p| p.into_inner())
             .get(&tp)
             .cloned()
+    }
+
+    /// Partitions the broker has, internal ones included: the most a fetch session
+    /// may hold.
+    pub fn partition_count(&self) -> usize {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     pub fn partitions_of(&self, topic: &str) -> Vec<Arc<Partition>> {

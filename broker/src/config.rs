@@ -27,6 +27,9 @@ pub const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("queued.max.request.bytes", "536870912"),
     ("fetch.max.bytes", "57671680"),
     ("metrics.listener", "127.0.0.1:9644"),
+    ("max.incremental.fetch.session.cache.slots", "1000"),
+    // KIP-227's name; Kafka hard-codes this value (120000).
+    ("min.incremental.fetch.session.eviction.ms", "120000"),
 ];
 
 #[derive(Debug, Clone)]
@@ -47,6 +50,11 @@ pub struct BrokerConfig {
     /// Bytes of requests buffered across all connections before reads pause.
     pub queued_max_request_bytes: usize,
     pub fetch_max_bytes: usize,
+    /// Fetch sessions (KIP-227) the broker keeps at most; 0 turns them off.
+    pub max_incremental_fetch_session_cache_slots: usize,
+    /// How long a fetch session must be unused (or, to be pushed out by a larger one,
+    /// have existed) before it can be evicted.
+    pub min_incremental_fetch_session_eviction_ms: u64,
     /// Where Prometheus scrapes `GET /metrics` (`metrics.listener`); `None` when the
     /// setting is empty (disabled).
     pub metrics_listener: Option<SocketAddr>,
@@ -147,6 +155,18 @@ impl BrokerConfig {
                 u32::MAX as usize,
             )?,
             fetch_max_bytes: parse_range(&settings, "fetch.max.bytes", 1024, i32::MAX as usize)?,
+            max_incremental_fetch_session_cache_slots: parse_range(
+                &settings,
+                "max.incremental.fetch.session.cache.slots",
+                0,
+                i32::MAX as usize,
+            )?,
+            min_incremental_fetch_session_eviction_ms: parse_range(
+                &settings,
+                "min.incremental.fetch.session.eviction.ms",
+                0,
+                i64::MAX as u64,
+            )?,
             metrics_listener,
             metrics_listener_configured,
             settings,
@@ -296,6 +316,8 @@ mod tests {
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
         assert_eq!(c.metrics_listener, Some("127.0.0.1:9644".parse().unwrap()));
         assert!(!c.metrics_listener_configured);
+        assert_eq!(c.max_incremental_fetch_session_cache_slots, 1000);
+        assert_eq!(c.min_incremental_fetch_session_eviction_ms, 120_000);
     }
 
     #[test]
@@ -329,6 +351,11 @@ mod tests {
         let m = BTreeMap::from([("num.partitions".to_string(), "0".to_string())]);
         assert!(BrokerConfig::from_settings(m).is_err());
         let m = BTreeMap::from([("advertised.listeners".to_string(), "nohostport".to_string())]);
+        assert!(BrokerConfig::from_settings(m).is_err());
+        let m = BTreeMap::from([(
+            "max.incremental.fetch.session.cache.slots".to_string(),
+            "-1".to_string(),
+        )]);
         assert!(BrokerConfig::from_settings(m).is_err());
     }
 }

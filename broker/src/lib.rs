@@ -3,6 +3,7 @@
 //! - [`config`]: broker settings (Kafka names) from defaults, TOML, env and CLI.
 //! - [`broker`]: shared state (topics, partitions, producer ids).
 //! - [`partition`]: a partition's log, high watermark, flusher and fetch waiters.
+//! - [`fetch_session`]: KIP-227 incremental fetch sessions and their bounded cache.
 //! - [`server`]: connections, framing, in-order responses.
 //! - [`group`]: the group coordinator and committed offsets (`__consumer_offsets`).
 //! - [`log_cleaner`]: the retention task and the log cleaner (compaction) threads.
@@ -12,6 +13,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod fetch_session;
 pub mod group;
 mod handlers;
 pub mod log_cleaner;

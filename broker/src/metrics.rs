@@ -33,6 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use crate::broker::Broker;
+use crate::fetch_session::RequestKind;
 use crate::partition::Partition;
 
 // ---------------------------------------------------------------------------------------
@@ -351,6 +352,7 @@ impl Exporter {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
         self.render_requests(&mut out);
+        self.render_fetch_sessions(&mut out);
         let (topics, partitions) = self.snapshot_topics();
         render_topics(&mut out, &topics);
         self.render_lag(&mut out, &partitions);
@@ -450,6 +452,66 @@ impl Exporter {
             &[],
             s.connections_refused.load(Ordering::Relaxed),
         );
+    }
+
+    /// The fetch session cache, with Kafka's `FetchSessionCache` metrics under our names.
+    fn render_fetch_sessions(&self, out: &mut String) {
+        let cache = &self.broker.fetch_sessions;
+        family(
+            out,
+            "runnel_incremental_fetch_sessions",
+            "Fetch sessions in the cache (Kafka's NumIncrementalFetchSessions).",
+            "gauge",
+        );
+        sample(
+            out,
+            "runnel_incremental_fetch_sessions",
+            &[],
+            cache.len() as u64,
+        );
+        family(
+            out,
+            "runnel_incremental_fetch_partitions_cached",
+            "Partitions held by all fetch sessions (Kafka's NumIncrementalFetchPartitionsCached).",
+            "gauge",
+        );
+        sample(
+            out,
+            "runnel_incremental_fetch_partitions_cached",
+            &[],
+            cache.partitions_cached() as u64,
+        );
+        family(
+            out,
+            "runnel_incremental_fetch_session_evictions_total",
+            "Fetch sessions evicted to make room for new ones (Kafka's IncrementalFetchSessionEvictionsPerSec).",
+            "counter",
+        );
+        sample(
+            out,
+            "runnel_incremental_fetch_session_evictions_total",
+            &[],
+            cache.evictions(),
+        );
+        family(
+            out,
+            "runnel_fetch_requests_total",
+            "Fetch requests by session kind: sessionless (epoch -1), full (epoch 0), incremental, or refused with a session error.",
+            "counter",
+        );
+        for (kind, name) in [
+            (RequestKind::Sessionless, "sessionless"),
+            (RequestKind::Full, "full"),
+            (RequestKind::Incremental, "incremental"),
+            (RequestKind::Error, "session_error"),
+        ] {
+            sample(
+                out,
+                "runnel_fetch_requests_total",
+                &[("session", name)],
+                cache.requests(kind),
+            );
+        }
     }
 
     /// Per topic: counters summed over partitions, sizes and offsets. Locks each

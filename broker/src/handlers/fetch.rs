@@ -1,4 +1,4 @@
-//! Fetch (with long polling), ListOffsets, OffsetForLeaderEpoch and DeleteRecords.
+//! Fetch (with long polling and KIP-227 sessions), ListOffsets, OffsetForLeaderEpoch and DeleteRecords.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +11,11 @@ use runnel_protocol::response_parts::ExternalRecords;
 use runnel_storage::{FileSlice, StorageError};
 use tokio::sync::Notify;
 
-use super::{resolve_topic, storage_error_code};
+use super::{storage_error_code, topic_name};
 use crate::broker::Broker;
+use crate::fetch_session::{
+    Answered, FetchContext, FetchParams, PartitionKey, TopicKey, Wanted, INVALID_SESSION_ID,
+};
 use crate::partition::Partition;
 
 /// Longest long poll we honour, whatever the client asks.
@@ -21,8 +24,8 @@ const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 const MAX_DECOMPRESSED_BATCH: usize = 64 * 1024 * 1024;
 
 struct Slot {
-    topic: usize,
-    partition: usize,
+    /// Index in the context's partitions.
+    index: usize,
     p: Arc<Partition>,
     fetch_offset: i64,
     max_bytes: i32,
@@ -86,13 +89,29 @@ fn set_records_read(pd: &mut m::fetch_response::PartitionData, slice: &FileSlice
 }
 
 async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> FetchSlices {
-    // KIP-227 fetch sessions are declined: we always answer with session id 0, so
-    // clients send full fetch requests. An incremental request (a session id we never
-    // gave out) gets FETCH_SESSION_ID_NOT_FOUND, and the client starts over.
-    if req.session_id != 0 {
+    let uses_topic_ids = version >= 13;
+    let sessions = &broker.fetch_sessions;
+    let (requested, forgotten) = request_partitions(broker, &req, uses_topic_ids);
+    let ctx = sessions.new_context(
+        uses_topic_ids,
+        req.session_id,
+        req.session_epoch,
+        requested,
+        forgotten,
+        |id| {
+            broker
+                .topics()
+                .by_id(id)
+                .map(|m| Arc::from(m.name.as_str()))
+        },
+        broker.partition_count(),
+        sessions.now_ms(),
+    );
+    if let FetchContext::SessionError(e) = &ctx {
         return FetchSlices {
             response: m::FetchResponse::default()
-                .with_error_code(ResponseError::FetchSessionIdNotFound.code()),
+                .with_error_code(e.code())
+                .with_session_id(INVALID_SESSION_ID),
             slices: Vec::new(),
         };
     }
@@ -105,63 +124,37 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = tokio::time::Instant::now() + max_wait;
 
-    // Resolve partitions once; unknown ones get their error in every round.
-    let mut topics: Vec<m::fetch_response::FetchableTopicResponse> =
-        Vec::with_capacity(req.topics.len());
+    // Resolve partitions once. Unknown ones get their error in every round but, as in
+    // Kafka, do not end the long poll; errors found reading a partition do.
+    let wanted = ctx.wanted();
+    let mut answers: Vec<m::fetch_response::PartitionData> = Vec::with_capacity(wanted.len());
     let mut slots = Vec::new();
-    for t in &req.topics {
-        let meta = resolve_topic(
-            broker,
-            &t.topic,
-            if version >= 13 {
-                t.topic_id
-            } else {
-                uuid::Uuid::nil()
-            },
-        );
-        let mut tr = m::fetch_response::FetchableTopicResponse::default()
-            .with_topic(t.topic.clone())
-            .with_topic_id(t.topic_id);
-        for fp in &t.partitions {
-            let mut pd = m::fetch_response::PartitionData::default()
-                .with_partition_index(fp.partition)
-                .with_high_watermark(-1)
-                .with_last_stable_offset(-1)
-                .with_log_start_offset(-1);
-            let p = meta
-                .as_ref()
-                .and_then(|meta| broker.partition(&meta.name, fp.partition));
-            match p {
-                Some(p) if fp.current_leader_epoch > 0 => {
-                    drop(p);
-                    pd = pd.with_error_code(ResponseError::FencedLeaderEpoch.code());
-                }
-                Some(p) => slots.push(Slot {
-                    topic: topics.len(),
-                    partition: tr.partitions.len(),
-                    p,
-                    fetch_offset: fp.fetch_offset,
-                    max_bytes: fp.partition_max_bytes,
-                }),
-                None => {
-                    let code = if version >= 13 && meta.is_none() {
-                        ResponseError::UnknownTopicId
-                    } else {
-                        ResponseError::UnknownTopicOrPartition
-                    };
-                    pd = pd.with_error_code(code.code());
-                }
+    let mut has_errors = false;
+    let mut topic_ids = TopicIds::default();
+    for (index, w) in wanted.iter().enumerate() {
+        let mut pd = m::fetch_response::PartitionData::default()
+            .with_partition_index(w.key.partition)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_records(Some(Bytes::new()));
+        match resolve_partition(broker, w, &mut topic_ids) {
+            Ok(p) => slots.push(Slot {
+                index,
+                p,
+                fetch_offset: w.params.fetch_offset,
+                max_bytes: w.params.max_bytes,
+            }),
+            Err((code, ends_wait)) => {
+                pd.error_code = code.code();
+                has_errors |= ends_wait;
             }
-            tr.partitions.push(pd.with_records(Some(Bytes::new())));
         }
-        topics.push(tr);
+        answers.push(pd);
     }
-    let has_errors = topics
-        .iter()
-        .any(|t| t.partitions.iter().any(|p| p.error_code != 0));
 
     // The slice each partition's last round found.
-    let mut found: Vec<Option<FileSlice>> = vec![None; slots.len()];
+    let mut found: Vec<Option<FileSlice>> = vec![None; wanted.len()];
     let mut expired = false;
     loop {
         let waiter = Arc::new(Notify::new());
@@ -171,8 +164,8 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
         }
         let mut total = 0usize;
         let mut errors = has_errors;
-        for (s, found) in slots.iter().zip(found.iter_mut()) {
-            let pd = &mut topics[s.topic].partitions[s.partition];
+        for s in &slots {
+            let pd = &mut answers[s.index];
             let remaining = max_bytes.saturating_sub(total);
             let limit = (s.max_bytes.max(0) as usize).min(remaining);
             let read = read_partition(&s.p, s.fetch_offset, limit, total == 0);
@@ -183,12 +176,12 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
                 Ok(slice) => {
                     total += slice.as_ref().map_or(0, |s| s.len as usize);
                     pd.error_code = 0;
-                    *found = slice;
+                    found[s.index] = slice;
                 }
                 Err(code) => {
                     errors = true;
                     pd.error_code = code.code();
-                    *found = None;
+                    found[s.index] = None;
                 }
             }
         }
@@ -218,19 +211,154 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
             expired = true;
         }
     }
-    let mut slices = Vec::new();
-    for (s, found) in slots.iter().zip(found) {
-        if let Some(slice) = found {
+
+    // The session decides which partitions the response carries.
+    let answered: Vec<Answered> = answers
+        .iter()
+        .zip(&found)
+        .map(|(pd, slice)| Answered {
+            records_len: slice.as_ref().map_or(0, |s| s.len as usize),
+            high_watermark: pd.high_watermark,
+            last_stable_offset: pd.last_stable_offset,
+            log_start_offset: pd.log_start_offset,
+            error: pd.error_code,
+        })
+        .collect();
+    let outcome = sessions.finish(&ctx, &answered, sessions.now_ms());
+    for s in &slots {
+        if let (true, Some(slice)) = (outcome.include[s.index], &found[s.index]) {
             s.p.metrics.bytes_out(slice.len);
-            slices.push((s.topic, s.partition, slice));
         }
+    }
+    // Consecutive partitions of a topic share its entry, as in Kafka's FetchResponse.of.
+    let mut topics: Vec<m::fetch_response::FetchableTopicResponse> = Vec::new();
+    let mut slices = Vec::new();
+    let mut current: Option<&TopicKey> = None;
+    for (index, (pd, w)) in answers.into_iter().zip(wanted).enumerate() {
+        if !outcome.include[index] {
+            continue;
+        }
+        if current != Some(&w.key.topic) {
+            current = Some(&w.key.topic);
+            let tr = m::fetch_response::FetchableTopicResponse::default();
+            topics.push(match &w.key.topic {
+                TopicKey::Id(id) => tr.with_topic_id(*id),
+                TopicKey::Name(name) => tr.with_topic(topic_name(name)),
+            });
+        }
+        let t = topics.len() - 1;
+        if let Some(slice) = found[index].take() {
+            slices.push((t, topics[t].partitions.len(), slice));
+        }
+        topics[t].partitions.push(pd);
     }
     FetchSlices {
         response: m::FetchResponse::default()
-            .with_session_id(0)
+            .with_error_code(outcome.error)
+            .with_session_id(outcome.session_id)
             .with_responses(topics),
         slices,
     }
+}
+
+/// The partitions a request names in `topics` and in `forgotten_topics_data`: by topic
+/// id from v13, by name before.
+fn request_partitions(
+    broker: &Broker,
+    req: &m::FetchRequest,
+    uses_topic_ids: bool,
+) -> (Vec<Wanted>, Vec<PartitionKey>) {
+    let topic = |name: &m::TopicName, id: &uuid::Uuid| -> (TopicKey, Option<Arc<str>>) {
+        if uses_topic_ids {
+            let name = broker
+                .topics()
+                .by_id(id)
+                .map(|m| Arc::from(m.name.as_str()));
+            (TopicKey::Id(*id), name)
+        } else {
+            let name: Arc<str> = Arc::from(name.0.as_str());
+            (TopicKey::Name(name.clone()), Some(name))
+        }
+    };
+    let mut requested = Vec::with_capacity(req.topics.iter().map(|t| t.partitions.len()).sum());
+    for t in &req.topics {
+        let (key, name) = topic(&t.topic, &t.topic_id);
+        for fp in &t.partitions {
+            requested.push(Wanted {
+                key: PartitionKey {
+                    topic: key.clone(),
+                    partition: fp.partition,
+                },
+                name: name.clone(),
+                params: FetchParams {
+                    fetch_offset: fp.fetch_offset,
+                    log_start_offset: fp.log_start_offset,
+                    max_bytes: fp.partition_max_bytes,
+                    current_leader_epoch: fp.current_leader_epoch,
+                },
+            });
+        }
+    }
+    let mut forgotten = Vec::new();
+    for t in &req.forgotten_topics_data {
+        let key = if uses_topic_ids {
+            TopicKey::Id(t.topic_id)
+        } else {
+            TopicKey::Name(Arc::from(t.topic.0.as_str()))
+        };
+        for &partition in &t.partitions {
+            forgotten.push(PartitionKey {
+                topic: key.clone(),
+                partition,
+            });
+        }
+    }
+    (requested, forgotten)
+}
+
+/// The current id of the last topic looked up, so a session's partitions of one topic
+/// look the registry up once.
+#[derive(Default)]
+struct TopicIds {
+    last: Option<(Arc<str>, Option<uuid::Uuid>)>,
+}
+
+impl TopicIds {
+    fn get(&mut self, broker: &Broker, name: &Arc<str>) -> Option<uuid::Uuid> {
+        match &self.last {
+            Some((n, id)) if n == name => *id,
+            _ => {
+                let id = broker.topics().get(name).map(|m| m.id);
+                self.last = Some((name.clone(), id));
+                id
+            }
+        }
+    }
+}
+
+/// The partition to read, or its error and whether that error ends a long poll (Kafka
+/// answers at once for errors found reading, not for partitions it does not know).
+fn resolve_partition(
+    broker: &Broker,
+    w: &Wanted,
+    topic_ids: &mut TopicIds,
+) -> Result<Arc<Partition>, (ResponseError, bool)> {
+    let Some(name) = &w.name else {
+        return Err((ResponseError::UnknownTopicId, false));
+    };
+    let Some(p) = broker.partition(name, w.key.partition) else {
+        return Err((ResponseError::UnknownTopicOrPartition, false));
+    };
+    if let TopicKey::Id(id) = &w.key.topic {
+        // A session's topic deleted and created again under its name.
+        if topic_ids.get(broker, name) != Some(*id) {
+            return Err((ResponseError::InconsistentTopicId, true));
+        }
+    }
+    if w.params.current_leader_epoch > 0 {
+        return Err((ResponseError::FencedLeaderEpoch, true));
+    }
+    Ok(p)
 }
 
 /// What one partition's read found, with the offsets the response reports either way.
