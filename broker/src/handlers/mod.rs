@@ -139,9 +139,12 @@ async fn metadata(broker: &Broker, req: m::MetadataRequest, version: i16) -> m::
         Some(list) if list.is_empty() && version == 0 => topics.extend(all_topics(broker)),
         Some(list) => {
             for t in list {
+                // By id when there is one and no name; the Java client sends an empty
+                // name with the id (a regex member learns its topics by id).
+                let by_id = !t.topic_id.is_nil() && t.name.as_ref().is_none_or(|n| n.0.is_empty());
                 let name = match (&t.name, t.topic_id) {
-                    (Some(n), _) => n.0.to_string(),
-                    (None, id) if !id.is_nil() => match broker.topics().by_id(&id) {
+                    (Some(n), _) if !by_id => n.0.to_string(),
+                    (_, id) if by_id => match broker.topics().by_id(&id) {
                         Some(meta) => meta.name.clone(),
                         None => {
                             topics.push(
