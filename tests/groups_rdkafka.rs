@@ -13,7 +13,8 @@
 //! KIP-848 (`group.protocol=consumer`) runs against librdkafka 2.12 (bundled by the
 //! rdkafka crate), and raw ConsumerGroupHeartbeat / OffsetCommit / OffsetFetch /
 //! ConsumerGroupDescribe requests encoded with kafka-protocol cover the epoch rules
-//! librdkafka does not let us provoke. Brokers also run with
+//! librdkafka does not let us provoke. Regex subscriptions (`^orders-.*`) are resolved by
+//! the broker. Brokers also run with
 //! `group.consumer.session.timeout.ms=6000` and `group.consumer.heartbeat.interval.ms=500`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -1459,6 +1460,332 @@ fn kip848_membership_survives_kill9() {
     if let Err(e) = check_no_overlap(&journal, now_ms()) {
         panic!("two owners at once: {e}\n{}", journal.dump());
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Regex subscriptions (KIP-848, resolved by the broker)
+// ---------------------------------------------------------------------------------------
+
+/// KIP-848 consumers in this process, polled in turn; what each consumed, by topic.
+struct RegexMembers {
+    consumers: Vec<BaseConsumer>,
+    consumed: Vec<BTreeMap<String, usize>>,
+    errors: Vec<String>,
+}
+
+impl RegexMembers {
+    fn new() -> RegexMembers {
+        RegexMembers {
+            consumers: Vec::new(),
+            consumed: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn join(&mut self, bootstrap: &str, group: &str, subscription: &str) {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("group.protocol", "consumer")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("consumer");
+        // librdkafka takes a subscription starting with `^` as a regex.
+        c.subscribe(&[subscription]).expect("subscribe");
+        self.consumers.push(c);
+        self.consumed.push(BTreeMap::new());
+    }
+
+    /// Poll every member for `d`.
+    fn pump(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            for (i, c) in self.consumers.iter().enumerate() {
+                match c.poll(Duration::from_millis(20)) {
+                    Some(Ok(m)) => {
+                        *self.consumed[i].entry(m.topic().to_string()).or_default() += 1;
+                    }
+                    Some(Err(e)) => self.errors.push(format!("member {i}: {e}")),
+                    None => {}
+                }
+            }
+        }
+    }
+
+    fn assignment(&self, i: usize) -> BTreeSet<(String, i32)> {
+        self.consumers[i]
+            .assignment()
+            .expect("assignment")
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect()
+    }
+
+    /// Pump until the members' assignments are disjoint, none empty, and together
+    /// exactly `want`.
+    fn wait_for(&mut self, want: &BTreeSet<(String, i32)>, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            self.pump(Duration::from_millis(200));
+            let each: Vec<BTreeSet<(String, i32)>> = (0..self.consumers.len())
+                .map(|i| self.assignment(i))
+                .collect();
+            let total: usize = each.iter().map(BTreeSet::len).sum();
+            let union: BTreeSet<(String, i32)> = each.iter().flatten().cloned().collect();
+            if total == union.len() && &union == want && each.iter().all(|a| !a.is_empty()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: assignments {each:?}, wanted {want:?}; errors {:?}",
+                self.errors
+            );
+        }
+    }
+}
+
+fn tps(list: &[(&str, i32)]) -> BTreeSet<(String, i32)> {
+    list.iter()
+        .flat_map(|(t, n)| (0..*n).map(move |p| (t.to_string(), p)))
+        .collect()
+}
+
+/// One record on every partition of `topic`.
+fn produce_each_partition(bootstrap: &str, topic: &str, partitions: i32) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    for p in 0..partitions {
+        producer
+            .send(BaseRecord::to(topic).partition(p).key("k").payload("v"))
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+}
+
+fn describe_members(
+    broker: &TestBroker,
+    group: &str,
+) -> Vec<m::consumer_group_describe_response::Member> {
+    let mut raw = Raw::connect(broker);
+    match raw.call(
+        ApiKey::ConsumerGroupDescribe,
+        0,
+        m::ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(sb(group))])
+            .into(),
+    ) {
+        ResponseBody::ConsumerGroupDescribe(r) => r.groups[0].members.clone(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// librdkafka subscribes `^orders-.*` with `group.protocol=consumer`; it sends the regex
+/// (as `(^orders-.*)`) in ConsumerGroupHeartbeat and the broker resolves it: existing
+/// matching topics are assigned, a new matching topic joins the assignment and a deleted
+/// one leaves it, a topic that does not match never does, two members share the
+/// partitions with one owner each, and all of it survives a broker kill -9.
+#[test]
+fn kip848_regex_subscription() {
+    let proxy = FaultProxy::start();
+    let mut opts = group_broker_opts();
+    opts.advertised_listener = Some(proxy.addr().to_string());
+    let mut broker = TestBroker::start_with(opts);
+    proxy.set_upstream(broker.addr());
+    let bootstrap = proxy.addr().to_string();
+    let group = "g-regex848";
+    for (t, n) in [("orders-eu", 3), ("orders-us", 2), ("billing", 2)] {
+        create_topic(&bootstrap, t, n);
+        produce_each_partition(&bootstrap, t, n);
+    }
+    let mut members = RegexMembers::new();
+    members.join(&bootstrap, group, "^orders-.*");
+    members.wait_for(
+        &tps(&[("orders-eu", 3), ("orders-us", 2)]),
+        "the existing matching topics are assigned",
+    );
+    let described = describe_members(&broker, group);
+    assert_eq!(described.len(), 1);
+    assert_eq!(
+        described[0].subscribed_topic_regex.as_deref(),
+        Some("(^orders-.*)"),
+        "librdkafka combines its regexes as (^a)|(^b): {:?}",
+        described[0]
+    );
+
+    // The Java client learns a regex member's topics by id, sending an empty name.
+    let topic_id = match Raw::connect(&broker).call(
+        ApiKey::Metadata,
+        12,
+        m::MetadataRequest::default()
+            .with_topics(Some(vec![
+                m::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(sb("orders-eu")))),
+            ]))
+            .into(),
+    ) {
+        ResponseBody::Metadata(r) => r.topics[0].topic_id,
+        other => panic!("unexpected {other:?}"),
+    };
+    match Raw::connect(&broker).call(
+        ApiKey::Metadata,
+        12,
+        m::MetadataRequest::default()
+            .with_topics(Some(vec![
+                m::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(sb(""))))
+                    .with_topic_id(topic_id),
+            ]))
+            .into(),
+    ) {
+        ResponseBody::Metadata(r) => {
+            assert_eq!(r.topics[0].error_code, 0, "{r:?}");
+            assert_eq!(
+                r.topics[0].name.as_ref().map(|n| n.0.as_str()),
+                Some("orders-eu")
+            );
+            assert_eq!(r.topics[0].partitions.len(), 3);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // A second member: the partitions are shared, one owner each.
+    members.join(&bootstrap, group, "^orders-.*");
+    members.wait_for(
+        &tps(&[("orders-eu", 3), ("orders-us", 2)]),
+        "two members share the matching partitions",
+    );
+
+    // A new matching topic is assigned (and consumed); a new non-matching one is not.
+    create_topic(&bootstrap, "orders-asia", 2);
+    create_topic(&bootstrap, "orders_x", 1);
+    produce_each_partition(&bootstrap, "orders-asia", 2);
+    produce_each_partition(&bootstrap, "orders_x", 1);
+    let created = Instant::now();
+    let mut want = tps(&[("orders-eu", 3), ("orders-us", 2), ("orders-asia", 2)]);
+    members.wait_for(&want, "a new matching topic is assigned");
+    eprintln!(
+        "orders-asia assigned {:?} after its creation",
+        created.elapsed()
+    );
+    members.pump(Duration::from_secs(2));
+    let consumed = |members: &RegexMembers, t: &str| -> usize {
+        members.consumed.iter().filter_map(|c| c.get(t)).sum()
+    };
+    // Nothing is committed, so a partition that moved is read again by its new owner.
+    for (t, n) in [("orders-eu", 3), ("orders-us", 2), ("orders-asia", 2)] {
+        assert!(
+            consumed(&members, t) >= n,
+            "records of {t}: {:?}",
+            members.consumed
+        );
+    }
+    assert_eq!(consumed(&members, "billing"), 0);
+    assert_eq!(consumed(&members, "orders_x"), 0);
+
+    // A deleted matching topic leaves the assignment.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("admin client");
+    for r in
+        block_on(admin.delete_topics(&["orders-us"], &AdminOptions::new())).expect("delete topics")
+    {
+        r.expect("topic deleted");
+    }
+    want = tps(&[("orders-eu", 3), ("orders-asia", 2)]);
+    members.wait_for(&want, "a deleted topic leaves the assignment");
+
+    // kill -9: the members keep their ids, epochs and partitions, and the regex is
+    // still resolved for topics created after the restart.
+    members.pump(Duration::from_secs(2));
+    let before: Vec<_> = (0..2).map(|i| members.assignment(i)).collect();
+    let members_before = consumer_members(&broker, group);
+    let epoch_before = group_epoch(&broker, group);
+    broker.kill9();
+    proxy.sever_all();
+    broker.restart();
+    proxy.set_upstream(broker.addr());
+    assert_eq!(consumer_members(&broker, group), members_before);
+    assert_eq!(group_epoch(&broker, group), epoch_before);
+    members.pump(Duration::from_secs(8));
+    assert_eq!(
+        (0..2).map(|i| members.assignment(i)).collect::<Vec<_>>(),
+        before,
+        "assignments moved across the restart"
+    );
+    assert_eq!(
+        group_epoch(&broker, group),
+        epoch_before,
+        "a rebalance happened"
+    );
+    let described = describe_members(&broker, group);
+    assert!(described
+        .iter()
+        .all(|mb| mb.subscribed_topic_regex.as_deref() == Some("(^orders-.*)")));
+    create_topic(&bootstrap, "orders-latam", 1);
+    want.insert(("orders-latam".to_string(), 0));
+    members.wait_for(&want, "a topic created after the restart is assigned");
+}
+
+/// An invalid regex gets INVALID_REGULAR_EXPRESSION with Kafka's message and leaves the
+/// group unchanged: from a raw heartbeat, and from librdkafka, whose member then never
+/// joins until it subscribes a valid regex.
+#[test]
+fn kip848_invalid_regex_is_refused() {
+    const INVALID_REGULAR_EXPRESSION: i16 = 128;
+    let broker = TestBroker::start_with(group_broker_opts());
+    let bootstrap = broker.bootstrap();
+    let group = "g-badregex848";
+    create_topic(&bootstrap, "orders-eu", 1);
+    let mut c = Raw::connect(&broker);
+    let req = m::ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![]))
+        .with_subscribed_topic_regex(Some(sb("orders-[")))
+        .with_topic_partitions(Some(vec![]));
+    let r = match c.call(ApiKey::ConsumerGroupHeartbeat, 1, req.into()) {
+        ResponseBody::ConsumerGroupHeartbeat(r) => r,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(r.error_code, INVALID_REGULAR_EXPRESSION, "{r:?}");
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("SubscribedTopicRegex `orders-[` is not a valid regular expression: unclosed character class.")
+    );
+    assert!(consumer_members(&broker, group).is_empty());
+
+    // librdkafka compiles a regex itself (POSIX) before sending it, so `^orders-[`
+    // fails in subscribe(). A backreference passes that check but not RE2's: librdkafka
+    // sends it, the broker refuses every heartbeat and the member never joins.
+    // (librdkafka 2.12 does not know error 128: it retries and reports nothing.)
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", group)
+        .set("group.protocol", "consumer")
+        .create()
+        .expect("consumer");
+    assert!(consumer.subscribe(&["^orders-["]).is_err());
+    consumer.subscribe(&["^(orders)-\\1"]).expect("subscribe");
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+    assert_eq!(consumer.assignment().expect("assignment").count(), 0);
+    assert!(consumer_members(&broker, group).is_empty());
+    // The same broker takes a valid regex from the same client.
+    consumer.subscribe(&["^orders-.*"]).expect("subscribe");
+    eventually(Duration::from_secs(20), "a valid regex joins", || {
+        let _ = consumer.poll(Duration::from_millis(100));
+        (consumer.assignment().expect("assignment").count() == 1).then_some(())
+    });
+    assert_eq!(consumer_members(&broker, group).len(), 1);
 }
 
 /// Deleting a topic deletes the groups' committed offsets of it (tombstones in

@@ -186,13 +186,7 @@ impl Broker {
         {
             let topics = self.topics();
             let topic_name = |id: &uuid::Uuid| topics.by_id(id).map(|m| m.name.clone());
-            let resolve = |t: &str| {
-                topics
-                    .get(t)
-                    .filter(|m| !m.internal)
-                    .map(|m| (m.id, m.partitions))
-            };
-            coordinator.finish_load(&topic_name, &resolve);
+            coordinator.finish_load(&topic_name, &*topics);
         }
         if tokio::runtime::Handle::try_current().is_ok() {
             coordinator.start();

@@ -35,6 +35,9 @@ pub struct TopicRegistry {
     path: PathBuf,
     pub cluster_id: String,
     topics: BTreeMap<String, TopicMeta>,
+    /// Counts creations and deletions since the process started (consumer groups
+    /// resolve their subscribed regexes again when it moves).
+    names_version: u64,
 }
 
 /// Kafka's limit on topic name length (a partition directory name must fit in 255).
@@ -99,6 +102,7 @@ impl TopicRegistry {
                     path,
                     cluster_id: file.cluster_id,
                     topics,
+                    names_version: 0,
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -106,6 +110,7 @@ impl TopicRegistry {
                     path,
                     cluster_id: new_cluster_id(),
                     topics: BTreeMap::new(),
+                    names_version: 0,
                 };
                 reg.save()?;
                 Ok(reg)
@@ -152,6 +157,11 @@ impl TopicRegistry {
         self.topics.is_empty()
     }
 
+    /// Moves whenever a topic is created or deleted.
+    pub fn names_version(&self) -> u64 {
+        self.names_version
+    }
+
     /// The existing topic whose name collides with `name` ('.' vs '_'), if any.
     pub fn colliding(&self, name: &str) -> Option<&TopicMeta> {
         let key = collision_key(name);
@@ -170,6 +180,9 @@ impl TopicRegistry {
             };
             return Err(e);
         }
+        if old.is_none() {
+            self.names_version += 1;
+        }
         Ok(())
     }
 
@@ -181,6 +194,7 @@ impl TopicRegistry {
             self.topics.insert(old.name.clone(), old);
             return Err(e);
         }
+        self.names_version += 1;
         Ok(Some(old))
     }
 }

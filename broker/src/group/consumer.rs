@@ -12,9 +12,16 @@
 //!   the partitions of its target that no other member owns (assigned or revoking); the
 //!   rest come on later heartbeats, once their previous owners released them.
 //!
+//! - Members subscribe by topic names, a regex (`SubscribedTopicRegex`) or both. The
+//!   group resolves its members' regexes against the topics (whole names, internal
+//!   topics excluded) when a member brings a regex new to the group, at the first
+//!   heartbeat after a topic was created or deleted, and at least every
+//!   `group.consumer.regex.refresh.interval.ms`; a member's subscription is its names
+//!   plus what its regex resolved to. A changed resolution bumps the group epoch.
+//!
 //! Time is passed in. Persistence: [`ConsumerGroup::records`] is the group's state as
 //! Kafka's KIP-848 `__consumer_offsets` records (group epoch, members, target and
-//! current assignments; see `records`), which the coordinator diffs against what it
+//! current assignments, resolved regexes; see `records`), which the coordinator diffs against what it
 //! wrote and appends; [`ConsumerGroup::restore`] rebuilds a group from them on start,
 //! with every member's session (and pending revocation) timer restarted, as Kafka does.
 //! Not persisted: `left_static` (a static member that left with epoch -2 comes back as
@@ -27,7 +34,29 @@ use tokio::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::assignor::{self, AssignorMember, Tp};
-use super::records::{self, ConsumerMemberValue, CurrentAssignmentValue};
+use super::records::{self, ConsumerMemberValue, CurrentAssignmentValue, RegexValue};
+use super::topic_regex::TopicRegex;
+
+/// The topics as consumer groups see them.
+pub trait Topics {
+    /// A topic's id and partition count, if it exists and may be assigned.
+    fn resolve(&self, name: &str) -> Option<(Uuid, i32)>;
+    /// A number that moves whenever a topic is created or deleted.
+    fn names_version(&self) -> u64;
+    /// Every topic a subscribed regex may match (those `resolve` knows).
+    fn for_each_name(&self, f: &mut dyn FnMut(&str));
+}
+
+/// A bare resolver (as tests use): topics by name, none listed for regexes.
+impl<F: Fn(&str) -> Option<(Uuid, i32)>> Topics for F {
+    fn resolve(&self, name: &str) -> Option<(Uuid, i32)> {
+        self(name)
+    }
+    fn names_version(&self) -> u64 {
+        0
+    }
+    fn for_each_name(&self, _f: &mut dyn FnMut(&str)) {}
+}
 
 /// One member as read back from `__consumer_offsets`.
 #[derive(Debug, Clone)]
@@ -49,6 +78,8 @@ pub struct ConsumerConfig {
     pub assignors: Vec<String>,
     /// `group.consumer.max.size`
     pub max_size: usize,
+    /// `group.consumer.regex.refresh.interval.ms`
+    pub regex_refresh_interval_ms: i64,
 }
 
 impl Default for ConsumerConfig {
@@ -58,6 +89,7 @@ impl Default for ConsumerConfig {
             session_timeout_ms: 45000,
             assignors: vec![assignor::UNIFORM.to_string(), assignor::RANGE.to_string()],
             max_size: i32::MAX as usize,
+            regex_refresh_interval_ms: 600_000,
         }
     }
 }
@@ -71,7 +103,10 @@ pub struct ConsumerMember {
     pub client_host: String,
     pub epoch: i32,
     prev_epoch: i32,
+    /// Subscribed topic names.
     pub subscribed: Vec<String>,
+    /// Subscribed regex (never empty).
+    pub regex: Option<String>,
     pub assignor: Option<String>,
     rebalance_timeout_ms: i32,
     /// Partitions the member was told to own.
@@ -94,6 +129,8 @@ pub struct HeartbeatIn {
     pub rack_id: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub subscribed: Option<Vec<String>>,
+    /// `Some("")` drops the member's regex.
+    pub subscribed_regex: Option<String>,
     pub assignor: Option<String>,
     pub owned: Option<BTreeSet<Tp>>,
     pub client_id: String,
@@ -109,6 +146,16 @@ pub struct HeartbeatOut {
     pub assignment: Option<BTreeMap<String, Vec<i32>>>,
 }
 
+/// What a subscribed regex resolved to (Kafka's `ResolvedRegularExpression`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRegex {
+    pub topics: BTreeSet<String>,
+    /// As written to the log: the topic registry's `names_version` in the process that
+    /// resolved it (Kafka: the metadata offset).
+    pub version: i64,
+    pub timestamp_ms: i64,
+}
+
 pub struct ConsumerGroup {
     pub id: String,
     pub group_epoch: i32,
@@ -117,6 +164,11 @@ pub struct ConsumerGroup {
     pub target: HashMap<String, BTreeSet<Tp>>,
     /// Subscribed topics that exist: name → (id, partitions).
     pub topics: BTreeMap<String, (Uuid, i32)>,
+    /// The members' regexes, resolved.
+    pub regexes: BTreeMap<String, ResolvedRegex>,
+    /// The `names_version` the regexes were last resolved at in this process (`None`
+    /// after a restore: they are resolved again at the next heartbeat).
+    regexes_names_version: Option<u64>,
     pub assignor: String,
     pub state_timestamp_ms: i64,
 }
@@ -130,6 +182,8 @@ impl ConsumerGroup {
             members: BTreeMap::new(),
             target: HashMap::new(),
             topics: BTreeMap::new(),
+            regexes: BTreeMap::new(),
+            regexes_names_version: None,
             assignor: cfg
                 .assignors
                 .first()
@@ -158,11 +212,105 @@ impl ConsumerGroup {
         self.members.is_empty()
     }
 
+    /// Every topic some member subscribes to, by name or by regex.
     pub fn subscribed_topics(&self) -> BTreeSet<String> {
         self.members
             .values()
-            .flat_map(|m| m.subscribed.iter().cloned())
+            .flat_map(|m| self.member_topics(m))
+            .cloned()
             .collect()
+    }
+
+    /// A member's subscription: its topic names and what its regex resolved to.
+    fn member_topics<'a>(&'a self, m: &'a ConsumerMember) -> impl Iterator<Item = &'a String> {
+        let by_regex = m.regex.as_ref().and_then(|r| self.regexes.get(r));
+        m.subscribed
+            .iter()
+            .chain(by_regex.into_iter().flat_map(|r| r.topics.iter()))
+    }
+
+    fn regex_in_use(&self, regex: &str) -> bool {
+        self.members
+            .values()
+            .any(|m| m.regex.as_deref() == Some(regex))
+    }
+
+    /// Forget the resolutions of regexes no member subscribes to any more.
+    fn prune_regexes(&mut self) {
+        let used: BTreeSet<String> = self
+            .members
+            .values()
+            .filter_map(|m| m.regex.clone())
+            .collect();
+        self.regexes.retain(|r, _| used.contains(r));
+    }
+
+    /// Resolve the members' regexes again when one is unresolved, a topic was created
+    /// or deleted since the last resolution, or that is older than
+    /// `group.consumer.regex.refresh.interval.ms`. True when a resolution changed.
+    ///
+    /// Kafka resolves asynchronously at a heartbeat, at most every 10 s per group;
+    /// here it is synchronous and cheap (one linear-time match per topic and regex), at
+    /// most once per topic creation or deletion, so a new topic is assigned at the next
+    /// heartbeat.
+    fn refresh_regexes(&mut self, topics: &dyn Topics, cfg: &ConsumerConfig, now_ms: i64) -> bool {
+        let wanted: BTreeSet<String> = self
+            .members
+            .values()
+            .filter_map(|m| m.regex.clone())
+            .collect();
+        if wanted.is_empty() {
+            return false;
+        }
+        let version = topics.names_version();
+        let due = self.regexes_names_version != Some(version)
+            || wanted.iter().any(|r| {
+                self.regexes.get(r).is_none_or(|res| {
+                    now_ms.saturating_sub(res.timestamp_ms) > cfg.regex_refresh_interval_ms
+                })
+            });
+        if !due {
+            return false;
+        }
+        // A pattern that no longer compiles (they are checked on the way in) resolves
+        // to nothing, as in Kafka.
+        let compiled: Vec<(&String, TopicRegex)> = wanted
+            .iter()
+            .filter_map(|r| match TopicRegex::new(r) {
+                Ok(c) => Some((r, c)),
+                Err(e) => {
+                    tracing::warn!(group = %self.id, regex = %r, error = %e, "ignoring a subscribed regex that does not compile");
+                    None
+                }
+            })
+            .collect();
+        let mut found: BTreeMap<&String, BTreeSet<String>> =
+            wanted.iter().map(|r| (r, BTreeSet::new())).collect();
+        topics.for_each_name(&mut |name| {
+            for (r, c) in &compiled {
+                if c.matches(name) {
+                    if let Some(set) = found.get_mut(*r) {
+                        set.insert(name.to_string());
+                    }
+                }
+            }
+        });
+        let mut changed = false;
+        for (r, topics) in found {
+            if self.regexes.get(r).map(|res| &res.topics) != Some(&topics) {
+                changed = true;
+            }
+            self.regexes.insert(
+                r.clone(),
+                ResolvedRegex {
+                    topics,
+                    version: i64::try_from(version).unwrap_or(i64::MAX),
+                    timestamp_ms: now_ms,
+                },
+            );
+        }
+        self.regexes_names_version = Some(version);
+        changed
     }
 
     /// The member a commit or fetch comes from, checked against its epoch.
@@ -195,12 +343,21 @@ impl ConsumerGroup {
             .iter()
             .map(|(t, (_, n))| (t.clone(), *n))
             .collect();
+        let subscriptions: Vec<Vec<String>> = self
+            .members
+            .values()
+            .map(|m| {
+                let set: BTreeSet<&String> = self.member_topics(m).collect();
+                set.into_iter().cloned().collect()
+            })
+            .collect();
         let members: Vec<AssignorMember<'_>> = self
             .members
             .values()
-            .map(|m| AssignorMember {
+            .zip(&subscriptions)
+            .map(|(m, subscribed)| AssignorMember {
                 id: &m.id,
-                subscribed: &m.subscribed,
+                subscribed,
                 previous: self.target.get(&m.id),
             })
             .collect();
@@ -231,11 +388,11 @@ impl ConsumerGroup {
     }
 
     /// Re-read the subscribed topics' metadata; bump the epoch if it changed.
-    fn refresh_topics(&mut self, resolve: &dyn Fn(&str) -> Option<(Uuid, i32)>) -> bool {
+    fn refresh_topics(&mut self, topics: &dyn Topics) -> bool {
         let fresh: BTreeMap<String, (Uuid, i32)> = self
             .subscribed_topics()
             .into_iter()
-            .filter_map(|t| resolve(&t).map(|v| (t, v)))
+            .filter_map(|t| topics.resolve(&t).map(|v| (t, v)))
             .collect();
         if fresh != self.topics {
             self.topics = fresh;
@@ -248,6 +405,7 @@ impl ConsumerGroup {
     fn remove_member(&mut self, id: &str, cfg: &ConsumerConfig, now_ms: i64) {
         if self.members.remove(id).is_some() {
             self.target.remove(id);
+            self.prune_regexes();
             self.bump(cfg, now_ms);
         }
     }
@@ -259,7 +417,7 @@ impl ConsumerGroup {
         cfg: &ConsumerConfig,
         now: Instant,
         now_ms: i64,
-        resolve: &dyn Fn(&str) -> Option<(Uuid, i32)>,
+        topics: &dyn Topics,
     ) -> Result<HeartbeatOut, E> {
         let out = |id: &str, epoch: i32| HeartbeatOut {
             member_id: id.to_string(),
@@ -289,7 +447,7 @@ impl ConsumerGroup {
                 return Ok(out(&id, -2));
             }
             self.remove_member(&id, cfg, now_ms);
-            let _ = self.refresh_topics(resolve);
+            let _ = self.refresh_topics(topics);
             return Ok(out(&id, -1));
         }
         if req.member_epoch < -2 {
@@ -300,10 +458,16 @@ impl ConsumerGroup {
                 return Err(E::UnsupportedAssignor);
             }
         }
+        // A regex new to the group must compile; checked before anything changes.
+        let regex_invalid = req
+            .subscribed_regex
+            .as_deref()
+            .filter(|r| !r.is_empty() && !self.regex_in_use(r))
+            .is_some_and(|r| TopicRegex::new(r).is_err());
         let mut changed = false;
         let id;
         if req.member_epoch == 0 {
-            if req.subscribed.is_none() {
+            if req.subscribed.is_none() && req.subscribed_regex.is_none() {
                 return Err(E::InvalidRequest);
             }
             let wanted = if req.member_id.is_empty() {
@@ -318,22 +482,30 @@ impl ConsumerGroup {
                     .find(|m| m.instance_id.as_ref() == Some(inst) && m.id != wanted)
                     .map(|m| (m.id.clone(), m.left_static))
             });
+            if matches!(previous, Some((_, false))) {
+                return Err(E::UnreleasedInstanceId);
+            }
+            if previous.is_none()
+                && !self.members.contains_key(&wanted)
+                && self.members.len() >= cfg.max_size
+            {
+                return Err(E::GroupMaxSizeReached);
+            }
+            if regex_invalid {
+                return Err(E::InvalidRegularExpression);
+            }
             let mut took_over = false;
-            match previous {
-                Some((_, false)) => return Err(E::UnreleasedInstanceId),
-                Some((old, true)) => {
-                    took_over = true;
-                    if let Some(mut m) = self.members.remove(&old) {
-                        m.id = wanted.clone();
-                        m.left_static = false;
-                        m.last_sent = None;
-                        self.members.insert(wanted.clone(), m);
-                    }
-                    if let Some(t) = self.target.remove(&old) {
-                        self.target.insert(wanted.clone(), t);
-                    }
+            if let Some((old, true)) = previous {
+                took_over = true;
+                if let Some(mut m) = self.members.remove(&old) {
+                    m.id = wanted.clone();
+                    m.left_static = false;
+                    m.last_sent = None;
+                    self.members.insert(wanted.clone(), m);
                 }
-                None => {}
+                if let Some(t) = self.target.remove(&old) {
+                    self.target.insert(wanted.clone(), t);
+                }
             }
             if let Some(m) = self.members.get_mut(&wanted) {
                 // A rejoin (after fencing): the member owns nothing now. A static member
@@ -345,9 +517,6 @@ impl ConsumerGroup {
                 m.left_static = false;
                 m.last_sent = None;
             } else {
-                if self.members.len() >= cfg.max_size {
-                    return Err(E::GroupMaxSizeReached);
-                }
                 self.members.insert(
                     wanted.clone(),
                     ConsumerMember {
@@ -359,6 +528,7 @@ impl ConsumerGroup {
                         epoch: 0,
                         prev_epoch: 0,
                         subscribed: Vec::new(),
+                        regex: None,
                         assignor: None,
                         rebalance_timeout_ms: 300_000,
                         assigned: BTreeSet::new(),
@@ -379,6 +549,9 @@ impl ConsumerGroup {
             if req.member_epoch != m.epoch && req.member_epoch != m.prev_epoch {
                 return Err(E::FencedMemberEpoch);
             }
+            if regex_invalid {
+                return Err(E::InvalidRegularExpression);
+            }
             id = req.member_id.clone();
         }
         {
@@ -389,6 +562,13 @@ impl ConsumerGroup {
                 subs.dedup();
                 if subs != m.subscribed {
                     m.subscribed = subs;
+                    changed = true;
+                }
+            }
+            if let Some(r) = &req.subscribed_regex {
+                let r = (!r.is_empty()).then(|| r.clone());
+                if r != m.regex {
+                    m.regex = r;
                     changed = true;
                 }
             }
@@ -412,7 +592,11 @@ impl ConsumerGroup {
                 m.client_host = req.client_host.clone();
             }
         }
-        if self.refresh_topics(resolve) {
+        self.prune_regexes();
+        if self.refresh_regexes(topics, cfg, now_ms) {
+            changed = true;
+        }
+        if self.refresh_topics(topics) {
             changed = true;
         }
         if changed {
@@ -536,7 +720,7 @@ impl ConsumerGroup {
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
                     subscribed_topic_names: m.subscribed.clone(),
-                    subscribed_topic_regex: None,
+                    subscribed_topic_regex: m.regex.clone(),
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
                     server_assignor: m.assignor.clone(),
                 }),
@@ -565,20 +749,32 @@ impl ConsumerGroup {
                 }),
             );
         }
+        for (regex, r) in &self.regexes {
+            out.insert(
+                records::consumer_regex_key(g, regex),
+                records::encode_regex_value(&RegexValue {
+                    topics: r.topics.iter().cloned().collect(),
+                    version: r.version,
+                    timestamp_ms: r.timestamp_ms,
+                }),
+            );
+        }
         out
     }
 
     /// Rebuild a group from its records (see [`records`](Self::records)). Sessions and
     /// pending revocations restart now; topic ids are turned back into names with
-    /// `topic_name` (partitions of topics gone meanwhile are dropped).
+    /// `topic_name` (partitions of topics gone meanwhile are dropped). The regexes keep
+    /// their loaded resolutions until the next heartbeat resolves them again.
     #[allow(clippy::too_many_arguments)]
     pub fn restore(
         id: &str,
         group_epoch: i32,
         assignment_epoch: i32,
         loaded: Vec<LoadedMember>,
+        regexes: Vec<(String, RegexValue)>,
         topic_name: &dyn Fn(&Uuid) -> Option<String>,
-        resolve: &dyn Fn(&str) -> Option<(Uuid, i32)>,
+        topics: &dyn Topics,
         cfg: &ConsumerConfig,
         now: Instant,
         now_ms: i64,
@@ -610,6 +806,7 @@ impl ConsumerGroup {
             let mut subscribed = lm.meta.subscribed_topic_names;
             subscribed.sort();
             subscribed.dedup();
+            let regex = lm.meta.subscribed_topic_regex.filter(|r| !r.is_empty());
             g.target.insert(lm.id.clone(), names(&lm.target));
             g.members.insert(
                 lm.id.clone(),
@@ -622,6 +819,7 @@ impl ConsumerGroup {
                     epoch: current.member_epoch,
                     prev_epoch: current.previous_member_epoch,
                     subscribed,
+                    regex,
                     assignor: lm.meta.server_assignor,
                     rebalance_timeout_ms,
                     last_sent: Some((current.member_epoch, assigned.clone())),
@@ -633,8 +831,20 @@ impl ConsumerGroup {
                 },
             );
         }
+        g.regexes = regexes
+            .into_iter()
+            .map(|(regex, v)| {
+                let resolved = ResolvedRegex {
+                    topics: v.topics.into_iter().collect(),
+                    version: v.version,
+                    timestamp_ms: v.timestamp_ms,
+                };
+                (regex, resolved)
+            })
+            .collect();
+        g.prune_regexes();
         g.assignor = g.preferred_assignor(cfg);
-        let _ = g.refresh_topics(resolve);
+        let _ = g.refresh_topics(topics);
         g
     }
 
@@ -770,6 +980,374 @@ mod tests {
         assert_eq!(parts(&a2), kept);
         assert_eq!(g.group_epoch, group_epoch, "no rebalance");
         assert!(!g.members.contains_key("a1"));
+    }
+
+    /// Topics for regex tests: name → (partitions, internal), and a names version.
+    #[derive(Default)]
+    struct FakeTopics {
+        topics: BTreeMap<String, (i32, bool)>,
+        version: u64,
+    }
+
+    impl FakeTopics {
+        fn with(list: &[(&str, i32)]) -> FakeTopics {
+            let mut t = FakeTopics::default();
+            for (name, n) in list {
+                t.create(name, *n);
+            }
+            t.topics.insert("__consumer_offsets".into(), (3, true));
+            t
+        }
+        fn create(&mut self, name: &str, partitions: i32) {
+            self.topics.insert(name.to_string(), (partitions, false));
+            self.version += 1;
+        }
+        fn delete(&mut self, name: &str) {
+            self.topics.remove(name);
+            self.version += 1;
+        }
+        fn id(name: &str) -> Uuid {
+            Uuid::from_u128(u128::from(records::java_string_hash(name) as u32) + 1)
+        }
+    }
+
+    impl Topics for FakeTopics {
+        fn resolve(&self, name: &str) -> Option<(Uuid, i32)> {
+            match self.topics.get(name) {
+                Some((n, false)) => Some((FakeTopics::id(name), *n)),
+                _ => None,
+            }
+        }
+        fn names_version(&self) -> u64 {
+            self.version
+        }
+        fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
+            for (name, (_, internal)) in &self.topics {
+                if !internal {
+                    f(name);
+                }
+            }
+        }
+    }
+
+    fn regex_hb(id: &str, epoch: i32, regex: Option<&str>, names: Option<&[&str]>) -> HeartbeatIn {
+        HeartbeatIn {
+            member_id: id.to_string(),
+            member_epoch: epoch,
+            subscribed: names.map(|ns| ns.iter().map(|n| n.to_string()).collect()),
+            subscribed_regex: regex.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    fn tps(o: &HeartbeatOut) -> BTreeSet<Tp> {
+        o.assignment
+            .iter()
+            .flatten()
+            .flat_map(|(t, ps)| ps.iter().map(|p| (t.clone(), *p)))
+            .collect()
+    }
+
+    fn tp_set(list: &[(&str, i32)]) -> BTreeSet<Tp> {
+        list.iter().map(|(t, p)| (t.to_string(), *p)).collect()
+    }
+
+    #[test]
+    fn regex_subscription_follows_topic_creation_and_deletion() {
+        let cfg = ConsumerConfig::default();
+        let now = Instant::now();
+        let mut topics = FakeTopics::with(&[("orders-eu", 2), ("orders-us", 1), ("audit", 1)]);
+        let mut g = ConsumerGroup::new("g", 0, &cfg);
+        let a = g
+            .heartbeat(
+                regex_hb("a", 0, Some("orders-.*"), None),
+                &cfg,
+                now,
+                0,
+                &topics,
+            )
+            .unwrap();
+        assert_eq!(a.member_epoch, 1);
+        let owned = tp_set(&[("orders-eu", 0), ("orders-eu", 1), ("orders-us", 0)]);
+        assert_eq!(tps(&a), owned);
+        assert_eq!(
+            g.subscribed_topics(),
+            ["orders-eu", "orders-us"].map(String::from).into()
+        );
+        // Nothing changed: no new epoch, nothing resent.
+        let a = g
+            .heartbeat(regex_hb("a", 1, None, None), &cfg, now, 0, &topics)
+            .unwrap();
+        assert_eq!((a.member_epoch, a.assignment.is_some()), (1, false));
+
+        // A matching topic is created: assigned at the next heartbeat; a topic that does
+        // not match is not.
+        topics.create("orders-asia", 1);
+        topics.create("billing", 4);
+        let a = g
+            .heartbeat(regex_hb("a", 1, None, None), &cfg, now, 0, &topics)
+            .unwrap();
+        assert_eq!(a.member_epoch, 2);
+        let mut owned = owned;
+        owned.insert(("orders-asia".into(), 0));
+        assert_eq!(tps(&a), owned);
+
+        // A matching topic is deleted: it leaves the assignment.
+        topics.delete("orders-us");
+        owned.remove(&("orders-us".to_string(), 0));
+        let a = g
+            .heartbeat(
+                HeartbeatIn {
+                    owned: Some(owned.clone()),
+                    ..regex_hb("a", 2, None, None)
+                },
+                &cfg,
+                now,
+                0,
+                &topics,
+            )
+            .unwrap();
+        // It was assigned orders-us-0: the member confirms it let it go, then moves on.
+        assert_eq!(a.member_epoch, 2);
+        let a = g
+            .heartbeat(
+                HeartbeatIn {
+                    owned: Some(owned.clone()),
+                    ..regex_hb("a", 2, None, None)
+                },
+                &cfg,
+                now,
+                0,
+                &topics,
+            )
+            .unwrap();
+        assert_eq!(a.member_epoch, 3);
+        assert_eq!(tps(&a), owned);
+        assert_eq!(
+            g.regexes["orders-.*"].topics,
+            ["orders-asia", "orders-eu"].map(String::from).into()
+        );
+
+        // `.*` matches every topic but the internal ones.
+        let b = g
+            .heartbeat(regex_hb("b", 0, Some(".*"), None), &cfg, now, 0, &topics)
+            .unwrap();
+        assert!(b.member_epoch > 3);
+        assert!(g.subscribed_topics().contains("billing"));
+        assert!(!g.subscribed_topics().contains("__consumer_offsets"));
+        assert!(g
+            .target
+            .values()
+            .flatten()
+            .all(|(t, _)| t != "__consumer_offsets"));
+    }
+
+    #[test]
+    fn members_mix_names_and_regexes_and_switch_between_them() {
+        let cfg = ConsumerConfig::default();
+        let now = Instant::now();
+        let topics = FakeTopics::with(&[("orders-eu", 2), ("audit", 2)]);
+        let mut g = ConsumerGroup::new("g", 0, &cfg);
+        // librdkafka sends an empty regex with topic names: no regex.
+        let a = g
+            .heartbeat(
+                regex_hb("a", 0, Some(""), Some(&["audit"])),
+                &cfg,
+                now,
+                0,
+                &topics,
+            )
+            .unwrap();
+        assert_eq!(tps(&a), tp_set(&[("audit", 0), ("audit", 1)]));
+        assert!(g.members["a"].regex.is_none() && g.regexes.is_empty());
+        let b = g
+            .heartbeat(
+                regex_hb("b", 0, Some("orders-.*"), Some(&[])),
+                &cfg,
+                now,
+                0,
+                &topics,
+            )
+            .unwrap();
+        assert_eq!(tps(&b), tp_set(&[("orders-eu", 0), ("orders-eu", 1)]));
+        // The group's subscription is the union of names and resolved regexes.
+        assert_eq!(
+            g.subscribed_topics(),
+            ["audit", "orders-eu"].map(String::from).into()
+        );
+        let epoch = g.group_epoch;
+
+        // a switches to the same regex (already resolved): one new epoch, and the two
+        // members now share orders-eu; a revokes audit, which nobody wants any more.
+        let a = g
+            .heartbeat(
+                HeartbeatIn {
+                    owned: Some(tp_set(&[("audit", 0), ("audit", 1)])),
+                    ..regex_hb("a", 1, Some("orders-.*"), Some(&[]))
+                },
+                &cfg,
+                now,
+                0,
+                &topics,
+            )
+            .unwrap();
+        assert_eq!(g.group_epoch, epoch + 1);
+        assert!(tps(&a).is_empty(), "a must first see b release: {a:?}");
+        assert_eq!(
+            g.subscribed_topics(),
+            ["orders-eu"].map(String::from).into()
+        );
+        assert_eq!(g.regexes.len(), 1);
+        let b = g
+            .heartbeat(
+                HeartbeatIn {
+                    owned: Some(tps(&b)),
+                    ..regex_hb("b", 2, None, None)
+                },
+                &cfg,
+                now,
+                0,
+                &topics,
+            )
+            .unwrap();
+        let kept = tps(&b);
+        assert_eq!(kept.len(), 1, "b keeps one of the two: {b:?}");
+        let b = g
+            .heartbeat(
+                HeartbeatIn {
+                    owned: Some(kept.clone()),
+                    ..regex_hb("b", b.member_epoch, None, None)
+                },
+                &cfg,
+                now,
+                0,
+                &topics,
+            )
+            .unwrap();
+        assert_eq!(b.member_epoch, g.group_epoch);
+        // a reports audit released.
+        let a = g
+            .heartbeat(
+                HeartbeatIn {
+                    owned: Some(BTreeSet::new()),
+                    ..regex_hb("a", a.member_epoch, None, None)
+                },
+                &cfg,
+                now,
+                0,
+                &topics,
+            )
+            .unwrap();
+        let a_parts = tps(&a);
+        assert_eq!(a_parts.len(), 1);
+        assert!(a_parts.is_disjoint(&kept), "one owner per partition");
+        assert_eq!(g.state(), "Stable");
+
+        // b switches back to names (regex ""): the regex stays resolved for a.
+        g.heartbeat(
+            HeartbeatIn {
+                owned: Some(kept),
+                ..regex_hb("b", g.members["b"].epoch, Some(""), Some(&["audit"]))
+            },
+            &cfg,
+            now,
+            0,
+            &topics,
+        )
+        .unwrap();
+        assert!(g.members["b"].regex.is_none());
+        assert_eq!(
+            g.subscribed_topics(),
+            ["audit", "orders-eu"].map(String::from).into()
+        );
+        // a leaves: nobody subscribes to the regex, its resolution is dropped.
+        g.heartbeat(regex_hb("a", -1, None, None), &cfg, now, 0, &topics)
+            .unwrap();
+        assert!(g.regexes.is_empty());
+        assert!(
+            !g.records().keys().any(|k| k[..2] == [0, 16]),
+            "no regex record once unused"
+        );
+    }
+
+    #[test]
+    fn invalid_regex_is_refused_before_anything_changes() {
+        let cfg = ConsumerConfig::default();
+        let now = Instant::now();
+        let topics = FakeTopics::with(&[("orders-eu", 2)]);
+        let mut g = ConsumerGroup::new("g", 0, &cfg);
+        assert_eq!(
+            g.heartbeat(
+                regex_hb("a", 0, Some("orders-["), None),
+                &cfg,
+                now,
+                0,
+                &topics
+            )
+            .err(),
+            Some(E::InvalidRegularExpression)
+        );
+        assert!(g.members.is_empty() && g.group_epoch == 0);
+        // A first heartbeat needs names or a regex.
+        assert_eq!(
+            g.heartbeat(regex_hb("a", 0, None, None), &cfg, now, 0, &topics)
+                .err(),
+            Some(E::InvalidRequest)
+        );
+        let a = g
+            .heartbeat(
+                regex_hb("a", 0, Some("orders-.*"), None),
+                &cfg,
+                now,
+                0,
+                &topics,
+            )
+            .unwrap();
+        let epoch = g.group_epoch;
+        assert_eq!(
+            g.heartbeat(
+                regex_hb("a", a.member_epoch, Some("(a"), None),
+                &cfg,
+                now,
+                0,
+                &topics
+            )
+            .err(),
+            Some(E::InvalidRegularExpression)
+        );
+        assert_eq!(g.members["a"].regex.as_deref(), Some("orders-.*"));
+        assert_eq!(g.group_epoch, epoch);
+        // An unknown member gets the member error first.
+        assert_eq!(
+            g.heartbeat(regex_hb("x", 3, Some("(a"), None), &cfg, now, 0, &topics)
+                .err(),
+            Some(E::UnknownMemberId)
+        );
+    }
+
+    #[test]
+    fn regexes_are_resolved_again_after_the_refresh_interval() {
+        let cfg = ConsumerConfig::default();
+        let now = Instant::now();
+        let topics = FakeTopics::with(&[("orders-eu", 1)]);
+        let mut g = ConsumerGroup::new("g", 0, &cfg);
+        g.heartbeat(
+            regex_hb("a", 0, Some("orders-.*"), None),
+            &cfg,
+            now,
+            1_000,
+            &topics,
+        )
+        .unwrap();
+        assert_eq!(g.regexes["orders-.*"].timestamp_ms, 1_000);
+        g.heartbeat(regex_hb("a", 1, None, None), &cfg, now, 2_000, &topics)
+            .unwrap();
+        assert_eq!(g.regexes["orders-.*"].timestamp_ms, 1_000, "nothing to do");
+        let later = 1_000 + cfg.regex_refresh_interval_ms + 1;
+        g.heartbeat(regex_hb("a", 1, None, None), &cfg, now, later, &topics)
+            .unwrap();
+        assert_eq!(g.regexes["orders-.*"].timestamp_ms, later);
+        assert_eq!(g.group_epoch, 1, "same topics: no rebalance");
     }
 
     #[test]

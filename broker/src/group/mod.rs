@@ -5,8 +5,9 @@
 //! - [`consumer`]: the consumer group protocol (KIP-848: ConsumerGroupHeartbeat, member
 //!   epochs, reconciliation), sans-io; [`assignor`]: its server-side assignors.
 //!   Consumer groups are persisted as Kafka's KIP-848 records (group epoch, member
-//!   metadata, target and current assignments; keys 3, 5-8) and rebuilt on start with
-//!   their members, epochs and assignments; members' sessions restart on load.
+//!   metadata, target and current assignments, resolved regexes; keys 3, 5-8, 16) and
+//!   rebuilt on start with their members, epochs and assignments; members' sessions
+//!   restart on load. [`topic_regex`]: subscribed regexes, compiled and bounded.
 //! - [`records`]: the `__consumer_offsets` key/value formats, as Kafka writes them.
 //! - [`GroupCoordinator`] (this file): the groups and offsets behind one mutex, the
 //!   writes to `__consumer_offsets` (through [`CoordinatorLog`]), the replay on start and
@@ -33,6 +34,7 @@ pub mod assignor;
 pub mod classic;
 pub mod consumer;
 pub mod records;
+pub mod topic_regex;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -47,7 +49,7 @@ use tokio::sync::Notify;
 use tokio::time::{Duration, Instant};
 
 use classic::{ClassicGroup, ClassicLimits, ClassicState, JoinRequest, Reply, Store};
-use consumer::{ConsumerConfig, ConsumerGroup, HeartbeatIn, HeartbeatOut};
+use consumer::{ConsumerConfig, ConsumerGroup, HeartbeatIn, HeartbeatOut, Topics};
 use records::{GroupValue, OffsetValue, RecordKey};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -194,6 +196,12 @@ impl GroupConfig {
                     None => d.consumer.assignors.clone(),
                 },
                 max_size: get(s, &["group.consumer.max.size"], d.consumer.max_size).max(1),
+                regex_refresh_interval_ms: get(
+                    s,
+                    &["group.consumer.regex.refresh.interval.ms"],
+                    d.consumer.regex_refresh_interval_ms,
+                )
+                .max(1),
             },
             max_groups: get(s, &["group.coordinator.max.groups"], d.max_groups).max(1),
             offsets_partitions: get(s, &["offsets.topic.num.partitions"], d.offsets_partitions)
@@ -342,7 +350,8 @@ impl GroupCoordinator {
             | RecordKey::ConsumerMember { group, .. }
             | RecordKey::ConsumerTargetMetadata { group }
             | RecordKey::ConsumerTargetMember { group, .. }
-            | RecordKey::ConsumerCurrentAssignment { group, .. } => {
+            | RecordKey::ConsumerCurrentAssignment { group, .. }
+            | RecordKey::ConsumerRegex { group, .. } => {
                 let recs = st.loaded_consumer.entry(group).or_default();
                 match value {
                     None => {
@@ -371,11 +380,11 @@ impl GroupCoordinator {
 
     /// After replay: build the groups. Groups with offsets but no metadata become empty
     /// classic groups, as in Kafka. `topic_name` maps a topic id back to its name and
-    /// `resolve` gives a topic's id and partition count (for consumer groups).
+    /// `topics` gives a topic's id and partition count (for consumer groups).
     pub fn finish_load(
         &self,
         topic_name: &dyn Fn(&uuid::Uuid) -> Option<String>,
-        resolve: &dyn Fn(&str) -> Option<(uuid::Uuid, i32)>,
+        topics: &dyn Topics,
     ) {
         let now = Instant::now();
         let mut st = self.lock();
@@ -395,7 +404,7 @@ impl GroupCoordinator {
                 continue;
             }
             if let Some(g) =
-                self.restore_consumer_group(&id, &recs, topic_name, resolve, now, now_ms())
+                self.restore_consumer_group(&id, &recs, topic_name, topics, now, now_ms())
             {
                 let members = g.members.len();
                 tracing::info!(group = %id, members, epoch = g.group_epoch, "restored a consumer group");
@@ -423,7 +432,7 @@ impl GroupCoordinator {
         id: &str,
         recs: &BTreeMap<Vec<u8>, Vec<u8>>,
         topic_name: &dyn Fn(&uuid::Uuid) -> Option<String>,
-        resolve: &dyn Fn(&str) -> Option<(uuid::Uuid, i32)>,
+        topics: &dyn Topics,
         now: Instant,
         now_ms: i64,
     ) -> Option<ConsumerGroup> {
@@ -432,6 +441,7 @@ impl GroupCoordinator {
         let mut members: BTreeMap<String, consumer::LoadedMember> = BTreeMap::new();
         let mut targets: HashMap<String, Vec<(uuid::Uuid, Vec<i32>)>> = HashMap::new();
         let mut currents: HashMap<String, records::CurrentAssignmentValue> = HashMap::new();
+        let mut regexes = Vec::new();
         for (k, v) in recs {
             let parsed = match records::decode_key(k) {
                 Ok(RecordKey::ConsumerGroup { .. }) => {
@@ -463,6 +473,9 @@ impl GroupCoordinator {
                         currents.insert(member, c);
                     })
                 }
+                Ok(RecordKey::ConsumerRegex { regex, .. }) => {
+                    records::decode_regex_value(v).map(|r| regexes.push((regex, r)))
+                }
                 Ok(_) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -484,8 +497,9 @@ impl GroupCoordinator {
             group_epoch,
             assignment_epoch,
             loaded,
+            regexes,
             topic_name,
-            resolve,
+            topics,
             &self.cfg.consumer,
             now,
             now_ms,
@@ -1302,7 +1316,8 @@ fn describe_consumer_group(g: &ConsumerGroup) -> m::describe_groups_response::De
 impl GroupCoordinator {
     // ----- the consumer group protocol (KIP-848) -----
 
-    /// ConsumerGroupHeartbeat. `resolve` gives a topic's id and partition count.
+    /// ConsumerGroupHeartbeat. `topics` gives the topics' ids and partition counts, and
+    /// the names subscribed regexes are matched against.
     ///
     /// What the heartbeat changed is appended to `__consumer_offsets` under the lock;
     /// the returned future resolves once it is durable, and the caller answers only
@@ -1311,7 +1326,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         req: HeartbeatIn,
-        resolve: &dyn Fn(&str) -> Option<(uuid::Uuid, i32)>,
+        topics: &dyn Topics,
     ) -> Result<(HeartbeatOut, Option<DurableFuture>), E> {
         if group_id.is_empty() {
             return Err(E::InvalidGroupId);
@@ -1354,7 +1369,7 @@ impl GroupCoordinator {
                 }
             }
         };
-        let out = g.heartbeat(req, &self.cfg.consumer, now, now_ms, resolve);
+        let out = g.heartbeat(req, &self.cfg.consumer, now, now_ms, topics);
         let written = self.persist_consumer(&mut st, group_id, extra);
         drop(st);
         self.poke();
@@ -1421,6 +1436,7 @@ impl GroupCoordinator {
                     .with_subscribed_topic_names(
                         mb.subscribed.iter().map(|t| m::TopicName(sb(t))).collect(),
                     )
+                    .with_subscribed_topic_regex(mb.regex.as_deref().map(sb))
                     .with_assignment(assignment(&current))
                     .with_target_assignment(assignment(&target))
                     .with_member_type(1)
@@ -1448,6 +1464,24 @@ impl GroupCoordinator {
         match st.groups.get(group_id) {
             Some(Group::Consumer(g)) => g.validate_member(member_id, epoch),
             _ => Ok(()),
+        }
+    }
+}
+
+/// What consumer groups may be assigned and match regexes against: every topic but the
+/// internal ones (`__consumer_offsets`).
+impl Topics for crate::topics::TopicRegistry {
+    fn resolve(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
+        self.get(name)
+            .filter(|m| !m.internal)
+            .map(|m| (m.id, m.partitions))
+    }
+    fn names_version(&self) -> u64 {
+        crate::topics::TopicRegistry::names_version(self)
+    }
+    fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
+        for m in self.all().filter(|m| !m.internal) {
+            f(&m.name);
         }
     }
 }
@@ -1705,6 +1739,93 @@ mod tests {
             tombstones, 3,
             "member metadata, target and current assignment"
         );
+    }
+
+    /// Topics "orders-1" and "orders-2" (ids 11, 12; 2 partitions each) and "t".
+    struct RegexTopics;
+
+    impl Topics for RegexTopics {
+        fn resolve(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
+            match name {
+                "orders-1" => Some((uuid::Uuid::from_u128(11), 2)),
+                "orders-2" => Some((uuid::Uuid::from_u128(12), 2)),
+                _ => resolve(name),
+            }
+        }
+        fn names_version(&self) -> u64 {
+            1
+        }
+        fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
+            for n in ["orders-1", "orders-2", "t"] {
+                f(n);
+            }
+        }
+    }
+
+    #[test]
+    fn regex_subscription_survives_a_restart() {
+        let topic_name = |id: &uuid::Uuid| match id.as_u128() {
+            11 => Some("orders-1".to_string()),
+            12 => Some("orders-2".to_string()),
+            _ => topic_name(id),
+        };
+        let log = Arc::new(MemLog::default());
+        let c = GroupCoordinator::new(GroupConfig::default(), log.clone());
+        let join = HeartbeatIn {
+            subscribed: None,
+            subscribed_regex: Some("orders-.*".to_string()),
+            ..hb("a", 0, Some(&[]))
+        };
+        let (a, _) = c.consumer_heartbeat("g", join, &RegexTopics).unwrap();
+        assert_eq!(a.assignment.as_ref().map(|x| x.len()), Some(2));
+        let regex_key = records::consumer_regex_key("g", "orders-.*");
+        let written = |log: &MemLog| -> Vec<Option<Vec<u8>>> {
+            let recs = log.recs.lock().unwrap();
+            recs.iter()
+                .filter(|(_, (k, _))| *k == regex_key)
+                .map(|(_, (_, v))| v.clone())
+                .collect()
+        };
+        let v = written(&log);
+        assert_eq!(v.len(), 1);
+        let value = records::decode_regex_value(v[0].as_deref().unwrap()).unwrap();
+        assert_eq!(value.topics, ["orders-1", "orders-2"]);
+
+        // Replayed: the member keeps its regex and partitions, the group its resolution.
+        let before = members(&c);
+        let r = GroupCoordinator::new(GroupConfig::default(), Arc::new(MemLog::default()));
+        for (i, (_, (k, v))) in log.recs.lock().unwrap().iter().enumerate() {
+            r.load_record(k, v.as_deref(), i as u64);
+        }
+        r.finish_load(&topic_name, &RegexTopics);
+        assert_eq!(members(&r), before);
+        {
+            let st = r.lock();
+            let Some(Group::Consumer(g)) = st.groups.get("g") else {
+                panic!("not a consumer group")
+            };
+            assert_eq!(g.members["a"].regex.as_deref(), Some("orders-.*"));
+            assert_eq!(g.regexes["orders-.*"].topics.len(), 2);
+            assert_eq!(g.subscribed_topics().len(), 2);
+            let d = describe_consumer_group(g);
+            assert_eq!(d.members.len(), 1);
+        }
+        let d = r.consumer_describe("g");
+        assert_eq!(
+            d.members[0].subscribed_topic_regex.as_deref(),
+            Some("orders-.*")
+        );
+        // It carries on at its epoch; resolving again finds the same topics: no rebalance.
+        let (a2, _) = r
+            .consumer_heartbeat("g", hb("a", a.member_epoch, None), &RegexTopics)
+            .unwrap();
+        assert_eq!(a2.member_epoch, a.member_epoch);
+        assert!(a2.assignment.is_none());
+
+        // Leaving tombstones the resolution too.
+        c.consumer_heartbeat("g", hb("a", -1, None), &RegexTopics)
+            .unwrap();
+        assert_eq!(written(&log).last(), Some(&None));
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The `__consumer_offsets` record formats, byte for byte as Kafka writes them.
 //!
 //! Keys start with an i16 version: 0 and 1 are offset commits (`OffsetCommitKey`:
-//! group, topic, partition), 2 is group metadata (`GroupMetadataKey`: group), 3-8 are
-//! the KIP-848 consumer group records (see the section below; 4, partition metadata, is
-//! read and ignored, never written). Values
+//! group, topic, partition), 2 is group metadata (`GroupMetadataKey`: group), 3-8 and 16
+//! are the KIP-848 consumer group records (see the section below; 4, partition metadata,
+//! is read and ignored, never written). Values
 //! start with their own i16 version. We write `OffsetCommitValue` v3 (offset, leader
 //! epoch, metadata, commit timestamp) and `GroupMetadataValue` v3 (with
 //! `currentStateTimestamp` and per-member `groupInstanceId`), as Kafka 3.x/4.x do for
@@ -62,6 +62,11 @@ pub enum RecordKey {
         group: String,
         member: String,
     },
+    /// `ConsumerGroupRegularExpressionKey` (16): a subscribed regex's resolution.
+    ConsumerRegex {
+        group: String,
+        regex: String,
+    },
 }
 
 impl RecordKey {
@@ -75,7 +80,8 @@ impl RecordKey {
             | RecordKey::ConsumerMember { group, .. }
             | RecordKey::ConsumerTargetMetadata { group }
             | RecordKey::ConsumerTargetMember { group, .. }
-            | RecordKey::ConsumerCurrentAssignment { group, .. } => group,
+            | RecordKey::ConsumerCurrentAssignment { group, .. }
+            | RecordKey::ConsumerRegex { group, .. } => group,
         }
     }
 }
@@ -324,6 +330,10 @@ pub fn decode_key(key: &[u8]) -> Result<RecordKey, RecordError> {
             group: r.str()?,
             member: r.str()?,
         }),
+        16 => Ok(RecordKey::ConsumerRegex {
+            group: r.str()?,
+            regex: r.str()?,
+        }),
         version => Err(RecordError::Version {
             what: "key",
             version,
@@ -432,7 +442,8 @@ pub fn decode_group_value(value: &[u8]) -> Result<GroupValue, RecordError> {
 
 // ----- KIP-848 consumer group records -----
 //
-// Keys (non-flexible): i16 record type 3..=8, then the group id (and member id).
+// Keys (non-flexible): i16 record type 3..=8 or 16, then the group id (and member id
+// or regex).
 // Values: i16 version 0, then the fields in the flexible encoding (compact strings and
 // arrays, a tagged-fields section closing every struct), as in Kafka's
 // `ConsumerGroup*Value.json` schemas.
@@ -460,6 +471,9 @@ pub fn consumer_target_member_key(group: &str, member: &str) -> Vec<u8> {
 }
 pub fn consumer_current_assignment_key(group: &str, member: &str) -> Vec<u8> {
     key_with(8, group, Some(member))
+}
+pub fn consumer_regex_key(group: &str, regex: &str) -> Vec<u8> {
+    key_with(16, group, Some(regex))
 }
 
 fn put_uvarint(out: &mut Vec<u8>, mut v: u32) {
@@ -638,6 +652,45 @@ pub fn decode_current_assignment_value(
         state: r.i8()?,
         assigned: read_topic_partitions(&mut r)?,
         pending_revocation: read_topic_partitions(&mut r)?,
+    };
+    r.skip_tags()?;
+    Ok(v)
+}
+
+/// `ConsumerGroupRegularExpressionValue` v0: what a regex resolved to, the topic
+/// metadata version it was resolved against and when (ms).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RegexValue {
+    pub topics: Vec<String>,
+    pub version: i64,
+    pub timestamp_ms: i64,
+}
+
+pub fn encode_regex_value(v: &RegexValue) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + v.topics.iter().map(|t| t.len() + 1).sum::<usize>());
+    put_i16(&mut out, 0);
+    put_uvarint(&mut out, v.topics.len() as u32 + 1);
+    for t in &v.topics {
+        put_compact_str(&mut out, t);
+    }
+    put_i64(&mut out, v.version);
+    put_i64(&mut out, v.timestamp_ms);
+    put_uvarint(&mut out, 0);
+    out
+}
+
+pub fn decode_regex_value(value: &[u8]) -> Result<RegexValue, RecordError> {
+    let mut r = Reader { buf: value };
+    value_version(&mut r, "ConsumerGroupRegularExpressionValue")?;
+    let n = r.compact_len()?;
+    let mut topics = Vec::with_capacity(n);
+    for _ in 0..n {
+        topics.push(r.compact_str()?);
+    }
+    let v = RegexValue {
+        topics,
+        version: r.i64()?,
+        timestamp_ms: r.i64()?,
     };
     r.skip_tags()?;
     Ok(v)
@@ -911,5 +964,51 @@ mod tests {
         tagged.pop();
         tagged.extend_from_slice(&[1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 9]);
         assert_eq!(decode_epoch_value(&tagged).unwrap(), 3);
+    }
+
+    #[test]
+    fn regex_records_round_trip_and_layout() {
+        let k = consumer_regex_key("g", "o.*");
+        assert_eq!(k, vec![0, 16, 0, 1, b'g', 0, 3, b'o', b'.', b'*']);
+        assert_eq!(
+            decode_key(&k).unwrap(),
+            RecordKey::ConsumerRegex {
+                group: "g".into(),
+                regex: "o.*".into()
+            }
+        );
+        for cut in 0..k.len() {
+            assert!(decode_key(&k[..cut]).is_err());
+        }
+        let v = RegexValue {
+            topics: vec!["o1".into(), "o2".into()],
+            version: 7,
+            timestamp_ms: 1000,
+        };
+        let b = encode_regex_value(&v);
+        // version 0, two compact strings, the two i64s, no tagged fields.
+        let mut want = vec![0, 0, 3, 3, b'o', b'1', 3, b'o', b'2'];
+        want.extend_from_slice(&7i64.to_be_bytes());
+        want.extend_from_slice(&1000i64.to_be_bytes());
+        want.push(0);
+        assert_eq!(b, want);
+        assert_eq!(decode_regex_value(&b).unwrap(), v);
+        for cut in 0..b.len() {
+            assert!(decode_regex_value(&b[..cut]).is_err());
+        }
+        let empty = RegexValue::default();
+        assert_eq!(
+            decode_regex_value(&encode_regex_value(&empty)).unwrap(),
+            empty
+        );
+        // A huge topic count with nothing behind it.
+        assert!(decode_regex_value(&[0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        // The member's regex round-trips in its metadata record.
+        let mv = ConsumerMemberValue {
+            subscribed_topic_regex: Some("o.*".into()),
+            ..Default::default()
+        };
+        let mb = encode_consumer_member_value(&mv);
+        assert_eq!(decode_consumer_member_value(&mb).unwrap(), mv);
     }
 }

@@ -11,6 +11,7 @@ use runnel_protocol::api::ResponseBody;
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
 use crate::group::classic::{JoinRequest, Reply};
+use crate::group::topic_regex::{self, TopicRegex};
 use crate::group::CommitItem;
 
 const GROUP: i8 = 0;
@@ -518,49 +519,40 @@ pub async fn consumer_group_heartbeat(
             .with_member_epoch(-1)
             .into()
     };
-    if r.subscribed_topic_regex
-        .as_ref()
-        .is_some_and(|s| !s.is_empty())
-    {
-        return err(
-            E::InvalidRegularExpression,
-            Some("regex subscriptions are not supported"),
-        );
-    }
-    let owned = r.topic_partitions.as_ref().map(|tps| {
-        let mut set = std::collections::BTreeSet::new();
-        for tp in tps {
-            // Partitions of topics that no longer exist are owned by nobody.
-            if let Some(meta) = broker.topics().by_id(&tp.topic_id) {
-                for p in &tp.partitions {
-                    set.insert((meta.name.clone(), *p));
+    let regex = r.subscribed_topic_regex.as_ref().map(|s| s.to_string());
+    let result = {
+        // One read of the registry for the whole heartbeat (no await while held).
+        let topics = broker.topics();
+        let owned = r.topic_partitions.as_ref().map(|tps| {
+            let mut set = std::collections::BTreeSet::new();
+            for tp in tps {
+                // Partitions of topics that no longer exist are owned by nobody.
+                if let Some(meta) = topics.by_id(&tp.topic_id) {
+                    for p in &tp.partitions {
+                        set.insert((meta.name.clone(), *p));
+                    }
                 }
             }
-        }
-        set
-    });
-    let req = HeartbeatIn {
-        member_id: r.member_id.to_string(),
-        member_epoch: r.member_epoch,
-        instance_id: r.instance_id.as_ref().map(|s| s.to_string()),
-        rack_id: r.rack_id.as_ref().map(|s| s.to_string()),
-        rebalance_timeout_ms: r.rebalance_timeout_ms,
-        subscribed: r
-            .subscribed_topic_names
-            .as_ref()
-            .map(|ts| ts.iter().map(|t| t.0.to_string()).collect()),
-        assignor: r.server_assignor.as_ref().map(|s| s.to_string()),
-        owned,
-        client_id: client_id.to_string(),
-        client_host: format!("/{}", peer.ip()),
+            set
+        });
+        let req = HeartbeatIn {
+            member_id: r.member_id.to_string(),
+            member_epoch: r.member_epoch,
+            instance_id: r.instance_id.as_ref().map(|s| s.to_string()),
+            rack_id: r.rack_id.as_ref().map(|s| s.to_string()),
+            rebalance_timeout_ms: r.rebalance_timeout_ms,
+            subscribed: r
+                .subscribed_topic_names
+                .as_ref()
+                .map(|ts| ts.iter().map(|t| t.0.to_string()).collect()),
+            subscribed_regex: regex.clone(),
+            assignor: r.server_assignor.as_ref().map(|s| s.to_string()),
+            owned,
+            client_id: client_id.to_string(),
+            client_host: format!("/{}", peer.ip()),
+        };
+        broker.groups.consumer_heartbeat(&r.group_id, req, &*topics)
     };
-    let resolve = |t: &str| -> Option<(uuid::Uuid, i32)> {
-        broker
-            .topic_meta(t)
-            .filter(|meta| !meta.internal)
-            .map(|meta| (meta.id, meta.partitions))
-    };
-    let result = broker.groups.consumer_heartbeat(&r.group_id, req, &resolve);
     // Answer only once what the heartbeat changed is durable.
     let result = match result {
         Ok((out, Some(durable))) => match durable.await {
@@ -571,6 +563,14 @@ pub async fn consumer_group_heartbeat(
         Err(e) => Err(e),
     };
     match result {
+        Err(E::InvalidRegularExpression) => {
+            let pattern = regex.unwrap_or_default();
+            let why = TopicRegex::new(&pattern).err().unwrap_or_default();
+            err(
+                E::InvalidRegularExpression,
+                Some(&topic_regex::invalid_message(&pattern, &why)),
+            )
+        }
         Err(e) => err(e, None),
         Ok(out) => {
             let assignment = out.assignment.map(|by_topic| {
