@@ -103,6 +103,8 @@ if [[ "${JS_COMPAT_REINSTALL:-}" == 1 || ! -f "$stamp" || "$(cat "$stamp")" != "
     # No npm_config_jobs (npm_ci drops it): the package's gyp files are not safe under a
     # parallel top-level make (the binding races librdkafka's configure step for
     # config.h); librdkafka itself is built with make -j all the same.
+    # build_from_source skips the download attempt (npm warns that it does not know the
+    # setting but passes it on; without it the download fails and falls back the same).
     CKJS_LINKING=dynamic npm_config_build_from_source=true npm_ci || die "npm ci failed"
     [[ -f "$native" ]] || die "npm ci did not build $native"
     rm -rf "$cache.tmp"
