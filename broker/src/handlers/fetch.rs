@@ -123,18 +123,23 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
             .with_topic(t.topic.clone())
             .with_topic_id(t.topic_id);
         for fp in &t.partitions {
+            // Kafka lists aborted transactions only for read_committed (an empty list:
+            // there are no transactions), null otherwise.
             let mut pd = m::fetch_response::PartitionData::default()
                 .with_partition_index(fp.partition)
                 .with_high_watermark(-1)
                 .with_last_stable_offset(-1)
-                .with_log_start_offset(-1);
+                .with_log_start_offset(-1)
+                .with_aborted_transactions((req.isolation_level == 1).then(Vec::new));
             let p = meta
                 .as_ref()
                 .and_then(|meta| broker.partition(&meta.name, fp.partition));
             match p {
                 Some(p) if fp.current_leader_epoch > 0 => {
+                    // The leader epoch is always 0: a client that knows a later one is
+                    // ahead of us (Kafka: UNKNOWN_LEADER_EPOCH; FENCED is for older).
                     drop(p);
-                    pd = pd.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                    pd = pd.with_error_code(ResponseError::UnknownLeaderEpoch.code());
                 }
                 Some(p) => slots.push(Slot {
                     topic: topics.len(),
@@ -149,7 +154,11 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
                     } else {
                         ResponseError::UnknownTopicOrPartition
                     };
-                    pd = pd.with_error_code(code.code());
+                    // Kafka's answer for a partition it does not have lists no aborted
+                    // transactions (empty, not null) whatever the isolation level.
+                    pd = pd
+                        .with_error_code(code.code())
+                        .with_aborted_transactions(Some(Vec::new()));
                 }
             }
             tr.partitions.push(pd.with_records(Some(Bytes::new())));
@@ -186,8 +195,12 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
                     *found = slice;
                 }
                 Err(code) => {
+                    // Kafka reports no offsets with a read error (UNKNOWN_OFFSET).
                     errors = true;
                     pd.error_code = code.code();
+                    pd.high_watermark = -1;
+                    pd.last_stable_offset = -1;
+                    pd.log_start_offset = -1;
                     *found = None;
                 }
             }
@@ -301,13 +314,14 @@ pub async fn list_offsets(
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     if lp.current_leader_epoch > 0 {
-                        return base.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                        return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
                     }
                     match list_offset(&p, lp.timestamp) {
                         Ok((offset, ts)) => {
                             // leader_epoch exists from v4; setting it earlier fails encoding.
+                            // No offset found: no epoch either (-1), as Kafka.
                             let base = base.with_offset(offset).with_timestamp(ts);
-                            if version >= 4 {
+                            if version >= 4 && offset >= 0 {
                                 base.with_leader_epoch(0)
                             } else {
                                 base
@@ -387,7 +401,7 @@ pub fn offset_for_leader_epoch(
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     if op.current_leader_epoch > 0 {
-                        return base.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                        return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
                     }
                     // One leader epoch (0) for the partition's whole life.
                     if op.leader_epoch != 0 {
