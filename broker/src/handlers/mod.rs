@@ -132,6 +132,7 @@ fn partition_metadata(
 }
 
 async fn metadata(broker: &Broker, req: m::MetadataRequest, version: i16) -> m::MetadataResponse {
+    let topic_ops = version >= 8 && req.include_topic_authorized_operations;
     let mut topics = Vec::new();
     match req.topics {
         // v0: an empty list means all topics; v1+: null means all.
@@ -171,6 +172,11 @@ async fn metadata(broker: &Broker, req: m::MetadataRequest, version: i16) -> m::
                 );
             }
         }
+    }
+    // Kafka reports the topic operations for every topic asked about, even one it
+    // does not have.
+    for t in &mut topics {
+        t.topic_authorized_operations = authorized_operations(topic_ops, TOPIC_OPERATIONS);
     }
     let mut resp = m::MetadataResponse::default()
         .with_brokers(vec![broker_entry(broker)])
@@ -238,6 +244,9 @@ async fn topic_metadata(
 /// IDEMPOTENT_WRITE.
 pub(crate) const CLUSTER_OPERATIONS: i32 =
     1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
+/// Topic: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+pub(crate) const TOPIC_OPERATIONS: i32 =
+    1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
 /// Group: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
 pub(crate) const GROUP_OPERATIONS: i32 = 1 << 3 | 1 << 6 | 1 << 8 | 1 << 10 | 1 << 11;
 
