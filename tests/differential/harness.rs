@@ -143,7 +143,7 @@ pub fn err(code: i16) -> Value {
 /// An error from the transport (the connection closed, a timeout), as an observation.
 pub fn transport(e: String) -> Value {
     // The text names versions and addresses; whether the call failed is what compares.
-    let _ = e;
+    eprintln!("differential: transport error: {e}");
     json!({ "transport_error": true })
 }
 
@@ -255,6 +255,28 @@ fn walk(path: &str, k: Option<&Value>, r: Option<&Value>, out: &mut Vec<Differen
     }
 }
 
+/// Paths of the `panic` and `transport_error` fields in an observation.
+fn failures(path: &str, v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                let p = format!("{path}/{}", escape(k));
+                if k == "panic" || k == "transport_error" {
+                    out.push(p);
+                } else {
+                    failures(&p, x, out);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                failures(&format!("{path}/{i}"), x, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// JSON-pointer escaping of one key.
 fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
@@ -352,8 +374,8 @@ fn show(v: &Option<Value>) -> String {
         None => "(absent)".into(),
         Some(v) => {
             let s = v.to_string();
-            if s.len() > 300 {
-                format!("{}…", &s[..s.floor_char_boundary(300)])
+            if s.chars().count() > 300 {
+                format!("{}…", s.chars().take(300).collect::<String>())
             } else {
                 s
             }
@@ -387,13 +409,29 @@ impl Report {
                 serde_json::to_string_pretty(v).unwrap_or_default(),
             );
         }
-        let diffs: Vec<_> = diff(&kafka, &runnel)
+        let mut diffs: Vec<_> = diff(&kafka, &runnel)
             .into_iter()
             .map(|d| {
                 let k = known.explain(name, &d.path);
                 (d, k)
             })
             .collect();
+        // A scenario step that failed on both brokers (a panic, a request the client
+        // could not send or read) compares equal but checked nothing: never explained.
+        let mut broken = Vec::new();
+        failures("", &kafka, &mut broken);
+        for path in broken {
+            if runnel.pointer(&path).is_some() {
+                diffs.push((
+                    Difference {
+                        path,
+                        kafka: Some(json!("failed on both brokers")),
+                        runnel: Some(json!("failed on both brokers")),
+                    },
+                    None,
+                ));
+            }
+        }
         let unexplained = diffs.iter().filter(|(_, k)| k.is_none()).count();
         eprintln!(
             "differential: {name}: {} difference(s), {unexplained} unexplained ({:.1} s)",

@@ -184,7 +184,9 @@ fn raw_outcome(ctx: &Ctx, api_key: i16, version: i16) -> Value {
     }
 }
 
-fn md_request(topics: Option<&[&str]>, auto_create: bool) -> m::MetadataRequest {
+fn md_request(ctx: &Ctx, topics: Option<&[&str]>, auto_create: bool) -> m::MetadataRequest {
+    // Cluster authorized operations left Metadata in v11 (DescribeCluster has them).
+    let v = ctx.version(ApiKey::Metadata).unwrap_or(0);
     m::MetadataRequest::default()
         .with_topics(topics.map(|ts| {
             ts.iter()
@@ -195,7 +197,7 @@ fn md_request(topics: Option<&[&str]>, auto_create: bool) -> m::MetadataRequest 
         }))
         .with_allow_auto_topic_creation(auto_create)
         .with_include_topic_authorized_operations(true)
-        .with_include_cluster_authorized_operations(true)
+        .with_include_cluster_authorized_operations((8..=10).contains(&v))
 }
 
 fn md_topic(t: &m::metadata_response::MetadataResponseTopic) -> Value {
@@ -234,7 +236,7 @@ fn metadata(ctx: &Ctx) -> Value {
     let auto = ctx.name("md-auto");
     create_topic(ctx, &topic, 3, &[]);
 
-    let all = match ctx.call::<m::MetadataResponse>(md_request(None, false)) {
+    let all = match ctx.call::<m::MetadataResponse>(md_request(ctx, None, false)) {
         Err(e) => transport(e),
         Ok(r) => json!({
             "error": err(r.error_code),
@@ -245,27 +247,27 @@ fn metadata(ctx: &Ctx) -> Value {
             })).collect::<Vec<_>>(),
             "cluster_id_set": r.cluster_id.as_ref().is_some_and(|c| !c.is_empty()),
             "controller_id": r.controller_id.0,
-            "cluster_authorized_operations": r.cluster_authorized_operations,
             "topics": md_topics(&r, &[&topic]),
         }),
     };
-    let named = match ctx.call::<m::MetadataResponse>(md_request(Some(&[&topic, &unknown]), false))
+    let named =
+        match ctx.call::<m::MetadataResponse>(md_request(ctx, Some(&[&topic, &unknown]), false)) {
+            Err(e) => transport(e),
+            Ok(r) => md_topics(&r, &[&topic, &unknown]),
+        };
+    let invalid = match ctx.call::<m::MetadataResponse>(md_request(ctx, Some(&["bad/name"]), true))
     {
-        Err(e) => transport(e),
-        Ok(r) => md_topics(&r, &[&topic, &unknown]),
-    };
-    let invalid = match ctx.call::<m::MetadataResponse>(md_request(Some(&["bad/name"]), true)) {
         Err(e) => transport(e),
         Ok(r) => md_topics(&r, &["bad/name"]),
     };
     // Auto-creation: the first answer, then the topic once it has leaders.
-    let first = match ctx.call::<m::MetadataResponse>(md_request(Some(&[&auto]), true)) {
+    let first = match ctx.call::<m::MetadataResponse>(md_request(ctx, Some(&[&auto]), true)) {
         Err(e) => transport(e),
         Ok(r) => json!({ "error": r.topics.first().map(|t| err(t.error_code)) }),
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     let created = loop {
-        match ctx.call::<m::MetadataResponse>(md_request(Some(&[&auto]), false)) {
+        match ctx.call::<m::MetadataResponse>(md_request(ctx, Some(&[&auto]), false)) {
             Err(e) => break transport(e),
             Ok(r) => {
                 let t = &r.topics[0];
@@ -338,7 +340,7 @@ fn init_producer_id(ctx: &Ctx) -> Value {
     // The transaction coordinator: Kafka creates __transaction_state on first use and
     // answers COORDINATOR_NOT_AVAILABLE until it is ready.
     let txn_id = ctx.name("txn");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(15);
     let find = loop {
         let r = ctx.call::<m::FindCoordinatorResponse>(find_coordinator(ctx, 1, &[&txn_id]));
         match r {
