@@ -561,3 +561,63 @@ impl Report {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(scenario: &str, path: &str) -> Known {
+        Known {
+            scenario: scenario.into(),
+            path: path.into(),
+            reason: String::new(),
+            readme: String::new(),
+        }
+    }
+
+    #[test]
+    fn diff_reports_changed_missing_and_extra_fields_but_not_notes() {
+        let k = json!({"a": 1, "b": {"c": [1, 2]}, "gone": true, "note_x": "kafka words"});
+        let r = json!({"a": 2, "b": {"c": [1]}, "new": null, "note_x": "runnel words"});
+        let d: Vec<(String, Option<Value>, Option<Value>)> = diff(&k, &r)
+            .into_iter()
+            .map(|d| (d.path, d.kafka, d.runnel))
+            .collect();
+        assert_eq!(
+            d,
+            vec![
+                ("/a".into(), Some(json!(1)), Some(json!(2))),
+                ("/b/c/1".into(), Some(json!(2)), None),
+                ("/gone".into(), Some(json!(true)), None),
+                ("/new".into(), None, Some(Value::Null)),
+            ]
+        );
+        assert!(diff(&k, &k).is_empty());
+    }
+
+    #[test]
+    fn known_entries_cover_their_subtree_with_wildcards() {
+        let k = known("s", "/*/configs/write.caching");
+        assert!(k.covers("s", "/defaults/configs/write.caching"));
+        assert!(k.covers("s", "/x/configs/write.caching/synonyms/0"));
+        assert!(!k.covers("s", "/x/configs/write.cachingX"));
+        assert!(!k.covers("s", "/x/configs"));
+        assert!(!k.covers("other", "/defaults/configs/write.caching"));
+        // Keys with a slash are escaped, so they stay one segment.
+        assert_eq!(escape("bad/name"), "bad~1name");
+    }
+
+    #[test]
+    fn failures_are_found_wherever_they_are() {
+        let v = json!({"a": {"transport_error": true}, "b": [{"panic": "x"}], "c": 1});
+        let mut out = Vec::new();
+        failures("", &v, &mut out);
+        assert_eq!(out, vec!["/a/transport_error", "/b/0/panic"]);
+    }
+
+    #[test]
+    fn the_known_differences_file_parses_and_cites_the_readme() {
+        let k = KnownDifferences::load();
+        assert!(!k.entries.is_empty());
+    }
+}
