@@ -235,14 +235,36 @@ fn legacy(ctx: &Ctx, topic: &str, configs: &[(&str, &str)]) -> Value {
     }
 }
 
+/// The alter_configs steps that change the topic's overrides (on both brokers).
+const CHANGING_STEPS: &[&str] = &[
+    "set_and_delete",
+    "append_list",
+    "subtract_list",
+    "legacy_replaces_all",
+];
+
 fn alter_configs(ctx: &Ctx) -> Value {
     let t = ctx.name("ac");
     create_topic(ctx, &t, 1, &[("retention.ms", "3600000")]);
     let mut o = serde_json::Map::new();
-    let step = |name: &str, result: Value, o: &mut serde_json::Map<String, Value>| {
+    // Kafka's brokers apply a config change from the metadata log a moment after the
+    // controller answered: after a step that changes the overrides, wait (at most 5 s)
+    // until DescribeConfigs shows a change.
+    let mut last = overrides(ctx, &t);
+    let mut step = |name: &str, result: Value, o: &mut serde_json::Map<String, Value>| {
+        let changes = CHANGING_STEPS.contains(&name);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let after = loop {
+            let now = overrides(ctx, &t);
+            if !changes || now != last || std::time::Instant::now() > deadline {
+                break now;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        last = after.clone();
         o.insert(
             name.into(),
-            json!({ "result": result, "overrides_after": overrides(ctx, &t) }),
+            json!({ "result": result, "overrides_after": after }),
         );
     };
     step(

@@ -31,6 +31,7 @@ pub const ALL: &[Scenario] = &[
     records::LOG_APPEND_TIME,
     records::PRODUCE_ERRORS,
     records::FETCH,
+    records::OLD_TIMESTAMPS,
     records::LIST_OFFSETS,
     records::OFFSET_FOR_LEADER_EPOCH,
     records::DELETE_RECORDS,

@@ -49,6 +49,13 @@ pub const FETCH: Scenario = Scenario {
     run: fetch,
 };
 
+pub const OLD_TIMESTAMPS: Scenario = Scenario {
+    name: "old_timestamps",
+    about: "three batches whose CreateTime is 30 days old (older than segment.ms) on a topic \
+            without retention: the segments they make, as a raw Fetch and ListOffsets see them",
+    run: old_timestamps,
+};
+
 pub const LIST_OFFSETS: Scenario = Scenario {
     name: "list_offsets",
     about: "raw ListOffsets: earliest, latest, max timestamp, by timestamp (exact, between, \
@@ -446,6 +453,21 @@ fn fetch(ctx: &Ctx) -> Value {
         "read_committed": fetch_result(ctx.call(committed), base),
         "min_bytes_wait_at_end": fetch_result(ctx.call(waiting), base),
         "new_session_request": fetch_result(ctx.call(session), base),
+    })
+}
+
+fn old_timestamps(ctx: &Ctx) -> Value {
+    let t = ctx.name("old-ts");
+    create_topic(ctx, &t, 1, &[("retention.ms", "-1")]);
+    let base = now_ms() - 30 * 86_400_000;
+    produce(ctx, &t, 0, base, &["a", "b"]);
+    produce(ctx, &t, 0, base + 1000, &["c", "d"]);
+    produce(ctx, &t, 0, base + 2000, &["e"]);
+    json!({
+        "fetch_from_0": fetch_result(ctx.call(fetch_request(&t, 0, 0)), base),
+        "fetch_from_2": fetch_result(ctx.call(fetch_request(&t, 0, 2)), base),
+        "earliest": list_result(ctx.call(list_request(&t, 0, -2, 0)), base),
+        "by_time": list_result(ctx.call(list_request(&t, 0, base + 1500, 0)), base),
     })
 }
 
