@@ -271,6 +271,10 @@ impl Broker {
             resolved.write_caching,
         ));
         p.set_log_append_time(resolved.log_append_time());
+        p.set_timestamp_bounds(
+            resolved.message_timestamp_before_max_ms,
+            resolved.message_timestamp_after_max_ms,
+        );
         p.set_compacted(resolved.cleanup_policy.compact);
         self.partitions
             .write()
@@ -479,6 +483,10 @@ impl Broker {
                 .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
             p.set_write_caching(resolved.write_caching);
             p.set_log_append_time(resolved.log_append_time());
+            p.set_timestamp_bounds(
+                resolved.message_timestamp_before_max_ms,
+                resolved.message_timestamp_after_max_ms,
+            );
             p.set_compacted(resolved.cleanup_policy.compact);
         }
         Ok(())

@@ -6,7 +6,7 @@
 //! names. An environment variable is the name upper-cased with dots as underscores
 //! (`RUNNEL_NUM_PARTITIONS=3`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -36,6 +36,9 @@ pub const BROKER_SETTINGS: &[(&str, &str)] = &[
 pub struct BrokerConfig {
     /// Every setting by its Kafka name, defaults included.
     pub settings: BTreeMap<String, String>,
+    /// The settings given (file, environment, command line) rather than defaulted:
+    /// DescribeConfigs reports these as STATIC_BROKER_CONFIG.
+    pub explicit: BTreeSet<String>,
     pub node_id: i32,
     pub listener: String,
     /// `host:port` clients are told to connect to; empty means the bound address.
@@ -94,6 +97,7 @@ impl BrokerConfig {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let metrics_listener_configured = overrides.contains_key("metrics.listener");
+        let explicit = overrides.keys().cloned().collect();
         settings.extend(overrides);
         let get = |name: &str| settings.get(name).cloned().unwrap_or_default();
         let listener = strip_scheme(&get("listeners")).to_string();
@@ -170,6 +174,7 @@ impl BrokerConfig {
             metrics_listener,
             metrics_listener_configured,
             settings,
+            explicit,
         };
         let rf: i32 = parse(&cfg.settings, "default.replication.factor")?;
         if rf != 1 {

@@ -7,7 +7,7 @@
 //! batch. With write caching, the high watermark is the log end offset, as on a single
 //! Kafka broker.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use runnel_protocol::record_batch::BatchHeader;
@@ -41,6 +41,10 @@ pub enum AppendError {
     /// A record Kafka refuses with INVALID_RECORD (a keyless record on a compacted
     /// topic).
     InvalidRecord(String),
+    /// CreateTime records outside `message.timestamp.before.max.ms` /
+    /// `after.max.ms` of the broker's clock: (record index, message) per record, as
+    /// Kafka's INVALID_TIMESTAMP record errors.
+    InvalidTimestamp(Vec<(i32, String)>),
 }
 
 /// A successful append, or a duplicate of an earlier one (idempotent retry).
@@ -59,6 +63,9 @@ pub struct Partition {
     high_watermark: AtomicU64,
     write_caching: AtomicBool,
     log_append_time: AtomicBool,
+    /// `message.timestamp.before.max.ms` and `message.timestamp.after.max.ms`.
+    timestamp_before_max_ms: AtomicI64,
+    timestamp_after_max_ms: AtomicI64,
     /// `cleanup.policy` includes `compact`: every record needs a key.
     compacted: AtomicBool,
     /// Fetchers parked until the high watermark moves.
@@ -92,6 +99,8 @@ impl Partition {
             high_watermark: AtomicU64::new(hw),
             write_caching: AtomicBool::new(write_caching),
             log_append_time: AtomicBool::new(false),
+            timestamp_before_max_ms: AtomicI64::new(i64::MAX),
+            timestamp_after_max_ms: AtomicI64::new(i64::MAX),
             compacted: AtomicBool::new(false),
             waiters: Mutex::new(Vec::new()),
             flush_wanted: Arc::new(Notify::new()),
@@ -128,6 +137,64 @@ impl Partition {
 
     pub fn set_log_append_time(&self, on: bool) {
         self.log_append_time.store(on, Ordering::Release);
+    }
+
+    /// How far a CreateTime record may be behind and ahead of the broker's clock.
+    pub fn set_timestamp_bounds(&self, before_max_ms: i64, after_max_ms: i64) {
+        self.timestamp_before_max_ms
+            .store(before_max_ms, Ordering::Release);
+        self.timestamp_after_max_ms
+            .store(after_max_ms, Ordering::Release);
+    }
+
+    /// Kafka's LogValidator refuses CreateTime records outside [now - before.max.ms,
+    /// now + after.max.ms]. The header's max timestamp and base (first) timestamp
+    /// decide whether to look; only a refused batch is opened, to name its records.
+    /// (A record below the window behind an in-window first record, which only a
+    /// negative timestamp delta can make, is not looked for.)
+    fn check_timestamps(
+        &self,
+        batches: &[u8],
+        headers: &[BatchHeader],
+        now_ms: i64,
+        max_message_bytes: usize,
+    ) -> Result<(), AppendError> {
+        let before = self.timestamp_before_max_ms.load(Ordering::Acquire);
+        let after = self.timestamp_after_max_ms.load(Ordering::Acquire);
+        let (lo, hi) = (now_ms.saturating_sub(before), now_ms.saturating_add(after));
+        let mut errors = Vec::new();
+        let mut pos = 0;
+        for h in headers {
+            let batch = &batches[pos..];
+            pos += h.total_len();
+            if h.is_control() || (h.base_timestamp >= lo && h.max_timestamp <= hi) {
+                continue;
+            }
+            let max_decompressed = max_message_bytes
+                .saturating_mul(MAX_COMPRESSION_RATIO)
+                .min(MAX_DECOMPRESSED);
+            let decoded = runnel_protocol::records::batch_records(batch, max_decompressed)
+                .map_err(|e| AppendError::Corrupt(e.to_string()))?;
+            for (i, r) in decoded.records().enumerate() {
+                let r = r.map_err(|e| AppendError::Corrupt(e.to_string()))?;
+                let ts = decoded.timestamp(&r);
+                if ts < lo || ts > hi {
+                    errors.push((
+                        i as i32,
+                        format!(
+                            "Timestamp {ts} of message with offset {} is out of range. \
+                             The timestamp should be within [{lo}, {hi}]",
+                            decoded.offset(&r)
+                        ),
+                    ));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AppendError::InvalidTimestamp(errors))
+        }
     }
 
     /// Kafka refuses keyless records on a compacted topic (they could never be
@@ -211,6 +278,10 @@ impl Partition {
                 }));
             }
             self.check_keys(records, limit as usize)?;
+        }
+        if !log_append_time {
+            let limit = self.log.lock().config().max_message_bytes;
+            self.check_timestamps(records, &headers, now_ms, limit as usize)?;
         }
         let mut producers = self.producers();
         // Kafka checks every batch of the request; a duplicate is answered with the

@@ -46,6 +46,7 @@ pub mod names {
     pub const COMPRESSION_TYPE: &str = "compression.type";
     pub const COMPRESSION_ZSTD_LEVEL: &str = "compression.zstd.level";
     pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
+    pub const ERRORS_DEADLETTERQUEUE_GROUP_ENABLE: &str = "errors.deadletterqueue.group.enable";
     pub const FILE_DELETE_DELAY_MS: &str = "file.delete.delay.ms";
     pub const FLUSH_MESSAGES: &str = "flush.messages";
     pub const FLUSH_MS: &str = "flush.ms";
@@ -56,6 +57,7 @@ pub mod names {
     pub const LOCAL_RETENTION_BYTES: &str = "local.retention.bytes";
     pub const LOCAL_RETENTION_MS: &str = "local.retention.ms";
     pub const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
+    pub const MAX_DECOMPRESSED_MESSAGE_BYTES: &str = "max.decompressed.message.bytes";
     pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
     pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
     pub const MESSAGE_TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
@@ -64,6 +66,8 @@ pub mod names {
     pub const MIN_COMPACTION_LAG_MS: &str = "min.compaction.lag.ms";
     pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
     pub const PREALLOCATE: &str = "preallocate";
+    pub const REMOTE_COPY_LAG_BYTES: &str = "remote.copy.lag.bytes";
+    pub const REMOTE_COPY_LAG_MS: &str = "remote.copy.lag.ms";
     pub const REMOTE_LOG_COPY_DISABLE: &str = "remote.log.copy.disable";
     pub const REMOTE_LOG_DELETE_ON_DISABLE: &str = "remote.log.delete.on.disable";
     pub const REMOTE_STORAGE_ENABLE: &str = "remote.storage.enable";
@@ -320,6 +324,15 @@ pub static CATALOG: &[TopicConfigDef] = &[
             consumer reading from the start still sees the deletion.",
     },
     TopicConfigDef {
+        name: names::ERRORS_DEADLETTERQUEUE_GROUP_ENABLE,
+        config_type: ConfigType::Boolean,
+        default: "false",
+        validator: Validator::None,
+        synonyms: &[],
+        documentation: "Whether Kafka Streams groups may write to a dead letter queue \
+            topic (KIP-1034). Accepted and reported; Runnel has no streams groups.",
+    },
+    TopicConfigDef {
         name: names::FILE_DELETE_DELAY_MS,
         config_type: ConfigType::Long,
         default: "0",
@@ -407,6 +420,15 @@ pub static CATALOG: &[TopicConfigDef] = &[
             segment is rolled so that every record is compacted within this time.",
     },
     TopicConfigDef {
+        name: names::MAX_DECOMPRESSED_MESSAGE_BYTES,
+        config_type: ConfigType::Int,
+        default: "2147483639",
+        validator: Validator::AtLeast(1),
+        synonyms: &[same("max.decompressed.message.bytes")],
+        documentation: "The largest a record batch may be once decompressed. Accepted and \
+            reported; Runnel bounds the batches it opens by max.message.bytes instead.",
+    },
+    TopicConfigDef {
         name: names::MAX_MESSAGE_BYTES,
         config_type: ConfigType::Int,
         default: "1048588",
@@ -473,6 +495,24 @@ pub static CATALOG: &[TopicConfigDef] = &[
         validator: Validator::None,
         synonyms: &[same("log.preallocate")],
         documentation: "Preallocate a new segment's file at its full size.",
+    },
+    TopicConfigDef {
+        name: names::REMOTE_COPY_LAG_BYTES,
+        config_type: ConfigType::Long,
+        default: "-1",
+        validator: Validator::AtLeast(-1),
+        synonyms: &[same("log.remote.copy.lag.bytes")],
+        documentation: "With tiered storage, how many bytes a segment may wait before it \
+            is copied to remote storage. Runnel has no tiered storage.",
+    },
+    TopicConfigDef {
+        name: names::REMOTE_COPY_LAG_MS,
+        config_type: ConfigType::Long,
+        default: "0",
+        validator: Validator::None,
+        synonyms: &[same("log.remote.copy.lag.ms")],
+        documentation: "With tiered storage, how long a segment may wait before it is \
+            copied to remote storage. Runnel has no tiered storage.",
     },
     TopicConfigDef {
         name: names::REMOTE_LOG_COPY_DISABLE,
@@ -1017,7 +1057,76 @@ pub struct ConfigEntry {
     pub synonyms: Vec<ConfigSynonym>,
 }
 
+/// The broker synonyms of every topic config with their built-in defaults (`None`
+/// where the setting has none, e.g. `log.retention.ms`) and types, for DescribeConfigs
+/// on a broker.
+pub fn broker_synonym_defaults() -> Vec<(&'static str, Option<String>, ConfigType)> {
+    CATALOG
+        .iter()
+        .flat_map(|def| {
+            def.synonyms.iter().map(move |s| {
+                let ty = if s.unit == Unit::Same {
+                    def.config_type
+                } else {
+                    ConfigType::Int
+                };
+                (s.name, def.synonym_default(s), ty)
+            })
+        })
+        .collect()
+}
+
 impl ConfigEntry {
+    /// A broker setting for DescribeConfigs on a broker: read-only (Runnel has no
+    /// dynamic broker configs). `value` is the effective value (`None`: unset, no
+    /// default), `given` whether it was set (STATIC_BROKER_CONFIG) rather than defaulted
+    /// (DEFAULT_CONFIG), `default` the built-in default. Synonyms as Kafka lists them:
+    /// the static setting, then the default.
+    pub fn broker(
+        name: &str,
+        value: Option<&str>,
+        given: bool,
+        default: Option<&str>,
+        config_type: ConfigType,
+    ) -> ConfigEntry {
+        let mut synonyms = Vec::new();
+        if given {
+            synonyms.push(ConfigSynonym {
+                name: name.to_string(),
+                value: value.map(str::to_string),
+                source: ConfigSource::StaticBrokerConfig,
+            });
+        }
+        if let Some(d) = default {
+            synonyms.push(ConfigSynonym {
+                name: name.to_string(),
+                value: Some(d.to_string()),
+                source: ConfigSource::DefaultConfig,
+            });
+        }
+        let documentation = CATALOG.iter().find_map(|def| {
+            def.synonyms
+                .iter()
+                .any(|s| s.name == name)
+                .then_some(def.documentation)
+        });
+        ConfigEntry {
+            name: name.to_string(),
+            value: value.map(str::to_string),
+            source: if given {
+                ConfigSource::StaticBrokerConfig
+            } else {
+                ConfigSource::DefaultConfig
+            },
+            is_default: !given,
+            read_only: true,
+            is_sensitive: false,
+            config_type,
+            documentation,
+            synonyms,
+        }
+    }
+
     /// A broker resource's setting from its config file, for DescribeConfigs on a
     /// broker: read-only (Runnel has no dynamic broker configs). The type is known for
     /// the broker synonyms of topic configs, UNKNOWN otherwise.
@@ -1093,29 +1202,48 @@ fn describe_def(
             source: ConfigSource::DynamicTopicConfig,
         });
     }
+    // Kafka's ConfigHelper lists the static settings of the broker synonyms, then their
+    // defaults, and drops the leading ones until the first named as the primary
+    // synonym: with only `log.retention.hours` set or defaulted, `retention.ms` shows
+    // no broker synonym at all.
+    let mut broker_synonyms = Vec::new();
     for synonym in def.synonyms {
         if let Some(value) = defaults.map.get(synonym.name) {
-            synonyms.push(ConfigSynonym {
+            broker_synonyms.push(ConfigSynonym {
                 name: synonym.name.to_string(),
                 value: Some(value.clone()),
                 source: ConfigSource::StaticBrokerConfig,
             });
         }
+    }
+    for synonym in def.synonyms {
         if let Some(value) = def.synonym_default(synonym) {
-            synonyms.push(ConfigSynonym {
+            broker_synonyms.push(ConfigSynonym {
                 name: synonym.name.to_string(),
                 value: Some(value),
                 source: ConfigSource::DefaultConfig,
             });
         }
     }
-    let (value, source) = if let Some(value) = overrides.get(def.name) {
-        (value.clone(), ConfigSource::DynamicTopicConfig)
+    if let Some(primary) = def.synonyms.first() {
+        synonyms.extend(
+            broker_synonyms
+                .into_iter()
+                .skip_while(|s| s.name != primary.name),
+        );
+    }
+    let value = if let Some(value) = overrides.get(def.name) {
+        value.clone()
     } else if let Some((value, _)) = defaults.resolved.get(def.name) {
-        (value.clone(), ConfigSource::StaticBrokerConfig)
+        value.clone()
     } else {
-        (def.default.to_string(), ConfigSource::DefaultConfig)
+        def.default.to_string()
     };
+    // Kafka takes the source from the first synonym listed, DEFAULT_CONFIG if none is
+    // (so a value from `log.retention.hours` alone is reported as a default).
+    let source = synonyms
+        .first()
+        .map_or(ConfigSource::DefaultConfig, |s| s.source);
     if !include_synonyms {
         synonyms.clear();
     }
@@ -1717,17 +1845,12 @@ mod tests {
                 source: ConfigSource::DefaultConfig,
             }]
         );
+        // Kafka drops the synonyms before the primary one (log.retention.ms, which has
+        // no default): the log.retention.hours default is not listed.
         let retention =
             describe_config("retention.ms", &BTreeMap::new(), &no_defaults(), true).unwrap();
         assert_eq!(retention.config_type, ConfigType::Long);
-        assert_eq!(
-            retention.synonyms,
-            vec![ConfigSynonym {
-                name: "log.retention.hours".into(),
-                value: Some("168".into()),
-                source: ConfigSource::DefaultConfig,
-            }]
-        );
+        assert_eq!(retention.synonyms, vec![]);
         let remote = describe_config(
             "remote.storage.enable",
             &BTreeMap::new(),
@@ -1768,14 +1891,30 @@ mod tests {
         assert_eq!(defaults.static_configs().len(), 3);
         let overrides = map(&[("segment.bytes", "4096")]);
 
+        // The value comes from log.retention.hours, but Kafka lists synonyms only from
+        // the primary one (log.retention.ms) on, so none, and the source is DEFAULT.
         let retention = describe_config("retention.ms", &overrides, &defaults, true).unwrap();
         assert_eq!(retention.value.as_deref(), Some("3600000"));
+        assert_eq!(retention.source, ConfigSource::DefaultConfig);
+        assert_eq!(retention.synonyms, vec![]);
+        let with_ms = BrokerTopicDefaults::from_broker_settings(&map(&[
+            ("log.retention.ms", "60000"),
+            ("log.retention.hours", "1"),
+        ]))
+        .unwrap();
+        let retention = describe_config("retention.ms", &BTreeMap::new(), &with_ms, true).unwrap();
+        assert_eq!(retention.value.as_deref(), Some("60000"));
         assert_eq!(retention.source, ConfigSource::StaticBrokerConfig);
         assert_eq!(retention.source.code(), 4);
         assert!(!retention.is_default);
         assert_eq!(
             retention.synonyms,
             vec![
+                ConfigSynonym {
+                    name: "log.retention.ms".into(),
+                    value: Some("60000".into()),
+                    source: ConfigSource::StaticBrokerConfig,
+                },
                 ConfigSynonym {
                     name: "log.retention.hours".into(),
                     value: Some("1".into()),
@@ -1865,14 +2004,8 @@ mod tests {
             .iter()
             .map(|s| (s.name.as_str(), s.source))
             .collect();
-        assert_eq!(
-            names,
-            vec![
-                ("log.retention.minutes", ConfigSource::StaticBrokerConfig),
-                ("log.retention.hours", ConfigSource::StaticBrokerConfig),
-                ("log.retention.hours", ConfigSource::DefaultConfig),
-            ]
-        );
+        // Kafka lists nothing before the primary synonym, log.retention.ms (unset).
+        assert_eq!(names, vec![]);
 
         let d = BrokerTopicDefaults::from_broker_settings(&map(&[
             ("log.retention.ms", "1000"),

@@ -343,8 +343,12 @@ impl Log {
             });
         }
         let span: u64 = batches.iter().map(|h| h.last_offset_delta as u64 + 1).sum();
+        let incoming_max_ts = match rewrite.log_append_time {
+            Some(t) => t,
+            None => batches.iter().map(|h| h.max_timestamp).max().unwrap_or(-1),
+        };
         let segments_before = self.segments.len();
-        self.maybe_roll(records.len() as u64, span, now_ms)?;
+        self.maybe_roll(records.len() as u64, span, now_ms, incoming_max_ts)?;
         let rolled = self.segments.len() != segments_before;
 
         let first_offset = self.next_offset;
@@ -397,7 +401,13 @@ impl Log {
         })
     }
 
-    fn maybe_roll(&mut self, incoming_bytes: u64, offset_span: u64, now_ms: i64) -> Result<()> {
+    fn maybe_roll(
+        &mut self,
+        incoming_bytes: u64,
+        offset_span: u64,
+        now_ms: i64,
+        incoming_max_ts: i64,
+    ) -> Result<()> {
         let config = self.config.clone();
         let next_offset = self.next_offset;
         let seg = self.active_mut();
@@ -405,9 +415,16 @@ impl Log {
             return Ok(());
         }
         let full = seg.size + incoming_bytes > config.segment_bytes as u64;
-        let aged = seg
-            .rolling_timestamp
-            .is_some_and(|t| now_ms.saturating_sub(t) >= config.segment_ms);
+        // Kafka's LogSegment.timeWaitedForRoll: segment.ms counts from the first batch's
+        // timestamp to the incoming batch's (so old records, e.g. a replay, do not make
+        // a segment per batch), or in wall-clock time when the first batch had none.
+        let aged = match seg.rolling_timestamp {
+            Some(t) if !seg.rolling_by_wall_clock && t >= 0 => {
+                incoming_max_ts.saturating_sub(t) >= config.segment_ms
+            }
+            Some(t) => now_ms.saturating_sub(t) >= config.segment_ms,
+            None => false,
+        };
         let index_full = seg.index_is_full(&config)?;
         let offsets_overflow = next_offset + offset_span - seg.base_offset > i32::MAX as u64;
         if full || aged || index_full || offsets_overflow {

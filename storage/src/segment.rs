@@ -64,6 +64,8 @@ pub struct Segment {
     /// Timestamp that `segment.ms` counts from: the first batch's max timestamp, or the
     /// wall-clock time of the first append when that timestamp is unset.
     pub rolling_timestamp: Option<i64>,
+    /// `rolling_timestamp` is the wall-clock time (the first batch had no timestamp).
+    pub rolling_by_wall_clock: bool,
     /// Wall-clock time of the first append since this process opened the segment.
     /// `None` after a restart: the cleaner then treats the segment's compaction
     /// deadline as already due, which is the safe side.
@@ -109,6 +111,7 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             rolling_timestamp: None,
+            rolling_by_wall_clock: false,
             first_append_ms: None,
             bytes_since_index_entry: 0,
             dirty: false,
@@ -231,6 +234,7 @@ impl Segment {
         let mut position = start;
         for h in batches {
             if self.rolling_timestamp.is_none() {
+                self.rolling_by_wall_clock = h.max_timestamp < 0;
                 self.rolling_timestamp = Some(if h.max_timestamp >= 0 {
                     h.max_timestamp
                 } else {

@@ -205,6 +205,28 @@ fn rolls_on_segment_ms() {
 }
 
 #[test]
+fn segment_ms_counts_record_time_not_wall_clock() {
+    // Kafka's timeWaitedForRoll: from the first batch's timestamp to the incoming one's.
+    // Records far older than segment.ms (a replay) share a segment.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_ms: 1000,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
+    let now = 1_000_000_000;
+    log.append(&batch(0, 1, 10, 10_000), now).unwrap();
+    log.append(&batch(1, 1, 10, 10_500), now + 1).unwrap();
+    assert_eq!(log.segment_count(), 1, "old records, 500 ms apart");
+    log.append(&batch(2, 1, 10, 11_000), now + 2).unwrap();
+    assert_eq!(
+        log.segment_base_offsets(),
+        vec![0, 2],
+        "1000 ms of record time"
+    );
+}
+
+#[test]
 fn sealed_indexes_are_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();

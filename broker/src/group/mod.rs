@@ -117,6 +117,72 @@ impl Default for GroupConfig {
     }
 }
 
+/// The group coordinator's broker settings with their built-in defaults and types, for
+/// DescribeConfigs on a broker.
+pub fn broker_config_defaults() -> Vec<(&'static str, String, crate::topic_config::ConfigType)> {
+    use crate::topic_config::ConfigType as T;
+    let d = GroupConfig::default();
+    let c = &d.classic;
+    vec![
+        (
+            "group.min.session.timeout.ms",
+            c.min_session_timeout_ms.to_string(),
+            T::Int,
+        ),
+        (
+            "group.max.session.timeout.ms",
+            c.max_session_timeout_ms.to_string(),
+            T::Int,
+        ),
+        (
+            "group.initial.rebalance.delay.ms",
+            c.initial_rebalance_delay_ms.to_string(),
+            T::Int,
+        ),
+        ("group.max.size", c.max_size.to_string(), T::Int),
+        (
+            "group.consumer.heartbeat.interval.ms",
+            d.consumer.heartbeat_interval_ms.to_string(),
+            T::Int,
+        ),
+        (
+            "group.consumer.session.timeout.ms",
+            d.consumer.session_timeout_ms.to_string(),
+            T::Int,
+        ),
+        (
+            "group.consumer.assignors",
+            d.consumer.assignors.join(","),
+            T::List,
+        ),
+        (
+            "group.consumer.max.size",
+            d.consumer.max_size.to_string(),
+            T::Int,
+        ),
+        (
+            "offsets.topic.num.partitions",
+            d.offsets_partitions.to_string(),
+            T::Int,
+        ),
+        (
+            "offset.metadata.max.bytes",
+            d.offset_metadata_max_bytes.to_string(),
+            T::Int,
+        ),
+        (
+            "offsets.retention.minutes",
+            (d.offsets_retention_ms / 60_000).to_string(),
+            T::Int,
+        ),
+        (
+            "offsets.retention.check.interval.ms",
+            d.offsets_retention_check_interval_ms.to_string(),
+            T::Long,
+        ),
+    ]
+}
+
 impl GroupConfig {
     /// Read from broker settings; unset or unparsable values keep Kafka's defaults.
     pub fn from_settings(s: &BTreeMap<String, String>) -> GroupConfig {
@@ -1328,15 +1394,17 @@ impl GroupCoordinator {
         req: HeartbeatIn,
         topics: &dyn Topics,
     ) -> Result<(HeartbeatOut, Option<DurableFuture>), E> {
+        // Kafka: an empty group id is an invalid request; a member that is not joining
+        // (epoch != 0) of a group that does not exist gets GROUP_ID_NOT_FOUND.
         if group_id.is_empty() {
-            return Err(E::InvalidGroupId);
+            return Err(E::InvalidRequest);
         }
         let (now, now_ms) = (Instant::now(), now_ms());
         let mut st = self.lock();
         match st.groups.get(group_id) {
             None => {
                 if req.member_epoch != 0 {
-                    return Err(E::UnknownMemberId);
+                    return Err(E::GroupIdNotFound);
                 }
                 if st.groups.len() >= self.cfg.max_groups {
                     return Err(E::CoordinatorNotAvailable);
@@ -1398,10 +1466,11 @@ impl GroupCoordinator {
                     .with_error_code(E::GroupIdNotFound.code())
                     .with_error_message(Some(sb("not a consumer group")))
             }
+            // Kafka: an unknown group has no state (empty), not Dead.
             None => {
                 return base
                     .with_error_code(E::GroupIdNotFound.code())
-                    .with_group_state(sb("Dead"))
+                    .with_error_message(Some(sb(&format!("Group {group_id} not found."))))
             }
         };
         let assignment = |parts: &std::collections::BTreeSet<(String, i32)>| {

@@ -21,18 +21,46 @@ pub async fn create_topics(
     version: i16,
 ) -> m::CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
+    // Kafka refuses every topic named twice in one request, with one result per name.
+    let duplicates = duplicate_names(req.topics.iter().map(|t| t.name.0.as_str()));
+    for name in &duplicates {
+        results.push(
+            m::create_topics_response::CreatableTopicResult::default()
+                .with_name(topic_name(name))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_error_message(Some(str_bytes("Duplicate topic name."))),
+        );
+    }
     for t in &req.topics {
         let name = t.name.0.to_string();
+        if duplicates.contains(&name) {
+            continue;
+        }
         let mut result = m::create_topics_response::CreatableTopicResult::default()
             .with_name(t.name.clone())
             .with_num_partitions(-1)
-            .with_replication_factor(-1);
+            .with_replication_factor(-1)
+            .with_error_message(None);
         let configs: Vec<(String, Option<String>)> = t
             .configs
             .iter()
             .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
             .collect();
-        let outcome = if !t.assignments.is_empty() {
+        let outcome = if !t.assignments.is_empty()
+            && (t.num_partitions != -1 || t.replication_factor != -1)
+        {
+            // Kafka's ReplicationControlManager: an assignment replaces both counts.
+            Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                if t.num_partitions != -1 {
+                    "A manual partition assignment was specified, but numPartitions was not set to -1."
+                } else {
+                    "A manual partition assignment was specified, but replicationFactor was not set to -1."
+                },
+            ))
+        } else if !t.assignments.is_empty() {
             // Manual replica assignment: only our own node can hold a replica.
             let bad = t
                 .assignments
@@ -100,6 +128,18 @@ pub async fn create_topics(
     m::CreateTopicsResponse::default().with_topics(results)
 }
 
+/// Names that occur more than once, each once, in first-seen order.
+fn duplicate_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut dups = Vec::new();
+    for n in names {
+        if !seen.insert(n) && !dups.iter().any(|d: &String| d == n) {
+            dups.push(n.to_string());
+        }
+    }
+    dups
+}
+
 pub async fn delete_topics(
     broker: &Broker,
     req: m::DeleteTopicsRequest,
@@ -161,7 +201,19 @@ pub async fn create_partitions(
     req: m::CreatePartitionsRequest,
 ) -> m::CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
+    let duplicates = duplicate_names(req.topics.iter().map(|t| t.name.0.as_str()));
+    for name in &duplicates {
+        results.push(
+            m::create_partitions_response::CreatePartitionsTopicResult::default()
+                .with_name(topic_name(name))
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_error_message(Some(str_bytes("Duplicate topic name."))),
+        );
+    }
     for t in &req.topics {
+        if duplicates.iter().any(|d| d == t.name.0.as_str()) {
+            continue;
+        }
         let mut r = m::create_partitions_response::CreatePartitionsTopicResult::default()
             .with_name(t.name.clone());
         let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
@@ -206,6 +258,16 @@ pub fn describe_configs(
                 .map(|k| k.iter().map(|s| s.to_string()).collect());
             let entries = match res.resource_type {
                 RESOURCE_TOPIC => match broker.topic_meta(&res.resource_name) {
+                    None if crate::topics::validate_topic_name(&res.resource_name).is_err() => {
+                        let why = crate::topics::validate_topic_name(&res.resource_name)
+                            .err()
+                            .unwrap_or_default();
+                        return base
+                            .with_error_code(ResponseError::InvalidTopicException.code())
+                            .with_error_message(Some(str_bytes(format!(
+                                "Topic name is invalid: {why}"
+                            ))));
+                    }
                     Some(meta) => topic_config::describe(
                         &meta.configs,
                         &broker.topic_defaults,
@@ -278,18 +340,70 @@ pub fn describe_configs(
     m::DescribeConfigsResponse::default().with_results(results)
 }
 
-/// The broker's own settings, read-only (Runnel has no dynamic broker configs).
+/// The broker's settings, read-only (Runnel has no dynamic broker configs): its own
+/// (`BROKER_SETTINGS`), the group coordinator's, the broker synonyms of the topic
+/// configs, and anything else it was given; given ones are STATIC_BROKER_CONFIG, the
+/// rest DEFAULT_CONFIG, as Kafka reports them.
 fn broker_config_entries(
     broker: &Broker,
     keys: Option<&[String]>,
 ) -> Vec<topic_config::ConfigEntry> {
-    broker
-        .config
-        .settings
-        .iter()
-        .filter(|(k, _)| keys.is_none_or(|keys| keys.iter().any(|x| x == *k)))
-        .map(|(k, v)| topic_config::ConfigEntry::static_broker(k, v))
+    use topic_config::ConfigType as T;
+    // name → (built-in default, type)
+    let mut known: BTreeMap<String, (Option<String>, T)> = BTreeMap::new();
+    for (name, default) in crate::config::BROKER_SETTINGS {
+        known.insert(
+            name.to_string(),
+            (Some(default.to_string()), broker_setting_type(name)),
+        );
+    }
+    for (name, default, ty) in crate::group::broker_config_defaults() {
+        known.insert(name.to_string(), (Some(default), ty));
+    }
+    for (name, default, ty) in topic_config::broker_synonym_defaults() {
+        known.entry(name.to_string()).or_insert((default, ty));
+    }
+    let settings = &broker.config.settings;
+    for name in settings.keys() {
+        known.entry(name.clone()).or_insert((None, T::Unknown));
+    }
+    known
+        .into_iter()
+        .filter(|(k, _)| keys.is_none_or(|keys| keys.iter().any(|x| x == k)))
+        .map(|(name, (default, ty))| {
+            let given = broker.config.explicit.contains(&name);
+            let value = if given {
+                settings.get(&name).cloned()
+            } else {
+                settings.get(&name).cloned().or_else(|| default.clone())
+            };
+            topic_config::ConfigEntry::broker(
+                &name,
+                value.as_deref(),
+                given,
+                default.as_deref(),
+                ty,
+            )
+        })
         .collect()
+}
+
+/// Kafka's types for the settings Runnel reads itself.
+fn broker_setting_type(name: &str) -> topic_config::ConfigType {
+    use topic_config::ConfigType as T;
+    match name {
+        "auto.create.topics.enable" | "delete.topic.enable" => T::Boolean,
+        "node.id"
+        | "num.partitions"
+        | "default.replication.factor"
+        | "socket.request.max.bytes"
+        | "max.connections"
+        | "queued.max.requests.per.connection"
+        | "fetch.max.bytes" => T::Int,
+        "queued.max.request.bytes" => T::Long,
+        "listeners" | "advertised.listeners" | "log.dirs" | "metrics.listener" => T::String,
+        _ => T::Unknown,
+    }
 }
 
 /// The same response shape exists in AlterConfigs and IncrementalAlterConfigs.

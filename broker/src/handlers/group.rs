@@ -68,6 +68,10 @@ pub async fn find_coordinator(
 }
 
 fn shape_join(mut resp: m::JoinGroupResponse, version: i16) -> m::JoinGroupResponse {
+    // Kafka leaves the protocol name null in an error answer (v7+ can say so).
+    if resp.error_code != 0 && resp.protocol_name.as_deref().is_some_and(|p| p.is_empty()) {
+        resp.protocol_name = None;
+    }
     if version < 7 && resp.protocol_name.is_none() {
         resp.protocol_name = Some(str_bytes(""));
     }
@@ -404,6 +408,12 @@ pub fn describe_groups(broker: &Broker, r: m::DescribeGroupsRequest, version: i1
                 .with_group_id(id.clone())
                 .with_group_state(str_bytes("Dead")),
         })
+        .map(|g| {
+            g.with_authorized_operations(super::authorized_operations(
+                r.include_authorized_operations,
+                super::GROUP_OPERATIONS,
+            ))
+        })
         .collect();
     m::DescribeGroupsResponse::default()
         .with_groups(groups)
@@ -474,14 +484,17 @@ pub async fn offset_delete(broker: &Broker, r: m::OffsetDeleteRequest) -> Respon
                 .topics
                 .iter()
                 .map(|t| {
-                    let exists = broker.topic_meta(&t.name).is_some();
+                    let partitions = broker.topic_meta(&t.name).map_or(0, |m| m.partitions);
                     m::offset_delete_response::OffsetDeleteResponseTopic::default()
                         .with_name(t.name.clone())
                         .with_partitions(
                             t.partitions
                                 .iter()
                                 .map(|p| {
+                                    // Kafka: a partition the topic does not have is
+                                    // unknown, like a topic that does not exist.
                                     let code = codes.next().unwrap_or(0);
+                                    let exists = (0..partitions).contains(&p.partition_index);
                                     let code = if exists || code != 0 {
                                         code
                                     } else {
@@ -511,12 +524,13 @@ pub async fn consumer_group_heartbeat(
     peer: SocketAddr,
 ) -> ResponseBody {
     use crate::group::consumer::HeartbeatIn;
+    // Kafka's error answer carries only the code and message (no member id, epoch 0).
     let err = |e: E, msg: Option<&str>| -> ResponseBody {
         m::ConsumerGroupHeartbeatResponse::default()
             .with_error_code(e.code())
             .with_error_message(msg.map(str_bytes))
-            .with_member_id(Some(r.member_id.clone()))
-            .with_member_epoch(-1)
+            .with_member_id(None)
+            .with_member_epoch(0)
             .into()
     };
     let regex = r.subscribed_topic_regex.as_ref().map(|s| s.to_string());
@@ -591,7 +605,12 @@ pub async fn consumer_group_heartbeat(
             m::ConsumerGroupHeartbeatResponse::default()
                 .with_member_id(Some(str_bytes(out.member_id)))
                 .with_member_epoch(out.member_epoch)
-                .with_heartbeat_interval_ms(out.heartbeat_interval_ms)
+                // A member that left (epoch -1, or -2 for a static one) has no interval.
+                .with_heartbeat_interval_ms(if out.member_epoch < 0 {
+                    0
+                } else {
+                    out.heartbeat_interval_ms
+                })
                 .with_assignment(assignment)
                 .into()
         }
@@ -605,7 +624,15 @@ pub fn consumer_group_describe(
     let groups = r
         .group_ids
         .iter()
-        .map(|g| broker.groups.consumer_describe(g))
+        .map(|g| {
+            // A group that is not found has no operations to report.
+            let d = broker.groups.consumer_describe(g);
+            let ops = super::authorized_operations(
+                r.include_authorized_operations && d.error_code == 0,
+                super::GROUP_OPERATIONS,
+            );
+            d.with_authorized_operations(ops)
+        })
         .collect();
     m::ConsumerGroupDescribeResponse::default()
         .with_groups(groups)

@@ -39,7 +39,7 @@ pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr) -> Opti
         RequestBody::IncrementalAlterConfigs(r) => {
             admin::incremental_alter_configs(broker, r).await.into()
         }
-        RequestBody::DescribeCluster(_) => describe_cluster(broker).into(),
+        RequestBody::DescribeCluster(r) => describe_cluster(broker, &r).into(),
         RequestBody::DescribeLogDirs(r) => admin::describe_log_dirs(broker, r).into(),
         RequestBody::InitProducerId(r) => admin::init_producer_id(broker, r).into(),
         RequestBody::FindCoordinator(r) => group::find_coordinator(broker, r, version).await,
@@ -132,6 +132,7 @@ fn partition_metadata(
 }
 
 async fn metadata(broker: &Broker, req: m::MetadataRequest, version: i16) -> m::MetadataResponse {
+    let topic_ops = version >= 8 && req.include_topic_authorized_operations;
     let mut topics = Vec::new();
     match req.topics {
         // v0: an empty list means all topics; v1+: null means all.
@@ -173,6 +174,11 @@ async fn metadata(broker: &Broker, req: m::MetadataRequest, version: i16) -> m::
                 );
             }
         }
+    }
+    // Kafka reports the topic operations for every topic asked about, even one it
+    // does not have.
+    for t in &mut topics {
+        t.topic_authorized_operations = authorized_operations(topic_ops, TOPIC_OPERATIONS);
     }
     let mut resp = m::MetadataResponse::default()
         .with_brokers(vec![broker_entry(broker)])
@@ -234,9 +240,37 @@ async fn topic_metadata(
         .with_partitions(partition_metadata(broker, name, meta.partitions))
 }
 
-fn describe_cluster(broker: &Broker) -> m::DescribeClusterResponse {
+/// Authorized operations (KIP-430) as Kafka reports them without an authorizer: every
+/// operation the resource type has, as a bit per `AclOperation` code. Runnel has no ACLs.
+/// Cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
+/// IDEMPOTENT_WRITE.
+pub(crate) const CLUSTER_OPERATIONS: i32 =
+    1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
+/// Topic: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+pub(crate) const TOPIC_OPERATIONS: i32 =
+    1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
+/// Group: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+pub(crate) const GROUP_OPERATIONS: i32 = 1 << 3 | 1 << 6 | 1 << 8 | 1 << 10 | 1 << 11;
+
+/// The authorized operations field: the set when asked for, else "not provided".
+pub(crate) fn authorized_operations(asked: bool, all: i32) -> i32 {
+    if asked {
+        all
+    } else {
+        i32::MIN
+    }
+}
+
+fn describe_cluster(
+    broker: &Broker,
+    req: &m::DescribeClusterRequest,
+) -> m::DescribeClusterResponse {
     let (host, port) = broker.advertised();
     m::DescribeClusterResponse::default()
+        .with_cluster_authorized_operations(authorized_operations(
+            req.include_cluster_authorized_operations,
+            CLUSTER_OPERATIONS,
+        ))
         .with_cluster_id(str_bytes(broker.cluster_id()))
         .with_controller_id(BrokerId(broker.node_id()))
         .with_brokers(vec![

@@ -51,21 +51,32 @@ pub fn append(broker: &Broker, req: m::ProduceRequest, _version: i16) -> Option<
                 .with_index(pd.index)
                 .with_base_offset(-1);
             let outcome = if !valid_acks {
-                Err((ResponseError::InvalidRequiredAcks, None))
+                Err((ResponseError::InvalidRequiredAcks, None, vec![]))
             } else if req.transactional_id.is_some() {
                 Err((
                     ResponseError::TransactionalIdAuthorizationFailed,
                     Some("transactions are not supported".to_string()),
+                    vec![],
                 ))
             } else {
                 match broker.partition(&topic.name.0, pd.index) {
-                    None => Err((ResponseError::UnknownTopicOrPartition, None)),
+                    None => Err((ResponseError::UnknownTopicOrPartition, None, vec![])),
                     Some(p) => match &pd.records {
                         None => Err((
                             ResponseError::CorruptMessage,
                             Some("no records".to_string()),
+                            vec![],
                         )),
-                        Some(records) => match p.append(records, now) {
+                        Some(records) => match p.append(records, now).map_err(|e| {
+                            // Kafka's record validation errors (RecordValidationException)
+                            // carry the log start offset; the others do not.
+                            let start = matches!(
+                                e,
+                                AppendError::InvalidTimestamp(_) | AppendError::InvalidRecord(_)
+                            )
+                            .then(|| p.log.lock().log_start_offset() as i64);
+                            (e, start)
+                        }) {
                             Ok(a) => {
                                 if !a.duplicate {
                                     p.metrics.record_in(
@@ -75,7 +86,12 @@ pub fn append(broker: &Broker, req: m::ProduceRequest, _version: i16) -> Option<
                                 }
                                 Ok((p, a))
                             }
-                            Err(e) => Err(append_error(&e)),
+                            Err((e, start)) => {
+                                if let Some(start) = start {
+                                    resp = resp.with_log_start_offset(start);
+                                }
+                                Err(append_error(&e))
+                            }
                         },
                     },
                 }
@@ -101,10 +117,11 @@ pub fn append(broker: &Broker, req: m::ProduceRequest, _version: i16) -> Option<
                         waits.push((responses.len(), partitions.len(), p, last_offset + 1));
                     }
                 }
-                Err((code, message)) => {
+                Err((code, message, record_errors)) => {
                     resp = resp
                         .with_error_code(code.code())
-                        .with_error_message(message.map(super::str_bytes));
+                        .with_error_message(message.map(super::str_bytes))
+                        .with_record_errors(record_errors);
                 }
             }
             partitions.push(resp);
@@ -142,17 +159,31 @@ impl PendingAcks {
     }
 }
 
-fn append_error(e: &AppendError) -> (ResponseError, Option<String>) {
+type RecordErrors = Vec<m::produce_response::BatchIndexAndErrorMessage>;
+
+fn append_error(e: &AppendError) -> (ResponseError, Option<String>, RecordErrors) {
+    let plain = |code, message: String| (code, Some(message), Vec::new());
     match e {
-        AppendError::Storage(s) => (storage_error_code(s), Some(s.to_string())),
-        AppendError::Producer(p) => (p.response_error(), Some(p.to_string())),
-        AppendError::Corrupt(why) => (ResponseError::CorruptMessage, Some(why.clone())),
-        AppendError::InvalidRecord(why) => (ResponseError::InvalidRecord, Some(why.clone())),
-        AppendError::MultipleBatches(n) => (
+        AppendError::Storage(s) => plain(storage_error_code(s), s.to_string()),
+        AppendError::Producer(p) => plain(p.response_error(), p.to_string()),
+        AppendError::Corrupt(why) => plain(ResponseError::CorruptMessage, why.clone()),
+        AppendError::InvalidRecord(why) => plain(ResponseError::InvalidRecord, why.clone()),
+        AppendError::MultipleBatches(n) => plain(
             ResponseError::InvalidRecord,
-            Some(format!(
-                "{n} record batches for one partition; exactly one is allowed"
-            )),
+            format!("{n} record batches for one partition; exactly one is allowed"),
+        ),
+        // Kafka's wording, and one record error per refused record.
+        AppendError::InvalidTimestamp(records) => (
+            ResponseError::InvalidTimestamp,
+            Some("One or more records have been rejected due to invalid timestamp".into()),
+            records
+                .iter()
+                .map(|(i, msg)| {
+                    m::produce_response::BatchIndexAndErrorMessage::default()
+                        .with_batch_index(*i)
+                        .with_batch_index_error_message(Some(super::str_bytes(msg.clone())))
+                })
+                .collect(),
         ),
     }
 }
