@@ -49,7 +49,9 @@ function statsProducer(config) {
 async function startConsumer(config, topic, eachMessage) {
   const consumer = kafka.consumer({
     ...config,
-    kafkaJS: { fromBeginning: true, maxWaitTimeInMs: 200, ...config.kafkaJS },
+    // The KafkaJS-style consumer lets its metadata requests auto-create topics by default;
+    // none of these needs it, and a late refresh could bring a deleted topic back.
+    kafkaJS: { fromBeginning: true, maxWaitTimeInMs: 200, allowAutoTopicCreation: false, ...config.kafkaJS },
   });
   await consumer.connect();
   await consumer.subscribe({ topics: [topic] });
@@ -64,7 +66,10 @@ async function startConsumer(config, topic, eachMessage) {
 // (librdkafka's RD_KAFKA_OFFSET_INVALID: the broker's -1).
 runCheck('confluent-kafka-javascript', 300000, async (step) => {
   console.log(`  librdkafka ${confluent.librdkafkaVersion}, features: ${confluent.features.join(',')}`);
-  const admin = kafka.admin();
+  // librdkafka's admin handle is a producer underneath, which by default lets a metadata
+  // refresh for a topic it has looked up auto-create it: after deleteTopics, Kafka
+  // (auto.create.topics.enable=true) then brings a deleted topic back with 1 partition.
+  const admin = kafka.admin({ 'allow.auto.create.topics': false });
   await admin.connect();
   let nodeId;
 
@@ -145,7 +150,7 @@ runCheck('confluent-kafka-javascript', 300000, async (step) => {
   });
 
   await step(`default producer (acks=all, not idempotent), gzip: ${N} records with keys, headers, timestamps`, async () => {
-    const producer = statsProducer({ kafkaJS: { compression: CompressionTypes.GZIP } });
+    const producer = statsProducer({ kafkaJS: { compression: CompressionTypes.GZIP, allowAutoTopicCreation: false } });
     await producer.connect();
     for (let p = 0; p < 3; p++) {
       const messages = [];
@@ -173,6 +178,7 @@ runCheck('confluent-kafka-javascript', 300000, async (step) => {
   for (const codec of codecs) {
     const topic = `ckjs-${codec}-${run}`;
     await step(`idempotent producer, ${codec}: 1000 keyed records round-trip, order kept per key`, async () => {
+      // The topic does not exist yet: the producer's first metadata request auto-creates it.
       const producer = statsProducer({ kafkaJS: { idempotent: true, compression: CompressionTypes[codec.toUpperCase()] } });
       await producer.connect();
       const sent = [];
@@ -315,7 +321,7 @@ runCheck('confluent-kafka-javascript', 300000, async (step) => {
   const kip848 = (extra = {}) => ({ 'group.protocol': 'consumer', kafkaJS: { groupId: GQ, ...extra } });
   const QN = 400;
   await step(`KIP-848 setup: ${QN} records on ${Q} (4 partitions), i -> partition i % 4`, async () => {
-    const producer = kafka.producer({ kafkaJS: { idempotent: true, compression: CompressionTypes.LZ4 } });
+    const producer = kafka.producer({ kafkaJS: { idempotent: true, compression: CompressionTypes.LZ4, allowAutoTopicCreation: false } });
     await producer.connect();
     for (let p = 0; p < 4; p++) {
       const messages = [];
@@ -376,7 +382,7 @@ runCheck('confluent-kafka-javascript', 300000, async (step) => {
     }, 30000);
     assert.deepEqual([...split[0], ...split[1]].sort(), [0, 1, 2, 3]);
     // Records produced after the split go to their partition's owner only.
-    const producer = kafka.producer();
+    const producer = kafka.producer({ kafkaJS: { allowAutoTopicCreation: false } });
     await producer.connect();
     for (let p = 0; p < 4; p++) {
       const messages = [];
@@ -430,10 +436,12 @@ runCheck('confluent-kafka-javascript', 300000, async (step) => {
       (e) => e.code === confluent.CODES.ERRORS.ERR_UNKNOWN_TOPIC_OR_PART);
     const topics = [T, P, Q, ...codecs.map((c) => `ckjs-${c}-${run}`)];
     await admin.deleteTopics({ topics });
+    let left = topics;
     await waitFor('topics gone from listTopics', async () => {
       const now = await admin.listTopics();
-      return !topics.some((t) => now.includes(t));
-    });
+      left = topics.filter((t) => now.includes(t));
+      return left.length === 0;
+    }, 30000).catch((e) => { throw new Error(`${e.message}; still listed: ${left}`); });
   });
 
   await admin.disconnect();

@@ -169,8 +169,11 @@ runCheck('kafkajs', 240000, async (step) => {
     });
     assert.equal(r.resources.length, 1);
     assert.equal(r.resources[0].errorCode, 0);
-    const c = await topicConfigs(P, ['cleanup.policy', 'max.message.bytes', 'retention.ms']);
-    assert.equal(c['cleanup.policy'].configValue, 'compact');
+    // Kafka's brokers learn the change from the controller's log a moment later.
+    const c = await waitFor('the new configs in describeConfigs', async () => {
+      const now = await topicConfigs(P, ['cleanup.policy', 'max.message.bytes', 'retention.ms']);
+      return now['cleanup.policy'].configValue === 'compact' && now;
+    }, 10000);
     assert.equal(c['max.message.bytes'].configValue, '200000');
     // AlterConfigs (not incremental) sets the whole set: the retention.ms override is gone.
     assert.equal(c['retention.ms'].configValue, '604800000');
@@ -428,10 +431,12 @@ runCheck('kafkajs', 240000, async (step) => {
 
   await step('admin.deleteTopics removes the topics', async () => {
     await admin.deleteTopics({ topics: [T, K, P] });
+    let left = [T, K, P];
     await waitFor('topics gone from listTopics', async () => {
       const topics = await admin.listTopics();
-      return ![T, K, P].some((t) => topics.includes(t));
-    });
+      left = [T, K, P].filter((t) => topics.includes(t));
+      return left.length === 0;
+    }, 30000).catch((e) => { throw new Error(`${e.message}; still listed: ${left}`); });
     await rejects('metadata of a deleted topic', admin.fetchTopicMetadata({ topics: [T] }),
       (e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION');
   });
