@@ -5,14 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages as m;
+use kafka_protocol::ResponseError;
 use runnel_protocol::api::StrBytes;
 use tokio::sync::Mutex;
 
 use crate::connection::{Connection, ConnectionConfig, FromResponse};
 use crate::error::{check, Error, Result};
-
-pub(crate) const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const LEADER_NOT_AVAILABLE: i16 = 5;
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -304,13 +302,19 @@ impl Client {
     }
 
     /// Metadata of `topic` as a producer looks it up: a missing topic is auto-created
-    /// when the broker allows it (Java's producer and librdkafka do the same), and a new
-    /// topic's partitions are waited for while they have no leader yet.
+    /// when the broker allows it (Java's producer and librdkafka do the same).
     pub async fn topic_for_produce(&self, topic: &str) -> Result<TopicMeta> {
         match self.topic(topic).await {
-            Err(Error::Kafka { code, .. }) if code == UNKNOWN_TOPIC_OR_PARTITION => {}
-            other => return other,
+            Err(e) if e.code() == Some(ResponseError::UnknownTopicOrPartition.code()) => {
+                self.auto_create_topic(topic).await
+            }
+            other => other,
         }
+    }
+
+    /// Ask the broker to create `topic` (it decides by `auto.create.topics.enable`), and
+    /// wait while a new topic's partitions have no leader yet.
+    pub(crate) async fn auto_create_topic(&self, topic: &str) -> Result<TopicMeta> {
         let mut backoff = Duration::from_millis(50);
         let mut attempts = 0;
         loop {
@@ -321,8 +325,8 @@ impl Client {
                 .ok_or_else(|| Error::Other(format!("no metadata for topic {topic}")))?;
             let leaderless =
                 meta.partitions.is_empty() || meta.partitions.iter().any(|p| p.leader < 0);
-            let settling =
-                meta.error_code == LEADER_NOT_AVAILABLE || (meta.error_code == 0 && leaderless);
+            let settling = meta.error_code == ResponseError::LeaderNotAvailable.code()
+                || (meta.error_code == 0 && leaderless);
             if !settling || attempts >= 20 {
                 check(meta.error_code, None, || {
                     format!("metadata for topic {topic}")

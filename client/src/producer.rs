@@ -36,7 +36,7 @@ use runnel_protocol::records::build_batch;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::client::{topic_name, Client, UNKNOWN_TOPIC_OR_PARTITION};
+use crate::client::{topic_name, Client};
 use crate::error::{Error, Result};
 use crate::partitioner::partition_for_key;
 use crate::TopicPartition;
@@ -284,7 +284,10 @@ impl Producer {
         };
         let partition = match record.partition {
             Some(p) => {
-                self.partition_count(&record.topic).await?;
+                // Only to have a missing topic created; the leader lookup checks `p`.
+                if self.config.allow_auto_create_topics {
+                    self.partition_count(&record.topic).await?;
+                }
                 p
             }
             None => {
@@ -316,10 +319,11 @@ impl Producer {
     /// auto-create it.
     async fn partition_count(&self, topic: &str) -> Result<i32> {
         match self.client.partition_count(topic).await {
-            Err(Error::Kafka { code, .. })
-                if code == UNKNOWN_TOPIC_OR_PARTITION && self.config.allow_auto_create_topics =>
+            Err(e)
+                if self.config.allow_auto_create_topics
+                    && e.code() == Some(ResponseError::UnknownTopicOrPartition.code()) =>
             {
-                Ok(self.client.topic_for_produce(topic).await?.partitions.len() as i32)
+                Ok(self.client.auto_create_topic(topic).await?.partitions.len() as i32)
             }
             other => Ok(other? as i32),
         }

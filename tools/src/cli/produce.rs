@@ -97,9 +97,9 @@ pub(crate) async fn run(ctx: &Ctx, a: ProduceArgs) -> CliResult<()> {
     // As a producer would: the broker creates a missing topic if it allows that. If it
     // does not, topic_partitions says so (with a "did you mean").
     match ctx.client.topic_for_produce(&a.topic).await {
-        Ok(_) => {}
-        Err(runnel_client::Error::Kafka { code: 3, .. }) => {}
-        Err(e) => return Err(e.into()),
+        // 3: UNKNOWN_TOPIC_OR_PARTITION.
+        Err(e) if e.code() != Some(3) => return Err(e.into()),
+        _ => {}
     }
     topic_partitions(ctx, &a.topic, &only).await?;
     let headers: Vec<(String, Option<Vec<u8>>)> = a
