@@ -578,17 +578,7 @@ func franzKIP848Check(bootstrap string) {
 	created, err := adm.CreateTopics(ctx, 4, 1, nil, topic)
 	must(err, "CreateTopics")
 	must(created[topic].Err, "CreateTopics")
-	prod := franzClient(bootstrap, kgo.DefaultProduceTopic(topic))
-	var recs []*kgo.Record
-	for i := 0; i < 240; i++ {
-		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: compressible(i)})
-	}
-	must(prod.ProduceSync(ctx, recs...).FirstErr(), "ProduceSync")
-	prod.Close()
-	var want []sent
-	for _, r := range recs {
-		want = append(want, sent{key: string(r.Key), partition: r.Partition, offset: r.Offset})
-	}
+	want := produceKeyed(ctx, bootstrap, topic, 240)
 	ok("kgo produced %d records to %s (4 partitions)", len(want), topic)
 
 	for _, b := range []struct {
@@ -664,17 +654,7 @@ func franzKIP848TwoMembers(ctx context.Context, bootstrap string, adm *kadm.Clie
 	expect(len(owner) == 4, "assigned partitions %v, want all 4", owner)
 	ok("KIP-848 group %s: two members, the broker's %s assignor gave each two partitions %v at group epoch %d", group, g.AssignorName, owner, g.Epoch)
 
-	prod := franzClient(bootstrap, kgo.DefaultProduceTopic(topic))
-	var recs []*kgo.Record
-	for i := 0; i < 200; i++ {
-		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: compressible(i)})
-	}
-	must(prod.ProduceSync(ctx, recs...).FirstErr(), "ProduceSync")
-	prod.Close()
-	var want []sent
-	for _, r := range recs {
-		want = append(want, sent{key: string(r.Key), partition: r.Partition, offset: r.Offset})
-	}
+	want := produceKeyed(ctx, bootstrap, topic, 200)
 	got := map[tp][]int64{}
 	total := 0
 	for total < len(want) {
@@ -692,4 +672,21 @@ func franzKIP848TwoMembers(ctx context.Context, bootstrap string, adm *kadm.Clie
 	}
 	exactlyOnce("group "+group, want, got, topic)
 	ok("KIP-848 group %s: the two members read the %d records once between them, each only its own partitions", group, len(want))
+}
+
+// produceKeyed sends n keyed records (keys k0..kN-1, compressible values) to topic with
+// kgo's default producer and returns where each landed.
+func produceKeyed(ctx context.Context, bootstrap, topic string, n int) []sent {
+	prod := franzClient(bootstrap, kgo.DefaultProduceTopic(topic))
+	defer prod.Close()
+	var recs []*kgo.Record
+	for i := 0; i < n; i++ {
+		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: compressible(i)})
+	}
+	must(prod.ProduceSync(ctx, recs...).FirstErr(), "ProduceSync")
+	var want []sent
+	for _, r := range recs {
+		want = append(want, sent{key: string(r.Key), partition: r.Partition, offset: r.Offset})
+	}
+	return want
 }
