@@ -11,7 +11,9 @@
 
 const confluent = require('@confluentinc/kafka-javascript');
 const { Kafka, logLevel, CompressionTypes, ConsumerGroupStates, ConsumerGroupTypes } = confluent.KafkaJS;
-const { assert, bootstrapFromArgs, runCheck, sleep, waitFor, rejects, byPartition } = require('./lib');
+const {
+  assert, bootstrapFromArgs, runCheck, sleep, waitFor, rejects, byPartition, str, testRecord, assertRecordsWhole,
+} = require('./lib');
 
 const bootstrap = bootstrapFromArgs();
 const run = `${Date.now().toString(36)}${process.pid}`;
@@ -28,7 +30,6 @@ const base = Date.now() - 3600 * 1000;
 const CLIENT_ID = 'runnel-compat-confluent';
 
 const kafka = new Kafka({ kafkaJS: { brokers: [bootstrap], clientId: CLIENT_ID, logLevel: logLevel.WARN } });
-const str = (b) => (b === null || b === undefined ? b : b.toString());
 
 // A producer whose librdkafka statistics (JSON, every 100 ms) land in `stats`.
 function statsProducer(config) {
@@ -142,12 +143,7 @@ runCheck('confluent-kafka-javascript', 300000, async (step) => {
   });
 
   // --- produce ---------------------------------------------------------------------
-  const record = (i) => ({
-    key: `k${i}`,
-    value: `v${i} ${'payload '.repeat(20)}`,
-    timestamp: String(base + i),
-    headers: { i: String(i), src: 'confluent', multi: ['a', 'b'] },
-  });
+  const record = testRecord(base, 'confluent');
 
   await step(`default producer (acks=all, not idempotent), gzip: ${N} records with keys, headers, timestamps`, async () => {
     const producer = statsProducer({ kafkaJS: { compression: CompressionTypes.GZIP, allowAutoTopicCreation: false } });
@@ -241,22 +237,7 @@ runCheck('confluent-kafka-javascript', 300000, async (step) => {
     assert.equal(g.coordinator.id, nodeId);
     await consumer.disconnect();
 
-    for (const { partition, offset, message } of seenA) {
-      if (partition === 0 && offset === 100) {
-        assert.equal(str(message.key), '');
-        assert.equal(message.value, null);
-        continue;
-      }
-      const i = offset * 3 + partition;
-      const want = record(i);
-      assert.equal(str(message.key), want.key);
-      assert.equal(str(message.value), want.value);
-      assert.equal(message.timestamp, want.timestamp);
-      assert.deepEqual(Object.keys(message.headers).sort(), ['i', 'multi', 'src']);
-      assert.equal(str(message.headers.i), String(i));
-      assert.equal(str(message.headers.src), 'confluent');
-      assert.deepEqual(message.headers.multi.map(str), ['a', 'b']);
-    }
+    assertRecordsWhole(seenA, record, 'confluent');
   });
 
   const committedA = [0, 0, 0];

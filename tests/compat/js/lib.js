@@ -86,4 +86,38 @@ async function rejects(what, promise, match) {
 
 const byPartition = (arr) => [...arr].sort((a, b) => a.partition - b.partition);
 
-module.exports = { assert, bootstrapFromArgs, runCheck, sleep, waitFor, rejects, byPartition };
+const str = (b) => (b === null || b === undefined ? b : b.toString());
+
+// The records both checks produce: record i goes to partition i % 3 at offset
+// floor(i / 3), with keys, a timestamp and headers (one repeated); `src` names the client.
+const testRecord = (base, src) => (i) => ({
+  key: `k${i}`,
+  value: `v${i} ${'payload '.repeat(20)}`,
+  timestamp: String(base + i),
+  headers: { i: String(i), src, multi: ['a', 'b'] },
+});
+
+// Every record consumed is the one produced, whole: key, value, timestamp, headers. The
+// record at partition 0, offset 100 is the empty-key null-value one.
+function assertRecordsWhole(seen, record, src) {
+  for (const { partition, offset, message } of seen) {
+    if (partition === 0 && offset === 100) {
+      assert.equal(str(message.key), '');
+      assert.equal(message.value, null);
+      continue;
+    }
+    const i = offset * 3 + partition;
+    const want = record(i);
+    assert.equal(str(message.key), want.key);
+    assert.equal(str(message.value), want.value);
+    assert.equal(message.timestamp, want.timestamp);
+    assert.deepEqual(Object.keys(message.headers).sort(), ['i', 'multi', 'src']);
+    assert.equal(str(message.headers.i), String(i));
+    assert.equal(str(message.headers.src), src);
+    assert.deepEqual(message.headers.multi.map(str), ['a', 'b']);
+  }
+}
+
+module.exports = {
+  assert, bootstrapFromArgs, runCheck, sleep, waitFor, rejects, byPartition, str, testRecord, assertRecordsWhole,
+};
