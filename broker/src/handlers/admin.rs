@@ -358,7 +358,7 @@ pub async fn incremental_alter_configs(
             match broker.topic_meta(&res.resource_name) {
                 None => Err(ApiError::new(
                     ResponseError::UnknownTopicOrPartition,
-                    format!("Topic {} does not exist", &*res.resource_name),
+                    format!("The topic '{}' does not exist.", &*res.resource_name),
                 )),
                 Some(meta) => {
                     let ops: Result<Vec<_>, ApiError> = res
