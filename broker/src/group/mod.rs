@@ -1378,14 +1378,18 @@ impl GroupCoordinator {
         let st = self.lock();
         let g = match st.groups.get(group_id) {
             Some(Group::Consumer(g)) => g,
+            // Kafka's messages; admin clients show them as they are.
             Some(Group::Classic(_)) => {
                 return base
                     .with_error_code(E::GroupIdNotFound.code())
-                    .with_error_message(Some(sb("not a consumer group")))
+                    .with_error_message(Some(sb(&format!(
+                        "Group {group_id} is not a consumer group."
+                    ))))
             }
             None => {
                 return base
                     .with_error_code(E::GroupIdNotFound.code())
+                    .with_error_message(Some(sb(&format!("Group {group_id} not found."))))
                     .with_group_state(sb("Dead"))
             }
         };

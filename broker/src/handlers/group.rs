@@ -26,8 +26,15 @@ pub async fn find_coordinator(
         match key_type {
             GROUP if !key.is_empty() => (0, node, host.clone(), port as i32),
             GROUP => (E::InvalidRequest.code(), -1, String::new(), -1),
-            // Transactions are not implemented: there is no transaction coordinator.
-            1 => (E::CoordinatorNotAvailable.code(), -1, String::new(), -1),
+            // Transactions are not implemented: there is no transaction coordinator. A
+            // retriable error here had admin clients (kafka-transactions describe) retry
+            // for their whole timeout; this one fails them at once, as InitProducerId does.
+            1 => (
+                E::TransactionalIdAuthorizationFailed.code(),
+                -1,
+                String::new(),
+                -1,
+            ),
             _ => (E::InvalidRequest.code(), -1, String::new(), -1),
         }
     };
@@ -392,9 +399,18 @@ pub fn describe_groups(broker: &Broker, r: m::DescribeGroupsRequest, version: i1
                 }
                 d
             }
-            None => m::describe_groups_response::DescribedGroup::default()
-                .with_group_id(id.clone())
-                .with_group_state(str_bytes("Dead")),
+            None => {
+                let dead = m::describe_groups_response::DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_group_state(str_bytes("Dead"));
+                // v6 (KIP-1043) says so with an error, as Kafka does.
+                if version >= 6 {
+                    dead.with_error_code(E::GroupIdNotFound.code())
+                        .with_error_message(Some(str_bytes(format!("Group {} not found.", &**id))))
+                } else {
+                    dead
+                }
+            }
         })
         .collect();
     m::DescribeGroupsResponse::default()
