@@ -2,8 +2,9 @@
 //! with the tools themselves by tests/compat/kafka_tools.sh): DescribeTopicPartitions
 //! (kafka-topics --describe), the ACL APIs without an authorizer (kafka-acls), the
 //! transaction coordinator lookup (kafka-transactions), missing and mistyped groups in
-//! DescribeGroups v6 and ConsumerGroupDescribe (kafka-consumer-groups), and Kafka's error
-//! messages for topic and config administration.
+//! DescribeGroups v6 and ConsumerGroupDescribe (kafka-consumer-groups), Kafka's error
+//! messages for topic and config administration, and the sources of broker configs
+//! (kafka-configs --describe --entity-type brokers --all).
 
 use kafka_protocol::messages::{self as m, BrokerId, GroupId, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -469,5 +470,69 @@ async fn topic_and_config_errors_carry_kafkas_messages() {
             ("compression.type".to_string(), "producer".to_string()),
             ("segment.bytes".to_string(), "104857600".to_string()),
         ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_configs_tell_settings_from_defaults() {
+    let broker = TestBroker::start_with(runnel_suite::BrokerOptions {
+        extra_args: vec!["--set".into(), "max.connections=500".into()],
+        ..Default::default()
+    });
+    let conn = connect(&broker).await;
+    let req = m::DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![
+            m::describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(s("1"))
+                .with_configuration_keys(Some(vec![s("max.connections"), s("fetch.max.bytes")])),
+        ]);
+    let ResponseBody::DescribeConfigs(r) = send(&conn, req, 4).await else {
+        panic!("not a DescribeConfigs response")
+    };
+    let entry = |name: &str| {
+        let c = r.results[0]
+            .configs
+            .iter()
+            .find(|c| &*c.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", r.results[0].configs));
+        let synonyms: Vec<(String, String, i8)> = c
+            .synonyms
+            .iter()
+            .map(|y| {
+                (
+                    y.name.to_string(),
+                    y.value.as_deref().unwrap_or("").to_string(),
+                    y.source,
+                )
+            })
+            .collect();
+        (
+            c.value.as_deref().unwrap_or("").to_string(),
+            c.config_source,
+            synonyms,
+        )
+    };
+    // Set: STATIC_BROKER_CONFIG (4), then the built-in default (DEFAULT_CONFIG, 5).
+    assert_eq!(
+        entry("max.connections"),
+        (
+            "500".to_string(),
+            4,
+            vec![
+                ("max.connections".to_string(), "500".to_string(), 4),
+                ("max.connections".to_string(), "20000".to_string(), 5),
+            ]
+        )
+    );
+    // Not set: the default, as a default.
+    assert_eq!(
+        entry("fetch.max.bytes"),
+        (
+            "57671680".to_string(),
+            5,
+            vec![("fetch.max.bytes".to_string(), "57671680".to_string(), 5)]
+        )
     );
 }

@@ -33,6 +33,9 @@ pub const BROKER_SETTINGS: &[(&str, &str)] = &[
 pub struct BrokerConfig {
     /// Every setting by its Kafka name, defaults included.
     pub settings: BTreeMap<String, String>,
+    /// The names in `settings` that were set (file, environment or command line), not
+    /// built-in defaults: DescribeConfigs reports the two with different sources.
+    pub explicit: std::collections::BTreeSet<String>,
     pub node_id: i32,
     pub listener: String,
     /// `host:port` clients are told to connect to; empty means the bound address.
@@ -86,6 +89,7 @@ impl BrokerConfig {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let metrics_listener_configured = overrides.contains_key("metrics.listener");
+        let explicit = overrides.keys().cloned().collect();
         settings.extend(overrides);
         let get = |name: &str| settings.get(name).cloned().unwrap_or_default();
         let listener = strip_scheme(&get("listeners")).to_string();
@@ -150,6 +154,7 @@ impl BrokerConfig {
             metrics_listener,
             metrics_listener_configured,
             settings,
+            explicit,
         };
         let rf: i32 = parse(&cfg.settings, "default.replication.factor")?;
         if rf != 1 {

@@ -288,7 +288,28 @@ fn broker_config_entries(
         .settings
         .iter()
         .filter(|(k, _)| keys.is_none_or(|keys| keys.iter().any(|x| x == *k)))
-        .map(|(k, v)| topic_config::ConfigEntry::static_broker(k, v))
+        .map(|(k, v)| {
+            let mut e = topic_config::ConfigEntry::static_broker(k, v);
+            let default = crate::config::BROKER_SETTINGS
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, d)| *d);
+            // As Kafka reports its broker configs: a built-in default is DEFAULT_CONFIG;
+            // a setting is STATIC_BROKER_CONFIG, with the default it replaced after it.
+            let default_synonym = |value: &str| topic_config::ConfigSynonym {
+                name: k.clone(),
+                value: Some(value.to_string()),
+                source: topic_config::ConfigSource::DefaultConfig,
+            };
+            if !broker.config.explicit.contains(k) {
+                e.source = topic_config::ConfigSource::DefaultConfig;
+                e.is_default = true;
+                e.synonyms = vec![default_synonym(v)];
+            } else if let Some(d) = default {
+                e.synonyms.push(default_synonym(d));
+            }
+            e
+        })
         .collect()
 }
 
