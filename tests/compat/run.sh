@@ -36,6 +36,7 @@ run kcat bash "$here/kcat.sh"
 run confluent-kafka "$PYTHON" "$here/confluent_kafka_check.py"
 run kafka-python "$PYTHON" "$here/kafka_python_check.py"
 run java-client bash "$here/java/run.sh"
+run kafka-tools bash "$here/kafka_tools.sh"
 
 echo
 if ((failed > 0)); then
