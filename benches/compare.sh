@@ -475,8 +475,8 @@ echo "raw results: $out"
 if [[ $APPEND == 1 ]]; then
   peer_desc="peer not available"
   kafka_desc="not run"
-  [[ $kafka_ok == 1 ]] && kafka_desc="${KAFKA_VERSION:-4.4.0} (tests/kafka/kafka.sh: one KRaft node, broker and controller, Kafka's defaults but for num.partitions=1 and single-replica internal topics; heap -Xmx1g -Xms1g as kafka-server-start.sh sets it; JVM $(java -version 2>&1 | head -1 | tr -d '"'))"
-  [[ $peer_ok == 1 ]] && peer_desc="$("$TANSU" --version 2>/dev/null | head -1) (\`tansu broker --storage-engine memory://tansu/\` on loopback)"
+  [[ $kafka_ok == 1 ]] && kafka_desc="${KAFKA_VERSION:-4.4.0} (tests/kafka/kafka.sh: one KRaft node, broker and controller, Kafka's defaults but for num.partitions=1 and single-replica internal topics; heap -Xmx1g -Xms1g as kafka-server-start.sh sets it; JVM $(java -version 2>&1 | sed -n 1p | tr -d '"'))"
+  [[ $peer_ok == 1 ]] && peer_desc="$("$TANSU" --version 2>/dev/null | sed -n 1p) (\`tansu broker --storage-engine memory://tansu/\` on loopback)"
   {
     echo
     echo "### $(date -u +%Y-%m-%d\ %H:%M) UTC, benches/compare.sh$([[ $QUICK == 1 ]] && echo " (QUICK=1)")"

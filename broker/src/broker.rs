@@ -150,8 +150,14 @@ impl Broker {
         let meta = match self.topic_meta(OFFSETS_TOPIC) {
             Some(meta) => meta,
             None => {
+                // Kafka's overrides for the offsets topic (offsets.topic.segment.bytes is
+                // 100 MiB by default), so its describe shows the same configs.
                 let configs = topic_config::validate_create(
-                    &[("cleanup.policy".to_string(), Some("compact".to_string()))],
+                    &[
+                        ("cleanup.policy".to_string(), Some("compact".to_string())),
+                        ("compression.type".to_string(), Some("producer".to_string())),
+                        ("segment.bytes".to_string(), Some("104857600".to_string())),
+                    ],
                     &self.topic_defaults,
                 )
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -345,11 +351,21 @@ impl Broker {
                 "Number of partitions must be larger than 0.",
             ));
         }
-        if replication_factor != -1 && replication_factor != 1 {
+        // Kafka's controller messages, which its tools print as they are.
+        if replication_factor == 0 || replication_factor < -1 {
+            return Err(ApiError::new(
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0, or -1 to use the default value.",
+            ));
+        }
+        if replication_factor > 1 {
             return Err(ApiError::new(
                 ResponseError::InvalidReplicationFactor,
                 format!(
-                    "Replication factor: {replication_factor} larger than available brokers: 1."
+                    "Unable to replicate the partition {replication_factor} time(s): The target \
+                     replication factor of {replication_factor} cannot be reached because only 1 \
+                     broker(s) are registered or some brokers have all their log directories \
+                     cordoned."
                 ),
             ));
         }
@@ -430,10 +446,20 @@ impl Broker {
                 format!("The topic '{name}' does not exist."),
             ));
         };
-        if count <= meta.partitions {
+        if count == meta.partitions {
             return Err(ApiError::new(
                 ResponseError::InvalidPartitions,
-                format!("Topic currently has {} partitions, which is higher than the requested {count}.", meta.partitions),
+                format!("Topic already has {count} partition(s)."),
+            ));
+        }
+        if count < meta.partitions {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                format!(
+                    "The topic {name} currently has {} partition(s); {count} would not be an \
+                     increase.",
+                    meta.partitions
+                ),
             ));
         }
         if count > 100_000 {
@@ -465,7 +491,7 @@ impl Broker {
         let Some(mut meta) = self.topics().get(name).cloned() else {
             return Err(ApiError::new(
                 ResponseError::UnknownTopicOrPartition,
-                format!("Topic {name} does not exist."),
+                format!("The topic '{name}' does not exist."),
             ));
         };
         let configs =

@@ -301,6 +301,12 @@ pub fn response_has_error(body: &ResponseBody) -> bool {
         }
         ResponseBody::ConsumerGroupHeartbeat(r) => r.error_code != 0,
         ResponseBody::ConsumerGroupDescribe(r) => any(&r.groups, |g| g.error_code != 0),
+        ResponseBody::DescribeTopicPartitions(r) => any(&r.topics, |t| {
+            t.error_code != 0 || any(&t.partitions, |p| p.error_code != 0)
+        }),
+        ResponseBody::DescribeAcls(r) => r.error_code != 0,
+        ResponseBody::CreateAcls(r) => any(&r.results, |c| c.error_code != 0),
+        ResponseBody::DeleteAcls(r) => any(&r.filter_results, |f| f.error_code != 0),
     }
 }
 

@@ -1353,7 +1353,14 @@ pub fn incremental_alter(
             tracing::debug!(config = %name, "ignoring a config Kafka 4.0 removed");
             continue;
         }
-        let def = lookup(name).ok_or_else(|| ConfigError::UnknownConfig(name.clone()))?;
+        let Some(def) = lookup(name) else {
+            // Kafka validates the resulting configs, so deleting a name it does not know
+            // (nothing can be set under it) succeeds and changes nothing.
+            if *op == AlterOp::Delete {
+                continue;
+            }
+            return Err(ConfigError::UnknownConfig(name.clone()));
+        };
         let value = value.as_deref().unwrap_or_default();
         match op {
             AlterOp::Set => set(&mut overrides, name, value)?,
@@ -2361,9 +2368,9 @@ mod tests {
         let err =
             incremental_alter(&current, &[op("bogus", AlterOp::Set, Some("1"))], &d).unwrap_err();
         assert_eq!(err, ConfigError::UnknownConfig("bogus".into()));
-        let err =
-            incremental_alter(&current, &[op("bogus", AlterOp::Delete, None)], &d).unwrap_err();
-        assert_eq!(err, ConfigError::UnknownConfig("bogus".into()));
+        // Deleting an unknown name is a no-op, as in Kafka.
+        let same = incremental_alter(&current, &[op("bogus", AlterOp::Delete, None)], &d).unwrap();
+        assert_eq!(same, current);
         let err =
             incremental_alter(&current, &[op("retention.ms", AlterOp::Set, None)], &d).unwrap_err();
         assert_eq!(

@@ -43,26 +43,24 @@ pub struct TopicRegistry {
 /// Kafka's limit on topic name length (a partition directory name must fit in 255).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
-/// Kafka's topic name rules: 1..=249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
+/// Kafka's topic name rules: 1..=249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`. The
+/// messages are Kafka's (`Topic.validate`), which its tools print as they are.
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("topic name is empty".into());
-    }
-    if name == "." || name == ".." {
-        return Err(format!("topic name cannot be \"{name}\""));
-    }
-    if name.len() > MAX_TOPIC_NAME_LEN {
-        return Err(format!(
-            "topic name is longer than {MAX_TOPIC_NAME_LEN} characters"
-        ));
-    }
-    if let Some(c) = name
+    let why = if name.is_empty() {
+        "the empty string is not allowed".to_string()
+    } else if name == "." || name == ".." {
+        format!("'{name}' is not allowed")
+    } else if name.len() > MAX_TOPIC_NAME_LEN {
+        format!("the length of '{name}' is longer than the max allowed length {MAX_TOPIC_NAME_LEN}")
+    } else if !name
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     {
-        return Err(format!("topic name {name:?} contains {c:?}; legal characters are ASCII alphanumerics, '.', '_' and '-'"));
-    }
-    Ok(())
+        format!("'{name}' contains one or more characters other than ASCII alphanumerics, '.', '_' and '-'")
+    } else {
+        return Ok(());
+    };
+    Err(format!("Topic name is invalid: {why}"))
 }
 
 /// Names that differ only by '.' versus '_' collide in metric names, so Kafka refuses
@@ -229,7 +227,11 @@ mod tests {
         assert!(validate_topic_name("orders.v1_x-y").is_ok());
         assert!(validate_topic_name("").is_err());
         assert!(validate_topic_name("..").is_err());
-        assert!(validate_topic_name("a/b").is_err());
+        assert_eq!(
+            validate_topic_name("a/b").unwrap_err(),
+            "Topic name is invalid: 'a/b' contains one or more characters other than ASCII \
+             alphanumerics, '.', '_' and '-'"
+        );
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
         assert!(validate_topic_name(&"x".repeat(249)).is_ok());
     }

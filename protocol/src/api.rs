@@ -187,7 +187,7 @@ macro_rules! supported_apis {
 // Kafka 4.x, which dropped e.g. OffsetCommit < 2 and OffsetForLeaderEpoch < 2); the
 // tests check that. Where the crate knows newer versions we stop at the newest one Runnel
 // implements: Produce 12-13 (transaction v2, topic ids), ListOffsets 9-10, Metadata 13,
-// Fetch 17-18, DescribeCluster 2, InitProducerId 6, FindCoordinator 6, DescribeGroups 6,
+// Fetch 17-18, DescribeCluster 2, InitProducerId 6, FindCoordinator 6,
 // OffsetCommit/OffsetFetch 10 are left out. ConsumerGroupHeartbeat v1 (client-generated
 // member ids, regex subscriptions; librdkafka 2.12 sends only v1) is advertised, but regex
 // subscriptions are refused with INVALID_REGULAR_EXPRESSION.
@@ -216,12 +216,17 @@ supported_apis! {
     LeaveGroup(LeaveGroupRequest, LeaveGroupResponse): 0..=5,
     OffsetCommit(OffsetCommitRequest, OffsetCommitResponse): 2..=9,
     OffsetFetch(OffsetFetchRequest, OffsetFetchResponse): 1..=9,
-    DescribeGroups(DescribeGroupsRequest, DescribeGroupsResponse): 0..=5,
+    DescribeGroups(DescribeGroupsRequest, DescribeGroupsResponse): 0..=6,
     ListGroups(ListGroupsRequest, ListGroupsResponse): 0..=5,
     DeleteGroups(DeleteGroupsRequest, DeleteGroupsResponse): 0..=2,
     OffsetDelete(OffsetDeleteRequest, OffsetDeleteResponse): 0..=0,
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse): 0..=1,
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse): 0..=1,
+    DescribeTopicPartitions(DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse): 0..=0,
+    // No authorizer: answered with SECURITY_DISABLED, as a Kafka broker without one does.
+    DescribeAcls(DescribeAclsRequest, DescribeAclsResponse): 1..=3,
+    CreateAcls(CreateAclsRequest, CreateAclsResponse): 1..=3,
+    DeleteAcls(DeleteAclsRequest, DeleteAclsResponse): 1..=3,
 }
 
 /// The versions of `api_key` Runnel implements, or `None` if it does not implement it.

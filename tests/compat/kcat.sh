@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v kcat >/dev/null || fail "kcat is not installed (apt-get install kcat)"
-echo "== kcat: $(kcat -V 2>&1 | grep -i '^version' | head -n 1)"
+echo "== kcat: $(kcat -V 2>&1 | grep -i '^version' | sed -n 1p)"
 start_broker --num-partitions 3
 work="$BROKER_DIR/kcat"
 mkdir -p "$work"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The compat suite: real third-party Kafka clients against `runnel serve`: kcat,
 # confluent-kafka, kafka-python, aiokafka, the Java client and Kafka Streams, franz-go,
-# Sarama and kafka-go.
+# Sarama and kafka-go, kafkajs and @confluentinc/kafka-javascript, and Apache Kafka's own
+# command-line tools.
 #   tests/compat/run.sh            # builds the broker (debug) unless RUNNEL_BIN is set
 # Needs kcat on PATH, the Python clients from requirements.txt (PYTHON selects the
-# interpreter; .ci/run uses a venv under target/), a JDK 17 with Maven for java/, and Go
-# for go/ (each fetches its dependencies from Maven Central or the Go module proxy).
+# interpreter; .ci/run uses a venv under target/), a JDK 17 with Maven for java/ and the
+# Kafka tools, Go for go/, Node.js with npm for js/ (each fetches its dependencies from
+# Maven Central, the Go module proxy or npm; see js/run.sh for its build needs).
 # Each check starts its own broker.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,6 +43,8 @@ run aiokafka "$PYTHON" "$here/aiokafka_check.py"
 run java-client bash "$here/java/run.sh" client
 run kafka-streams bash "$here/java/run.sh" streams
 run go-clients bash "$here/go/run.sh"
+run js-clients bash "$here/js/run.sh"
+run kafka-tools bash "$here/kafka_tools.sh"
 
 echo
 if ((failed > 0)); then

@@ -11,7 +11,8 @@
 #   tests/kafka/kafka.sh classpath             # the classpath, for javac/java users
 #
 # KAFKA_VERSION (default below) picks the release; RUNNEL_KAFKA_CACHE (default
-# ~/.cache/runnel/kafka) is where the jars go. Extra broker settings for `start`:
+# ~/.cache/runnel/kafka) is where the jars go. For `tool` and `java`, KAFKA_HEAP_OPTS
+# (default -Xmx1g) and KAFKA_OPTS are extra JVM options. Extra broker settings for `start`:
 # KAFKA_SET="flush.messages=1 num.partitions=3" (space-separated name=value).
 # The broker's settings are matched to Runnel's where that is fair: one node,
 # num.partitions=1, offsets.topic.replication.factor=1, auto.create.topics.enable=true,
@@ -75,12 +76,14 @@ EOF
   mv "$libs.tmp" "$libs"
 }
 
+# Jars only (log4j2.properties is named by -Dlog4j2.configurationFile): class data
+# sharing archives (-XX:SharedArchiveFile, see KAFKA_OPTS) refuse a directory on the path.
 classpath() {
   fetch
-  local cp="$libs"
+  local cp=""
   local j
   for j in "$libs"/*.jar; do
-    cp="$cp:$j"
+    cp="${cp:+$cp:}$j"
   done
   echo "$cp"
 }
@@ -90,8 +93,9 @@ java_main() {
   shift
   local cp
   cp="$(classpath)"
-  exec java ${KAFKA_HEAP_OPTS:--Xmx1g} -Dlog4j2.configurationFile="$libs/log4j2.properties" \
-    -cp "$cp" "$cls" "$@"
+  # shellcheck disable=SC2086
+  exec java ${KAFKA_HEAP_OPTS:--Xmx1g} ${KAFKA_OPTS:-} \
+    -Dlog4j2.configurationFile="$libs/log4j2.properties" -cp "$cp" "$cls" "$@"
 }
 
 tool_class() {
@@ -215,7 +219,7 @@ tool)
   ;;
 java) java_main "$@" ;;
 *)
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
   ;;
 esac

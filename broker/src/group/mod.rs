@@ -1461,10 +1461,13 @@ impl GroupCoordinator {
         let st = self.lock();
         let g = match st.groups.get(group_id) {
             Some(Group::Consumer(g)) => g,
+            // Kafka's messages; admin clients show them as they are.
             Some(Group::Classic(_)) => {
                 return base
                     .with_error_code(E::GroupIdNotFound.code())
-                    .with_error_message(Some(sb("not a consumer group")))
+                    .with_error_message(Some(sb(&format!(
+                        "Group {group_id} is not a consumer group."
+                    ))))
             }
             // Kafka: an unknown group has no state (empty), not Dead.
             None => {
@@ -1505,7 +1508,8 @@ impl GroupCoordinator {
                     .with_subscribed_topic_names(
                         mb.subscribed.iter().map(|t| m::TopicName(sb(t))).collect(),
                     )
-                    .with_subscribed_topic_regex(mb.regex.as_deref().map(sb))
+                    // Kafka reports "" for a member without a regex, not null.
+                    .with_subscribed_topic_regex(Some(sb(mb.regex.as_deref().unwrap_or(""))))
                     .with_assignment(assignment(&current))
                     .with_target_assignment(assignment(&target))
                     .with_member_type(1)

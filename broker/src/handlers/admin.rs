@@ -1,6 +1,6 @@
 //! Topic administration and configs: CreateTopics, DeleteTopics, CreatePartitions,
-//! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, DescribeLogDirs, and
-//! InitProducerId.
+//! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, DescribeLogDirs,
+//! InitProducerId, and the ACL APIs (refused: there is no authorizer).
 
 use std::collections::BTreeMap;
 
@@ -472,7 +472,7 @@ pub async fn incremental_alter_configs(
             match broker.topic_meta(&res.resource_name) {
                 None => Err(ApiError::new(
                     ResponseError::UnknownTopicOrPartition,
-                    format!("Topic {} does not exist", &*res.resource_name),
+                    format!("The topic '{}' does not exist.", &*res.resource_name),
                 )),
                 Some(meta) => {
                     let ops: Result<Vec<_>, ApiError> = res
@@ -598,4 +598,41 @@ pub fn init_producer_id(
             .with_producer_epoch(0),
         Err(e) => base.with_error_code(e.code()),
     }
+}
+
+// Runnel has no authorizer. Kafka without one still implements the ACL APIs and answers
+// them with SECURITY_DISABLED (these are its messages), so kafka-acls and admin clients
+// fail at once with that error rather than on a missing API.
+const NO_AUTHORIZER: &str = "No Authorizer is configured on the broker";
+
+pub fn describe_acls(_req: m::DescribeAclsRequest) -> m::DescribeAclsResponse {
+    m::DescribeAclsResponse::default()
+        .with_error_code(ResponseError::SecurityDisabled.code())
+        .with_error_message(Some(str_bytes(NO_AUTHORIZER)))
+}
+
+pub fn create_acls(req: m::CreateAclsRequest) -> m::CreateAclsResponse {
+    let results = req
+        .creations
+        .iter()
+        .map(|_| {
+            m::create_acls_response::AclCreationResult::default()
+                .with_error_code(ResponseError::SecurityDisabled.code())
+                .with_error_message(Some(str_bytes(NO_AUTHORIZER)))
+        })
+        .collect();
+    m::CreateAclsResponse::default().with_results(results)
+}
+
+pub fn delete_acls(req: m::DeleteAclsRequest) -> m::DeleteAclsResponse {
+    let results = req
+        .filters
+        .iter()
+        .map(|_| {
+            m::delete_acls_response::DeleteAclsFilterResult::default()
+                .with_error_code(ResponseError::SecurityDisabled.code())
+                .with_error_message(Some(str_bytes("No Authorizer is configured.")))
+        })
+        .collect();
+    m::DeleteAclsResponse::default().with_filter_results(results)
 }

@@ -132,11 +132,14 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
     let mut has_errors = false;
     let mut topic_ids = TopicIds::default();
     for (index, w) in wanted.iter().enumerate() {
+        // Kafka lists aborted transactions only for read_committed (an empty list: there
+        // are no transactions), null otherwise.
         let mut pd = m::fetch_response::PartitionData::default()
             .with_partition_index(w.key.partition)
             .with_high_watermark(-1)
             .with_last_stable_offset(-1)
             .with_log_start_offset(-1)
+            .with_aborted_transactions((req.isolation_level == 1).then(Vec::new))
             .with_records(Some(Bytes::new()));
         match resolve_partition(broker, w, &mut topic_ids) {
             Ok(p) => slots.push(Slot {
@@ -148,6 +151,14 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
             Err((code, ends_wait)) => {
                 pd.error_code = code.code();
                 has_errors |= ends_wait;
+                // For a partition it does not have, Kafka lists no aborted transactions
+                // (empty, not null) whatever the isolation level.
+                if matches!(
+                    code,
+                    ResponseError::UnknownTopicOrPartition | ResponseError::UnknownTopicId
+                ) {
+                    pd.aborted_transactions = Some(Vec::new());
+                }
             }
         }
         answers.push(pd);
@@ -179,8 +190,12 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
                     found[s.index] = slice;
                 }
                 Err(code) => {
+                    // Kafka reports no offsets with a read error.
                     errors = true;
                     pd.error_code = code.code();
+                    pd.high_watermark = -1;
+                    pd.last_stable_offset = -1;
+                    pd.log_start_offset = -1;
                     found[s.index] = None;
                 }
             }
@@ -355,8 +370,10 @@ fn resolve_partition(
             return Err((ResponseError::InconsistentTopicId, true));
         }
     }
+    // The leader epoch is always 0: a client that knows a later one is ahead of us
+    // (Kafka: UNKNOWN_LEADER_EPOCH; FENCED_LEADER_EPOCH is for an older one).
     if w.params.current_leader_epoch > 0 {
-        return Err((ResponseError::FencedLeaderEpoch, true));
+        return Err((ResponseError::UnknownLeaderEpoch, true));
     }
     Ok(p)
 }
@@ -429,13 +446,14 @@ pub async fn list_offsets(
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     if lp.current_leader_epoch > 0 {
-                        return base.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                        return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
                     }
                     match list_offset(&p, lp.timestamp) {
                         Ok((offset, ts)) => {
                             // leader_epoch exists from v4; setting it earlier fails encoding.
+                            // No offset found: no epoch either (-1), as Kafka.
                             let base = base.with_offset(offset).with_timestamp(ts);
-                            if version >= 4 {
+                            if version >= 4 && offset >= 0 {
                                 base.with_leader_epoch(0)
                             } else {
                                 base
@@ -515,7 +533,7 @@ pub fn offset_for_leader_epoch(
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     if op.current_leader_epoch > 0 {
-                        return base.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                        return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
                     }
                     // One leader epoch (0) for the partition's whole life.
                     if op.leader_epoch != 0 {

@@ -404,13 +404,24 @@ pub fn describe_groups(broker: &Broker, r: m::DescribeGroupsRequest, version: i1
                 }
                 d
             }
-            None => m::describe_groups_response::DescribedGroup::default()
-                .with_group_id(id.clone())
-                .with_group_state(str_bytes("Dead")),
+            None => {
+                let dead = m::describe_groups_response::DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_group_state(str_bytes("Dead"));
+                // v6 (KIP-1043) says so with an error, as Kafka does.
+                if version >= 6 {
+                    dead.with_error_code(E::GroupIdNotFound.code())
+                        .with_error_message(Some(str_bytes(format!("Group {} not found.", &**id))))
+                } else {
+                    dead
+                }
+            }
         })
         .map(|g| {
+            // A group that does not exist has no operations to report (Kafka: not set).
+            let exists = g.error_code == 0 && &*g.group_state != "Dead";
             g.with_authorized_operations(super::authorized_operations(
-                r.include_authorized_operations,
+                r.include_authorized_operations && exists,
                 super::GROUP_OPERATIONS,
             ))
         })

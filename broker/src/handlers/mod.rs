@@ -71,6 +71,10 @@ pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr) -> Opti
             group::consumer_group_heartbeat(broker, r, &client_id, peer).await
         }
         RequestBody::ConsumerGroupDescribe(r) => group::consumer_group_describe(broker, r),
+        RequestBody::DescribeTopicPartitions(r) => describe_topic_partitions(broker, r).into(),
+        RequestBody::DescribeAcls(r) => admin::describe_acls(r).into(),
+        RequestBody::CreateAcls(r) => admin::create_acls(r).into(),
+        RequestBody::DeleteAcls(r) => admin::delete_acls(r).into(),
     };
     Some(body)
 }
@@ -112,8 +116,16 @@ fn partition_metadata(
     topic: &str,
     partitions: i32,
 ) -> Vec<m::metadata_response::MetadataResponsePartition> {
+    partition_range_metadata(broker, topic, 0..partitions)
+}
+
+fn partition_range_metadata(
+    broker: &Broker,
+    topic: &str,
+    range: std::ops::Range<i32>,
+) -> Vec<m::metadata_response::MetadataResponsePartition> {
     let node = BrokerId(broker.node_id());
-    (0..partitions)
+    range
         .map(|p| {
             let available = broker.partition(topic, p).is_some();
             m::metadata_response::MetadataResponsePartition::default()
@@ -259,6 +271,123 @@ pub(crate) fn authorized_operations(asked: bool, all: i32) -> i32 {
     } else {
         i32::MIN
     }
+}
+
+/// Kafka's `max.request.partition.size.limit` default: the most partitions one
+/// DescribeTopicPartitions answer holds.
+const MAX_DESCRIBED_PARTITIONS: i32 = 2000;
+
+/// DescribeTopicPartitions (KIP-966), as Kafka's handler answers it: the named topics (or
+/// all), sorted by name, from the cursor on, at most `response_partition_limit` (capped at
+/// 2000) partitions, with a cursor to the first partition left out. A single node has no
+/// eligible leader replicas, so those lists are empty.
+fn describe_topic_partitions(
+    broker: &Broker,
+    req: m::DescribeTopicPartitionsRequest,
+) -> m::DescribeTopicPartitionsResponse {
+    use m::describe_topic_partitions_response::{
+        Cursor, DescribeTopicPartitionsResponsePartition as Partition,
+        DescribeTopicPartitionsResponseTopic as Topic,
+    };
+    let cursor = req
+        .cursor
+        .as_ref()
+        .map(|c| (c.topic_name.0.to_string(), c.partition_index));
+    let cursor_topic = cursor.as_ref().map_or("", |(t, _)| t.as_str());
+    let fetch_all = req.topics.is_empty();
+    let names: std::collections::BTreeSet<String> = if fetch_all {
+        broker.topics().all().map(|t| t.name.clone()).collect()
+    } else {
+        req.topics.iter().map(|t| t.name.0.to_string()).collect()
+    };
+    let names: Vec<String> = names
+        .into_iter()
+        .filter(|n| n.as_str() >= cursor_topic)
+        .collect();
+    if !fetch_all && cursor.is_some() && !names.iter().any(|n| n == cursor_topic) {
+        // Kafka refuses the request; its error answer marks every named topic.
+        let topics = req
+            .topics
+            .iter()
+            .map(|t| {
+                Topic::default()
+                    .with_name(Some(t.name.clone()))
+                    .with_error_code(ResponseError::InvalidRequest.code())
+            })
+            .collect();
+        return m::DescribeTopicPartitionsResponse::default().with_topics(topics);
+    }
+    let node = BrokerId(broker.node_id());
+    let mut remaining = req.response_partition_limit.min(MAX_DESCRIBED_PARTITIONS);
+    let mut topics = Vec::new();
+    let mut next_cursor = None;
+    for name in names {
+        if remaining == 0 {
+            next_cursor = Some(
+                Cursor::default()
+                    .with_topic_name(topic_name(&name))
+                    .with_partition_index(0),
+            );
+            break;
+        }
+        if remaining < 0 {
+            continue;
+        }
+        let Some(meta) = broker.topic_meta(&name) else {
+            if !fetch_all {
+                let code = if crate::topics::validate_topic_name(&name).is_err() {
+                    ResponseError::InvalidTopicException
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                };
+                topics.push(
+                    Topic::default()
+                        .with_name(Some(topic_name(&name)))
+                        .with_error_code(code.code())
+                        .with_is_internal(name == crate::group::OFFSETS_TOPIC),
+                );
+            }
+            continue;
+        };
+        let start = match &cursor {
+            Some((t, p)) if *t == name => (*p).max(0),
+            _ => 0,
+        };
+        let upper = meta.partitions.min(start.saturating_add(remaining));
+        let partitions: Vec<Partition> = partition_range_metadata(broker, &name, start..upper)
+            .into_iter()
+            .map(|p| {
+                Partition::default()
+                    .with_error_code(p.error_code)
+                    .with_partition_index(p.partition_index)
+                    .with_leader_id(node)
+                    .with_leader_epoch(p.leader_epoch)
+                    .with_replica_nodes(p.replica_nodes)
+                    .with_isr_nodes(p.isr_nodes)
+                    .with_eligible_leader_replicas(Some(Vec::new()))
+                    .with_last_known_elr(Some(Vec::new()))
+            })
+            .collect();
+        remaining -= partitions.len() as i32;
+        topics.push(
+            Topic::default()
+                .with_name(Some(topic_name(&name)))
+                .with_topic_id(meta.id)
+                .with_is_internal(meta.internal)
+                .with_partitions(partitions),
+        );
+        if upper < meta.partitions {
+            next_cursor = Some(
+                Cursor::default()
+                    .with_topic_name(topic_name(&name))
+                    .with_partition_index(upper),
+            );
+            break;
+        }
+    }
+    m::DescribeTopicPartitionsResponse::default()
+        .with_topics(topics)
+        .with_next_cursor(next_cursor)
 }
 
 fn describe_cluster(
