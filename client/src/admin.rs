@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages as m;
+use kafka_protocol::ResponseError;
 use runnel_protocol::api::StrBytes;
 
 use crate::client::{topic_name, Client, PartitionMeta};
@@ -591,7 +592,38 @@ impl Admin {
     }
 }
 
+/// How long ListOffsets is retried through retriable errors, such as a new topic's
+/// partitions that have no leader yet (the Java Admin's `default.api.timeout.ms` is 60 s).
+const LIST_OFFSETS_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub(crate) async fn list_offsets(
+    client: &Client,
+    specs: &[(TopicPartition, OffsetSpec)],
+    isolation_level: i8,
+) -> Result<BTreeMap<TopicPartition, ListedOffset>> {
+    let deadline = tokio::time::Instant::now() + LIST_OFFSETS_RETRY_FOR;
+    let mut backoff = std::time::Duration::from_millis(50);
+    loop {
+        match list_offsets_once(client, specs, isolation_level).await {
+            // A missing topic is answered at once rather than waited for.
+            Err(e)
+                if e.is_retriable()
+                    && e.code() != Some(ResponseError::UnknownTopicOrPartition.code())
+                    && tokio::time::Instant::now() + backoff < deadline =>
+            {
+                // The leader may have moved or not be known yet: look it up again.
+                for (tp, _) in specs {
+                    client.invalidate(&tp.topic);
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+            }
+            answer => return answer,
+        }
+    }
+}
+
+async fn list_offsets_once(
     client: &Client,
     specs: &[(TopicPartition, OffsetSpec)],
     isolation_level: i8,
