@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """confluent-kafka (Python, librdkafka inside) against runnel: admin create / describe /
 configs / delete of topics, an idempotent compressed producer with keys, headers and
-timestamps, and a consumer that reads everything back in order per partition."""
+timestamps, a consumer that reads everything back in order per partition, and a
+consumer group (classic, then KIP-848) that commits, closes and resumes from its
+commits, then splits the partitions between two members."""
 
 import sys
 import time
 
 import confluent_kafka
-from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer,
-                             TopicCollection, TopicPartition, OFFSET_BEGINNING)
+from confluent_kafka import (Consumer, ConsumerGroupType, KafkaError, KafkaException,
+                             Producer, TopicCollection, TopicPartition, OFFSET_BEGINNING)
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from runnel_broker import Broker, Checks
@@ -172,7 +174,83 @@ def main():
         except KafkaException as e:
             c.check(e.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART,
                     "deleting it again -> UNKNOWN_TOPIC_OR_PARTITION", f"(got {e.args[0]})")
+
+        for protocol in ("classic", "consumer"):
+            group_commit_resume(c, b, admin, protocol)
     c.done()
+
+
+def poll_values(consumer, want, seconds):
+    """Poll until `want` records came (or the time is up); their values as ints."""
+    got = []
+    deadline = time.time() + seconds
+    while len(got) < want and time.time() < deadline:
+        m = consumer.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            raise AssertionError(f"consumer error: {m.error()}")
+        got.append(int(m.value()))
+    return got
+
+
+def group_commit_resume(c, b, admin, protocol):
+    """A group (`group.protocol` classic or consumer, KIP-848) consumes half a topic,
+    commits and closes; a new member resumes from the commits with nothing lost or
+    repeated; then two members split the partitions."""
+    topic, group, total = f"ck-group-{protocol}", f"ck-group-{protocol}", 400
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
+    p = Producer({"bootstrap.servers": b})
+    for i in range(total):
+        p.produce(topic, value=str(i).encode(), partition=i % 2)
+    c.check(p.flush(30) == 0, f"{protocol} group: {total} records produced to 2 partitions")
+    conf = {"bootstrap.servers": b, "group.id": group, "group.protocol": protocol,
+            "auto.offset.reset": "earliest", "enable.auto.commit": False}
+
+    first = Consumer(conf)
+    first.subscribe([topic])
+    seen = poll_values(first, total // 2, 60)
+    first.commit(asynchronous=False)
+    committed = first.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
+    first.close()
+    c.check(len(seen) == total // 2 and sum(max(tp.offset, 0) for tp in committed) == total // 2,
+            f"{protocol} group: consumed {total // 2}, committed offsets summing to {total // 2}",
+            f"(consumed {len(seen)}, committed {[(tp.partition, tp.offset) for tp in committed]})")
+    listed = admin.list_consumer_group_offsets(
+        [confluent_kafka.ConsumerGroupTopicPartitions(group)])[group].result(30)
+    c.check(sum(max(tp.offset, 0) for tp in listed.topic_partitions) == total // 2,
+            f"{protocol} group: list_consumer_group_offsets shows the commits",
+            f"(got {[(tp.partition, tp.offset) for tp in listed.topic_partitions]})")
+
+    resumed = Consumer(conf)
+    resumed.subscribe([topic])
+    rest = poll_values(resumed, total - len(seen), 60)
+    rest += poll_values(resumed, 1, 2)  # nothing more may come
+    resumed.commit(asynchronous=False)
+    c.check(sorted(seen + rest) == list(range(total)),
+            f"{protocol} group: a new member resumed from the commits, nothing lost or repeated",
+            f"(first {len(seen)}, then {len(rest)}, distinct {len(set(seen + rest))})")
+
+    # Two members: each owns one partition, and no partition has two owners.
+    other = Consumer(conf)
+    other.subscribe([topic])
+    deadline = time.time() + 60
+    owned = ([], [])
+    while time.time() < deadline:
+        for consumer in (resumed, other):
+            consumer.poll(0.2)
+        owned = tuple(sorted(tp.partition for tp in m.assignment()) for m in (resumed, other))
+        if sorted(owned[0] + owned[1]) == [0, 1] and owned[0] and owned[1]:
+            break
+    c.check(sorted(owned[0] + owned[1]) == [0, 1] and owned[0] and owned[1],
+            f"{protocol} group: two members own one partition each", f"(got {owned})")
+    desc = admin.describe_consumer_groups([group])[group].result(30)
+    want_type = ConsumerGroupType.CONSUMER if protocol == "consumer" else ConsumerGroupType.CLASSIC
+    c.check(len(desc.members) == 2 and desc.type == want_type,
+            f"{protocol} group: describe_consumer_groups shows 2 members, type {want_type.name}",
+            f"(got {len(desc.members)} members, type {desc.type}, state {desc.state})")
+    other.close()
+    resumed.close()
 
 
 if __name__ == "__main__":
