@@ -96,9 +96,21 @@ func franzCheck(bootstrap string) {
 	}
 	ok("kadm CreateTopics: %s with 3 partitions, replication 1; again: TOPIC_ALREADY_EXISTS; retention.ms=soon: INVALID_CONFIG", topic)
 
-	topics, err := adm.ListTopics(ctx)
-	must(err, "ListTopics")
-	td, found := topics[topic]
+	// kadm answers ListTopics from the client's metadata cache, which CreateTopics does not
+	// refresh: a listing of all topics cached just before the creation can come back for
+	// a moment (seen once in CI). Ask again for up to 10 s; the broker itself has the topic
+	// as soon as CreateTopics answers.
+	var topics kadm.TopicDetails
+	var found bool
+	var td kadm.TopicDetail
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var err error
+		topics, err = adm.ListTopics(ctx)
+		must(err, "ListTopics")
+		if td, found = topics[topic]; found || time.Now().After(deadline) {
+			break
+		}
+	}
 	expect(found, "ListTopics does not list %s: %v", topic, topics.Names())
 	must(td.Err, "ListTopics "+topic)
 	expect(len(td.Partitions) == 3, "ListTopics: %s has %d partitions, want 3", topic, len(td.Partitions))
