@@ -4,7 +4,9 @@
 #
 #   tests/kafka/kafka.sh fetch                 # resolve the jars (once), print the libs dir
 #   tests/kafka/kafka.sh start DIR [PORT]      # a single-node KRaft broker in DIR, in the
-#                                              # background; prints "PORT PID" when ready
+#                                              # background; prints "PORT PID" when ready;
+#                                              # a DIR it ran in before is restarted with
+#                                              # its data and ports
 #   tests/kafka/kafka.sh stop DIR              # stop the broker started in DIR
 #   tests/kafka/kafka.sh tool NAME ARGS...     # kafka-topics, kafka-configs, ... (below)
 #   tests/kafka/kafka.sh java CLASS ARGS...    # any main class on Kafka's classpath
@@ -124,12 +126,20 @@ free_port() {
 
 start() {
   local dir="${1:?usage: kafka.sh start DIR [PORT]}"
-  local port="${2:-$(free_port)}"
-  local controller_port
-  controller_port="$(free_port)"
+  local port="${2:-}"
+  local controller_port=""
   fetch
   mkdir -p "$dir/data"
   dir="$(cd "$dir" && pwd)"
+  # A directory Kafka already ran in is restarted with its data and ports, not formatted.
+  local restart=false
+  if [[ -f "$dir/data/meta.properties" && -f "$dir/kafka.controller_port" ]]; then
+    restart=true
+    controller_port="$(cat "$dir/kafka.controller_port")"
+    [[ -n "$port" ]] || port="$(cat "$dir/kafka.port")"
+  fi
+  [[ -n "$port" ]] || port="$(free_port)"
+  [[ -n "$controller_port" ]] || controller_port="$(free_port)"
   cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
@@ -158,7 +168,7 @@ EOF
   cp="$(classpath)"
   local heap="${KAFKA_HEAP_OPTS:--Xmx1g -Xms1g}"
   # shellcheck disable=SC2086
-  java -cp "$cp" -Dlog4j2.configurationFile="$libs/log4j2.properties" kafka.tools.StorageTool \
+  $restart || java -cp "$cp" -Dlog4j2.configurationFile="$libs/log4j2.properties" kafka.tools.StorageTool \
     format -t "$(java -cp "$cp" -Dlog4j2.configurationFile="$libs/log4j2.properties" kafka.tools.StorageTool random-uuid)" \
     -c "$dir/server.properties" >"$dir/format.log" 2>&1 || {
     cat "$dir/format.log" >&2
@@ -170,6 +180,7 @@ EOF
   local pid=$!
   echo "$pid" >"$dir/kafka.pid"
   echo "$port" >"$dir/kafka.port"
+  echo "$controller_port" >"$dir/kafka.controller_port"
   local i
   for i in $(seq 1 600); do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -193,8 +204,9 @@ stop() {
   local pid
   pid="$(cat "$dir/kafka.pid")"
   kill "$pid" 2>/dev/null || true
+  # A controlled shutdown of many partitions takes a while: up to 60 s, then kill -9.
   local i
-  for i in $(seq 1 100); do
+  for i in $(seq 1 600); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
