@@ -33,7 +33,9 @@ W7_CONNECTIONS=${W7_CONNECTIONS:-10000}
 DATA_DIR=${DATA_DIR:-$root/target/compare-data}
 RUNNEL_PORT=${RUNNEL_PORT:-19092}
 PEER_PORT=${PEER_PORT:-29092}
-KAFKA_PORT=${KAFKA_PORT:-39092}
+# Below the ephemeral range (32768-60999): W7's 10,000 client sockets take local ports
+# there, and one of them on Kafka's port stopped it from binding.
+KAFKA_PORT=${KAFKA_PORT:-19192}
 KAFKA=${KAFKA:-1}
 IDLE_ONLY=${IDLE_ONLY:-0}
 IPERF_PORT=${IPERF_PORT:-15201}
@@ -345,9 +347,13 @@ if [[ $KAFKA == 1 ]] && start_kafka kafka-w6; then
   log "W6 on Apache Kafka"
   seq 1 "$W6_TOPICS" | xargs -P 4 -I{} "$RUNNEL" --bootstrap-server "$kafka_bs" topics create "w6-{}" --partitions 10 >/dev/null 2>>"$out/kafka-w6-create.err"
   # Kafka's broker creates the log directories as it applies the metadata log, after
-  # CreateTopics has answered: count them after the pause.
+  # CreateTopics has answered: wait for all of them (up to 5 minutes), then 5 s more.
+  for _ in $(seq 1 300); do
+    kw6_parts=$(find "$DATA_DIR/kafka-w6/data" -maxdepth 1 -type d -name 'w6-*' | wc -l)
+    ((kw6_parts >= W6_TOPICS * 10)) && break
+    sleep 1
+  done
   sleep 5
-  kw6_parts=$(find "$DATA_DIR/kafka-w6/data" -maxdepth 1 -type d -name 'w6-*' | wc -l)
   kw6_rss=$(rss_mb "$KAFKA_PID")
   stop_kafka kafka-w6
   kafka_start_s kafka-w6
@@ -527,7 +533,7 @@ if [[ $APPEND == 1 ]]; then
   [[ $peer_ok == 1 ]] && peer_desc="$("$TANSU" --version 2>/dev/null | sed -n 1p) (\`tansu broker --storage-engine memory://tansu/\` on loopback)"
   {
     echo
-    echo "### $(date -u +%Y-%m-%d\ %H:%M) UTC, benches/compare.sh$([[ $QUICK == 1 ]] && echo " (QUICK=1)")"
+    echo "### $(date -u +%Y-%m-%d\ %H:%M) UTC, benches/compare.sh$([[ $QUICK == 1 ]] && echo " (QUICK=1)")$([[ $IDLE_ONLY == 1 ]] && echo " (IDLE_ONLY=1: W6 and W7 only)")"
     echo
     echo "Machine: nproc=$nproc_, ${mem_gib} GiB RAM, $cpu, kernel $kernel, data on $disk ($fstype)."
     echo "Apache Kafka: $kafka_desc."
