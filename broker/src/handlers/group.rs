@@ -402,7 +402,12 @@ pub fn describe_groups(broker: &Broker, r: m::DescribeGroupsRequest, version: i1
                         mb.group_instance_id = None;
                     }
                 }
-                d
+                // A deleted group has no operations to report (Kafka leaves the field unset).
+                let live = &*d.group_state != "Dead";
+                d.with_authorized_operations(super::authorized_operations(
+                    r.include_authorized_operations && live,
+                    super::GROUP_OPERATIONS,
+                ))
             }
             None => {
                 let dead = m::describe_groups_response::DescribedGroup::default()
@@ -416,14 +421,6 @@ pub fn describe_groups(broker: &Broker, r: m::DescribeGroupsRequest, version: i1
                     dead
                 }
             }
-        })
-        .map(|g| {
-            // A group that does not exist has no operations to report (Kafka: not set).
-            let exists = g.error_code == 0 && &*g.group_state != "Dead";
-            g.with_authorized_operations(super::authorized_operations(
-                r.include_authorized_operations && exists,
-                super::GROUP_OPERATIONS,
-            ))
         })
         .collect();
     m::DescribeGroupsResponse::default()
