@@ -1,6 +1,7 @@
 //! Admin operations: topics, configs, partitions, offsets, records and groups.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use kafka_protocol::messages as m;
 use kafka_protocol::ResponseError;
@@ -594,7 +595,7 @@ impl Admin {
 
 /// How long ListOffsets is retried through retriable errors, such as a new topic's
 /// partitions that have no leader yet (the Java Admin's `default.api.timeout.ms` is 60 s).
-const LIST_OFFSETS_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+const LIST_OFFSETS_RETRY_FOR: Duration = Duration::from_secs(30);
 
 pub(crate) async fn list_offsets(
     client: &Client,
@@ -602,7 +603,7 @@ pub(crate) async fn list_offsets(
     isolation_level: i8,
 ) -> Result<BTreeMap<TopicPartition, ListedOffset>> {
     let deadline = tokio::time::Instant::now() + LIST_OFFSETS_RETRY_FOR;
-    let mut backoff = std::time::Duration::from_millis(50);
+    let mut backoff = Duration::from_millis(50);
     loop {
         match list_offsets_once(client, specs, isolation_level).await {
             // A missing topic is answered at once rather than waited for.
@@ -616,7 +617,7 @@ pub(crate) async fn list_offsets(
                     client.invalidate(&tp.topic);
                 }
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
             answer => return answer,
         }
