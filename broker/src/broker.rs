@@ -14,7 +14,7 @@ use crate::fetch_session::FetchSessionCache;
 use crate::group::{GroupConfig, GroupCoordinator, PartitionLog, OFFSETS_TOPIC};
 use crate::log_cleaner::LogMaintenance;
 use crate::partition::Partition;
-use crate::producer_state::{ProducerIdManager, ProducerStateManager};
+use crate::producer_state::ProducerIdManager;
 use crate::topic_config::{self, BrokerTopicDefaults};
 use crate::topics::{validate_topic_name, TopicMeta, TopicRegistry};
 
@@ -187,7 +187,7 @@ impl Broker {
             .collect::<std::io::Result<_>>()?;
         let coordinator = GroupCoordinator::new(cfg, Arc::new(PartitionLog::new(parts.clone())));
         for p in &parts {
-            coordinator.replay(&p.log).map_err(std::io::Error::other)?;
+            coordinator.replay(p).map_err(std::io::Error::other)?;
         }
         {
             let topics = self.topics();
@@ -266,16 +266,7 @@ impl Broker {
             .logs
             .get_or_create(&tp, resolved.log_config())
             .map_err(err_io)?;
-        // Make everything recovery kept durable before it becomes visible.
-        let leo = log.lock().log_end_offset();
-        log.sync_to(leo).map_err(err_io)?;
-        let producers = self.load_producer_state(&log)?;
-        let p = Arc::new(Partition::new(
-            tp.clone(),
-            log,
-            producers,
-            resolved.write_caching,
-        ));
+        let p = Arc::new(Partition::open(tp.clone(), log, resolved.write_caching).map_err(err_io)?);
         p.set_log_append_time(resolved.log_append_time());
         p.set_timestamp_bounds(
             resolved.message_timestamp_before_max_ms,
@@ -287,30 +278,6 @@ impl Broker {
             .unwrap_or_else(|p| p.into_inner())
             .insert(tp, p.clone());
         Ok(p)
-    }
-
-    /// Producer state: the newest snapshot, then every batch header after it.
-    fn load_producer_state(
-        &self,
-        log: &runnel_storage::SharedLog,
-    ) -> Result<ProducerStateManager, ApiError> {
-        let mut log = log.lock();
-        let dir = log.dir().to_path_buf();
-        let leo = log.log_end_offset();
-        let (mut state, from) = match ProducerStateManager::load_latest(&dir, leo) {
-            Some((state, offset)) => (state, offset),
-            None => (ProducerStateManager::new(), log.log_start_offset()),
-        };
-        let from = from.max(log.log_start_offset());
-        if from < leo {
-            log.for_each_batch_header(from, |h| {
-                if h.last_offset() as u64 >= from {
-                    state.replay(h);
-                }
-            })
-            .map_err(err_io)?;
-        }
-        Ok(state)
     }
 
     /// Create a topic. `validate_only` checks everything and changes nothing.
@@ -503,9 +470,7 @@ impl Broker {
         self.topics_mut().insert(meta.clone()).map_err(err_io)?;
         let resolved = topic_config::resolve(&meta.configs, &self.topic_defaults);
         for p in self.partitions_of(name) {
-            p.log
-                .lock()
-                .set_config(resolved.log_config())
+            p.set_log_config(resolved.log_config())
                 .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
             p.set_write_caching(resolved.write_caching);
             p.set_log_append_time(resolved.log_append_time());
@@ -552,9 +517,7 @@ impl Broker {
             .cloned()
             .collect();
         for p in &partitions {
-            let leo = p.log.lock().log_end_offset();
-            let dir = p.log.lock().dir().to_path_buf();
-            if let Err(e) = p.producers().write_snapshot(&dir, leo) {
+            if let Err(e) = p.write_producer_snapshot() {
                 tracing::warn!(partition = %p.tp, error = %e, "writing the producer snapshot failed; replay covers it");
             }
         }

@@ -5,6 +5,8 @@
 //! - [`partition`]: a partition's log, high watermark, flusher and fetch waiters.
 //! - [`fetch_session`]: KIP-227 incremental fetch sessions and their bounded cache.
 //! - [`server`]: connections, framing, in-order responses.
+//! - [`context`]: who sent a request (principal, listener, client id, peer); the
+//!   authorizer hook.
 //! - [`group`]: the group coordinator and committed offsets (`__consumer_offsets`).
 //! - [`log_cleaner`]: the retention task and the log cleaner (compaction) threads.
 //! - [`metrics`]: Prometheus counters and the `GET /metrics` listener.
@@ -13,6 +15,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod context;
 pub mod fetch_session;
 pub mod group;
 mod handlers;

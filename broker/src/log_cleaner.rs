@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use runnel_storage::cleaner::{self, CleanerSettings, Throttle};
+use runnel_storage::cleaner::{CleanerSettings, Throttle};
 
 use crate::broker::Broker;
 use crate::topic_config::TopicConfig;
@@ -145,8 +145,7 @@ fn retention_pass(broker: &Broker) {
             (-1, -1)
         };
         for p in broker.partitions_of(&meta.name) {
-            let hw = p.high_watermark();
-            let result = p.log.lock().apply_retention(ms, bytes, now, hw);
+            let result = p.apply_retention(ms, bytes, now);
             match result {
                 Ok(out) if out.segments_deleted > 0 => tracing::info!(
                     partition = %p.tp, segments = out.segments_deleted, bytes = out.bytes_deleted,
@@ -179,19 +178,12 @@ fn cleaner_pass(
                 return;
             }
             let now = runnel_storage::now_ms();
-            let marker = p.log.lock().dir().join(cleaner::COMPACT_NOW_MARKER);
+            let marker = p.compact_now_marker();
             let marked = marker.exists();
             let force = marked;
             let max_lag = if force { 0 } else { tc.max_compaction_lag_ms };
-            let rolled = p.log.lock().roll_if_older_than(now, max_lag);
-            match rolled {
-                Ok(true) => {
-                    // The rolled segment is cleanable once it is durable.
-                    if !p.write_caching() {
-                        let _ = p.log.sync_to(p.log.lock().log_end_offset());
-                    }
-                }
-                Ok(false) => {}
+            match p.roll_for_compaction(now, max_lag) {
+                Ok(_) => {}
                 Err(e) => {
                     tracing::error!(partition = %p.tp, error = %e, "rolling for compaction failed")
                 }
@@ -204,12 +196,11 @@ fn cleaner_pass(
                 delete_retention_ms: tc.delete_retention_ms,
                 dedupe_buffer_bytes: cfg.dedupe_buffer_bytes,
                 force,
-                // What is fsynced is cleanable even before the flusher moves the high
-                // watermark (a roll above has just been synced).
-                upper_bound: p.high_watermark().max(p.log.durable_offset()),
+                // Set by the partition: its high watermark or durable offset.
+                upper_bound: 0,
             };
             let started = std::time::Instant::now();
-            match cleaner::clean(&p.log, &settings, throttle) {
+            match p.clean(settings, throttle) {
                 Ok(Some(stats)) => tracing::info!(
                     partition = %p.tp,
                     segments = stats.segments_read,
@@ -229,7 +220,7 @@ fn cleaner_pass(
                     tracing::warn!(partition = %p.tp, error = %e, "removing the compact-now marker failed");
                 }
             }
-            if let Err(e) = p.log.lock().purge_deleted(now) {
+            if let Err(e) = p.purge_deleted(now) {
                 tracing::error!(partition = %p.tp, error = %e, "removing deleted files failed");
             }
         }

@@ -549,14 +549,8 @@ impl Exporter {
                 t.bytes_in += m.inbound.bytes.load(Ordering::Relaxed);
                 t.records_in += m.inbound.records.load(Ordering::Relaxed);
                 t.bytes_out += m.outbound_bytes.0.load(Ordering::Relaxed);
-                let (start, end, size) = {
-                    let log = p.log.lock();
-                    (
-                        log.log_start_offset(),
-                        log.log_end_offset(),
-                        log.size_bytes(),
-                    )
-                };
+                let o = p.offsets();
+                let (start, end, size) = (o.log_start_offset, o.log_end_offset, o.size_bytes);
                 t.size_bytes += size;
                 t.offsets.push((i, start, end, p.high_watermark()));
                 parts.insert((name.clone(), i), (p, start));
@@ -642,11 +636,10 @@ impl Exporter {
 /// LogAppendTime, otherwise by decoding the batch (bounded in size).
 fn record_timestamp(p: &Partition, offset: u64) -> Option<i64> {
     let hw = p.high_watermark();
-    let slice = {
-        let mut log = p.log.lock();
-        let offset = offset.max(log.log_start_offset());
-        log.read(offset, 1, hw).ok()?.slice?
-    };
+    let slice = p
+        .read(offset.max(p.log_start_offset()), 1, hw)
+        .ok()?
+        .slice?;
     if slice.len < BATCH_HEADER_LEN as u64 {
         return None;
     }

@@ -11,7 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use runnel_protocol::record_batch::BatchHeader;
-use runnel_storage::{AppendInfo, HeaderRewrite, SharedLog, StorageError, TopicPartition};
+use runnel_storage::cleaner::{self, CleanStats, CleanerSettings, Throttle};
+use runnel_storage::{
+    AppendInfo, HeaderRewrite, LogConfig, ReadResult, RetentionOutcome, SharedLog, StorageError,
+    TimestampHit, TopicPartition,
+};
 use tokio::sync::{watch, Notify};
 
 use crate::producer_state::{ProducerError, ProducerStateManager, Verdict};
@@ -56,9 +60,19 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// A partition's log offsets, read together under one lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOffsets {
+    pub log_start_offset: u64,
+    pub log_end_offset: u64,
+    pub size_bytes: u64,
+}
+
+/// A partition: the only owner of its log. Nothing outside this module locks the log;
+/// handlers, the coordinator, maintenance and metrics go through the methods below.
 pub struct Partition {
     pub tp: TopicPartition,
-    pub log: Arc<SharedLog>,
+    log: Arc<SharedLog>,
     producers: Mutex<ProducerStateManager>,
     high_watermark: AtomicU64,
     write_caching: AtomicBool,
@@ -78,7 +92,20 @@ pub struct Partition {
 }
 
 impl Partition {
-    pub fn new(
+    /// Take ownership of a recovered log: make everything recovery kept durable before
+    /// it becomes visible, then rebuild the producer state. Blocking file work.
+    pub fn open(
+        tp: TopicPartition,
+        log: Arc<SharedLog>,
+        write_caching: bool,
+    ) -> Result<Partition, StorageError> {
+        let leo = log.lock().log_end_offset();
+        log.sync_to(leo)?;
+        let producers = load_producer_state(&log)?;
+        Ok(Partition::new(tp, log, producers, write_caching))
+    }
+
+    fn new(
         tp: TopicPartition,
         log: Arc<SharedLog>,
         producers: ProducerStateManager,
@@ -126,7 +153,7 @@ impl Partition {
     pub fn set_write_caching(&self, on: bool) {
         self.write_caching.store(on, Ordering::Release);
         if on {
-            let leo = self.log.lock().log_end_offset();
+            let leo = self.log_end_offset();
             self.advance_high_watermark(leo);
         }
     }
@@ -227,6 +254,153 @@ impl Partition {
         Ok(())
     }
 
+    pub fn log_start_offset(&self) -> u64 {
+        self.log.lock().log_start_offset()
+    }
+
+    pub fn log_end_offset(&self) -> u64 {
+        self.log.lock().log_end_offset()
+    }
+
+    /// Start, end and size in one lock.
+    pub fn offsets(&self) -> LogOffsets {
+        let log = self.log.lock();
+        LogOffsets {
+            log_start_offset: log.log_start_offset(),
+            log_end_offset: log.log_end_offset(),
+            size_bytes: log.size_bytes(),
+        }
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.log.lock().size_bytes()
+    }
+
+    /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one), below
+    /// `upper_bound`. Finds file positions only: the bytes are read or sent later, outside
+    /// the lock.
+    pub fn read(
+        &self,
+        offset: u64,
+        max_bytes: u64,
+        upper_bound: u64,
+    ) -> Result<ReadResult, StorageError> {
+        self.log.lock().read(offset, max_bytes, upper_bound)
+    }
+
+    /// The first batch whose max timestamp is at or after `timestamp`.
+    pub fn find_timestamp(&self, timestamp: i64) -> Result<Option<TimestampHit>, StorageError> {
+        self.log.lock().find_timestamp(timestamp)
+    }
+
+    /// The batch holding the largest timestamp.
+    pub fn max_timestamp(&self) -> Result<Option<TimestampHit>, StorageError> {
+        self.log.lock().max_timestamp()
+    }
+
+    /// Every stored batch from the one holding `from` to the log end, read in chunks of at
+    /// most `chunk` bytes with the lock held only to find each chunk. For replaying an
+    /// internal topic.
+    pub fn for_each_batch_chunk(
+        &self,
+        from: u64,
+        chunk: u64,
+        mut f: impl FnMut(u64, &[u8]) -> Option<u64>,
+    ) -> Result<(), StorageError> {
+        let (mut offset, leo) = {
+            let log = self.log.lock();
+            (from.max(log.log_start_offset()), log.log_end_offset())
+        };
+        let mut buf = Vec::new();
+        while offset < leo {
+            let Some(slice) = self.read(offset, chunk, leo)?.slice else {
+                break;
+            };
+            slice.read_into(&mut buf)?;
+            match f(offset, &buf) {
+                Some(next) if next > offset => offset = next,
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// DeleteRecords: move the log start offset up to `offset`. Returns the new start.
+    /// Blocking (may delete segment files).
+    pub fn delete_records_before(&self, offset: u64) -> Result<u64, StorageError> {
+        let mut log = self.log.lock();
+        log.advance_log_start_offset(offset)?;
+        Ok(log.log_start_offset())
+    }
+
+    pub fn set_log_config(&self, config: LogConfig) -> Result<(), StorageError> {
+        self.log.lock().set_config(config)
+    }
+
+    pub fn max_message_bytes(&self) -> u32 {
+        self.log.lock().config().max_message_bytes
+    }
+
+    /// Delete whole segments past `retention.ms` / `retention.bytes`, never at or above
+    /// the high watermark. Blocking.
+    pub fn apply_retention(
+        &self,
+        retention_ms: i64,
+        retention_bytes: i64,
+        now_ms: i64,
+    ) -> Result<RetentionOutcome, StorageError> {
+        let hw = self.high_watermark();
+        self.log
+            .lock()
+            .apply_retention(retention_ms, retention_bytes, now_ms, hw)
+    }
+
+    /// Remove `.deleted` files that are due. Blocking.
+    pub fn purge_deleted(&self, now_ms: i64) -> Result<usize, StorageError> {
+        self.log.lock().purge_deleted(now_ms)
+    }
+
+    /// `runnel erase --now` left a marker asking for a compaction pass regardless of lags.
+    pub fn compact_now_marker(&self) -> std::path::PathBuf {
+        self.log.lock().dir().join(cleaner::COMPACT_NOW_MARKER)
+    }
+
+    /// Roll the active segment if its first record is older than `max_lag_ms`, and make
+    /// the roll durable so the cleaner may take the sealed segment. Blocking.
+    pub fn roll_for_compaction(&self, now_ms: i64, max_lag_ms: i64) -> Result<bool, StorageError> {
+        let rolled = self.log.lock().roll_if_older_than(now_ms, max_lag_ms)?;
+        if rolled && !self.write_caching() {
+            self.sync_all()?;
+        }
+        Ok(rolled)
+    }
+
+    /// One cleaner pass. What is fsynced is cleanable even before the flusher moves the
+    /// high watermark. Blocking.
+    pub fn clean(
+        &self,
+        mut settings: CleanerSettings,
+        throttle: &mut Throttle,
+    ) -> Result<Option<CleanStats>, StorageError> {
+        settings.upper_bound = self.high_watermark().max(self.log.durable_offset());
+        cleaner::clean(&self.log, &settings, throttle)
+    }
+
+    /// fsync everything appended so far. Blocking.
+    pub fn sync_all(&self) -> Result<(), StorageError> {
+        let leo = self.log_end_offset();
+        self.log.sync_to(leo)
+    }
+
+    /// Snapshot the producer state at the log end (at shutdown). Blocking.
+    pub fn write_producer_snapshot(&self) -> std::io::Result<()> {
+        let (dir, leo) = {
+            let log = self.log.lock();
+            (log.dir().to_path_buf(), log.log_end_offset())
+        };
+        self.producers().write_snapshot(&dir, leo).map(|_| ())
+    }
+
     pub fn producers(&self) -> MutexGuard<'_, ProducerStateManager> {
         self.producers.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -270,7 +444,7 @@ impl Partition {
         }
         if self.compacted.load(Ordering::Acquire) {
             // Size first, so that an oversized batch is refused before it is opened.
-            let limit = self.log.lock().config().max_message_bytes;
+            let limit = self.max_message_bytes();
             if let Some(h) = headers.iter().find(|h| h.total_len() > limit as usize) {
                 return Err(AppendError::Storage(StorageError::BatchTooLarge {
                     size: h.total_len(),
@@ -280,7 +454,7 @@ impl Partition {
             self.check_keys(records, limit as usize)?;
         }
         if !log_append_time {
-            let limit = self.log.lock().config().max_message_bytes;
+            let limit = self.max_message_bytes();
             self.check_timestamps(records, &headers, now_ms, limit as usize)?;
         }
         let mut producers = self.producers();
@@ -364,6 +538,26 @@ impl Partition {
     pub fn durable_offset(&self) -> u64 {
         self.durable.borrow().offset
     }
+}
+
+/// Producer state: the newest snapshot, then every batch header after it.
+fn load_producer_state(log: &SharedLog) -> Result<ProducerStateManager, StorageError> {
+    let mut log = log.lock();
+    let dir = log.dir().to_path_buf();
+    let leo = log.log_end_offset();
+    let (mut state, from) = match ProducerStateManager::load_latest(&dir, leo) {
+        Some((state, offset)) => (state, offset),
+        None => (ProducerStateManager::new(), log.log_start_offset()),
+    };
+    let from = from.max(log.log_start_offset());
+    if from < leo {
+        log.for_each_batch_header(from, |h| {
+            if h.last_offset() as u64 >= from {
+                state.replay(h);
+            }
+        })?;
+    }
+    Ok(state)
 }
 
 /// The partition's group-commit loop: one fsync covers every append made while the

@@ -15,7 +15,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use runnel_protocol::api::messages::FetchResponse;
 use runnel_protocol::api::{
-    decode_request, encode_response, ApiKey, RequestBody, RequestError, RequestHeader, ResponseBody,
+    decode_request, encode_response, ApiKey, RequestError, RequestHeader, ResponseBody,
 };
 use runnel_protocol::frame::FrameDecoder;
 use runnel_protocol::response_parts::{encode_fetch_response_parts, ExternalRecords, ResponsePart};
@@ -26,7 +26,8 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
-use crate::handlers;
+use crate::context::RequestContext;
+use crate::handlers::{self, Answer, Reply};
 use crate::metrics::{fetch_has_error, response_has_error, ApiSlot, ServerMetrics};
 use crate::send_file::write_parts;
 
@@ -344,54 +345,30 @@ async fn serve_connection(
             // Requests take effect in the order they arrived, as Kafka handles one
             // request per connection at a time: a producer that pipelines relies on its
             // batches being appended in send order, a consumer on its commits landing in
-            // order. Only waits without side effects run concurrently: a fetch (reads
-            // only) and a produce's wait for its fsync after the append.
-            let item = match request.body {
-                RequestBody::Fetch(req) => {
-                    let broker = broker.clone();
+            // order. Only a handler's waits without side effects (`Reply::Later`: a
+            // fetch, a produce's wait for its fsync) overlap later requests.
+            let ctx = RequestContext::anonymous(peer, header.client_id.as_deref());
+            let reply = handlers::handle(&broker, &ctx, request).await;
+            drop(permit);
+            let item = match reply {
+                Reply::Now(body) => {
+                    Pending::Ready(finish(&metrics, slot, started, &header, body, peer))
+                }
+                Reply::Later(answer) => {
                     let metrics = metrics.clone();
                     Pending::Task(
                         tokio::spawn(async move {
-                            let _permit = permit;
-                            let (body, records) =
-                                handlers::fetch::fetch_parts(&broker, req, header.api_version)
-                                    .await;
-                            finish_fetch(&metrics, slot, started, &header, body, records, peer)
+                            match answer.await {
+                                Answer::Body(body) => {
+                                    finish(&metrics, slot, started, &header, Some(body), peer)
+                                }
+                                Answer::Fetch(body, records) => finish_fetch(
+                                    &metrics, slot, started, &header, body, records, peer,
+                                ),
+                            }
                         }),
                         slot,
                     )
-                }
-                RequestBody::Produce(req) => {
-                    let pending = handlers::produce::append(&broker, req, header.api_version);
-                    drop(permit);
-                    match pending {
-                        None => {
-                            metrics.completed(slot, started, false);
-                            Pending::Ready(Ok(None))
-                        }
-                        Some(pending) => {
-                            let metrics = metrics.clone();
-                            Pending::Task(
-                                tokio::spawn(async move {
-                                    let body = pending.wait().await;
-                                    finish(
-                                        &metrics,
-                                        slot,
-                                        started,
-                                        &header,
-                                        Some(body.into()),
-                                        peer,
-                                    )
-                                }),
-                                slot,
-                            )
-                        }
-                    }
-                }
-                _ => {
-                    let body = handlers::handle(&broker, request, peer).await;
-                    drop(permit);
-                    Pending::Ready(finish(&metrics, slot, started, &header, body, peer))
                 }
             };
             if tx.send(item).await.is_err() {

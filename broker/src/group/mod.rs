@@ -1586,7 +1586,7 @@ impl CoordinatorLog for PartitionLog {
         use runnel_protocol::record_batch::builder::{simple_batch, Record};
         let part = self.get(partition)?;
         if recs.is_empty() {
-            let end = part.log.lock().log_end_offset();
+            let end = part.log_end_offset();
             return Ok((end, end));
         }
         let records: Vec<Record<'_>> = recs
@@ -1621,51 +1621,43 @@ impl CoordinatorLog for PartitionLog {
 
 impl GroupCoordinator {
     /// Replay one `__consumer_offsets` partition log, start to end.
-    pub fn replay(&self, log: &runnel_storage::SharedLog) -> Result<(), String> {
+    pub fn replay(&self, partition: &crate::partition::Partition) -> Result<(), String> {
         use runnel_protocol::record_batch::{BatchIter, Strictness};
-        let mut log = log.lock();
-        let leo = log.log_end_offset();
-        let mut offset = log.log_start_offset();
-        let mut buf = Vec::new();
         let mut count = 0u64;
-        while offset < leo {
-            let r = log.read(offset, 8 << 20, leo).map_err(|e| e.to_string())?;
-            let Some(slice) = r.slice else { break };
-            slice.read_into(&mut buf).map_err(|e| e.to_string())?;
-            let mut next = offset;
-            for item in BatchIter::new(&buf, Strictness::Stored) {
-                let Ok((pos, h)) = item else { break };
-                next = h.last_offset() as u64 + 1;
-                if h.is_control() {
-                    continue;
-                }
-                let Some(batch) = buf.get(pos..pos + h.total_len()) else {
-                    break;
-                };
-                let decoded = match runnel_protocol::records::batch_records(batch, 64 << 20) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::warn!(error = %e, offset = h.base_offset, "skipping an unreadable __consumer_offsets batch");
+        partition
+            .for_each_batch_chunk(0, 8 << 20, |offset, buf| {
+                let mut next = offset;
+                for item in BatchIter::new(buf, Strictness::Stored) {
+                    let Ok((pos, h)) = item else { break };
+                    next = h.last_offset() as u64 + 1;
+                    if h.is_control() {
                         continue;
                     }
-                };
-                for rec in decoded.records() {
-                    let Ok(rec) = rec else { break };
-                    let at = decoded.offset(&rec);
-                    if (at as u64) < offset {
-                        continue;
-                    }
-                    if let Some(key) = rec.key {
-                        self.load_record(key, rec.value, at as u64);
-                        count += 1;
+                    let Some(batch) = buf.get(pos..pos + h.total_len()) else {
+                        break;
+                    };
+                    let decoded = match runnel_protocol::records::batch_records(batch, 64 << 20) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            tracing::warn!(error = %e, offset = h.base_offset, "skipping an unreadable __consumer_offsets batch");
+                            continue;
+                        }
+                    };
+                    for rec in decoded.records() {
+                        let Ok(rec) = rec else { break };
+                        let at = decoded.offset(&rec);
+                        if (at as u64) < offset {
+                            continue;
+                        }
+                        if let Some(key) = rec.key {
+                            self.load_record(key, rec.value, at as u64);
+                            count += 1;
+                        }
                     }
                 }
-            }
-            if next <= offset {
-                break;
-            }
-            offset = next;
-        }
+                Some(next)
+            })
+            .map_err(|e| e.to_string())?;
         tracing::debug!(records = count, "replayed a __consumer_offsets partition");
         Ok(())
     }

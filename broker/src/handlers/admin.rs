@@ -542,7 +542,7 @@ pub fn describe_log_dirs(
             .into_iter()
             .filter_map(|p| broker.partition(&meta.name, p))
             .map(|p| {
-                let size = p.log.lock().size_bytes() as i64;
+                let size = p.size_bytes() as i64;
                 m::describe_log_dirs_response::DescribeLogDirsPartition::default()
                     .with_partition_index(p.tp.partition)
                     .with_partition_size(size)

@@ -41,17 +41,6 @@ struct FetchSlices {
 
 /// Fetch with the record sets read into the response (for callers that need a plain
 /// message; the server sends them from the files, see [`fetch_parts`]).
-pub async fn fetch(broker: &Broker, req: m::FetchRequest, version: i16) -> m::FetchResponse {
-    let FetchSlices {
-        mut response,
-        slices,
-    } = fetch_slices(broker, req, version).await;
-    for (t, p, slice) in slices {
-        set_records_read(&mut response.responses[t].partitions[p], &slice);
-    }
-    response
-}
-
 /// Fetch with each record set left in its segment file: the response holds stand-ins,
 /// and the returned [`ExternalRecords`] the slices to send in their place.
 pub async fn fetch_parts(
@@ -390,8 +379,7 @@ struct PartitionRead {
 /// than `limit` (KIP-74), as for the first partition with data.
 fn read_partition(p: &Partition, offset: i64, limit: usize, min_one: bool) -> PartitionRead {
     let hw = p.high_watermark();
-    let mut log = p.log.lock();
-    let log_start = log.log_start_offset() as i64;
+    let log_start = p.log_start_offset() as i64;
     let answer = |result| PartitionRead {
         result,
         high_watermark: hw as i64,
@@ -403,7 +391,7 @@ fn read_partition(p: &Partition, offset: i64, limit: usize, min_one: bool) -> Pa
     if !min_one && limit == 0 {
         return answer(Ok(None));
     }
-    let read = match log.read(offset as u64, limit as u64, hw) {
+    let read = match p.read(offset as u64, limit as u64, hw) {
         Ok(r) => r,
         Err(e @ StorageError::OffsetOutOfRange { .. }) => {
             return answer(Err(storage_error_code(&e)))
@@ -413,7 +401,6 @@ fn read_partition(p: &Partition, offset: i64, limit: usize, min_one: bool) -> Pa
             return answer(Err(storage_error_code(&e)));
         }
     };
-    drop(log);
     match read.slice {
         Some(slice) if !min_one && slice.len as usize > limit => answer(Ok(None)),
         slice => answer(Ok(slice)),
@@ -474,17 +461,15 @@ pub async fn list_offsets(
 /// (offset, timestamp) for a ListOffsets query, bounded by the high watermark.
 fn list_offset(p: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
     let hw = p.high_watermark() as i64;
-    let mut log = p.log.lock();
-    let log_start = log.log_start_offset() as i64;
+    let log_start = p.log_start_offset() as i64;
     let hit = match timestamp {
         EARLIEST | EARLIEST_LOCAL => return Ok((log_start, -1)),
         LATEST => return Ok((hw, -1)),
-        MAX_TIMESTAMP => log.max_timestamp(),
-        t if t >= 0 => log.find_timestamp(t),
+        MAX_TIMESTAMP => p.max_timestamp(),
+        t if t >= 0 => p.find_timestamp(t),
         _ => return Err(ResponseError::UnsupportedVersion),
     }
     .map_err(|e| storage_error_code(&e))?;
-    drop(log);
     let Some(hit) = hit else { return Ok((-1, -1)) };
     let target = if timestamp == MAX_TIMESTAMP {
         hit.batch.max_timestamp
@@ -539,7 +524,7 @@ pub fn offset_for_leader_epoch(
                     if op.leader_epoch != 0 {
                         return base;
                     }
-                    let leo = p.log.lock().log_end_offset() as i64;
+                    let leo = p.log_end_offset() as i64;
                     base.with_leader_epoch(0).with_end_offset(leo)
                 })
                 .collect();
@@ -573,13 +558,8 @@ pub async fn delete_records(
                 partitions.push(base.with_error_code(ResponseError::OffsetOutOfRange.code()));
                 continue;
             }
-            let log = p.log.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                let mut log = log.lock();
-                log.advance_log_start_offset(target as u64)
-                    .map(|_| log.log_start_offset())
-            })
-            .await;
+            let result =
+                tokio::task::spawn_blocking(move || p.delete_records_before(target as u64)).await;
             partitions.push(match result {
                 Ok(Ok(start)) => base.with_low_watermark(start as i64),
                 Ok(Err(e)) => base.with_error_code(storage_error_code(&e).code()),

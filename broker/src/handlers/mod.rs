@@ -7,27 +7,60 @@ pub(crate) mod fetch;
 mod group;
 pub(crate) mod produce;
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{self as m, BrokerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use runnel_protocol::api::messages::FetchResponse;
 use runnel_protocol::api::{api_versions_response, Request, RequestBody, ResponseBody};
-use runnel_storage::StorageError;
+use runnel_protocol::response_parts::ExternalRecords;
+use runnel_storage::{FileSlice, StorageError};
 use uuid::Uuid;
 
 use crate::broker::Broker;
+use crate::context::RequestContext;
 
-/// Handle one request. `None` means no response is sent (acks=0 produce).
-pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr) -> Option<ResponseBody> {
+/// What a handler gives the server.
+pub enum Reply {
+    /// The answer; `None` means no response is sent (acks=0 produce).
+    Now(Option<ResponseBody>),
+    /// A wait without side effects (a fetch's long poll, a produce's wait for its
+    /// fsync), which may overlap the requests after it on the connection.
+    Later(Pin<Box<dyn Future<Output = Answer> + Send>>),
+}
+
+/// The answer of a [`Reply::Later`].
+pub enum Answer {
+    Body(ResponseBody),
+    /// A fetch response whose record sets stay in the segment files.
+    Fetch(FetchResponse, ExternalRecords<FileSlice>),
+}
+
+/// Handle one request: the one dispatch for every API. Side effects happen before this
+/// returns, so they follow the order requests arrived on the connection.
+pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Request) -> Reply {
     let version = request.header.api_version;
     let body = match request.body {
+        RequestBody::Fetch(r) => {
+            let broker = broker.clone();
+            return Reply::Later(Box::pin(async move {
+                let (body, records) = fetch::fetch_parts(&broker, r, version).await;
+                Answer::Fetch(body, records)
+            }));
+        }
+        RequestBody::Produce(r) => {
+            return match produce::append(broker, r, version) {
+                None => Reply::Now(None),
+                Some(pending) => Reply::Later(Box::pin(async move {
+                    Answer::Body(pending.wait().await.into())
+                })),
+            };
+        }
         RequestBody::ApiVersions(_) => api_versions_response().into(),
         RequestBody::Metadata(r) => metadata(broker, r, version).await.into(),
-        RequestBody::Produce(r) => {
-            return produce::produce(broker, r, version).await.map(Into::into)
-        }
-        RequestBody::Fetch(r) => fetch::fetch(broker, r, version).await.into(),
         RequestBody::ListOffsets(r) => fetch::list_offsets(broker, r, version).await.into(),
         RequestBody::OffsetForLeaderEpoch(r) => fetch::offset_for_leader_epoch(broker, r).into(),
         RequestBody::DeleteRecords(r) => fetch::delete_records(broker, r).await.into(),
@@ -44,13 +77,7 @@ pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr) -> Opti
         RequestBody::InitProducerId(r) => admin::init_producer_id(broker, r).into(),
         RequestBody::FindCoordinator(r) => group::find_coordinator(broker, r, version).await,
         RequestBody::JoinGroup(r) => {
-            let client_id = request
-                .header
-                .client_id
-                .as_deref()
-                .unwrap_or("")
-                .to_string();
-            group::join_group(broker, r, version, &client_id, peer).await
+            group::join_group(broker, r, version, &ctx.client_id, ctx.peer).await
         }
         RequestBody::SyncGroup(r) => group::sync_group(broker, r, version).await,
         RequestBody::Heartbeat(r) => group::heartbeat(broker, r),
@@ -62,13 +89,7 @@ pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr) -> Opti
         RequestBody::DeleteGroups(r) => group::delete_groups(broker, r).await,
         RequestBody::OffsetDelete(r) => group::offset_delete(broker, r).await,
         RequestBody::ConsumerGroupHeartbeat(r) => {
-            let client_id = request
-                .header
-                .client_id
-                .as_deref()
-                .unwrap_or("")
-                .to_string();
-            group::consumer_group_heartbeat(broker, r, &client_id, peer).await
+            group::consumer_group_heartbeat(broker, r, &ctx.client_id, ctx.peer).await
         }
         RequestBody::ConsumerGroupDescribe(r) => group::consumer_group_describe(broker, r),
         RequestBody::DescribeTopicPartitions(r) => describe_topic_partitions(broker, r).into(),
@@ -76,7 +97,7 @@ pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr) -> Opti
         RequestBody::CreateAcls(r) => admin::create_acls(r).into(),
         RequestBody::DeleteAcls(r) => admin::delete_acls(r).into(),
     };
-    Some(body)
+    Reply::Now(Some(body))
 }
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {

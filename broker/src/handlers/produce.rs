@@ -20,18 +20,6 @@ pub struct PendingAcks {
     deadline: tokio::time::Instant,
 }
 
-/// Produce in one call: append, then wait for durability if acks=all.
-pub async fn produce(
-    broker: &Broker,
-    req: m::ProduceRequest,
-    version: i16,
-) -> Option<m::ProduceResponse> {
-    match append(broker, req, version) {
-        None => None,
-        Some(pending) => Some(pending.wait().await),
-    }
-}
-
 /// The append phase. It must run in request order on a connection (a producer
 /// pipelines requests and relies on them being appended in the order sent); the wait
 /// that follows may overlap later requests, so one fsync can cover several of them.
@@ -74,7 +62,7 @@ pub fn append(broker: &Broker, req: m::ProduceRequest, _version: i16) -> Option<
                                 e,
                                 AppendError::InvalidTimestamp(_) | AppendError::InvalidRecord(_)
                             )
-                            .then(|| p.log.lock().log_start_offset() as i64);
+                            .then(|| p.log_start_offset() as i64);
                             (e, start)
                         }) {
                             Ok(a) => {
@@ -109,7 +97,7 @@ pub fn append(broker: &Broker, req: m::ProduceRequest, _version: i16) -> Option<
                     resp = resp
                         .with_base_offset(base_offset as i64)
                         .with_log_append_time_ms(log_append_time)
-                        .with_log_start_offset(p.log.lock().log_start_offset() as i64);
+                        .with_log_start_offset(p.log_start_offset() as i64);
                     // acks=all waits for the fsync that covers the batch; so does a retry
                     // whose original is not durable yet.
                     let durable = duplicate && p.durable_offset() > last_offset;
