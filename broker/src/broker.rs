@@ -289,11 +289,16 @@ impl Broker {
         Ok(p)
     }
 
-    /// Producer state: the newest snapshot, then every batch header after it.
+    /// Producer state: the newest snapshot, then every batch header after it. Producers
+    /// expired by now are dropped from the snapshot before the replay and again after
+    /// it, which stamps replayed producers with their batches' max timestamps (Kafka's
+    /// `loadFromSnapshot` and the expiry check that follows), so a restart does not bring
+    /// expired producers back.
     fn load_producer_state(
         &self,
         log: &runnel_storage::SharedLog,
     ) -> Result<ProducerStateManager, ApiError> {
+        let expiration_ms = self.config.producer_id_expiration_ms;
         let mut log = log.lock();
         let dir = log.dir().to_path_buf();
         let leo = log.log_end_offset();
@@ -301,6 +306,7 @@ impl Broker {
             Some((state, offset)) => (state, offset),
             None => (ProducerStateManager::new(), log.log_start_offset()),
         };
+        state.remove_expired(runnel_storage::now_ms(), expiration_ms);
         let from = from.max(log.log_start_offset());
         if from < leo {
             log.for_each_batch_header(from, |h| {
@@ -309,6 +315,7 @@ impl Broker {
                 }
             })
             .map_err(err_io)?;
+            state.remove_expired(runnel_storage::now_ms(), expiration_ms);
         }
         Ok(state)
     }
