@@ -266,7 +266,15 @@ impl Broker {
             .logs
             .get_or_create(&tp, resolved.log_config())
             .map_err(err_io)?;
-        let p = Arc::new(Partition::open(tp.clone(), log, resolved.write_caching).map_err(err_io)?);
+        let p = Arc::new(
+            Partition::open(
+                tp.clone(),
+                log,
+                resolved.write_caching,
+                self.config.producer_id_expiration_ms,
+            )
+            .map_err(err_io)?,
+        );
         p.set_log_append_time(resolved.log_append_time());
         p.set_timestamp_bounds(
             resolved.message_timestamp_before_max_ms,

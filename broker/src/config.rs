@@ -30,6 +30,8 @@ pub const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("max.incremental.fetch.session.cache.slots", "1000"),
     // KIP-227's name; Kafka hard-codes this value (120000).
     ("min.incremental.fetch.session.eviction.ms", "120000"),
+    ("producer.id.expiration.ms", "86400000"),
+    ("producer.id.expiration.check.interval.ms", "600000"),
 ];
 
 #[derive(Debug, Clone)]
@@ -58,6 +60,12 @@ pub struct BrokerConfig {
     /// How long a fetch session must be unused (or, to be pushed out by a larger one,
     /// have existed) before it can be evicted.
     pub min_incremental_fetch_session_eviction_ms: u64,
+    /// How long a producer id must be idle in a partition before its state there is
+    /// forgotten (`producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: i64,
+    /// How often every partition is checked for expired producer ids
+    /// (`producer.id.expiration.check.interval.ms`).
+    pub producer_id_expiration_check_interval_ms: u64,
     /// Where Prometheus scrapes `GET /metrics` (`metrics.listener`); `None` when the
     /// setting is empty (disabled).
     pub metrics_listener: Option<SocketAddr>,
@@ -170,6 +178,19 @@ impl BrokerConfig {
                 "min.incremental.fetch.session.eviction.ms",
                 0,
                 i64::MAX as u64,
+            )?,
+            // Kafka: INT, at least 1, for both.
+            producer_id_expiration_ms: parse_range(
+                &settings,
+                "producer.id.expiration.ms",
+                1,
+                i32::MAX as i64,
+            )?,
+            producer_id_expiration_check_interval_ms: parse_range(
+                &settings,
+                "producer.id.expiration.check.interval.ms",
+                1,
+                i32::MAX as u64,
             )?,
             metrics_listener,
             metrics_listener_configured,
@@ -323,6 +344,8 @@ mod tests {
         assert!(!c.metrics_listener_configured);
         assert_eq!(c.max_incremental_fetch_session_cache_slots, 1000);
         assert_eq!(c.min_incremental_fetch_session_eviction_ms, 120_000);
+        assert_eq!(c.producer_id_expiration_ms, 86_400_000);
+        assert_eq!(c.producer_id_expiration_check_interval_ms, 600_000);
     }
 
     #[test]
@@ -362,5 +385,29 @@ mod tests {
             "-1".to_string(),
         )]);
         assert!(BrokerConfig::from_settings(m).is_err());
+    }
+
+    #[test]
+    fn producer_id_expiration_settings() {
+        let m = BTreeMap::from([
+            ("producer.id.expiration.ms".to_string(), "5000".to_string()),
+            (
+                "producer.id.expiration.check.interval.ms".to_string(),
+                "100".to_string(),
+            ),
+        ]);
+        let c = BrokerConfig::from_settings(m).unwrap();
+        assert_eq!(c.producer_id_expiration_ms, 5000);
+        assert_eq!(c.producer_id_expiration_check_interval_ms, 100);
+        for name in [
+            "producer.id.expiration.ms",
+            "producer.id.expiration.check.interval.ms",
+        ] {
+            for bad in ["0", "-1", "2147483648", "1h"] {
+                let m = BTreeMap::from([(name.to_string(), bad.to_string())]);
+                let err = BrokerConfig::from_settings(m).unwrap_err().to_string();
+                assert!(err.contains(name), "{name}={bad}: {err}");
+            }
+        }
     }
 }

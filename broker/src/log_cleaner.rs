@@ -1,6 +1,7 @@
-//! Background log maintenance: the retention task (Kafka's `LogManager` retention check)
-//! and the log cleaner thread (compaction), each on its own OS thread because both do
-//! blocking file I/O for seconds at a time.
+//! Background log maintenance: the retention task (Kafka's `LogManager` retention check),
+//! the log cleaner thread (compaction) and the producer id expiration check (Kafka's
+//! `PeriodicProducerExpirationCheck`), each on its own OS thread because all do blocking
+//! file I/O (the cleaner for seconds at a time).
 //!
 //! Deadlines (README "Erasing personal data"): a record past `retention.ms` is gone from
 //! disk within `log.retention.check.interval.ms` (+ `file.delete.delay.ms`); on a
@@ -106,6 +107,19 @@ impl LogMaintenance {
                 },
             )?);
         }
+        {
+            let (broker, shared) = (broker.clone(), shared.clone());
+            let interval_ms = broker.config.producer_id_expiration_check_interval_ms;
+            threads.push(
+                std::thread::Builder::new()
+                    .name("producer-expiry".into())
+                    .spawn(move || {
+                        while !shared.sleep(interval_ms) {
+                            producer_expiry_pass(&broker, &shared);
+                        }
+                    })?,
+            );
+        }
         if cfg.cleaner_enable {
             let shared2 = shared.clone();
             threads.push(
@@ -155,6 +169,27 @@ fn retention_pass(broker: &Broker) {
                     tracing::error!(partition = %p.tp, error = %e, "retention failed")
                 }
             }
+        }
+    }
+}
+
+/// Forget, in every partition, the producers idle past `producer.id.expiration.ms`.
+/// Where some were forgotten, a snapshot at the log end is written too, so the newest
+/// snapshot (and the two kept) shrink with memory instead of holding them until the next
+/// segment roll.
+fn producer_expiry_pass(broker: &Broker, shared: &Shared) {
+    let expiration_ms = broker.config.producer_id_expiration_ms;
+    let topics: Vec<String> = broker.topics().all().map(|m| m.name.clone()).collect();
+    for topic in topics {
+        for p in broker.partitions_of(&topic) {
+            if *shared.stop.lock().unwrap_or_else(|e| e.into_inner()) {
+                return;
+            }
+            let (removed, left) = p.expire_producers(runnel_storage::now_ms(), expiration_ms);
+            if removed == 0 {
+                continue;
+            }
+            tracing::debug!(partition = %p.tp, removed, left, "expired producer ids");
         }
     }
 }

@@ -340,8 +340,8 @@ struct TopicSnapshot {
     bytes_in: u64,
     records_in: u64,
     bytes_out: u64,
-    /// (index, log start, log end, high watermark)
-    offsets: Vec<(i32, u64, u64, u64)>,
+    /// (index, log start, log end, high watermark, producers with state)
+    offsets: Vec<(i32, u64, u64, u64, u64)>,
 }
 
 impl Exporter {
@@ -552,7 +552,9 @@ impl Exporter {
                 let o = p.offsets();
                 let (start, end, size) = (o.log_start_offset, o.log_end_offset, o.size_bytes);
                 t.size_bytes += size;
-                t.offsets.push((i, start, end, p.high_watermark()));
+                let producers = p.producer_count() as u64;
+                t.offsets
+                    .push((i, start, end, p.high_watermark(), producers));
                 parts.insert((name.clone(), i), (p, start));
             }
             topics.push(t);
@@ -709,8 +711,8 @@ fn render_topics(out: &mut String, topics: &[TopicSnapshot]) {
             sample(out, name, &[("topic", &t.name)], get(t));
         }
     }
-    type GetOffset = fn(&(i32, u64, u64, u64)) -> u64;
-    let per_partition: [(&str, &str, GetOffset); 3] = [
+    type GetOffset = fn(&(i32, u64, u64, u64, u64)) -> u64;
+    let per_partition: [(&str, &str, GetOffset); 4] = [
         (
             "runnel_partition_log_start_offset",
             "First offset in the partition's log.",
@@ -725,6 +727,11 @@ fn render_topics(out: &mut String, topics: &[TopicSnapshot]) {
             "runnel_partition_high_watermark",
             "Offset up to which records are visible to consumers (fsynced unless write.caching).",
             |o| o.3,
+        ),
+        (
+            "runnel_partition_producers",
+            "Idempotent producer ids with state in the partition (forgotten after producer.id.expiration.ms idle).",
+            |o| o.4,
         ),
     ];
     for (name, help, get) in per_partition {

@@ -98,10 +98,11 @@ impl Partition {
         tp: TopicPartition,
         log: Arc<SharedLog>,
         write_caching: bool,
+        producer_id_expiration_ms: i64,
     ) -> Result<Partition, StorageError> {
         let leo = log.lock().log_end_offset();
         log.sync_to(leo)?;
-        let producers = load_producer_state(&log)?;
+        let producers = load_producer_state(&log, producer_id_expiration_ms)?;
         Ok(Partition::new(tp, log, producers, write_caching))
     }
 
@@ -394,14 +395,40 @@ impl Partition {
 
     /// Snapshot the producer state at the log end (at shutdown). Blocking.
     pub fn write_producer_snapshot(&self) -> std::io::Result<()> {
+        // Producers, then log: the order append takes them in. The state is that of the
+        // whole log up to its end while both are held.
+        let producers = self.producers();
         let (dir, leo) = {
             let log = self.log.lock();
             (log.dir().to_path_buf(), log.log_end_offset())
         };
-        self.producers().write_snapshot(&dir, leo).map(|_| ())
+        producers.write_snapshot(&dir, leo).map(|_| ())
     }
 
-    pub fn producers(&self) -> MutexGuard<'_, ProducerStateManager> {
+    /// Forget the producers idle past `expiration_ms`; where some were forgotten, write a
+    /// snapshot at the log end too, so the snapshots shrink with memory. Returns (removed,
+    /// left). Appends to this partition wait for the snapshot's fsync. Blocking.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> (usize, usize) {
+        let mut producers = self.producers();
+        let removed = producers.remove_expired(now_ms, expiration_ms);
+        if removed > 0 {
+            let (dir, leo) = {
+                let log = self.log.lock();
+                (log.dir().to_path_buf(), log.log_end_offset())
+            };
+            if let Err(e) = producers.write_snapshot(&dir, leo) {
+                tracing::warn!(partition = %self.tp, error = %e, "producer snapshot after expiry failed; the next one covers it");
+            }
+        }
+        (removed, producers.len())
+    }
+
+    /// Idempotent producers the partition remembers.
+    pub fn producer_count(&self) -> usize {
+        self.producers().len()
+    }
+
+    fn producers(&self) -> MutexGuard<'_, ProducerStateManager> {
         self.producers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -540,8 +567,15 @@ impl Partition {
     }
 }
 
-/// Producer state: the newest snapshot, then every batch header after it.
-fn load_producer_state(log: &SharedLog) -> Result<ProducerStateManager, StorageError> {
+/// Producer state: the newest snapshot, then every batch header after it. Producers
+/// expired by now are dropped from the snapshot before the replay and again after it,
+/// which stamps replayed producers with their batches' max timestamps (Kafka's
+/// `loadFromSnapshot` and the expiry check that follows), so a restart does not bring
+/// expired producers back.
+fn load_producer_state(
+    log: &SharedLog,
+    expiration_ms: i64,
+) -> Result<ProducerStateManager, StorageError> {
     let mut log = log.lock();
     let dir = log.dir().to_path_buf();
     let leo = log.log_end_offset();
@@ -549,6 +583,7 @@ fn load_producer_state(log: &SharedLog) -> Result<ProducerStateManager, StorageE
         Some((state, offset)) => (state, offset),
         None => (ProducerStateManager::new(), log.log_start_offset()),
     };
+    state.remove_expired(runnel_storage::now_ms(), expiration_ms);
     let from = from.max(log.log_start_offset());
     if from < leo {
         log.for_each_batch_header(from, |h| {
@@ -556,6 +591,7 @@ fn load_producer_state(log: &SharedLog) -> Result<ProducerStateManager, StorageE
                 state.replay(h);
             }
         })?;
+        state.remove_expired(runnel_storage::now_ms(), expiration_ms);
     }
     Ok(state)
 }

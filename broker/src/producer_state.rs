@@ -346,12 +346,18 @@ impl ProducerStateManager {
     }
 
     /// Forget producers idle for at least `expiration_ms` (Kafka's
-    /// `producer.id.expiration.ms`, default [`DEFAULT_PRODUCER_ID_EXPIRATION_MS`]).
-    /// Returns how many were removed.
+    /// `producer.id.expiration.ms`, default [`DEFAULT_PRODUCER_ID_EXPIRATION_MS`];
+    /// `isProducerExpired`). Returns how many were removed. Kafka keeps a producer with
+    /// an ongoing transaction however long it is idle; there is no transaction state
+    /// here, so none is kept.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
         self.producers
             .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        // A map keeps its capacity: give memory back after a burst of producers.
+        if self.producers.capacity() > 64 && self.producers.len() < self.producers.capacity() / 4 {
+            self.producers.shrink_to_fit();
+        }
         before - self.producers.len()
     }
 
@@ -975,6 +981,72 @@ mod tests {
         assert!(s.entry(2).is_some());
         // An expired producer is unknown again: any sequence is accepted.
         assert_eq!(s.check(&batch(1, 0, 77, 1, 0)), Ok(Verdict::Append));
+    }
+
+    #[test]
+    fn expired_producers_are_not_in_the_next_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let exp = 10_000;
+        let mut s = ProducerStateManager::new();
+        // A burst of one-batch producers (one InitProducerId each), then one that lives on.
+        for pid in 0..10_000 {
+            s.update(&batch(pid, 0, 0, 1, pid), 1_000);
+        }
+        let keeper = 50_000;
+        s.update(&batch(keeper, 0, 0, 1, 10_000), 1_000);
+        s.update(&batch(keeper, 0, 1, 1, 10_001), 9_000);
+        let big = fs::metadata(s.write_snapshot(dir.path(), 10_002).unwrap())
+            .unwrap()
+            .len();
+        assert_eq!(s.remove_expired(1_000 + exp, exp), 10_000);
+        assert_eq!(s.len(), 1);
+        // The map gave its memory back.
+        assert!(s.producers.capacity() < 64, "{}", s.producers.capacity());
+        let path = s.write_snapshot(dir.path(), 10_002).unwrap();
+        let small = fs::metadata(&path).unwrap().len();
+        // Header, count, then the keeper: 19 bytes and 32 per remembered batch.
+        assert_eq!(small, 6 + 12 + 19 + 2 * 32);
+        assert!(big > 100 * small, "{big} vs {small}");
+        let (loaded, offset) = ProducerStateManager::load_latest(dir.path(), 10_002).unwrap();
+        assert_eq!((offset, &loaded), (10_002, &s));
+        assert!(loaded.entry(0).is_none() && loaded.entry(9_999).is_none());
+        assert_eq!(loaded.entry(keeper).unwrap().last_seq(), 1);
+        // The keeper still deduplicates after the round trip.
+        assert_eq!(
+            loaded.check(&batch(keeper, 0, 1, 1, 0)),
+            Ok(Verdict::Duplicate {
+                base_offset: 10_001,
+                last_offset: 10_001
+            })
+        );
+    }
+
+    #[test]
+    fn expiry_on_load_covers_the_snapshot_and_the_replay() {
+        // What the broker does on open: load, expire, replay, expire again.
+        let dir = tempfile::tempdir().unwrap();
+        let exp = 10_000;
+        let mut s = ProducerStateManager::new();
+        s.update(&batch(1, 0, 0, 1, 0), 1_000); // idle since 1 000
+        s.update(&batch(2, 0, 0, 1, 1), 20_000); // recent
+        s.write_snapshot(dir.path(), 2).unwrap();
+        let now = 25_000;
+        let (mut loaded, _) = ProducerStateManager::load_latest(dir.path(), 4).unwrap();
+        assert_eq!(loaded.remove_expired(now, exp), 1);
+        // Replay stamps producers with their batches' max timestamps: producer 3's batch
+        // is old, producer 4's recent.
+        loaded.replay(&BatchHeader {
+            max_timestamp: 2_000,
+            ..batch(3, 0, 0, 1, 2)
+        });
+        loaded.replay(&BatchHeader {
+            max_timestamp: 24_000,
+            ..batch(4, 0, 0, 1, 3)
+        });
+        assert_eq!(loaded.remove_expired(now, exp), 1);
+        let mut ids: Vec<i64> = loaded.producers.keys().copied().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![2, 4]);
     }
 
     fn sample_state() -> ProducerStateManager {

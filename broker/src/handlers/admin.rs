@@ -399,7 +399,9 @@ fn broker_setting_type(name: &str) -> topic_config::ConfigType {
         | "socket.request.max.bytes"
         | "max.connections"
         | "queued.max.requests.per.connection"
-        | "fetch.max.bytes" => T::Int,
+        | "fetch.max.bytes"
+        | "producer.id.expiration.ms"
+        | "producer.id.expiration.check.interval.ms" => T::Int,
         "queued.max.request.bytes" => T::Long,
         "listeners" | "advertised.listeners" | "log.dirs" | "metrics.listener" => T::String,
         _ => T::Unknown,
