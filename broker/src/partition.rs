@@ -10,7 +10,8 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use runnel_protocol::record_batch::BatchHeader;
+use runnel_protocol::record_batch::{validate_batch, BatchHeader, Compression, Strictness};
+use runnel_protocol::records::DecodedRecords;
 use runnel_storage::cleaner::{self, CleanStats, CleanerSettings, Throttle};
 use runnel_storage::{
     AppendInfo, HeaderRewrite, LogConfig, ReadResult, RetentionOutcome, SharedLog, StorageError,
@@ -24,6 +25,8 @@ use crate::producer_state::{ProducerError, ProducerStateManager, Verdict};
 const MAX_DECOMPRESSED: usize = 256 << 20;
 /// Decompressed size allowed per byte of `max.message.bytes` for that check.
 const MAX_COMPRESSION_RATIO: usize = 32;
+/// Kafka's RecordBatch.NO_TIMESTAMP.
+const NO_TIMESTAMP: i64 = -1;
 
 /// What the flusher has made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,13 +45,50 @@ pub enum AppendError {
     Corrupt(String),
     /// More than one batch for a partition in one request.
     MultipleBatches(usize),
-    /// A record Kafka refuses with INVALID_RECORD (a keyless record on a compacted
-    /// topic).
-    InvalidRecord(String),
-    /// CreateTime records outside `message.timestamp.before.max.ms` /
-    /// `after.max.ms` of the broker's clock: (record index, message) per record, as
-    /// Kafka's INVALID_TIMESTAMP record errors.
-    InvalidTimestamp(Vec<(i32, String)>),
+    /// Records Kafka's LogValidator refuses one by one (its RecordValidationException):
+    /// each with its index in the batch, the batch otherwise whole and unwritten.
+    RecordValidation(Vec<RejectedRecord>),
+}
+
+/// Why Kafka refuses a record: its error code for the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFault {
+    /// INVALID_RECORD: a keyless record on a compacted topic.
+    InvalidRecord,
+    /// INVALID_TIMESTAMP: a CreateTime out of `message.timestamp.before.max.ms` /
+    /// `after.max.ms`, or a producer-set LogAppendTime.
+    InvalidTimestamp,
+}
+
+/// One refused record, as Kafka's produce response `record_errors` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRecord {
+    pub batch_index: i32,
+    pub fault: RecordFault,
+    pub message: String,
+}
+
+/// A record as Kafka's `toString` prints it in a record error. Kafka reads a compressed
+/// batch it keeps as sent (compression.type=producer) with PartialDefaultRecord, whose
+/// sizes are -1 for null; an uncompressed one with DefaultRecord, 0 for null.
+fn java_record_string(
+    decoded: &DecodedRecords<'_>,
+    r: &runnel_protocol::records::Record<'_>,
+) -> String {
+    let compressed = !matches!(decoded.header().compression(), Some(Compression::None));
+    let (name, null_len) = if compressed {
+        ("PartialDefaultRecord", -1)
+    } else {
+        ("DefaultRecord", 0)
+    };
+    let len = |b: Option<&[u8]>| b.map_or(null_len, |b| b.len() as i64);
+    format!(
+        "{name}(offset={}, timestamp={}, key={} bytes, value={} bytes)",
+        decoded.offset(r),
+        decoded.timestamp(r),
+        len(r.key),
+        len(r.value)
+    )
 }
 
 /// A successful append, or a duplicate of an earlier one (idempotent retry).
@@ -175,82 +215,121 @@ impl Partition {
             .store(after_max_ms, Ordering::Release);
     }
 
-    /// Kafka's LogValidator refuses CreateTime records outside [now - before.max.ms,
-    /// now + after.max.ms]. The header's max timestamp and base (first) timestamp
-    /// decide whether to look; only a refused batch is opened, to name its records.
-    /// (A record below the window behind an in-window first record, which only a
-    /// negative timestamp delta can make, is not looked for.)
-    fn check_timestamps(
+    /// Kafka's record checks (LogValidator.validateRecord) on v2 batches: a compacted
+    /// topic refuses keyless records; a CreateTime topic refuses timestamps outside
+    /// [now - before.max.ms, now + after.max.ms] (-1, no timestamp, passes); a batch
+    /// the producer flagged LogAppendTime is refused (on a CreateTime topic only if its
+    /// max timestamp, which its records take, is -1 or out of bounds). Every record is
+    /// checked and each refused one named (a keyless record's timestamp is not looked
+    /// at). A batch is opened only when the topic is compacted or its header fails the
+    /// timestamp window (the first and max timestamps decide; a record below the window
+    /// behind an in-window first record, which only a negative timestamp delta can
+    /// make, is not looked for).
+    fn check_records(
         &self,
         batches: &[u8],
         headers: &[BatchHeader],
         now_ms: i64,
-        max_message_bytes: usize,
+        log_append_time: bool,
     ) -> Result<(), AppendError> {
+        let compacted = self.compacted.load(Ordering::Acquire);
         let before = self.timestamp_before_max_ms.load(Ordering::Acquire);
         let after = self.timestamp_after_max_ms.load(Ordering::Acquire);
         let (lo, hi) = (now_ms.saturating_sub(before), now_ms.saturating_add(after));
-        let mut errors = Vec::new();
         let mut pos = 0;
         for h in headers {
-            let batch = &batches[pos..];
+            let at = pos;
+            let batch = &batches[pos..pos + h.total_len()];
             pos += h.total_len();
-            if h.is_control() || (h.base_timestamp >= lo && h.max_timestamp <= hi) {
+            let times_suspect = if log_append_time {
+                h.is_log_append_time()
+            } else {
+                h.base_timestamp < lo
+                    || h.max_timestamp > hi
+                    || (h.is_log_append_time() && h.max_timestamp == NO_TIMESTAMP)
+            };
+            if h.is_control() || !(compacted || times_suspect) {
                 continue;
             }
-            let max_decompressed = max_message_bytes
+            // Kafka refuses an oversized batch before it looks inside (and so do we,
+            // before decompressing it).
+            let limit = self.max_message_bytes();
+            if h.total_len() > limit as usize {
+                return Err(AppendError::Storage(StorageError::BatchTooLarge {
+                    size: h.total_len(),
+                    limit,
+                }));
+            }
+            // Room for well-compressed batches, not for decompression bombs.
+            let max_decompressed = (limit as usize)
                 .saturating_mul(MAX_COMPRESSION_RATIO)
                 .min(MAX_DECOMPRESSED);
             let decoded = runnel_protocol::records::batch_records(batch, max_decompressed)
                 .map_err(|e| AppendError::Corrupt(e.to_string()))?;
+            let mut rejected = Vec::new();
             for (i, r) in decoded.records().enumerate() {
                 let r = r.map_err(|e| AppendError::Corrupt(e.to_string()))?;
-                let ts = decoded.timestamp(&r);
-                if ts < lo || ts > hi {
-                    errors.push((
-                        i as i32,
+                let (fault, message) = if compacted && r.key.is_none() {
+                    (
+                        RecordFault::InvalidRecord,
                         format!(
-                            "Timestamp {ts} of message with offset {} is out of range. \
-                             The timestamp should be within [{lo}, {hi}]",
-                            decoded.offset(&r)
+                            "Compacted topic cannot accept message without key in topic partition {}",
+                            self.tp
                         ),
-                    ));
-                }
+                    )
+                } else if !times_suspect {
+                    continue;
+                } else {
+                    let ts = decoded.timestamp(&r);
+                    if !log_append_time && ts != NO_TIMESTAMP {
+                        if ts >= lo && ts <= hi {
+                            continue;
+                        }
+                        // Kafka prints now ± the bounds in Java's long arithmetic: an
+                        // after.max.ms of Long.MAX_VALUE (the default before Kafka 4)
+                        // wraps negative.
+                        (
+                            RecordFault::InvalidTimestamp,
+                            format!(
+                                "Timestamp {ts} of message with offset {} is out of range. \
+                                 The timestamp should be within [{}, {}]",
+                                decoded.offset(&r),
+                                now_ms.wrapping_sub(before),
+                                now_ms.wrapping_add(after)
+                            ),
+                        )
+                    } else if h.is_log_append_time() {
+                        (
+                            RecordFault::InvalidTimestamp,
+                            format!(
+                                "Invalid timestamp type in message {}. Producer should not set \
+                                 timestamp type to LogAppendTime.",
+                                java_record_string(&decoded, &r)
+                            ),
+                        )
+                    } else {
+                        continue;
+                    }
+                };
+                rejected.push(RejectedRecord {
+                    batch_index: i as i32,
+                    fault,
+                    message,
+                });
             }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(AppendError::InvalidTimestamp(errors))
-        }
-    }
-
-    /// Kafka refuses keyless records on a compacted topic (they could never be
-    /// compacted). This is the one produce check that opens the records.
-    fn check_keys(&self, batches: &[u8], max_message_bytes: usize) -> Result<(), AppendError> {
-        // Room for well-compressed batches, not for decompression bombs.
-        let max_decompressed = max_message_bytes
-            .saturating_mul(MAX_COMPRESSION_RATIO)
-            .min(MAX_DECOMPRESSED);
-        let mut pos = 0;
-        while pos < batches.len() {
-            let decoded =
-                runnel_protocol::records::batch_records(&batches[pos..], max_decompressed)
-                    .map_err(|e| AppendError::Corrupt(e.to_string()))?;
-            if decoded.header().is_control() {
-                pos += decoded.header().total_len();
-                continue;
+            if !rejected.is_empty() {
+                // Kafka checks the CRC before the records: a corrupt batch is
+                // CORRUPT_MESSAGE, whatever its records look like. Only a refused batch
+                // pays for this; the log checks the others as it writes them.
+                validate_batch(batch, Strictness::Produce).map_err(|source| {
+                    AppendError::Storage(StorageError::InvalidBatch {
+                        position: at,
+                        source,
+                    })
+                })?;
+                // Kafka stops at the first batch with refused records.
+                return Err(AppendError::RecordValidation(rejected));
             }
-            for r in decoded.records() {
-                let r = r.map_err(|e| AppendError::Corrupt(e.to_string()))?;
-                if r.key.is_none() {
-                    return Err(AppendError::InvalidRecord(format!(
-                        "Compacted topic cannot accept message without key in topic partition {}.",
-                        self.tp
-                    )));
-                }
-            }
-            pos += decoded.header().total_len();
         }
         Ok(())
     }
@@ -469,21 +548,7 @@ impl Partition {
             // producer sequence checks rely on it.
             return Err(AppendError::MultipleBatches(headers.len()));
         }
-        if self.compacted.load(Ordering::Acquire) {
-            // Size first, so that an oversized batch is refused before it is opened.
-            let limit = self.max_message_bytes();
-            if let Some(h) = headers.iter().find(|h| h.total_len() > limit as usize) {
-                return Err(AppendError::Storage(StorageError::BatchTooLarge {
-                    size: h.total_len(),
-                    limit,
-                }));
-            }
-            self.check_keys(records, limit as usize)?;
-        }
-        if !log_append_time {
-            let limit = self.max_message_bytes();
-            self.check_timestamps(records, &headers, now_ms, limit as usize)?;
-        }
+        self.check_records(records, &headers, now_ms, log_append_time)?;
         let mut producers = self.producers();
         // Kafka checks every batch of the request; a duplicate is answered with the
         // offsets of the original append.

@@ -10,7 +10,7 @@ use kafka_protocol::messages as m;
 
 use super::storage_error_code;
 use crate::broker::Broker;
-use crate::partition::{AppendError, Appended, Partition};
+use crate::partition::{AppendError, Appended, Partition, RecordFault, RejectedRecord};
 
 /// Everything the durability wait needs once the appends are done.
 pub struct PendingAcks {
@@ -58,11 +58,8 @@ pub fn append(broker: &Broker, req: m::ProduceRequest, _version: i16) -> Option<
                         Some(records) => match p.append(records, now).map_err(|e| {
                             // Kafka's record validation errors (RecordValidationException)
                             // carry the log start offset; the others do not.
-                            let start = matches!(
-                                e,
-                                AppendError::InvalidTimestamp(_) | AppendError::InvalidRecord(_)
-                            )
-                            .then(|| p.log_start_offset() as i64);
+                            let start = matches!(e, AppendError::RecordValidation(_))
+                                .then(|| p.log_start_offset() as i64);
                             (e, start)
                         }) {
                             Ok(a) => {
@@ -155,23 +152,57 @@ fn append_error(e: &AppendError) -> (ResponseError, Option<String>, RecordErrors
         AppendError::Storage(s) => plain(storage_error_code(s), s.to_string()),
         AppendError::Producer(p) => plain(p.response_error(), p.to_string()),
         AppendError::Corrupt(why) => plain(ResponseError::CorruptMessage, why.clone()),
-        AppendError::InvalidRecord(why) => plain(ResponseError::InvalidRecord, why.clone()),
         AppendError::MultipleBatches(n) => plain(
             ResponseError::InvalidRecord,
             format!("{n} record batches for one partition; exactly one is allowed"),
         ),
-        // Kafka's wording, and one record error per refused record.
-        AppendError::InvalidTimestamp(records) => (
-            ResponseError::InvalidTimestamp,
-            Some("One or more records have been rejected due to invalid timestamp".into()),
-            records
-                .iter()
-                .map(|(i, msg)| {
-                    m::produce_response::BatchIndexAndErrorMessage::default()
-                        .with_batch_index(*i)
-                        .with_batch_index_error_message(Some(super::str_bytes(msg.clone())))
-                })
-                .collect(),
-        ),
+        AppendError::RecordValidation(records) => record_validation_error(records),
     }
+}
+
+/// Kafka's answer to a RecordValidationException (LogValidator.processRecordErrors): one
+/// record error per refused record; INVALID_TIMESTAMP if any record had a bad
+/// timestamp, else INVALID_RECORD naming the first three, in Kafka's wording (Java's
+/// `List.toString` of `RecordError`s).
+fn record_validation_error(
+    records: &[RejectedRecord],
+) -> (ResponseError, Option<String>, RecordErrors) {
+    let (code, message) = if records
+        .iter()
+        .any(|r| r.fault == RecordFault::InvalidTimestamp)
+    {
+        (
+            ResponseError::InvalidTimestamp,
+            "One or more records have been rejected due to invalid timestamp".to_string(),
+        )
+    } else {
+        let first: Vec<String> = records
+            .iter()
+            .take(3)
+            .map(|r| {
+                format!(
+                    "RecordError(batchIndex={}, message='{}')",
+                    r.batch_index, r.message
+                )
+            })
+            .collect();
+        (
+            ResponseError::InvalidRecord,
+            format!(
+                "One or more records have been rejected due to {} record errors in total, \
+                 and only showing the first three errors at most: [{}]",
+                records.len(),
+                first.join(", ")
+            ),
+        )
+    };
+    let errors = records
+        .iter()
+        .map(|r| {
+            m::produce_response::BatchIndexAndErrorMessage::default()
+                .with_batch_index(r.batch_index)
+                .with_batch_index_error_message(Some(super::str_bytes(r.message.clone())))
+        })
+        .collect();
+    (code, Some(message), errors)
 }
