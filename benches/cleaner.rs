@@ -66,7 +66,7 @@ fn build_template(dir: &Path, codec: Compression, bytes: usize, keys: usize) -> 
         n += 16;
         written += batch.len();
     }
-    let mut guard = log.lock();
+    let mut guard = log.lock().unwrap();
     guard.roll().unwrap();
     guard.close().unwrap();
     guard.size_bytes()

@@ -14,6 +14,7 @@ use crate::fetch_session::FetchSessionCache;
 use crate::group::{GroupConfig, GroupCoordinator, PartitionLog, OFFSETS_TOPIC};
 use crate::log_cleaner::LogMaintenance;
 use crate::partition::Partition;
+use crate::poison::or_stop;
 use crate::producer_state::ProducerIdManager;
 use crate::topic_config::{self, BrokerTopicDefaults};
 use crate::topics::{validate_topic_name, TopicMeta, TopicRegistry};
@@ -202,11 +203,11 @@ impl Broker {
     }
 
     pub fn topics(&self) -> std::sync::RwLockReadGuard<'_, TopicRegistry> {
-        self.topics.read().unwrap_or_else(|p| p.into_inner())
+        or_stop(self.topics.read(), "topic registry")
     }
 
     fn topics_mut(&self) -> std::sync::RwLockWriteGuard<'_, TopicRegistry> {
-        self.topics.write().unwrap_or_else(|p| p.into_inner())
+        or_stop(self.topics.write(), "topic registry")
     }
 
     pub fn cluster_id(&self) -> String {
@@ -218,21 +219,16 @@ impl Broker {
     }
 
     pub fn set_advertised(&self, host: String, port: u16) {
-        *self.advertised.write().unwrap_or_else(|p| p.into_inner()) = (host, port);
+        *or_stop(self.advertised.write(), "advertised address") = (host, port);
     }
 
     pub fn advertised(&self) -> (String, u16) {
-        self.advertised
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        or_stop(self.advertised.read(), "advertised address").clone()
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
         let tp = TopicPartition::new(topic, partition);
-        self.partitions
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        or_stop(self.partitions.read(), "partition map")
             .get(&tp)
             .cloned()
     }
@@ -240,10 +236,7 @@ impl Broker {
     /// Partitions the broker has, internal ones included: the most a fetch session
     /// may hold.
     pub fn partition_count(&self) -> usize {
-        self.partitions
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        or_stop(self.partitions.read(), "partition map").len()
     }
 
     pub fn partitions_of(&self, topic: &str) -> Vec<Arc<Partition>> {
@@ -252,9 +245,7 @@ impl Broker {
     }
 
     pub fn next_producer_id(&self) -> Result<i64, ApiError> {
-        self.producer_ids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        or_stop(self.producer_ids.lock(), "producer id")
             .next_id()
             .map_err(err_io)
     }
@@ -281,10 +272,7 @@ impl Broker {
             resolved.message_timestamp_after_max_ms,
         );
         p.set_compacted(resolved.cleanup_policy.compact);
-        self.partitions
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(tp, p.clone());
+        or_stop(self.partitions.write(), "partition map").insert(tp, p.clone());
         Ok(p)
     }
 
@@ -397,10 +385,7 @@ impl Broker {
         self.topics_mut().remove(name).map_err(err_io)?;
         for p in 0..meta.partitions {
             let tp = TopicPartition::new(name, p);
-            self.partitions
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&tp);
+            or_stop(self.partitions.write(), "partition map").remove(&tp);
             self.logs.delete(&tp).map_err(err_io)?;
         }
         self.groups.on_topic_deleted(name).await;
@@ -502,25 +487,18 @@ impl Broker {
     /// Start the retention task and the log cleaner.
     pub fn start_log_maintenance(self: &Arc<Self>) -> std::io::Result<()> {
         let m = LogMaintenance::start(self.clone())?;
-        *self.maintenance.lock().unwrap_or_else(|p| p.into_inner()) = Some(m);
+        *or_stop(self.maintenance.lock(), "maintenance") = Some(m);
         Ok(())
     }
 
     /// Flush everything, snapshot producer state and mark the shutdown clean.
     pub fn shutdown(&self) -> std::io::Result<()> {
         // Cleaner and retention stop before the logs close.
-        let maintenance = self
-            .maintenance
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let maintenance = or_stop(self.maintenance.lock(), "maintenance").take();
         if let Some(m) = maintenance {
             m.stop();
         }
-        let partitions: Vec<Arc<Partition>> = self
-            .partitions
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        let partitions: Vec<Arc<Partition>> = or_stop(self.partitions.read(), "partition map")
             .values()
             .cloned()
             .collect();

@@ -244,7 +244,7 @@ pub struct FetchSessionCache {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    crate::poison::or_stop(m.lock(), "fetch session")
 }
 
 impl FetchSessionCache {

@@ -22,6 +22,7 @@ mod handlers;
 pub mod log_cleaner;
 pub mod metrics;
 pub mod partition;
+mod poison;
 pub mod producer_state;
 mod send_file;
 pub mod server;

@@ -17,6 +17,7 @@ use std::time::Duration;
 use runnel_storage::cleaner::{CleanerSettings, Throttle};
 
 use crate::broker::Broker;
+use crate::poison::or_stop;
 use crate::topic_config::TopicConfig;
 
 /// Broker settings of the maintenance threads, by Kafka name.
@@ -70,14 +71,14 @@ struct Shared {
 impl Shared {
     /// Sleep up to `ms`, returning true if asked to stop.
     fn sleep(&self, ms: u64) -> bool {
-        let stop = self.stop.lock().unwrap_or_else(|p| p.into_inner());
+        let stop = or_stop(self.stop.lock(), "maintenance");
         if *stop {
             return true;
         }
-        let (stop, _) = self
-            .wake
-            .wait_timeout(stop, Duration::from_millis(ms))
-            .unwrap_or_else(|p| p.into_inner());
+        let (stop, _) = or_stop(
+            self.wake.wait_timeout(stop, Duration::from_millis(ms)),
+            "maintenance",
+        );
         *stop
     }
 }
@@ -138,7 +139,7 @@ impl LogMaintenance {
 
     /// Stop the threads and wait for them (a pass in progress finishes first).
     pub fn stop(self) {
-        *self.shared.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        *or_stop(self.shared.stop.lock(), "maintenance") = true;
         self.shared.wake.notify_all();
         for t in self.threads {
             let _ = t.join();
@@ -182,14 +183,17 @@ fn producer_expiry_pass(broker: &Broker, shared: &Shared) {
     let topics: Vec<String> = broker.topics().all().map(|m| m.name.clone()).collect();
     for topic in topics {
         for p in broker.partitions_of(&topic) {
-            if *shared.stop.lock().unwrap_or_else(|e| e.into_inner()) {
+            if *or_stop(shared.stop.lock(), "maintenance") {
                 return;
             }
-            let (removed, left) = p.expire_producers(runnel_storage::now_ms(), expiration_ms);
-            if removed == 0 {
-                continue;
+            match p.expire_producers(runnel_storage::now_ms(), expiration_ms) {
+                Ok((0, _)) => {}
+                Ok((removed, left)) => {
+                    tracing::debug!(partition = %p.tp, removed, left, "expired producer ids")
+                }
+                // An offline partition: logged when it went offline.
+                Err(_) => {}
             }
-            tracing::debug!(partition = %p.tp, removed, left, "expired producer ids");
         }
     }
 }
@@ -209,7 +213,7 @@ fn cleaner_pass(
             continue;
         }
         for p in broker.partitions_of(&meta.name) {
-            if *shared.stop.lock().unwrap_or_else(|e| e.into_inner()) {
+            if *or_stop(shared.stop.lock(), "maintenance") {
                 return;
             }
             let now = runnel_storage::now_ms();

@@ -549,7 +549,8 @@ impl Exporter {
                 t.bytes_in += m.inbound.bytes.load(Ordering::Relaxed);
                 t.records_in += m.inbound.records.load(Ordering::Relaxed);
                 t.bytes_out += m.outbound_bytes.0.load(Ordering::Relaxed);
-                let o = p.offsets();
+                // An offline partition has no offsets to report.
+                let Ok(o) = p.offsets() else { continue };
                 let (start, end, size) = (o.log_start_offset, o.log_end_offset, o.size_bytes);
                 t.size_bytes += size;
                 let producers = p.producer_count() as u64;
@@ -565,7 +566,12 @@ impl Exporter {
     fn render_lag(&self, out: &mut String, parts: &PartitionsSeen) {
         let committed = self.broker.groups.committed_offsets();
         let now = runnel_storage::now_ms();
-        let mut cache = self.lag_cache.lock().unwrap_or_else(|p| p.into_inner());
+        // A cache: after a panic it is cleared and refilled.
+        let mut cache = self.lag_cache.lock().unwrap_or_else(|p| {
+            let mut cache = p.into_inner();
+            cache.clear();
+            cache
+        });
         let mut next_cache = HashMap::with_capacity(cache.len());
         // (group, topic, partition, lag messages, lag seconds)
         let mut rows: Vec<(&str, &str, i32, u64, Option<f64>)> = Vec::new();
@@ -639,7 +645,7 @@ impl Exporter {
 fn record_timestamp(p: &Partition, offset: u64) -> Option<i64> {
     let hw = p.high_watermark();
     let slice = p
-        .read(offset.max(p.log_start_offset()), 1, hw)
+        .read(offset.max(p.log_start_offset().ok()?), 1, hw)
         .ok()?
         .slice?;
     if slice.len < BATCH_HEADER_LEN as u64 {

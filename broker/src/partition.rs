@@ -7,6 +7,7 @@
 //! batch. With write caching, the high watermark is the log end offset, as on a single
 //! Kafka broker.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -19,6 +20,7 @@ use runnel_storage::{
 };
 use tokio::sync::{watch, Notify};
 
+use crate::poison::or_stop;
 use crate::producer_state::{ProducerError, ProducerStateManager, Verdict};
 
 /// Largest decompressed records section opened to check keys on a compacted topic.
@@ -112,6 +114,8 @@ pub struct LogOffsets {
 /// handlers, the coordinator, maintenance and metrics go through the methods below.
 pub struct Partition {
     pub tp: TopicPartition,
+    /// The partition directory (fixed for the partition's life).
+    dir: PathBuf,
     log: Arc<SharedLog>,
     producers: Mutex<ProducerStateManager>,
     high_watermark: AtomicU64,
@@ -140,19 +144,24 @@ impl Partition {
         write_caching: bool,
         producer_id_expiration_ms: i64,
     ) -> Result<Partition, StorageError> {
-        let leo = log.lock().log_end_offset();
+        let (dir, leo) = {
+            let log = log.lock()?;
+            (log.dir().to_path_buf(), log.log_end_offset())
+        };
         log.sync_to(leo)?;
         let producers = load_producer_state(&log, producer_id_expiration_ms)?;
-        Ok(Partition::new(tp, log, producers, write_caching))
+        Ok(Partition::new(tp, dir, log, leo, producers, write_caching))
     }
 
     fn new(
         tp: TopicPartition,
+        dir: PathBuf,
         log: Arc<SharedLog>,
+        leo: u64,
         producers: ProducerStateManager,
         write_caching: bool,
     ) -> Partition {
-        let (durable_offset, leo) = (log.durable_offset(), log.lock().log_end_offset());
+        let durable_offset = log.durable_offset();
         // After recovery the whole log is what we have; the broker syncs it before
         // serving, so the high watermark starts at the log end.
         let hw = if write_caching {
@@ -162,6 +171,7 @@ impl Partition {
         };
         Partition {
             tp,
+            dir,
             log,
             producers: Mutex::new(producers),
             high_watermark: AtomicU64::new(hw),
@@ -194,8 +204,9 @@ impl Partition {
     pub fn set_write_caching(&self, on: bool) {
         self.write_caching.store(on, Ordering::Release);
         if on {
-            let leo = self.log_end_offset();
-            self.advance_high_watermark(leo);
+            if let Ok(leo) = self.log_end_offset() {
+                self.advance_high_watermark(leo);
+            }
         }
     }
 
@@ -253,7 +264,7 @@ impl Partition {
             }
             // Kafka refuses an oversized batch before it looks inside (and so do we,
             // before decompressing it).
-            let limit = self.max_message_bytes();
+            let limit = self.max_message_bytes().map_err(AppendError::Storage)?;
             if h.total_len() > limit as usize {
                 return Err(AppendError::Storage(StorageError::BatchTooLarge {
                     size: h.total_len(),
@@ -334,26 +345,26 @@ impl Partition {
         Ok(())
     }
 
-    pub fn log_start_offset(&self) -> u64 {
-        self.log.lock().log_start_offset()
+    pub fn log_start_offset(&self) -> Result<u64, StorageError> {
+        Ok(self.log.lock()?.log_start_offset())
     }
 
-    pub fn log_end_offset(&self) -> u64 {
-        self.log.lock().log_end_offset()
+    pub fn log_end_offset(&self) -> Result<u64, StorageError> {
+        Ok(self.log.lock()?.log_end_offset())
     }
 
     /// Start, end and size in one lock.
-    pub fn offsets(&self) -> LogOffsets {
-        let log = self.log.lock();
-        LogOffsets {
+    pub fn offsets(&self) -> Result<LogOffsets, StorageError> {
+        let log = self.log.lock()?;
+        Ok(LogOffsets {
             log_start_offset: log.log_start_offset(),
             log_end_offset: log.log_end_offset(),
             size_bytes: log.size_bytes(),
-        }
+        })
     }
 
-    pub fn size_bytes(&self) -> u64 {
-        self.log.lock().size_bytes()
+    pub fn size_bytes(&self) -> Result<u64, StorageError> {
+        Ok(self.log.lock()?.size_bytes())
     }
 
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one), below
@@ -365,17 +376,17 @@ impl Partition {
         max_bytes: u64,
         upper_bound: u64,
     ) -> Result<ReadResult, StorageError> {
-        self.log.lock().read(offset, max_bytes, upper_bound)
+        self.log.lock()?.read(offset, max_bytes, upper_bound)
     }
 
     /// The first batch whose max timestamp is at or after `timestamp`.
     pub fn find_timestamp(&self, timestamp: i64) -> Result<Option<TimestampHit>, StorageError> {
-        self.log.lock().find_timestamp(timestamp)
+        self.log.lock()?.find_timestamp(timestamp)
     }
 
     /// The batch holding the largest timestamp.
     pub fn max_timestamp(&self) -> Result<Option<TimestampHit>, StorageError> {
-        self.log.lock().max_timestamp()
+        self.log.lock()?.max_timestamp()
     }
 
     /// Every stored batch from the one holding `from` to the log end, read in chunks of at
@@ -388,7 +399,7 @@ impl Partition {
         mut f: impl FnMut(u64, &[u8]) -> Option<u64>,
     ) -> Result<(), StorageError> {
         let (mut offset, leo) = {
-            let log = self.log.lock();
+            let log = self.log.lock()?;
             (from.max(log.log_start_offset()), log.log_end_offset())
         };
         let mut buf = Vec::new();
@@ -408,17 +419,17 @@ impl Partition {
     /// DeleteRecords: move the log start offset up to `offset`. Returns the new start.
     /// Blocking (may delete segment files).
     pub fn delete_records_before(&self, offset: u64) -> Result<u64, StorageError> {
-        let mut log = self.log.lock();
+        let mut log = self.log.lock()?;
         log.advance_log_start_offset(offset)?;
         Ok(log.log_start_offset())
     }
 
     pub fn set_log_config(&self, config: LogConfig) -> Result<(), StorageError> {
-        self.log.lock().set_config(config)
+        self.log.lock()?.set_config(config)
     }
 
-    pub fn max_message_bytes(&self) -> u32 {
-        self.log.lock().config().max_message_bytes
+    pub fn max_message_bytes(&self) -> Result<u32, StorageError> {
+        Ok(self.log.lock()?.config().max_message_bytes)
     }
 
     /// Delete whole segments past `retention.ms` / `retention.bytes`, never at or above
@@ -431,24 +442,24 @@ impl Partition {
     ) -> Result<RetentionOutcome, StorageError> {
         let hw = self.high_watermark();
         self.log
-            .lock()
+            .lock()?
             .apply_retention(retention_ms, retention_bytes, now_ms, hw)
     }
 
     /// Remove `.deleted` files that are due. Blocking.
     pub fn purge_deleted(&self, now_ms: i64) -> Result<usize, StorageError> {
-        self.log.lock().purge_deleted(now_ms)
+        self.log.lock()?.purge_deleted(now_ms)
     }
 
     /// `runnel erase --now` left a marker asking for a compaction pass regardless of lags.
-    pub fn compact_now_marker(&self) -> std::path::PathBuf {
-        self.log.lock().dir().join(cleaner::COMPACT_NOW_MARKER)
+    pub fn compact_now_marker(&self) -> PathBuf {
+        self.dir.join(cleaner::COMPACT_NOW_MARKER)
     }
 
     /// Roll the active segment if its first record is older than `max_lag_ms`, and make
     /// the roll durable so the cleaner may take the sealed segment. Blocking.
     pub fn roll_for_compaction(&self, now_ms: i64, max_lag_ms: i64) -> Result<bool, StorageError> {
-        let rolled = self.log.lock().roll_if_older_than(now_ms, max_lag_ms)?;
+        let rolled = self.log.lock()?.roll_if_older_than(now_ms, max_lag_ms)?;
         if rolled && !self.write_caching() {
             self.sync_all()?;
         }
@@ -468,54 +479,57 @@ impl Partition {
 
     /// fsync everything appended so far. Blocking.
     pub fn sync_all(&self) -> Result<(), StorageError> {
-        let leo = self.log_end_offset();
+        let leo = self.log_end_offset()?;
         self.log.sync_to(leo)
     }
 
     /// Snapshot the producer state at the log end (at shutdown). Blocking.
-    pub fn write_producer_snapshot(&self) -> std::io::Result<()> {
+    pub fn write_producer_snapshot(&self) -> Result<(), StorageError> {
         // Producers, then log: the order append takes them in. The state is that of the
         // whole log up to its end while both are held.
-        let producers = self.producers();
-        let (dir, leo) = {
-            let log = self.log.lock();
-            (log.dir().to_path_buf(), log.log_end_offset())
-        };
-        producers.write_snapshot(&dir, leo).map(|_| ())
+        let producers = self.producers()?;
+        let leo = self.log.lock()?.log_end_offset();
+        producers.write_snapshot(&self.dir, leo)?;
+        Ok(())
     }
 
     /// Forget the producers idle past `expiration_ms`; where some were forgotten, write a
     /// snapshot at the log end too, so the snapshots shrink with memory. Returns (removed,
     /// left). Appends to this partition wait for the snapshot's fsync. Blocking.
-    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> (usize, usize) {
-        let mut producers = self.producers();
+    pub fn expire_producers(
+        &self,
+        now_ms: i64,
+        expiration_ms: i64,
+    ) -> Result<(usize, usize), StorageError> {
+        let mut producers = self.producers()?;
         let removed = producers.remove_expired(now_ms, expiration_ms);
         if removed > 0 {
-            let (dir, leo) = {
-                let log = self.log.lock();
-                (log.dir().to_path_buf(), log.log_end_offset())
-            };
-            if let Err(e) = producers.write_snapshot(&dir, leo) {
+            let leo = self.log.lock()?.log_end_offset();
+            if let Err(e) = producers.write_snapshot(&self.dir, leo) {
                 tracing::warn!(partition = %self.tp, error = %e, "producer snapshot after expiry failed; the next one covers it");
             }
         }
-        (removed, producers.len())
+        Ok((removed, producers.len()))
     }
 
-    /// Idempotent producers the partition remembers.
+    /// Idempotent producers the partition remembers (none while it is offline).
     pub fn producer_count(&self) -> usize {
-        self.producers().len()
+        self.producers().map_or(0, |p| p.len())
     }
 
-    fn producers(&self) -> MutexGuard<'_, ProducerStateManager> {
-        self.producers.lock().unwrap_or_else(|p| p.into_inner())
+    /// A panic during an append may have left the producer state out of step with the
+    /// log, so a poisoned lock refuses every later write (KAFKA_STORAGE_ERROR) until a
+    /// restart rebuilds the state from the snapshot and the log.
+    fn producers(&self) -> Result<MutexGuard<'_, ProducerStateManager>, StorageError> {
+        self.producers.lock().map_err(|_| {
+            StorageError::Poisoned("a panic interrupted an append to this partition".into())
+        })
     }
 
     fn advance_high_watermark(&self, to: u64) {
         let prev = self.high_watermark.fetch_max(to, Ordering::AcqRel);
         if to > prev {
-            let waiters =
-                std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|p| p.into_inner()));
+            let waiters = std::mem::take(&mut *or_stop(self.waiters.lock(), "fetch waiters"));
             for w in waiters.iter().filter_map(Weak::upgrade) {
                 w.notify_one();
             }
@@ -524,7 +538,7 @@ impl Partition {
 
     /// Park `waiter` until the high watermark moves (or it is dropped).
     pub fn add_waiter(&self, waiter: &Arc<Notify>) {
-        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = or_stop(self.waiters.lock(), "fetch waiters");
         w.retain(|x| x.strong_count() > 0);
         w.push(Arc::downgrade(waiter));
     }
@@ -549,7 +563,7 @@ impl Partition {
             return Err(AppendError::MultipleBatches(headers.len()));
         }
         self.check_records(records, &headers, now_ms, log_append_time)?;
-        let mut producers = self.producers();
+        let mut producers = self.producers().map_err(AppendError::Storage)?;
         // Kafka checks every batch of the request; a duplicate is answered with the
         // offsets of the original append.
         for h in &headers {
@@ -583,8 +597,7 @@ impl Partition {
         if info.rolled {
             // A snapshot per roll, as Kafka takes, bounds the replay after a crash to
             // the active segment.
-            let dir = self.log.lock().dir().to_path_buf();
-            if let Err(e) = producers.write_snapshot(&dir, info.last_offset + 1) {
+            if let Err(e) = producers.write_snapshot(&self.dir, info.last_offset + 1) {
                 tracing::warn!(partition = %self.tp, error = %e, "producer snapshot failed; replay covers it");
             }
         }
@@ -641,7 +654,7 @@ fn load_producer_state(
     log: &SharedLog,
     expiration_ms: i64,
 ) -> Result<ProducerStateManager, StorageError> {
-    let mut log = log.lock();
+    let mut log = log.lock()?;
     let dir = log.dir().to_path_buf();
     let leo = log.log_end_offset();
     let (mut state, from) = match ProducerStateManager::load_latest(&dir, leo) {
@@ -669,7 +682,7 @@ async fn flusher(partition: Weak<Partition>, wanted: Arc<Notify>) {
         let Some(p) = partition.upgrade() else { return };
         let log = p.log.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let target = log.lock().log_end_offset();
+            let target = log.lock()?.log_end_offset();
             let (rounds, started) = (log.fsync_rounds(), std::time::Instant::now());
             let synced = log.sync_to(target);
             if log.fsync_rounds() != rounds {

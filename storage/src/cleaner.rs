@@ -152,7 +152,7 @@ struct Candidates {
 
 fn candidates(log: &SharedLog, s: &CleanerSettings) -> Result<Candidates> {
     let (segments, dir, config, log_start) = {
-        let mut guard = log.lock();
+        let mut guard = log.lock()?;
         let segments =
             guard.cleanable_segments(s.upper_bound, s.now_ms, s.min_compaction_lag_ms)?;
         let dir = guard.dir().to_path_buf();
@@ -303,7 +303,7 @@ pub fn clean(
         let bases: Vec<u64> = group.iter().map(|g| g.base).collect();
         let group_end = group.last().map_or(0, |g| g.next_offset);
         let swapped = log
-            .lock()
+            .lock()?
             .replace_with_cleaned(&bases, &cleaned, group_end)?;
         if !swapped {
             // Retention or DeleteRecords removed part of the group meanwhile: the rest is
@@ -607,7 +607,7 @@ pub struct KeyOccurrence {
 /// included: what is physically on disk, for `runnel erase status`.
 pub fn find_key(log: &SharedLog, key: &[u8]) -> Result<Vec<KeyOccurrence>> {
     let (segments, max_batch) = {
-        let mut guard = log.lock();
+        let mut guard = log.lock()?;
         (
             guard.all_segments()?,
             guard.config().max_batch_bytes_on_disk(),

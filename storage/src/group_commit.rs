@@ -45,12 +45,37 @@ impl SharedLog {
     }
 
     /// Lock the log for appends and reads. Never hold this across a network wait.
-    pub fn lock(&self) -> MutexGuard<'_, Log> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    ///
+    /// A panic while the log was locked may have left it half-updated (an index entry
+    /// without its batch, a segment map out of step with the files), so a poisoned lock
+    /// takes the log out of service: this and every later call fail with
+    /// [`StorageError::Poisoned`], and nothing more is acknowledged. A restart recovers
+    /// the log from its files.
+    pub fn lock(&self) -> Result<MutexGuard<'_, Log>> {
+        match self.log.lock() {
+            Ok(guard) => Ok(guard),
+            Err(_) => {
+                let why = "a panic interrupted an operation on this log";
+                let mut state = self.lock_sync();
+                if state.failed.is_none() {
+                    tracing::error!("{why}; the log is out of service until restart");
+                    state.failed = Some(why.to_string());
+                }
+                Err(StorageError::Poisoned(why.to_string()))
+            }
+        }
     }
 
+    /// The sync state's critical sections are plain assignments that cannot panic, so a
+    /// poisoned lock still holds consistent values; it is marked failed all the same.
     fn lock_sync(&self) -> MutexGuard<'_, SyncState> {
-        self.sync.lock().unwrap_or_else(|p| p.into_inner())
+        self.sync.lock().unwrap_or_else(|p| {
+            let mut state = p.into_inner();
+            state
+                .failed
+                .get_or_insert_with(|| "a panic interrupted a group commit".to_string());
+            state
+        })
     }
 
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
@@ -67,7 +92,7 @@ impl SharedLog {
         if let Some(why) = &self.lock_sync().failed {
             return Err(StorageError::Poisoned(why.clone()));
         }
-        self.lock().append_rewriting(records, rewrite, now_ms)
+        self.lock()?.append_rewriting(records, rewrite, now_ms)
     }
 
     /// How many group-commit fsync rounds have run (each may cover many appends).
@@ -93,27 +118,35 @@ impl SharedLog {
                 return Ok(());
             }
             if state.in_progress {
-                state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
+                state = self.synced.wait(state).unwrap_or_else(|p| {
+                    let mut state = p.into_inner();
+                    state
+                        .failed
+                        .get_or_insert_with(|| "a panic interrupted a group commit".to_string());
+                    state
+                });
                 continue;
             }
             state.in_progress = true;
             drop(state);
 
-            let job = self.lock().prepare_flush();
-            let outcome = job.run();
-            self.fsyncs.fetch_add(1, Ordering::Relaxed);
-            {
-                let mut log = self.lock();
+            let outcome = self.lock().and_then(|mut log| {
+                let job = log.prepare_flush();
+                drop(log);
+                let outcome = job.run().map_err(StorageError::from);
+                self.fsyncs.fetch_add(1, Ordering::Relaxed);
+                let mut log = self.lock()?;
                 match &outcome {
                     Ok(()) => log.complete_flush(&job),
                     Err(_) => log.flush_failed(),
                 }
-            }
+                outcome.map(|()| job.upto)
+            });
 
             state = self.lock_sync();
             state.in_progress = false;
             match outcome {
-                Ok(()) => state.durable_offset = state.durable_offset.max(job.upto),
+                Ok(upto) => state.durable_offset = state.durable_offset.max(upto),
                 Err(e) => {
                     tracing::error!(error = %e, "fsync failed; the log refuses further writes");
                     state.failed = Some(e.to_string());
@@ -123,8 +156,10 @@ impl SharedLog {
         }
     }
 
-    /// Take the log back (e.g. to close it).
-    pub fn into_inner(self) -> Log {
-        self.log.into_inner().unwrap_or_else(|p| p.into_inner())
+    /// Take the log back (e.g. to close it); not if a panic poisoned it.
+    pub fn into_inner(self) -> Result<Log> {
+        self.log.into_inner().map_err(|_| {
+            StorageError::Poisoned("a panic interrupted an operation on this log".into())
+        })
     }
 }

@@ -120,29 +120,32 @@ impl LogManager {
         self.opened_clean
     }
 
+    // The map is changed only by single insert and remove calls, after any file work
+    // that could fail, so a panic elsewhere under the lock leaves it whole: a poisoned
+    // lock is safe to take over here. Each log has its own lock (`SharedLog::lock`).
+    fn logs_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Arc<SharedLog>>> {
+        self.logs.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn logs_write(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Arc<SharedLog>>> {
+        self.logs.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn get(&self, tp: &TopicPartition) -> Option<Arc<SharedLog>> {
-        self.logs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(tp)
-            .cloned()
+        self.logs_read().get(tp).cloned()
     }
 
     pub fn partitions(&self) -> Vec<TopicPartition> {
-        let mut v: Vec<_> = self
-            .logs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let mut v: Vec<_> = self.logs_read().keys().cloned().collect();
         v.sort();
         v
     }
 
     /// Return the partition's log, creating an empty one if it does not exist.
     pub fn get_or_create(&self, tp: &TopicPartition, config: LogConfig) -> Result<Arc<SharedLog>> {
-        let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
+        let mut logs = self.logs_write();
         if let Some(log) = logs.get(tp) {
             return Ok(log.clone());
         }
@@ -163,11 +166,7 @@ impl LogManager {
     /// Remove a partition's log: rename its directory aside (atomic), then delete it.
     /// Readers holding open files keep working until they let go.
     pub fn delete(&self, tp: &TopicPartition) -> Result<bool> {
-        let removed = self
-            .logs
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(tp);
+        let removed = self.logs_write().remove(tp);
         if removed.is_none() {
             return Ok(false);
         }
@@ -185,9 +184,9 @@ impl LogManager {
 
     /// Flush and close every log, then write the clean-shutdown marker.
     pub fn close(&self) -> Result<()> {
-        let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
+        let logs = self.logs_read();
         for (tp, log) in logs.iter() {
-            if let Err(e) = log.lock().close() {
+            if let Err(e) = log.lock().and_then(|mut log| log.close()) {
                 tracing::error!(partition = %tp, error = %e, "closing a log failed; the next start recovers it");
                 return Err(e);
             }

@@ -163,7 +163,7 @@ fn fill_rolling(log: &SharedLog, codec: Compression, ts0: i64, roll_every: u64) 
             .collect();
         all.extend(append(log, codec, ts0 + b as i64 * 10, &records));
         if b % roll_every == roll_every - 1 {
-            log.lock().roll().unwrap();
+            log.lock().unwrap().roll().unwrap();
         }
     }
     all
@@ -176,14 +176,14 @@ fn compaction_keeps_the_latest_record_per_key_with_offsets_for_every_codec() {
         let log = SharedLog::new(Log::open(dir.path(), config(), OpenMode::Recover).unwrap());
         let ts0 = 1_700_000_000_000;
         let all = fill(&log, codec, ts0);
-        let cleanable_end = *log.lock().segment_base_offsets().last().unwrap();
-        let before = log.lock().size_bytes();
+        let cleanable_end = *log.lock().unwrap().segment_base_offsets().last().unwrap();
+        let before = log.lock().unwrap().size_bytes();
 
         let stats = cleaner::clean(&log, &settings(ts0 + 1000), &mut Throttle::unlimited())
             .unwrap()
             .expect("a forced pass cleans");
         let expected = expected_after_clean(&all, cleanable_end);
-        let got = read_records(&mut log.lock());
+        let got = read_records(&mut log.lock().unwrap());
         assert_eq!(got, expected, "{codec:?}");
         assert_eq!(stats.end_offset, cleanable_end);
         assert_eq!(
@@ -192,7 +192,7 @@ fn compaction_keeps_the_latest_record_per_key_with_offsets_for_every_codec() {
             "{codec:?}"
         );
         assert!(
-            log.lock().size_bytes() < before,
+            log.lock().unwrap().size_bytes() < before,
             "{codec:?}: nothing shrank"
         );
         // The tombstone survives: delete.retention.ms has not passed.
@@ -204,7 +204,7 @@ fn compaction_keeps_the_latest_record_per_key_with_offsets_for_every_codec() {
         let gap = (0..cleanable_end)
             .find(|o| !expected.iter().any(|r| r.offset == *o))
             .expect("compaction left a gap");
-        let r = log.lock().read(gap, 1, u64::MAX).unwrap();
+        let r = log.lock().unwrap().read(gap, 1, u64::MAX).unwrap();
         let slice = r.slice.expect("data after the gap");
         let bytes = slice.read_to_vec().unwrap();
         let (_, h) = BatchIter::new(&bytes, Strictness::Stored)
@@ -222,7 +222,7 @@ fn compaction_keeps_the_latest_record_per_key_with_offsets_for_every_codec() {
         );
 
         // The cleaned log reopens (clean and after a crash) with the same content.
-        log.lock().close().unwrap();
+        log.lock().unwrap().close().unwrap();
         drop(log);
         for mode in [OpenMode::Clean, OpenMode::Recover] {
             let mut reopened = Log::open(dir.path(), config(), mode).unwrap();
@@ -247,7 +247,7 @@ fn tombstones_go_after_delete_retention_and_the_key_leaves_no_trace() {
         ],
     );
     append(&log, Compression::Zstd, ts + 10, &[(Some("alice"), None)]);
-    log.lock().roll().unwrap();
+    log.lock().unwrap().roll().unwrap();
     let mut s = settings(ts + 100);
     s.delete_retention_ms = 1000;
     cleaner::clean(&log, &s, &mut Throttle::unlimited())
@@ -295,7 +295,7 @@ fn a_small_dedupe_buffer_cleans_in_several_passes_to_the_same_result() {
     // Segments of two batches: at most ten keys each.
     let all = fill_rolling(&a, Compression::Lz4, ts0, 2);
     fill_rolling(&b, Compression::Lz4, ts0, 2);
-    let end = *a.lock().segment_base_offsets().last().unwrap();
+    let end = *a.lock().unwrap().segment_base_offsets().last().unwrap();
     cleaner::clean(&a, &settings(ts0), &mut Throttle::unlimited())
         .unwrap()
         .unwrap();
@@ -311,8 +311,8 @@ fn a_small_dedupe_buffer_cleans_in_several_passes_to_the_same_result() {
     assert!(passes > 1, "expected several passes, got {passes}");
     assert_eq!(cleaner::first_dirty_offset(small.path()), end);
     let want = expected_after_clean(&all, end);
-    assert_eq!(read_records(&mut a.lock()), want);
-    assert_eq!(read_records(&mut b.lock()), want);
+    assert_eq!(read_records(&mut a.lock().unwrap()), want);
+    assert_eq!(read_records(&mut b.lock().unwrap()), want);
 }
 
 /// Copy every regular file of `from` into a fresh directory.
@@ -331,9 +331,9 @@ fn a_crash_at_any_point_of_the_swap_leaves_the_old_log_or_the_new_one() {
     let dir = tempfile::tempdir().unwrap();
     let log = SharedLog::new(Log::open(dir.path(), config(), OpenMode::Recover).unwrap());
     let all = fill(&log, Compression::Snappy, ts0);
-    let bases = log.lock().segment_base_offsets();
+    let bases = log.lock().unwrap().segment_base_offsets();
     let end = *bases.last().unwrap();
-    log.lock().flush().unwrap();
+    log.lock().unwrap().flush().unwrap();
     let original = copy_dir(dir.path());
 
     cleaner::clean(&log, &settings(ts0), &mut Throttle::unlimited())
@@ -341,7 +341,10 @@ fn a_crash_at_any_point_of_the_swap_leaves_the_old_log_or_the_new_one() {
         .unwrap();
     // With 1 MiB segments the whole cleanable range is one group, cleaned into the
     // first segment.
-    assert_eq!(log.lock().segment_base_offsets(), vec![bases[0], end]);
+    assert_eq!(
+        log.lock().unwrap().segment_base_offsets(),
+        vec![bases[0], end]
+    );
     let cleaned = std::fs::read(dir.path().join(format!("{:020}.log", bases[0]))).unwrap();
     let want_new = expected_after_clean(&all, end);
     let want_old = all.clone();

@@ -540,7 +540,7 @@ fn group_commit_shares_fsyncs_between_appenders() {
     for t in threads {
         t.join().unwrap();
     }
-    assert_eq!(log.lock().log_end_offset(), 4 * per_thread);
+    assert_eq!(log.lock().unwrap().log_end_offset(), 4 * per_thread);
     let rounds = log.fsync_rounds();
     // Unshared, every durable append would be a round of its own (4 x per_thread).
     assert!(rounds < 2 * per_thread, "rounds {rounds}");
@@ -568,13 +568,13 @@ fn manager_clean_and_unclean_restart() {
         let m = LogManager::open(dir.path(), |_| small_config()).unwrap();
         assert!(m.opened_clean());
         let log = m.get(&tp).unwrap();
-        assert_eq!(log.lock().log_end_offset(), 10);
+        assert_eq!(log.lock().unwrap().log_end_offset(), 10);
         log.append(&batch(10, 1, 10, 0), 0).unwrap();
         // dropped without close: a crash
     }
     let m = LogManager::open(dir.path(), |_| small_config()).unwrap();
     assert!(!m.opened_clean());
-    assert_eq!(m.get(&tp).unwrap().lock().log_end_offset(), 11);
+    assert_eq!(m.get(&tp).unwrap().lock().unwrap().log_end_offset(), 11);
     assert!(m.delete(&tp).unwrap());
     assert!(!dir.path().join("orders-v1-3").exists());
     assert_eq!(m.partitions(), vec![]);
@@ -682,4 +682,39 @@ proptest! {
         let _ = log.find_timestamp(5);
         let _ = log.append(&batch(99, 1, 10, 0), 0);
     }
+}
+
+/// A panic while the log is locked (a bug in the middle of an append) takes the log out
+/// of service: every later lock, append and sync fails with `Poisoned`, nothing more
+/// becomes durable, and reopening the directory recovers what was written.
+#[test]
+fn a_panic_under_the_log_lock_takes_the_log_out_of_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(SharedLog::new(
+        Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap(),
+    ));
+    log.append(&batch(1, 3, 10, 1_000), 1_000).unwrap();
+    log.sync_to(3).unwrap();
+    log.append(&batch(2, 2, 10, 1_000), 1_000).unwrap();
+    let poisoner = log.clone();
+    let panicked = std::thread::spawn(move || {
+        let _guard = poisoner.lock().unwrap();
+        panic!("a bug while the log is locked");
+    })
+    .join();
+    assert!(panicked.is_err());
+
+    assert!(matches!(log.lock(), Err(StorageError::Poisoned(_))));
+    assert!(matches!(
+        log.append(&batch(3, 1, 10, 1_000), 1_000),
+        Err(StorageError::Poisoned(_))
+    ));
+    assert!(matches!(log.sync_to(5), Err(StorageError::Poisoned(_))));
+    assert_eq!(log.durable_offset(), 3, "nothing more is reported durable");
+
+    drop(log);
+    let mut reopened = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+    let end = reopened.log_end_offset();
+    assert!(end >= 3, "the durable batch survives: end {end}");
+    assert!(read_all(&mut reopened).iter().all(|(h, _)| h.base_offset < 5));
 }

@@ -365,7 +365,7 @@ impl GroupCoordinator {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::poison::or_stop(self.state.lock(), "group coordinator")
     }
 
     pub fn partition_for(&self, group: &str) -> i32 {
@@ -1586,7 +1586,9 @@ impl CoordinatorLog for PartitionLog {
         use runnel_protocol::record_batch::builder::{simple_batch, Record};
         let part = self.get(partition)?;
         if recs.is_empty() {
-            let end = part.log_end_offset();
+            let end = part
+                .log_end_offset()
+                .map_err(|_| E::CoordinatorNotAvailable)?;
             return Ok((end, end));
         }
         let records: Vec<Record<'_>> = recs

@@ -543,11 +543,15 @@ pub fn describe_log_dirs(
         let partitions = parts
             .into_iter()
             .filter_map(|p| broker.partition(&meta.name, p))
-            .map(|p| {
-                let size = p.size_bytes() as i64;
-                m::describe_log_dirs_response::DescribeLogDirsPartition::default()
-                    .with_partition_index(p.tp.partition)
-                    .with_partition_size(size)
+            // An offline partition is left out, as Kafka leaves out what a failed log
+            // directory held.
+            .filter_map(|p| {
+                let size = p.size_bytes().ok()? as i64;
+                Some(
+                    m::describe_log_dirs_response::DescribeLogDirsPartition::default()
+                        .with_partition_index(p.tp.partition)
+                        .with_partition_size(size),
+                )
             })
             .collect();
         topics.push(

@@ -379,7 +379,16 @@ struct PartitionRead {
 /// than `limit` (KIP-74), as for the first partition with data.
 fn read_partition(p: &Partition, offset: i64, limit: usize, min_one: bool) -> PartitionRead {
     let hw = p.high_watermark();
-    let log_start = p.log_start_offset() as i64;
+    let log_start = match p.log_start_offset() {
+        Ok(start) => start as i64,
+        Err(e) => {
+            return PartitionRead {
+                result: Err(storage_error_code(&e)),
+                high_watermark: -1,
+                log_start_offset: -1,
+            }
+        }
+    };
     let answer = |result| PartitionRead {
         result,
         high_watermark: hw as i64,
@@ -461,7 +470,7 @@ pub async fn list_offsets(
 /// (offset, timestamp) for a ListOffsets query, bounded by the high watermark.
 fn list_offset(p: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
     let hw = p.high_watermark() as i64;
-    let log_start = p.log_start_offset() as i64;
+    let log_start = p.log_start_offset().map_err(|e| storage_error_code(&e))? as i64;
     let hit = match timestamp {
         EARLIEST | EARLIEST_LOCAL => return Ok((log_start, -1)),
         LATEST => return Ok((hw, -1)),
@@ -524,8 +533,10 @@ pub fn offset_for_leader_epoch(
                     if op.leader_epoch != 0 {
                         return base;
                     }
-                    let leo = p.log_end_offset() as i64;
-                    base.with_leader_epoch(0).with_end_offset(leo)
+                    match p.log_end_offset() {
+                        Ok(leo) => base.with_leader_epoch(0).with_end_offset(leo as i64),
+                        Err(e) => base.with_error_code(storage_error_code(&e).code()),
+                    }
                 })
                 .collect();
             m::offset_for_leader_epoch_response::OffsetForLeaderTopicResult::default()

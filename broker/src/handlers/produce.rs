@@ -59,7 +59,7 @@ pub fn append(broker: &Broker, req: m::ProduceRequest, _version: i16) -> Option<
                             // Kafka's record validation errors (RecordValidationException)
                             // carry the log start offset; the others do not.
                             let start = matches!(e, AppendError::RecordValidation(_))
-                                .then(|| p.log_start_offset() as i64);
+                                .then(|| p.log_start_offset().map_or(-1, |o| o as i64));
                             (e, start)
                         }) {
                             Ok(a) => {
@@ -94,7 +94,7 @@ pub fn append(broker: &Broker, req: m::ProduceRequest, _version: i16) -> Option<
                     resp = resp
                         .with_base_offset(base_offset as i64)
                         .with_log_append_time_ms(log_append_time)
-                        .with_log_start_offset(p.log_start_offset() as i64);
+                        .with_log_start_offset(p.log_start_offset().map_or(-1, |o| o as i64));
                     // acks=all waits for the fsync that covers the batch; so does a retry
                     // whose original is not durable yet.
                     let durable = duplicate && p.durable_offset() > last_offset;
