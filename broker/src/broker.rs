@@ -70,6 +70,17 @@ pub fn config_error(e: topic_config::ConfigError) -> ApiError {
     ApiError::new(error, e.to_string())
 }
 
+/// Run file work (the topic registry's fsyncs, creating or deleting partition
+/// directories, an append to `__consumer_offsets`) on this thread, after the runtime
+/// has moved its other tasks to another worker, so a slow disk stalls only this request.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 fn err_io(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ResponseError::KafkaStorageError, e.to_string())
 }
@@ -352,10 +363,13 @@ impl Broker {
         if validate_only {
             return Ok(meta);
         }
-        self.topics_mut().insert(meta.clone()).map_err(err_io)?;
-        for p in 0..partitions {
-            self.open_partition(&meta, p)?;
-        }
+        blocking(|| {
+            self.topics_mut().insert(meta.clone()).map_err(err_io)?;
+            for p in 0..partitions {
+                self.open_partition(&meta, p)?;
+            }
+            Ok::<_, ApiError>(())
+        })?;
         tracing::info!(topic = name, partitions, "created topic");
         Ok(meta)
     }
@@ -382,12 +396,15 @@ impl Broker {
             ));
         }
         // Registry first: once it is gone, a crash finishes the log deletion on start.
-        self.topics_mut().remove(name).map_err(err_io)?;
-        for p in 0..meta.partitions {
-            let tp = TopicPartition::new(name, p);
-            or_stop(self.partitions.write(), "partition map").remove(&tp);
-            self.logs.delete(&tp).map_err(err_io)?;
-        }
+        blocking(|| {
+            self.topics_mut().remove(name).map_err(err_io)?;
+            for p in 0..meta.partitions {
+                let tp = TopicPartition::new(name, p);
+                or_stop(self.partitions.write(), "partition map").remove(&tp);
+                self.logs.delete(&tp).map_err(err_io)?;
+            }
+            Ok::<_, ApiError>(())
+        })?;
         self.groups.on_topic_deleted(name).await;
         tracing::info!(topic = name, "deleted topic");
         Ok(meta)
@@ -433,11 +450,13 @@ impl Broker {
         }
         let old = meta.partitions;
         meta.partitions = count;
-        self.topics_mut().insert(meta.clone()).map_err(err_io)?;
-        for p in old..count {
-            self.open_partition(&meta, p)?;
-        }
-        Ok(())
+        blocking(|| {
+            self.topics_mut().insert(meta.clone()).map_err(err_io)?;
+            for p in old..count {
+                self.open_partition(&meta, p)?;
+            }
+            Ok(())
+        })
     }
 
     /// Replace a topic's config overrides and apply them to its partitions.
@@ -460,7 +479,7 @@ impl Broker {
             return Ok(());
         }
         meta.configs = configs;
-        self.topics_mut().insert(meta.clone()).map_err(err_io)?;
+        blocking(|| self.topics_mut().insert(meta.clone())).map_err(err_io)?;
         let resolved = topic_config::resolve(&meta.configs, &self.topic_defaults);
         for p in self.partitions_of(name) {
             p.set_log_config(resolved.log_config())

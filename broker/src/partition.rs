@@ -21,7 +21,7 @@ use runnel_storage::{
 use tokio::sync::{watch, Notify};
 
 use crate::poison::or_stop;
-use crate::producer_state::{ProducerError, ProducerStateManager, Verdict};
+use crate::producer_state::{ProducerError, ProducerStateManager, Snapshot, Verdict};
 
 /// Largest decompressed records section opened to check keys on a compacted topic.
 const MAX_DECOMPRESSED: usize = 256 << 20;
@@ -118,6 +118,8 @@ pub struct Partition {
     dir: PathBuf,
     log: Arc<SharedLog>,
     producers: Mutex<ProducerStateManager>,
+    /// Held while a producer snapshot is written (not the producers lock: appends go on).
+    snapshot_writer: Mutex<()>,
     high_watermark: AtomicU64,
     write_caching: AtomicBool,
     log_append_time: AtomicBool,
@@ -174,6 +176,7 @@ impl Partition {
             dir,
             log,
             producers: Mutex::new(producers),
+            snapshot_writer: Mutex::new(()),
             high_watermark: AtomicU64::new(hw),
             write_caching: AtomicBool::new(write_caching),
             log_append_time: AtomicBool::new(false),
@@ -487,29 +490,47 @@ impl Partition {
     pub fn write_producer_snapshot(&self) -> Result<(), StorageError> {
         // Producers, then log: the order append takes them in. The state is that of the
         // whole log up to its end while both are held.
-        let producers = self.producers()?;
-        let leo = self.log.lock()?.log_end_offset();
-        producers.write_snapshot(&self.dir, leo)?;
+        let snapshot = {
+            let producers = self.producers()?;
+            let leo = self.log.lock()?.log_end_offset();
+            producers.snapshot(leo)
+        };
+        self.write_snapshot(&snapshot)?;
         Ok(())
     }
 
     /// Forget the producers idle past `expiration_ms`; where some were forgotten, write a
     /// snapshot at the log end too, so the snapshots shrink with memory. Returns (removed,
-    /// left). Appends to this partition wait for the snapshot's fsync. Blocking.
+    /// left). Blocking.
     pub fn expire_producers(
         &self,
         now_ms: i64,
         expiration_ms: i64,
     ) -> Result<(usize, usize), StorageError> {
-        let mut producers = self.producers()?;
-        let removed = producers.remove_expired(now_ms, expiration_ms);
-        if removed > 0 {
-            let leo = self.log.lock()?.log_end_offset();
-            if let Err(e) = producers.write_snapshot(&self.dir, leo) {
+        let (removed, left, snapshot) = {
+            let mut producers = self.producers()?;
+            let removed = producers.remove_expired(now_ms, expiration_ms);
+            let snapshot = if removed > 0 {
+                let leo = self.log.lock()?.log_end_offset();
+                Some(producers.snapshot(leo))
+            } else {
+                None
+            };
+            (removed, producers.len(), snapshot)
+        };
+        if let Some(snapshot) = snapshot {
+            if let Err(e) = self.write_snapshot(&snapshot) {
                 tracing::warn!(partition = %self.tp, error = %e, "producer snapshot after expiry failed; the next one covers it");
             }
         }
-        Ok((removed, producers.len()))
+        Ok((removed, left))
+    }
+
+    /// Write a snapshot taken under the producers lock, with that lock released (so
+    /// appends go on during its fsyncs), one writer at a time.
+    fn write_snapshot(&self, snapshot: &Snapshot) -> std::io::Result<()> {
+        let _writer = or_stop(self.snapshot_writer.lock(), "producer snapshot writer");
+        snapshot.write(&self.dir).map(|_| ())
     }
 
     /// Idempotent producers the partition remembers (none while it is offline).
@@ -594,14 +615,17 @@ impl Partition {
         for h in &info.batches {
             producers.update(h, now_ms);
         }
-        if info.rolled {
-            // A snapshot per roll, as Kafka takes, bounds the replay after a crash to
-            // the active segment.
-            if let Err(e) = producers.write_snapshot(&self.dir, info.last_offset + 1) {
+        // A snapshot per roll, as Kafka takes, bounds the replay after a crash to the
+        // active segment.
+        let snapshot = info
+            .rolled
+            .then(|| producers.snapshot(info.last_offset + 1));
+        drop(producers);
+        if let Some(snapshot) = snapshot {
+            if let Err(e) = self.write_snapshot(&snapshot) {
                 tracing::warn!(partition = %self.tp, error = %e, "producer snapshot failed; replay covers it");
             }
         }
-        drop(producers);
         if self.write_caching() {
             // Kafka's page-cache behaviour: visible and acknowledged once written.
             self.advance_high_watermark(info.last_offset + 1);

@@ -459,14 +459,16 @@ impl ProducerStateManager {
     /// `<dir>/<20-digit offset>.snapshot`: temp file, fsync, rename, fsync of `dir`. Then
     /// delete all but the newest [`SNAPSHOTS_TO_KEEP`] snapshots.
     pub fn write_snapshot(&self, dir: &Path, offset: u64) -> io::Result<PathBuf> {
-        let path = snapshot_path(dir, offset);
-        write_durably(&path, &self.encode_snapshot(offset))?;
-        let mut offsets = list_snapshots(dir)?;
-        offsets.sort_unstable_by(|a, b| b.cmp(a));
-        for old in offsets.iter().skip(SNAPSHOTS_TO_KEEP) {
-            remove_snapshot(dir, *old, "old");
+        self.snapshot(offset).write(dir)
+    }
+
+    /// The state at `offset`, encoded: cheap, so it is taken under the producers lock,
+    /// and written (with its fsyncs) after the lock is released.
+    pub fn snapshot(&self, offset: u64) -> Snapshot {
+        Snapshot {
+            offset,
+            bytes: self.encode_snapshot(offset),
         }
-        Ok(path)
     }
 
     /// The newest usable snapshot in `dir` and its offset; replay the log from that offset
@@ -517,6 +519,28 @@ impl ProducerStateManager {
             remove_snapshot(dir, *old, "old");
         }
         loaded
+    }
+}
+
+/// An encoded producer-state snapshot, not yet on disk.
+pub struct Snapshot {
+    offset: u64,
+    bytes: Vec<u8>,
+}
+
+impl Snapshot {
+    /// `<dir>/<20-digit offset>.snapshot`: temp file, fsync, rename, fsync of `dir`. Then
+    /// delete all but the newest [`SNAPSHOTS_TO_KEEP`] snapshots. Writers of one
+    /// partition must not run at once (they could share a temp file).
+    pub fn write(&self, dir: &Path) -> io::Result<PathBuf> {
+        let path = snapshot_path(dir, self.offset);
+        write_durably(&path, &self.bytes)?;
+        let mut offsets = list_snapshots(dir)?;
+        offsets.sort_unstable_by(|a, b| b.cmp(a));
+        for old in offsets.iter().skip(SNAPSHOTS_TO_KEEP) {
+            remove_snapshot(dir, *old, "old");
+        }
+        Ok(path)
     }
 }
 

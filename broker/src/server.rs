@@ -354,6 +354,10 @@ async fn serve_connection(
                 Reply::Now(body) => {
                     Pending::Ready(finish(&metrics, slot, started, &header, body, peer))
                 }
+                Reply::Close => {
+                    metrics.closed_connection(Some(slot));
+                    Pending::Ready(Err(()))
+                }
                 Reply::Later(answer) => {
                     let metrics = metrics.clone();
                     Pending::Task(

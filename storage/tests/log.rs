@@ -716,5 +716,7 @@ fn a_panic_under_the_log_lock_takes_the_log_out_of_service() {
     let mut reopened = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
     let end = reopened.log_end_offset();
     assert!(end >= 3, "the durable batch survives: end {end}");
-    assert!(read_all(&mut reopened).iter().all(|(h, _)| h.base_offset < 5));
+    assert!(read_all(&mut reopened)
+        .iter()
+        .all(|(h, _)| h.base_offset < 5));
 }

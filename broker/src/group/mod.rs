@@ -1601,7 +1601,7 @@ impl CoordinatorLog for PartitionLog {
             .collect();
         let now = now_ms();
         let batch = simple_batch(now, &records);
-        match part.append(&batch, now) {
+        match crate::broker::blocking(|| part.append(&batch, now)) {
             Ok(a) => Ok((a.base_offset, a.last_offset + 1)),
             Err(e) => {
                 tracing::error!(partition, error = ?e, "append to __consumer_offsets failed");

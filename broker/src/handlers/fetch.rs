@@ -164,17 +164,17 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
         }
         let mut total = 0usize;
         let mut errors = has_errors;
-        for s in &slots {
+        let (returned, reads) = read_round(slots, max_bytes).await;
+        slots = returned;
+        for (s, read) in slots.iter().zip(reads) {
             let pd = &mut answers[s.index];
-            let remaining = max_bytes.saturating_sub(total);
-            let limit = (s.max_bytes.max(0) as usize).min(remaining);
-            let read = read_partition(&s.p, s.fetch_offset, limit, total == 0);
             pd.high_watermark = read.high_watermark;
             pd.last_stable_offset = read.high_watermark;
             pd.log_start_offset = read.log_start_offset;
             match read.result {
                 Ok(slice) => {
                     total += slice.as_ref().map_or(0, |s| s.len as usize);
+                    // (read_round gave each partition what was left of max_bytes.)
                     pd.error_code = 0;
                     found[s.index] = slice;
                 }
@@ -367,6 +367,41 @@ fn resolve_partition(
     Ok(p)
 }
 
+/// One round of a fetch: read every partition in order, each limited by its own
+/// `max_bytes` and by what is left of the request's. Finding batches preads their
+/// headers, so a round with data to find runs off the runtime's workers; a round where
+/// every partition is at its high watermark (a long poll's first look) touches no file
+/// and runs here.
+async fn read_round(slots: Vec<Slot>, max_bytes: usize) -> (Vec<Slot>, Vec<PartitionRead>) {
+    let read_all = move |slots: Vec<Slot>| {
+        let mut total = 0usize;
+        let reads: Vec<PartitionRead> = slots
+            .iter()
+            .map(|s| {
+                let remaining = max_bytes.saturating_sub(total);
+                let limit = (s.max_bytes.max(0) as usize).min(remaining);
+                let read = read_partition(&s.p, s.fetch_offset, limit, total == 0);
+                if let Ok(Some(slice)) = &read.result {
+                    total += slice.len as usize;
+                }
+                read
+            })
+            .collect();
+        (slots, reads)
+    };
+    let touches_files = slots
+        .iter()
+        .any(|s| s.fetch_offset >= 0 && (s.fetch_offset as u64) < s.p.high_watermark());
+    if !touches_files {
+        return read_all(slots);
+    }
+    match tokio::task::spawn_blocking(move || read_all(slots)).await {
+        Ok(done) => done,
+        // The closure only reads; a panic there is a bug that must not hang the fetch.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// What one partition's read found, with the offsets the response reports either way.
 struct PartitionRead {
     result: Result<Option<FileSlice>, ResponseError>,
@@ -421,7 +456,8 @@ const LATEST: i64 = -1;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-pub async fn list_offsets(
+/// ListOffsets. A lookup by timestamp reads index and segment files: blocking.
+pub fn list_offsets(
     broker: &Broker,
     req: m::ListOffsetsRequest,
     version: i16,

@@ -30,6 +30,8 @@ pub enum Reply {
     /// A wait without side effects (a fetch's long poll, a produce's wait for its
     /// fsync), which may overlap the requests after it on the connection.
     Later(Pin<Box<dyn Future<Output = Answer> + Send>>),
+    /// No valid answer exists (a handler panicked): close the connection.
+    Close,
 }
 
 /// The answer of a [`Reply::Later`].
@@ -52,16 +54,37 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Request
             }));
         }
         RequestBody::Produce(r) => {
-            return match produce::append(broker, r, version) {
-                None => Reply::Now(None),
-                Some(pending) => Reply::Later(Box::pin(async move {
+            // The appends are file writes (and, at a segment roll, file creation and
+            // fsyncs): off the runtime's workers, awaited here so that they still
+            // happen in request order.
+            let appender = broker.clone();
+            let appended =
+                tokio::task::spawn_blocking(move || produce::append(&appender, r, version)).await;
+            return match appended {
+                Ok(None) => Reply::Now(None),
+                Ok(Some(pending)) => Reply::Later(Box::pin(async move {
                     Answer::Body(pending.wait().await.into())
                 })),
+                Err(e) => {
+                    tracing::error!(peer = %ctx.peer, error = %e, "a produce append failed");
+                    Reply::Close
+                }
             };
         }
         RequestBody::ApiVersions(_) => api_versions_response().into(),
         RequestBody::Metadata(r) => metadata(broker, r, version).await.into(),
-        RequestBody::ListOffsets(r) => fetch::list_offsets(broker, r, version).await.into(),
+        RequestBody::ListOffsets(r) => {
+            let reader = broker.clone();
+            match tokio::task::spawn_blocking(move || fetch::list_offsets(&reader, r, version))
+                .await
+            {
+                Ok(response) => response.into(),
+                Err(e) => {
+                    tracing::error!(peer = %ctx.peer, error = %e, "ListOffsets failed");
+                    return Reply::Close;
+                }
+            }
+        }
         RequestBody::OffsetForLeaderEpoch(r) => fetch::offset_for_leader_epoch(broker, r).into(),
         RequestBody::DeleteRecords(r) => fetch::delete_records(broker, r).await.into(),
         RequestBody::CreateTopics(r) => admin::create_topics(broker, r, version).await.into(),
