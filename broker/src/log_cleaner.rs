@@ -179,7 +179,11 @@ fn cleaner_pass(
                 return;
             }
             let now = runnel_storage::now_ms();
-            let marker = p.log.lock().dir().join(cleaner::COMPACT_NOW_MARKER);
+            let marker = p
+                .log
+                .lock()
+                .dir()
+                .join(runnel_storage::layout::COMPACT_NOW_MARKER);
             let marked = marker.exists();
             let force = marked;
             let max_lag = if force { 0 } else { tc.max_compaction_lag_ms };
