@@ -22,6 +22,7 @@ use rdkafka::producer::{
 };
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
+use runnel_storage::layout::{self, FileKind};
 use runnel_suite::{eventually, runnel_bin, BrokerOptions, TestBroker};
 use serde_json::Value;
 
@@ -225,7 +226,7 @@ fn segment_files(dir: &Path) -> Vec<String> {
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".log"))
+                .filter(|n| n.ends_with(layout::LOG_SUFFIX))
                 .collect()
         })
         .unwrap_or_default();
@@ -315,7 +316,10 @@ fn retention_deletes_old_segments_and_consumers_below_the_log_start_reset() {
     // start offset.
     let after = segment_files(&dir);
     assert!(after.len() < before.len(), "{before:?} -> {after:?}");
-    assert_eq!(after[0], format!("{start:020}.log"));
+    assert_eq!(
+        after[0],
+        layout::offset_file_name(start as u64, layout::LOG_SUFFIX)
+    );
     // Everything from the log start on is still readable, the fresh records included.
     let got = read_all(&bs, "events", 0);
     assert_eq!(got.first().map(|g| g.offset), Some(start));
@@ -402,7 +406,11 @@ fn retention_deletes_old_segments_and_consumers_below_the_log_start_reset() {
         let size: u64 = std::fs::read_dir(&dir)
             .ok()?
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .ends_with(layout::LOG_SUFFIX)
+            })
             .map(|e| e.metadata().map_or(0, |m| m.len()))
             .sum();
         (size <= 9000 + 8192).then_some(())
@@ -724,7 +732,12 @@ fn a_crash_during_compaction_leaves_a_complete_log() {
             .unwrap()
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".swap") || n.ends_with(".cleaned"))
+            .filter(|n| {
+                matches!(
+                    layout::parse_base_offset(n),
+                    Some((_, FileKind::Swap { .. } | FileKind::Cleaned))
+                )
+            })
             .collect();
         assert!(leftovers.is_empty(), "{point}: {leftovers:?}");
     }
@@ -742,7 +755,11 @@ fn topic_log_bytes(data_dir: &Path, topic: &str) -> u64 {
                 .is_some_and(|(t, _)| t == topic)
         })
         .flat_map(|e| std::fs::read_dir(e.path()).unwrap().filter_map(|f| f.ok()))
-        .filter(|f| f.file_name().to_string_lossy().ends_with(".log"))
+        .filter(|f| {
+            f.file_name()
+                .to_string_lossy()
+                .ends_with(layout::LOG_SUFFIX)
+        })
         .map(|f| f.metadata().map_or(0, |m| m.len()))
         .sum()
 }

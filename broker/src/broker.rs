@@ -111,7 +111,9 @@ impl Broker {
                 .unwrap_or_else(|| default_log.clone())
         })
         .map_err(std::io::Error::other)?;
-        let producer_ids = ProducerIdManager::open(&data_dir.join("producer-id-block"))?;
+        let producer_ids = ProducerIdManager::open(
+            &data_dir.join(runnel_storage::layout::PRODUCER_ID_BLOCK_FILE),
+        )?;
         let group_config = GroupConfig::from_settings(&config.settings);
         let mut broker = Broker {
             advertised: RwLock::new((String::new(), 0)),

@@ -456,7 +456,7 @@ impl Partition {
 
     /// `runnel erase --now` left a marker asking for a compaction pass regardless of lags.
     pub fn compact_now_marker(&self) -> PathBuf {
-        self.dir.join(cleaner::COMPACT_NOW_MARKER)
+        self.dir.join(runnel_storage::layout::COMPACT_NOW_MARKER)
     }
 
     /// Roll the active segment if its first record is older than `max_lag_ms`, and make

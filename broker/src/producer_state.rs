@@ -47,6 +47,7 @@ use std::path::{Path, PathBuf};
 
 use kafka_protocol::error::ResponseError;
 use runnel_protocol::record_batch::BatchHeader;
+use runnel_storage::layout::{self, FileKind};
 
 /// How many of a producer's most recent batches are remembered for deduplication; also
 /// the most in-flight requests per connection an idempotent producer may have.
@@ -56,14 +57,13 @@ pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
 /// How many producer ids [`ProducerIdManager`] reserves on disk at a time.
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 /// Suffix of producer-state snapshot files, named by their 20-digit offset.
-pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
+pub use runnel_storage::layout::PRODUCER_SNAPSHOT_SUFFIX as SNAPSHOT_SUFFIX;
 /// How many snapshots are kept per partition.
 pub const SNAPSHOTS_TO_KEEP: usize = 2;
 
 const NO_PRODUCER_EPOCH: i16 = -1;
 const NO_SEQUENCE: i32 = -1;
 const SNAPSHOT_VERSION: i16 = 1;
-const TMP_SUFFIX: &str = ".tmp";
 
 /// What to do with a batch that passed the producer checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -546,7 +546,7 @@ impl Snapshot {
 
 /// `<dir>/<20-digit offset>.snapshot`.
 pub fn snapshot_path(dir: &Path, offset: u64) -> PathBuf {
-    dir.join(format!("{offset:020}{SNAPSHOT_SUFFIX}"))
+    layout::producer_snapshot_file(dir, offset)
 }
 
 /// Offsets of the snapshot files in `dir`, unordered. Removes leftover temp files.
@@ -556,28 +556,15 @@ pub fn list_snapshots(dir: &Path) -> io::Result<Vec<u64>> {
         let item = item?;
         let name = item.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(stem) = name
-            .strip_suffix(TMP_SUFFIX)
-            .and_then(|n| n.strip_suffix(SNAPSHOT_SUFFIX))
-        {
-            if is_offset_stem(stem) {
+        match layout::parse_base_offset(name) {
+            Some((_, FileKind::ProducerSnapshotTmp)) => {
                 let _ = fs::remove_file(item.path());
             }
-            continue;
-        }
-        if let Some(stem) = name.strip_suffix(SNAPSHOT_SUFFIX) {
-            if is_offset_stem(stem) {
-                if let Ok(offset) = stem.parse::<u64>() {
-                    out.push(offset);
-                }
-            }
+            Some((offset, FileKind::ProducerSnapshot)) => out.push(offset),
+            _ => {}
         }
     }
     Ok(out)
-}
-
-fn is_offset_stem(stem: &str) -> bool {
-    stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn remove_snapshot(dir: &Path, offset: u64, why: &str) {
@@ -594,9 +581,7 @@ fn remove_snapshot(dir: &Path, offset: u64, why: &str) {
 /// Write `bytes` to `path` so that after a crash it holds either the old or the new
 /// contents: `<path>.tmp`, fsync, rename over `path`, fsync of the directory.
 fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(TMP_SUFFIX);
-    let tmp = PathBuf::from(tmp_name);
+    let tmp = layout::tmp_file(path);
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;

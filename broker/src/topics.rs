@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use runnel_storage::layout::TOPIC_REGISTRY_FILE as REGISTRY_FILE;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-const REGISTRY_FILE: &str = "runnel-topics.json";
 const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,7 +125,7 @@ impl TopicRegistry {
         };
         let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        let tmp = self.path.with_extension("json.tmp");
+        let tmp = runnel_storage::layout::tmp_file(&self.path);
         {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&bytes)?;

@@ -2,18 +2,21 @@
 //! so that a crash leaves either the old value or the new one.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
+use crate::{fault, layout};
+
 pub fn write_u64(dir: &Path, name: &str, value: u64) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    let tmp = layout::tmp_file(&path);
     {
-        let mut f = File::create(&tmp)?;
-        writeln!(f, "{value}")?;
-        f.sync_all()?;
+        let f = File::create(&tmp)?;
+        fault::write_all(&f, format!("{value}\n").as_bytes(), &tmp)?;
+        fault::sync_all(&f, || &tmp)?;
     }
-    std::fs::rename(&tmp, dir.join(name))?;
-    crate::sync_dir(dir)
+    fault::rename(&tmp, &path)?;
+    fault::sync_dir(dir)
 }
 
 /// The stored value, or `None` if the file is missing or unreadable (callers then fall

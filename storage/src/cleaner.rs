@@ -33,14 +33,8 @@ use runnel_protocol::records::batch_records;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::checkpoint;
-use crate::segment::segment_path;
-use crate::{Result, SharedLog, StorageError};
-
-pub(crate) const CLEANED_SUFFIX: &str = "log.cleaned";
-pub(crate) const SWAP_SUFFIX: &str = "swap";
-pub(crate) const DELETED_SUFFIX: &str = "deleted";
-const CHECKPOINT_FILE: &str = "cleaner-checkpoint";
-const TOMBSTONE_HORIZON_FILE: &str = "cleaner-tombstone-horizon";
+use crate::layout::{self, CLEANER_CHECKPOINT_FILE, TOMBSTONE_HORIZON_FILE};
+use crate::{fault, Result, SharedLog, StorageError};
 
 /// What the offset map spends per key: a 128-bit key hash, an offset, table overhead.
 const MAP_ENTRY_BYTES: usize = 32;
@@ -137,7 +131,7 @@ pub(crate) struct SegmentSnapshot {
 
 /// The first offset not yet cleaned, as the last pass left it.
 pub fn first_dirty_offset(dir: &Path) -> u64 {
-    checkpoint::read_u64(dir, CHECKPOINT_FILE).unwrap_or(0)
+    checkpoint::read_u64(dir, CLEANER_CHECKPOINT_FILE).unwrap_or(0)
 }
 
 /// What a pass works on: the segments captured under the log lock, the checkpoint read
@@ -316,7 +310,7 @@ pub fn clean(
         stats.segments_written += 1;
     }
     if stats.end_offset > first_dirty {
-        checkpoint::write_u64(&dir, CHECKPOINT_FILE, stats.end_offset)?;
+        checkpoint::write_u64(&dir, CLEANER_CHECKPOINT_FILE, stats.end_offset)?;
     }
     if min_tombstone_expiry < i64::MAX {
         checkpoint::write_u64(
@@ -373,13 +367,13 @@ fn write_group(
     min_tombstone_expiry: &mut i64,
 ) -> Result<PathBuf> {
     let base = group[0].base;
-    let path = segment_path(dir, base, CLEANED_SUFFIX);
+    let path = layout::cleaned_file(dir, base);
     let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&path)?;
-    let mut out = BufWriter::with_capacity(READ_CHUNK, file);
+    let mut out = BufWriter::with_capacity(READ_CHUNK, fault::Writer::new(file, path.clone()));
     let mut kept_raw: Vec<u8> = Vec::new();
     for seg in group {
         let mut reader = BatchReader::new(&seg.file, seg.size, max_batch);
@@ -469,8 +463,8 @@ fn write_group(
             throttle.spend(rebuilt.len() as u64);
         }
     }
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
+    let file = out.into_inner().map_err(|e| e.into_error())?.into_file();
+    fault::sync_all(&file, || &path)?;
     crash_point("cleaned-written");
     Ok(path)
 }
@@ -649,13 +643,9 @@ pub fn scan_dir_for_key(dir: &Path, key: &[u8]) -> Result<Vec<(String, KeyOccurr
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let is_log = name.ends_with(".log")
-            || name.ends_with(&format!(".{CLEANED_SUFFIX}"))
-            || name.ends_with(&format!(".log.{DELETED_SUFFIX}"))
-            || name.ends_with(&format!(".{SWAP_SUFFIX}"));
-        let base = name.get(..20).and_then(|b| b.parse::<u64>().ok());
-        if let (true, Some(base)) = (is_log, base) {
-            files.push((name, base));
+        match layout::parse_base_offset(&name) {
+            Some((base, kind)) if kind.holds_batches() => files.push((name, base)),
+            _ => {}
         }
     }
     files.sort();
@@ -703,7 +693,3 @@ pub fn scan_dir_for_key(dir: &Path, key: &[u8]) -> Result<Vec<(String, KeyOccurr
     }
     Ok(found)
 }
-
-/// The marker `runnel erase --now` leaves in a partition directory: the cleaner compacts
-/// the partition at its next pass, whatever its dirty ratio, and removes the marker.
-pub const COMPACT_NOW_MARKER: &str = "compact-now";

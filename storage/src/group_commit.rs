@@ -16,8 +16,10 @@ struct SyncState {
     durable_offset: u64,
     /// A thread is running an fsync now.
     in_progress: bool,
-    /// Set when an fsync failed: after a failed fsync the page cache state is unknown
-    /// (the "fsyncgate" lesson), so the log refuses further durable acknowledgements.
+    /// Set when an fsync failed (or the log was poisoned otherwise): after a failed
+    /// fsync the page cache state is unknown (the "fsyncgate" lesson), so the durable
+    /// offset never moves again and no fsync is retried. The log itself refuses
+    /// appends (see [`Log::poisoned`]).
     failed: Option<String>,
 }
 
@@ -89,9 +91,7 @@ impl SharedLog {
         rewrite: HeaderRewrite,
         now_ms: i64,
     ) -> Result<AppendInfo> {
-        if let Some(why) = &self.lock_sync().failed {
-            return Err(StorageError::Poisoned(why.clone()));
-        }
+        // A failed fsync poisons the log under this same lock, so the append is refused.
         self.lock()?.append_rewriting(records, rewrite, now_ms)
     }
 
@@ -130,18 +130,24 @@ impl SharedLog {
             state.in_progress = true;
             drop(state);
 
-            let outcome = self.lock().and_then(|mut log| {
-                let job = log.prepare_flush();
-                drop(log);
-                let outcome = job.run().map_err(StorageError::from);
-                self.fsyncs.fetch_add(1, Ordering::Relaxed);
-                let mut log = self.lock()?;
-                match &outcome {
-                    Ok(()) => log.complete_flush(&job),
-                    Err(_) => log.flush_failed(),
-                }
-                outcome.map(|()| job.upto)
-            });
+            let outcome = self
+                .lock()
+                .and_then(|mut log| log.prepare_flush())
+                .and_then(|job| {
+                    let run = job.run();
+                    self.fsyncs.fetch_add(1, Ordering::Relaxed);
+                    let mut log = self.lock()?;
+                    match run {
+                        Ok(()) => {
+                            log.complete_flush(&job);
+                            Ok(job.upto)
+                        }
+                        Err(e) => {
+                            log.flush_failed(&e);
+                            Err(StorageError::Poisoned(format!("fsync failed: {e}")))
+                        }
+                    }
+                });
 
             state = self.lock_sync();
             state.in_progress = false;
@@ -149,7 +155,10 @@ impl SharedLog {
                 Ok(upto) => state.durable_offset = state.durable_offset.max(upto),
                 Err(e) => {
                     tracing::error!(error = %e, "fsync failed; the log refuses further writes");
-                    state.failed = Some(e.to_string());
+                    state.failed = Some(match e {
+                        StorageError::Poisoned(why) => why,
+                        other => other.to_string(),
+                    });
                 }
             }
             self.synced.notify_all();

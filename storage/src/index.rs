@@ -96,18 +96,18 @@ impl MappedEntries {
     /// Shrink the file to its entries (on roll / close). The index stays readable.
     fn trim(&mut self) -> io::Result<()> {
         if let Some(m) = self.mmap.as_ref() {
-            m.flush()?;
+            crate::fault::flush_map(m, &self.path)?;
         }
         self.mmap = None;
         let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
         self.capacity = self.entries;
         self.map(&file)?;
-        file.sync_all()
+        crate::fault::sync_all(&file, || &self.path)
     }
 
     fn flush(&self) -> io::Result<()> {
         match &self.mmap {
-            Some(m) => m.flush(),
+            Some(m) => crate::fault::flush_map(m, &self.path),
             None => Ok(()),
         }
     }

@@ -7,14 +7,20 @@
 //!   durability share one fsync.
 //! - [`LogManager`]: all partition logs under one data directory, the clean-shutdown
 //!   marker and the recovery-point checkpoint.
+//! - [`layout`]: the name of every file and directory, built and parsed in one place.
+//! - [`fault`]: the seam every write, fsync and rename goes through, where tests inject
+//!   failures, holds and short writes. After an I/O error on its write path a log is
+//!   poisoned ([`StorageError::Poisoned`]) until reopened.
 //!
 //! The storage layer knows nothing about Kafka requests. All file I/O is blocking; the
 //! broker calls it off its async worker threads.
 
 mod checkpoint;
 pub mod cleaner;
+pub mod fault;
 mod group_commit;
 pub mod index;
+pub mod layout;
 mod log;
 mod manager;
 pub mod segment;
@@ -26,11 +32,12 @@ use std::sync::Arc;
 
 pub use cleaner::{CleanStats, CleanerSettings, KeyOccurrence, Throttle};
 pub use group_commit::SharedLog;
+pub use layout::TopicPartition;
 pub use log::{
     AppendInfo, HeaderRewrite, Log, OpenMode, ReadResult, RecoveryReport, RetentionOutcome,
     TimestampHit,
 };
-pub use manager::{LogManager, TopicPartition};
+pub use manager::LogManager;
 pub use runnel_protocol::record_batch::BatchError;
 
 /// Per-log settings, named after Kafka's topic configs.
@@ -198,5 +205,5 @@ pub fn now_ms() -> i64 {
 
 /// fsync a directory so that file creations, renames and deletions in it are durable.
 pub fn sync_dir(path: &std::path::Path) -> io::Result<()> {
-    File::open(path)?.sync_all()
+    fault::sync_dir(path)
 }

@@ -19,12 +19,10 @@ use runnel_protocol::record_batch::{
 };
 
 use crate::checkpoint;
-use crate::cleaner::{SegmentSnapshot, CLEANED_SUFFIX, DELETED_SUFFIX, SWAP_SUFFIX};
-use crate::segment::{segment_path, Segment, LOG_SUFFIX};
-use crate::{sync_dir, FileSlice, LogConfig, Result, StorageError};
-
-const RECOVERY_POINT_FILE: &str = "recovery-point";
-const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+use crate::cleaner::SegmentSnapshot;
+use crate::layout::{self, FileKind, SegmentFile, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::segment::Segment;
+use crate::{fault, sync_dir, FileSlice, LogConfig, Result, StorageError};
 
 /// How to open a log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,27 +90,29 @@ pub struct TimestampHit {
 
 /// What a flush must sync, captured under the log lock and run outside it.
 pub(crate) struct FlushJob {
-    files: Vec<Arc<File>>,
+    /// Segment files with their base offsets (which name them for the fault seam).
+    files: Vec<(Arc<File>, u64)>,
+    dir: Arc<Path>,
     /// Offsets below this become durable once `files` are synced.
     pub(crate) upto: u64,
     /// Persist a new recovery point (a segment rolled since the last one).
-    checkpoint: Option<PathBuf>,
+    checkpoint: bool,
 }
 
 impl FlushJob {
     pub(crate) fn run(&self) -> io::Result<()> {
-        for f in &self.files {
-            f.sync_data()?;
+        for (f, base) in &self.files {
+            fault::sync_data(f, || layout::log_file(&self.dir, *base))?;
         }
-        if let Some(dir) = &self.checkpoint {
-            checkpoint::write_u64(dir, RECOVERY_POINT_FILE, self.upto)?;
+        if self.checkpoint {
+            checkpoint::write_u64(&self.dir, RECOVERY_POINT_FILE, self.upto)?;
         }
         Ok(())
     }
 }
 
 pub struct Log {
-    dir: PathBuf,
+    dir: Arc<Path>,
     config: LogConfig,
     segments: BTreeMap<u64, Segment>,
     log_start_offset: u64,
@@ -126,6 +126,12 @@ pub struct Log {
     recovery: RecoveryReport,
     /// Files renamed to `.deleted`, with the time they are due for removal.
     pending_deletes: Vec<(i64, PathBuf)>,
+    /// Why the log refuses writes: an I/O error on its write path or a failed fsync.
+    /// After either the files' state is unknown (a failed fsync may have dropped dirty
+    /// pages, so a retry could "succeed" without the data: the fsyncgate lesson), so
+    /// nothing more is written or reported durable until the log is reopened, which
+    /// recovers it from what is on disk.
+    poisoned: Option<String>,
 }
 
 /// What a retention pass removed.
@@ -147,19 +153,19 @@ impl Log {
             let entry = entry?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if let Some(stem) = name.strip_suffix(".log") {
-                match stem.parse::<u64>() {
-                    Ok(base) if stem.len() == 20 => bases.push(base),
-                    _ => tracing::warn!(
-                        file = name,
-                        "ignoring a .log file that is not named by a base offset"
-                    ),
-                }
+            match layout::parse_base_offset(name) {
+                Some((base, FileKind::Log)) => bases.push(base),
+                Some(_) => {}
+                None if name.ends_with(layout::LOG_SUFFIX) => tracing::warn!(
+                    file = name,
+                    "ignoring a .log file that is not named by a base offset"
+                ),
+                None => {}
             }
         }
         bases.sort_unstable();
         let mut log = Log {
-            dir: dir.to_path_buf(),
+            dir: Arc::from(dir),
             config,
             segments: BTreeMap::new(),
             log_start_offset: 0,
@@ -169,6 +175,7 @@ impl Log {
             read_clock: 0,
             recovery: RecoveryReport::default(),
             pending_deletes: Vec::new(),
+            poisoned: None,
         };
         if bases.is_empty() {
             let seg = Segment::create(dir, 0, &log.config)?;
@@ -208,7 +215,7 @@ impl Log {
             };
             let file_len = seg.file()?.metadata()?.len();
             if let Some((pos, why)) = &outcome.stopped_by {
-                tracing::warn!(segment = %seg.path(LOG_SUFFIX).display(), position = pos, %why,
+                tracing::warn!(segment = %seg.path(SegmentFile::Log).display(), position = pos, %why,
                     cut_bytes = file_len - outcome.valid_end, "truncating the log at the first invalid batch");
                 log.recovery
                     .first_error
@@ -231,7 +238,7 @@ impl Log {
             // Everything after the first invalid batch goes, later segments included;
             // the truncated segment stays open as the active one.
             for &base in &bases[i + 1..] {
-                let path = crate::segment::segment_path(dir, base, LOG_SUFFIX);
+                let path = layout::log_file(dir, base);
                 log.recovery.truncated_bytes +=
                     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
                 log.recovery.segments_deleted += 1;
@@ -271,6 +278,35 @@ impl Log {
     }
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.recovery
+    }
+    /// Why the log refuses writes, if it does (see [`StorageError::Poisoned`]).
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        match &self.poisoned {
+            None => Ok(()),
+            Some(why) => Err(StorageError::Poisoned(why.clone())),
+        }
+    }
+
+    /// Refuse writes from now on; the first reason is kept.
+    pub(crate) fn poison(&mut self, why: impl std::fmt::Display) {
+        if self.poisoned.is_none() {
+            tracing::error!(dir = %self.dir.display(), error = %why,
+                "I/O error on the log's write path; it refuses writes until reopened");
+            self.poisoned = Some(why.to_string());
+        }
+    }
+
+    /// Poison the log if `r` is an I/O error: the files may now differ from what the
+    /// log holds in memory. Validation errors change nothing and pass through.
+    fn poison_on_io<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(StorageError::Io(e)) = &r {
+            self.poison(e);
+        }
+        r
     }
     pub fn segment_count(&self) -> usize {
         self.segments.len()
@@ -321,6 +357,7 @@ impl Log {
         rewrite: HeaderRewrite,
         now_ms: i64,
     ) -> Result<AppendInfo> {
+        self.check_writable()?;
         let mut batches = Vec::with_capacity(1);
         for item in BatchIter::new(records, Strictness::Produce) {
             let (_, header) =
@@ -348,7 +385,8 @@ impl Log {
             None => batches.iter().map(|h| h.max_timestamp).max().unwrap_or(-1),
         };
         let segments_before = self.segments.len();
-        self.maybe_roll(records.len() as u64, span, now_ms, incoming_max_ts)?;
+        let r = self.maybe_roll(records.len() as u64, span, now_ms, incoming_max_ts);
+        self.poison_on_io(r)?;
         let rolled = self.segments.len() != segments_before;
 
         let first_offset = self.next_offset;
@@ -384,9 +422,9 @@ impl Log {
         let seg = self.active_mut();
         let start = seg.size;
         if let Err(e) = seg.append(&config, records, &headers, &batches, now_ms) {
-            // Leave no partial batch behind: the next append reuses this position.
+            // Leave no partial batch behind (and if this fails too, recovery cuts it).
             let _ = seg.truncate_to(&config, start);
-            return Err(e.into());
+            return self.poison_on_io(Err(e.into()));
         }
         debug_assert!(offset > self.next_offset, "offsets only grow");
         self.next_offset = offset;
@@ -436,6 +474,12 @@ impl Log {
     /// Seal the active segment and start a new one at the log end offset. No-op when
     /// the active segment is empty.
     pub fn roll(&mut self) -> Result<()> {
+        self.check_writable()?;
+        let r = self.roll_inner();
+        self.poison_on_io(r)
+    }
+
+    fn roll_inner(&mut self) -> Result<()> {
         let config = self.config.clone();
         let base = self.next_offset;
         let seg = self.active_mut();
@@ -583,6 +627,12 @@ impl Log {
     }
 
     fn advance_log_start_offset_at(&mut self, new_start: u64, now_ms: i64) -> Result<usize> {
+        self.check_writable()?;
+        let r = self.advance_log_start_offset_inner(new_start, now_ms);
+        self.poison_on_io(r)
+    }
+
+    fn advance_log_start_offset_inner(&mut self, new_start: u64, now_ms: i64) -> Result<usize> {
         if new_start > self.next_offset {
             return Err(self.out_of_range(new_start));
         }
@@ -771,6 +821,7 @@ impl Log {
         cleaned: &Path,
         end: u64,
     ) -> Result<bool> {
+        self.check_writable()?;
         let Some(&base) = bases.first() else {
             return Ok(false);
         };
@@ -782,8 +833,21 @@ impl Log {
             return Ok(false);
         }
         // The commit point: from here a crash completes the swap on the next open.
-        let swap = self.dir.join(format!("{base:020}.{end:020}.{SWAP_SUFFIX}"));
-        std::fs::rename(cleaned, &swap)?;
+        let swap = layout::swap_file(&self.dir, base, end);
+        if let Err(e) = fault::rename(cleaned, &swap) {
+            // Not committed: the old segments stay, in the log and on disk.
+            let _ = std::fs::remove_file(cleaned);
+            return Err(e.into());
+        }
+        // Committed on disk (once the directory is synced) but not yet in memory: any
+        // failure from here leaves the two apart, so it poisons the log, and the next
+        // open completes the swap.
+        let r = self.finish_swap(bases, &swap, end);
+        self.poison_on_io(r).map(|()| true)
+    }
+
+    fn finish_swap(&mut self, bases: &[u64], swap: &Path, end: u64) -> Result<()> {
+        let base = bases[0];
         sync_dir(&self.dir)?;
         crate::cleaner::crash_point("swap-committed");
         let now = crate::now_ms();
@@ -795,36 +859,43 @@ impl Log {
                 crate::cleaner::crash_point("old-deleted");
             }
         }
-        std::fs::rename(&swap, segment_path(&self.dir, base, LOG_SUFFIX))?;
+        fault::rename(swap, &layout::log_file(&self.dir, base))?;
         sync_dir(&self.dir)?;
         let mut seg = Segment::closed(&self.dir, base);
         seg.load_rebuilt(&self.config, end)?;
         self.segments.insert(base, seg);
-        Ok(true)
+        Ok(())
     }
 
     /// Capture what a flush must sync. Called under the log lock; the job runs outside.
-    pub(crate) fn prepare_flush(&mut self) -> FlushJob {
+    /// A poisoned log has nothing it may report durable.
+    pub(crate) fn prepare_flush(&mut self) -> Result<FlushJob> {
+        self.check_writable()?;
         let mut files = Vec::new();
         for seg in self.segments.values_mut() {
             if seg.dirty {
-                if let Ok(f) = seg.file() {
-                    files.push(f);
+                // A dirty segment's file is open: it was written through it.
+                match seg.file() {
+                    Ok(f) => files.push((f, seg.base_offset)),
+                    Err(e) => {
+                        let e = StorageError::from(e);
+                        return self.poison_on_io(Err(e));
+                    }
                 }
                 seg.dirty = false;
             }
         }
         let active_base = self.active().base_offset;
-        let checkpoint = (active_base > self.checkpointed_segment).then(|| self.dir.clone());
-        FlushJob {
+        Ok(FlushJob {
             files,
+            dir: self.dir.clone(),
             upto: self.next_offset,
-            checkpoint,
-        }
+            checkpoint: active_base > self.checkpointed_segment,
+        })
     }
 
     pub(crate) fn complete_flush(&mut self, job: &FlushJob) {
-        if job.checkpoint.is_some() {
+        if job.checkpoint {
             self.checkpointed_segment = self
                 .segments
                 .range(..=job.upto)
@@ -834,25 +905,33 @@ impl Log {
         self.recovery_point = self.recovery_point.max(job.upto);
     }
 
-    /// Re-mark segments dirty after a failed flush, so the next flush retries them.
-    pub(crate) fn flush_failed(&mut self) {
-        for seg in self.segments.values_mut() {
-            seg.dirty = seg.dirty || seg.active;
-        }
+    /// After a failed flush: never retry it (a second fsync can succeed without the
+    /// data), refuse everything from now on.
+    pub(crate) fn flush_failed(&mut self, why: &io::Error) {
+        self.poison(format_args!("fsync failed: {why}"));
     }
 
     /// fsync everything appended so far.
     pub fn flush(&mut self) -> Result<u64> {
-        let job = self.prepare_flush();
-        job.run()?;
+        let job = self.prepare_flush()?;
+        if let Err(e) = job.run() {
+            self.flush_failed(&e);
+            return Err(e.into());
+        }
         self.complete_flush(&job);
         Ok(self.recovery_point)
     }
 
     /// Flush, trim the active segment's indexes and record the recovery point, so the
     /// next open can be `OpenMode::Clean`. The log must not be appended to afterwards.
+    /// A poisoned log writes nothing and fails, so the next open recovers it.
     pub fn close(&mut self) -> Result<()> {
         self.flush()?;
+        let r = self.close_inner();
+        self.poison_on_io(r)
+    }
+
+    fn close_inner(&mut self) -> Result<()> {
         let config = self.config.clone();
         let seg = self.active_mut();
         seg.flush_indexes()?;
@@ -920,23 +999,17 @@ fn finish_interrupted_cleaning(dir: &Path) -> io::Result<()> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(&format!(".{CLEANED_SUFFIX}"))
-            || name.ends_with(&format!(".{DELETED_SUFFIX}"))
-        {
-            std::fs::remove_file(entry.path())?;
-            changed = true;
-        } else if let Some(stem) = name.strip_suffix(&format!(".{SWAP_SUFFIX}")) {
-            let range = stem
-                .split_once('.')
-                .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
-            match range {
-                Some((base, end)) if base < end => swaps.push((base, end, entry.path())),
-                _ => tracing::warn!(file = name, "ignoring a .swap file with a bad name"),
+        match layout::parse_base_offset(name) {
+            Some((_, FileKind::Cleaned | FileKind::Deleted(_))) => {
+                std::fs::remove_file(entry.path())?;
+                changed = true;
             }
-        } else if let Some(stem) = name.strip_suffix(".log") {
-            if let (Ok(base), 20) = (stem.parse::<u64>(), stem.len()) {
-                logs.push(base);
+            Some((base, FileKind::Swap { end })) => swaps.push((base, end, entry.path())),
+            Some((base, FileKind::Log)) => logs.push(base),
+            None if name.ends_with(layout::SWAP_SUFFIX) => {
+                tracing::warn!(file = name, "ignoring a .swap file with a bad name")
             }
+            _ => {}
         }
     }
     for (base, end, path) in swaps {
@@ -944,7 +1017,7 @@ fn finish_interrupted_cleaning(dir: &Path) -> io::Result<()> {
         for &b in logs.iter().filter(|b| (base..end).contains(*b)) {
             Segment::closed(dir, b).delete_files()?;
         }
-        std::fs::rename(&path, segment_path(dir, base, LOG_SUFFIX))?;
+        fault::rename(&path, &layout::log_file(dir, base))?;
         changed = true;
     }
     if changed {

@@ -2,53 +2,13 @@
 //! start, the clean-shutdown marker, creation and deletion of partition directories.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use crate::group_commit::SharedLog;
+use crate::layout::{self, TopicPartition, CLEAN_SHUTDOWN_FILE};
 use crate::log::{Log, OpenMode};
-use crate::{sync_dir, LogConfig, Result, StorageError};
-
-/// Written on clean shutdown, removed on start: its absence means a crash.
-const CLEAN_SHUTDOWN_FILE: &str = ".runnel-clean-shutdown";
-/// Suffix of a partition directory being deleted (renamed first, removed after).
-const DELETE_SUFFIX: &str = "-delete";
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    pub topic: String,
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
-    }
-
-    /// The directory name, `<topic>-<partition>`, as in Kafka.
-    pub fn dir_name(&self) -> String {
-        format!("{}-{}", self.topic, self.partition)
-    }
-
-    pub fn parse_dir_name(name: &str) -> Option<TopicPartition> {
-        let (topic, partition) = name.rsplit_once('-')?;
-        let partition: i32 = partition.parse().ok()?;
-        if topic.is_empty() || partition < 0 {
-            return None;
-        }
-        Some(TopicPartition::new(topic, partition))
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
+use crate::{fault, sync_dir, LogConfig, Result, StorageError};
 
 pub struct LogManager {
     data_dir: PathBuf,
@@ -63,6 +23,8 @@ impl LogManager {
         data_dir: &Path,
         config_for: impl Fn(&TopicPartition) -> LogConfig,
     ) -> Result<LogManager> {
+        // Before any log I/O, so a plan sees all of it.
+        fault::install_from_env().map_err(StorageError::InvalidConfig)?;
         std::fs::create_dir_all(data_dir)?;
         let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
@@ -79,12 +41,12 @@ impl LogManager {
             }
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if name.ends_with(DELETE_SUFFIX) {
+            if layout::is_deleting_dir_name(name) {
                 // A deletion that a crash interrupted: finish it.
                 std::fs::remove_dir_all(entry.path())?;
                 continue;
             }
-            let Some(tp) = TopicPartition::parse_dir_name(name) else {
+            let Some(tp) = layout::parse_partition_dir_name(name) else {
                 tracing::debug!(
                     dir = name,
                     "skipping a directory that is not a partition log"
@@ -153,7 +115,7 @@ impl LogManager {
             return Err(StorageError::BadDirectory(tp.dir_name()));
         }
         let log = Log::open(
-            &self.data_dir.join(tp.dir_name()),
+            &self.data_dir.join(layout::partition_dir_name(tp)),
             config,
             OpenMode::Recover,
         )?;
@@ -170,29 +132,33 @@ impl LogManager {
         if removed.is_none() {
             return Ok(false);
         }
-        let dir = self.data_dir.join(tp.dir_name());
-        let aside = self.data_dir.join(format!(
-            "{}.{}{DELETE_SUFFIX}",
-            tp.dir_name(),
-            crate::now_ms()
-        ));
-        std::fs::rename(&dir, &aside)?;
+        let dir = self.data_dir.join(layout::partition_dir_name(tp));
+        let aside = self
+            .data_dir
+            .join(layout::deleting_dir_name(tp, crate::now_ms()));
+        fault::rename(&dir, &aside)?;
         sync_dir(&self.data_dir)?;
         std::fs::remove_dir_all(&aside)?;
         Ok(true)
     }
 
-    /// Flush and close every log, then write the clean-shutdown marker.
+    /// Flush and close every log, then write the clean-shutdown marker, unless a log
+    /// failed to close (a poisoned one always does): the next start then recovers all.
     pub fn close(&self) -> Result<()> {
         let logs = self.logs_read();
+        let mut first_error = None;
         for (tp, log) in logs.iter() {
             if let Err(e) = log.lock().and_then(|mut log| log.close()) {
                 tracing::error!(partition = %tp, error = %e, "closing a log failed; the next start recovers it");
-                return Err(e);
+                first_error.get_or_insert(e);
             }
         }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
         let marker = self.data_dir.join(CLEAN_SHUTDOWN_FILE);
-        std::fs::File::create(&marker)?.sync_all()?;
+        let file = std::fs::File::create(&marker)?;
+        fault::sync_all(&file, || &marker)?;
         sync_dir(&self.data_dir)?;
         Ok(())
     }

@@ -10,16 +10,8 @@ use std::sync::Arc;
 use runnel_protocol::record_batch::{validate_batch, BatchHeader, Strictness, BATCH_HEADER_LEN};
 
 use crate::index::{OffsetIndex, TimeIndex};
-use crate::{FileSlice, LogConfig};
-
-pub const LOG_SUFFIX: &str = "log";
-pub const INDEX_SUFFIX: &str = "index";
-pub const TIME_INDEX_SUFFIX: &str = "timeindex";
-
-/// `<dir>/<20-digit base offset>.<suffix>`
-pub fn segment_path(dir: &Path, base_offset: u64, suffix: &str) -> PathBuf {
-    dir.join(format!("{base_offset:020}.{suffix}"))
-}
+use crate::layout::{self, SegmentFile};
+use crate::{fault, FileSlice, LogConfig};
 
 /// The header of one batch found in a segment, with its file position.
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +77,7 @@ impl Segment {
             .read(true)
             .write(true)
             .create_new(true)
-            .open(segment_path(dir, base_offset, LOG_SUFFIX))?;
+            .open(layout::log_file(dir, base_offset))?;
         let mut seg = Segment::closed(dir, base_offset);
         seg.file = Some(Arc::new(file));
         seg.active = true;
@@ -120,8 +112,8 @@ impl Segment {
         }
     }
 
-    pub fn path(&self, suffix: &str) -> PathBuf {
-        segment_path(&self.dir, self.base_offset, suffix)
+    pub fn path(&self, file: SegmentFile) -> PathBuf {
+        layout::segment_file(&self.dir, self.base_offset, file)
     }
 
     pub fn is_open(&self) -> bool {
@@ -136,7 +128,7 @@ impl Segment {
             OpenOptions::new()
                 .read(true)
                 .write(self.active)
-                .open(self.path(LOG_SUFFIX))?,
+                .open(self.path(SegmentFile::Log))?,
         );
         self.file = Some(f.clone());
         Ok(f)
@@ -146,7 +138,7 @@ impl Segment {
         let max = config.segment_index_bytes as usize;
         if self.offset_index.is_none() {
             self.offset_index = Some(OffsetIndex::open(
-                &self.path(INDEX_SUFFIX),
+                &self.path(SegmentFile::OffsetIndex),
                 self.base_offset,
                 max,
                 writable,
@@ -154,7 +146,7 @@ impl Segment {
         }
         if self.time_index.is_none() {
             self.time_index = Some(TimeIndex::open(
-                &self.path(TIME_INDEX_SUFFIX),
+                &self.path(SegmentFile::TimeIndex),
                 self.base_offset,
                 max,
                 writable,
@@ -227,7 +219,7 @@ impl Segment {
             pos = end;
         }
         let file = self.file()?;
-        write_all_vectored_at(&file, &mut parts, start)?;
+        fault::write_all_vectored_at(&file, &mut parts, start, || self.path(SegmentFile::Log))?;
         if self.first_append_ms.is_none() {
             self.first_append_ms = Some(now_ms);
         }
@@ -470,7 +462,7 @@ impl Segment {
                 }
             }
             Err(why) => {
-                tracing::warn!(segment = %self.path(LOG_SUFFIX).display(), %why,
+                tracing::warn!(segment = %self.path(SegmentFile::Log).display(), %why,
                     "index failed its sanity check; rebuilding it");
                 (0, self.base_offset, -1)
             }
@@ -497,7 +489,8 @@ impl Segment {
         self.active = false;
         self.size = self.file()?.metadata()?.len();
         self.next_offset = next_base;
-        let missing = !self.path(INDEX_SUFFIX).exists() || !self.path(TIME_INDEX_SUFFIX).exists();
+        let missing = !self.path(SegmentFile::OffsetIndex).exists()
+            || !self.path(SegmentFile::TimeIndex).exists();
         let checked = if missing && self.size > 0 {
             Err("index file missing".to_string())
         } else {
@@ -511,12 +504,12 @@ impl Segment {
                 self.max_timestamp = self.time_index(config)?.last().map_or(-1, |e| e.timestamp);
             }
             Err(why) => {
-                tracing::warn!(segment = %self.path(LOG_SUFFIX).display(), %why,
+                tracing::warn!(segment = %self.path(SegmentFile::Log).display(), %why,
                     "index failed its sanity check; rebuilding it");
                 self.offset_index = None;
                 self.time_index = None;
-                for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-                    let _ = std::fs::remove_file(self.path(suffix));
+                for f in [SegmentFile::OffsetIndex, SegmentFile::TimeIndex] {
+                    let _ = std::fs::remove_file(self.path(f));
                 }
                 self.active = true;
                 self.file = None;
@@ -524,7 +517,7 @@ impl Segment {
                 if let Some((pos, why)) = outcome.stopped_by {
                     // Trusted data failing validation is reported, not cut: the caller
                     // decides (a full recovery truncates it).
-                    tracing::error!(segment = %self.path(LOG_SUFFIX).display(), position = pos, %why,
+                    tracing::error!(segment = %self.path(SegmentFile::Log).display(), position = pos, %why,
                         "invalid batch in a segment below the recovery point");
                 }
                 self.size = self.file()?.metadata()?.len();
@@ -541,8 +534,8 @@ impl Segment {
     pub fn load_rebuilt(&mut self, config: &LogConfig, next_base: u64) -> io::Result<()> {
         self.offset_index = None;
         self.time_index = None;
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            match std::fs::remove_file(self.path(suffix)) {
+        for f in [SegmentFile::OffsetIndex, SegmentFile::TimeIndex] {
+            match std::fs::remove_file(self.path(f)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -574,12 +567,11 @@ impl Segment {
         self.offset_index = None;
         self.time_index = None;
         let mut renamed = Vec::new();
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            let from = self.path(suffix);
-            let mut to = from.clone().into_os_string();
-            to.push(".deleted");
-            match std::fs::rename(&from, &to) {
-                Ok(()) => renamed.push(PathBuf::from(to)),
+        for f in SegmentFile::ALL {
+            let from = self.path(f);
+            let to = layout::deleted_file(&from);
+            match fault::rename(&from, &to) {
+                Ok(()) => renamed.push(to),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
@@ -652,8 +644,8 @@ impl Segment {
         self.file = None;
         self.offset_index = None;
         self.time_index = None;
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            match std::fs::remove_file(self.path(suffix)) {
+        for f in SegmentFile::ALL {
+            match std::fs::remove_file(self.path(f)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -662,34 +654,3 @@ impl Segment {
         Ok(())
     }
 }
-
-/// `pwritev` until every byte of `parts` is written at `offset`. The standard library
-/// has no positional vectored write.
-fn write_all_vectored_at(
-    file: &File,
-    mut parts: &mut [IoSlice<'_>],
-    offset: u64,
-) -> io::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    let mut offset = offset;
-    while !parts.is_empty() {
-        let count = parts.len().min(IOV_MAX);
-        let at = libc::off_t::try_from(offset).map_err(io::Error::other)?;
-        // SAFETY: IoSlice is ABI-compatible with iovec, and the first `count` entries
-        // point at live, borrowed buffers that pwritev only reads.
-        let n = match crate::syscall_bytes(unsafe {
-            libc::pwritev(file.as_raw_fd(), parts.as_ptr().cast(), count as i32, at)
-        }) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => n,
-        };
-        offset += n as u64;
-        IoSlice::advance_slices(&mut parts, n);
-    }
-    Ok(())
-}
-
-/// Entries one `pwritev` takes (Linux's `UIO_MAXIOV`).
-const IOV_MAX: usize = 1024;

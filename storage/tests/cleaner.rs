@@ -7,6 +7,7 @@ use runnel_protocol::record_batch::builder::{ProducerFields, Record as NewRecord
 use runnel_protocol::record_batch::{BatchIter, Compression, Strictness};
 use runnel_protocol::records::{batch_records, build_batch};
 use runnel_storage::cleaner::{self, find_key};
+use runnel_storage::layout::{self, FileKind, SegmentFile};
 use runnel_storage::{CleanerSettings, Log, LogConfig, OpenMode, SharedLog, Throttle};
 
 const CODECS: [Compression; 5] = [
@@ -345,7 +346,7 @@ fn a_crash_at_any_point_of_the_swap_leaves_the_old_log_or_the_new_one() {
         log.lock().unwrap().segment_base_offsets(),
         vec![bases[0], end]
     );
-    let cleaned = std::fs::read(dir.path().join(format!("{:020}.log", bases[0]))).unwrap();
+    let cleaned = std::fs::read(layout::log_file(dir.path(), bases[0])).unwrap();
     let want_new = expected_after_clean(&all, end);
     let want_old = all.clone();
 
@@ -359,18 +360,23 @@ fn a_crash_at_any_point_of_the_swap_leaves_the_old_log_or_the_new_one() {
             let left: Vec<String> = std::fs::read_dir(d2.path())
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".swap") || n.ends_with(".cleaned"))
+                .filter(|n| {
+                    matches!(
+                        layout::parse_base_offset(n),
+                        Some((_, FileKind::Swap { .. } | FileKind::Cleaned))
+                    )
+                })
                 .collect();
             assert!(left.is_empty(), "{name}: leftovers {left:?}");
         }
     };
-    let swap_name = format!("{:020}.{:020}.swap", bases[0], end);
+    let swap = |d: &Path| layout::swap_file(d, bases[0], end);
     // Killed while writing the cleaned file, or after it but before the commit point.
     check(
         "partial .cleaned",
         &|d| {
             std::fs::write(
-                d.join(format!("{:020}.log.cleaned", bases[0])),
+                layout::cleaned_file(d, bases[0]),
                 &cleaned[..cleaned.len() / 2],
             )
             .unwrap()
@@ -379,23 +385,23 @@ fn a_crash_at_any_point_of_the_swap_leaves_the_old_log_or_the_new_one() {
     );
     check(
         "whole .cleaned",
-        &|d| std::fs::write(d.join(format!("{:020}.log.cleaned", bases[0])), &cleaned).unwrap(),
+        &|d| std::fs::write(layout::cleaned_file(d, bases[0]), &cleaned).unwrap(),
         &want_old,
     );
     // Killed after the commit point, before any old segment was deleted.
     check(
         "swap committed",
-        &|d| std::fs::write(d.join(&swap_name), &cleaned).unwrap(),
+        &|d| std::fs::write(swap(d), &cleaned).unwrap(),
         &want_new,
     );
     // Killed after deleting some of the old segments.
     check(
         "half deleted",
         &|d| {
-            std::fs::write(d.join(&swap_name), &cleaned).unwrap();
+            std::fs::write(swap(d), &cleaned).unwrap();
             for b in &bases[..bases.len() / 2] {
-                for suffix in ["log", "index", "timeindex"] {
-                    let _ = std::fs::remove_file(d.join(format!("{b:020}.{suffix}")));
+                for f in SegmentFile::ALL {
+                    let _ = std::fs::remove_file(layout::segment_file(d, *b, f));
                 }
             }
         },
@@ -425,7 +431,7 @@ fn retention_by_time_and_size_removes_whole_old_segments() {
     let out = log.apply_retention(1500, -1, ts0 + 3000, u64::MAX).unwrap();
     assert_eq!(out.segments_deleted, 2);
     assert_eq!(log.log_start_offset(), bases[2]);
-    assert!(!dir.path().join(format!("{:020}.log", bases[0])).exists());
+    assert!(!layout::log_file(dir.path(), bases[0]).exists());
     // Nothing is deleted above the high watermark.
     let out = log.apply_retention(0, -1, ts0 + 100_000, bases[3]).unwrap();
     assert_eq!(out.segments_deleted, 1);
@@ -457,7 +463,7 @@ fn file_delete_delay_keeps_deleted_files_until_due_and_a_restart_removes_them() 
     log.roll().unwrap();
     let out = log.apply_retention(10, -1, ts0 + 1000, u64::MAX).unwrap();
     assert_eq!(out.segments_deleted, 1);
-    let deleted = dir.path().join(format!("{:020}.log.deleted", 0));
+    let deleted = layout::deleted_file(&layout::log_file(dir.path(), 0));
     assert!(deleted.exists());
     assert_eq!(log.next_deletion_due(), Some(ts0 + 1000 + 60_000));
     assert_eq!(log.purge_deleted(ts0 + 2000).unwrap(), 0);
@@ -466,8 +472,8 @@ fn file_delete_delay_keeps_deleted_files_until_due_and_a_restart_removes_them() 
     assert!(!deleted.exists());
 
     // A .deleted file left by a crash goes on the next open.
-    std::fs::write(dir.path().join("00000000000000000001.log.deleted"), b"x").unwrap();
+    std::fs::write(layout::deleted_file(&layout::log_file(dir.path(), 1)), b"x").unwrap();
     drop(log);
     let _log = Log::open(dir.path(), cfg, OpenMode::Recover).unwrap();
-    assert!(!dir.path().join("00000000000000000001.log.deleted").exists());
+    assert!(!layout::deleted_file(&layout::log_file(dir.path(), 1)).exists());
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use runnel_protocol::record_batch::builder::batch_of_values;
 use runnel_protocol::record_batch::{validate_batch, BatchHeader, BatchIter, Strictness};
+use runnel_storage::layout;
 use runnel_storage::{
     HeaderRewrite, Log, LogConfig, LogManager, OpenMode, SharedLog, StorageError, TopicPartition,
 };
@@ -235,15 +236,13 @@ fn sealed_indexes_are_trimmed() {
     }
     let bases = log.segment_base_offsets();
     assert!(bases.len() > 2);
-    let first = dir.path().join(format!("{:020}.index", bases[0]));
+    let first = layout::offset_index_file(dir.path(), bases[0]);
     let len = std::fs::metadata(&first).unwrap().len();
     assert!(
         len > 0 && len < 4096 && len.is_multiple_of(8),
         "sealed index trimmed to its entries, got {len}"
     );
-    let active = dir
-        .path()
-        .join(format!("{:020}.index", bases[bases.len() - 1]));
+    let active = layout::offset_index_file(dir.path(), bases[bases.len() - 1]);
     assert_eq!(
         std::fs::metadata(active).unwrap().len(),
         4096,
@@ -288,7 +287,7 @@ fn advancing_log_start_deletes_whole_segments_and_persists() {
     assert_eq!(deleted, 2);
     assert_eq!(log.log_start_offset(), cut);
     assert_eq!(log.segment_base_offsets()[0], bases[2]);
-    assert!(!dir.path().join(format!("{:020}.log", bases[0])).exists());
+    assert!(!layout::log_file(dir.path(), bases[0]).exists());
     assert!(matches!(
         log.read(cut - 1, 100, u64::MAX),
         Err(StorageError::OffsetOutOfRange { .. })
@@ -335,19 +334,11 @@ fn missing_or_corrupt_indexes_are_rebuilt() {
     let bases = log.segment_base_offsets();
     log.close().unwrap();
     drop(log);
-    std::fs::remove_file(dir.path().join(format!("{:020}.index", bases[0]))).unwrap();
-    std::fs::write(
-        dir.path().join(format!("{:020}.index", bases[1])),
-        [0xff; 24],
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join(format!("{:020}.timeindex", bases[2])),
-        [0x7f; 7],
-    )
-    .unwrap();
+    std::fs::remove_file(layout::offset_index_file(dir.path(), bases[0])).unwrap();
+    std::fs::write(layout::offset_index_file(dir.path(), bases[1]), [0xff; 24]).unwrap();
+    std::fs::write(layout::time_index_file(dir.path(), bases[2]), [0x7f; 7]).unwrap();
     let last = bases[bases.len() - 1];
-    std::fs::write(dir.path().join(format!("{last:020}.index")), [0x01; 16]).unwrap();
+    std::fs::write(layout::offset_index_file(dir.path(), last), [0x01; 16]).unwrap();
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Clean).unwrap();
     assert_eq!(read_all(&mut log), before);
     for offset in [0, 5, 33, 79] {
@@ -356,7 +347,7 @@ fn missing_or_corrupt_indexes_are_rebuilt() {
         let h = validate_batch(&b, Strictness::Stored).unwrap();
         assert!(h.base_offset as u64 <= offset && offset <= h.last_offset() as u64);
     }
-    let first_index = dir.path().join(format!("{:020}.index", bases[0]));
+    let first_index = layout::offset_index_file(dir.path(), bases[0]);
     assert!(
         std::fs::metadata(first_index).unwrap().len() > 0,
         "rebuilt index written"
@@ -392,7 +383,7 @@ fn torn_write_at_every_byte_of_the_last_batch() {
         let log = Log::open(pristine.path(), small_config(), OpenMode::Recover).unwrap();
         *log.segment_base_offsets().last().unwrap()
     };
-    let seg_name = format!("{last_segment:020}.log");
+    let seg_name = layout::offset_file_name(last_segment, layout::LOG_SUFFIX);
     let full_len = std::fs::metadata(pristine.path().join(&seg_name))
         .unwrap()
         .len();
@@ -446,7 +437,7 @@ fn corrupt_byte_in_old_batch_is_reported_and_truncated() {
     let dir = tempfile::tempdir().unwrap();
     let sent = crashed_log(dir.path(), 30);
     // Flip a byte inside the value of batch 3 (in the first segment).
-    let first_seg = dir.path().join(format!("{:020}.log", 0));
+    let first_seg = layout::log_file(dir.path(), 0);
     let mut bytes = std::fs::read(&first_seg).unwrap();
     let pos3: usize = sent[..3].iter().map(|b| b.len()).sum();
     let target = pos3 + sent[3].len() - 10;
@@ -454,7 +445,7 @@ fn corrupt_byte_in_old_batch_is_reported_and_truncated() {
     std::fs::write(&first_seg, &bytes).unwrap();
     // The flush checkpointed a recovery point in a later segment; without it, recovery
     // validates every segment (as after a crash before the first checkpoint).
-    let _ = std::fs::remove_file(dir.path().join("recovery-point"));
+    let _ = std::fs::remove_file(dir.path().join(layout::RECOVERY_POINT_FILE));
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
     let report = log.recovery_report().clone();
     let (seg, pos, why) = report.first_error.expect("corruption reported");

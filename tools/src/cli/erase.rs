@@ -13,8 +13,8 @@ use clap::{Args, Subcommand};
 use runnel_client::admin::ConfigResource;
 use runnel_client::partitioner::partition_for_key;
 use runnel_client::{Acks, Producer, ProducerConfig, ProducerRecord};
-use runnel_storage::cleaner::{scan_dir_for_key, KeyOccurrence, COMPACT_NOW_MARKER};
-use runnel_storage::TopicPartition;
+use runnel_storage::cleaner::{scan_dir_for_key, KeyOccurrence};
+use runnel_storage::layout::{parse_partition_dir_name, COMPACT_NOW_MARKER};
 use serde_json::json;
 
 use super::topics::ensure_exists;
@@ -129,7 +129,7 @@ fn partition_dirs(data_dir: &Path, topic: &str) -> CliResult<BTreeMap<i32, PathB
     })?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(tp) = TopicPartition::parse_dir_name(&name).filter(|tp| tp.topic == topic) {
+        if let Some(tp) = parse_partition_dir_name(&name).filter(|tp| tp.topic == topic) {
             out.insert(tp.partition, entry.path());
         }
     }

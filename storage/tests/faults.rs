@@ -1,0 +1,518 @@
+//! The log under injected I/O faults (`runnel_storage::fault`): failed and held fsyncs,
+//! failed renames in a roll and a cleaner swap, short writes. After each, the log must
+//! refuse what it cannot vouch for, and reopen consistent with everything it reported
+//! durable.
+//!
+//! A fault plan is process-wide, so the tests here take a lock and run one at a time.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use runnel_protocol::record_batch::builder::{batch_of_values, ProducerFields, Record};
+use runnel_protocol::record_batch::{BatchIter, Compression, Strictness};
+use runnel_protocol::records::{batch_records, build_batch};
+use runnel_storage::fault::{self, Action, FaultPlan, Op, Rule};
+use runnel_storage::layout::{self, FileKind};
+use runnel_storage::{
+    cleaner, CleanerSettings, Log, LogConfig, LogManager, OpenMode, SharedLog, StorageError,
+    Throttle, TopicPartition,
+};
+
+/// Holds the process-wide plan for one test; uninstalls it when dropped (also on panic).
+struct Faults {
+    plan: Arc<FaultPlan>,
+}
+
+impl Faults {
+    fn install(rules: Vec<Rule>) -> Faults {
+        Faults {
+            plan: fault::install(FaultPlan::new(rules)),
+        }
+    }
+    fn rule(&self, i: usize) -> &Rule {
+        &self.plan.rules()[i]
+    }
+}
+
+impl Drop for Faults {
+    fn drop(&mut self) {
+        fault::uninstall();
+    }
+}
+
+/// Taken first by every test: a plan matches the I/O of any test running beside it.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A temp dir whose name is unique, for the rules' path filter.
+fn temp() -> (tempfile::TempDir, String) {
+    let dir = tempfile::Builder::new()
+        .prefix("runnel-faults-")
+        .tempdir()
+        .unwrap();
+    let name = dir
+        .path()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    (dir, name)
+}
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        segment_index_bytes: 4096,
+        ..LogConfig::default()
+    }
+}
+
+fn batch(tag: u64) -> Vec<u8> {
+    let mut value = vec![(tag % 251) as u8; 200];
+    value[..8].copy_from_slice(&tag.to_be_bytes());
+    batch_of_values(1_000 + tag as i64, 2, &value)
+}
+
+/// `(base offset, bytes after the base offset)` of every batch, read through the log:
+/// every one must be whole and valid.
+fn batches(log: &mut Log) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let r = log.read(offset, 1 << 20, u64::MAX).unwrap();
+        let Some(slice) = r.slice else { break };
+        let bytes = slice.read_to_vec().unwrap();
+        for item in BatchIter::new(&bytes, Strictness::Stored) {
+            let (pos, h) = item.expect("stored batches are whole and valid");
+            out.push((
+                h.base_offset as u64,
+                bytes[pos + 8..pos + h.total_len()].to_vec(),
+            ));
+            offset = h.last_offset() as u64 + 1;
+        }
+    }
+    out
+}
+
+/// Sync everything appended (the log lock must not be held into `sync_to`).
+fn sync_all(log: &SharedLog) {
+    let leo = log.lock().unwrap().log_end_offset();
+    log.sync_to(leo).unwrap();
+}
+
+fn is_poisoned<T: std::fmt::Debug>(r: Result<T, StorageError>) -> bool {
+    matches!(r, Err(StorageError::Poisoned(_)))
+}
+
+#[test]
+fn a_failed_fsync_poisons_the_log_and_nothing_is_retried() {
+    let _serial = serial();
+    let (root, _) = temp();
+    let data = root.path().join("data");
+    let (t, u) = (TopicPartition::new("t", 0), TopicPartition::new("u", 0));
+    let mgr = LogManager::open(&data, |_| small_config()).unwrap();
+    let log = mgr.get_or_create(&t, small_config()).unwrap();
+    let other = mgr.get_or_create(&u, small_config()).unwrap();
+    for i in 0..3 {
+        log.append(&batch(i), 0).unwrap();
+        other.append(&batch(i), 0).unwrap();
+    }
+    let durable = log.lock().unwrap().log_end_offset();
+    log.sync_to(durable).unwrap();
+    assert_eq!(log.durable_offset(), durable);
+    let before: Vec<_> = batches(&mut log.lock().unwrap());
+
+    let faults = Faults::install(vec![Rule::new(Op::Fsync, Action::Fail).path("t-0")]);
+    log.append(&batch(3), 0).unwrap();
+    let leo = log.lock().unwrap().log_end_offset();
+    assert!(is_poisoned(log.sync_to(leo)));
+    assert_eq!(faults.rule(0).fired(), 1);
+    // Never durable past what was fsynced before, whatever is asked again.
+    assert_eq!(log.durable_offset(), durable);
+    assert!(is_poisoned(log.sync_to(leo)));
+    assert!(is_poisoned(log.append(&batch(4), 0)));
+    assert!(is_poisoned(log.lock().unwrap().flush()));
+    assert!(is_poisoned(log.lock().unwrap().roll()));
+    assert!(log
+        .lock()
+        .unwrap()
+        .poisoned()
+        .is_some_and(|w| w.contains("fsync")));
+    assert_eq!(log.durable_offset(), durable);
+    // No second fsync was attempted: one that succeeded would prove nothing (the failed
+    // one may have dropped the dirty pages).
+    assert_eq!(faults.rule(0).seen(), 1);
+    // Reads of what is there still work; the broker decides about serving them.
+    assert_eq!(batches(&mut log.lock().unwrap()).len(), 4);
+    // The other log is untouched.
+    other.append(&batch(9), 0).unwrap();
+    sync_all(&other);
+
+    // A clean shutdown is refused, so the next start recovers; the other log still
+    // closes.
+    assert!(is_poisoned(mgr.close()));
+    assert_eq!(faults.rule(0).seen(), 1);
+    assert!(!data.join(layout::CLEAN_SHUTDOWN_FILE).exists());
+    assert!(data.join("u-0").join(layout::RECOVERY_POINT_FILE).exists());
+    assert!(!data.join("t-0").join(layout::RECOVERY_POINT_FILE).exists());
+    drop(faults);
+    drop((log, other, mgr));
+
+    // A crash after the failed fsync may lose any part of what it covered: cut the
+    // file in the middle of the last batch.
+    let seg = layout::log_file(&data.join("t-0"), 0);
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.set_len(len - 100).unwrap();
+    drop(f);
+
+    let mgr = LogManager::open(&data, |_| small_config()).unwrap();
+    assert!(!mgr.opened_clean());
+    let log = mgr.get(&t).unwrap();
+    assert!(log.lock().unwrap().recovery_report().truncated_bytes > 0);
+    // Whole batches only, and everything reported durable is there.
+    assert_eq!(batches(&mut log.lock().unwrap()), before);
+    assert_eq!(log.lock().unwrap().log_end_offset(), durable);
+    let info = log.append(&batch(5), 0).unwrap();
+    assert_eq!(info.first_offset, durable);
+    log.sync_to(info.last_offset + 1).unwrap();
+    assert_eq!(mgr.get(&u).unwrap().lock().unwrap().log_end_offset(), 8);
+}
+
+#[test]
+fn a_held_fsync_does_not_block_other_logs() {
+    let _serial = serial();
+    let (root, _) = temp();
+    let open = |p: &str| {
+        Arc::new(SharedLog::new(
+            Log::open(&root.path().join(p), small_config(), OpenMode::Recover).unwrap(),
+        ))
+    };
+    let (held, free) = (open("t-0"), open("u-0"));
+    let faults = Faults::install(vec![Rule::new(Op::Fsync, Action::Hold).path("t-0")]);
+    held.append(&batch(0), 0).unwrap();
+    let target = held.lock().unwrap().log_end_offset();
+    let h = held.clone();
+    let syncing = std::thread::spawn(move || h.sync_to(target));
+    assert!(faults.plan.wait_holding(1, Duration::from_secs(10)));
+
+    // The other log appends, reads and syncs meanwhile.
+    for i in 0..5 {
+        free.append(&batch(i), 0).unwrap();
+    }
+    let end = free.lock().unwrap().log_end_offset();
+    free.sync_to(end).unwrap();
+    assert_eq!(free.durable_offset(), end);
+    assert_eq!(batches(&mut free.lock().unwrap()).len(), 5);
+    // The held log itself still takes appends and reads: the fsync runs without its lock.
+    held.append(&batch(1), 0).unwrap();
+    assert_eq!(batches(&mut held.lock().unwrap()).len(), 2);
+    assert_eq!(held.durable_offset(), 0);
+    assert!(!syncing.is_finished());
+
+    faults.plan.release_holds();
+    syncing.join().unwrap().unwrap();
+    assert!(held.durable_offset() >= target);
+    sync_all(&held);
+}
+
+/// Append `n` batches and sync them; returns the log's batches.
+fn fill(log: &SharedLog, n: u64) -> Vec<(u64, Vec<u8>)> {
+    for tag in 0..n {
+        log.append(&batch(tag), 0).unwrap();
+    }
+    sync_all(log);
+    batches(&mut log.lock().unwrap())
+}
+
+#[test]
+fn a_failed_roll_leaves_a_log_that_reopens_whole() {
+    let _serial = serial();
+    // The roll's directory fsync, its index trim, and the rename of the recovery-point
+    // checkpoint that the flush after a roll writes.
+    let cases: [(&str, Rule); 3] = [
+        ("dirsync", Rule::new(Op::DirSync, Action::Fail)),
+        (
+            "index fsync",
+            Rule::new(Op::Fsync, Action::Fail).path("00000000000000000000.index"),
+        ),
+        (
+            "checkpoint rename",
+            Rule::new(Op::Rename, Action::Fail).path("recovery-point.tmp"),
+        ),
+    ];
+    for (what, rule) in cases {
+        let (root, name) = temp();
+        let dir = root.path().join("t-0");
+        let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+        log.append(&batch(0), 0).unwrap();
+        sync_all(&log);
+        let rule = match rule.times(None) {
+            r if what == "dirsync" => r.path(name.as_str()),
+            r => r,
+        };
+        let faults = Faults::install(vec![rule]);
+        // Append (and sync) until the fault hits.
+        let mut acked = batches(&mut log.lock().unwrap());
+        let mut tag = 1;
+        loop {
+            assert!(tag < 100, "{what}: the fault never fired");
+            match log.append(&batch(tag), 0) {
+                Ok(info) => match log.sync_to(info.last_offset + 1) {
+                    Ok(()) => acked = batches(&mut log.lock().unwrap()),
+                    Err(e) => {
+                        assert!(matches!(e, StorageError::Poisoned(_)), "{what}: {e}");
+                        break;
+                    }
+                },
+                Err(e) => {
+                    assert!(matches!(e, StorageError::Io(_)), "{what}: {e}");
+                    break;
+                }
+            }
+            tag += 1;
+        }
+        assert!(faults.rule(0).fired() >= 1, "{what}");
+        assert!(is_poisoned(log.append(&batch(tag), 0)), "{what}");
+        assert!(is_poisoned(log.sync_to(u64::MAX)), "{what}");
+        drop(faults);
+        drop(log);
+
+        let mut log = Log::open(&dir, small_config(), OpenMode::Recover).unwrap();
+        let now = batches(&mut log);
+        assert!(now.starts_with(&acked), "{what}: lost acknowledged batches");
+        let info = log.append(&batch(999), 0).unwrap();
+        assert_eq!(info.first_offset, now.len() as u64 * 2, "{what}");
+        log.flush().unwrap();
+    }
+}
+
+#[test]
+fn a_short_write_fails_the_append_and_leaves_no_torn_batch() {
+    let _serial = serial();
+    let (root, name) = temp();
+    let dir = root.path().join("t-0");
+    let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+    let before = fill(&log, 3);
+    let seg = layout::log_file(&dir, 0);
+    let size = std::fs::metadata(&seg).unwrap().len();
+
+    let faults = Faults::install(vec![Rule::new(Op::Write, Action::Short).path(name.as_str())]);
+    let err = log.append(&batch(50), 0).unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Io(e) if e.raw_os_error() == Some(libc::ENOSPC)),
+        "{err}"
+    );
+    assert_eq!(faults.rule(0).fired(), 1);
+    // The half batch that reached the file is cut again.
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), size);
+    // Nothing of it is offered, and nothing more is taken or made durable.
+    assert_eq!(batches(&mut log.lock().unwrap()), before);
+    assert!(is_poisoned(log.append(&batch(51), 0)));
+    assert!(is_poisoned(log.sync_to(u64::MAX)));
+    drop(faults);
+    drop(log);
+
+    let mut log = Log::open(&dir, small_config(), OpenMode::Recover).unwrap();
+    assert_eq!(batches(&mut log), before);
+    log.append(&batch(52), 0).unwrap();
+    log.flush().unwrap();
+}
+
+#[test]
+fn a_short_write_without_the_cut_is_recovered_on_reopen() {
+    let _serial = serial();
+    // The process dies right after the short write, before it can cut the half batch:
+    // written here as the seam would have left it.
+    let (root, _) = temp();
+    let dir = root.path().join("t-0");
+    let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+    let before = fill(&log, 3);
+    drop(log);
+    let b = batch(50);
+    let seg = layout::log_file(&dir, 0);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&b[..b.len() / 2]);
+    std::fs::write(&seg, bytes).unwrap();
+
+    let mut log = Log::open(&dir, small_config(), OpenMode::Recover).unwrap();
+    assert_eq!(log.recovery_report().truncated_bytes, b.len() as u64 / 2);
+    assert_eq!(batches(&mut log), before);
+}
+
+// ---- the cleaner's swap ----
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rec {
+    offset: u64,
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+fn compact_config(file_delete_delay_ms: u64) -> LogConfig {
+    LogConfig {
+        segment_bytes: 2048,
+        index_interval_bytes: 256,
+        segment_index_bytes: 4096,
+        file_delete_delay_ms,
+        ..LogConfig::default()
+    }
+}
+
+fn records(log: &mut Log) -> Vec<Rec> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let r = log.read(offset, 1 << 20, u64::MAX).unwrap();
+        let Some(slice) = r.slice else { break };
+        let bytes = slice.read_to_vec().unwrap();
+        for item in BatchIter::new(&bytes, Strictness::Stored) {
+            let (pos, h) = item.expect("stored batches are whole and valid");
+            let recs = batch_records(&bytes[pos..pos + h.total_len()], 1 << 20).unwrap();
+            for r in recs.records() {
+                let r = r.unwrap();
+                out.push(Rec {
+                    offset: recs.offset(&r) as u64,
+                    key: r.key.unwrap_or_default().to_vec(),
+                    value: r.value.unwrap_or_default().to_vec(),
+                });
+            }
+            offset = h.last_offset() as u64 + 1;
+        }
+    }
+    out
+}
+
+/// Ten keys written over and over, in small segments that the cleaner then rewrites as
+/// one group (`segment.bytes` is raised after they are written).
+fn compacted_log(dir: &Path, config: LogConfig) -> SharedLog {
+    let log = SharedLog::new(Log::open(dir, config.clone(), OpenMode::Recover).unwrap());
+    for i in 0..200u64 {
+        let key = format!("k{}", i % 10);
+        let value = format!("v{i}-{}", "x".repeat(40));
+        let rec = Record {
+            timestamp_delta: 0,
+            key: Some(key.as_bytes()),
+            value: Some(value.as_bytes()),
+            headers: vec![],
+        };
+        let b = build_batch(Compression::None, 1_000, &[rec], ProducerFields::NONE).unwrap();
+        log.append(&b, 1_000).unwrap();
+    }
+    sync_all(&log);
+    let one_group = LogConfig {
+        segment_bytes: 1 << 20,
+        ..config
+    };
+    log.lock().unwrap().set_config(one_group).unwrap();
+    log
+}
+
+fn settings() -> CleanerSettings {
+    CleanerSettings {
+        now_ms: 2_000,
+        min_compaction_lag_ms: 0,
+        max_compaction_lag_ms: i64::MAX,
+        min_cleanable_dirty_ratio: 0.5,
+        delete_retention_ms: 86_400_000,
+        dedupe_buffer_bytes: 1 << 20,
+        force: true,
+        upper_bound: u64::MAX,
+    }
+}
+
+/// The latest record of each key below `end`, and everything from `end` on.
+fn compacted(all: &[Rec], end: u64) -> Vec<Rec> {
+    let mut latest: HashMap<&[u8], u64> = HashMap::new();
+    for r in all.iter().filter(|r| r.offset < end) {
+        latest.insert(&r.key, r.offset);
+    }
+    all.iter()
+        .filter(|r| r.offset >= end || latest.get(r.key.as_slice()) == Some(&r.offset))
+        .cloned()
+        .collect()
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            matches!(
+                layout::parse_base_offset(n),
+                Some((
+                    _,
+                    FileKind::Cleaned | FileKind::Swap { .. } | FileKind::Deleted(_)
+                ))
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_failed_rename_in_a_cleaner_swap_reopens_consistently() {
+    let _serial = serial();
+    // (file.delete.delay.ms, the failing rename, whether the swap was committed)
+    // Renames of a swap: the .cleaned file to .swap (the commit point), the old
+    // segments' files to .deleted when deletion is delayed, the .swap to BASE.log.
+    let cases = [
+        (0, 1, false),
+        (0, 2, true),
+        (60_000, 1, false),
+        (60_000, 2, true),
+        (60_000, 5, true),
+    ];
+    for (delay, nth, committed) in cases {
+        let what = format!("delay {delay}, rename {nth}");
+        let (root, name) = temp();
+        let dir: PathBuf = root.path().join("t-0");
+        let log = compacted_log(&dir, compact_config(delay));
+        let all = records(&mut log.lock().unwrap());
+        let bases = log.lock().unwrap().segment_base_offsets();
+        assert!(bases.len() >= 4, "{what}: {bases:?}");
+        let end = *bases.last().unwrap();
+        let faults = Faults::install(vec![Rule::new(Op::Rename, Action::Fail)
+            .nth(nth)
+            .path(name.as_str())]);
+        let outcome = cleaner::clean(&log, &settings(), &mut Throttle::unlimited());
+        assert!(outcome.is_err(), "{what}: {outcome:?}");
+        assert_eq!(faults.rule(0).fired(), 1, "{what}");
+        drop(faults);
+        if committed {
+            // Memory and disk disagree until the log is reopened.
+            assert!(is_poisoned(log.append(&batch(0), 0)), "{what}");
+        } else {
+            // Nothing changed: the log goes on, the cleaner output is gone.
+            assert_eq!(records(&mut log.lock().unwrap()), all, "{what}");
+            assert!(leftovers(&dir).is_empty(), "{what}: {:?}", leftovers(&dir));
+            log.append(&batch(0), 0).unwrap();
+            sync_all(&log);
+        }
+        drop(log);
+
+        let mut reopened = Log::open(&dir, compact_config(delay), OpenMode::Recover).unwrap();
+        assert!(leftovers(&dir).is_empty(), "{what}: {:?}", leftovers(&dir));
+        let now = records(&mut reopened);
+        if committed {
+            assert_eq!(now, compacted(&all, end), "{what}");
+        } else {
+            assert_eq!(now[..all.len()], all[..], "{what}");
+        }
+        // Either way a cleaning pass now runs through.
+        let log = SharedLog::new(reopened);
+        cleaner::clean(&log, &settings(), &mut Throttle::unlimited()).unwrap();
+        let cleaned = records(&mut log.lock().unwrap());
+        let latest = |rs: &[Rec]| -> HashMap<Vec<u8>, Vec<u8>> {
+            rs.iter()
+                .map(|r| (r.key.clone(), r.value.clone()))
+                .collect()
+        };
+        assert_eq!(latest(&cleaned), latest(&now), "{what}");
+    }
+}
