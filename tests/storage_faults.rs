@@ -91,3 +91,155 @@ async fn a_failed_fsync_fails_acks_all_produce_to_its_partition_only() {
         "no injected fault in the broker log:\n{log}"
     );
 }
+
+/// One partition whose fsyncs hang (a dying disk) must not stall the broker: its
+/// appends block at a segment roll, off the runtime's workers, while Metadata, produce
+/// and fetch on another partition go on. Once released, the held writes complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_fsync_on_one_partition_does_not_stall_metadata_or_other_partitions() {
+    use rdkafka::admin::NewTopic;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::TopicPartitionList;
+
+    let release = tempfile::tempdir().expect("tempdir");
+    let release_file = release.path().join("release");
+    let broker = TestBroker::start_with(BrokerOptions {
+        env: vec![(
+            "RUNNEL_FAULTS".to_string(),
+            format!(
+                "fsync:hold:path=slow-0:times=all:release={}",
+                release_file.display()
+            ),
+        )],
+        ..BrokerOptions::default()
+    });
+    let bootstrap = broker.bootstrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("admin client");
+    let topics = [
+        // Tiny segments: every few batches roll, and a roll fsyncs the sealed segment.
+        NewTopic::new("slow", 1, TopicReplication::Fixed(1)).set("segment.bytes", "1024"),
+        NewTopic::new("fast", 1, TopicReplication::Fixed(1)),
+    ];
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in admin
+        .create_topics(&topics, &opts)
+        .await
+        .expect("CreateTopics")
+    {
+        r.unwrap_or_else(|(t, code)| panic!("CreateTopics({t}) returned {code:?}"));
+    }
+
+    // More producers (connections) than the broker has runtime workers, each appending
+    // to the held partition with acks=1.
+    let mut held_sends = Vec::new();
+    for i in 0..4 {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("acks", "1")
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", "120000")
+            .create()
+            .expect("producer");
+        held_sends.push(tokio::spawn(async move {
+            let mut offsets = Vec::new();
+            for n in 0..20 {
+                let value = format!("{i}-{n}-{}", "x".repeat(200));
+                let record = FutureRecord::to("slow")
+                    .partition(0)
+                    .key("k")
+                    .payload(&value);
+                offsets.push(
+                    producer
+                        .send(record, Duration::from_secs(120))
+                        .await
+                        .map(|d| d.offset)
+                        .map_err(|(e, _)| e.to_string()),
+                );
+            }
+            offsets
+        }));
+    }
+    // Let the appends reach the first roll and block there.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        held_sends.iter().any(|h| !h.is_finished()),
+        "no append to slow-0 is held: the fault did not engage\n{}",
+        broker.diagnostics()
+    );
+
+    // Meanwhile the rest of the broker answers.
+    let quick = Duration::from_secs(10);
+    let bootstrap2 = bootstrap.clone();
+    let metadata = tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap2)
+            .create()
+            .expect("consumer");
+        c.fetch_metadata(None, quick).map(|m| m.topics().len())
+    });
+    let topics_seen = tokio::time::timeout(quick, metadata)
+        .await
+        .expect("Metadata stalled behind the held partition")
+        .expect("metadata task")
+        .expect("Metadata");
+    assert!(topics_seen >= 2, "Metadata listed {topics_seen} topics");
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("acks", "all")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .expect("producer");
+    let (_, offset) = tokio::time::timeout(quick, produce(&producer, "fast"))
+        .await
+        .expect("a produce to fast-0 stalled behind the held partition")
+        .expect("produce to fast-0");
+    assert_eq!(offset, 0);
+
+    let bootstrap3 = bootstrap.clone();
+    let fetched = tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap3)
+            .set("group.id", "held-fsync-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("fast", 0, rdkafka::Offset::Beginning)
+            .expect("assign");
+        c.assign(&tpl).expect("assign");
+        let deadline = std::time::Instant::now() + quick;
+        while std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+                return Some(m.payload().map(|p| p.to_vec()));
+            }
+        }
+        None
+    });
+    let record = fetched.await.expect("fetch task");
+    assert_eq!(
+        record,
+        Some(Some(b"durable?".to_vec())),
+        "no fetch from fast-0 while slow-0 was held\n{}",
+        broker.diagnostics()
+    );
+    assert!(
+        held_sends.iter().any(|h| !h.is_finished()),
+        "the held appends finished before the release"
+    );
+
+    // Released, every held append completes and is acknowledged.
+    std::fs::write(&release_file, b"go").expect("release");
+    let mut acknowledged = 0;
+    for h in held_sends {
+        for r in h.await.expect("producer task") {
+            r.unwrap_or_else(|e| panic!("a held send failed after the release: {e}"));
+            acknowledged += 1;
+        }
+    }
+    assert_eq!(acknowledged, 80);
+}
