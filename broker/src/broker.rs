@@ -9,10 +9,11 @@ use kafka_protocol::error::ResponseError;
 use runnel_storage::{LogConfig, LogManager, TopicPartition};
 use uuid::Uuid;
 
+use crate::blocking::in_place as blocking;
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
-use crate::group::{GroupConfig, GroupCoordinator, PartitionLog, OFFSETS_TOPIC};
-use crate::log_cleaner::LogMaintenance;
+use crate::group::{GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
+use crate::offsets_log::{self, PartitionLog};
 use crate::partition::Partition;
 use crate::poison::or_stop;
 use crate::producer_state::ProducerIdManager;
@@ -57,8 +58,6 @@ pub struct Broker {
     admin: tokio::sync::Mutex<()>,
     /// The group coordinator over `__consumer_offsets` (set up in `open`).
     pub groups: Arc<GroupCoordinator>,
-    /// Retention and the log cleaner, once started.
-    maintenance: Mutex<Option<LogMaintenance>>,
     /// KIP-227 fetch sessions.
     pub fetch_sessions: FetchSessionCache,
 }
@@ -68,17 +67,6 @@ pub fn config_error(e: topic_config::ConfigError) -> ApiError {
     let error =
         ResponseError::try_from_code(e.kafka_error_code()).unwrap_or(ResponseError::InvalidConfig);
     ApiError::new(error, e.to_string())
-}
-
-/// Run file work (the topic registry's fsyncs, creating or deleting partition
-/// directories, an append to `__consumer_offsets`) on this thread, after the runtime
-/// has moved its other tasks to another worker, so a slow disk stalls only this request.
-pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
 
 fn err_io(e: impl std::fmt::Display) -> ApiError {
@@ -127,7 +115,6 @@ impl Broker {
                 group_config.clone(),
                 Arc::new(PartitionLog::new(Vec::new())),
             ),
-            maintenance: Mutex::new(None),
             fetch_sessions: FetchSessionCache::new(
                 config.max_incremental_fetch_session_cache_slots,
                 config.min_incremental_fetch_session_eviction_ms,
@@ -201,7 +188,7 @@ impl Broker {
             .collect::<std::io::Result<_>>()?;
         let coordinator = GroupCoordinator::new(cfg, Arc::new(PartitionLog::new(parts.clone())));
         for p in &parts {
-            coordinator.replay(p).map_err(std::io::Error::other)?;
+            offsets_log::replay(&coordinator, p).map_err(std::io::Error::other)?;
         }
         {
             let topics = self.topics();
@@ -505,20 +492,9 @@ impl Broker {
         &self.config.data_dir
     }
 
-    /// Start the retention task and the log cleaner.
-    pub fn start_log_maintenance(self: &Arc<Self>) -> std::io::Result<()> {
-        let m = LogMaintenance::start(self.clone())?;
-        *or_stop(self.maintenance.lock(), "maintenance") = Some(m);
-        Ok(())
-    }
-
-    /// Flush everything, snapshot producer state and mark the shutdown clean.
+    /// Flush everything, snapshot producer state and mark the shutdown clean. The log
+    /// maintenance threads must have stopped first.
     pub fn shutdown(&self) -> std::io::Result<()> {
-        // Cleaner and retention stop before the logs close.
-        let maintenance = or_stop(self.maintenance.lock(), "maintenance").take();
-        if let Some(m) = maintenance {
-            m.stop();
-        }
         let partitions: Vec<Arc<Partition>> = or_stop(self.partitions.read(), "partition map")
             .values()
             .cloned()

@@ -13,6 +13,7 @@
 //! - `handlers`: one function per API.
 //! - [`topic_config`], [`producer_state`], [`topics`]: the pieces handlers lean on.
 
+mod blocking;
 pub mod broker;
 pub mod config;
 pub mod context;
@@ -21,6 +22,7 @@ pub mod group;
 mod handlers;
 pub mod log_cleaner;
 pub mod metrics;
+mod offsets_log;
 pub mod partition;
 mod poison;
 pub mod producer_state;
@@ -66,8 +68,10 @@ pub async fn run_with(
     // directory is opened.
     let metrics_listener = metrics::bind(&config).await?;
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
-    broker.start_log_maintenance()?;
     let server = Server::bind(broker.clone()).await?;
+    // Maintenance holds the broker, not the other way round; it stops before the logs
+    // close.
+    let maintenance = log_cleaner::LogMaintenance::start(broker.clone())?;
     let metrics_addr = match &metrics_listener {
         Some(l) => Some(l.local_addr()?),
         None => None,
@@ -84,5 +88,8 @@ pub async fn run_with(
     if let Some(task) = metrics_task {
         task.abort();
     }
-    tokio::task::block_in_place(|| broker.shutdown())
+    tokio::task::block_in_place(|| {
+        maintenance.stop();
+        broker.shutdown()
+    })
 }

@@ -1559,109 +1559,41 @@ impl Topics for crate::topics::TopicRegistry {
     }
 }
 
-/// [`CoordinatorLog`] over the broker's `__consumer_offsets` partitions.
-pub struct PartitionLog {
-    partitions: Vec<Arc<crate::partition::Partition>>,
-}
-
-impl PartitionLog {
-    pub fn new(partitions: Vec<Arc<crate::partition::Partition>>) -> PartitionLog {
-        PartitionLog { partitions }
-    }
-
-    fn get(&self, p: i32) -> Result<&Arc<crate::partition::Partition>, E> {
-        usize::try_from(p)
-            .ok()
-            .and_then(|i| self.partitions.get(i))
-            .ok_or(E::CoordinatorNotAvailable)
-    }
-}
-
-impl CoordinatorLog for PartitionLog {
-    fn partitions(&self) -> i32 {
-        self.partitions.len() as i32
-    }
-
-    fn append(&self, partition: i32, recs: &[LogRecord]) -> Result<(u64, u64), E> {
-        use runnel_protocol::record_batch::builder::{simple_batch, Record};
-        let part = self.get(partition)?;
-        if recs.is_empty() {
-            let end = part
-                .log_end_offset()
-                .map_err(|_| E::CoordinatorNotAvailable)?;
-            return Ok((end, end));
-        }
-        let records: Vec<Record<'_>> = recs
-            .iter()
-            .map(|(k, v)| Record {
-                key: Some(k.as_slice()),
-                value: v.as_deref(),
-                ..Default::default()
-            })
-            .collect();
-        let now = now_ms();
-        let batch = simple_batch(now, &records);
-        match crate::broker::blocking(|| part.append(&batch, now)) {
-            Ok(a) => Ok((a.base_offset, a.last_offset + 1)),
-            Err(e) => {
-                tracing::error!(partition, error = ?e, "append to __consumer_offsets failed");
-                Err(E::CoordinatorNotAvailable)
+impl GroupCoordinator {
+    /// Replay a chunk of whole stored batches of a `__consumer_offsets` partition, read
+    /// from `offset`; returns the offset after the last batch (where the next chunk
+    /// starts).
+    pub fn replay_chunk(&self, offset: u64, buf: &[u8]) -> u64 {
+        use runnel_protocol::record_batch::{BatchIter, Strictness};
+        let mut next = offset;
+        for item in BatchIter::new(buf, Strictness::Stored) {
+            let Ok((pos, h)) = item else { break };
+            next = h.last_offset() as u64 + 1;
+            if h.is_control() {
+                continue;
+            }
+            let Some(batch) = buf.get(pos..pos + h.total_len()) else {
+                break;
+            };
+            let decoded = match runnel_protocol::records::batch_records(batch, 64 << 20) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, offset = h.base_offset, "skipping an unreadable __consumer_offsets batch");
+                    continue;
+                }
+            };
+            for rec in decoded.records() {
+                let Ok(rec) = rec else { break };
+                let at = decoded.offset(&rec);
+                if (at as u64) < offset {
+                    continue;
+                }
+                if let Some(key) = rec.key {
+                    self.load_record(key, rec.value, at as u64);
+                }
             }
         }
-    }
-
-    fn wait_durable(&self, partition: i32, end: u64) -> DurableFuture {
-        let part = self.get(partition).cloned();
-        Box::pin(async move {
-            let part = part?;
-            part.wait_durable(end)
-                .await
-                .map_err(|()| E::CoordinatorNotAvailable)
-        })
-    }
-}
-
-impl GroupCoordinator {
-    /// Replay one `__consumer_offsets` partition log, start to end.
-    pub fn replay(&self, partition: &crate::partition::Partition) -> Result<(), String> {
-        use runnel_protocol::record_batch::{BatchIter, Strictness};
-        let mut count = 0u64;
-        partition
-            .for_each_batch_chunk(0, 8 << 20, |offset, buf| {
-                let mut next = offset;
-                for item in BatchIter::new(buf, Strictness::Stored) {
-                    let Ok((pos, h)) = item else { break };
-                    next = h.last_offset() as u64 + 1;
-                    if h.is_control() {
-                        continue;
-                    }
-                    let Some(batch) = buf.get(pos..pos + h.total_len()) else {
-                        break;
-                    };
-                    let decoded = match runnel_protocol::records::batch_records(batch, 64 << 20) {
-                        Ok(d) => d,
-                        Err(e) => {
-                            tracing::warn!(error = %e, offset = h.base_offset, "skipping an unreadable __consumer_offsets batch");
-                            continue;
-                        }
-                    };
-                    for rec in decoded.records() {
-                        let Ok(rec) = rec else { break };
-                        let at = decoded.offset(&rec);
-                        if (at as u64) < offset {
-                            continue;
-                        }
-                        if let Some(key) = rec.key {
-                            self.load_record(key, rec.value, at as u64);
-                            count += 1;
-                        }
-                    }
-                }
-                Some(next)
-            })
-            .map_err(|e| e.to_string())?;
-        tracing::debug!(records = count, "replayed a __consumer_offsets partition");
-        Ok(())
+        next
     }
 }
 

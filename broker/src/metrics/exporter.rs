@@ -1,0 +1,530 @@
+//! A scrape: the counters, plus sizes, offsets and consumer lag read from the broker's
+//! state, written in the Prometheus text format 0.0.4.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use runnel_protocol::record_batch::{BatchHeader, BATCH_HEADER_LEN};
+use runnel_protocol::records::batch_records;
+
+use super::counters::{ApiStats, ServerMetrics, BOUNDS_MICROS, BUCKETS, FSYNC_SECONDS};
+use crate::broker::Broker;
+use crate::fetch_session::RequestKind;
+use crate::partition::Partition;
+
+/// What a scrape reads: the broker, the server's counters, and the consumer-lag
+/// timestamp cache.
+pub struct Exporter {
+    broker: Arc<Broker>,
+    server: Arc<ServerMetrics>,
+    /// (topic, partition, offset) → timestamp (ms) of the record at that offset. Kept
+    /// from one scrape to the next for the offsets still committed, so a scrape reads
+    /// the log only for offsets that moved.
+    lag_cache: Mutex<HashMap<(String, i32, u64), i64>>,
+}
+
+/// Largest batch read to find the exact timestamp of a record in its middle; past it,
+/// the batch's first timestamp stands in (an upper bound on the lag).
+const MAX_LAG_BATCH_READ: u64 = 1 << 20;
+const MAX_LAG_DECOMPRESSED: usize = 8 << 20;
+
+/// The partitions a scrape saw, by (topic, index), with their log start offsets.
+type PartitionsSeen = HashMap<(String, i32), (Arc<Partition>, u64)>;
+
+struct TopicSnapshot {
+    name: String,
+    partitions: i32,
+    size_bytes: u64,
+    bytes_in: u64,
+    records_in: u64,
+    bytes_out: u64,
+    /// (index, log start, log end, high watermark, producers with state)
+    offsets: Vec<(i32, u64, u64, u64, u64)>,
+}
+
+impl Exporter {
+    pub fn new(broker: Arc<Broker>, server: Arc<ServerMetrics>) -> Exporter {
+        Exporter {
+            broker,
+            server,
+            lag_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The exposition text (format 0.0.4). Blocking: it locks partition logs and may
+    /// read a batch header from disk for consumer lag; run it off the async workers.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        self.render_requests(&mut out);
+        self.render_fetch_sessions(&mut out);
+        let (topics, partitions) = self.snapshot_topics();
+        render_topics(&mut out, &topics);
+        self.render_lag(&mut out, &partitions);
+        let (buckets, sum) = FSYNC_SECONDS.snapshot();
+        family(
+            &mut out,
+            "runnel_fsync_duration_seconds",
+            "Duration of group-commit fsyncs of partition logs.",
+            "histogram",
+        );
+        histogram(
+            &mut out,
+            "runnel_fsync_duration_seconds",
+            &[],
+            &buckets,
+            sum,
+        );
+        out
+    }
+
+    fn render_requests(&self, out: &mut String) {
+        let s = &self.server;
+        let used: Vec<&ApiStats> = s
+            .apis
+            .iter()
+            .filter(|a| a.latency.count() > 0 || a.closed.load(Ordering::Relaxed) > 0)
+            .collect();
+        family(
+            out,
+            "runnel_requests_total",
+            "Requests received, by API (including those that closed the connection).",
+            "counter",
+        );
+        for a in &used {
+            let n = a.latency.count() + a.closed.load(Ordering::Relaxed);
+            sample(out, "runnel_requests_total", &[("api", &a.name)], n);
+        }
+        family(
+            out,
+            "runnel_request_errors_total",
+            "Requests answered with a nonzero error code, or that closed the connection.",
+            "counter",
+        );
+        for a in &used {
+            let n = a.error_responses.load(Ordering::Relaxed) + a.closed.load(Ordering::Relaxed);
+            sample(out, "runnel_request_errors_total", &[("api", &a.name)], n);
+        }
+        family(
+            out,
+            "runnel_request_duration_seconds",
+            "Time from a request being decoded to its response being ready.",
+            "histogram",
+        );
+        for a in &used {
+            let (buckets, sum) = a.latency.snapshot();
+            histogram(
+                out,
+                "runnel_request_duration_seconds",
+                &[("api", &a.name)],
+                &buckets,
+                sum,
+            );
+        }
+        family(
+            out,
+            "runnel_connections_active",
+            "Open client connections.",
+            "gauge",
+        );
+        sample(
+            out,
+            "runnel_connections_active",
+            &[],
+            s.active.load(Ordering::Relaxed) as u64,
+        );
+        family(
+            out,
+            "runnel_connections_accepted_total",
+            "Client connections accepted.",
+            "counter",
+        );
+        sample(
+            out,
+            "runnel_connections_accepted_total",
+            &[],
+            s.connections_accepted.load(Ordering::Relaxed),
+        );
+        family(
+            out,
+            "runnel_connections_refused_total",
+            "Client connections closed at once for going over max.connections.",
+            "counter",
+        );
+        sample(
+            out,
+            "runnel_connections_refused_total",
+            &[],
+            s.connections_refused.load(Ordering::Relaxed),
+        );
+    }
+
+    /// The fetch session cache, with Kafka's `FetchSessionCache` metrics under our names.
+    fn render_fetch_sessions(&self, out: &mut String) {
+        let cache = &self.broker.fetch_sessions;
+        family(
+            out,
+            "runnel_incremental_fetch_sessions",
+            "Fetch sessions in the cache (Kafka's NumIncrementalFetchSessions).",
+            "gauge",
+        );
+        sample(
+            out,
+            "runnel_incremental_fetch_sessions",
+            &[],
+            cache.len() as u64,
+        );
+        family(
+            out,
+            "runnel_incremental_fetch_partitions_cached",
+            "Partitions held by all fetch sessions (Kafka's NumIncrementalFetchPartitionsCached).",
+            "gauge",
+        );
+        sample(
+            out,
+            "runnel_incremental_fetch_partitions_cached",
+            &[],
+            cache.partitions_cached() as u64,
+        );
+        family(
+            out,
+            "runnel_incremental_fetch_session_evictions_total",
+            "Fetch sessions evicted to make room for new ones (Kafka's IncrementalFetchSessionEvictionsPerSec).",
+            "counter",
+        );
+        sample(
+            out,
+            "runnel_incremental_fetch_session_evictions_total",
+            &[],
+            cache.evictions(),
+        );
+        family(
+            out,
+            "runnel_fetch_requests_total",
+            "Fetch requests by session kind: sessionless (epoch -1), full (epoch 0), incremental, or refused with a session error.",
+            "counter",
+        );
+        for (kind, name) in [
+            (RequestKind::Sessionless, "sessionless"),
+            (RequestKind::Full, "full"),
+            (RequestKind::Incremental, "incremental"),
+            (RequestKind::Error, "session_error"),
+        ] {
+            sample(
+                out,
+                "runnel_fetch_requests_total",
+                &[("session", name)],
+                cache.requests(kind),
+            );
+        }
+    }
+
+    /// Per topic: counters summed over partitions, sizes and offsets. Locks each
+    /// partition's log briefly, one at a time.
+    fn snapshot_topics(&self) -> (Vec<TopicSnapshot>, PartitionsSeen) {
+        let metas: Vec<(String, i32)> = self
+            .broker
+            .topics()
+            .all()
+            .map(|m| (m.name.clone(), m.partitions))
+            .collect();
+        let mut topics = Vec::with_capacity(metas.len());
+        let mut parts = HashMap::new();
+        for (name, n) in metas {
+            let mut t = TopicSnapshot {
+                name: name.clone(),
+                partitions: n,
+                size_bytes: 0,
+                bytes_in: 0,
+                records_in: 0,
+                bytes_out: 0,
+                offsets: Vec::with_capacity(n.max(0) as usize),
+            };
+            for i in 0..n {
+                let Some(p) = self.broker.partition(&name, i) else {
+                    continue;
+                };
+                let m = &p.metrics;
+                t.bytes_in += m.inbound.bytes.load(Ordering::Relaxed);
+                t.records_in += m.inbound.records.load(Ordering::Relaxed);
+                t.bytes_out += m.outbound_bytes.0.load(Ordering::Relaxed);
+                // An offline partition has no offsets to report.
+                let Ok(o) = p.offsets() else { continue };
+                let (start, end, size) = (o.log_start_offset, o.log_end_offset, o.size_bytes);
+                t.size_bytes += size;
+                let producers = p.producer_count() as u64;
+                t.offsets
+                    .push((i, start, end, p.high_watermark(), producers));
+                parts.insert((name.clone(), i), (p, start));
+            }
+            topics.push(t);
+        }
+        (topics, parts)
+    }
+
+    fn render_lag(&self, out: &mut String, parts: &PartitionsSeen) {
+        let committed = self.broker.groups.committed_offsets();
+        let now = runnel_storage::now_ms();
+        // A cache: after a panic it is cleared and refilled.
+        let mut cache = self.lag_cache.lock().unwrap_or_else(|p| {
+            let mut cache = p.into_inner();
+            cache.clear();
+            cache
+        });
+        let mut next_cache = HashMap::with_capacity(cache.len());
+        // (group, topic, partition, lag messages, lag seconds)
+        let mut rows: Vec<(&str, &str, i32, u64, Option<f64>)> = Vec::new();
+        for (group, topic, partition, offset) in &committed {
+            let Some((p, log_start)) = parts.get(&(topic.clone(), *partition)) else {
+                continue;
+            };
+            if *offset < 0 {
+                continue;
+            }
+            let offset = *offset as u64;
+            let hw = p.high_watermark();
+            let lag = hw.saturating_sub(offset);
+            let seconds = if lag == 0 {
+                Some(0.0)
+            } else {
+                // Records below the log start are gone: the oldest unconsumed one left
+                // is the first in the log.
+                let offset = offset.max(*log_start);
+                let key = (topic.clone(), *partition, offset);
+                let ts = match cache.remove(&key).or_else(|| next_cache.get(&key).copied()) {
+                    Some(ts) => Some(ts),
+                    None => record_timestamp(p, offset),
+                };
+                if let Some(ts) = ts {
+                    next_cache.insert(key, ts);
+                }
+                ts.map(|ts| (now.saturating_sub(ts)).max(0) as f64 / 1000.0)
+            };
+            rows.push((group, topic, *partition, lag, seconds));
+        }
+        *cache = next_cache;
+        drop(cache);
+        family(
+            out,
+            "runnel_consumer_group_lag_messages",
+            "High watermark minus the group's committed offset.",
+            "gauge",
+        );
+        for (g, t, p, lag, _) in &rows {
+            let p = p.to_string();
+            sample(
+                out,
+                "runnel_consumer_group_lag_messages",
+                &[("group", g), ("topic", t), ("partition", &p)],
+                *lag,
+            );
+        }
+        family(
+            out,
+            "runnel_consumer_group_lag_seconds",
+            "Age of the oldest unconsumed record: now minus the timestamp of the record at the committed offset (0 without lag).",
+            "gauge",
+        );
+        for (g, t, p, _, secs) in &rows {
+            let Some(secs) = secs else { continue };
+            let p = p.to_string();
+            sample_f64(
+                out,
+                "runnel_consumer_group_lag_seconds",
+                &[("group", g), ("topic", t), ("partition", &p)],
+                *secs,
+            );
+        }
+    }
+}
+
+/// The timestamp of the record at `offset` (or of the first record after it, if it is
+/// gone): from the batch header alone when the offset starts its batch or the batch uses
+/// LogAppendTime, otherwise by decoding the batch (bounded in size).
+fn record_timestamp(p: &Partition, offset: u64) -> Option<i64> {
+    let hw = p.high_watermark();
+    let slice = p
+        .read(offset.max(p.log_start_offset().ok()?), 1, hw)
+        .ok()?
+        .slice?;
+    if slice.len < BATCH_HEADER_LEN as u64 {
+        return None;
+    }
+    let mut head = [0u8; BATCH_HEADER_LEN];
+    slice.file.read_exact_at(&mut head, slice.position).ok()?;
+    let h = BatchHeader::parse_fixed(&head).ok()?;
+    if h.is_log_append_time() {
+        return Some(h.max_timestamp);
+    }
+    let len = (h.total_len() as u64).min(slice.len);
+    if offset <= h.base_offset.max(0) as u64 || len > MAX_LAG_BATCH_READ {
+        return Some(h.base_timestamp);
+    }
+    let mut buf = vec![0u8; len as usize];
+    if slice.file.read_exact_at(&mut buf, slice.position).is_err() {
+        return Some(h.base_timestamp);
+    }
+    let Ok(decoded) = batch_records(&buf, MAX_LAG_DECOMPRESSED) else {
+        return Some(h.base_timestamp);
+    };
+    for r in decoded.records() {
+        let Ok(r) = r else { break };
+        if decoded.offset(&r) >= offset as i64 {
+            return Some(decoded.timestamp(&r));
+        }
+    }
+    Some(h.base_timestamp)
+}
+
+fn render_topics(out: &mut String, topics: &[TopicSnapshot]) {
+    type Get = fn(&TopicSnapshot) -> u64;
+    let per_topic: [(&str, &str, &str, Get); 5] = [
+        (
+            "runnel_topic_partitions",
+            "Partitions of the topic.",
+            "gauge",
+            |t| t.partitions.max(0) as u64,
+        ),
+        (
+            "runnel_topic_log_size_bytes",
+            "Bytes of the topic's segment files on disk.",
+            "gauge",
+            |t| t.size_bytes,
+        ),
+        (
+            "runnel_topic_bytes_in_total",
+            "Bytes of record batches produced and appended.",
+            "counter",
+            |t| t.bytes_in,
+        ),
+        (
+            "runnel_topic_records_in_total",
+            "Records produced and appended.",
+            "counter",
+            |t| t.records_in,
+        ),
+        (
+            "runnel_topic_bytes_out_total",
+            "Bytes of record batches sent in fetch responses.",
+            "counter",
+            |t| t.bytes_out,
+        ),
+    ];
+    for (name, help, kind, get) in per_topic {
+        family(out, name, help, kind);
+        for t in topics {
+            sample(out, name, &[("topic", &t.name)], get(t));
+        }
+    }
+    type GetOffset = fn(&(i32, u64, u64, u64, u64)) -> u64;
+    let per_partition: [(&str, &str, GetOffset); 4] = [
+        (
+            "runnel_partition_log_start_offset",
+            "First offset in the partition's log.",
+            |o| o.1,
+        ),
+        (
+            "runnel_partition_log_end_offset",
+            "Offset the next appended record gets.",
+            |o| o.2,
+        ),
+        (
+            "runnel_partition_high_watermark",
+            "Offset up to which records are visible to consumers (fsynced unless write.caching).",
+            |o| o.3,
+        ),
+        (
+            "runnel_partition_producers",
+            "Idempotent producer ids with state in the partition (forgotten after producer.id.expiration.ms idle).",
+            |o| o.4,
+        ),
+    ];
+    for (name, help, get) in per_partition {
+        family(out, name, help, "gauge");
+        for t in topics {
+            for o in &t.offsets {
+                let p = o.0.to_string();
+                sample(out, name, &[("topic", &t.name), ("partition", &p)], get(o));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Text format 0.0.4
+// ---------------------------------------------------------------------------------------
+
+fn family(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn labels(out: &mut String, labels: &[(&str, &str)], extra: Option<(&str, &str)>) {
+    if labels.is_empty() && extra.is_none() {
+        return;
+    }
+    out.push('{');
+    let mut first = true;
+    for (k, v) in labels.iter().copied().chain(extra) {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+}
+
+fn sample(out: &mut String, name: &str, l: &[(&str, &str)], value: u64) {
+    out.push_str(name);
+    labels(out, l, None);
+    let _ = writeln!(out, " {value}");
+}
+
+fn sample_f64(out: &mut String, name: &str, l: &[(&str, &str)], value: f64) {
+    out.push_str(name);
+    labels(out, l, None);
+    let _ = writeln!(out, " {value}");
+}
+
+fn histogram(out: &mut String, name: &str, l: &[(&str, &str)], buckets: &[u64; BUCKETS], sum: f64) {
+    for (i, count) in buckets.iter().enumerate() {
+        let le = match BOUNDS_MICROS.get(i) {
+            Some(b) => (*b as f64 / 1e6).to_string(),
+            None => "+Inf".to_string(),
+        };
+        let _ = write!(out, "{name}_bucket");
+        labels(out, l, Some(("le", &le)));
+        let _ = writeln!(out, " {count}");
+    }
+    let _ = write!(out, "{name}_sum");
+    labels(out, l, None);
+    let _ = writeln!(out, " {sum}");
+    let _ = write!(out, "{name}_count");
+    labels(out, l, None);
+    let _ = writeln!(out, " {}", buckets[BUCKETS - 1]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        sample(&mut out, "x", &[("group", "a\"b\\c\nd")], 1);
+        assert_eq!(out, "x{group=\"a\\\"b\\\\c\\nd\"} 1\n");
+    }
+}

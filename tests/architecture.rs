@@ -1,0 +1,183 @@
+//! The cheap architecture invariants of ARCHITECTURE.md ("Invariants", the ✓ lines),
+//! checked from the manifests and the sources so that a change that crosses a boundary
+//! fails CI instead of waiting for a reviewer to notice.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every `.rs` file under `dir`, relative to the repository root.
+fn sources(dir: &str) -> Vec<(String, String)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&root().join(dir), &mut files);
+    files.sort();
+    assert!(!files.is_empty(), "no sources under {dir}");
+    files
+        .into_iter()
+        .map(|p| {
+            let text = fs::read_to_string(&p).expect("source");
+            let rel = p
+                .strip_prefix(root())
+                .expect("under the root")
+                .to_string_lossy()
+                .into_owned();
+            (rel, text)
+        })
+        .collect()
+}
+
+/// The names of a crate's normal (not dev) dependencies.
+fn dependencies(krate: &str) -> Vec<String> {
+    let manifest = fs::read_to_string(root().join(krate).join("Cargo.toml")).expect("manifest");
+    let manifest: toml::Table = manifest.parse().expect("manifest is TOML");
+    manifest
+        .get("dependencies")
+        .and_then(|d| d.as_table())
+        .map(|d| d.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn protocol_and_storage_do_not_depend_on_tokio() {
+    for krate in ["protocol", "storage"] {
+        let deps = dependencies(krate);
+        assert!(
+            deps.iter().any(|d| d == "bytes" || d == "runnel-protocol"),
+            "{krate}: the manifest was not read: {deps:?}"
+        );
+        assert!(
+            !deps.iter().any(|d| d.starts_with("tokio")),
+            "{krate} depends on tokio: {deps:?}"
+        );
+    }
+}
+
+#[test]
+fn only_the_partition_touches_a_shared_log() {
+    let mut offenders = Vec::new();
+    for dir in ["broker/src", "tools/src"] {
+        for (path, text) in sources(dir) {
+            let code_lines = text.lines().filter(|l| !l.trim_start().starts_with("//"));
+            if path != "broker/src/partition.rs"
+                && code_lines.into_iter().any(|l| l.contains("SharedLog"))
+            {
+                offenders.push(path);
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "only broker/src/partition.rs may use SharedLog (handlers never lock a log): {offenders:?}"
+    );
+}
+
+#[test]
+fn the_group_coordinator_knows_no_partitions_or_broker() {
+    let files = sources("broker/src/group");
+    let offenders: Vec<_> = files
+        .iter()
+        .filter(|(_, text)| {
+            text.contains("crate::partition")
+                || text.contains("crate::broker")
+                || text.contains("crate::handlers")
+        })
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "group/ reaches the log through CoordinatorLog only: {offenders:?}"
+    );
+}
+
+#[test]
+fn every_request_goes_through_one_dispatch() {
+    let server = fs::read_to_string(root().join("broker/src/server.rs")).expect("server.rs");
+    assert_eq!(
+        server.matches("handlers::handle(").count(),
+        1,
+        "server.rs must dispatch every request through handlers::handle, once"
+    );
+    for special in ["handlers::produce", "handlers::fetch", "RequestBody::"] {
+        assert!(
+            !server.contains(special),
+            "server.rs special-cases a request ({special}); dispatch belongs in handlers"
+        );
+    }
+}
+
+#[test]
+fn partition_file_names_come_from_the_layout_module() {
+    let suffixes = [
+        "\".log\"",
+        "\".index\"",
+        "\".timeindex\"",
+        "\".snapshot\"",
+        "\".deleted\"",
+        "\".swap\"",
+        "\".cleaned\"",
+    ];
+    let mut offenders = Vec::new();
+    for dir in ["storage/src", "broker/src", "tools/src"] {
+        for (path, text) in sources(dir) {
+            if path == "storage/src/layout.rs" {
+                continue;
+            }
+            for s in suffixes {
+                if text.contains(s) {
+                    offenders.push(format!("{path}: {s}"));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "file suffixes belong in storage/src/layout.rs: {offenders:?}"
+    );
+}
+
+#[test]
+fn poisoned_locks_are_taken_over_only_where_documented() {
+    // Where taking over a poisoned lock is safe, each with its reason in a comment:
+    // the log manager's map (single insert/remove), the group-commit state (marked
+    // failed), the fault plan (test tooling) and the metrics lag cache (cleared).
+    let allowed = [
+        "storage/src/manager.rs",
+        "storage/src/group_commit.rs",
+        "storage/src/fault.rs",
+        "broker/src/metrics/exporter.rs",
+    ];
+    let mut offenders = Vec::new();
+    let mut seen = 0;
+    for dir in ["storage/src", "broker/src"] {
+        for (path, text) in sources(dir) {
+            let takes_over = text.contains("|p| p.into_inner()")
+                || text.contains("|e| e.into_inner()")
+                || text.contains("let mut state = p.into_inner()")
+                || text.contains("let mut cache = p.into_inner()");
+            if takes_over {
+                seen += 1;
+                if !allowed.contains(&path.as_str()) {
+                    offenders.push(path);
+                }
+            }
+        }
+    }
+    assert!(seen > 0, "the check found none of the documented places");
+    assert!(
+        offenders.is_empty(),
+        "a poisoned lock must stop the partition or the process (broker/src/poison.rs): {offenders:?}"
+    );
+}
