@@ -379,10 +379,11 @@ static BROKER: &[Def] = &[
         INT_MAX,
         "How long a producer id may be idle in a partition before its state is dropped.",
     ),
-    long(
+    read(
         "queued.max.request.bytes",
+        ConfigType::Long,
         "536870912",
-        1 << 20,
+        Valid::Range(1 << 20, u32::MAX as i64),
         "Bytes of requests held across connections before reads pause (Runnel: 512 MiB; \
          Kafka: unlimited).",
     ),
@@ -942,6 +943,19 @@ mod tests {
         assert!(!s.bool("auto.create.topics.enable").unwrap());
         assert_eq!(s.int::<usize>("max.connections").unwrap(), 500);
         assert_eq!(s.get("group.consumer.assignors"), Some("range,uniform"));
+    }
+
+    /// README's table of broker settings lists every one of them.
+    #[test]
+    fn readme_lists_every_broker_setting() {
+        let readme = include_str!("../../README.md");
+        for s in catalog().iter().filter(|s| s.synonym_of.is_none()) {
+            assert!(
+                readme.contains(&format!("| `{}` |", s.name)),
+                "README's settings table lacks {}",
+                s.name
+            );
+        }
     }
 
     #[test]
