@@ -476,7 +476,14 @@ async fn topic_and_config_errors_carry_kafkas_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_configs_tell_settings_from_defaults() {
     let broker = TestBroker::start_with(runnel_suite::BrokerOptions {
-        extra_args: vec!["--set".into(), "max.connections=500".into()],
+        extra_args: [
+            "max.connections=500",
+            // Accepted and ignored (one node keeps one replica), as Kafka setups pass it.
+            "offsets.topic.replication.factor=1",
+        ]
+        .iter()
+        .flat_map(|kv| ["--set".to_string(), kv.to_string()])
+        .collect(),
         ..Default::default()
     });
     let conn = connect(&broker).await;
@@ -486,7 +493,12 @@ async fn broker_configs_tell_settings_from_defaults() {
             m::describe_configs_request::DescribeConfigsResource::default()
                 .with_resource_type(4)
                 .with_resource_name(s("1"))
-                .with_configuration_keys(Some(vec![s("max.connections"), s("fetch.max.bytes")])),
+                .with_configuration_keys(Some(vec![
+                    s("max.connections"),
+                    s("fetch.max.bytes"),
+                    s("offsets.topic.replication.factor"),
+                    s("transaction.state.log.replication.factor"),
+                ])),
         ]);
     let ResponseBody::DescribeConfigs(r) = send(&conn, req, 4).await else {
         panic!("not a DescribeConfigs response")
@@ -535,4 +547,18 @@ async fn broker_configs_tell_settings_from_defaults() {
             vec![("fetch.max.bytes".to_string(), "57671680".to_string(), 5)]
         )
     );
+    // An ignored setting is reported as given; one not given is not reported at all.
+    assert_eq!(
+        entry("offsets.topic.replication.factor"),
+        (
+            "1".to_string(),
+            4,
+            vec![(
+                "offsets.topic.replication.factor".to_string(),
+                "1".to_string(),
+                4
+            )]
+        )
+    );
+    assert_eq!(r.results[0].configs.len(), 3, "{:?}", r.results[0].configs);
 }

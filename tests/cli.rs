@@ -1453,3 +1453,87 @@ fn produce_to_a_missing_topic_creates_it_when_the_broker_allows() {
     let list = json(&broker, &["topics", "list"]);
     assert!(!list.to_string().contains("ordrs"), "{list}");
 }
+
+/// Run `runnel serve ARGS...` with only `env` among RUNNEL_* variables; it must exit
+/// within 30 s (a broker that starts is killed and fails the test).
+fn serve_exits(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(runnel_bin());
+    cmd.arg("serve").args(args);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("RUNNEL_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the runnel binary");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait for runnel").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("runnel output");
+            panic!("runnel serve {args:?} started:\n{}", stdout(&out));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("runnel output")
+}
+
+#[test]
+fn serve_refuses_unknown_and_invalid_settings() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("utf-8 temp path");
+    let base = ["--data-dir", data_arg, "--listen", "127.0.0.1:0"];
+    let refused = |extra: &[&str], env: &[(&str, &str)], message: &str| {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let o = serve_exits(&args, env);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(message),
+            "{args:?} {env:?}: expected {message:?} in:\n{}",
+            stderr(&o)
+        );
+        // Refused before anything is written.
+        assert!(!data.exists(), "{args:?} created {}", data.display());
+    };
+    refused(
+        &["--set", "group.min.sesion.timeout.ms=6000"],
+        &[],
+        "error: unknown setting \"group.min.sesion.timeout.ms\"; did you mean \
+         \"group.min.session.timeout.ms\"?",
+    );
+    refused(
+        &["--set", "group.min.session.timeout.ms=abc"],
+        &[],
+        "error: invalid value \"abc\" for group.min.session.timeout.ms: expected an integer \
+         in [1, 2147483647]",
+    );
+    // A broker-level topic default, checked as the topic config is.
+    refused(
+        &["--set", "log.segment.bytes=13"],
+        &[],
+        "error: invalid value \"13\" for log.segment.bytes: expected an integer in [14, ",
+    );
+    refused(
+        &[],
+        &[("RUNNEL_LOG_CLEANER_BACKOFF_MS", "soon")],
+        "error: invalid value \"soon\" for log.cleaner.backoff.ms (from \
+         RUNNEL_LOG_CLEANER_BACKOFF_MS): expected an integer in [1, ",
+    );
+    let toml = dir.path().join("runnel.toml");
+    std::fs::write(&toml, "[group.consumer]\nassignors = [\"roundrobin\"]\n").expect("write");
+    let toml_arg = toml.to_str().expect("utf-8 temp path");
+    refused(
+        &["--config", toml_arg],
+        &[],
+        &format!(
+            "error: invalid value \"roundrobin\" for group.consumer.assignors (in {toml_arg}): \
+             expected a comma-separated list of uniform, range"
+        ),
+    );
+}

@@ -79,8 +79,7 @@ impl Broker {
     pub fn open(config: BrokerConfig) -> std::io::Result<Broker> {
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir)?;
-        let topic_defaults = BrokerTopicDefaults::from_broker_settings(&config.settings)
-            .map_err(std::io::Error::other)?;
+        let topic_defaults = config.topic_defaults.clone();
         let topics = TopicRegistry::open(&data_dir)?;
         let log_configs: HashMap<String, LogConfig> = topics
             .all()
@@ -102,7 +101,7 @@ impl Broker {
         let producer_ids = ProducerIdManager::open(
             &data_dir.join(runnel_storage::layout::PRODUCER_ID_BLOCK_FILE),
         )?;
-        let group_config = GroupConfig::from_settings(&config.settings);
+        let group_config = config.group.clone();
         let mut broker = Broker {
             advertised: RwLock::new((String::new(), 0)),
             topic_defaults,

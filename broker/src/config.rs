@@ -4,43 +4,36 @@
 //! variables, then command-line settings. In TOML, Kafka's dotted names may be written
 //! bare (`log.retention.hours = 168`): nested tables are flattened back into dotted
 //! names. An environment variable is the name upper-cased with dots as underscores
-//! (`RUNNEL_NUM_PARTITIONS=3`).
+//! (`RUNNEL_NUM_PARTITIONS=3`). Every name and value is checked against the settings
+//! catalog (`settings.rs`) once, here; an unknown name or a bad value is an error.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// Broker settings Runnel reads itself. Topic-level defaults (`log.retention.ms`, ...)
-/// are kept in [`BrokerConfig::settings`] and resolved by `topic_config`.
-pub const BROKER_SETTINGS: &[(&str, &str)] = &[
-    ("node.id", "1"),
-    ("listeners", "127.0.0.1:9092"),
-    ("advertised.listeners", ""),
-    ("log.dirs", "./data"),
-    ("num.partitions", "1"),
-    ("default.replication.factor", "1"),
-    ("auto.create.topics.enable", "true"),
-    ("delete.topic.enable", "true"),
-    ("socket.request.max.bytes", "104857600"),
-    ("max.connections", "20000"),
-    ("queued.max.requests.per.connection", "32"),
-    ("queued.max.request.bytes", "536870912"),
-    ("fetch.max.bytes", "57671680"),
-    ("metrics.listener", "127.0.0.1:9644"),
-    ("max.incremental.fetch.session.cache.slots", "1000"),
-    // KIP-227's name; Kafka hard-codes this value (120000).
-    ("min.incremental.fetch.session.eviction.ms", "120000"),
-    ("producer.id.expiration.ms", "86400000"),
-    ("producer.id.expiration.check.interval.ms", "600000"),
+use crate::group::GroupConfig;
+use crate::log_cleaner::MaintenanceConfig;
+use crate::settings::{self, Settings};
+use crate::topic_config::BrokerTopicDefaults;
+
+/// `RUNNEL_*` variables of Runnel's tools and tests that are not broker settings.
+const NOT_SETTINGS: &[&str] = &[
+    "BENCH_DIR",
+    "BIN",
+    "BOOTSTRAP",
+    "CLEANER_CRASH_AT",
+    "DATA_DIR",
+    "KAFKA_CACHE",
+    "KEEP_TEST_DATA",
+    "LOG",
+    "LOG_FORMAT",
+    "PORT",
 ];
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    /// Every setting by its Kafka name, defaults included.
-    pub settings: BTreeMap<String, String>,
-    /// The settings given (file, environment, command line) rather than defaulted:
-    /// DescribeConfigs reports these as STATIC_BROKER_CONFIG.
-    pub explicit: BTreeSet<String>,
+    /// Every setting, checked, by its Kafka name: given ones and defaults.
+    pub settings: Settings,
     pub node_id: i32,
     pub listener: String,
     /// `host:port` clients are told to connect to; empty means the bound address.
@@ -72,6 +65,12 @@ pub struct BrokerConfig {
     /// `metrics.listener` was set (not the built-in default): failing to bind it stops
     /// the start, while a taken default only costs the metrics (logged).
     pub metrics_listener_configured: bool,
+    /// The group coordinator's settings.
+    pub group: GroupConfig,
+    /// Retention, cleaner and producer-expiry threads' settings.
+    pub maintenance: MaintenanceConfig,
+    /// The broker-level defaults of topic configs (`log.retention.hours`, ...).
+    pub topic_defaults: BrokerTopicDefaults,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,12 +82,51 @@ pub enum ConfigError {
     },
     #[error("parsing {path}: {message}")]
     Parse { path: String, message: String },
-    #[error("invalid value {value:?} for {name}: {why}")]
+    /// A name that is not in the settings catalog.
+    #[error("unknown setting {name:?}{}{}", from(origin), did_you_mean(suggestion))]
+    Unknown {
+        name: String,
+        suggestion: Option<String>,
+        /// Where it came from, when not the command line.
+        origin: Option<String>,
+    },
+    #[error(
+        "invalid value {value:?} for {name}{}: expected {expected}",
+        from(origin)
+    )]
     Invalid {
         name: String,
         value: String,
-        why: String,
+        expected: String,
+        origin: Option<String>,
     },
+    /// Values that are valid alone but not together.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+fn from(origin: &Option<String>) -> String {
+    origin
+        .as_ref()
+        .map_or_else(String::new, |o| format!(" ({o})"))
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map_or_else(String::new, |s| format!("; did you mean {s:?}?"))
+}
+
+impl ConfigError {
+    /// Say where the offending setting came from (a file, an environment variable).
+    fn with_origin(mut self, origins: &BTreeMap<String, String>) -> Self {
+        if let ConfigError::Unknown { name, origin, .. }
+        | ConfigError::Invalid { name, origin, .. } = &mut self
+        {
+            *origin = origins.get(name.as_str()).cloned();
+        }
+        self
+    }
 }
 
 impl Default for BrokerConfig {
@@ -99,113 +137,65 @@ impl Default for BrokerConfig {
 
 impl BrokerConfig {
     /// Build from explicit settings (Kafka names), filling in defaults.
-    pub fn from_settings(overrides: BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
-        let mut settings: BTreeMap<String, String> = BROKER_SETTINGS
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let metrics_listener_configured = overrides.contains_key("metrics.listener");
-        let explicit = overrides.keys().cloned().collect();
-        settings.extend(overrides);
-        let get = |name: &str| settings.get(name).cloned().unwrap_or_default();
-        let listener = strip_scheme(&get("listeners")).to_string();
-        listener
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid("listeners", &listener, &e.to_string()))?;
-        let advertised = get("advertised.listeners");
+    pub fn from_settings(given: BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        let s = Settings::parse(&given)?;
+        let address = |name: &str, value: &str| {
+            settings::listener_addr(value).map_err(|e| ConfigError::Invalid {
+                name: name.to_string(),
+                value: value.to_string(),
+                expected: e,
+                origin: None,
+            })
+        };
+        let listeners = s.str("listeners")?;
+        let advertised = s.str("advertised.listeners")?;
         let advertised_listener = if advertised.is_empty() {
             None
         } else {
-            let a = strip_scheme(&advertised);
-            let (host, port) = a
-                .rsplit_once(':')
-                .ok_or_else(|| invalid("advertised.listeners", a, "expected host:port"))?;
-            let port: u16 = port
-                .parse()
-                .map_err(|_| invalid("advertised.listeners", a, "bad port"))?;
-            Some((
-                host.trim_matches(|c| c == '[' || c == ']').to_string(),
-                port,
-            ))
+            Some(
+                settings::host_port(advertised).map_err(|e| ConfigError::Invalid {
+                    name: "advertised.listeners".to_string(),
+                    value: advertised.to_string(),
+                    expected: e,
+                    origin: None,
+                })?,
+            )
         };
-        let metrics = strip_scheme(&get("metrics.listener")).to_string();
+        let metrics = s.str("metrics.listener")?;
         let metrics_listener = if metrics.is_empty() {
             None
         } else {
-            Some(
-                metrics
-                    .parse::<SocketAddr>()
-                    .map_err(|e| invalid("metrics.listener", &metrics, &e.to_string()))?,
-            )
+            Some(address("metrics.listener", metrics)?)
         };
-        let data_dir = PathBuf::from(get("log.dirs").split(',').next().unwrap_or("./data").trim());
-        let cfg = BrokerConfig {
-            node_id: parse(&settings, "node.id")?,
-            listener,
+        let log_dirs = s.str("log.dirs")?;
+        let data_dir = PathBuf::from(log_dirs.split(',').next().unwrap_or(log_dirs).trim());
+        Ok(BrokerConfig {
+            node_id: s.int("node.id")?,
+            listener: settings::strip_scheme(listeners).to_string(),
             advertised_listener,
             data_dir,
-            num_partitions: parse_range(&settings, "num.partitions", 1, 1_000_000)?,
-            auto_create_topics: parse(&settings, "auto.create.topics.enable")?,
-            delete_topic_enable: parse(&settings, "delete.topic.enable")?,
-            socket_request_max_bytes: parse_range(
-                &settings,
-                "socket.request.max.bytes",
-                1024,
-                i32::MAX as usize,
-            )?,
-            max_connections: parse_range(&settings, "max.connections", 1, 10_000_000)?,
-            max_in_flight_per_connection: parse_range(
-                &settings,
-                "queued.max.requests.per.connection",
-                1,
-                10_000,
-            )?,
-            queued_max_request_bytes: parse_range(
-                &settings,
-                "queued.max.request.bytes",
-                1024 * 1024,
-                u32::MAX as usize,
-            )?,
-            fetch_max_bytes: parse_range(&settings, "fetch.max.bytes", 1024, i32::MAX as usize)?,
-            max_incremental_fetch_session_cache_slots: parse_range(
-                &settings,
-                "max.incremental.fetch.session.cache.slots",
-                0,
-                i32::MAX as usize,
-            )?,
-            min_incremental_fetch_session_eviction_ms: parse_range(
-                &settings,
-                "min.incremental.fetch.session.eviction.ms",
-                0,
-                i64::MAX as u64,
-            )?,
-            // Kafka: INT, at least 1, for both.
-            producer_id_expiration_ms: parse_range(
-                &settings,
-                "producer.id.expiration.ms",
-                1,
-                i32::MAX as i64,
-            )?,
-            producer_id_expiration_check_interval_ms: parse_range(
-                &settings,
-                "producer.id.expiration.check.interval.ms",
-                1,
-                i32::MAX as u64,
-            )?,
+            num_partitions: s.int("num.partitions")?,
+            auto_create_topics: s.bool("auto.create.topics.enable")?,
+            delete_topic_enable: s.bool("delete.topic.enable")?,
+            socket_request_max_bytes: s.int("socket.request.max.bytes")?,
+            max_connections: s.int("max.connections")?,
+            max_in_flight_per_connection: s.int("queued.max.requests.per.connection")?,
+            queued_max_request_bytes: s.int("queued.max.request.bytes")?,
+            fetch_max_bytes: s.int("fetch.max.bytes")?,
+            max_incremental_fetch_session_cache_slots: s
+                .int("max.incremental.fetch.session.cache.slots")?,
+            min_incremental_fetch_session_eviction_ms: s
+                .int("min.incremental.fetch.session.eviction.ms")?,
+            producer_id_expiration_ms: s.int("producer.id.expiration.ms")?,
+            producer_id_expiration_check_interval_ms: s
+                .int("producer.id.expiration.check.interval.ms")?,
             metrics_listener,
-            metrics_listener_configured,
-            settings,
-            explicit,
-        };
-        let rf: i32 = parse(&cfg.settings, "default.replication.factor")?;
-        if rf != 1 {
-            return Err(invalid(
-                "default.replication.factor",
-                &rf.to_string(),
-                "a single broker keeps one replica",
-            ));
-        }
-        Ok(cfg)
+            metrics_listener_configured: s.is_given("metrics.listener"),
+            group: GroupConfig::from_settings(&s)?,
+            maintenance: MaintenanceConfig::from_settings(&s)?,
+            topic_defaults: s.topic_defaults().clone(),
+            settings: s,
+        })
     }
 
     /// Load: defaults, then `file` (if any), then `RUNNEL_*` env vars, then `cli`.
@@ -213,80 +203,53 @@ impl BrokerConfig {
         file: Option<&Path>,
         cli: BTreeMap<String, String>,
     ) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::load_from(file, std::env::vars(), cli)
+    }
+
+    fn load_from(
+        file: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+        cli: BTreeMap<String, String>,
+    ) -> Result<BrokerConfig, ConfigError> {
         let mut settings = BTreeMap::new();
+        // Where each setting came from, for errors; the command line is implied.
+        let mut origins = BTreeMap::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.display().to_string(),
                 source,
             })?;
-            settings.extend(parse_toml(&text).map_err(|message| ConfigError::Parse {
+            let parsed = parse_toml(&text).map_err(|message| ConfigError::Parse {
                 path: path.display().to_string(),
                 message,
-            })?);
+            })?;
+            for (name, value) in parsed {
+                origins.insert(name.clone(), format!("in {}", path.display()));
+                settings.insert(name, value);
+            }
         }
-        for (key, value) in std::env::vars() {
+        for (key, value) in env {
             let Some(rest) = key.strip_prefix("RUNNEL_") else {
                 continue;
             };
-            if matches!(rest, "BOOTSTRAP" | "LOG" | "BIN") {
+            if NOT_SETTINGS.contains(&rest) {
                 continue;
             }
-            settings.insert(rest.to_ascii_lowercase().replace('_', "."), value);
+            let name = rest.to_ascii_lowercase().replace('_', ".");
+            origins.insert(name.clone(), format!("from {key}"));
+            settings.insert(name, value);
         }
-        settings.extend(cli);
-        BrokerConfig::from_settings(settings)
+        for (name, value) in cli {
+            origins.remove(&name);
+            settings.insert(name, value);
+        }
+        BrokerConfig::from_settings(settings).map_err(|e| e.with_origin(&origins))
     }
 
+    /// The canonical value of a setting, given or defaulted.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.settings.get(name).map(String::as_str)
+        self.settings.get(name)
     }
-}
-
-fn strip_scheme(s: &str) -> &str {
-    let s = s.split(',').next().unwrap_or(s).trim();
-    s.rsplit_once("://").map_or(s, |(_, rest)| rest)
-}
-
-fn invalid(name: &str, value: &str, why: &str) -> ConfigError {
-    ConfigError::Invalid {
-        name: name.into(),
-        value: value.into(),
-        why: why.into(),
-    }
-}
-
-fn parse<T: std::str::FromStr>(
-    settings: &BTreeMap<String, String>,
-    name: &str,
-) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    let v = settings.get(name).map(String::as_str).unwrap_or_default();
-    v.trim()
-        .parse()
-        .map_err(|e: T::Err| invalid(name, v, &e.to_string()))
-}
-
-fn parse_range<T>(
-    settings: &BTreeMap<String, String>,
-    name: &str,
-    min: T,
-    max: T,
-) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
-    T::Err: std::fmt::Display,
-{
-    let v: T = parse(settings, name)?;
-    if v < min || v > max {
-        return Err(invalid(
-            name,
-            &v.to_string(),
-            &format!("must be in [{min}, {max}]"),
-        ));
-    }
-    Ok(v)
 }
 
 /// Flatten a TOML document into dotted Kafka names.
@@ -340,6 +303,8 @@ mod tests {
         assert_eq!(c.num_partitions, 1);
         assert!(c.auto_create_topics);
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert_eq!(c.get("num.partitions"), Some("1"));
+        assert!(!c.settings.is_given("num.partitions"));
         assert_eq!(c.metrics_listener, Some("127.0.0.1:9644".parse().unwrap()));
         assert!(!c.metrics_listener_configured);
         assert_eq!(c.max_incremental_fetch_session_cache_slots, 1000);
@@ -385,6 +350,88 @@ mod tests {
             "-1".to_string(),
         )]);
         assert!(BrokerConfig::from_settings(m).is_err());
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn environment_variables_are_settings_but_for_runnels_own() {
+        let c = BrokerConfig::load_from(
+            None,
+            env(&[
+                ("RUNNEL_NUM_PARTITIONS", "3"),
+                ("RUNNEL_LOG_RETENTION_HOURS", "24"),
+                ("RUNNEL_BIN", "/x/runnel"),
+                ("RUNNEL_LOG_FORMAT", "json"),
+                ("RUNNEL_CLEANER_CRASH_AT", "swap-committed"),
+                ("HOME", "/root"),
+            ]),
+            BTreeMap::from([("num.partitions".to_string(), "4".to_string())]),
+        )
+        .unwrap();
+        // The command line wins over the environment.
+        assert_eq!(c.num_partitions, 4);
+        assert_eq!(
+            c.topic_defaults.default_for("retention.ms").unwrap(),
+            "86400000"
+        );
+        let err =
+            BrokerConfig::load_from(None, env(&[("RUNNEL_NUM_PARTITION", "3")]), BTreeMap::new())
+                .unwrap_err()
+                .to_string();
+        assert_eq!(
+            err,
+            "unknown setting \"num.partition\" (from RUNNEL_NUM_PARTITION); did you mean \
+             \"num.partitions\"?"
+        );
+        let err = BrokerConfig::load_from(
+            None,
+            env(&[("RUNNEL_MAX_CONNECTIONS", "many")]),
+            BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "invalid value \"many\" for max.connections (from RUNNEL_MAX_CONNECTIONS): \
+             expected an integer in [1, 10000000]"
+        );
+    }
+
+    #[test]
+    fn a_bad_setting_in_the_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runnel.toml");
+        std::fs::write(&path, "[group.min.session]\ntimeout.ms = \"soon\"\n").unwrap();
+        let err = BrokerConfig::load_from(Some(&path), env(&[]), BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "invalid value \"soon\" for group.min.session.timeout.ms (in {}): expected an \
+                 integer in [1, 2147483647]",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "log.retention.hour = 24\n").unwrap();
+        let err = BrokerConfig::load_from(Some(&path), env(&[]), BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("unknown setting \"log.retention.hour\" (in "),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("did you mean \"log.retention.hours\"?"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod poison;
 pub mod producer_state;
 mod send_file;
 pub mod server;
+pub mod settings;
 pub mod topic_config;
 pub mod topics;
 

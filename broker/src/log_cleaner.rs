@@ -9,7 +9,6 @@
 //! `max.compaction.lag.ms` + `log.cleaner.backoff.ms` (+ `file.delete.delay.ms`). Both
 //! intervals default to short values here (Kafka's are 5 minutes and 15 s).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -17,7 +16,9 @@ use std::time::Duration;
 use runnel_storage::cleaner::{CleanerSettings, Throttle};
 
 use crate::broker::Broker;
+use crate::config::ConfigError;
 use crate::poison::or_stop;
+use crate::settings::Settings;
 use crate::topic_config::TopicConfig;
 
 /// Broker settings of the maintenance threads, by Kafka name.
@@ -37,29 +38,15 @@ pub struct MaintenanceConfig {
 }
 
 impl MaintenanceConfig {
-    pub fn from_settings(s: &BTreeMap<String, String>) -> MaintenanceConfig {
-        fn get<T: std::str::FromStr>(s: &BTreeMap<String, String>, name: &str, default: T) -> T {
-            match s.get(name) {
-                None => default,
-                Some(v) => v.trim().parse().unwrap_or_else(|_| {
-                    tracing::warn!(name, value = %v, "ignoring an unparsable setting");
-                    default
-                }),
-            }
-        }
-        MaintenanceConfig {
-            retention_check_interval_ms: get(s, "log.retention.check.interval.ms", 10_000u64)
-                .max(1),
-            cleaner_enable: get(s, "log.cleaner.enable", true),
-            cleaner_backoff_ms: get(s, "log.cleaner.backoff.ms", 5_000u64).max(1),
-            dedupe_buffer_bytes: get(s, "log.cleaner.dedupe.buffer.size", 128usize << 20)
-                .max(1 << 10),
-            io_max_bytes_per_second: get(
-                s,
-                "log.cleaner.io.max.bytes.per.second",
-                100.0 * 1024.0 * 1024.0,
-            ),
-        }
+    /// Read from the checked broker settings.
+    pub fn from_settings(s: &Settings) -> Result<MaintenanceConfig, ConfigError> {
+        Ok(MaintenanceConfig {
+            retention_check_interval_ms: s.int("log.retention.check.interval.ms")?,
+            cleaner_enable: s.bool("log.cleaner.enable")?,
+            cleaner_backoff_ms: s.int("log.cleaner.backoff.ms")?,
+            dedupe_buffer_bytes: s.int("log.cleaner.dedupe.buffer.size")?,
+            io_max_bytes_per_second: s.double("log.cleaner.io.max.bytes.per.second")?,
+        })
     }
 }
 
@@ -92,7 +79,7 @@ pub struct LogMaintenance {
 
 impl LogMaintenance {
     pub fn start(broker: Arc<Broker>) -> std::io::Result<LogMaintenance> {
-        let cfg = MaintenanceConfig::from_settings(&broker.config.settings);
+        let cfg = broker.config.maintenance.clone();
         let shared = Arc::new(Shared {
             stop: Mutex::new(false),
             wake: Condvar::new(),
@@ -262,6 +249,65 @@ fn cleaner_pass(
             if let Err(e) = p.purge_deleted(now) {
                 tracing::error!(partition = %p.tp, error = %e, "removing deleted files failed");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maintenance(pairs: &[(&str, &str)]) -> Result<MaintenanceConfig, ConfigError> {
+        let given = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        MaintenanceConfig::from_settings(&Settings::parse(&given)?)
+    }
+
+    #[test]
+    fn defaults_are_runnels_short_intervals() {
+        assert_eq!(
+            maintenance(&[]).unwrap(),
+            MaintenanceConfig {
+                retention_check_interval_ms: 10_000,
+                cleaner_enable: true,
+                cleaner_backoff_ms: 5_000,
+                dedupe_buffer_bytes: 128 << 20,
+                io_max_bytes_per_second: 100.0 * 1024.0 * 1024.0,
+            }
+        );
+        let c = maintenance(&[
+            ("log.retention.check.interval.ms", "200"),
+            ("log.cleaner.enable", "false"),
+            ("log.cleaner.io.max.bytes.per.second", "1.5e6"),
+        ])
+        .unwrap();
+        assert_eq!(c.retention_check_interval_ms, 200);
+        assert!(!c.cleaner_enable);
+        assert_eq!(c.io_max_bytes_per_second, 1.5e6);
+    }
+
+    /// Each of these used to fall back to the default (or be clamped) with a log line;
+    /// now the broker refuses to start, naming the setting.
+    #[test]
+    fn bad_maintenance_settings_refuse_naming_the_setting() {
+        for (name, bad) in [
+            ("log.retention.check.interval.ms", "10s"),
+            ("log.retention.check.interval.ms", "0"),
+            ("log.cleaner.enable", "yes"),
+            ("log.cleaner.backoff.ms", "0"),
+            ("log.cleaner.backoff.ms", "-5"),
+            ("log.cleaner.dedupe.buffer.size", "128M"),
+            ("log.cleaner.dedupe.buffer.size", "512"),
+            ("log.cleaner.io.max.bytes.per.second", "fast"),
+            ("log.cleaner.io.max.bytes.per.second", "0"),
+        ] {
+            let err = maintenance(&[(name, bad)]).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid value {bad:?} for {name}: expected ")),
+                "{name}={bad}: {err}"
+            );
         }
     }
 }

@@ -935,22 +935,35 @@ impl BrokerTopicDefaults {
     /// Take the topic defaults from a broker configuration. Keys that are not broker
     /// synonyms of a topic config are ignored; those that are must hold a valid value.
     pub fn from_broker_settings(config: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut converted = BTreeMap::new();
+        for (name, raw) in config {
+            if let Some(result) = convert_broker_default(name, raw) {
+                converted.insert(name.clone(), result?);
+            }
+        }
+        Ok(Self::from_converted(&converted))
+    }
+
+    /// Assemble the defaults from broker synonyms already converted by
+    /// [`convert_broker_default`] (broker name → (canonical, topic config value)).
+    pub fn from_converted(converted: &BTreeMap<String, (String, String)>) -> Self {
         let mut defaults = BrokerTopicDefaults::default();
         for def in CATALOG {
             for synonym in def.synonyms {
-                let Some(raw) = config.get(synonym.name) else {
+                let Some((canonical, topic_value)) = converted.get(synonym.name) else {
                     continue;
                 };
-                let (canonical, topic_value) = convert_broker_value(def, synonym, raw)?;
-                defaults.map.insert(synonym.name.to_string(), canonical);
+                defaults
+                    .map
+                    .insert(synonym.name.to_string(), canonical.clone());
                 // The first synonym set, in priority order, supplies the value.
                 defaults
                     .resolved
                     .entry(def.name)
-                    .or_insert((topic_value, synonym.name));
+                    .or_insert((topic_value.clone(), synonym.name));
             }
         }
-        Ok(defaults)
+        defaults
     }
 
     /// Whether a broker config name sets a topic config's default.
@@ -1011,11 +1024,7 @@ fn convert_broker_value(
     synonym: &BrokerSynonym,
     raw: &str,
 ) -> Result<(String, String), ConfigError> {
-    let broker_type = match synonym.unit {
-        Unit::Same => def.config_type,
-        Unit::Minutes | Unit::Hours => ConfigType::Int,
-    };
-    let value = parse_type(broker_type, synonym.name, raw)?;
+    let value = parse_type(synonym_type(def, synonym), synonym.name, raw)?;
     let canonical = value.canonical(raw.trim());
     let topic_value = match value {
         Value::Int(n) => {
@@ -1031,6 +1040,75 @@ fn convert_broker_value(
     check(def.validator, synonym.name, raw, &topic_value)?;
     let topic_string = topic_value.canonical(raw.trim());
     Ok((canonical, topic_string))
+}
+
+/// The broker synonym named `name`, with the topic config it sets the default of.
+fn find_synonym(name: &str) -> Option<(&'static TopicConfigDef, &'static BrokerSynonym)> {
+    CATALOG.iter().find_map(|def| {
+        def.synonyms
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| (def, s))
+    })
+}
+
+/// Parse the value of the broker synonym `name`: `None` if `name` is not one, else its
+/// canonical form and its value in the topic config's unit.
+pub fn convert_broker_default(
+    name: &str,
+    raw: &str,
+) -> Option<Result<(String, String), ConfigError>> {
+    let (def, synonym) = find_synonym(name)?;
+    Some(convert_broker_value(def, synonym, raw))
+}
+
+/// What a broker synonym accepts, in words, for the error that refuses a bad value.
+pub fn broker_default_expectation(name: &str) -> Option<String> {
+    let (def, synonym) = find_synonym(name)?;
+    let ty = synonym_type(def, synonym);
+    let type_max = match ty {
+        ConfigType::Short => i16::MAX as i64,
+        ConfigType::Int => i32::MAX as i64,
+        _ => i64::MAX,
+    };
+    let integers = |min: i64, max: i64| format!("an integer in [{min}, {max}]");
+    // A minimum in milliseconds, in the synonym's unit (rounded up).
+    let in_unit = |min: i64| {
+        let unit = synonym.unit.millis();
+        if min > 0 {
+            (min + unit - 1) / unit
+        } else {
+            min / unit
+        }
+    };
+    Some(match def.validator {
+        // Kafka: any negative broker retention time means "no limit".
+        _ if def.name == names::RETENTION_MS => integers(-type_max - 1, type_max),
+        Validator::None => match ty {
+            ConfigType::Boolean => "true or false".to_string(),
+            ConfigType::Short | ConfigType::Int | ConfigType::Long => {
+                integers(-type_max - 1, type_max)
+            }
+            ConfigType::Double => "a number".to_string(),
+            _ => "a string".to_string(),
+        },
+        Validator::AtLeast(min) => integers(in_unit(min), type_max),
+        Validator::Between(min, max) => integers(in_unit(min), in_unit(max)),
+        Validator::GzipLevel => "-1 or an integer in [1, 9]".to_string(),
+        Validator::Ratio => "a number in [0, 1]".to_string(),
+        Validator::OneOf(allowed) => format!("one of {}", allowed.join(", ")),
+        Validator::ListOf(allowed) => format!("a comma-separated list of {}", allowed.join(", ")),
+        Validator::ThrottledReplicas => "\"*\" or a list of partitionId:brokerId pairs".to_string(),
+        Validator::MaxMessageBytes => integers(0, runnel_storage::MAX_BATCH_BYTES_ON_DISK as i64),
+        Validator::RemoteStorage => "false (Runnel has no tiered storage)".to_string(),
+    })
+}
+
+fn synonym_type(def: &TopicConfigDef, synonym: &BrokerSynonym) -> ConfigType {
+    match synonym.unit {
+        Unit::Same => def.config_type,
+        Unit::Minutes | Unit::Hours => ConfigType::Int,
+    }
 }
 
 /// A synonym in a DescribeConfigs answer.
@@ -1057,37 +1135,50 @@ pub struct ConfigEntry {
     pub synonyms: Vec<ConfigSynonym>,
 }
 
-/// The broker synonyms of every topic config with their built-in defaults (`None`
-/// where the setting has none, e.g. `log.retention.ms`) and types, for DescribeConfigs
-/// on a broker.
-pub fn broker_synonym_defaults() -> Vec<(&'static str, Option<String>, ConfigType)> {
+/// A broker setting that supplies a topic config's default, for the broker settings
+/// catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerDefaultSetting {
+    /// The broker setting, e.g. `log.retention.hours`.
+    pub name: &'static str,
+    /// The topic config it is the default of, e.g. `retention.ms`.
+    pub topic_config: &'static str,
+    /// Its built-in default in its own unit (`None` where it has none, e.g.
+    /// `log.retention.ms`).
+    pub default: Option<String>,
+    pub config_type: ConfigType,
+    pub documentation: &'static str,
+}
+
+/// The broker synonyms of every topic config.
+pub fn broker_default_settings() -> Vec<BrokerDefaultSetting> {
     CATALOG
         .iter()
         .flat_map(|def| {
-            def.synonyms.iter().map(move |s| {
-                let ty = if s.unit == Unit::Same {
-                    def.config_type
-                } else {
-                    ConfigType::Int
-                };
-                (s.name, def.synonym_default(s), ty)
+            def.synonyms.iter().map(move |s| BrokerDefaultSetting {
+                name: s.name,
+                topic_config: def.name,
+                default: def.synonym_default(s),
+                config_type: synonym_type(def, s),
+                documentation: def.documentation,
             })
         })
         .collect()
 }
 
 impl ConfigEntry {
-    /// A broker setting for DescribeConfigs on a broker: read-only (Runnel has no
-    /// dynamic broker configs). `value` is the effective value (`None`: unset, no
-    /// default), `given` whether it was set (STATIC_BROKER_CONFIG) rather than defaulted
-    /// (DEFAULT_CONFIG), `default` the built-in default. Synonyms as Kafka lists them:
-    /// the static setting, then the default.
+    /// A broker setting for DescribeConfigs on a broker. `value` is the effective value
+    /// (`None`: unset, no default), `given` whether it was set (STATIC_BROKER_CONFIG)
+    /// rather than defaulted (DEFAULT_CONFIG), `default` the built-in default. Synonyms
+    /// as Kafka lists them: the static setting, then the default.
     pub fn broker(
         name: &str,
         value: Option<&str>,
         given: bool,
         default: Option<&str>,
         config_type: ConfigType,
+        documentation: &'static str,
+        read_only: bool,
     ) -> ConfigEntry {
         let mut synonyms = Vec::new();
         if given {
@@ -1104,12 +1195,6 @@ impl ConfigEntry {
                 source: ConfigSource::DefaultConfig,
             });
         }
-        let documentation = CATALOG.iter().find_map(|def| {
-            def.synonyms
-                .iter()
-                .any(|s| s.name == name)
-                .then_some(def.documentation)
-        });
         ConfigEntry {
             name: name.to_string(),
             value: value.map(str::to_string),
@@ -1119,10 +1204,10 @@ impl ConfigEntry {
                 ConfigSource::DefaultConfig
             },
             is_default: !given,
-            read_only: true,
+            read_only,
             is_sensitive: false,
             config_type,
-            documentation,
+            documentation: Some(documentation),
             synonyms,
         }
     }

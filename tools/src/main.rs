@@ -61,7 +61,8 @@ struct ServeArgs {
     /// Default partition count for new topics (`num.partitions`).
     #[arg(long)]
     num_partitions: Option<u32>,
-    /// Any other setting, as NAME=VALUE with Kafka's name. Repeatable.
+    /// Any other setting, as NAME=VALUE with Kafka's name (unknown names are refused).
+    /// Repeatable.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     settings: Vec<String>,
 }

@@ -52,6 +52,9 @@ use classic::{ClassicGroup, ClassicLimits, ClassicState, JoinRequest, Reply, Sto
 use consumer::{ConsumerConfig, ConsumerGroup, HeartbeatIn, HeartbeatOut, Topics};
 use records::{GroupValue, OffsetValue, RecordKey};
 
+use crate::config::ConfigError;
+use crate::settings::Settings;
+
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 pub(crate) fn sb(s: &str) -> StrBytes {
@@ -117,175 +120,42 @@ impl Default for GroupConfig {
     }
 }
 
-/// The group coordinator's broker settings with their built-in defaults and types, for
-/// DescribeConfigs on a broker.
-pub fn broker_config_defaults() -> Vec<(&'static str, String, crate::topic_config::ConfigType)> {
-    use crate::topic_config::ConfigType as T;
-    let d = GroupConfig::default();
-    let c = &d.classic;
-    vec![
-        (
-            "group.min.session.timeout.ms",
-            c.min_session_timeout_ms.to_string(),
-            T::Int,
-        ),
-        (
-            "group.max.session.timeout.ms",
-            c.max_session_timeout_ms.to_string(),
-            T::Int,
-        ),
-        (
-            "group.initial.rebalance.delay.ms",
-            c.initial_rebalance_delay_ms.to_string(),
-            T::Int,
-        ),
-        ("group.max.size", c.max_size.to_string(), T::Int),
-        (
-            "group.consumer.heartbeat.interval.ms",
-            d.consumer.heartbeat_interval_ms.to_string(),
-            T::Int,
-        ),
-        (
-            "group.consumer.session.timeout.ms",
-            d.consumer.session_timeout_ms.to_string(),
-            T::Int,
-        ),
-        (
-            "group.consumer.assignors",
-            d.consumer.assignors.join(","),
-            T::List,
-        ),
-        (
-            "group.consumer.max.size",
-            d.consumer.max_size.to_string(),
-            T::Int,
-        ),
-        (
-            "offsets.topic.num.partitions",
-            d.offsets_partitions.to_string(),
-            T::Int,
-        ),
-        (
-            "offset.metadata.max.bytes",
-            d.offset_metadata_max_bytes.to_string(),
-            T::Int,
-        ),
-        (
-            "offsets.retention.minutes",
-            (d.offsets_retention_ms / 60_000).to_string(),
-            T::Int,
-        ),
-        (
-            "offsets.retention.check.interval.ms",
-            d.offsets_retention_check_interval_ms.to_string(),
-            T::Long,
-        ),
-    ]
-}
-
 impl GroupConfig {
-    /// Read from broker settings; unset or unparsable values keep Kafka's defaults.
-    pub fn from_settings(s: &BTreeMap<String, String>) -> GroupConfig {
-        fn get<T: std::str::FromStr + Copy>(
-            s: &BTreeMap<String, String>,
-            names: &[&str],
-            default: T,
-        ) -> T {
-            for n in names {
-                if let Some(v) = s.get(*n) {
-                    match v.trim().parse() {
-                        Ok(x) => return x,
-                        Err(_) => {
-                            tracing::warn!(setting = n, value = %v, "ignoring an unparsable group setting")
-                        }
-                    }
-                }
-            }
-            default
-        }
+    /// Read from the checked broker settings.
+    pub fn from_settings(s: &Settings) -> Result<GroupConfig, ConfigError> {
         let d = GroupConfig::default();
-        let c = &d.classic;
-        GroupConfig {
-            classic: ClassicLimits {
-                min_session_timeout_ms: get(
-                    s,
-                    &[
-                        "group.min.session.timeout.ms",
-                        "group.classic.min.session.timeout.ms",
-                    ],
-                    c.min_session_timeout_ms,
-                ),
-                max_session_timeout_ms: get(
-                    s,
-                    &[
-                        "group.max.session.timeout.ms",
-                        "group.classic.max.session.timeout.ms",
-                    ],
-                    c.max_session_timeout_ms,
-                ),
-                initial_rebalance_delay_ms: get(
-                    s,
-                    &["group.initial.rebalance.delay.ms"],
-                    c.initial_rebalance_delay_ms,
-                )
-                .max(0),
-                max_size: get(s, &["group.max.size", "group.classic.max.size"], c.max_size).max(1),
-                new_member_join_timeout_ms: c.new_member_join_timeout_ms,
-            },
-            consumer: ConsumerConfig {
-                heartbeat_interval_ms: get(
-                    s,
-                    &["group.consumer.heartbeat.interval.ms"],
-                    d.consumer.heartbeat_interval_ms,
-                )
-                .max(1),
-                session_timeout_ms: get(
-                    s,
-                    &["group.consumer.session.timeout.ms"],
-                    d.consumer.session_timeout_ms,
-                )
-                .max(1),
-                assignors: match s.get("group.consumer.assignors") {
-                    Some(v) => {
-                        let names: Vec<String> = v
-                            .split(',')
-                            .map(|x| x.trim().to_lowercase())
-                            .filter(|x| x == assignor::UNIFORM || x == assignor::RANGE)
-                            .collect();
-                        if names.is_empty() {
-                            tracing::warn!(value = %v, "no known assignor in group.consumer.assignors");
-                            d.consumer.assignors.clone()
-                        } else {
-                            names
-                        }
-                    }
-                    None => d.consumer.assignors.clone(),
-                },
-                max_size: get(s, &["group.consumer.max.size"], d.consumer.max_size).max(1),
-                regex_refresh_interval_ms: get(
-                    s,
-                    &["group.consumer.regex.refresh.interval.ms"],
-                    d.consumer.regex_refresh_interval_ms,
-                )
-                .max(1),
-            },
-            max_groups: get(s, &["group.coordinator.max.groups"], d.max_groups).max(1),
-            offsets_partitions: get(s, &["offsets.topic.num.partitions"], d.offsets_partitions)
-                .clamp(1, 10_000),
-            offset_metadata_max_bytes: get(
-                s,
-                &["offset.metadata.max.bytes"],
-                d.offset_metadata_max_bytes,
-            ),
-            offsets_retention_ms: get(s, &["offsets.retention.minutes"], 10080i64)
-                .saturating_mul(60_000),
-            offsets_retention_check_interval_ms: get(
-                s,
-                &["offsets.retention.check.interval.ms"],
-                d.offsets_retention_check_interval_ms,
-            )
-            .max(1),
+        let consumer = ConsumerConfig {
+            heartbeat_interval_ms: s.int("group.consumer.heartbeat.interval.ms")?,
+            session_timeout_ms: s.int("group.consumer.session.timeout.ms")?,
+            assignors: s.list("group.consumer.assignors")?.to_vec(),
+            max_size: s.int("group.consumer.max.size")?,
+            regex_refresh_interval_ms: s.int("group.consumer.regex.refresh.interval.ms")?,
+        };
+        // Kafka's rule, so that a member heartbeats before its session lapses.
+        if consumer.heartbeat_interval_ms >= consumer.session_timeout_ms {
+            return Err(ConfigError::Conflict(
+                "group.consumer.heartbeat.interval.ms must be less than \
+                 group.consumer.session.timeout.ms"
+                    .to_string(),
+            ));
         }
+        Ok(GroupConfig {
+            classic: ClassicLimits {
+                min_session_timeout_ms: s.int("group.min.session.timeout.ms")?,
+                max_session_timeout_ms: s.int("group.max.session.timeout.ms")?,
+                initial_rebalance_delay_ms: s.int("group.initial.rebalance.delay.ms")?,
+                max_size: s.int("group.max.size")?,
+                new_member_join_timeout_ms: d.classic.new_member_join_timeout_ms,
+            },
+            consumer,
+            max_groups: s.int("group.coordinator.max.groups")?,
+            offsets_partitions: s.int("offsets.topic.num.partitions")?,
+            offset_metadata_max_bytes: s.int("offset.metadata.max.bytes")?,
+            offsets_retention_ms: s
+                .int::<i64>("offsets.retention.minutes")?
+                .saturating_mul(60_000),
+            offsets_retention_check_interval_ms: s.int("offsets.retention.check.interval.ms")?,
+        })
     }
 }
 
@@ -1600,6 +1470,76 @@ impl GroupCoordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn group_settings(pairs: &[(&str, &str)]) -> Result<GroupConfig, ConfigError> {
+        let given = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        GroupConfig::from_settings(&Settings::parse(&given)?)
+    }
+
+    #[test]
+    fn settings_defaults_are_the_built_in_ones() {
+        let from_catalog = group_settings(&[]).unwrap();
+        assert_eq!(
+            format!("{from_catalog:?}"),
+            format!("{:?}", GroupConfig::default())
+        );
+        let c = group_settings(&[
+            ("group.min.session.timeout.ms", "1000"),
+            ("group.initial.rebalance.delay.ms", "0"),
+            ("group.consumer.assignors", "range"),
+            ("offsets.topic.num.partitions", "5"),
+            ("offsets.retention.minutes", "2"),
+        ])
+        .unwrap();
+        assert_eq!(c.classic.min_session_timeout_ms, 1000);
+        assert_eq!(c.classic.initial_rebalance_delay_ms, 0);
+        assert_eq!(c.consumer.assignors, vec!["range".to_string()]);
+        assert_eq!(c.offsets_partitions, 5);
+        assert_eq!(c.offsets_retention_ms, 120_000);
+    }
+
+    /// Each of these used to fall back to the default (or be clamped) with at most a
+    /// log line; now the broker refuses to start, naming the setting.
+    #[test]
+    fn bad_group_settings_refuse_naming_the_setting() {
+        for (name, bad) in [
+            ("group.min.session.timeout.ms", "abc"),
+            ("group.max.session.timeout.ms", "30m"),
+            ("group.initial.rebalance.delay.ms", "-1"),
+            ("group.max.size", "0"),
+            ("group.consumer.heartbeat.interval.ms", "0"),
+            ("group.consumer.session.timeout.ms", "4.5"),
+            ("group.consumer.assignors", "roundrobin"),
+            ("group.consumer.assignors", ""),
+            ("group.consumer.max.size", "0"),
+            ("group.consumer.regex.refresh.interval.ms", "0"),
+            ("group.coordinator.max.groups", "0"),
+            ("offsets.topic.num.partitions", "0"),
+            ("offsets.topic.num.partitions", "20000"),
+            ("offset.metadata.max.bytes", "-1"),
+            ("offsets.retention.minutes", "0"),
+            ("offsets.retention.check.interval.ms", "0"),
+        ] {
+            let err = group_settings(&[(name, bad)]).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid value {bad:?} for {name}: expected ")),
+                "{name}={bad}: {err}"
+            );
+        }
+        let err = group_settings(&[
+            ("group.consumer.heartbeat.interval.ms", "6000"),
+            ("group.consumer.session.timeout.ms", "6000"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("group.consumer.heartbeat.interval.ms must be less than"),
+            "{err}"
+        );
+    }
 
     /// An in-memory `__consumer_offsets`: every append, in order.
     #[derive(Default)]

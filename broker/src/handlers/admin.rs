@@ -9,6 +9,7 @@ use kafka_protocol::messages as m;
 
 use super::{str_bytes, topic_name};
 use crate::broker::{config_error, ApiError, Broker};
+use crate::settings::Usage;
 use crate::topic_config::{self, AlterOp};
 
 /// DescribeConfigs/AlterConfigs resource types.
@@ -340,72 +341,30 @@ pub fn describe_configs(
     m::DescribeConfigsResponse::default().with_results(results)
 }
 
-/// The broker's settings, read-only (Runnel has no dynamic broker configs): its own
-/// (`BROKER_SETTINGS`), the group coordinator's, the broker synonyms of the topic
-/// configs, and anything else it was given; given ones are STATIC_BROKER_CONFIG, the
-/// rest DEFAULT_CONFIG, as Kafka reports them.
+/// The broker's settings, from the settings catalog: given ones are
+/// STATIC_BROKER_CONFIG, the rest DEFAULT_CONFIG, as Kafka reports them. Settings
+/// accepted and ignored appear only when given.
 fn broker_config_entries(
     broker: &Broker,
     keys: Option<&[String]>,
 ) -> Vec<topic_config::ConfigEntry> {
-    use topic_config::ConfigType as T;
-    // name → (built-in default, type)
-    let mut known: BTreeMap<String, (Option<String>, T)> = BTreeMap::new();
-    for (name, default) in crate::config::BROKER_SETTINGS {
-        known.insert(
-            name.to_string(),
-            (Some(default.to_string()), broker_setting_type(name)),
-        );
-    }
-    for (name, default, ty) in crate::group::broker_config_defaults() {
-        known.insert(name.to_string(), (Some(default), ty));
-    }
-    for (name, default, ty) in topic_config::broker_synonym_defaults() {
-        known.entry(name.to_string()).or_insert((default, ty));
-    }
     let settings = &broker.config.settings;
-    for name in settings.keys() {
-        known.entry(name.clone()).or_insert((None, T::Unknown));
-    }
-    known
-        .into_iter()
-        .filter(|(k, _)| keys.is_none_or(|keys| keys.iter().any(|x| x == k)))
-        .map(|(name, (default, ty))| {
-            let given = broker.config.explicit.contains(&name);
-            let value = if given {
-                settings.get(&name).cloned()
-            } else {
-                settings.get(&name).cloned().or_else(|| default.clone())
-            };
+    crate::settings::catalog()
+        .iter()
+        .filter(|s| s.usage == Usage::Read || settings.is_given(s.name))
+        .filter(|s| keys.is_none_or(|keys| keys.iter().any(|k| k == s.name)))
+        .map(|s| {
             topic_config::ConfigEntry::broker(
-                &name,
-                value.as_deref(),
-                given,
-                default.as_deref(),
-                ty,
+                s.name,
+                settings.get(s.name),
+                settings.is_given(s.name),
+                s.default.as_deref(),
+                s.config_type,
+                s.doc,
+                s.read_only,
             )
         })
         .collect()
-}
-
-/// Kafka's types for the settings Runnel reads itself.
-fn broker_setting_type(name: &str) -> topic_config::ConfigType {
-    use topic_config::ConfigType as T;
-    match name {
-        "auto.create.topics.enable" | "delete.topic.enable" => T::Boolean,
-        "node.id"
-        | "num.partitions"
-        | "default.replication.factor"
-        | "socket.request.max.bytes"
-        | "max.connections"
-        | "queued.max.requests.per.connection"
-        | "fetch.max.bytes"
-        | "producer.id.expiration.ms"
-        | "producer.id.expiration.check.interval.ms" => T::Int,
-        "queued.max.request.bytes" => T::Long,
-        "listeners" | "advertised.listeners" | "log.dirs" | "metrics.listener" => T::String,
-        _ => T::Unknown,
-    }
 }
 
 /// The same response shape exists in AlterConfigs and IncrementalAlterConfigs.

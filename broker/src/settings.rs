@@ -1,0 +1,967 @@
+//! The catalog of broker settings: every name `runnel serve` accepts, once, with Kafka's
+//! name, type, default, valid values and a line of documentation. [`Settings::parse`]
+//! checks what was given against it, once, at start: an unknown name or an invalid
+//! value refuses to start (Kafka logs unknown names and goes on; here a typo silently
+//! falling back to a default is the failure being prevented). [`BrokerConfig`],
+//! [`GroupConfig`], [`MaintenanceConfig`] and the broker-level topic defaults
+//! ([`BrokerTopicDefaults`]) are read from the parsed values, and DescribeConfigs on the
+//! broker lists the catalog.
+//!
+//! The broker-level defaults of topic configs (`log.retention.hours`, `log.segment.bytes`,
+//! ...) are the topic config catalog's broker synonyms (`topic_config::CATALOG`), which
+//! keeps their types, defaults and validation; they appear here with `synonym_of` naming
+//! the topic config.
+//!
+//! [`BrokerConfig`]: crate::config::BrokerConfig
+//! [`GroupConfig`]: crate::group::GroupConfig
+//! [`MaintenanceConfig`]: crate::log_cleaner::MaintenanceConfig
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use crate::config::ConfigError;
+use crate::topic_config::{self, BrokerTopicDefaults, ConfigType};
+
+/// What a value must be, beyond parsing as its type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Valid {
+    Any,
+    /// An integer in this closed range (within the type's own range).
+    Range(i64, i64),
+    /// A number greater than 0.
+    Positive,
+    /// Exactly this value, for this reason.
+    Only(&'static str, &'static str),
+    /// A non-empty string.
+    NonEmpty,
+    /// `[SCHEME://]ip:port`; with `optional`, empty too (turned off).
+    Listener {
+        optional: bool,
+    },
+    /// `[SCHEME://]host:port`, or empty.
+    Advertised,
+    /// A non-empty list of server-side assignors: `uniform`, `range`, or Kafka's class
+    /// names for them.
+    Assignors,
+    /// A broker-level default of a topic config, checked by `topic_config`.
+    TopicDefault,
+}
+
+/// Whether Runnel acts on a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    Read,
+    /// Accepted (and checked as Kafka checks it) but ignored: Kafka configs that tools
+    /// and configs written for Kafka pass, which mean nothing on a single node. Reported
+    /// by DescribeConfigs only when given.
+    Ignored,
+}
+
+/// One broker setting.
+#[derive(Debug, Clone)]
+pub struct Setting {
+    /// Kafka's name (or Runnel's, for its own settings).
+    pub name: &'static str,
+    pub config_type: ConfigType,
+    /// The built-in default, canonical; `None` where the setting has none.
+    pub default: Option<Cow<'static, str>>,
+    pub valid: Valid,
+    pub doc: &'static str,
+    /// Runnel has no dynamic broker configs, so every setting is read-only (read at
+    /// start); kept per setting for when some become dynamic.
+    pub read_only: bool,
+    /// The topic config this setting is the broker-level default of.
+    pub synonym_of: Option<&'static str>,
+    pub usage: Usage,
+}
+
+struct Def {
+    name: &'static str,
+    ty: ConfigType,
+    default: Option<&'static str>,
+    valid: Valid,
+    usage: Usage,
+    doc: &'static str,
+}
+
+const INT_MAX: i64 = i32::MAX as i64;
+
+const fn read(
+    name: &'static str,
+    ty: ConfigType,
+    default: &'static str,
+    valid: Valid,
+    doc: &'static str,
+) -> Def {
+    Def {
+        name,
+        ty,
+        default: Some(default),
+        valid,
+        usage: Usage::Read,
+        doc,
+    }
+}
+
+const fn int(
+    name: &'static str,
+    default: &'static str,
+    min: i64,
+    max: i64,
+    doc: &'static str,
+) -> Def {
+    read(name, ConfigType::Int, default, Valid::Range(min, max), doc)
+}
+
+const fn long(name: &'static str, default: &'static str, min: i64, doc: &'static str) -> Def {
+    read(
+        name,
+        ConfigType::Long,
+        default,
+        Valid::Range(min, i64::MAX),
+        doc,
+    )
+}
+
+const fn boolean(name: &'static str, default: &'static str, doc: &'static str) -> Def {
+    read(name, ConfigType::Boolean, default, Valid::Any, doc)
+}
+
+/// Accepted and ignored (see [`Usage::Ignored`]); checked as Kafka checks it.
+const fn ignored(name: &'static str, ty: ConfigType, valid: Valid, doc: &'static str) -> Def {
+    Def {
+        name,
+        ty,
+        default: None,
+        valid,
+        usage: Usage::Ignored,
+        doc,
+    }
+}
+
+/// The broker's own settings (the topic defaults come from `topic_config`), by name.
+/// Ranges are Kafka's where it has one; Runnel's where noted in the text.
+static BROKER: &[Def] = &[
+    read(
+        "advertised.listeners",
+        ConfigType::String,
+        "",
+        Valid::Advertised,
+        "The host:port clients are told to connect to; empty for the listener's address.",
+    ),
+    boolean(
+        "auto.create.topics.enable",
+        "true",
+        "Create a topic when a client asks for its metadata or produces to it.",
+    ),
+    read(
+        "default.replication.factor",
+        ConfigType::Int,
+        "1",
+        Valid::Only("1", "a single broker keeps one replica"),
+        "The replication factor of auto-created topics; always 1 on one node.",
+    ),
+    boolean(
+        "delete.topic.enable",
+        "true",
+        "Allow DeleteTopics; when false, deleting a topic is refused.",
+    ),
+    int(
+        "fetch.max.bytes",
+        "57671680",
+        1024,
+        INT_MAX,
+        "The most record bytes one fetch response carries.",
+    ),
+    read(
+        "group.consumer.assignors",
+        ConfigType::List,
+        "uniform,range",
+        Valid::Assignors,
+        "The server-side assignors of consumer groups (KIP-848), the first the default.",
+    ),
+    int(
+        "group.consumer.heartbeat.interval.ms",
+        "5000",
+        1,
+        INT_MAX,
+        "How often consumer group members (KIP-848) heartbeat; below the session timeout.",
+    ),
+    int(
+        "group.consumer.max.size",
+        "2147483647",
+        1,
+        INT_MAX,
+        "The most members a consumer group (KIP-848) may have.",
+    ),
+    int(
+        "group.consumer.regex.refresh.interval.ms",
+        "600000",
+        1,
+        INT_MAX,
+        "How often a consumer group re-resolves its regex subscriptions at the latest.",
+    ),
+    int(
+        "group.consumer.session.timeout.ms",
+        "45000",
+        1,
+        INT_MAX,
+        "How long a consumer group member (KIP-848) may go without a heartbeat.",
+    ),
+    int(
+        "group.coordinator.max.groups",
+        "100000",
+        1,
+        INT_MAX,
+        "Runnel: the most groups the coordinator keeps; new ones are refused past it.",
+    ),
+    int(
+        "group.initial.rebalance.delay.ms",
+        "3000",
+        0,
+        INT_MAX,
+        "How long a new classic group waits for more members before its first rebalance.",
+    ),
+    int(
+        "group.max.session.timeout.ms",
+        "1800000",
+        1,
+        INT_MAX,
+        "The longest session timeout a classic group member may ask for.",
+    ),
+    int(
+        "group.max.size",
+        "1000",
+        1,
+        INT_MAX,
+        "The most members a classic group may have (Runnel: 1000; Kafka: unlimited).",
+    ),
+    int(
+        "group.min.session.timeout.ms",
+        "6000",
+        1,
+        INT_MAX,
+        "The shortest session timeout a classic group member may ask for.",
+    ),
+    read(
+        "listeners",
+        ConfigType::String,
+        "127.0.0.1:9092",
+        Valid::Listener { optional: false },
+        "The address the broker listens on ([PLAINTEXT://]ip:port; port 0 picks one).",
+    ),
+    boolean(
+        "log.cleaner.enable",
+        "true",
+        "Run the log cleaner, which compacts topics with cleanup.policy=compact.",
+    ),
+    long(
+        "log.cleaner.backoff.ms",
+        "5000",
+        1,
+        "The cleaner's sleep between passes (Runnel: 5000; Kafka: 15000).",
+    ),
+    long(
+        "log.cleaner.dedupe.buffer.size",
+        "134217728",
+        1024,
+        "Memory for the cleaner's map of keys to their latest offsets.",
+    ),
+    read(
+        "log.cleaner.io.max.bytes.per.second",
+        ConfigType::Double,
+        "104857600",
+        Valid::Positive,
+        "The cleaner's read and write rate limit (Runnel: 100 MiB/s; Kafka: unlimited).",
+    ),
+    read(
+        "log.dirs",
+        ConfigType::String,
+        "./data",
+        Valid::NonEmpty,
+        "The data directory (the first, if several are listed).",
+    ),
+    long(
+        "log.retention.check.interval.ms",
+        "10000",
+        1,
+        "How often retention runs (Runnel: 10000; Kafka: 300000).",
+    ),
+    int(
+        "max.connections",
+        "20000",
+        1,
+        10_000_000,
+        "The most client connections open at once; more are refused.",
+    ),
+    int(
+        "max.incremental.fetch.session.cache.slots",
+        "1000",
+        0,
+        INT_MAX,
+        "The most fetch sessions (KIP-227) the broker keeps; 0 turns them off.",
+    ),
+    read(
+        "metrics.listener",
+        ConfigType::String,
+        "127.0.0.1:9644",
+        Valid::Listener { optional: true },
+        "Runnel: where Prometheus scrapes GET /metrics (ip:port); empty turns it off.",
+    ),
+    // KIP-227's name; Kafka hard-codes this value.
+    long(
+        "min.incremental.fetch.session.eviction.ms",
+        "120000",
+        0,
+        "How long a fetch session must be unused before a new one may evict it.",
+    ),
+    int(
+        "node.id",
+        "1",
+        0,
+        INT_MAX,
+        "The broker's id, as clients see it in metadata.",
+    ),
+    int(
+        "num.partitions",
+        "1",
+        1,
+        1_000_000,
+        "The partition count of topics created without one.",
+    ),
+    int(
+        "offset.metadata.max.bytes",
+        "4096",
+        0,
+        INT_MAX,
+        "The largest metadata string an offset commit may carry.",
+    ),
+    long(
+        "offsets.retention.check.interval.ms",
+        "600000",
+        1,
+        "How often expired committed offsets are removed.",
+    ),
+    int(
+        "offsets.retention.minutes",
+        "10080",
+        1,
+        INT_MAX,
+        "How long the committed offsets of an empty group are kept.",
+    ),
+    int(
+        "offsets.topic.num.partitions",
+        "50",
+        1,
+        10_000,
+        "The partition count of __consumer_offsets, fixed when it is created.",
+    ),
+    // Kafka's server.properties and test setups set it; one node keeps one replica.
+    ignored(
+        "offsets.topic.replication.factor",
+        ConfigType::Short,
+        Valid::Range(1, i16::MAX as i64),
+        "The replication factor of __consumer_offsets. Accepted and ignored: one replica.",
+    ),
+    int(
+        "producer.id.expiration.check.interval.ms",
+        "600000",
+        1,
+        INT_MAX,
+        "How often every partition is checked for expired producer ids.",
+    ),
+    int(
+        "producer.id.expiration.ms",
+        "86400000",
+        1,
+        INT_MAX,
+        "How long a producer id may be idle in a partition before its state is dropped.",
+    ),
+    read(
+        "queued.max.request.bytes",
+        ConfigType::Long,
+        "536870912",
+        Valid::Range(1 << 20, u32::MAX as i64),
+        "Bytes of requests held across connections before reads pause (Runnel: 512 MiB; \
+         Kafka: unlimited).",
+    ),
+    int(
+        "queued.max.requests.per.connection",
+        "32",
+        1,
+        10_000,
+        "Runnel: requests of one connection read ahead of their responses.",
+    ),
+    int(
+        "socket.request.max.bytes",
+        "104857600",
+        1024,
+        INT_MAX,
+        "The largest request the broker reads; a larger one closes the connection.",
+    ),
+    // As offsets.topic.replication.factor; no transactions yet either.
+    ignored(
+        "transaction.state.log.min.isr",
+        ConfigType::Int,
+        Valid::Range(1, INT_MAX),
+        "The min ISR of __transaction_state. Accepted and ignored: one node.",
+    ),
+    ignored(
+        "transaction.state.log.replication.factor",
+        ConfigType::Short,
+        Valid::Range(1, i16::MAX as i64),
+        "The replication factor of __transaction_state. Accepted and ignored: one node.",
+    ),
+];
+
+/// Every broker setting, sorted by name.
+pub fn catalog() -> &'static [Setting] {
+    static CATALOG: OnceLock<Vec<Setting>> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        let mut all: Vec<Setting> = BROKER
+            .iter()
+            .map(|d| Setting {
+                name: d.name,
+                config_type: d.ty,
+                default: d.default.map(Cow::Borrowed),
+                valid: d.valid,
+                doc: d.doc,
+                read_only: true,
+                synonym_of: None,
+                usage: d.usage,
+            })
+            .collect();
+        all.extend(
+            topic_config::broker_default_settings()
+                .into_iter()
+                .map(|d| Setting {
+                    name: d.name,
+                    config_type: d.config_type,
+                    default: d.default.map(Cow::Owned),
+                    valid: Valid::TopicDefault,
+                    doc: d.documentation,
+                    read_only: true,
+                    synonym_of: Some(d.topic_config),
+                    usage: Usage::Read,
+                }),
+        );
+        all.sort_by(|a, b| a.name.cmp(b.name));
+        all
+    })
+}
+
+pub fn lookup(name: &str) -> Option<&'static Setting> {
+    let all = catalog();
+    all.binary_search_by(|s| s.name.cmp(name))
+        .ok()
+        .map(|i| &all[i])
+}
+
+/// The known name closest to an unknown one, if it is close enough to be a typo.
+pub fn closest(name: &str) -> Option<&'static str> {
+    let (distance, best) = catalog()
+        .iter()
+        .map(|s| (edit_distance(name, s.name), s.name))
+        .min()?;
+    (distance <= 3 && distance * 4 <= name.len()).then_some(best)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(above + 1)
+                .min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// A parsed value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Str(String),
+    List(Vec<String>),
+}
+
+/// The broker's settings, parsed and checked: every setting of the catalog that has a
+/// value (given, or its default), the names given, and the topic defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    values: BTreeMap<&'static str, Value>,
+    /// Canonical strings by name, defaults included, as DescribeConfigs reports them.
+    canonical: BTreeMap<&'static str, String>,
+    given: BTreeSet<&'static str>,
+    topic_defaults: BrokerTopicDefaults,
+}
+
+impl Settings {
+    /// Check `given` (Kafka names → values) against the catalog and fill in defaults.
+    pub fn parse(given: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
+        let mut settings = Settings {
+            values: BTreeMap::new(),
+            canonical: BTreeMap::new(),
+            given: BTreeSet::new(),
+            topic_defaults: BrokerTopicDefaults::default(),
+        };
+        let mut topic_defaults = BTreeMap::new();
+        for (name, raw) in given {
+            let setting = lookup(name).ok_or_else(|| ConfigError::Unknown {
+                name: name.clone(),
+                suggestion: closest(name).map(str::to_string),
+                origin: None,
+            })?;
+            settings.given.insert(setting.name);
+            if setting.valid == Valid::TopicDefault {
+                let converted = topic_config::convert_broker_default(name, raw)
+                    .and_then(Result::ok)
+                    .ok_or_else(|| {
+                        invalid(
+                            name,
+                            raw,
+                            topic_config::broker_default_expectation(name).unwrap_or_default(),
+                        )
+                    })?;
+                settings.canonical.insert(setting.name, converted.0.clone());
+                topic_defaults.insert(name.clone(), converted);
+                continue;
+            }
+            let value = parse_value(setting, raw)?;
+            settings.canonical.insert(setting.name, canonical(&value));
+            settings.values.insert(setting.name, value);
+        }
+        for setting in catalog() {
+            if settings.given.contains(setting.name) {
+                continue;
+            }
+            let Some(default) = &setting.default else {
+                continue;
+            };
+            settings.canonical.insert(setting.name, default.to_string());
+            if setting.valid != Valid::TopicDefault {
+                settings
+                    .values
+                    .insert(setting.name, parse_value(setting, default)?);
+            }
+        }
+        settings.topic_defaults = BrokerTopicDefaults::from_converted(&topic_defaults);
+        Ok(settings)
+    }
+
+    /// Whether `name` was given (file, environment, command line) rather than defaulted.
+    pub fn is_given(&self, name: &str) -> bool {
+        self.given.contains(name)
+    }
+
+    /// The canonical value of `name`: given, or its default; `None` if it has neither.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.canonical.get(name).map(String::as_str)
+    }
+
+    pub fn topic_defaults(&self) -> &BrokerTopicDefaults {
+        &self.topic_defaults
+    }
+
+    fn value(&self, name: &str) -> Result<&Value, ConfigError> {
+        self.values
+            .get(name)
+            .ok_or_else(|| invalid(name, "", "(no value: not in the settings catalog)"))
+    }
+
+    pub fn bool(&self, name: &str) -> Result<bool, ConfigError> {
+        match self.value(name)? {
+            Value::Bool(b) => Ok(*b),
+            other => Err(mistyped(name, other)),
+        }
+    }
+
+    /// An integer setting in the type the caller keeps it in; the catalog's range keeps
+    /// it within that type.
+    pub fn int<T: TryFrom<i64>>(&self, name: &str) -> Result<T, ConfigError> {
+        match self.value(name)? {
+            Value::Int(n) => {
+                T::try_from(*n).map_err(|_| invalid(name, &n.to_string(), "(out of range)"))
+            }
+            other => Err(mistyped(name, other)),
+        }
+    }
+
+    pub fn double(&self, name: &str) -> Result<f64, ConfigError> {
+        match self.value(name)? {
+            Value::Double(d) => Ok(*d),
+            other => Err(mistyped(name, other)),
+        }
+    }
+
+    pub fn str(&self, name: &str) -> Result<&str, ConfigError> {
+        match self.value(name)? {
+            Value::Str(s) => Ok(s),
+            other => Err(mistyped(name, other)),
+        }
+    }
+
+    pub fn list(&self, name: &str) -> Result<&[String], ConfigError> {
+        match self.value(name)? {
+            Value::List(items) => Ok(items),
+            other => Err(mistyped(name, other)),
+        }
+    }
+}
+
+fn invalid(name: &str, value: &str, expected: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name: name.to_string(),
+        value: value.to_string(),
+        expected: expected.into(),
+        origin: None,
+    }
+}
+
+/// A catalog entry read as the wrong type: a bug, caught by the tests.
+fn mistyped(name: &str, value: &Value) -> ConfigError {
+    invalid(name, &format!("{value:?}"), "(read as another type)")
+}
+
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Bool(b) => b.to_string(),
+        Value::Int(n) => n.to_string(),
+        Value::Double(d) => d.to_string(),
+        Value::Str(s) => s.clone(),
+        Value::List(items) => items.join(","),
+    }
+}
+
+/// What a setting accepts, in words.
+pub fn expectation(setting: &Setting) -> String {
+    let type_range = match setting.config_type {
+        ConfigType::Short => (i16::MIN as i64, i16::MAX as i64),
+        ConfigType::Int => (i32::MIN as i64, i32::MAX as i64),
+        _ => (i64::MIN, i64::MAX),
+    };
+    match setting.valid {
+        Valid::TopicDefault => {
+            topic_config::broker_default_expectation(setting.name).unwrap_or_default()
+        }
+        Valid::Range(min, max) => format!("an integer in [{min}, {max}]"),
+        Valid::Positive => "a number greater than 0".to_string(),
+        Valid::Only(value, why) => format!("{value} ({why})"),
+        Valid::NonEmpty => "a non-empty string".to_string(),
+        Valid::Listener { optional: false } => "ip:port, e.g. 127.0.0.1:9092".to_string(),
+        Valid::Listener { optional: true } => {
+            "ip:port, e.g. 127.0.0.1:9644, or empty to turn it off".to_string()
+        }
+        Valid::Advertised => "host:port, or empty for the listener's address".to_string(),
+        Valid::Assignors => "a comma-separated list of uniform, range".to_string(),
+        Valid::Any => match setting.config_type {
+            ConfigType::Boolean => "true or false".to_string(),
+            ConfigType::Short | ConfigType::Int | ConfigType::Long => {
+                format!("an integer in [{}, {}]", type_range.0, type_range.1)
+            }
+            ConfigType::Double => "a number".to_string(),
+            _ => "a string".to_string(),
+        },
+    }
+}
+
+/// Parse and check one value of a setting that is not a topic default.
+fn parse_value(setting: &Setting, raw: &str) -> Result<Value, ConfigError> {
+    let refuse = || invalid(setting.name, raw, expectation(setting));
+    let trimmed = raw.trim();
+    let value = match setting.config_type {
+        ConfigType::Boolean => {
+            if trimmed.eq_ignore_ascii_case("true") {
+                Value::Bool(true)
+            } else if trimmed.eq_ignore_ascii_case("false") {
+                Value::Bool(false)
+            } else {
+                return Err(refuse());
+            }
+        }
+        ConfigType::Short => Value::Int(trimmed.parse::<i16>().map_err(|_| refuse())?.into()),
+        ConfigType::Int => Value::Int(trimmed.parse::<i32>().map_err(|_| refuse())?.into()),
+        ConfigType::Long => Value::Int(trimmed.parse::<i64>().map_err(|_| refuse())?),
+        ConfigType::Double => match trimmed.parse::<f64>() {
+            Ok(d) if d.is_finite() => Value::Double(d),
+            _ => return Err(refuse()),
+        },
+        ConfigType::List => Value::List(
+            trimmed
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        ),
+        _ => Value::Str(trimmed.to_string()),
+    };
+    let ok = match (&setting.valid, &value) {
+        (Valid::Any | Valid::TopicDefault, _) => true,
+        (Valid::Range(min, max), Value::Int(n)) => (*min..=*max).contains(n),
+        (Valid::Positive, Value::Double(d)) => *d > 0.0,
+        (Valid::Only(only, _), v) => canonical(v) == *only,
+        (Valid::NonEmpty, Value::Str(s)) => !s.is_empty(),
+        (Valid::Listener { optional }, Value::Str(s)) => {
+            (*optional && s.is_empty()) || listener_addr(s).is_ok()
+        }
+        (Valid::Advertised, Value::Str(s)) => s.is_empty() || host_port(s).is_ok(),
+        (Valid::Assignors, Value::List(items)) => {
+            let names: Option<Vec<String>> = items.iter().map(|a| assignor_name(a)).collect();
+            return match names {
+                Some(names) if !names.is_empty() => Ok(Value::List(names)),
+                _ => Err(refuse()),
+            };
+        }
+        // A validator that does not fit the type: a catalog bug, caught by the tests.
+        _ => false,
+    };
+    if ok {
+        Ok(value)
+    } else {
+        Err(refuse())
+    }
+}
+
+/// `uniform`/`range`, or Kafka's class name for either, as Runnel's short name.
+fn assignor_name(name: &str) -> Option<String> {
+    use crate::group::assignor::{RANGE, UNIFORM};
+    let short = name.rsplit('.').next().unwrap_or(name);
+    let short = short.strip_suffix("Assignor").unwrap_or(short);
+    let short = short.to_ascii_lowercase();
+    (short == UNIFORM || short == RANGE).then_some(short)
+}
+
+/// The first listener of a `listeners`-style value, without its `SCHEME://`.
+pub fn strip_scheme(s: &str) -> &str {
+    let s = s.split(',').next().unwrap_or(s).trim();
+    s.rsplit_once("://").map_or(s, |(_, rest)| rest)
+}
+
+/// `[SCHEME://]ip:port` as a socket address.
+pub fn listener_addr(s: &str) -> Result<SocketAddr, String> {
+    strip_scheme(s).parse().map_err(|e| format!("{e}"))
+}
+
+/// `[SCHEME://]host:port` as (host without brackets, port).
+pub fn host_port(s: &str) -> Result<(String, u16), String> {
+    let a = strip_scheme(s);
+    let (host, port) = a.rsplit_once(':').ok_or("expected host:port")?;
+    let port: u16 = port.parse().map_err(|_| "bad port")?;
+    let host = host.trim_matches(|c| c == '[' || c == ']');
+    if host.is_empty() {
+        return Err("no host".into());
+    }
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn given(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn names_are_unique_and_sorted() {
+        let names: Vec<&str> = catalog().iter().map(|s| s.name).collect();
+        for pair in names.windows(2) {
+            assert!(pair[0] < pair[1], "{} then {}", pair[0], pair[1]);
+        }
+        for s in catalog() {
+            assert!(std::ptr::eq(lookup(s.name).unwrap(), s));
+            assert!(!s.doc.is_empty(), "{} has no documentation", s.name);
+        }
+    }
+
+    #[test]
+    fn every_default_parses_and_satisfies_its_own_check() {
+        for s in catalog() {
+            let Some(default) = &s.default else {
+                assert!(
+                    s.usage == Usage::Ignored || s.valid == Valid::TopicDefault,
+                    "{} is read but has no default",
+                    s.name
+                );
+                continue;
+            };
+            // Given explicitly, the default is accepted and stays as it is.
+            let parsed = Settings::parse(&given(&[(s.name, default)]))
+                .unwrap_or_else(|e| panic!("{}: default {default:?} refused: {e}", s.name));
+            assert_eq!(parsed.get(s.name), Some(default.as_ref()), "{}", s.name);
+            assert!(parsed.is_given(s.name));
+        }
+        let defaults = Settings::parse(&BTreeMap::new()).unwrap();
+        assert!(defaults.given.is_empty());
+    }
+
+    #[test]
+    fn every_setting_refuses_a_value_of_the_wrong_type() {
+        for s in catalog() {
+            let bad = match s.config_type {
+                ConfigType::String | ConfigType::List if s.valid == Valid::TopicDefault => continue,
+                ConfigType::String => match s.valid {
+                    Valid::NonEmpty => "",
+                    Valid::Listener { .. } | Valid::Advertised => "nohostport",
+                    _ => continue,
+                },
+                ConfigType::List => "roundrobin",
+                _ => "abc",
+            };
+            let err = Settings::parse(&given(&[(s.name, bad)])).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("invalid value {bad:?} for {}: expected ", s.name)),
+                "{}: {message}",
+                s.name
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_range_names_the_setting_and_the_range() {
+        let err = Settings::parse(&given(&[("group.min.session.timeout.ms", "abc")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid value \"abc\" for group.min.session.timeout.ms: expected an integer in \
+             [1, 2147483647]"
+        );
+        let err = Settings::parse(&given(&[("offsets.topic.num.partitions", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid value \"0\" for offsets.topic.num.partitions: expected an integer in \
+             [1, 10000]"
+        );
+        let err = Settings::parse(&given(&[("log.segment.bytes", "13")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid value \"13\" for log.segment.bytes: expected an integer in [14, 2147483647]"
+        );
+        let err = Settings::parse(&given(&[("log.roll.hours", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("log.roll.hours: expected an integer in [1, "),
+            "{err}"
+        );
+        let err = Settings::parse(&given(&[("log.cleanup.policy", "forever")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("a comma-separated list of compact, delete"),
+            "{err}"
+        );
+        let err = Settings::parse(&given(&[("default.replication.factor", "3")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expected 1 (a single broker keeps one replica)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_names_refuse_with_the_closest_known_name() {
+        let err = Settings::parse(&given(&[("group.min.sesion.timeout.ms", "6000")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "unknown setting \"group.min.sesion.timeout.ms\"; did you mean \
+             \"group.min.session.timeout.ms\"?"
+        );
+        let err = Settings::parse(&given(&[("colour", "blue")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "unknown setting \"colour\"");
+        // Runnel's invented aliases of the classic group settings are gone.
+        assert!(Settings::parse(&given(&[("group.classic.max.size", "5")])).is_err());
+    }
+
+    #[test]
+    fn ignored_settings_are_accepted_but_checked() {
+        let s = Settings::parse(&given(&[("offsets.topic.replication.factor", "3")])).unwrap();
+        assert_eq!(s.get("offsets.topic.replication.factor"), Some("3"));
+        assert!(Settings::parse(&given(&[("offsets.topic.replication.factor", "0")])).is_err());
+        // Not given: no value, and not reported.
+        let s = Settings::parse(&BTreeMap::new()).unwrap();
+        assert_eq!(s.get("offsets.topic.replication.factor"), None);
+    }
+
+    #[test]
+    fn topic_defaults_come_from_their_broker_synonyms() {
+        let s = Settings::parse(&given(&[
+            ("log.retention.hours", "24"),
+            ("log.segment.bytes", " 1048576 "),
+            ("num.partitions", "3"),
+        ]))
+        .unwrap();
+        let d = s.topic_defaults();
+        assert_eq!(d.default_for("retention.ms").unwrap(), "86400000");
+        assert_eq!(d.default_for("segment.bytes").unwrap(), "1048576");
+        assert_eq!(s.get("log.segment.bytes"), Some("1048576"));
+        assert_eq!(s.get("log.retention.ms"), None);
+        assert_eq!(s.get("log.retention.hours"), Some("24"));
+        assert_eq!(
+            lookup("log.retention.hours").unwrap().synonym_of,
+            Some("retention.ms")
+        );
+    }
+
+    #[test]
+    fn values_are_canonical() {
+        let s = Settings::parse(&given(&[
+            ("auto.create.topics.enable", "FALSE"),
+            ("max.connections", " 500 "),
+            (
+                "group.consumer.assignors",
+                "org.apache.kafka.coordinator.group.assignor.RangeAssignor, Uniform",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(s.get("auto.create.topics.enable"), Some("false"));
+        assert!(!s.bool("auto.create.topics.enable").unwrap());
+        assert_eq!(s.int::<usize>("max.connections").unwrap(), 500);
+        assert_eq!(s.get("group.consumer.assignors"), Some("range,uniform"));
+    }
+
+    /// README's table of broker settings lists every one of them.
+    #[test]
+    fn readme_lists_every_broker_setting() {
+        let readme = include_str!("../../README.md");
+        for s in catalog().iter().filter(|s| s.synonym_of.is_none()) {
+            assert!(
+                readme.contains(&format!("| `{}` |", s.name)),
+                "README's settings table lacks {}",
+                s.name
+            );
+        }
+    }
+
+    #[test]
+    fn typos_are_suggested_only_when_close() {
+        assert_eq!(closest("log.retention.hour"), Some("log.retention.hours"));
+        assert_eq!(closest("num.partition"), Some("num.partitions"));
+        assert_eq!(closest("xyz"), None);
+    }
+}
