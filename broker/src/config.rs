@@ -23,6 +23,8 @@ const NOT_SETTINGS: &[&str] = &[
     "BOOTSTRAP",
     "CLEANER_CRASH_AT",
     "DATA_DIR",
+    // The storage fault seam's plan (runnel_storage::fault), read by the storage layer.
+    "FAULTS",
     "KAFKA_CACHE",
     "KEEP_TEST_DATA",
     "LOG",
