@@ -51,11 +51,11 @@ fn dependencies(krate: &str) -> Vec<String> {
 }
 
 #[test]
-fn protocol_and_storage_do_not_depend_on_tokio() {
-    for krate in ["protocol", "storage"] {
+fn records_protocol_and_storage_do_not_depend_on_tokio() {
+    for krate in ["records", "protocol", "storage"] {
         let deps = dependencies(krate);
         assert!(
-            deps.iter().any(|d| d == "bytes" || d == "runnel-protocol"),
+            deps.iter().any(|d| d == "bytes" || d == "runnel-records"),
             "{krate}: the manifest was not read: {deps:?}"
         );
         assert!(
@@ -180,4 +180,18 @@ fn poisoned_locks_are_taken_over_only_where_documented() {
         offenders.is_empty(),
         "a poisoned lock must stop the partition or the process (broker/src/poison.rs): {offenders:?}"
     );
+}
+
+#[test]
+fn records_and_storage_build_without_the_kafka_message_catalog() {
+    for krate in ["records", "storage"] {
+        let deps = dependencies(krate);
+        assert!(!deps.is_empty(), "{krate}: the manifest was not read");
+        for catalog in ["kafka-protocol", "runnel-protocol"] {
+            assert!(
+                !deps.iter().any(|d| d == catalog),
+                "{krate} depends on {catalog}: {deps:?}"
+            );
+        }
+    }
 }

@@ -1,11 +1,11 @@
 //! The Kafka wire format for Runnel: framing, request/response headers, the message
-//! catalog (from the `kafka-protocol` crate) and our zero-copy record batch view.
+//! catalog (from the `kafka-protocol` crate) and fetch responses encoded as parts.
 //!
-//! This crate does no I/O: bytes in, typed values out, and back.
+//! This crate does no I/O: bytes in, typed values out, and back. Record batches live in
+//! `runnel-records`, re-exported here for the Kafka front end's convenience.
 
 pub mod api;
-pub mod compression;
 pub mod frame;
-pub mod record_batch;
-pub mod records;
 pub mod response_parts;
+
+pub use runnel_records::{compression, record_batch, records};

@@ -24,12 +24,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runnel_protocol::compression;
-use runnel_protocol::record_batch::builder::{encode_batch, ProducerFields};
-use runnel_protocol::record_batch::{
+use runnel_records::compression;
+use runnel_records::record_batch::builder::{encode_batch, ProducerFields};
+use runnel_records::record_batch::{
     set_partition_leader_epoch, validate_batch, BatchHeader, Strictness, BATCH_HEADER_LEN,
 };
-use runnel_protocol::records::batch_records;
+use runnel_records::records::batch_records;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::checkpoint;

@@ -38,7 +38,7 @@ pub use log::{
     TimestampHit,
 };
 pub use manager::LogManager;
-pub use runnel_protocol::record_batch::BatchError;
+pub use runnel_records::record_batch::BatchError;
 
 /// Per-log settings, named after Kafka's topic configs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use runnel_protocol::record_batch::{
+use runnel_records::record_batch::{
     set_base_offset, set_log_append_time_split, set_partition_leader_epoch, BatchHeader, BatchIter,
     Strictness, BATCH_HEADER_LEN,
 };

@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use runnel_protocol::record_batch::{validate_batch, BatchHeader, Strictness, BATCH_HEADER_LEN};
+use runnel_records::record_batch::{validate_batch, BatchHeader, Strictness, BATCH_HEADER_LEN};
 
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::layout::{self, SegmentFile};

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use runnel_protocol::record_batch::builder::{ProducerFields, Record as NewRecord};
-use runnel_protocol::record_batch::{BatchIter, Compression, Strictness};
-use runnel_protocol::records::{batch_records, build_batch};
+use runnel_records::record_batch::builder::{ProducerFields, Record as NewRecord};
+use runnel_records::record_batch::{BatchIter, Compression, Strictness};
+use runnel_records::records::{batch_records, build_batch};
 use runnel_storage::cleaner::{self, find_key};
 use runnel_storage::layout::{self, FileKind, SegmentFile};
 use runnel_storage::{CleanerSettings, Log, LogConfig, OpenMode, SharedLog, Throttle};
@@ -416,7 +416,7 @@ fn retention_by_time_and_size_removes_whole_old_segments() {
     let ts0 = 1_700_000_000_000;
     for seg in 0..5i64 {
         for i in 0..10 {
-            let b = runnel_protocol::record_batch::builder::batch_of_values(
+            let b = runnel_records::record_batch::builder::batch_of_values(
                 ts0 + seg * 1000 + i,
                 4,
                 &[7u8; 100],
@@ -445,7 +445,7 @@ fn retention_by_time_and_size_removes_whole_old_segments() {
     let end = log.log_end_offset();
     log.apply_retention(0, -1, ts0 + 100_000, u64::MAX).unwrap();
     assert_eq!(log.log_start_offset(), end);
-    let b = runnel_protocol::record_batch::builder::batch_of_values(ts0, 1, b"x");
+    let b = runnel_records::record_batch::builder::batch_of_values(ts0, 1, b"x");
     assert_eq!(log.append(&b, ts0).unwrap().first_offset, end);
 }
 
@@ -458,7 +458,7 @@ fn file_delete_delay_keeps_deleted_files_until_due_and_a_restart_removes_them() 
     };
     let mut log = Log::open(dir.path(), cfg.clone(), OpenMode::Recover).unwrap();
     let ts0 = 1_700_000_000_000;
-    let b = runnel_protocol::record_batch::builder::batch_of_values(ts0, 3, b"old");
+    let b = runnel_records::record_batch::builder::batch_of_values(ts0, 3, b"old");
     log.append(&b, ts0).unwrap();
     log.roll().unwrap();
     let out = log.apply_retention(10, -1, ts0 + 1000, u64::MAX).unwrap();

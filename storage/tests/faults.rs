@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use runnel_protocol::record_batch::builder::{batch_of_values, ProducerFields, Record};
-use runnel_protocol::record_batch::{BatchIter, Compression, Strictness};
-use runnel_protocol::records::{batch_records, build_batch};
+use runnel_records::record_batch::builder::{batch_of_values, ProducerFields, Record};
+use runnel_records::record_batch::{BatchIter, Compression, Strictness};
+use runnel_records::records::{batch_records, build_batch};
 use runnel_storage::fault::{self, Action, FaultPlan, Op, Rule};
 use runnel_storage::layout::{self, FileKind};
 use runnel_storage::{

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use runnel_protocol::record_batch::builder::batch_of_values;
-use runnel_protocol::record_batch::{validate_batch, BatchHeader, BatchIter, Strictness};
+use runnel_records::record_batch::builder::batch_of_values;
+use runnel_records::record_batch::{validate_batch, BatchHeader, BatchIter, Strictness};
 use runnel_storage::layout;
 use runnel_storage::{
     HeaderRewrite, Log, LogConfig, LogManager, OpenMode, SharedLog, StorageError, TopicPartition,
