@@ -30,6 +30,9 @@ const MAX_COMPRESSION_RATIO: usize = 32;
 /// Kafka's RecordBatch.NO_TIMESTAMP.
 const NO_TIMESTAMP: i64 = -1;
 
+/// The leader epoch stamped on every batch and recorded in the leader epoch cache.
+pub const LEADER_EPOCH: i32 = 0;
+
 /// What the flusher has made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Durability {
@@ -147,7 +150,9 @@ impl Partition {
         producer_id_expiration_ms: i64,
     ) -> Result<Partition, StorageError> {
         let (dir, leo) = {
-            let log = log.lock()?;
+            let mut log = log.lock()?;
+            // One node: the partition's leader epoch is 0 for its whole life.
+            log.assign_leader_epoch(LEADER_EPOCH)?;
             (log.dir().to_path_buf(), log.log_end_offset())
         };
         log.sync_to(leo)?;
@@ -382,6 +387,12 @@ impl Partition {
         self.log.lock()?.read(offset, max_bytes, upper_bound)
     }
 
+    /// OffsetForLeaderEpoch: the largest epoch ≤ `requested` and where the next began
+    /// (the log end for the current epoch), from the leader epoch cache.
+    pub fn end_offset_for_epoch(&self, requested: i32) -> Result<(i32, i64), StorageError> {
+        Ok(self.log.lock()?.end_offset_for_epoch(requested))
+    }
+
     /// The first batch whose max timestamp is at or after `timestamp`.
     pub fn find_timestamp(&self, timestamp: i64) -> Result<Option<TimestampHit>, StorageError> {
         self.log.lock()?.find_timestamp(timestamp)
@@ -606,7 +617,7 @@ impl Partition {
             .append_rewriting(
                 records,
                 HeaderRewrite {
-                    partition_leader_epoch: Some(0),
+                    partition_leader_epoch: Some(LEADER_EPOCH),
                     log_append_time: log_append_time.then_some(now_ms),
                 },
                 now_ms,

@@ -8,11 +8,16 @@ use std::path::Path;
 use crate::{fault, layout};
 
 pub fn write_u64(dir: &Path, name: &str, value: u64) -> io::Result<()> {
+    write(dir, name, format!("{value}\n").as_bytes())
+}
+
+/// Replace `dir/name` with `bytes`, durably.
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let path = dir.join(name);
     let tmp = layout::tmp_file(&path);
     {
         let f = File::create(&tmp)?;
-        fault::write_all(&f, format!("{value}\n").as_bytes(), &tmp)?;
+        fault::write_all(&f, bytes, &tmp)?;
         fault::sync_all(&f, || &tmp)?;
     }
     fault::rename(&tmp, &path)?;

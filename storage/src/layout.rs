@@ -48,6 +48,8 @@ pub const RECOVERY_POINT_FILE: &str = "recovery-point";
 pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
 /// The first offset the cleaner has not cleaned (Kafka keeps this per data directory).
 pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
+/// A partition's leader epochs and the offset each began at (Kafka's name and format).
+pub const LEADER_EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 /// When the earliest kept tombstone passes `delete.retention.ms` (epoch ms).
 pub const TOMBSTONE_HORIZON_FILE: &str = "cleaner-tombstone-horizon";
 /// The marker `runnel erase --now` leaves in a partition directory: the cleaner compacts

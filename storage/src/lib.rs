@@ -21,6 +21,7 @@ pub mod fault;
 mod group_commit;
 pub mod index;
 pub mod layout;
+pub mod leader_epoch;
 mod log;
 mod manager;
 pub mod segment;

@@ -21,6 +21,7 @@ use runnel_records::record_batch::{
 use crate::checkpoint;
 use crate::cleaner::SegmentSnapshot;
 use crate::layout::{self, FileKind, SegmentFile, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::leader_epoch::LeaderEpochCache;
 use crate::segment::Segment;
 use crate::{fault, sync_dir, FileSlice, LogConfig, Result, StorageError};
 
@@ -132,6 +133,7 @@ pub struct Log {
     /// nothing more is written or reported durable until the log is reopened, which
     /// recovers it from what is on disk.
     poisoned: Option<String>,
+    leader_epochs: LeaderEpochCache,
 }
 
 /// What a retention pass removed.
@@ -176,11 +178,13 @@ impl Log {
             recovery: RecoveryReport::default(),
             pending_deletes: Vec::new(),
             poisoned: None,
+            leader_epochs: LeaderEpochCache::open(dir),
         };
         if bases.is_empty() {
             let seg = Segment::create(dir, 0, &log.config)?;
             log.segments.insert(0, seg);
             sync_dir(dir)?;
+            log.trim_leader_epochs();
             return Ok(log);
         }
         let recovery_point = match mode {
@@ -256,7 +260,48 @@ impl Log {
         let first_base = *log.segments.keys().next().expect("non-empty");
         let stored_start = checkpoint::read_u64(dir, LOG_START_OFFSET_FILE).unwrap_or(0);
         log.log_start_offset = stored_start.max(first_base).min(log.next_offset);
+        log.trim_leader_epochs();
         Ok(log)
+    }
+
+    /// Fit the leader epoch cache to the log recovery left: no epoch begins past the end
+    /// or below the start. A failure to rewrite the checkpoint is logged, not fatal:
+    /// the cache in memory is right and the next change rewrites it.
+    fn trim_leader_epochs(&mut self) {
+        let (start, end) = (self.log_start_offset, self.next_offset);
+        let trimmed = self
+            .leader_epochs
+            .truncate_from_end(end)
+            .and_then(|()| self.leader_epochs.truncate_from_start(start));
+        if let Err(e) = trimmed {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot rewrite the leader epoch checkpoint");
+        }
+    }
+
+    /// Make `epoch` the partition's current leader epoch: it begins at the log end, or,
+    /// when the cache is empty (a new partition, or a log from before the cache), at the
+    /// log start, since every batch then carries it.
+    pub fn assign_leader_epoch(&mut self, epoch: i32) -> Result<()> {
+        if self.leader_epochs.latest_epoch() == Some(epoch) {
+            return Ok(());
+        }
+        let start = if self.leader_epochs.entries().is_empty() {
+            self.log_start_offset
+        } else {
+            self.next_offset
+        };
+        self.leader_epochs.assign(epoch, start)?;
+        Ok(())
+    }
+
+    /// OffsetForLeaderEpoch for `requested`: (epoch, end offset), Kafka's rules.
+    pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        self.leader_epochs
+            .end_offset_for(requested, self.next_offset)
+    }
+
+    pub fn leader_epochs(&self) -> &LeaderEpochCache {
+        &self.leader_epochs
     }
 
     pub fn dir(&self) -> &Path {
@@ -647,6 +692,7 @@ impl Log {
             checkpoint::write_u64(&self.dir, LOG_START_OFFSET_FILE, new_start)?;
         }
         self.log_start_offset = new_start;
+        self.leader_epochs.truncate_from_start(new_start)?;
         let mut deleted = 0;
         loop {
             let mut keys = self.segments.keys();

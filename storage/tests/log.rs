@@ -711,3 +711,33 @@ fn a_panic_under_the_log_lock_takes_the_log_out_of_service() {
         .iter()
         .all(|(h, _)| h.base_offset < 5));
 }
+
+/// The leader epoch cache follows the log: Kafka's checkpoint file, its start moving with
+/// DeleteRecords, and OffsetForLeaderEpoch answered from it after a reopen.
+#[test]
+fn the_leader_epoch_checkpoint_follows_the_log_start_and_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir
+        .path()
+        .join(runnel_storage::layout::LEADER_EPOCH_CHECKPOINT_FILE);
+    {
+        let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+        log.assign_leader_epoch(0).unwrap();
+        for tag in 0..40 {
+            log.append(&batch(tag, 5, 100, 1_000), 1_000).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), "0\n1\n0 0\n");
+        assert_eq!(log.end_offset_for_epoch(0), (0, 200));
+        assert_eq!(log.end_offset_for_epoch(1), (-1, -1));
+        log.advance_log_start_offset(120).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&checkpoint).unwrap(),
+            "0\n1\n0 120\n"
+        );
+        log.close().unwrap();
+    }
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Clean).unwrap();
+    log.assign_leader_epoch(0).unwrap();
+    assert_eq!(log.leader_epochs().entries().len(), 1);
+    assert_eq!(log.end_offset_for_epoch(0), (0, 200));
+}

@@ -565,12 +565,8 @@ pub fn offset_for_leader_epoch(
                     if op.current_leader_epoch > 0 {
                         return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
                     }
-                    // One leader epoch (0) for the partition's whole life.
-                    if op.leader_epoch != 0 {
-                        return base;
-                    }
-                    match p.log_end_offset() {
-                        Ok(leo) => base.with_leader_epoch(0).with_end_offset(leo as i64),
+                    match p.end_offset_for_epoch(op.leader_epoch) {
+                        Ok((epoch, end)) => base.with_leader_epoch(epoch).with_end_offset(end),
                         Err(e) => base.with_error_code(storage_error_code(&e).code()),
                     }
                 })
