@@ -13,10 +13,13 @@
 #        APPEND=0 ...                  do not touch BENCHMARKS.md
 #        KAFKA=0 ...                   leave Apache Kafka out
 #        IDLE_ONLY=1 ...               only W6 and W7 (idle partitions, idle connections)
+#        AB_BASE=PATH ...              A/B: W1 and W2 only, the runnel broker at PATH ("before")
+#                                      against this tree's ("after"), interleaved rounds
 # Settings (environment): TANSU_BIN (default /work/cache/tansu/bin/tansu, else `tansu`
 # on PATH), W1_RECORDS (default 1000000), W3_RECORDS (1000000), W4_SECONDS (10),
 # W6_TOPICS (1000), W7_CONNECTIONS (10000), DATA_DIR (default target/compare-data, on
-# the disk dd measures).
+# the disk dd measures). A/B mode: AB_ROUNDS (default 3), AB_BASE_LABEL (how the entry
+# names the base, e.g. its commit; default the path). Clients are this tree's in both.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -39,6 +42,12 @@ KAFKA_PORT=${KAFKA_PORT:-19192}
 KAFKA=${KAFKA:-1}
 IDLE_ONLY=${IDLE_ONLY:-0}
 IPERF_PORT=${IPERF_PORT:-15201}
+AB_BASE=${AB_BASE:-}
+AB_ROUNDS=${AB_ROUNDS:-3}
+if [[ -n $AB_BASE ]]; then
+  [[ -x $AB_BASE ]] || { echo "AB_BASE=$AB_BASE is not an executable runnel binary" >&2; exit 1; }
+  AB_BASE=$(realpath "$AB_BASE")
+fi
 
 out=$root/target/compare/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
@@ -87,7 +96,7 @@ rss_mb() { awk '/VmRSS/ { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status" 2>/dev
 # --- build ---------------------------------------------------------------------------
 log "building (release)"
 cargo build --release -p runnel --bin runnel -q || exit 1
-RUNNEL=$root/target/release/runnel
+RUNNEL=${CARGO_TARGET_DIR:-$root/target}/release/runnel
 RDK=$(cargo bench --bench rdkafka_perf --no-run --message-format=json -q 2>/dev/null |
   python3 -c 'import json,sys
 for l in sys.stdin:
@@ -110,6 +119,8 @@ fstype=$(df -T "$DATA_DIR" | awk 'NR==2 {print $2}')
 log "machine: nproc=$nproc_ mem=${mem_gib}GiB cpu=$cpu kernel=$kernel data=$disk ($fstype)"
 
 # --- physical references -------------------------------------------------------------
+# (Not in A/B mode: it compares two brokers on the same machine.)
+if [[ -z $AB_BASE ]]; then
 # Guest memory is not pre-touched: this VM hands freed memory back to the host (virtio
 # balloon free page reporting), so pages touched and freed go cold again, and handing
 # back many GB stalled the VM's fsyncs for ~500 ms at a time for a minute afterwards
@@ -140,13 +151,15 @@ dsync_ms=$(dd if=/dev/zero of="$ddf" bs=16k count=200 oflag=dsync 2>&1 |
   awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") s = $(i-1); printf "%.3f\n", s / 200 * 1000 }')
 rm -f "$ddf"
 log "dd: page cache $dd_cache MB/s; fdatasync ($w3_mib MiB) $dd_sync MB/s; 16 KiB O_DSYNC write $dsync_ms ms"
+fi
 
 # --- brokers -------------------------------------------------------------------------
-# start_runnel DIR PORT LOG -> sets BROKER_PID, STARTUP_S
+# start_runnel DIR PORT LOG -> sets BROKER_PID, STARTUP_S (the broker is BROKER_BIN,
+# default this tree's; A/B mode sets it per run)
 start_runnel() {
   local dir=$1 port=$2 logf=$3 t0
   t0=$(date +%s.%N)
-  "$RUNNEL" serve --data-dir "$dir" --listen "127.0.0.1:$port" >"$logf.out" 2>"$logf.err" &
+  "${BROKER_BIN:-$RUNNEL}" serve --data-dir "$dir" --listen "127.0.0.1:$port" >"$logf.out" 2>"$logf.err" &
   BROKER_PID=$!
   pids+=("$BROKER_PID")
   for _ in $(seq 1 1200); do
@@ -262,6 +275,124 @@ suite() {
   run_perf "$p-w4-rp" "$bs" e2e --topic w4-rp $W4 --acks 1
   run_rdk "$p-w4-rk" "$bs" e2e --topic w4-rk $W4 --acks 1
 }
+
+# --- A/B mode: W1 and W2 on a base broker and on this tree's, interleaved -------------
+# Same clients (this tree's `runnel perf` and rdkafka_perf), a fresh broker and data dir
+# per run. Rounds alternate which side goes first (B A, A B, B A, ...) so a drift in the
+# machine's load falls on both sides alike.
+if [[ -n $AB_BASE ]]; then
+  : >"$out/commands.txt"
+  cur_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  [[ -z $(git status --porcelain --untracked-files=no 2>/dev/null) ]] || cur_rev="$cur_rev with uncommitted changes"
+  AB_BASE_LABEL=${AB_BASE_LABEL:-$AB_BASE}
+  load0=$(cut -d' ' -f1-3 /proc/loadavg)
+  ab_run() { # ab_run before|after ROUND
+    local side=$1 n=$2 p="ab-$1-$2" dir="$DATA_DIR/ab-$1-$2"
+    if [[ $side == before ]]; then BROKER_BIN=$AB_BASE; else BROKER_BIN=$RUNNEL; fi
+    log "round $n, $side: $BROKER_BIN"
+    if start_runnel "$dir" "$RUNNEL_PORT" "$out/$p"; then
+      with_cpu "$BROKER_PID" "$p-w1-rp" run_perf "$p-w1-rp" "$runnel_bs" produce --topic w1-rp $W1
+      with_cpu "$BROKER_PID" "$p-w1-rk" run_rdk "$p-w1-rk" "$runnel_bs" produce --topic w1-rk $W1
+      sync
+      with_cpu "$BROKER_PID" "$p-w2-rp" run_perf "$p-w2-rp" "$runnel_bs" consume --topic w1-rp
+      with_cpu "$BROKER_PID" "$p-w2-rk" run_rdk "$p-w2-rk" "$runnel_bs" consume --topic w1-rk
+      kill "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+    fi
+    rm -rf "$dir"
+    BROKER_BIN=
+  }
+  for n in $(seq 1 "$AB_ROUNDS"); do
+    if ((n % 2 == 1)); then ab_run before "$n"; ab_run after "$n"; else ab_run after "$n"; ab_run before "$n"; fi
+  done
+  load1=$(cut -d' ' -f1-3 /proc/loadavg)
+  # Per-round figures and each side's median (min-max); MB = 10^6 bytes of record values.
+  "$PY" - "$out" "$AB_ROUNDS" "$W1_RECORDS" >"$out/ab-table.md" <<'EOF'
+import json, os, statistics, sys
+out, rounds, records = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+gb = records * 1024 / 1e9
+NOISE = 0.05
+def fig(side, n, w, c, what):
+    base = os.path.join(out, f"ab-{side}-{n}-{w}-{c}")
+    try:
+        j = json.load(open(base + ".json"))
+        if not j.get("records") or j.get("errors"):
+            return None
+        if what == "mbs":
+            return float(j["mb_per_sec"])
+        return float(open(base + ".cpu").read()) / gb
+    except Exception:
+        return None
+rows = [("W1", "mbs", "W1 produce, acks=1 (MB/s)"), ("W2", "mbs", "W2 consume (MB/s)"),
+        ("W1", "cpu", "W1 broker CPU-s per GB"), ("W2", "cpu", "W2 broker CPU-s per GB")]
+clients = [("rp", "runnel perf"), ("rk", "librdkafka")]
+f = lambda v, d=1: "n/a" if v is None else f"{v:.{d}f}"
+cols = [(w, what, c, f"{w} {'MB/s' if what == 'mbs' else 'CPU-s/GB'} {cn}") for w, what, _ in rows for c, cn in clients]
+print("| round | broker | " + " | ".join(h for *_, h in cols) + " |")
+print("|---|---|" + "---|" * len(cols))
+for n in range(1, rounds + 1):
+    for side in (("before", "after") if n % 2 else ("after", "before")):
+        vals = [f(fig(side, n, w.lower(), c, what), 1 if what == "mbs" else 2) for w, what, c, _ in cols]
+        print(f"| {n} | {side} | " + " | ".join(vals) + " |")
+print()
+print(f"Medians over {rounds} rounds (min-max). Worse by more than {NOISE:.0%} on the median is flagged; "
+      "spread is (max - min) / median of each side.")
+print()
+print("| figure | client | before | after | after / before | spread before, after | reading |")
+print("|---|---|---|---|---|---|---|")
+for w, what, label in rows:
+    for c, cn in clients:
+        side = {}
+        for s in ("before", "after"):
+            v = [x for x in (fig(s, n, w.lower(), c, what) for n in range(1, rounds + 1)) if x is not None]
+            side[s] = (statistics.median(v), min(v), max(v), len(v)) if v else None
+        d = 1 if what == "mbs" else 2
+        cell = lambda t: "n/a" if t is None else f"{t[0]:.{d}f} ({t[1]:.{d}f}-{t[2]:.{d}f})" + ("" if t[3] == rounds else f", {t[3]} of {rounds} runs")
+        b, a = side["before"], side["after"]
+        if b is None or a is None or b[0] == 0:
+            r, spread, reading = "n/a", "n/a", "no figure"
+        else:
+            ratio = a[0] / b[0]
+            r = f"{ratio:.3f}x"
+            spread = f"{(b[2] - b[1]) / b[0]:.0%}, {(a[2] - a[1]) / a[0]:.0%}"
+            worse = ratio < 1 - NOISE if what == "mbs" else ratio > 1 + NOISE
+            better = ratio > 1 + NOISE if what == "mbs" else ratio < 1 - NOISE
+            overlap = not (a[2] < b[1] or b[2] < a[1])
+            reading = ("**worse**" if worse else "better" if better else f"within ±{NOISE:.0%}") + \
+                ("; ranges overlap" if overlap else "; ranges apart")
+        print(f"| {label} | {cn} | {cell(b)} | {cell(a)} | {r} | {spread} | {reading} |")
+EOF
+  echo
+  cat "$out/ab-table.md"
+  echo
+  echo "raw results: $out"
+  if [[ $APPEND == 1 ]]; then
+    {
+      echo
+      echo "### $(date -u +%Y-%m-%d\ %H:%M) UTC, benches/compare.sh A/B (AB_BASE, $AB_ROUNDS rounds)"
+      echo
+      echo "Machine: nproc=$nproc_, ${mem_gib} GiB RAM, $cpu, kernel $kernel, data on $disk ($fstype);"
+      echo "load average $load0 at the start, $load1 at the end (other work on the machine)."
+      echo "Before: \`$AB_BASE_LABEL\`. After: this tree, $cur_rev. Both release builds; the clients"
+      echo "(\`runnel perf\` and \`rdkafka_perf\`) are the after tree's in every run. Each run is a fresh"
+      echo "broker and data directory: W1 with each client ($W1_RECORDS records of 1 KiB), then W2 reading"
+      echo "each client's topic back; broker CPU-seconds (user + system, \`/proc/PID/stat\`) per GB"
+      echo "of record values. Rounds alternate which side runs first."
+      echo
+      cat "$out/ab-table.md"
+      echo
+      echo "Command (\`rdkafka_perf\` is \`cargo bench --bench rdkafka_perf --\`):"
+      echo
+      echo '```sh'
+      echo "AB_BASE=<before>/release/runnel AB_ROUNDS=$AB_ROUNDS$([[ $W1_RECORDS != 1000000 ]] && echo " W1_RECORDS=$W1_RECORDS") benches/compare.sh"
+      echo "# each run:"
+      echo "runnel serve --data-dir DIR --listen 127.0.0.1:$RUNNEL_PORT"
+      awk '!seen[$0]++' "$out/commands.txt"
+      echo '```'
+    } >>"$root/BENCHMARKS.md"
+    log "appended to BENCHMARKS.md"
+  fi
+  exit 0
+fi
 
 : >"$out/commands.txt"
 kafka_ok=0
