@@ -48,7 +48,9 @@ async fn a_failed_fsync_fails_acks_all_produce_to_its_partition_only() {
     let broker = TestBroker::start_with(BrokerOptions {
         env: vec![(
             "RUNNEL_FAULTS".to_string(),
-            "fsync:fail:path=faulty-0".to_string(),
+            // The first fsync in faulty-0 is its leader epoch checkpoint, written when the
+            // topic is created; the second is the first produce's.
+            "fsync:fail:nth=2:path=faulty-0".to_string(),
         )],
         ..BrokerOptions::default()
     });
@@ -108,7 +110,9 @@ async fn a_held_fsync_on_one_partition_does_not_stall_metadata_or_other_partitio
         env: vec![(
             "RUNNEL_FAULTS".to_string(),
             format!(
-                "fsync:hold:path=slow-0:times=all:release={}",
+                // From the second fsync in slow-0 on: the first is its leader epoch
+                // checkpoint, written when the topic is created.
+                "fsync:hold:nth=2:path=slow-0:times=all:release={}",
                 release_file.display()
             ),
         )],
