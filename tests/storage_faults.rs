@@ -45,7 +45,7 @@ async fn produce(producer: &FutureProducer, topic: &str) -> Result<(i32, i64), K
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_fsync_fails_acks_all_produce_to_its_partition_only() {
-    let broker = TestBroker::start_with(BrokerOptions {
+    let mut broker = TestBroker::start_with(BrokerOptions {
         env: vec![(
             "RUNNEL_FAULTS".to_string(),
             // The first fsync in faulty-0 is its leader epoch checkpoint, written when the
@@ -91,6 +91,66 @@ async fn a_failed_fsync_fails_acks_all_produce_to_its_partition_only() {
     assert!(
         log.contains("fault injection") && log.contains("faulty-0"),
         "no injected fault in the broker log:\n{log}"
+    );
+    drop(producer);
+
+    // A poisoned log refuses a clean close, so the restart (without the fault) recovers
+    // it: the partition takes writes again and what was acknowledged is all there.
+    broker.stop();
+    broker.set_env(Vec::new());
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("acks", "all")
+        .set("message.timeout.ms", "20000")
+        .create()
+        .expect("producer");
+    let (_, faulty_offset) = produce(&producer, "faulty").await.unwrap_or_else(|e| {
+        panic!(
+            "produce to faulty-0 after the restart: {e}\n{}",
+            broker.diagnostics()
+        )
+    });
+    let (_, healthy_offset) = produce(&producer, "healthy")
+        .await
+        .expect("produce to healthy-0 after the restart");
+    assert_eq!(healthy_offset, 1, "healthy-0 kept its acknowledged record");
+    let read = |topic: &'static str, upto: i64| {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            use rdkafka::consumer::{BaseConsumer, Consumer};
+            use rdkafka::message::Message;
+            let c: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", "after-restart")
+                .set("enable.auto.commit", "false")
+                .create()
+                .expect("consumer");
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+                .expect("assign");
+            c.assign(&tpl).expect("assign");
+            let mut offsets = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while offsets.last().is_none_or(|&o| o < upto) && std::time::Instant::now() < deadline {
+                if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+                    assert_eq!(m.payload(), Some(&b"durable?"[..]));
+                    offsets.push(m.offset());
+                }
+            }
+            offsets
+        })
+    };
+    assert_eq!(
+        read("healthy", 1).await.expect("read healthy-0"),
+        vec![0, 1]
+    );
+    let faulty = read("faulty", faulty_offset).await.expect("read faulty-0");
+    assert_eq!(
+        faulty.last(),
+        Some(&faulty_offset),
+        "the record acknowledged after the restart is readable: {faulty:?}"
     );
 }
 
