@@ -6,7 +6,7 @@
 //! durable producers cheaper, not dearer, than one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::log::{AppendInfo, HeaderRewrite, Log};
 use crate::{Result, StorageError};
@@ -71,13 +71,7 @@ impl SharedLog {
     /// The sync state's critical sections are plain assignments that cannot panic, so a
     /// poisoned lock still holds consistent values; it is marked failed all the same.
     fn lock_sync(&self) -> MutexGuard<'_, SyncState> {
-        self.sync.lock().unwrap_or_else(|p| {
-            let mut state = p.into_inner();
-            state
-                .failed
-                .get_or_insert_with(|| "a panic interrupted a group commit".to_string());
-            state
-        })
+        self.sync.lock().unwrap_or_else(failed_after_panic)
     }
 
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
@@ -118,13 +112,7 @@ impl SharedLog {
                 return Ok(());
             }
             if state.in_progress {
-                state = self.synced.wait(state).unwrap_or_else(|p| {
-                    let mut state = p.into_inner();
-                    state
-                        .failed
-                        .get_or_insert_with(|| "a panic interrupted a group commit".to_string());
-                    state
-                });
+                state = self.synced.wait(state).unwrap_or_else(failed_after_panic);
                 continue;
             }
             state.in_progress = true;
@@ -171,4 +159,14 @@ impl SharedLog {
             StorageError::Poisoned("a panic interrupted an operation on this log".into())
         })
     }
+}
+
+/// Take over a sync state poisoned by a panic, marked failed: its values are whole (see
+/// `SharedLog::lock_sync`), but nothing more is made durable after a panic.
+fn failed_after_panic(p: PoisonError<MutexGuard<'_, SyncState>>) -> MutexGuard<'_, SyncState> {
+    let mut state = p.into_inner();
+    state
+        .failed
+        .get_or_insert_with(|| "a panic interrupted a group commit".to_string());
+    state
 }
