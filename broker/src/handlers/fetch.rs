@@ -397,8 +397,13 @@ async fn read_round(slots: Vec<Slot>, max_bytes: usize) -> (Vec<Slot>, Vec<Parti
     }
     match tokio::task::spawn_blocking(move || read_all(slots)).await {
         Ok(done) => done,
-        // The closure only reads; a panic there is a bug that must not hang the fetch.
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        // The closure only reads; a panic there is a bug that must not hang the fetch:
+        // it ends this fetch's task, and the connection closes. (A blocking task is
+        // cancelled only at runtime shutdown.)
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("a fetch read was cancelled: {e}"),
+        },
     }
 }
 
