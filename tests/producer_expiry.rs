@@ -146,7 +146,7 @@ fn newest_snapshot(broker: &TestBroker) -> (u64, u64, Vec<i64>) {
         .max()
         .expect("a producer snapshot");
     let bytes = std::fs::read(&newest.1).expect("read snapshot");
-    // Layout (producer_state.rs): version i16, crc u32, offset u64, count u32, then per
+    // Layout (storage/src/producer_state.rs): version i16, crc u32, offset u64, count u32, then per
     // producer its id i64, epoch i16, last timestamp i64, batch count u8 and 32 bytes
     // per batch.
     let be_u32 = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());

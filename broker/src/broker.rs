@@ -16,7 +16,7 @@ use crate::group::{GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
 use crate::offsets_log::{self, PartitionLog};
 use crate::partition::Partition;
 use crate::poison::or_stop;
-use crate::producer_state::ProducerIdManager;
+use runnel_storage::producer_state::ProducerIdManager;
 use crate::topic_config::{self, BrokerTopicDefaults};
 use crate::topics::{validate_topic_name, TopicMeta, TopicRegistry};
 

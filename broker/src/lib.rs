@@ -11,7 +11,7 @@
 //! - [`log_cleaner`]: the retention task and the log cleaner (compaction) threads.
 //! - [`metrics`]: Prometheus counters and the `GET /metrics` listener.
 //! - `handlers`: one function per API.
-//! - [`topic_config`], [`producer_state`], [`topics`]: the pieces handlers lean on.
+//! - [`topic_config`], [`topics`]: the pieces handlers lean on.
 
 mod blocking;
 pub mod broker;
@@ -25,7 +25,7 @@ pub mod metrics;
 mod offsets_log;
 pub mod partition;
 mod poison;
-pub mod producer_state;
+pub use runnel_storage::producer_state;
 mod send_file;
 pub mod server;
 pub mod settings;

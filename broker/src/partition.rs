@@ -21,7 +21,7 @@ use runnel_storage::{
 use tokio::sync::{watch, Notify};
 
 use crate::poison::or_stop;
-use crate::producer_state::{ProducerError, ProducerStateManager, Snapshot, Verdict};
+use runnel_storage::producer_state::{ProducerError, ProducerStateManager, Snapshot, Verdict};
 
 /// Largest decompressed records section opened to check keys on a compacted topic.
 const MAX_DECOMPRESSED: usize = 256 << 20;

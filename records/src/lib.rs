@@ -1,6 +1,6 @@
 //! Kafka's v2 record batches as Runnel stores and serves them: a zero-copy view of the
 //! batch header with its checks and rewrites ([`record_batch`]), the records inside
-//! ([`records`]) and the four codecs ([`compression`]).
+//! ([`records`]), the four codecs ([`compression`]) and [`TopicPartition`].
 //!
 //! No I/O and no Kafka message catalog: the storage engine and a second wire protocol
 //! build on this without `kafka-protocol`.
@@ -8,3 +8,6 @@
 pub mod compression;
 pub mod record_batch;
 pub mod records;
+pub mod topic_partition;
+
+pub use topic_partition::TopicPartition;

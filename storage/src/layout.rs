@@ -22,7 +22,7 @@
 //!   <topic>-<partition>.<ms>-delete/    a partition directory being deleted
 //! ```
 
-use std::fmt;
+
 use std::path::{Path, PathBuf};
 
 /// Segment data: `BASE.log`.
@@ -220,37 +220,7 @@ pub fn parse_base_offset(file_name: &str) -> Option<(u64, FileKind)> {
     Some((base, kind))
 }
 
-/// A topic partition, named on disk by its directory `<topic>-<partition>`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    pub topic: String,
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
-    }
-
-    /// The directory name, `<topic>-<partition>`, as in Kafka.
-    pub fn dir_name(&self) -> String {
-        partition_dir_name(self)
-    }
-
-    /// See [`parse_partition_dir_name`].
-    pub fn parse_dir_name(name: &str) -> Option<TopicPartition> {
-        parse_partition_dir_name(name)
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
+pub use runnel_records::TopicPartition;
 
 /// `<topic>-<partition>`
 pub fn partition_dir_name(tp: &TopicPartition) -> String {
@@ -398,7 +368,7 @@ mod tests {
         let tp = TopicPartition::new("my-topic.v2", 13);
         assert_eq!(partition_dir_name(&tp), "my-topic.v2-13");
         assert_eq!(parse_partition_dir_name("my-topic.v2-13"), Some(tp.clone()));
-        assert_eq!(TopicPartition::parse_dir_name(&tp.dir_name()), Some(tp));
+        assert_eq!(parse_partition_dir_name(&partition_dir_name(&tp)), Some(tp));
         assert_eq!(
             parse_partition_dir_name("t-0"),
             Some(TopicPartition::new("t", 0))

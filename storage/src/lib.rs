@@ -7,6 +7,8 @@
 //!   durability share one fsync.
 //! - [`LogManager`]: all partition logs under one data directory, the clean-shutdown
 //!   marker and the recovery-point checkpoint.
+//! - [`producer_state`]: idempotent producers' sequence checks and snapshots, kept
+//!   beside the log as Kafka keeps them, and the producer-id block.
 //! - [`layout`]: the name of every file and directory, built and parsed in one place.
 //! - [`fault`]: the seam every write, fsync and rename goes through, where tests inject
 //!   failures, holds and short writes. After an I/O error on its write path a log is
@@ -24,6 +26,7 @@ pub mod layout;
 pub mod leader_epoch;
 mod log;
 mod manager;
+pub mod producer_state;
 pub mod segment;
 
 use std::fs::File;

@@ -112,7 +112,7 @@ impl LogManager {
             return Ok(log.clone());
         }
         if tp.topic.contains('/') || tp.topic.starts_with('.') || tp.topic.is_empty() {
-            return Err(StorageError::BadDirectory(tp.dir_name()));
+            return Err(StorageError::BadDirectory(layout::partition_dir_name(tp)));
         }
         let log = Log::open(
             &self.data_dir.join(layout::partition_dir_name(tp)),

@@ -150,7 +150,10 @@ fn append_error(e: &AppendError) -> (ResponseError, Option<String>, RecordErrors
     let plain = |code, message: String| (code, Some(message), Vec::new());
     match e {
         AppendError::Storage(s) => plain(storage_error_code(s), s.to_string()),
-        AppendError::Producer(p) => plain(p.response_error(), p.to_string()),
+        AppendError::Producer(p) => plain(
+            ResponseError::try_from_code(p.code()).unwrap_or(ResponseError::UnknownServerError),
+            p.to_string(),
+        ),
         AppendError::Corrupt(why) => plain(ResponseError::CorruptMessage, why.clone()),
         AppendError::MultipleBatches(n) => plain(
             ResponseError::InvalidRecord,

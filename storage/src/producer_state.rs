@@ -45,9 +45,9 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use kafka_protocol::error::ResponseError;
-use runnel_protocol::record_batch::BatchHeader;
-use runnel_storage::layout::{self, FileKind};
+use runnel_records::record_batch::BatchHeader;
+
+use crate::layout::{self, FileKind};
 
 /// How many of a producer's most recent batches are remembered for deduplication; also
 /// the most in-flight requests per connection an idempotent producer may have.
@@ -57,7 +57,7 @@ pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
 /// How many producer ids [`ProducerIdManager`] reserves on disk at a time.
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 /// Suffix of producer-state snapshot files, named by their 20-digit offset.
-pub use runnel_storage::layout::PRODUCER_SNAPSHOT_SUFFIX as SNAPSHOT_SUFFIX;
+pub use crate::layout::PRODUCER_SNAPSHOT_SUFFIX as SNAPSHOT_SUFFIX;
 /// How many snapshots are kept per partition.
 pub const SNAPSHOTS_TO_KEEP: usize = 2;
 
@@ -110,20 +110,14 @@ pub enum ProducerError {
 }
 
 impl ProducerError {
-    /// The Kafka error for the produce response.
-    pub fn response_error(&self) -> ResponseError {
+    /// The Kafka error code for the produce response: OUT_OF_ORDER_SEQUENCE_NUMBER (45)
+    /// or INVALID_PRODUCER_EPOCH (47).
+    pub fn code(&self) -> i16 {
         match self {
             ProducerError::OutOfOrderSequence { .. }
-            | ProducerError::InvalidSequenceForNewEpoch { .. } => {
-                ResponseError::OutOfOrderSequenceNumber
-            }
-            ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            | ProducerError::InvalidSequenceForNewEpoch { .. } => 45,
+            ProducerError::InvalidProducerEpoch { .. } => 47,
         }
-    }
-
-    /// The Kafka error code (45 or 47).
-    pub fn code(&self) -> i16 {
-        self.response_error().code()
     }
 }
 
@@ -817,10 +811,7 @@ mod tests {
                 last_sequence: 4
             })
         );
-        assert_eq!(
-            gap.unwrap_err().response_error(),
-            ResponseError::OutOfOrderSequenceNumber
-        );
+        assert_eq!(gap.unwrap_err().code(), 45);
         assert_eq!(code(s.check(&batch(PID, 0, 4, 2, 0))), 45);
         assert_eq!(code(s.check(&batch(PID, 0, 0, 1, 0))), 45);
         // Nothing changed: the right sequence still goes in.
@@ -840,10 +831,7 @@ mod tests {
                 current_epoch: 2
             })
         );
-        assert_eq!(
-            r.unwrap_err().response_error(),
-            ResponseError::InvalidProducerEpoch
-        );
+        assert_eq!(r.unwrap_err().code(), 47);
         // Even with sequence 0.
         assert_eq!(code(s.check(&batch(PID, 0, 0, 1, 0))), 47);
     }
