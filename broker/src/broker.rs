@@ -16,9 +16,9 @@ use crate::group::{GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
 use crate::offsets_log::{self, PartitionLog};
 use crate::partition::Partition;
 use crate::poison::or_stop;
-use runnel_storage::producer_state::ProducerIdManager;
 use crate::topic_config::{self, BrokerTopicDefaults};
 use crate::topics::{validate_topic_name, TopicMeta, TopicRegistry};
+use runnel_storage::producer_state::ProducerIdManager;
 
 /// A Kafka error code with a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]

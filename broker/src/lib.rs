@@ -26,7 +26,6 @@ mod offsets_log;
 pub mod partition;
 mod poison;
 pub use runnel_storage::producer_state;
-mod send_file;
 pub mod server;
 pub mod settings;
 pub mod topic_config;

@@ -13,6 +13,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use runnel_net::{
+    Accepted, FramePermit, Listener, OutPart, RequestMemory, ResponseWriter, Transport,
+};
 use runnel_protocol::api::messages::FetchResponse;
 use runnel_protocol::api::{
     decode_request, encode_response, ApiKey, RequestError, RequestHeader, ResponseBody,
@@ -20,16 +23,14 @@ use runnel_protocol::api::{
 use runnel_protocol::frame::FrameDecoder;
 use runnel_protocol::response_parts::{encode_fetch_response_parts, ExternalRecords, ResponsePart};
 use runnel_storage::FileSlice;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
 use crate::context::RequestContext;
 use crate::handlers::{self, Answer, Reply};
 use crate::metrics::{fetch_has_error, response_has_error, ApiSlot, ServerMetrics};
-use crate::send_file::write_parts;
 
 /// How long a connection may send nothing in the middle of a request frame.
 const STALLED_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -37,22 +38,12 @@ const STALLED_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Counts open connections; the slot is released when the guard drops.
-struct ConnectionSlot(Arc<AtomicUsize>);
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 pub struct Server {
-    listener: TcpListener,
+    listener: Listener,
     broker: Arc<Broker>,
-    connections: Arc<AtomicUsize>,
     /// Bytes of requests read but not yet answered, across all connections
     /// (`queued.max.request.bytes`).
-    request_memory: Arc<Semaphore>,
+    request_memory: RequestMemory,
     metrics: Arc<ServerMetrics>,
 }
 
@@ -60,21 +51,20 @@ impl Server {
     /// Bind the listener and set the advertised address (the bound port when the
     /// configured one is 0).
     pub async fn bind(broker: Arc<Broker>) -> std::io::Result<Server> {
-        let listener = TcpListener::bind(&broker.config.listener).await?;
+        let listener =
+            Listener::bind(&broker.config.listener, broker.config.max_connections).await?;
         let local = listener.local_addr()?;
         let (host, port) = match &broker.config.advertised_listener {
             Some((h, p)) => (h.clone(), *p),
             None => (advertised_host(local), local.port()),
         };
         broker.set_advertised(host, port);
-        let budget = broker.config.queued_max_request_bytes;
-        let connections = Arc::new(AtomicUsize::new(0));
+        let request_memory = RequestMemory::new(broker.config.queued_max_request_bytes);
         Ok(Server {
+            metrics: Arc::new(ServerMetrics::new(listener.open_connections())),
             listener,
             broker,
-            metrics: Arc::new(ServerMetrics::new(connections.clone())),
-            connections,
-            request_memory: Arc::new(Semaphore::new(budget)),
+            request_memory,
         })
     }
 
@@ -83,7 +73,7 @@ impl Server {
     }
 
     pub fn active_connections(&self) -> Arc<AtomicUsize> {
-        self.connections.clone()
+        self.listener.open_connections()
     }
 
     /// Request and connection counters, for the metrics endpoint.
@@ -101,30 +91,19 @@ impl Server {
                 a = self.listener.accept() => a,
                 _ = shutdown.changed() => break,
             };
-            let (stream, peer) = match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let open = self.connections.fetch_add(1, Ordering::AcqRel) + 1;
-            let slot = ConnectionSlot(self.connections.clone());
             self.metrics
                 .connections_accepted
                 .fetch_add(1, Ordering::Relaxed);
-            if open > self.broker.config.max_connections {
-                self.metrics
-                    .connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%peer, limit = self.broker.config.max_connections, "refusing a connection over max.connections");
-                drop(stream);
-                drop(slot);
-                continue;
-            }
-            let _ = stream.set_nodelay(true);
+            let (stream, peer, slot) = match accepted {
+                Accepted::Open { stream, peer, slot } => (stream, peer, slot),
+                Accepted::Refused { peer, limit } => {
+                    self.metrics
+                        .connections_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%peer, limit, "refusing a connection over max.connections");
+                    continue;
+                }
+            };
             let broker = self.broker.clone();
             let shutdown = shutdown.clone();
             let memory = self.request_memory.clone();
@@ -171,7 +150,7 @@ type Response = Result<Option<Outgoing>, ()>;
 enum Outgoing {
     Frame(Bytes),
     /// A fetch response whose record sets are sent from the segment files.
-    Parts(Vec<ResponsePart<FileSlice>>),
+    Parts(Vec<OutPart>),
 }
 
 /// A response in the connection's queue: already made, or still being made (with the
@@ -206,7 +185,15 @@ fn finish_fetch(
 ) -> Response {
     let error = fetch_has_error(&body);
     let response = match encode_fetch_response_parts(header, &body, records) {
-        Ok(parts) => Ok(Some(Outgoing::Parts(parts))),
+        Ok(parts) => Ok(Some(Outgoing::Parts(
+            parts
+                .into_iter()
+                .map(|part| match part {
+                    ResponsePart::Encoded(b) => OutPart::Bytes(b),
+                    ResponsePart::Records(slice) => OutPart::File(slice),
+                })
+                .collect(),
+        ))),
         Err(e) => {
             tracing::error!(%peer, error = %e, "encoding a fetch response failed; closing the connection");
             Err(())
@@ -242,11 +229,11 @@ fn encode(header: &RequestHeader, body: Option<ResponseBody>, peer: SocketAddr) 
     }
 }
 
-async fn serve_connection(
+async fn serve_connection<T: Transport>(
     broker: Arc<Broker>,
-    stream: TcpStream,
+    stream: T,
     peer: SocketAddr,
-    memory: Arc<Semaphore>,
+    memory: RequestMemory,
     metrics: Arc<ServerMetrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -269,9 +256,9 @@ async fn serve_connection(
                 },
             };
             match response {
-                Ok(Some(Outgoing::Frame(bytes))) => writer.write_all(&bytes).await?,
+                Ok(Some(Outgoing::Frame(bytes))) => writer.write_bytes(&bytes).await?,
                 Ok(Some(Outgoing::Parts(parts))) => {
-                    if let Err(e) = write_parts(writer.as_ref(), &parts).await {
+                    if let Err(e) = writer.write_parts(&parts).await {
                         tracing::warn!(%peer, error = %e, "sending a fetch response failed; closing the connection");
                         return Err(e);
                     }
@@ -285,23 +272,21 @@ async fn serve_connection(
 
     let decoder = FrameDecoder::new(broker.config.socket_request_max_bytes);
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let budget = broker.config.queued_max_request_bytes;
     // Memory for the frame being read, taken as soon as its size is known, so that all
     // connections together never buffer more than the budget (plus one read each).
-    let mut frame_permit: Option<OwnedSemaphorePermit> = None;
+    let mut frame_permit: Option<FramePermit> = None;
     let result: std::io::Result<()> = 'read: loop {
         loop {
             if frame_permit.is_none() && buf.len() >= 4 {
                 let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
                 if size > 0 && size as usize <= decoder.max_frame_bytes {
-                    let want = (size as usize).min(budget).max(1) as u32;
                     let permit = tokio::select! {
-                        p = memory.clone().acquire_many_owned(want) => p,
+                        p = memory.acquire(size as usize) => p,
                         _ = shutdown.changed() => break 'read Ok(()),
                     };
                     match permit {
-                        Ok(p) => frame_permit = Some(p),
-                        Err(_) => break 'read Ok(()),
+                        Some(p) => frame_permit = Some(p),
+                        None => break 'read Ok(()),
                     }
                 }
             }

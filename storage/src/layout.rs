@@ -22,7 +22,6 @@
 //!   <topic>-<partition>.<ms>-delete/    a partition directory being deleted
 //! ```
 
-
 use std::path::{Path, PathBuf};
 
 /// Segment data: `BASE.log`.

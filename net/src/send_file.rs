@@ -12,24 +12,28 @@ use std::io;
 use std::os::unix::io::AsRawFd;
 
 use bytes::Bytes;
-use runnel_protocol::response_parts::ResponsePart;
 use runnel_storage::{syscall_bytes, FileSlice};
+
+use crate::transport::OutPart;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Most bytes one `sendfile` call moves; the kernel caps it near 2 GiB anyway.
 const SENDFILE_CHUNK: usize = 1 << 30;
 
+/// Most bytes of a record set a [`crate::CopyWriter`] holds in memory at once.
+pub const COPY_CHUNK: usize = 256 << 10;
+
 /// Write `parts` in order. Encoded bytes directly followed by a record set are sent with
 /// `MSG_MORE`, so a partition's header and its records leave in the same segments.
-pub async fn write_parts(stream: &TcpStream, parts: &[ResponsePart<FileSlice>]) -> io::Result<()> {
+pub async fn write_parts(stream: &TcpStream, parts: &[OutPart]) -> io::Result<()> {
     for (i, part) in parts.iter().enumerate() {
         match part {
-            ResponsePart::Encoded(bytes) => {
-                let more = matches!(parts.get(i + 1), Some(ResponsePart::Records(_)));
+            OutPart::Bytes(bytes) => {
+                let more = matches!(parts.get(i + 1), Some(OutPart::File(_)));
                 send_bytes(stream, bytes, more).await?;
             }
-            ResponsePart::Records(slice) => send_file(stream, slice).await?,
+            OutPart::File(slice) => send_file(stream, slice).await?,
         }
     }
     Ok(())
@@ -128,19 +132,19 @@ mod tests {
         let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
         let (_keep, file) = file_with(&data);
         let parts = vec![
-            ResponsePart::Encoded(Bytes::from_static(b"head")),
-            ResponsePart::Records(FileSlice {
+            OutPart::Bytes(Bytes::from_static(b"head")),
+            OutPart::File(FileSlice {
                 file: file.clone(),
                 position: 3,
                 len: 10,
             }),
-            ResponsePart::Encoded(Bytes::from_static(b"mid")),
-            ResponsePart::Records(FileSlice {
+            OutPart::Bytes(Bytes::from_static(b"mid")),
+            OutPart::File(FileSlice {
                 file,
                 position: 1000,
                 len: (data.len() - 2000) as u64,
             }),
-            ResponsePart::Encoded(Bytes::from_static(b"tail")),
+            OutPart::Bytes(Bytes::from_static(b"tail")),
         ];
         let (mut client, server) = socket_pair().await;
         let reader = tokio::spawn(async move {
@@ -165,7 +169,7 @@ mod tests {
     #[tokio::test]
     async fn a_file_shorter_than_its_slice_is_an_error() {
         let (_keep, file) = file_with(b"0123456789");
-        let parts = vec![ResponsePart::Records(FileSlice {
+        let parts = vec![OutPart::File(FileSlice {
             file,
             position: 5,
             len: 100,
