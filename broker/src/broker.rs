@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
-use kafka_protocol::error::ResponseError;
 use runnel_storage::{LogConfig, LogManager, TopicPartition};
 use uuid::Uuid;
 
@@ -20,28 +19,41 @@ use crate::topic_config::{self, BrokerTopicDefaults};
 use crate::topics::{validate_topic_name, TopicMeta, TopicRegistry};
 use runnel_storage::producer_state::ProducerIdManager;
 
-/// A Kafka error code with a message for the client.
+/// Why the broker refused an operation, in words any protocol front end maps to its own
+/// errors (the Kafka front end to Kafka's error codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    TopicAlreadyExists,
+    InvalidTopic,
+    InvalidPartitions,
+    InvalidReplicationFactor,
+    TopicDeletionDisabled,
+    UnknownTopicOrPartition,
+    InvalidRequest,
+    InvalidConfig,
+    /// The data directory failed (I/O).
+    Storage,
+}
+
+/// An [`ErrorKind`] with a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub error: ResponseError,
+pub struct BrokerError {
+    pub kind: ErrorKind,
     pub message: String,
 }
 
-impl ApiError {
-    pub fn new(error: ResponseError, message: impl Into<String>) -> ApiError {
-        ApiError {
-            error,
+impl BrokerError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> BrokerError {
+        BrokerError {
+            kind,
             message: message.into(),
         }
     }
-    pub fn code(&self) -> i16 {
-        self.error.code()
-    }
 }
 
-impl std::fmt::Display for ApiError {
+impl std::fmt::Display for BrokerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}: {}", self.error, self.message)
+        write!(f, "{:?}: {}", self.kind, self.message)
     }
 }
 
@@ -62,15 +74,13 @@ pub struct Broker {
     pub fetch_sessions: FetchSessionCache,
 }
 
-/// A config problem as Kafka reports it (INVALID_CONFIG or INVALID_REQUEST).
-pub fn config_error(e: topic_config::ConfigError) -> ApiError {
-    let error =
-        ResponseError::try_from_code(e.kafka_error_code()).unwrap_or(ResponseError::InvalidConfig);
-    ApiError::new(error, e.to_string())
+/// A config problem: an invalid config, or a malformed request (as Kafka tells them apart).
+pub fn config_error(e: topic_config::ConfigError) -> BrokerError {
+    BrokerError::new(e.kind(), e.to_string())
 }
 
-fn err_io(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(ResponseError::KafkaStorageError, e.to_string())
+fn err_io(e: impl std::fmt::Display) -> BrokerError {
+    BrokerError::new(ErrorKind::Storage, e.to_string())
 }
 
 impl Broker {
@@ -243,13 +253,13 @@ impl Broker {
         (0..n).filter_map(|p| self.partition(topic, p)).collect()
     }
 
-    pub fn next_producer_id(&self) -> Result<i64, ApiError> {
+    pub fn next_producer_id(&self) -> Result<i64, BrokerError> {
         or_stop(self.producer_ids.lock(), "producer id")
             .next_id()
             .map_err(err_io)
     }
 
-    fn open_partition(&self, meta: &TopicMeta, partition: i32) -> Result<Arc<Partition>, ApiError> {
+    fn open_partition(&self, meta: &TopicMeta, partition: i32) -> Result<Arc<Partition>, BrokerError> {
         let tp = TopicPartition::new(meta.name.clone(), partition);
         let resolved = topic_config::resolve(&meta.configs, &self.topic_defaults);
         let log = self
@@ -283,19 +293,19 @@ impl Broker {
         replication_factor: i16,
         configs: &[(String, Option<String>)],
         validate_only: bool,
-    ) -> Result<TopicMeta, ApiError> {
+    ) -> Result<TopicMeta, BrokerError> {
         let _admin = self.admin.lock().await;
         validate_topic_name(name)
-            .map_err(|m| ApiError::new(ResponseError::InvalidTopicException, m))?;
+            .map_err(|m| BrokerError::new(ErrorKind::InvalidTopic, m))?;
         if self.topics().get(name).is_some() {
-            return Err(ApiError::new(
-                ResponseError::TopicAlreadyExists,
+            return Err(BrokerError::new(
+                ErrorKind::TopicAlreadyExists,
                 format!("Topic '{name}' already exists."),
             ));
         }
         if let Some(other) = self.topics().colliding(name) {
-            return Err(ApiError::new(
-                ResponseError::InvalidTopicException,
+            return Err(BrokerError::new(
+                ErrorKind::InvalidTopic,
                 format!(
                     "Topic '{name}' collides with existing topic: {}",
                     other.name
@@ -308,21 +318,21 @@ impl Broker {
             partitions
         };
         if !(1..=100_000).contains(&partitions) {
-            return Err(ApiError::new(
-                ResponseError::InvalidPartitions,
+            return Err(BrokerError::new(
+                ErrorKind::InvalidPartitions,
                 "Number of partitions must be larger than 0.",
             ));
         }
         // Kafka's controller messages, which its tools print as they are.
         if replication_factor == 0 || replication_factor < -1 {
-            return Err(ApiError::new(
-                ResponseError::InvalidReplicationFactor,
+            return Err(BrokerError::new(
+                ErrorKind::InvalidReplicationFactor,
                 "Replication factor must be larger than 0, or -1 to use the default value.",
             ));
         }
         if replication_factor > 1 {
-            return Err(ApiError::new(
-                ResponseError::InvalidReplicationFactor,
+            return Err(BrokerError::new(
+                ErrorKind::InvalidReplicationFactor,
                 format!(
                     "Unable to replicate the partition {replication_factor} time(s): The target \
                      replication factor of {replication_factor} cannot be reached because only 1 \
@@ -356,30 +366,30 @@ impl Broker {
             for p in 0..partitions {
                 self.open_partition(&meta, p)?;
             }
-            Ok::<_, ApiError>(())
+            Ok::<_, BrokerError>(())
         })?;
         tracing::info!(topic = name, partitions, "created topic");
         Ok(meta)
     }
 
-    pub async fn delete_topic(&self, name: &str) -> Result<TopicMeta, ApiError> {
+    pub async fn delete_topic(&self, name: &str) -> Result<TopicMeta, BrokerError> {
         let _admin = self.admin.lock().await;
         if !self.config.delete_topic_enable {
-            return Err(ApiError::new(
-                ResponseError::TopicDeletionDisabled,
+            return Err(BrokerError::new(
+                ErrorKind::TopicDeletionDisabled,
                 "Topic deletion is disabled.",
             ));
         }
         let Some(meta) = self.topics().get(name).cloned() else {
-            return Err(ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
+            return Err(BrokerError::new(
+                ErrorKind::UnknownTopicOrPartition,
                 "This server does not host this topic-partition.",
             ));
         };
         if meta.internal {
             // The coordinator's own state lives there.
-            return Err(ApiError::new(
-                ResponseError::InvalidRequest,
+            return Err(BrokerError::new(
+                ErrorKind::InvalidRequest,
                 format!("internal topic {name} cannot be deleted"),
             ));
         }
@@ -391,7 +401,7 @@ impl Broker {
                 or_stop(self.partitions.write(), "partition map").remove(&tp);
                 self.logs.delete(&tp).map_err(err_io)?;
             }
-            Ok::<_, ApiError>(())
+            Ok::<_, BrokerError>(())
         })?;
         self.groups.on_topic_deleted(name).await;
         tracing::info!(topic = name, "deleted topic");
@@ -403,23 +413,23 @@ impl Broker {
         name: &str,
         count: i32,
         validate_only: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), BrokerError> {
         let _admin = self.admin.lock().await;
         let Some(mut meta) = self.topics().get(name).cloned() else {
-            return Err(ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
+            return Err(BrokerError::new(
+                ErrorKind::UnknownTopicOrPartition,
                 format!("The topic '{name}' does not exist."),
             ));
         };
         if count == meta.partitions {
-            return Err(ApiError::new(
-                ResponseError::InvalidPartitions,
+            return Err(BrokerError::new(
+                ErrorKind::InvalidPartitions,
                 format!("Topic already has {count} partition(s)."),
             ));
         }
         if count < meta.partitions {
-            return Err(ApiError::new(
-                ResponseError::InvalidPartitions,
+            return Err(BrokerError::new(
+                ErrorKind::InvalidPartitions,
                 format!(
                     "The topic {name} currently has {} partition(s); {count} would not be an \
                      increase.",
@@ -428,8 +438,8 @@ impl Broker {
             ));
         }
         if count > 100_000 {
-            return Err(ApiError::new(
-                ResponseError::InvalidPartitions,
+            return Err(BrokerError::new(
+                ErrorKind::InvalidPartitions,
                 "Too many partitions.",
             ));
         }
@@ -453,11 +463,11 @@ impl Broker {
         name: &str,
         configs: BTreeMap<String, String>,
         validate_only: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), BrokerError> {
         let _admin = self.admin.lock().await;
         let Some(mut meta) = self.topics().get(name).cloned() else {
-            return Err(ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
+            return Err(BrokerError::new(
+                ErrorKind::UnknownTopicOrPartition,
                 format!("The topic '{name}' does not exist."),
             ));
         };
@@ -471,7 +481,7 @@ impl Broker {
         let resolved = topic_config::resolve(&meta.configs, &self.topic_defaults);
         for p in self.partitions_of(name) {
             p.set_log_config(resolved.log_config())
-                .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
+                .map_err(|e| BrokerError::new(ErrorKind::InvalidConfig, e.to_string()))?;
             p.set_write_caching(resolved.write_caching);
             p.set_log_append_time(resolved.log_append_time());
             p.set_timestamp_bounds(

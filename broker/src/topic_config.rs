@@ -33,10 +33,6 @@ use std::fmt;
 use runnel_protocol::record_batch::Compression;
 use runnel_storage::LogConfig;
 
-/// Kafka's error code INVALID_CONFIG.
-pub const INVALID_CONFIG: i16 = 40;
-/// Kafka's error code INVALID_REQUEST.
-pub const INVALID_REQUEST: i16 = 42;
 
 /// Names of the topic configs, for code that reads one.
 pub mod names {
@@ -705,11 +701,14 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    /// The Kafka error code to answer with.
-    pub fn kafka_error_code(&self) -> i16 {
+    /// A malformed request, or an invalid config (Kafka's INVALID_REQUEST and
+    /// INVALID_CONFIG).
+    pub fn kind(&self) -> crate::broker::ErrorKind {
         match self {
-            ConfigError::NullInAlter(_) | ConfigError::DuplicateKey(_) => INVALID_REQUEST,
-            _ => INVALID_CONFIG,
+            ConfigError::NullInAlter(_) | ConfigError::DuplicateKey(_) => {
+                crate::broker::ErrorKind::InvalidRequest
+            }
+            _ => crate::broker::ErrorKind::InvalidConfig,
         }
     }
 }
@@ -2159,13 +2158,13 @@ mod tests {
                 ConfigError::InvalidValue { name, .. } => assert_eq!(name, key),
                 other => panic!("{key}={value}: {other:?}"),
             }
-            assert_eq!(err.kafka_error_code(), INVALID_CONFIG);
+            assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidConfig);
         }
     }
 
     fn expect_invalid(name: &str, value: &str, reason: &str) {
         let err = validate_create(&configs(&[(name, value)]), &no_defaults()).unwrap_err();
-        assert_eq!(err.kafka_error_code(), INVALID_CONFIG, "{name}={value}");
+        assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidConfig, "{name}={value}");
         let message = err.to_string();
         assert!(
             message.contains(reason) && message.contains(name),
@@ -2273,7 +2272,7 @@ mod tests {
             validate_create(&configs(&[("no.such.config", "1")]), &no_defaults()).unwrap_err();
         assert_eq!(err, ConfigError::UnknownConfig("no.such.config".into()));
         assert_eq!(err.to_string(), "Unknown topic config name: no.such.config");
-        assert_eq!(err.kafka_error_code(), INVALID_CONFIG);
+        assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidConfig);
 
         let err = validate_create(
             &configs(&[("remote.storage.enable", "true")]),
@@ -2281,7 +2280,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err, ConfigError::RemoteStorageDisabled);
-        assert_eq!(err.kafka_error_code(), INVALID_CONFIG);
+        assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidConfig);
 
         let err = validate_create(
             &[("retention.ms".into(), None), ("segment.ms".into(), None)],
@@ -2292,7 +2291,7 @@ mod tests {
             err.to_string(),
             "Null value not supported for topic configs: retention.ms,segment.ms"
         );
-        assert_eq!(err.kafka_error_code(), INVALID_CONFIG);
+        assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidConfig);
 
         let err = validate_create(
             &configs(&[
@@ -2303,7 +2302,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ConfigError::Conflict(_)), "{err:?}");
-        assert_eq!(err.kafka_error_code(), INVALID_CONFIG);
+        assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidConfig);
     }
 
     #[test]
@@ -2411,7 +2410,7 @@ mod tests {
             &d,
         )
         .unwrap_err();
-        assert_eq!(err.kafka_error_code(), INVALID_CONFIG);
+        assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidConfig);
         // The base is the broker's default when it sets one.
         let d =
             BrokerTopicDefaults::from_broker_settings(&map(&[("log.cleanup.policy", "compact")]))
@@ -2448,7 +2447,7 @@ mod tests {
                 err.to_string(),
                 format!("Can't {alter_op} to key retention.ms because its type is not LIST.")
             );
-            assert_eq!(err.kafka_error_code(), INVALID_CONFIG);
+            assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidConfig);
         }
         let err =
             incremental_alter(&current, &[op("bogus", AlterOp::Set, Some("1"))], &d).unwrap_err();
@@ -2462,7 +2461,7 @@ mod tests {
             err.to_string(),
             "Null value not supported for : retention.ms"
         );
-        assert_eq!(err.kafka_error_code(), INVALID_REQUEST);
+        assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidRequest);
         let err = incremental_alter(
             &current,
             &[
@@ -2472,7 +2471,7 @@ mod tests {
             &d,
         )
         .unwrap_err();
-        assert_eq!(err.kafka_error_code(), INVALID_REQUEST);
+        assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidRequest);
         assert_eq!(err.to_string(), "Error due to duplicate config keys");
         let err = incremental_alter(
             &current,
@@ -2512,12 +2511,12 @@ mod tests {
         );
         assert!(replace_all(&[], &d).unwrap().is_empty());
         let err = replace_all(&[("segment.ms".into(), None)], &d).unwrap_err();
-        assert_eq!(err.kafka_error_code(), INVALID_REQUEST);
+        assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidRequest);
         let err =
             replace_all(&configs(&[("segment.ms", "1"), ("segment.ms", "2")]), &d).unwrap_err();
-        assert_eq!(err.kafka_error_code(), INVALID_REQUEST);
+        assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidRequest);
         let err = replace_all(&configs(&[("segment.ms", "x")]), &d).unwrap_err();
-        assert_eq!(err.kafka_error_code(), INVALID_CONFIG);
+        assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidConfig);
     }
 
     #[test]

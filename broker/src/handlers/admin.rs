@@ -8,7 +8,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages as m;
 
 use super::{str_bytes, topic_name};
-use crate::broker::{config_error, ApiError, Broker};
+use super::{config_error, ApiError};
+use crate::broker::Broker;
 use crate::settings::Usage;
 use crate::topic_config::{self, AlterOp};
 
@@ -81,7 +82,7 @@ pub async fn create_topics(
                         &configs,
                         req.validate_only,
                     )
-                    .await
+                    .await.map_err(ApiError::from)
             }
         } else {
             broker
@@ -92,7 +93,7 @@ pub async fn create_topics(
                     &configs,
                     req.validate_only,
                 )
-                .await
+                .await.map_err(ApiError::from)
         };
         match outcome {
             Ok(meta) => {
@@ -176,7 +177,7 @@ pub async fn delete_topics(
                 };
                 r = r.with_error_code(code.code());
             }
-            Some(n) => match broker.delete_topic(&n).await {
+            Some(n) => match broker.delete_topic(&n).await.map_err(ApiError::from) {
                 Ok(meta) => {
                     if version >= 6 {
                         r = r
@@ -229,7 +230,7 @@ pub async fn create_partitions(
         } else {
             broker
                 .create_partitions(&t.name.0, t.count, req.validate_only)
-                .await
+                .await.map_err(ApiError::from)
         };
         if let Err(e) = outcome {
             r = r
@@ -404,7 +405,7 @@ pub async fn alter_configs(
                 Ok(configs) => {
                     broker
                         .set_topic_configs(&res.resource_name, configs, req.validate_only)
-                        .await
+                        .await.map_err(ApiError::from)
                 }
                 Err(e) => Err(config_error(e)),
             }
@@ -460,7 +461,7 @@ pub async fn incremental_alter_configs(
                         Ok(configs) => {
                             broker
                                 .set_topic_configs(&res.resource_name, configs, req.validate_only)
-                                .await
+                                .await.map_err(ApiError::from)
                         }
                         Err(e) => Err(e),
                     }
@@ -561,7 +562,7 @@ pub fn init_producer_id(
         Ok(id) => base
             .with_producer_id(kafka_protocol::messages::ProducerId(id))
             .with_producer_epoch(0),
-        Err(e) => base.with_error_code(e.code()),
+        Err(e) => base.with_error_code(super::kafka_error(e.kind).code()),
     }
 }
 

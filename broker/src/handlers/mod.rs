@@ -20,7 +20,7 @@ use runnel_protocol::response_parts::ExternalRecords;
 use runnel_storage::{FileSlice, StorageError};
 use uuid::Uuid;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, BrokerError, ErrorKind};
 use crate::context::RequestContext;
 
 /// What a handler gives the server.
@@ -121,6 +121,51 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Request
         RequestBody::DeleteAcls(r) => admin::delete_acls(r).into(),
     };
     Reply::Now(Some(body))
+}
+
+/// A Kafka error code with a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    pub error: ResponseError,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(error: ResponseError, message: impl Into<String>) -> ApiError {
+        ApiError {
+            error,
+            message: message.into(),
+        }
+    }
+    pub fn code(&self) -> i16 {
+        self.error.code()
+    }
+}
+
+/// Kafka's error for each way the broker refuses an operation.
+pub(crate) fn kafka_error(kind: ErrorKind) -> ResponseError {
+    match kind {
+        ErrorKind::TopicAlreadyExists => ResponseError::TopicAlreadyExists,
+        ErrorKind::InvalidTopic => ResponseError::InvalidTopicException,
+        ErrorKind::InvalidPartitions => ResponseError::InvalidPartitions,
+        ErrorKind::InvalidReplicationFactor => ResponseError::InvalidReplicationFactor,
+        ErrorKind::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
+        ErrorKind::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        ErrorKind::InvalidRequest => ResponseError::InvalidRequest,
+        ErrorKind::InvalidConfig => ResponseError::InvalidConfig,
+        ErrorKind::Storage => ResponseError::KafkaStorageError,
+    }
+}
+
+impl From<BrokerError> for ApiError {
+    fn from(e: BrokerError) -> ApiError {
+        ApiError::new(kafka_error(e.kind), e.message)
+    }
+}
+
+/// A topic config problem as Kafka answers it (INVALID_CONFIG or INVALID_REQUEST).
+pub(crate) fn config_error(e: crate::topic_config::ConfigError) -> ApiError {
+    crate::broker::config_error(e).into()
 }
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
@@ -281,13 +326,13 @@ async fn topic_metadata(
             match broker.create_topic(name, -1, -1, &[], false).await {
                 Ok(meta) => meta,
                 // Lost a race with another creator: describe what exists.
-                Err(e) if e.error == ResponseError::TopicAlreadyExists => match broker
+                Err(e) if e.kind == ErrorKind::TopicAlreadyExists => match broker
                     .topic_meta(name)
                 {
                     Some(meta) => meta,
                     None => return base.with_error_code(ResponseError::LeaderNotAvailable.code()),
                 },
-                Err(e) => return base.with_error_code(e.code()),
+                Err(e) => return base.with_error_code(kafka_error(e.kind).code()),
             }
         }
     };
