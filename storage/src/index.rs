@@ -94,15 +94,20 @@ impl MappedEntries {
     }
 
     /// Shrink the file to its entries (on roll / close). The index stays readable.
-    fn trim(&mut self) -> io::Result<()> {
-        if let Some(m) = self.mmap.as_ref() {
-            crate::fault::flush_map(m, &self.path)?;
-        }
+    /// Returns the file for the caller to fsync: a roll defers that to the next flush,
+    /// outside the log lock. An fsync of the file also writes back what was written
+    /// through its mappings (Linux keeps one page cache per file), so no msync is needed
+    /// first.
+    fn trim(&mut self) -> io::Result<File> {
         self.mmap = None;
         let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
         self.capacity = self.entries;
         self.map(&file)?;
-        crate::fault::sync_all(&file, || &self.path)
+        Ok(file)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
     }
 
     fn flush(&self) -> io::Result<()> {
@@ -258,8 +263,12 @@ impl OffsetIndex {
         Ok(())
     }
 
-    pub fn trim(&mut self) -> io::Result<()> {
+    /// See `MappedEntries::trim`: the caller fsyncs the returned file.
+    pub fn trim(&mut self) -> io::Result<File> {
         self.inner.trim()
+    }
+    pub fn path(&self) -> &Path {
+        self.inner.path()
     }
     pub fn flush(&self) -> io::Result<()> {
         self.inner.flush()
@@ -373,8 +382,12 @@ impl TimeIndex {
         Ok(())
     }
 
-    pub fn trim(&mut self) -> io::Result<()> {
+    /// See `MappedEntries::trim`: the caller fsyncs the returned file.
+    pub fn trim(&mut self) -> io::Result<File> {
         self.inner.trim()
+    }
+    pub fn path(&self) -> &Path {
+        self.inner.path()
     }
     pub fn flush(&self) -> io::Result<()> {
         self.inner.flush()
@@ -404,7 +417,7 @@ mod tests {
         assert_eq!(idx.lookup(130).position, 3000);
         assert_eq!(idx.lookup(99).position, 0);
         assert_eq!(idx.lookup_position(2500).offset, 120);
-        idx.trim().unwrap();
+        idx.trim().unwrap().sync_all().unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 40);
         let idx = OffsetIndex::open(&p, 100, 80, false).unwrap();
         assert_eq!(idx.len(), 5);

@@ -93,15 +93,27 @@ pub struct TimestampHit {
 pub(crate) struct FlushJob {
     /// Segment files with their base offsets (which name them for the fault seam).
     files: Vec<(Arc<File>, u64)>,
+    /// Index files of segments sealed by a roll since the last flush.
+    sealed: Vec<(File, PathBuf)>,
+    /// A roll created a segment file since the last flush: fsync the directory.
+    sync_dir: bool,
     dir: Arc<Path>,
-    /// Offsets below this become durable once `files` are synced.
+    /// Offsets below this become durable once all of the above are synced.
     pub(crate) upto: u64,
     /// Persist a new recovery point (a segment rolled since the last one).
     checkpoint: bool,
 }
 
 impl FlushJob {
+    /// The fsyncs a roll left (sealed indexes, the new file's directory entry), then
+    /// the data: all of them before `upto` counts as durable.
     pub(crate) fn run(&self) -> io::Result<()> {
+        for (f, path) in &self.sealed {
+            fault::sync_all(f, || path)?;
+        }
+        if self.sync_dir {
+            sync_dir(&self.dir)?;
+        }
         for (f, base) in &self.files {
             fault::sync_data(f, || layout::log_file(&self.dir, *base))?;
         }
@@ -123,6 +135,12 @@ pub struct Log {
     recovery_point: u64,
     /// Base offset of the segment named in the recovery-point file.
     checkpointed_segment: u64,
+    /// Index files of segments sealed by a roll, not yet fsynced; the next flush syncs
+    /// them (with the segments' `.log` files, still dirty) before it reports anything
+    /// past them durable. Open handles, so a segment deleted meanwhile is no error.
+    unsynced_seals: Vec<(File, PathBuf)>,
+    /// A roll created a segment file whose directory entry is not yet fsynced.
+    dir_unsynced: bool,
     read_clock: u64,
     recovery: RecoveryReport,
     /// Files renamed to `.deleted`, with the time they are due for removal.
@@ -174,6 +192,8 @@ impl Log {
             next_offset: 0,
             recovery_point: 0,
             checkpointed_segment: 0,
+            unsynced_seals: Vec::new(),
+            dir_unsynced: false,
             read_clock: 0,
             recovery: RecoveryReport::default(),
             pending_deletes: Vec::new(),
@@ -531,11 +551,13 @@ impl Log {
         if seg.size == 0 {
             return Ok(());
         }
-        seg.seal(&config)?;
+        // No fsync here, under the log lock: the next flush syncs the sealed segment and
+        // the directory (the new file's entry) before it reports any offset past the
+        // roll durable (Kafka's roll, then flushUptoOffsetExclusive).
+        let sealed = seg.seal_unsynced(&config)?;
+        self.unsynced_seals.extend(sealed);
+        self.dir_unsynced = true;
         let new = Segment::create(&self.dir, base, &config)?;
-        // The new file's directory entry must be durable before data in it is
-        // acknowledged as durable.
-        sync_dir(&self.dir)?;
         self.segments.insert(base, new);
         tracing::debug!(dir = %self.dir.display(), base, "rolled a new segment");
         Ok(())
@@ -934,6 +956,8 @@ impl Log {
         let active_base = self.active().base_offset;
         Ok(FlushJob {
             files,
+            sealed: std::mem::take(&mut self.unsynced_seals),
+            sync_dir: std::mem::take(&mut self.dir_unsynced),
             dir: self.dir.clone(),
             upto: self.next_offset,
             checkpoint: active_base > self.checkpointed_segment,

@@ -63,6 +63,8 @@ pub struct Segment {
     /// deadline as already due, which is the safe side.
     pub first_append_ms: Option<i64>,
     bytes_since_index_entry: u64,
+    /// Base offset of the last batch, once appended or scanned since the segment opened.
+    last_batch_base: Option<u64>,
     /// Data written since the last fsync of this segment's log file.
     pub dirty: bool,
     pub active: bool,
@@ -106,6 +108,7 @@ impl Segment {
             rolling_by_wall_clock: false,
             first_append_ms: None,
             bytes_since_index_entry: 0,
+            last_batch_base: None,
             dirty: false,
             active: false,
             last_used: 0,
@@ -262,6 +265,7 @@ impl Segment {
         self.bytes_since_index_entry += h.total_len() as u64;
         self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
         self.next_offset = h.last_offset() as u64 + 1;
+        self.last_batch_base = Some(base);
         Ok(())
     }
 
@@ -280,6 +284,7 @@ impl Segment {
         let mut pos = position;
         self.size = position;
         self.next_offset = next_offset;
+        self.last_batch_base = None;
         self.max_timestamp = max_timestamp;
         let mut stopped_by = None;
         let mut buf = Vec::new();
@@ -600,29 +605,48 @@ impl Segment {
     pub fn truncate_to(&mut self, config: &LogConfig, position: u64) -> io::Result<()> {
         self.file()?.set_len(position)?;
         self.size = position;
+        self.last_batch_base = None;
         self.offset_index(config)?
             .truncate_to_position(position as u32);
         Ok(())
     }
 
-    /// Make the segment read-only: trim its indexes and flush them. Called on roll.
+    /// Make the segment read-only: trim its indexes and fsync them.
     pub fn seal(&mut self, config: &LogConfig) -> io::Result<()> {
-        // A final time index entry holds the segment's max timestamp, as Kafka does on
-        // roll, so a timestamp search can skip the segment from the index alone.
-        let next = self.next_offset;
-        let max_ts = self.max_timestamp;
-        if let Some(last) = self.find_batch_base_before(config, next)? {
-            let _ = self.time_index(config)?.maybe_append(max_ts, last);
+        for (file, path) in self.seal_unsynced(config)? {
+            fault::sync_all(&file, || &path)?;
         }
-        self.offset_index(config)?.trim()?;
-        self.time_index(config)?.trim()?;
-        self.active = false;
         Ok(())
     }
 
-    fn find_batch_base_before(&mut self, config: &LogConfig, next: u64) -> io::Result<Option<u64>> {
+    /// [`Segment::seal`] without the fsyncs: returns the index files, which the caller
+    /// must fsync (with the `.log` file, which stays dirty) before any offset past this
+    /// segment is reported durable. A roll does this under the log lock and leaves the
+    /// fsyncs to the next flush.
+    pub fn seal_unsynced(&mut self, config: &LogConfig) -> io::Result<Vec<(File, PathBuf)>> {
+        // A final time index entry holds the segment's max timestamp, as Kafka does on
+        // roll, so a timestamp search can skip the segment from the index alone.
+        let max_ts = self.max_timestamp;
+        if let Some(last) = self.last_batch_base(config)? {
+            let _ = self.time_index(config)?.maybe_append(max_ts, last);
+        }
+        let offsets = self.offset_index(config)?;
+        let offsets = (offsets.trim()?, offsets.path().to_path_buf());
+        let times = self.time_index(config)?;
+        let times = (times.trim()?, times.path().to_path_buf());
+        self.active = false;
+        Ok(vec![offsets, times])
+    }
+
+    /// Base offset of the last batch: known in memory for a segment appended to or
+    /// scanned since it was opened, else found from the index.
+    fn last_batch_base(&mut self, config: &LogConfig) -> io::Result<Option<u64>> {
+        let next = self.next_offset;
         if next == self.base_offset {
             return Ok(None);
+        }
+        if let Some(base) = self.last_batch_base {
+            return Ok(Some(base));
         }
         Ok(self
             .find_batch(config, next - 1)?

@@ -293,6 +293,159 @@ fn a_failed_roll_leaves_a_log_that_reopens_whole() {
     }
 }
 
+/// Append batches until one rolls a new segment; returns that batch's offset (the new
+/// segment's base).
+fn append_until_roll(log: &SharedLog, tag: &mut u64) -> u64 {
+    loop {
+        assert!(*tag < 1_000, "no roll");
+        let info = log.append(&batch(*tag), 0).unwrap();
+        *tag += 1;
+        if info.rolled {
+            return info.first_offset;
+        }
+    }
+}
+
+/// Run `f` on a thread; its result if it finishes within 10 s (the thread is left
+/// behind otherwise, to end once the test releases what it waits for).
+fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10)).ok()
+}
+
+#[test]
+fn reads_and_appends_do_not_wait_for_a_rolls_fsyncs() {
+    let _serial = serial();
+    // The fsyncs a roll needs: the directory's (the new file's entry) and the sealed
+    // segment's index files.
+    let cases = [
+        ("dirsync", Op::DirSync, None),
+        ("index fsync", Op::Fsync, Some("00000000000000000000.index")),
+        (
+            "time index fsync",
+            Op::Fsync,
+            Some("00000000000000000000.timeindex"),
+        ),
+    ];
+    for (what, op, file) in cases {
+        let (root, name) = temp();
+        let log = Arc::new(SharedLog::new(
+            Log::open(&root.path().join("t-0"), small_config(), OpenMode::Recover).unwrap(),
+        ));
+        let mut tag = 0;
+        log.append(&batch(tag), 0).unwrap();
+        tag += 1;
+        sync_all(&log);
+        let rule = Rule::new(op, Action::Hold).times(None);
+        let faults = Faults::install(vec![rule.path(file.unwrap_or(name.as_str()))]);
+
+        // A producer appends until a roll and waits for its batch to be durable.
+        let l = log.clone();
+        let producer = std::thread::spawn(move || {
+            let base = append_until_roll(&l, &mut tag);
+            let leo = l.lock().unwrap().log_end_offset();
+            (base, tag, l.sync_to(leo))
+        });
+        assert!(
+            faults.plan.wait_holding(1, Duration::from_secs(10)),
+            "{what}: the roll's fsync was never reached"
+        );
+
+        // While that fsync is held, the partition is read and appended to.
+        let l = log.clone();
+        let read = within_10s(move || batches(&mut l.lock().unwrap()).len());
+        assert!(
+            read.is_some_and(|n| n >= 2),
+            "{what}: a read waited for the roll's fsync"
+        );
+        let l = log.clone();
+        let appended = within_10s(move || l.append(&batch(500), 0).map(|i| i.first_offset));
+        assert!(
+            matches!(appended, Some(Ok(_))),
+            "{what}: an append waited for the roll's fsync"
+        );
+        assert!(
+            faults.plan.wait_holding(1, Duration::ZERO),
+            "{what}: released early"
+        );
+        assert!(!producer.is_finished(), "{what}");
+
+        faults.plan.release_holds();
+        let (base, _, synced) = producer.join().unwrap();
+        synced.unwrap();
+        assert!(log.durable_offset() > base, "{what}");
+        sync_all(&log);
+    }
+}
+
+#[test]
+fn nothing_past_a_roll_is_durable_until_the_rolls_fsyncs_succeed() {
+    let _serial = serial();
+    // The directory fsync the roll needs, the sealed segment's index and data fsyncs.
+    let cases = [
+        ("dirsync", Op::DirSync, None),
+        (
+            "time index fsync",
+            Op::Fsync,
+            Some("00000000000000000000.timeindex"),
+        ),
+        (
+            "sealed log fsync",
+            Op::Fsync,
+            Some("00000000000000000000.log"),
+        ),
+    ];
+    for (what, op, file) in cases {
+        let (root, name) = temp();
+        let dir = root.path().join("t-0");
+        let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+        let mut tag = 0;
+        log.append(&batch(tag), 0).unwrap();
+        tag += 1;
+        sync_all(&log);
+        let durable = log.durable_offset();
+        let acked = batches(&mut log.lock().unwrap());
+        let rule = Rule::new(op, Action::Fail).times(None);
+        let faults = Faults::install(vec![rule.path(file.unwrap_or(name.as_str()))]);
+
+        // The roll itself succeeds: its fsyncs are the next flush's.
+        let base = append_until_roll(&log, &mut tag);
+        for _ in 0..2 {
+            log.append(&batch(tag), 0).unwrap();
+            tag += 1;
+        }
+        let leo = log.lock().unwrap().log_end_offset();
+        assert!(is_poisoned(log.sync_to(leo)), "{what}");
+        assert_eq!(faults.rule(0).fired(), 1, "{what}");
+        // No offset past what was durable before, let alone in the new segment.
+        assert_eq!(log.durable_offset(), durable, "{what}");
+        assert!(log.durable_offset() <= base, "{what}");
+        assert!(is_poisoned(log.sync_to(leo)), "{what}");
+        assert_eq!(log.durable_offset(), durable, "{what}");
+        assert!(is_poisoned(log.append(&batch(tag), 0)), "{what}");
+        assert!(is_poisoned(log.lock().unwrap().flush()), "{what}");
+        assert_eq!(faults.rule(0).fired(), 1, "{what}: an fsync was retried");
+        let checkpoint = std::fs::read_to_string(dir.join(layout::RECOVERY_POINT_FILE))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        assert!(
+            checkpoint.is_none_or(|c| c <= durable),
+            "{what}: {checkpoint:?}"
+        );
+        drop(faults);
+        drop(log);
+
+        let mut log = Log::open(&dir, small_config(), OpenMode::Recover).unwrap();
+        assert!(log.log_end_offset() >= durable, "{what}");
+        assert!(batches(&mut log).starts_with(&acked), "{what}");
+        log.append(&batch(999), 0).unwrap();
+        log.flush().unwrap();
+    }
+}
+
 #[test]
 fn a_short_write_fails_the_append_and_leaves_no_torn_batch() {
     let _serial = serial();
