@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use runnel_records::record_batch::{validate_batch, BatchHeader, Strictness, BATCH_HEADER_LEN};
 
-use crate::index::{OffsetIndex, TimeIndex};
+use crate::index::{OffsetIndex, OffsetIndexReader, TimeIndex, TimeIndexReader};
 use crate::layout::{self, SegmentFile};
 use crate::{fault, FileSlice, LogConfig};
 
@@ -43,7 +43,7 @@ pub struct ScanOutcome {
 
 pub struct Segment {
     pub base_offset: u64,
-    dir: PathBuf,
+    dir: Arc<Path>,
     /// Open while the segment is active or recently read; see `Log`'s handle budget.
     file: Option<Arc<File>>,
     offset_index: Option<OffsetIndex>,
@@ -97,7 +97,7 @@ impl Segment {
     pub fn closed(dir: &Path, base_offset: u64) -> Segment {
         Segment {
             base_offset,
-            dir: dir.to_path_buf(),
+            dir: Arc::from(dir),
             file: None,
             offset_index: None,
             time_index: None,
@@ -178,23 +178,6 @@ impl Segment {
 
     pub fn index_is_full(&mut self, config: &LogConfig) -> io::Result<bool> {
         Ok(self.offset_index(config)?.is_full() || self.time_index(config)?.is_full())
-    }
-
-    /// Read and parse the batch header at `position` (no CRC check).
-    pub fn read_header(&mut self, position: u64) -> io::Result<Option<BatchHeader>> {
-        if position + BATCH_HEADER_LEN as u64 > self.size {
-            return Ok(None);
-        }
-        let mut buf = [0u8; BATCH_HEADER_LEN];
-        self.file()?.read_exact_at(&mut buf, position)?;
-        let header = match BatchHeader::parse_fixed(&buf) {
-            Ok(h) => h,
-            Err(_) => return Ok(None),
-        };
-        if position + header.total_len() as u64 > self.size {
-            return Ok(None);
-        }
-        Ok(Some(header))
     }
 
     /// Append `records`, whose batches are described by `batches`, with each batch's
@@ -350,105 +333,6 @@ impl Segment {
         })
     }
 
-    /// Find the first batch whose last offset >= `offset`, scanning from the index.
-    pub fn find_batch(
-        &mut self,
-        config: &LogConfig,
-        offset: u64,
-    ) -> io::Result<Option<BatchLocation>> {
-        let start = self.offset_index(config)?.lookup(offset);
-        let mut pos = start.position as u64;
-        while let Some(header) = self.read_header(pos)? {
-            if header.last_offset() as u64 >= offset {
-                return Ok(Some(BatchLocation {
-                    position: pos as u32,
-                    header,
-                }));
-            }
-            pos += header.total_len() as u64;
-        }
-        Ok(None)
-    }
-
-    /// The file position where batches with offsets >= `offset` begin (the segment size
-    /// if there are none). `offset` must lie on a batch boundary or past the end.
-    pub fn position_of_boundary(&mut self, config: &LogConfig, offset: u64) -> io::Result<u64> {
-        if offset >= self.next_offset {
-            return Ok(self.size);
-        }
-        Ok(match self.find_batch(config, offset)? {
-            Some(loc) => loc.position as u64,
-            None => self.size,
-        })
-    }
-
-    /// The end of the last whole batch that starts at or after `from` and ends at or
-    /// before `limit`, or `None` if even the first batch at `from` ends past `limit`.
-    pub fn last_batch_end_within(
-        &mut self,
-        config: &LogConfig,
-        from: u64,
-        limit: u64,
-    ) -> io::Result<Option<u64>> {
-        if limit >= self.size {
-            return Ok(Some(self.size));
-        }
-        // Start from the index entry at or before `limit`, but never before `from`.
-        let anchor = self
-            .offset_index(config)?
-            .lookup_position(limit as u32)
-            .position as u64;
-        let mut pos = anchor.max(from);
-        let mut end = None;
-        while let Some(h) = self.read_header(pos)? {
-            let next = pos + h.total_len() as u64;
-            if next > limit {
-                break;
-            }
-            end = Some(next);
-            pos = next;
-        }
-        if end.is_none() && pos > from {
-            // The anchor itself is a batch boundary at or before the limit.
-            end = Some(pos);
-        }
-        Ok(end)
-    }
-
-    /// Find the first batch whose max timestamp >= `timestamp`.
-    pub fn find_timestamp(
-        &mut self,
-        config: &LogConfig,
-        timestamp: i64,
-    ) -> io::Result<Option<BatchLocation>> {
-        if self.max_timestamp < timestamp {
-            return Ok(None);
-        }
-        let from_offset = match self.time_index(config)?.lookup_before(timestamp) {
-            Some(e) => e.offset,
-            None => self.base_offset,
-        };
-        let mut pos = self.offset_index(config)?.lookup(from_offset).position as u64;
-        while let Some(h) = self.read_header(pos)? {
-            if h.max_timestamp >= timestamp {
-                return Ok(Some(BatchLocation {
-                    position: pos as u32,
-                    header: h,
-                }));
-            }
-            pos += h.total_len() as u64;
-        }
-        Ok(None)
-    }
-
-    pub fn slice(&mut self, position: u64, len: u64) -> io::Result<FileSlice> {
-        Ok(FileSlice {
-            file: self.file()?,
-            position,
-            len,
-        })
-    }
-
     /// Load a segment from disk, trusting its data (it lies before the recovery point
     /// or the log was closed cleanly). Indexes that fail their sanity check are rebuilt;
     /// the batches after the last index entry are scanned and validated.
@@ -594,11 +478,27 @@ impl Segment {
     }
 
     fn read_header_at_start(&mut self, file_len: u64) -> io::Result<Option<BatchHeader>> {
-        let saved = self.size;
-        self.size = file_len;
-        let h = self.read_header(0);
-        self.size = saved;
-        h
+        let file = self.file()?;
+        read_header_at(&file, 0, file_len, || self.path(SegmentFile::Log))
+    }
+
+    /// The segment as it is now, for reading without the log lock. Opens its files if
+    /// they are closed (an idle inactive segment).
+    pub fn reader(&mut self, config: &LogConfig) -> io::Result<SegmentReader> {
+        let file = self.file()?;
+        self.open_indexes(config, self.active)?;
+        let offsets = self.offset_index.as_mut().expect("opened above").reader();
+        let times = self.time_index.as_mut().expect("opened above").reader();
+        Ok(SegmentReader {
+            base_offset: self.base_offset,
+            size: self.size,
+            next_offset: self.next_offset,
+            max_timestamp: self.max_timestamp,
+            dir: self.dir.clone(),
+            file,
+            offsets,
+            times,
+        })
     }
 
     /// Cut the file (and indexes) at `position`.
@@ -649,7 +549,8 @@ impl Segment {
             return Ok(Some(base));
         }
         Ok(self
-            .find_batch(config, next - 1)?
+            .reader(config)?
+            .find_batch(next - 1)?
             .map(|l| l.header.base_offset as u64))
     }
 
@@ -677,4 +578,139 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// A segment as it was when taken under the log lock, read without it: its open file,
+/// its indexes' entries then and its bounds then. Bytes at or past `size` (an append
+/// racing the read) are never read. A segment deleted or compacted away meanwhile has
+/// its files unlinked, but this open file and these mappings stay, so the reader still
+/// sees the segment whole, as it was.
+#[derive(Clone)]
+pub struct SegmentReader {
+    pub base_offset: u64,
+    /// Bytes of whole batches.
+    pub size: u64,
+    /// Offset after the last batch.
+    pub next_offset: u64,
+    pub max_timestamp: i64,
+    dir: Arc<Path>,
+    file: Arc<File>,
+    offsets: OffsetIndexReader,
+    times: TimeIndexReader,
+}
+
+impl SegmentReader {
+    /// Read and parse the batch header at `position` (no CRC check).
+    pub fn read_header(&self, position: u64) -> io::Result<Option<BatchHeader>> {
+        read_header_at(&self.file, position, self.size, || {
+            layout::log_file(&self.dir, self.base_offset)
+        })
+    }
+
+    /// Find the first batch whose last offset >= `offset`, scanning from the index.
+    pub fn find_batch(&self, offset: u64) -> io::Result<Option<BatchLocation>> {
+        let start = self.offsets.lookup(offset);
+        let mut pos = start.position as u64;
+        while let Some(header) = self.read_header(pos)? {
+            if header.last_offset() as u64 >= offset {
+                return Ok(Some(BatchLocation {
+                    position: pos as u32,
+                    header,
+                }));
+            }
+            pos += header.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// The file position where batches with offsets >= `offset` begin (the segment size
+    /// if there are none). `offset` must lie on a batch boundary or past the end.
+    pub fn position_of_boundary(&self, offset: u64) -> io::Result<u64> {
+        if offset >= self.next_offset {
+            return Ok(self.size);
+        }
+        Ok(match self.find_batch(offset)? {
+            Some(loc) => loc.position as u64,
+            None => self.size,
+        })
+    }
+
+    /// The end of the last whole batch that starts at or after `from` and ends at or
+    /// before `limit`, or `None` if even the first batch at `from` ends past `limit`.
+    pub fn last_batch_end_within(&self, from: u64, limit: u64) -> io::Result<Option<u64>> {
+        if limit >= self.size {
+            return Ok(Some(self.size));
+        }
+        // Start from the index entry at or before `limit`, but never before `from`.
+        let anchor = self.offsets.lookup_position(limit as u32).position as u64;
+        let mut pos = anchor.max(from);
+        let mut end = None;
+        while let Some(h) = self.read_header(pos)? {
+            let next = pos + h.total_len() as u64;
+            if next > limit {
+                break;
+            }
+            end = Some(next);
+            pos = next;
+        }
+        if end.is_none() && pos > from {
+            // The anchor itself is a batch boundary at or before the limit.
+            end = Some(pos);
+        }
+        Ok(end)
+    }
+
+    /// Find the first batch whose max timestamp >= `timestamp`.
+    pub fn find_timestamp(&self, timestamp: i64) -> io::Result<Option<BatchLocation>> {
+        if self.max_timestamp < timestamp {
+            return Ok(None);
+        }
+        let from_offset = match self.times.lookup_before(timestamp) {
+            Some(e) => e.offset,
+            None => self.base_offset,
+        };
+        let mut pos = self.offsets.lookup(from_offset).position as u64;
+        while let Some(h) = self.read_header(pos)? {
+            if h.max_timestamp >= timestamp {
+                return Ok(Some(BatchLocation {
+                    position: pos as u32,
+                    header: h,
+                }));
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    pub fn slice(&self, position: u64, len: u64) -> FileSlice {
+        debug_assert!(position + len <= self.size);
+        FileSlice {
+            file: self.file.clone(),
+            position,
+            len,
+        }
+    }
+}
+
+/// The batch header at `position` of a file whose whole batches end at `size`, or
+/// `None` if no whole batch starts there.
+fn read_header_at<P: AsRef<Path>>(
+    file: &File,
+    position: u64,
+    size: u64,
+    path: impl FnOnce() -> P,
+) -> io::Result<Option<BatchHeader>> {
+    if position + BATCH_HEADER_LEN as u64 > size {
+        return Ok(None);
+    }
+    let mut buf = [0u8; BATCH_HEADER_LEN];
+    fault::read_exact_at(file, &mut buf, position, path)?;
+    let header = match BatchHeader::parse_fixed(&buf) {
+        Ok(h) => h,
+        Err(_) => return Ok(None),
+    };
+    if position + header.total_len() as u64 > size {
+        return Ok(None);
+    }
+    Ok(Some(header))
 }

@@ -100,6 +100,26 @@ fn batches(log: &mut Log) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
+/// [`batches`] through `SharedLog::read`, which preads without the log lock.
+fn shared_batches(log: &SharedLog) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut offset = log.lock().unwrap().log_start_offset();
+    while offset < log.lock().unwrap().log_end_offset() {
+        let r = log.read(offset, 1 << 20, u64::MAX).unwrap();
+        let Some(slice) = r.slice else { break };
+        let bytes = slice.read_to_vec().unwrap();
+        for item in BatchIter::new(&bytes, Strictness::Stored) {
+            let (pos, h) = item.expect("stored batches are whole and valid");
+            out.push((
+                h.base_offset as u64,
+                bytes[pos + 8..pos + h.total_len()].to_vec(),
+            ));
+            offset = h.last_offset() as u64 + 1;
+        }
+    }
+    out
+}
+
 /// Sync everything appended (the log lock must not be held into `sync_to`).
 fn sync_all(log: &SharedLog) {
     let leo = log.lock().unwrap().log_end_offset();
@@ -296,8 +316,9 @@ fn a_failed_roll_leaves_a_log_that_reopens_whole() {
 /// Append batches until one rolls a new segment; returns that batch's offset (the new
 /// segment's base).
 fn append_until_roll(log: &SharedLog, tag: &mut u64) -> u64 {
+    let first = *tag;
     loop {
-        assert!(*tag < 1_000, "no roll");
+        assert!(*tag - first < 1_000, "no roll");
         let info = log.append(&batch(*tag), 0).unwrap();
         *tag += 1;
         if info.rolled {
@@ -356,7 +377,7 @@ fn reads_and_appends_do_not_wait_for_a_rolls_fsyncs() {
 
         // While that fsync is held, the partition is read and appended to.
         let l = log.clone();
-        let read = within_10s(move || batches(&mut l.lock().unwrap()).len());
+        let read = within_10s(move || shared_batches(&l).len());
         assert!(
             read.is_some_and(|n| n >= 2),
             "{what}: a read waited for the roll's fsync"
@@ -379,6 +400,97 @@ fn reads_and_appends_do_not_wait_for_a_rolls_fsyncs() {
         assert!(log.durable_offset() > base, "{what}");
         sync_all(&log);
     }
+}
+
+#[test]
+fn a_read_holds_no_lock_while_it_preads() {
+    let _serial = serial();
+    let (root, name) = temp();
+    let dir = root.path().join("t-0");
+    let log = Arc::new(SharedLog::new(
+        Log::open(&dir, small_config(), OpenMode::Recover).unwrap(),
+    ));
+    let mut tag = 0;
+    append_until_roll(&log, &mut tag);
+    sync_all(&log);
+    let second = log.lock().unwrap().segment_base_offsets()[1];
+    let expected = log.lock().unwrap().read(0, 1 << 20, u64::MAX).unwrap();
+    let expected_bytes = expected.slice.as_ref().unwrap().read_to_vec().unwrap();
+    let leo = log.lock().unwrap().log_end_offset();
+
+    // The read's first batch header pread is held.
+    let faults = Faults::install(vec![Rule::new(Op::Read, Action::Hold).path(name.as_str())]);
+    let l = log.clone();
+    let reader = std::thread::spawn(move || {
+        let r = l.read(0, 1 << 20, u64::MAX)?;
+        let bytes = r.slice.as_ref().map(|s| s.read_to_vec()).transpose()?;
+        Ok::<_, StorageError>((r, bytes))
+    });
+    assert!(faults.plan.wait_holding(1, Duration::from_secs(10)));
+
+    // Meanwhile the log takes appends (rolling), fsyncs, and deletes the very segment
+    // being read.
+    let l = log.clone();
+    let changed = within_10s(move || {
+        let mut t = 1_000;
+        append_until_roll(&l, &mut t);
+        sync_all(&l);
+        l.lock().unwrap().advance_log_start_offset(second)
+    });
+    assert!(
+        matches!(changed, Some(Ok(1))),
+        "the log waited for a read's pread: {changed:?}"
+    );
+    assert!(!layout::log_file(&dir, 0).exists());
+    assert!(!reader.is_finished());
+
+    faults.plan.release_holds();
+    let (r, bytes) = reader.join().unwrap().unwrap();
+    // The deleted segment read whole from its open file, as it was.
+    assert_eq!(r.first_batch_offset, Some(0));
+    assert_eq!(r.log_end_offset, leo);
+    assert_eq!(bytes.as_deref(), Some(&expected_bytes[..]));
+    assert_eq!(faults.rule(0).fired(), 1);
+}
+
+#[test]
+fn a_read_racing_appends_returns_only_what_was_there_when_it_began() {
+    let _serial = serial();
+    let (root, name) = temp();
+    let log = Arc::new(SharedLog::new(
+        Log::open(&root.path().join("t-0"), small_config(), OpenMode::Recover).unwrap(),
+    ));
+    for tag in 0..2 {
+        log.append(&batch(tag), 0).unwrap();
+    }
+    let leo = log.lock().unwrap().log_end_offset();
+    let faults = Faults::install(vec![Rule::new(Op::Read, Action::Hold).path(name.as_str())]);
+    let l = log.clone();
+    let reader = std::thread::spawn(move || l.read(1, 1 << 20, u64::MAX));
+    assert!(faults.plan.wait_holding(1, Duration::from_secs(10)));
+    // Appends to the same (active) segment while the read is held.
+    let l = log.clone();
+    let appended = within_10s(move || {
+        (2..4)
+            .map(|tag| l.append(&batch(tag), 0).map(|i| i.rolled))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    assert_eq!(appended.map(|r| r.unwrap()), Some(vec![false, false]));
+    faults.plan.release_holds();
+
+    let r = reader.join().unwrap().unwrap();
+    assert_eq!(r.log_end_offset, leo);
+    let bytes = r.slice.unwrap().read_to_vec().unwrap();
+    let last = BatchIter::new(&bytes, Strictness::Stored)
+        .map(|item| item.unwrap().1.last_offset() as u64)
+        .last();
+    assert_eq!(
+        last,
+        Some(leo - 1),
+        "a read returned bytes appended after it began"
+    );
+    // A new read sees them all.
+    assert_eq!(shared_batches(&log).len(), 4);
 }
 
 #[test]
