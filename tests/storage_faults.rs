@@ -198,12 +198,12 @@ async fn a_held_fsync_on_one_partition_does_not_stall_metadata_or_other_partitio
     }
 
     // More producers (connections) than the broker has runtime workers, each appending
-    // to the held partition with acks=1.
+    // to the held partition with acks=all, so each waits for the held fsync.
     let mut held_sends = Vec::new();
     for i in 0..4 {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
-            .set("acks", "1")
+            .set("acks", "all")
             .set("linger.ms", "0")
             .set("message.timeout.ms", "120000")
             .create()
@@ -227,7 +227,7 @@ async fn a_held_fsync_on_one_partition_does_not_stall_metadata_or_other_partitio
             offsets
         }));
     }
-    // Let the appends reach the first roll and block there.
+    // Let the appends pass a few rolls and wait for the held fsync.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         held_sends.iter().any(|h| !h.is_finished()),
@@ -263,6 +263,18 @@ async fn a_held_fsync_on_one_partition_does_not_stall_metadata_or_other_partitio
         .expect("a produce to fast-0 stalled behind the held partition")
         .expect("produce to fast-0");
     assert_eq!(offset, 0);
+    // The held partition itself still takes appends: a roll's fsyncs run in the flush,
+    // without the log lock.
+    let producer1: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("acks", "1")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .expect("producer");
+    tokio::time::timeout(quick, produce(&producer1, "slow"))
+        .await
+        .expect("an acks=1 produce to slow-0 stalled behind its held fsync")
+        .expect("produce to slow-0");
 
     let bootstrap3 = bootstrap.clone();
     let fetched = tokio::task::spawn_blocking(move || {

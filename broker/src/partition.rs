@@ -376,15 +376,15 @@ impl Partition {
     }
 
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one), below
-    /// `upper_bound`. Finds file positions only: the bytes are read or sent later, outside
-    /// the lock.
+    /// `upper_bound`. Finds file positions only (preading batch headers without the log
+    /// lock): the bytes are read or sent later.
     pub fn read(
         &self,
         offset: u64,
         max_bytes: u64,
         upper_bound: u64,
     ) -> Result<ReadResult, StorageError> {
-        self.log.lock()?.read(offset, max_bytes, upper_bound)
+        self.log.read(offset, max_bytes, upper_bound)
     }
 
     /// OffsetForLeaderEpoch: the largest epoch ≤ `requested` and where the next began
@@ -395,12 +395,12 @@ impl Partition {
 
     /// The first batch whose max timestamp is at or after `timestamp`.
     pub fn find_timestamp(&self, timestamp: i64) -> Result<Option<TimestampHit>, StorageError> {
-        self.log.lock()?.find_timestamp(timestamp)
+        self.log.find_timestamp(timestamp)
     }
 
     /// The batch holding the largest timestamp.
     pub fn max_timestamp(&self) -> Result<Option<TimestampHit>, StorageError> {
-        self.log.lock()?.max_timestamp()
+        self.log.max_timestamp()
     }
 
     /// Every stored batch from the one holding `from` to the log end, read in chunks of at

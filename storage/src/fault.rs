@@ -1,6 +1,7 @@
 //! The storage I/O seam and its fault injection: every write, fsync (file and
-//! directory) and rename the log makes goes through the functions here, so tests can
-//! make one of them fail, block, or write short.
+//! directory) and rename the log makes, and the batch header reads of its lookups, go
+//! through the functions here, so tests can make one of them fail, block, or write
+//! short.
 //!
 //! With no plan installed each call costs one relaxed atomic load, then makes the plain
 //! system call: no lock, no allocation.
@@ -27,13 +28,14 @@
 //! ```text
 //! RUNNEL_FAULTS = RULE ("," RULE)*
 //! RULE          = OP ":" ACTION (":" KEY "=" VALUE)*
-//! OP            = write | fsync | dirsync | rename
+//! OP            = write | fsync | dirsync | rename | read
 //! ACTION        = fail | hold | short
 //! ```
 //!
 //! - `write`: a write of segment data, cleaner output or a checkpoint; `fsync`: an
 //!   fsync or fdatasync of a file, or an msync of an index; `dirsync`: an fsync of a
-//!   directory; `rename`: a rename (it matches if either path does).
+//!   directory; `rename`: a rename (it matches if either path does); `read`: a read of
+//!   a batch header in a segment file, as a fetch or a lookup by time makes.
 //! - `fail`: the call fails with `errno` and does nothing. `hold`: the call blocks until
 //!   released, then runs. `short`: a write puts the first half of its bytes on disk and
 //!   then fails with `errno` (a disk filling up mid-write); for other operations it is
@@ -75,6 +77,7 @@ pub enum Op {
     Fsync,
     DirSync,
     Rename,
+    Read,
 }
 
 /// What an affected call does.
@@ -300,6 +303,7 @@ fn parse_rule(text: &str) -> Result<Rule, String> {
         "fsync" => Op::Fsync,
         "dirsync" => Op::DirSync,
         "rename" => Op::Rename,
+        "read" => Op::Read,
         other => return Err(format!("{text}: unknown operation {other:?}")),
     };
     let action = match parts.next() {
@@ -423,7 +427,7 @@ pub fn sync_all<P: AsRef<Path>>(file: &File, path: impl FnOnce() -> P) -> io::Re
 }
 
 /// `msync` of a memory map (an index), counted as an fsync.
-pub fn flush_map(map: &memmap2::MmapMut, path: &Path) -> io::Result<()> {
+pub fn flush_map(map: &memmap2::MmapRaw, path: &Path) -> io::Result<()> {
     check(Op::Fsync, || path)?;
     map.flush()
 }
@@ -432,6 +436,19 @@ pub fn flush_map(map: &memmap2::MmapMut, path: &Path) -> io::Result<()> {
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     check(Op::DirSync, || dir)?;
     File::open(dir)?.sync_all()
+}
+
+/// `pread` of all of `buf` at `offset`.
+#[inline]
+pub fn read_exact_at<P: AsRef<Path>>(
+    file: &File,
+    buf: &mut [u8],
+    offset: u64,
+    path: impl FnOnce() -> P,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    check(Op::Read, path)?;
+    file.read_exact_at(buf, offset)
 }
 
 /// `rename(from, to)`.
@@ -541,11 +558,13 @@ mod tests {
     fn parses_the_documented_syntax() {
         let plan = FaultPlan::parse(
             "fsync:fail:nth=3:path=topicA-0, fsync:hold:path=topicA-0:hold_ms=50:release=/tmp/r,\
-             write:short:errno=EDQUOT:times=all,rename:fail:errno=5:times=2,dirsync:hold",
+             write:short:errno=EDQUOT:times=all,rename:fail:errno=5:times=2,dirsync:hold,\
+             read:hold:path=t-0",
         )
         .unwrap();
         let r = plan.rules();
-        assert_eq!(r.len(), 5);
+        assert_eq!(r.len(), 6);
+        assert_eq!((r[5].op, r[5].action), (Op::Read, Action::Hold));
         assert_eq!(
             (r[0].op, r[0].action, r[0].nth),
             (Op::Fsync, Action::Fail, 3)

@@ -3,12 +3,18 @@
 //!
 //! The log lock is held only to append or to capture what to sync; the fsync itself runs
 //! with no lock held, so appends continue meanwhile. This is what makes concurrent
-//! durable producers cheaper, not dearer, than one.
+//! durable producers cheaper, not dearer, than one. The same fsync round runs the
+//! fsyncs a segment roll left (the sealed segment, the directory) before it reports
+//! anything past the roll durable.
+//!
+//! Reads take the lock only to pick a segment and take a reader of it (shared handles
+//! and bounds); the batch header preads run without it, so a fetch's disk reads do not
+//! hold up appends, nor an append a fetch.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-use crate::log::{AppendInfo, HeaderRewrite, Log};
+use crate::log::{search_timestamp, AppendInfo, HeaderRewrite, Log, ReadResult, TimestampHit};
 use crate::{Result, StorageError};
 
 struct SyncState {
@@ -87,6 +93,49 @@ impl SharedLog {
     ) -> Result<AppendInfo> {
         // A failed fsync poisons the log under this same lock, so the append is refused.
         self.lock()?.append_rewriting(records, rewrite, now_ms)
+    }
+
+    /// [`Log::read`], with the log lock held only for the in-memory steps: the preads of
+    /// batch headers run without it.
+    pub fn read(&self, offset: u64, max_bytes: u64, upper_bound: u64) -> Result<ReadResult> {
+        let (mut cursor, mut seg) = {
+            let mut log = self.lock()?;
+            let cursor = log.begin_read(offset, max_bytes, upper_bound)?;
+            let seg = log.read_segment(&cursor)?;
+            (cursor, seg)
+        };
+        while let Some(s) = seg {
+            cursor.search(&s)?;
+            seg = if cursor.done() {
+                None
+            } else {
+                self.lock()?.read_segment(&cursor)?
+            };
+        }
+        Ok(cursor.into_result())
+    }
+
+    /// [`Log::find_timestamp`], with the lock held only to pick segments.
+    pub fn find_timestamp(&self, timestamp: i64) -> Result<Option<TimestampHit>> {
+        let mut resume = 0;
+        loop {
+            // A statement of its own, so that the guard is dropped before the search.
+            let seg = self.lock()?.timestamp_segment(timestamp, resume)?;
+            let Some(seg) = seg else { return Ok(None) };
+            if let Some(hit) = search_timestamp(&seg, timestamp)? {
+                return Ok(Some(hit));
+            }
+            resume = seg.next_offset;
+        }
+    }
+
+    /// [`Log::max_timestamp`], with the lock held only to pick segments.
+    pub fn max_timestamp(&self) -> Result<Option<TimestampHit>> {
+        let max = self.lock()?.largest_timestamp();
+        if max < 0 {
+            return Ok(None);
+        }
+        self.find_timestamp(max)
     }
 
     /// How many group-commit fsync rounds have run (each may cover many appends).

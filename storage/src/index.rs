@@ -12,18 +12,56 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use memmap2::MmapMut;
+use memmap2::MmapRaw;
+
+/// Entries of an index as they were when taken: a shared mapping and how many of its
+/// entries were valid. Readers use it without the log lock; the mapping stays valid
+/// while they hold it, even after the segment is trimmed, deleted or closed.
+#[derive(Clone)]
+struct Entries {
+    map: Option<Arc<MmapRaw>>,
+    entry_size: usize,
+    /// Number of valid entries.
+    entries: usize,
+}
+
+impl Entries {
+    fn entry(&self, i: usize) -> &[u8] {
+        assert!(i < self.entries, "index entry {i} of {}", self.entries);
+        let m = self.map.as_ref().expect("entries > 0 implies a mapping");
+        // SAFETY: the mapping spans at least `entries` entries (its capacity when made,
+        // and a later trim keeps the file that long), and entries below a count handed
+        // out are never written again (`MappedEntries::push`), so these bytes are not
+        // written while the slice lives. Writes are published under the log lock.
+        unsafe { std::slice::from_raw_parts(m.as_ptr().add(i * self.entry_size), self.entry_size) }
+    }
+
+    /// Binary search for the last entry whose key (read by `key`) is <= `target`.
+    fn floor<K: Ord>(&self, target: K, key: impl Fn(&[u8]) -> K) -> Option<usize> {
+        let (mut lo, mut hi) = (0usize, self.entries);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if key(self.entry(mid)) <= target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.checked_sub(1)
+    }
+}
 
 /// A fixed-size-entry file mapped into memory, shared by both index kinds.
 struct MappedEntries {
     path: PathBuf,
-    mmap: Option<MmapMut>,
-    entry_size: usize,
-    /// Number of valid entries.
-    entries: usize,
+    view: Entries,
     /// Capacity in entries of the current mapping.
     capacity: usize,
+    /// The most entries handed out to readers: slots below it are never rewritten, so
+    /// after a truncation below it the index takes no more entries.
+    shared: usize,
 }
 
 impl MappedEntries {
@@ -45,85 +83,98 @@ impl MappedEntries {
         };
         let mut me = MappedEntries {
             path: path.to_path_buf(),
-            mmap: None,
-            entry_size,
-            entries,
+            view: Entries {
+                map: None,
+                entry_size,
+                entries,
+            },
             capacity,
+            shared: 0,
         };
         me.map(&file)?;
         Ok(me)
     }
 
     fn map(&mut self, file: &File) -> io::Result<()> {
-        let bytes = self.capacity * self.entry_size;
+        let bytes = self.capacity * self.view.entry_size;
         file.set_len(bytes as u64)?;
-        self.mmap = if bytes == 0 {
+        self.view.map = if bytes == 0 {
             None
         } else {
-            // SAFETY: the file is ours alone (one Log per directory, guarded by the
-            // broker), and we never shrink it while this mapping lives.
-            Some(unsafe { MmapMut::map_mut(file)? })
+            // A raw mapping: readers hold it (behind an Arc) while the writer appends to
+            // slots past theirs. The file is ours alone (one Log per directory, guarded
+            // by the broker); it shrinks only in a trim, to no fewer than the entries
+            // of any mapping of it.
+            Some(Arc::new(MmapRaw::map_raw(file)?))
         };
         Ok(())
     }
 
-    fn entry(&self, i: usize) -> &[u8] {
-        let m = self.mmap.as_ref().expect("entries > 0 implies a mapping");
-        &m[i * self.entry_size..(i + 1) * self.entry_size]
+    /// The entries as they are now, for a reader without the lock.
+    fn share(&mut self) -> Entries {
+        self.shared = self.shared.max(self.view.entries);
+        self.view.clone()
+    }
+
+    fn entries(&self) -> usize {
+        self.view.entries
     }
 
     fn is_full(&self) -> bool {
-        self.entries >= self.capacity
+        self.view.entries >= self.capacity || self.view.entries < self.shared
     }
 
     fn push(&mut self, entry: &[u8]) -> bool {
+        // A slot below `shared` may be under a reader's slice: never write it.
         if self.is_full() {
             return false;
         }
-        let Some(m) = self.mmap.as_mut() else {
+        let Some(m) = self.view.map.as_ref() else {
             return false;
         };
-        let at = self.entries * self.entry_size;
-        m[at..at + self.entry_size].copy_from_slice(entry);
-        self.entries += 1;
+        debug_assert_eq!(entry.len(), self.view.entry_size);
+        let at = self.view.entries * self.view.entry_size;
+        // SAFETY: the slot lies inside the mapping (entries < capacity), no reader
+        // reads it (they read below `shared` <= entries), and only this writer, under
+        // the log lock, writes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(entry.as_ptr(), m.as_mut_ptr().add(at), entry.len())
+        };
+        self.view.entries += 1;
         true
     }
 
     fn truncate_entries(&mut self, entries: usize) {
-        self.entries = self.entries.min(entries);
+        self.view.entries = self.view.entries.min(entries);
     }
 
-    /// Shrink the file to its entries (on roll / close). The index stays readable.
-    fn trim(&mut self) -> io::Result<()> {
-        if let Some(m) = self.mmap.as_ref() {
-            crate::fault::flush_map(m, &self.path)?;
-        }
-        self.mmap = None;
+    /// Shrink the file to its entries (on roll / close). The index stays readable, and
+    /// readers keep the old mapping, whose entries the shorter file still covers.
+    /// Returns the file for the caller to fsync: a roll defers that to the next flush,
+    /// outside the log lock. An fsync of the file also writes back what was written
+    /// through its mappings (Linux keeps one page cache per file), so no msync is needed
+    /// first.
+    fn trim(&mut self) -> io::Result<File> {
+        self.view.map = None;
         let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
-        self.capacity = self.entries;
+        self.capacity = self.view.entries;
         self.map(&file)?;
-        crate::fault::sync_all(&file, || &self.path)
+        Ok(file)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
     }
 
     fn flush(&self) -> io::Result<()> {
-        match &self.mmap {
+        match &self.view.map {
             Some(m) => crate::fault::flush_map(m, &self.path),
             None => Ok(()),
         }
     }
 
-    /// Binary search for the last entry whose key (read by `key`) is <= `target`.
     fn floor<K: Ord>(&self, target: K, key: impl Fn(&[u8]) -> K) -> Option<usize> {
-        let (mut lo, mut hi) = (0usize, self.entries);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if key(self.entry(mid)) <= target {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo.checked_sub(1)
+        self.view.floor(target, key)
     }
 }
 
@@ -165,20 +216,24 @@ impl OffsetIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.entries
+        self.inner.entries()
     }
     pub fn is_empty(&self) -> bool {
-        self.inner.entries == 0
+        self.inner.entries() == 0
     }
     pub fn is_full(&self) -> bool {
         self.inner.is_full()
     }
 
     pub fn entry(&self, i: usize) -> OffsetPosition {
-        let e = self.inner.entry(i);
-        OffsetPosition {
-            offset: self.base_offset + be_u32(&e[0..4]) as u64,
-            position: be_u32(&e[4..8]),
+        offset_entry(&self.inner.view, self.base_offset, i)
+    }
+
+    /// The index as it is now, for lookups without the log lock.
+    pub fn reader(&mut self) -> OffsetIndexReader {
+        OffsetIndexReader {
+            base_offset: self.base_offset,
+            entries: self.inner.share(),
         }
     }
 
@@ -201,25 +256,12 @@ impl OffsetIndex {
 
     /// The last entry with offset <= `target`, or the segment start.
     pub fn lookup(&self, target: u64) -> OffsetPosition {
-        let rel = target.saturating_sub(self.base_offset);
-        match self.inner.floor(rel, |e| be_u32(&e[0..4]) as u64) {
-            Some(i) => self.entry(i),
-            None => OffsetPosition {
-                offset: self.base_offset,
-                position: 0,
-            },
-        }
+        offset_lookup(&self.inner.view, self.base_offset, target)
     }
 
     /// The last entry with position <= `position`, or the segment start.
     pub fn lookup_position(&self, position: u32) -> OffsetPosition {
-        match self.inner.floor(position, |e| be_u32(&e[4..8])) {
-            Some(i) => self.entry(i),
-            None => OffsetPosition {
-                offset: self.base_offset,
-                position: 0,
-            },
-        }
+        offset_lookup_position(&self.inner.view, self.base_offset, position)
     }
 
     /// Drop entries at or past `position` (used when the log is truncated).
@@ -258,11 +300,68 @@ impl OffsetIndex {
         Ok(())
     }
 
-    pub fn trim(&mut self) -> io::Result<()> {
+    /// See `MappedEntries::trim`: the caller fsyncs the returned file.
+    pub fn trim(&mut self) -> io::Result<File> {
         self.inner.trim()
+    }
+    pub fn path(&self) -> &Path {
+        self.inner.path()
     }
     pub fn flush(&self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// An offset index as it was when taken: lookups without the log lock.
+#[derive(Clone)]
+pub struct OffsetIndexReader {
+    base_offset: u64,
+    entries: Entries,
+}
+
+impl OffsetIndexReader {
+    pub fn len(&self) -> usize {
+        self.entries.entries
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.entries == 0
+    }
+    /// See [`OffsetIndex::lookup`].
+    pub fn lookup(&self, target: u64) -> OffsetPosition {
+        offset_lookup(&self.entries, self.base_offset, target)
+    }
+    /// See [`OffsetIndex::lookup_position`].
+    pub fn lookup_position(&self, position: u32) -> OffsetPosition {
+        offset_lookup_position(&self.entries, self.base_offset, position)
+    }
+}
+
+fn offset_entry(e: &Entries, base_offset: u64, i: usize) -> OffsetPosition {
+    let e = e.entry(i);
+    OffsetPosition {
+        offset: base_offset + be_u32(&e[0..4]) as u64,
+        position: be_u32(&e[4..8]),
+    }
+}
+
+fn offset_lookup(e: &Entries, base_offset: u64, target: u64) -> OffsetPosition {
+    let rel = target.saturating_sub(base_offset);
+    match e.floor(rel, |e| be_u32(&e[0..4]) as u64) {
+        Some(i) => offset_entry(e, base_offset, i),
+        None => OffsetPosition {
+            offset: base_offset,
+            position: 0,
+        },
+    }
+}
+
+fn offset_lookup_position(e: &Entries, base_offset: u64, position: u32) -> OffsetPosition {
+    match e.floor(position, |e| be_u32(&e[4..8])) {
+        Some(i) => offset_entry(e, base_offset, i),
+        None => OffsetPosition {
+            offset: base_offset,
+            position: 0,
+        },
     }
 }
 
@@ -295,20 +394,24 @@ impl TimeIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.entries
+        self.inner.entries()
     }
     pub fn is_empty(&self) -> bool {
-        self.inner.entries == 0
+        self.inner.entries() == 0
     }
     pub fn is_full(&self) -> bool {
         self.inner.is_full()
     }
 
     pub fn entry(&self, i: usize) -> TimestampOffset {
-        let e = self.inner.entry(i);
-        TimestampOffset {
-            timestamp: be_i64(&e[0..8]),
-            offset: self.base_offset + be_u32(&e[8..12]) as u64,
+        time_entry(&self.inner.view, self.base_offset, i)
+    }
+
+    /// The index as it is now, for lookups without the log lock.
+    pub fn reader(&mut self) -> TimeIndexReader {
+        TimeIndexReader {
+            base_offset: self.base_offset,
+            entries: self.inner.share(),
         }
     }
 
@@ -333,10 +436,7 @@ impl TimeIndex {
     /// the batch at that entry's offset is older than `target`, so a search for the
     /// first record at or after `target` may start from there.
     pub fn lookup_before(&self, target: i64) -> Option<TimestampOffset> {
-        let i = self
-            .inner
-            .floor(target.saturating_sub(1), |e| be_i64(&e[0..8]))?;
-        Some(self.entry(i))
+        time_lookup_before(&self.inner.view, self.base_offset, target)
     }
 
     pub fn truncate_to_offset(&mut self, offset: u64) {
@@ -373,12 +473,43 @@ impl TimeIndex {
         Ok(())
     }
 
-    pub fn trim(&mut self) -> io::Result<()> {
+    /// See `MappedEntries::trim`: the caller fsyncs the returned file.
+    pub fn trim(&mut self) -> io::Result<File> {
         self.inner.trim()
+    }
+    pub fn path(&self) -> &Path {
+        self.inner.path()
     }
     pub fn flush(&self) -> io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// A time index as it was when taken: lookups without the log lock.
+#[derive(Clone)]
+pub struct TimeIndexReader {
+    base_offset: u64,
+    entries: Entries,
+}
+
+impl TimeIndexReader {
+    /// See [`TimeIndex::lookup_before`].
+    pub fn lookup_before(&self, target: i64) -> Option<TimestampOffset> {
+        time_lookup_before(&self.entries, self.base_offset, target)
+    }
+}
+
+fn time_entry(e: &Entries, base_offset: u64, i: usize) -> TimestampOffset {
+    let e = e.entry(i);
+    TimestampOffset {
+        timestamp: be_i64(&e[0..8]),
+        offset: base_offset + be_u32(&e[8..12]) as u64,
+    }
+}
+
+fn time_lookup_before(e: &Entries, base_offset: u64, target: i64) -> Option<TimestampOffset> {
+    let i = e.floor(target.saturating_sub(1), |e| be_i64(&e[0..8]))?;
+    Some(time_entry(e, base_offset, i))
 }
 
 #[cfg(test)]
@@ -404,7 +535,7 @@ mod tests {
         assert_eq!(idx.lookup(130).position, 3000);
         assert_eq!(idx.lookup(99).position, 0);
         assert_eq!(idx.lookup_position(2500).offset, 120);
-        idx.trim().unwrap();
+        idx.trim().unwrap().sync_all().unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 40);
         let idx = OffsetIndex::open(&p, 100, 80, false).unwrap();
         assert_eq!(idx.len(), 5);

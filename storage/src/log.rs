@@ -22,7 +22,7 @@ use crate::checkpoint;
 use crate::cleaner::SegmentSnapshot;
 use crate::layout::{self, FileKind, SegmentFile, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::leader_epoch::LeaderEpochCache;
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentReader};
 use crate::{fault, sync_dir, FileSlice, LogConfig, Result, StorageError};
 
 /// How to open a log.
@@ -93,15 +93,27 @@ pub struct TimestampHit {
 pub(crate) struct FlushJob {
     /// Segment files with their base offsets (which name them for the fault seam).
     files: Vec<(Arc<File>, u64)>,
+    /// Index files of segments sealed by a roll since the last flush.
+    sealed: Vec<(File, PathBuf)>,
+    /// A roll created a segment file since the last flush: fsync the directory.
+    sync_dir: bool,
     dir: Arc<Path>,
-    /// Offsets below this become durable once `files` are synced.
+    /// Offsets below this become durable once all of the above are synced.
     pub(crate) upto: u64,
     /// Persist a new recovery point (a segment rolled since the last one).
     checkpoint: bool,
 }
 
 impl FlushJob {
+    /// The fsyncs a roll left (sealed indexes, the new file's directory entry), then
+    /// the data: all of them before `upto` counts as durable.
     pub(crate) fn run(&self) -> io::Result<()> {
+        for (f, path) in &self.sealed {
+            fault::sync_all(f, || path)?;
+        }
+        if self.sync_dir {
+            sync_dir(&self.dir)?;
+        }
         for (f, base) in &self.files {
             fault::sync_data(f, || layout::log_file(&self.dir, *base))?;
         }
@@ -123,6 +135,12 @@ pub struct Log {
     recovery_point: u64,
     /// Base offset of the segment named in the recovery-point file.
     checkpointed_segment: u64,
+    /// Index files of segments sealed by a roll, not yet fsynced; the next flush syncs
+    /// them (with the segments' `.log` files, still dirty) before it reports anything
+    /// past them durable. Open handles, so a segment deleted meanwhile is no error.
+    unsynced_seals: Vec<(File, PathBuf)>,
+    /// A roll created a segment file whose directory entry is not yet fsynced.
+    dir_unsynced: bool,
     read_clock: u64,
     recovery: RecoveryReport,
     /// Files renamed to `.deleted`, with the time they are due for removal.
@@ -174,6 +192,8 @@ impl Log {
             next_offset: 0,
             recovery_point: 0,
             checkpointed_segment: 0,
+            unsynced_seals: Vec::new(),
+            dir_unsynced: false,
             read_clock: 0,
             recovery: RecoveryReport::default(),
             pending_deletes: Vec::new(),
@@ -531,11 +551,13 @@ impl Log {
         if seg.size == 0 {
             return Ok(());
         }
-        seg.seal(&config)?;
+        // No fsync here, under the log lock: the next flush syncs the sealed segment and
+        // the directory (the new file's entry) before it reports any offset past the
+        // roll durable (Kafka's roll, then flushUptoOffsetExclusive).
+        let sealed = seg.seal_unsynced(&config)?;
+        self.unsynced_seals.extend(sealed);
+        self.dir_unsynced = true;
         let new = Segment::create(&self.dir, base, &config)?;
-        // The new file's directory entry must be durable before data in it is
-        // acknowledged as durable.
-        sync_dir(&self.dir)?;
         self.segments.insert(base, new);
         tracing::debug!(dir = %self.dir.display(), base, "rolled a new segment");
         Ok(())
@@ -543,57 +565,68 @@ impl Log {
 
     /// Read whole batches starting with the one that holds `offset`, up to `max_bytes`
     /// (but always at least one batch), and never reaching `upper_bound` (exclusive;
-    /// the high watermark for consumers).
+    /// the high watermark for consumers). [`SharedLog::read`] does the same with the
+    /// log lock held only to pick segments.
     pub fn read(&mut self, offset: u64, max_bytes: u64, upper_bound: u64) -> Result<ReadResult> {
-        let mut result = ReadResult {
-            slice: None,
-            first_batch_offset: None,
-            log_start_offset: self.log_start_offset,
-            log_end_offset: self.next_offset,
-        };
+        let mut cursor = self.begin_read(offset, max_bytes, upper_bound)?;
+        while let Some(seg) = self.read_segment(&cursor)? {
+            cursor.search(&seg)?;
+        }
+        Ok(cursor.result)
+    }
+
+    /// Start a read: check the offset and fix its bounds. In memory only.
+    pub(crate) fn begin_read(
+        &self,
+        offset: u64,
+        max_bytes: u64,
+        upper_bound: u64,
+    ) -> Result<ReadCursor> {
         if offset < self.log_start_offset || offset > self.next_offset {
             return Err(self.out_of_range(offset));
         }
         let upper = upper_bound.min(self.next_offset);
-        if offset >= upper {
-            return Ok(result);
+        Ok(ReadCursor {
+            offset,
+            max_bytes,
+            upper,
+            resume: offset,
+            done: offset >= upper,
+            result: ReadResult {
+                slice: None,
+                first_batch_offset: None,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.next_offset,
+            },
+        })
+    }
+
+    /// The segment a read searches next (the one holding its resume offset), as a
+    /// reader to search without the lock; `None` when the read is done. Opens the
+    /// segment's files if they are closed, and keeps the open-handle budget.
+    pub(crate) fn read_segment(&mut self, cursor: &ReadCursor) -> Result<Option<SegmentReader>> {
+        if cursor.done {
+            return Ok(None);
         }
-        self.read_clock += 1;
-        let clock = self.read_clock;
-        let config = self.config.clone();
-        // From the segment holding `offset` (compaction may leave it without the offset,
-        // then the next one serves) up to the bound.
-        let first = self
+        // A later step may find the log start moved past the offset meanwhile.
+        if cursor.offset < self.log_start_offset {
+            return Err(self.out_of_range(cursor.offset));
+        }
+        let base = self
             .segments
-            .range(..=offset)
+            .range(..=cursor.resume)
             .next_back()
-            .map_or(0, |(b, _)| *b);
-        for (_, seg) in self.segments.range_mut(first..upper) {
-            seg.last_used = clock;
-            let Some(loc) = seg.find_batch(&config, offset)? else {
-                continue;
-            };
-            if loc.header.base_offset as u64 >= upper {
-                break;
-            }
-            let start = loc.position as u64;
-            let end_limit = seg.position_of_boundary(&config, upper)?;
-            let first_end = loc.end();
-            let wanted = start.saturating_add(max_bytes);
-            let end = if end_limit <= wanted {
-                end_limit
-            } else {
-                seg.last_batch_end_within(&config, start, wanted)?
-                    .unwrap_or(first_end)
-                    .max(first_end)
-            };
-            debug_assert!(end >= first_end && end <= seg.size);
-            result.slice = Some(seg.slice(start, end - start)?);
-            result.first_batch_offset = Some(loc.header.base_offset as u64);
-            break;
-        }
+            .or_else(|| self.segments.iter().next())
+            .map(|(b, _)| *b);
+        let Some(base) = base.filter(|b| *b < cursor.upper) else {
+            return Ok(None);
+        };
+        self.read_clock += 1;
+        let seg = self.segments.get_mut(&base).expect("base from the map");
+        seg.last_used = self.read_clock;
+        let reader = seg.reader(&self.config)?;
         self.release_idle_handles();
-        Ok(result)
+        Ok(Some(reader))
     }
 
     /// Call `f` with the header of every batch from the one holding `from` to the end,
@@ -603,7 +636,6 @@ impl Log {
         from: u64,
         mut f: impl FnMut(&BatchHeader),
     ) -> Result<()> {
-        let config = self.config.clone();
         let bases: Vec<u64> = self
             .segments
             .range(..=from)
@@ -614,11 +646,12 @@ impl Log {
             .collect();
         for base in bases {
             let seg = self.segments.get_mut(&base).expect("base from the map");
-            let Some(first) = seg.find_batch(&config, from)? else {
+            let reader = seg.reader(&self.config)?;
+            let Some(first) = reader.find_batch(from)? else {
                 continue;
             };
             let mut pos = first.position as u64;
-            while let Some(h) = seg.read_header(pos)? {
+            while let Some(h) = reader.read_header(pos)? {
                 f(&h);
                 pos += h.total_len() as u64;
             }
@@ -628,37 +661,63 @@ impl Log {
     }
 
     /// Find the first batch whose max timestamp >= `timestamp` (ListOffsets by time).
+    /// [`SharedLog::find_timestamp`] does the same with the lock held only to pick
+    /// segments.
     pub fn find_timestamp(&mut self, timestamp: i64) -> Result<Option<TimestampHit>> {
-        let config = self.config.clone();
-        let log_start = self.log_start_offset;
-        let bases: Vec<u64> = self.segments.keys().copied().collect();
-        for base in bases {
-            let seg = self.segments.get_mut(&base).expect("base from the map");
-            if seg.next_offset <= log_start || seg.max_timestamp < timestamp {
-                continue;
+        let mut resume = 0;
+        while let Some(seg) = self.timestamp_segment(timestamp, resume)? {
+            if let Some(hit) = search_timestamp(&seg, timestamp)? {
+                return Ok(Some(hit));
             }
-            if let Some(loc) = seg.find_timestamp(&config, timestamp)? {
-                let slice = seg.slice(loc.position as u64, loc.header.total_len() as u64)?;
-                self.release_idle_handles();
-                return Ok(Some(TimestampHit {
-                    batch: loc.header,
-                    slice,
-                }));
-            }
+            resume = seg.next_offset;
         }
-        self.release_idle_handles();
         Ok(None)
     }
 
-    /// The largest timestamp in the log and the batch that holds it.
-    pub fn max_timestamp(&mut self) -> Result<Option<TimestampHit>> {
-        let max = self
+    /// The first segment from the one holding `resume` that may hold a batch at or
+    /// after `timestamp` and is not wholly below the log start, as a reader.
+    pub(crate) fn timestamp_segment(
+        &mut self,
+        timestamp: i64,
+        resume: u64,
+    ) -> Result<Option<SegmentReader>> {
+        let log_start = self.log_start_offset;
+        let first = self
             .segments
+            .range(..=resume)
+            .next_back()
+            .map_or(0, |(b, _)| *b);
+        self.read_clock += 1;
+        let mut found = None;
+        for seg in self.segments.range_mut(first..).map(|(_, s)| s) {
+            // `resume` is where the previous segment searched ended.
+            if seg.next_offset <= log_start
+                || seg.next_offset <= resume
+                || seg.max_timestamp < timestamp
+            {
+                continue;
+            }
+            seg.last_used = self.read_clock;
+            found = Some(seg.reader(&self.config));
+            break;
+        }
+        self.release_idle_handles();
+        Ok(found.transpose()?)
+    }
+
+    /// The largest timestamp of the segments not wholly below the log start, -1 if none.
+    pub(crate) fn largest_timestamp(&self) -> i64 {
+        self.segments
             .values()
             .filter(|s| s.next_offset > self.log_start_offset)
             .map(|s| s.max_timestamp)
             .max()
-            .unwrap_or(-1);
+            .unwrap_or(-1)
+    }
+
+    /// The largest timestamp in the log and the batch that holds it.
+    pub fn max_timestamp(&mut self) -> Result<Option<TimestampHit>> {
+        let max = self.largest_timestamp();
         if max < 0 {
             return Ok(None);
         }
@@ -934,6 +993,8 @@ impl Log {
         let active_base = self.active().base_offset;
         Ok(FlushJob {
             files,
+            sealed: std::mem::take(&mut self.unsynced_seals),
+            sync_dir: std::mem::take(&mut self.dir_unsynced),
             dir: self.dir.clone(),
             upto: self.next_offset,
             checkpoint: active_base > self.checkpointed_segment,
@@ -1022,6 +1083,75 @@ impl Log {
             .filter(|s| !s.active && s.is_open())
             .count()
     }
+}
+
+/// A read in progress. Its steps under the log lock ([`Log::read_segment`]) pick a
+/// segment and take a reader of it; its searches ([`ReadCursor::search`]) pread batch
+/// headers with no lock held.
+pub(crate) struct ReadCursor {
+    offset: u64,
+    max_bytes: u64,
+    /// The caller's bound, capped at the log end offset when the read began: bytes
+    /// appended since are never returned.
+    upper: u64,
+    /// Search the segment holding this offset next.
+    resume: u64,
+    done: bool,
+    result: ReadResult,
+}
+
+impl ReadCursor {
+    pub(crate) fn done(&self) -> bool {
+        self.done
+    }
+
+    pub(crate) fn into_result(self) -> ReadResult {
+        self.result
+    }
+
+    /// Look for the read's batches in `seg`, without the lock.
+    pub(crate) fn search(&mut self, seg: &SegmentReader) -> Result<()> {
+        let Some(loc) = seg.find_batch(self.offset)? else {
+            // Compaction may leave a segment without the offset: the next one serves.
+            // Resuming by offset rather than by segment also finds records a
+            // compaction swap merged into this segment's base meanwhile.
+            if seg.next_offset <= self.resume || seg.next_offset >= self.upper {
+                self.done = true;
+            }
+            self.resume = seg.next_offset;
+            return Ok(());
+        };
+        self.done = true;
+        if loc.header.base_offset as u64 >= self.upper {
+            return Ok(());
+        }
+        let start = loc.position as u64;
+        let end_limit = seg.position_of_boundary(self.upper)?;
+        let first_end = loc.end();
+        let wanted = start.saturating_add(self.max_bytes);
+        let end = if end_limit <= wanted {
+            end_limit
+        } else {
+            seg.last_batch_end_within(start, wanted)?
+                .unwrap_or(first_end)
+                .max(first_end)
+        };
+        debug_assert!(end >= first_end && end <= seg.size);
+        self.result.slice = Some(seg.slice(start, end - start));
+        self.result.first_batch_offset = Some(loc.header.base_offset as u64);
+        Ok(())
+    }
+}
+
+/// The first batch in `seg` whose max timestamp >= `timestamp`, without the lock.
+pub(crate) fn search_timestamp(
+    seg: &SegmentReader,
+    timestamp: i64,
+) -> Result<Option<TimestampHit>> {
+    Ok(seg.find_timestamp(timestamp)?.map(|loc| TimestampHit {
+        batch: loc.header,
+        slice: seg.slice(loc.position as u64, loc.header.total_len() as u64),
+    }))
 }
 
 fn snapshot(seg: &mut Segment) -> Result<SegmentSnapshot> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use runnel_records::record_batch::{validate_batch, BatchHeader, Strictness, BATCH_HEADER_LEN};
 
-use crate::index::{OffsetIndex, TimeIndex};
+use crate::index::{OffsetIndex, OffsetIndexReader, TimeIndex, TimeIndexReader};
 use crate::layout::{self, SegmentFile};
 use crate::{fault, FileSlice, LogConfig};
 
@@ -43,7 +43,7 @@ pub struct ScanOutcome {
 
 pub struct Segment {
     pub base_offset: u64,
-    dir: PathBuf,
+    dir: Arc<Path>,
     /// Open while the segment is active or recently read; see `Log`'s handle budget.
     file: Option<Arc<File>>,
     offset_index: Option<OffsetIndex>,
@@ -63,6 +63,8 @@ pub struct Segment {
     /// deadline as already due, which is the safe side.
     pub first_append_ms: Option<i64>,
     bytes_since_index_entry: u64,
+    /// Base offset of the last batch, once appended or scanned since the segment opened.
+    last_batch_base: Option<u64>,
     /// Data written since the last fsync of this segment's log file.
     pub dirty: bool,
     pub active: bool,
@@ -95,7 +97,7 @@ impl Segment {
     pub fn closed(dir: &Path, base_offset: u64) -> Segment {
         Segment {
             base_offset,
-            dir: dir.to_path_buf(),
+            dir: Arc::from(dir),
             file: None,
             offset_index: None,
             time_index: None,
@@ -106,6 +108,7 @@ impl Segment {
             rolling_by_wall_clock: false,
             first_append_ms: None,
             bytes_since_index_entry: 0,
+            last_batch_base: None,
             dirty: false,
             active: false,
             last_used: 0,
@@ -177,23 +180,6 @@ impl Segment {
         Ok(self.offset_index(config)?.is_full() || self.time_index(config)?.is_full())
     }
 
-    /// Read and parse the batch header at `position` (no CRC check).
-    pub fn read_header(&mut self, position: u64) -> io::Result<Option<BatchHeader>> {
-        if position + BATCH_HEADER_LEN as u64 > self.size {
-            return Ok(None);
-        }
-        let mut buf = [0u8; BATCH_HEADER_LEN];
-        self.file()?.read_exact_at(&mut buf, position)?;
-        let header = match BatchHeader::parse_fixed(&buf) {
-            Ok(h) => h,
-            Err(_) => return Ok(None),
-        };
-        if position + header.total_len() as u64 > self.size {
-            return Ok(None);
-        }
-        Ok(Some(header))
-    }
-
     /// Append `records`, whose batches are described by `batches`, with each batch's
     /// first [`BATCH_HEADER_LEN`] bytes replaced by the matching entry of `headers`.
     pub fn append(
@@ -262,6 +248,7 @@ impl Segment {
         self.bytes_since_index_entry += h.total_len() as u64;
         self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
         self.next_offset = h.last_offset() as u64 + 1;
+        self.last_batch_base = Some(base);
         Ok(())
     }
 
@@ -280,6 +267,7 @@ impl Segment {
         let mut pos = position;
         self.size = position;
         self.next_offset = next_offset;
+        self.last_batch_base = None;
         self.max_timestamp = max_timestamp;
         let mut stopped_by = None;
         let mut buf = Vec::new();
@@ -342,105 +330,6 @@ impl Segment {
             next_offset: self.next_offset,
             max_timestamp: self.max_timestamp,
             stopped_by,
-        })
-    }
-
-    /// Find the first batch whose last offset >= `offset`, scanning from the index.
-    pub fn find_batch(
-        &mut self,
-        config: &LogConfig,
-        offset: u64,
-    ) -> io::Result<Option<BatchLocation>> {
-        let start = self.offset_index(config)?.lookup(offset);
-        let mut pos = start.position as u64;
-        while let Some(header) = self.read_header(pos)? {
-            if header.last_offset() as u64 >= offset {
-                return Ok(Some(BatchLocation {
-                    position: pos as u32,
-                    header,
-                }));
-            }
-            pos += header.total_len() as u64;
-        }
-        Ok(None)
-    }
-
-    /// The file position where batches with offsets >= `offset` begin (the segment size
-    /// if there are none). `offset` must lie on a batch boundary or past the end.
-    pub fn position_of_boundary(&mut self, config: &LogConfig, offset: u64) -> io::Result<u64> {
-        if offset >= self.next_offset {
-            return Ok(self.size);
-        }
-        Ok(match self.find_batch(config, offset)? {
-            Some(loc) => loc.position as u64,
-            None => self.size,
-        })
-    }
-
-    /// The end of the last whole batch that starts at or after `from` and ends at or
-    /// before `limit`, or `None` if even the first batch at `from` ends past `limit`.
-    pub fn last_batch_end_within(
-        &mut self,
-        config: &LogConfig,
-        from: u64,
-        limit: u64,
-    ) -> io::Result<Option<u64>> {
-        if limit >= self.size {
-            return Ok(Some(self.size));
-        }
-        // Start from the index entry at or before `limit`, but never before `from`.
-        let anchor = self
-            .offset_index(config)?
-            .lookup_position(limit as u32)
-            .position as u64;
-        let mut pos = anchor.max(from);
-        let mut end = None;
-        while let Some(h) = self.read_header(pos)? {
-            let next = pos + h.total_len() as u64;
-            if next > limit {
-                break;
-            }
-            end = Some(next);
-            pos = next;
-        }
-        if end.is_none() && pos > from {
-            // The anchor itself is a batch boundary at or before the limit.
-            end = Some(pos);
-        }
-        Ok(end)
-    }
-
-    /// Find the first batch whose max timestamp >= `timestamp`.
-    pub fn find_timestamp(
-        &mut self,
-        config: &LogConfig,
-        timestamp: i64,
-    ) -> io::Result<Option<BatchLocation>> {
-        if self.max_timestamp < timestamp {
-            return Ok(None);
-        }
-        let from_offset = match self.time_index(config)?.lookup_before(timestamp) {
-            Some(e) => e.offset,
-            None => self.base_offset,
-        };
-        let mut pos = self.offset_index(config)?.lookup(from_offset).position as u64;
-        while let Some(h) = self.read_header(pos)? {
-            if h.max_timestamp >= timestamp {
-                return Ok(Some(BatchLocation {
-                    position: pos as u32,
-                    header: h,
-                }));
-            }
-            pos += h.total_len() as u64;
-        }
-        Ok(None)
-    }
-
-    pub fn slice(&mut self, position: u64, len: u64) -> io::Result<FileSlice> {
-        Ok(FileSlice {
-            file: self.file()?,
-            position,
-            len,
         })
     }
 
@@ -589,43 +478,79 @@ impl Segment {
     }
 
     fn read_header_at_start(&mut self, file_len: u64) -> io::Result<Option<BatchHeader>> {
-        let saved = self.size;
-        self.size = file_len;
-        let h = self.read_header(0);
-        self.size = saved;
-        h
+        let file = self.file()?;
+        read_header_at(&file, 0, file_len, || self.path(SegmentFile::Log))
+    }
+
+    /// The segment as it is now, for reading without the log lock. Opens its files if
+    /// they are closed (an idle inactive segment).
+    pub fn reader(&mut self, config: &LogConfig) -> io::Result<SegmentReader> {
+        let file = self.file()?;
+        self.open_indexes(config, self.active)?;
+        let offsets = self.offset_index.as_mut().expect("opened above").reader();
+        let times = self.time_index.as_mut().expect("opened above").reader();
+        Ok(SegmentReader {
+            base_offset: self.base_offset,
+            size: self.size,
+            next_offset: self.next_offset,
+            max_timestamp: self.max_timestamp,
+            dir: self.dir.clone(),
+            file,
+            offsets,
+            times,
+        })
     }
 
     /// Cut the file (and indexes) at `position`.
     pub fn truncate_to(&mut self, config: &LogConfig, position: u64) -> io::Result<()> {
         self.file()?.set_len(position)?;
         self.size = position;
+        self.last_batch_base = None;
         self.offset_index(config)?
             .truncate_to_position(position as u32);
         Ok(())
     }
 
-    /// Make the segment read-only: trim its indexes and flush them. Called on roll.
+    /// Make the segment read-only: trim its indexes and fsync them.
     pub fn seal(&mut self, config: &LogConfig) -> io::Result<()> {
-        // A final time index entry holds the segment's max timestamp, as Kafka does on
-        // roll, so a timestamp search can skip the segment from the index alone.
-        let next = self.next_offset;
-        let max_ts = self.max_timestamp;
-        if let Some(last) = self.find_batch_base_before(config, next)? {
-            let _ = self.time_index(config)?.maybe_append(max_ts, last);
+        for (file, path) in self.seal_unsynced(config)? {
+            fault::sync_all(&file, || &path)?;
         }
-        self.offset_index(config)?.trim()?;
-        self.time_index(config)?.trim()?;
-        self.active = false;
         Ok(())
     }
 
-    fn find_batch_base_before(&mut self, config: &LogConfig, next: u64) -> io::Result<Option<u64>> {
+    /// [`Segment::seal`] without the fsyncs: returns the index files, which the caller
+    /// must fsync (with the `.log` file, which stays dirty) before any offset past this
+    /// segment is reported durable. A roll does this under the log lock and leaves the
+    /// fsyncs to the next flush.
+    pub fn seal_unsynced(&mut self, config: &LogConfig) -> io::Result<Vec<(File, PathBuf)>> {
+        // A final time index entry holds the segment's max timestamp, as Kafka does on
+        // roll, so a timestamp search can skip the segment from the index alone.
+        let max_ts = self.max_timestamp;
+        if let Some(last) = self.last_batch_base(config)? {
+            let _ = self.time_index(config)?.maybe_append(max_ts, last);
+        }
+        let offsets = self.offset_index(config)?;
+        let offsets = (offsets.trim()?, offsets.path().to_path_buf());
+        let times = self.time_index(config)?;
+        let times = (times.trim()?, times.path().to_path_buf());
+        self.active = false;
+        Ok(vec![offsets, times])
+    }
+
+    /// Base offset of the last batch: known in memory for a segment appended to or
+    /// scanned since it was opened, else found from the index.
+    fn last_batch_base(&mut self, config: &LogConfig) -> io::Result<Option<u64>> {
+        let next = self.next_offset;
         if next == self.base_offset {
             return Ok(None);
         }
+        if let Some(base) = self.last_batch_base {
+            return Ok(Some(base));
+        }
         Ok(self
-            .find_batch(config, next - 1)?
+            .reader(config)?
+            .find_batch(next - 1)?
             .map(|l| l.header.base_offset as u64))
     }
 
@@ -653,4 +578,139 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// A segment as it was when taken under the log lock, read without it: its open file,
+/// its indexes' entries then and its bounds then. Bytes at or past `size` (an append
+/// racing the read) are never read. A segment deleted or compacted away meanwhile has
+/// its files unlinked, but this open file and these mappings stay, so the reader still
+/// sees the segment whole, as it was.
+#[derive(Clone)]
+pub struct SegmentReader {
+    pub base_offset: u64,
+    /// Bytes of whole batches.
+    pub size: u64,
+    /// Offset after the last batch.
+    pub next_offset: u64,
+    pub max_timestamp: i64,
+    dir: Arc<Path>,
+    file: Arc<File>,
+    offsets: OffsetIndexReader,
+    times: TimeIndexReader,
+}
+
+impl SegmentReader {
+    /// Read and parse the batch header at `position` (no CRC check).
+    pub fn read_header(&self, position: u64) -> io::Result<Option<BatchHeader>> {
+        read_header_at(&self.file, position, self.size, || {
+            layout::log_file(&self.dir, self.base_offset)
+        })
+    }
+
+    /// Find the first batch whose last offset >= `offset`, scanning from the index.
+    pub fn find_batch(&self, offset: u64) -> io::Result<Option<BatchLocation>> {
+        let start = self.offsets.lookup(offset);
+        let mut pos = start.position as u64;
+        while let Some(header) = self.read_header(pos)? {
+            if header.last_offset() as u64 >= offset {
+                return Ok(Some(BatchLocation {
+                    position: pos as u32,
+                    header,
+                }));
+            }
+            pos += header.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// The file position where batches with offsets >= `offset` begin (the segment size
+    /// if there are none). `offset` must lie on a batch boundary or past the end.
+    pub fn position_of_boundary(&self, offset: u64) -> io::Result<u64> {
+        if offset >= self.next_offset {
+            return Ok(self.size);
+        }
+        Ok(match self.find_batch(offset)? {
+            Some(loc) => loc.position as u64,
+            None => self.size,
+        })
+    }
+
+    /// The end of the last whole batch that starts at or after `from` and ends at or
+    /// before `limit`, or `None` if even the first batch at `from` ends past `limit`.
+    pub fn last_batch_end_within(&self, from: u64, limit: u64) -> io::Result<Option<u64>> {
+        if limit >= self.size {
+            return Ok(Some(self.size));
+        }
+        // Start from the index entry at or before `limit`, but never before `from`.
+        let anchor = self.offsets.lookup_position(limit as u32).position as u64;
+        let mut pos = anchor.max(from);
+        let mut end = None;
+        while let Some(h) = self.read_header(pos)? {
+            let next = pos + h.total_len() as u64;
+            if next > limit {
+                break;
+            }
+            end = Some(next);
+            pos = next;
+        }
+        if end.is_none() && pos > from {
+            // The anchor itself is a batch boundary at or before the limit.
+            end = Some(pos);
+        }
+        Ok(end)
+    }
+
+    /// Find the first batch whose max timestamp >= `timestamp`.
+    pub fn find_timestamp(&self, timestamp: i64) -> io::Result<Option<BatchLocation>> {
+        if self.max_timestamp < timestamp {
+            return Ok(None);
+        }
+        let from_offset = match self.times.lookup_before(timestamp) {
+            Some(e) => e.offset,
+            None => self.base_offset,
+        };
+        let mut pos = self.offsets.lookup(from_offset).position as u64;
+        while let Some(h) = self.read_header(pos)? {
+            if h.max_timestamp >= timestamp {
+                return Ok(Some(BatchLocation {
+                    position: pos as u32,
+                    header: h,
+                }));
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    pub fn slice(&self, position: u64, len: u64) -> FileSlice {
+        debug_assert!(position + len <= self.size);
+        FileSlice {
+            file: self.file.clone(),
+            position,
+            len,
+        }
+    }
+}
+
+/// The batch header at `position` of a file whose whole batches end at `size`, or
+/// `None` if no whole batch starts there.
+fn read_header_at<P: AsRef<Path>>(
+    file: &File,
+    position: u64,
+    size: u64,
+    path: impl FnOnce() -> P,
+) -> io::Result<Option<BatchHeader>> {
+    if position + BATCH_HEADER_LEN as u64 > size {
+        return Ok(None);
+    }
+    let mut buf = [0u8; BATCH_HEADER_LEN];
+    fault::read_exact_at(file, &mut buf, position, path)?;
+    let header = match BatchHeader::parse_fixed(&buf) {
+        Ok(h) => h,
+        Err(_) => return Ok(None),
+    };
+    if position + header.total_len() as u64 > size {
+        return Ok(None);
+    }
+    Ok(Some(header))
 }

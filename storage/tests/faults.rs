@@ -100,6 +100,26 @@ fn batches(log: &mut Log) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
+/// [`batches`] through `SharedLog::read`, which preads without the log lock.
+fn shared_batches(log: &SharedLog) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut offset = log.lock().unwrap().log_start_offset();
+    while offset < log.lock().unwrap().log_end_offset() {
+        let r = log.read(offset, 1 << 20, u64::MAX).unwrap();
+        let Some(slice) = r.slice else { break };
+        let bytes = slice.read_to_vec().unwrap();
+        for item in BatchIter::new(&bytes, Strictness::Stored) {
+            let (pos, h) = item.expect("stored batches are whole and valid");
+            out.push((
+                h.base_offset as u64,
+                bytes[pos + 8..pos + h.total_len()].to_vec(),
+            ));
+            offset = h.last_offset() as u64 + 1;
+        }
+    }
+    out
+}
+
 /// Sync everything appended (the log lock must not be held into `sync_to`).
 fn sync_all(log: &SharedLog) {
     let leo = log.lock().unwrap().log_end_offset();
@@ -289,6 +309,251 @@ fn a_failed_roll_leaves_a_log_that_reopens_whole() {
         assert!(now.starts_with(&acked), "{what}: lost acknowledged batches");
         let info = log.append(&batch(999), 0).unwrap();
         assert_eq!(info.first_offset, now.len() as u64 * 2, "{what}");
+        log.flush().unwrap();
+    }
+}
+
+/// Append batches until one rolls a new segment; returns that batch's offset (the new
+/// segment's base).
+fn append_until_roll(log: &SharedLog, tag: &mut u64) -> u64 {
+    let first = *tag;
+    loop {
+        assert!(*tag - first < 1_000, "no roll");
+        let info = log.append(&batch(*tag), 0).unwrap();
+        *tag += 1;
+        if info.rolled {
+            return info.first_offset;
+        }
+    }
+}
+
+/// Run `f` on a thread; its result if it finishes within 10 s (the thread is left
+/// behind otherwise, to end once the test releases what it waits for).
+fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10)).ok()
+}
+
+#[test]
+fn reads_and_appends_do_not_wait_for_a_rolls_fsyncs() {
+    let _serial = serial();
+    // The fsyncs a roll needs: the directory's (the new file's entry) and the sealed
+    // segment's index files.
+    let cases = [
+        ("dirsync", Op::DirSync, None),
+        ("index fsync", Op::Fsync, Some("00000000000000000000.index")),
+        (
+            "time index fsync",
+            Op::Fsync,
+            Some("00000000000000000000.timeindex"),
+        ),
+    ];
+    for (what, op, file) in cases {
+        let (root, name) = temp();
+        let log = Arc::new(SharedLog::new(
+            Log::open(&root.path().join("t-0"), small_config(), OpenMode::Recover).unwrap(),
+        ));
+        let mut tag = 0;
+        log.append(&batch(tag), 0).unwrap();
+        tag += 1;
+        sync_all(&log);
+        let rule = Rule::new(op, Action::Hold).times(None);
+        let faults = Faults::install(vec![rule.path(file.unwrap_or(name.as_str()))]);
+
+        // A producer appends until a roll and waits for its batch to be durable.
+        let l = log.clone();
+        let producer = std::thread::spawn(move || {
+            let base = append_until_roll(&l, &mut tag);
+            let leo = l.lock().unwrap().log_end_offset();
+            (base, tag, l.sync_to(leo))
+        });
+        assert!(
+            faults.plan.wait_holding(1, Duration::from_secs(10)),
+            "{what}: the roll's fsync was never reached"
+        );
+
+        // While that fsync is held, the partition is read and appended to.
+        let l = log.clone();
+        let read = within_10s(move || shared_batches(&l).len());
+        assert!(
+            read.is_some_and(|n| n >= 2),
+            "{what}: a read waited for the roll's fsync"
+        );
+        let l = log.clone();
+        let appended = within_10s(move || l.append(&batch(500), 0).map(|i| i.first_offset));
+        assert!(
+            matches!(appended, Some(Ok(_))),
+            "{what}: an append waited for the roll's fsync"
+        );
+        assert!(
+            faults.plan.wait_holding(1, Duration::ZERO),
+            "{what}: released early"
+        );
+        assert!(!producer.is_finished(), "{what}");
+
+        faults.plan.release_holds();
+        let (base, _, synced) = producer.join().unwrap();
+        synced.unwrap();
+        assert!(log.durable_offset() > base, "{what}");
+        sync_all(&log);
+    }
+}
+
+#[test]
+fn a_read_holds_no_lock_while_it_preads() {
+    let _serial = serial();
+    let (root, name) = temp();
+    let dir = root.path().join("t-0");
+    let log = Arc::new(SharedLog::new(
+        Log::open(&dir, small_config(), OpenMode::Recover).unwrap(),
+    ));
+    let mut tag = 0;
+    append_until_roll(&log, &mut tag);
+    sync_all(&log);
+    let second = log.lock().unwrap().segment_base_offsets()[1];
+    let expected = log.lock().unwrap().read(0, 1 << 20, u64::MAX).unwrap();
+    let expected_bytes = expected.slice.as_ref().unwrap().read_to_vec().unwrap();
+    let leo = log.lock().unwrap().log_end_offset();
+
+    // The read's first batch header pread is held.
+    let faults = Faults::install(vec![Rule::new(Op::Read, Action::Hold).path(name.as_str())]);
+    let l = log.clone();
+    let reader = std::thread::spawn(move || {
+        let r = l.read(0, 1 << 20, u64::MAX)?;
+        let bytes = r.slice.as_ref().map(|s| s.read_to_vec()).transpose()?;
+        Ok::<_, StorageError>((r, bytes))
+    });
+    assert!(faults.plan.wait_holding(1, Duration::from_secs(10)));
+
+    // Meanwhile the log takes appends (rolling), fsyncs, and deletes the very segment
+    // being read.
+    let l = log.clone();
+    let changed = within_10s(move || {
+        let mut t = 1_000;
+        append_until_roll(&l, &mut t);
+        sync_all(&l);
+        l.lock().unwrap().advance_log_start_offset(second)
+    });
+    assert!(
+        matches!(changed, Some(Ok(1))),
+        "the log waited for a read's pread: {changed:?}"
+    );
+    assert!(!layout::log_file(&dir, 0).exists());
+    assert!(!reader.is_finished());
+
+    faults.plan.release_holds();
+    let (r, bytes) = reader.join().unwrap().unwrap();
+    // The deleted segment read whole from its open file, as it was.
+    assert_eq!(r.first_batch_offset, Some(0));
+    assert_eq!(r.log_end_offset, leo);
+    assert_eq!(bytes.as_deref(), Some(&expected_bytes[..]));
+    assert_eq!(faults.rule(0).fired(), 1);
+}
+
+#[test]
+fn a_read_racing_appends_returns_only_what_was_there_when_it_began() {
+    let _serial = serial();
+    let (root, name) = temp();
+    let log = Arc::new(SharedLog::new(
+        Log::open(&root.path().join("t-0"), small_config(), OpenMode::Recover).unwrap(),
+    ));
+    for tag in 0..2 {
+        log.append(&batch(tag), 0).unwrap();
+    }
+    let leo = log.lock().unwrap().log_end_offset();
+    let faults = Faults::install(vec![Rule::new(Op::Read, Action::Hold).path(name.as_str())]);
+    let l = log.clone();
+    let reader = std::thread::spawn(move || l.read(1, 1 << 20, u64::MAX));
+    assert!(faults.plan.wait_holding(1, Duration::from_secs(10)));
+    // Appends to the same (active) segment while the read is held.
+    let l = log.clone();
+    let appended = within_10s(move || {
+        (2..4)
+            .map(|tag| l.append(&batch(tag), 0).map(|i| i.rolled))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    assert_eq!(appended.map(|r| r.unwrap()), Some(vec![false, false]));
+    faults.plan.release_holds();
+
+    let r = reader.join().unwrap().unwrap();
+    assert_eq!(r.log_end_offset, leo);
+    let bytes = r.slice.unwrap().read_to_vec().unwrap();
+    let last = BatchIter::new(&bytes, Strictness::Stored)
+        .map(|item| item.unwrap().1.last_offset() as u64)
+        .last();
+    assert_eq!(
+        last,
+        Some(leo - 1),
+        "a read returned bytes appended after it began"
+    );
+    // A new read sees them all.
+    assert_eq!(shared_batches(&log).len(), 4);
+}
+
+#[test]
+fn nothing_past_a_roll_is_durable_until_the_rolls_fsyncs_succeed() {
+    let _serial = serial();
+    // The directory fsync the roll needs, the sealed segment's index and data fsyncs.
+    let cases = [
+        ("dirsync", Op::DirSync, None),
+        (
+            "time index fsync",
+            Op::Fsync,
+            Some("00000000000000000000.timeindex"),
+        ),
+        (
+            "sealed log fsync",
+            Op::Fsync,
+            Some("00000000000000000000.log"),
+        ),
+    ];
+    for (what, op, file) in cases {
+        let (root, name) = temp();
+        let dir = root.path().join("t-0");
+        let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+        let mut tag = 0;
+        log.append(&batch(tag), 0).unwrap();
+        tag += 1;
+        sync_all(&log);
+        let durable = log.durable_offset();
+        let acked = batches(&mut log.lock().unwrap());
+        let rule = Rule::new(op, Action::Fail).times(None);
+        let faults = Faults::install(vec![rule.path(file.unwrap_or(name.as_str()))]);
+
+        // The roll itself succeeds: its fsyncs are the next flush's.
+        let base = append_until_roll(&log, &mut tag);
+        for _ in 0..2 {
+            log.append(&batch(tag), 0).unwrap();
+            tag += 1;
+        }
+        let leo = log.lock().unwrap().log_end_offset();
+        assert!(is_poisoned(log.sync_to(leo)), "{what}");
+        assert_eq!(faults.rule(0).fired(), 1, "{what}");
+        // No offset past what was durable before, let alone in the new segment.
+        assert_eq!(log.durable_offset(), durable, "{what}");
+        assert!(log.durable_offset() <= base, "{what}");
+        assert!(is_poisoned(log.sync_to(leo)), "{what}");
+        assert_eq!(log.durable_offset(), durable, "{what}");
+        assert!(is_poisoned(log.append(&batch(tag), 0)), "{what}");
+        assert!(is_poisoned(log.lock().unwrap().flush()), "{what}");
+        assert_eq!(faults.rule(0).fired(), 1, "{what}: an fsync was retried");
+        let checkpoint = std::fs::read_to_string(dir.join(layout::RECOVERY_POINT_FILE))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        assert!(
+            checkpoint.is_none_or(|c| c <= durable),
+            "{what}: {checkpoint:?}"
+        );
+        drop(faults);
+        drop(log);
+
+        let mut log = Log::open(&dir, small_config(), OpenMode::Recover).unwrap();
+        assert!(log.log_end_offset() >= durable, "{what}");
+        assert!(batches(&mut log).starts_with(&acked), "{what}");
+        log.append(&batch(999), 0).unwrap();
         log.flush().unwrap();
     }
 }

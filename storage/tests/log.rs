@@ -741,3 +741,89 @@ fn the_leader_epoch_checkpoint_follows_the_log_start_and_survives_a_reopen() {
     assert_eq!(log.leader_epochs().entries().len(), 1);
     assert_eq!(log.end_offset_for_epoch(0), (0, 200));
 }
+
+#[test]
+fn reads_without_the_lock_race_appends_rolls_fsyncs_and_retention() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 2048,
+        index_interval_bytes: 128,
+        max_open_inactive_segments: 1,
+        ..small_config()
+    };
+    let log = Arc::new(SharedLog::new(
+        Log::open(dir.path(), config, OpenMode::Recover).unwrap(),
+    ));
+    // One record per batch, so a batch's base offset is its tag.
+    let sent = |tag: u64| batch(tag, 1, 100, 1_000 + tag as i64);
+    const N: u64 = 600;
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (log, done) = (log.clone(), done.clone());
+        std::thread::spawn(move || {
+            for tag in 0..N {
+                assert_eq!(log.append(&sent(tag), 0).unwrap().first_offset, tag);
+                if tag % 7 == 0 {
+                    log.sync_to(tag + 1).unwrap();
+                }
+                if tag % 50 == 49 {
+                    let start = tag.saturating_sub(100);
+                    log.lock().unwrap().advance_log_start_offset(start).unwrap();
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let readers: Vec<_> = (0..2u64)
+        .map(|r| {
+            let (log, done) = (log.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut checked = 0u64;
+                while !done.load(Ordering::SeqCst) {
+                    let (start, end) = {
+                        let l = log.lock().unwrap();
+                        (l.log_start_offset(), l.log_end_offset())
+                    };
+                    for offset in (start + r..end).step_by(5) {
+                        let res = match log.read(offset, 700, end) {
+                            Ok(res) => res,
+                            // Retention moved the start past it meanwhile.
+                            Err(StorageError::OffsetOutOfRange { .. }) => continue,
+                            Err(e) => panic!("read at {offset}: {e}"),
+                        };
+                        let slice = res.slice.expect("batches below the bound");
+                        let bytes = slice.read_to_vec().unwrap();
+                        let mut expect = offset;
+                        for item in BatchIter::new(&bytes, Strictness::Stored) {
+                            let (pos, h) = item.expect("whole, valid batches");
+                            let base = h.base_offset as u64;
+                            assert_eq!(base, expect, "read at {offset}");
+                            assert!(base < end, "read at {offset} passed its bound");
+                            let b = &bytes[pos..pos + h.total_len()];
+                            assert!(same_except_base_offset(b, &sent(base)), "at {base}");
+                            expect = base + 1;
+                            checked += 1;
+                        }
+                        assert!(expect > offset, "read at {offset} returned nothing");
+                        let target = 1_000 + offset as i64;
+                        if let Some(hit) = log.find_timestamp(target).unwrap() {
+                            assert!(hit.batch.max_timestamp >= target);
+                            let b = hit.slice.read_to_vec().unwrap();
+                            let base = hit.batch.base_offset as u64;
+                            assert!(same_except_base_offset(&b, &sent(base)), "at {base}");
+                        }
+                    }
+                }
+                checked
+            })
+        })
+        .collect();
+    writer.join().unwrap();
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    let mut log = Arc::try_unwrap(log).ok().unwrap().into_inner().unwrap();
+    log.close().unwrap();
+    assert!(log.segment_count() > 1);
+}
