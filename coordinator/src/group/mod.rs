@@ -37,8 +37,6 @@ pub mod records;
 pub mod topic_regex;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
@@ -52,8 +50,8 @@ use classic::{ClassicGroup, ClassicLimits, ClassicState, JoinRequest, Reply, Sto
 use consumer::{ConsumerConfig, ConsumerGroup, HeartbeatIn, HeartbeatOut, Topics};
 use records::{GroupValue, OffsetValue, RecordKey};
 
-use crate::config::ConfigError;
-use crate::settings::Settings;
+// The generic pieces, also under this module's path for the broker's convenience.
+pub use crate::log::{CoordinatorLog, DurableFuture, LogRecord};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -79,21 +77,6 @@ pub fn decode_subscription(meta: &[u8]) -> Option<Vec<String>> {
     Some(s.topics.iter().map(|t| t.to_string()).collect())
 }
 
-/// A records to write: key and value (`None` is a tombstone).
-pub type LogRecord = (Vec<u8>, Option<Vec<u8>>);
-
-pub type DurableFuture = Pin<Box<dyn Future<Output = Result<(), E>> + Send>>;
-
-/// Where the coordinator writes: the partitions of `__consumer_offsets`.
-pub trait CoordinatorLog: Send + Sync {
-    fn partitions(&self) -> i32;
-    /// Append `records` as one batch to `partition` (a page-cache write). Returns the
-    /// offset of the first record and the offset after the last.
-    fn append(&self, partition: i32, records: &[LogRecord]) -> Result<(u64, u64), E>;
-    /// Resolves once everything below `end` in `partition` is fsynced.
-    fn wait_durable(&self, partition: i32, end: u64) -> DurableFuture;
-}
-
 /// Coordinator settings, by Kafka's names.
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
@@ -117,45 +100,6 @@ impl Default for GroupConfig {
             offsets_retention_ms: 10080 * 60_000,
             offsets_retention_check_interval_ms: 600_000,
         }
-    }
-}
-
-impl GroupConfig {
-    /// Read from the checked broker settings.
-    pub fn from_settings(s: &Settings) -> Result<GroupConfig, ConfigError> {
-        let d = GroupConfig::default();
-        let consumer = ConsumerConfig {
-            heartbeat_interval_ms: s.int("group.consumer.heartbeat.interval.ms")?,
-            session_timeout_ms: s.int("group.consumer.session.timeout.ms")?,
-            assignors: s.list("group.consumer.assignors")?.to_vec(),
-            max_size: s.int("group.consumer.max.size")?,
-            regex_refresh_interval_ms: s.int("group.consumer.regex.refresh.interval.ms")?,
-        };
-        // Kafka's rule, so that a member heartbeats before its session lapses.
-        if consumer.heartbeat_interval_ms >= consumer.session_timeout_ms {
-            return Err(ConfigError::Conflict(
-                "group.consumer.heartbeat.interval.ms must be less than \
-                 group.consumer.session.timeout.ms"
-                    .to_string(),
-            ));
-        }
-        Ok(GroupConfig {
-            classic: ClassicLimits {
-                min_session_timeout_ms: s.int("group.min.session.timeout.ms")?,
-                max_session_timeout_ms: s.int("group.max.session.timeout.ms")?,
-                initial_rebalance_delay_ms: s.int("group.initial.rebalance.delay.ms")?,
-                max_size: s.int("group.max.size")?,
-                new_member_join_timeout_ms: d.classic.new_member_join_timeout_ms,
-            },
-            consumer,
-            max_groups: s.int("group.coordinator.max.groups")?,
-            offsets_partitions: s.int("offsets.topic.num.partitions")?,
-            offset_metadata_max_bytes: s.int("offset.metadata.max.bytes")?,
-            offsets_retention_ms: s
-                .int::<i64>("offsets.retention.minutes")?
-                .saturating_mul(60_000),
-            offsets_retention_check_interval_ms: s.int("offsets.retention.check.interval.ms")?,
-        })
     }
 }
 
@@ -1411,135 +1355,20 @@ impl GroupCoordinator {
     }
 }
 
-/// What consumer groups may be assigned and match regexes against: every topic but the
-/// internal ones (`__consumer_offsets`).
-impl Topics for crate::topics::TopicRegistry {
-    fn resolve(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
-        self.get(name)
-            .filter(|m| !m.internal)
-            .map(|m| (m.id, m.partitions))
-    }
-    fn names_version(&self) -> u64 {
-        crate::topics::TopicRegistry::names_version(self)
-    }
-    fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
-        for m in self.all().filter(|m| !m.internal) {
-            f(&m.name);
-        }
-    }
-}
-
 impl GroupCoordinator {
     /// Replay a chunk of whole stored batches of a `__consumer_offsets` partition, read
     /// from `offset`; returns the offset after the last batch (where the next chunk
     /// starts).
     pub fn replay_chunk(&self, offset: u64, buf: &[u8]) -> u64 {
-        use runnel_protocol::record_batch::{BatchIter, Strictness};
-        let mut next = offset;
-        for item in BatchIter::new(buf, Strictness::Stored) {
-            let Ok((pos, h)) = item else { break };
-            next = h.last_offset() as u64 + 1;
-            if h.is_control() {
-                continue;
-            }
-            let Some(batch) = buf.get(pos..pos + h.total_len()) else {
-                break;
-            };
-            let decoded = match runnel_protocol::records::batch_records(batch, 64 << 20) {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, offset = h.base_offset, "skipping an unreadable __consumer_offsets batch");
-                    continue;
-                }
-            };
-            for rec in decoded.records() {
-                let Ok(rec) = rec else { break };
-                let at = decoded.offset(&rec);
-                if (at as u64) < offset {
-                    continue;
-                }
-                if let Some(key) = rec.key {
-                    self.load_record(key, rec.value, at as u64);
-                }
-            }
-        }
-        next
+        crate::log::replay_chunk(offset, buf, &mut |key, value, at| {
+            self.load_record(key, value, at)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn group_settings(pairs: &[(&str, &str)]) -> Result<GroupConfig, ConfigError> {
-        let given = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        GroupConfig::from_settings(&Settings::parse(&given)?)
-    }
-
-    #[test]
-    fn settings_defaults_are_the_built_in_ones() {
-        let from_catalog = group_settings(&[]).unwrap();
-        assert_eq!(
-            format!("{from_catalog:?}"),
-            format!("{:?}", GroupConfig::default())
-        );
-        let c = group_settings(&[
-            ("group.min.session.timeout.ms", "1000"),
-            ("group.initial.rebalance.delay.ms", "0"),
-            ("group.consumer.assignors", "range"),
-            ("offsets.topic.num.partitions", "5"),
-            ("offsets.retention.minutes", "2"),
-        ])
-        .unwrap();
-        assert_eq!(c.classic.min_session_timeout_ms, 1000);
-        assert_eq!(c.classic.initial_rebalance_delay_ms, 0);
-        assert_eq!(c.consumer.assignors, vec!["range".to_string()]);
-        assert_eq!(c.offsets_partitions, 5);
-        assert_eq!(c.offsets_retention_ms, 120_000);
-    }
-
-    /// Each of these used to fall back to the default (or be clamped) with at most a
-    /// log line; now the broker refuses to start, naming the setting.
-    #[test]
-    fn bad_group_settings_refuse_naming_the_setting() {
-        for (name, bad) in [
-            ("group.min.session.timeout.ms", "abc"),
-            ("group.max.session.timeout.ms", "30m"),
-            ("group.initial.rebalance.delay.ms", "-1"),
-            ("group.max.size", "0"),
-            ("group.consumer.heartbeat.interval.ms", "0"),
-            ("group.consumer.session.timeout.ms", "4.5"),
-            ("group.consumer.assignors", "roundrobin"),
-            ("group.consumer.assignors", ""),
-            ("group.consumer.max.size", "0"),
-            ("group.consumer.regex.refresh.interval.ms", "0"),
-            ("group.coordinator.max.groups", "0"),
-            ("offsets.topic.num.partitions", "0"),
-            ("offsets.topic.num.partitions", "20000"),
-            ("offset.metadata.max.bytes", "-1"),
-            ("offsets.retention.minutes", "0"),
-            ("offsets.retention.check.interval.ms", "0"),
-        ] {
-            let err = group_settings(&[(name, bad)]).unwrap_err().to_string();
-            assert!(
-                err.starts_with(&format!("invalid value {bad:?} for {name}: expected ")),
-                "{name}={bad}: {err}"
-            );
-        }
-        let err = group_settings(&[
-            ("group.consumer.heartbeat.interval.ms", "6000"),
-            ("group.consumer.session.timeout.ms", "6000"),
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("group.consumer.heartbeat.interval.ms must be less than"),
-            "{err}"
-        );
-    }
 
     /// An in-memory `__consumer_offsets`: every append, in order.
     #[derive(Default)]

@@ -1,0 +1,21 @@
+//! Runnel's coordinators: state machines kept in an internal topic, sans-io.
+//!
+//! The generic pieces, for every coordinator (groups now; transactions and a schema
+//! registry later):
+//! - [`log`]: the internal topic as a coordinator sees it ([`CoordinatorLog`]: append a
+//!   batch of [`LogRecord`]s, wait until it is durable as a [`DurableFuture`]) and the
+//!   replay of a chunk of stored batches at start.
+//! - [`poison`]: a poisoned coordinator lock stops the process.
+//!
+//! The coordinators:
+//! - [`group`]: consumer groups (classic and KIP-848) and their committed offsets in
+//!   `__consumer_offsets`.
+//!
+//! Nothing here does I/O or depends on an async runtime: the log is a trait the broker
+//! implements over its partitions.
+
+pub mod group;
+pub mod log;
+mod poison;
+
+pub use log::{CoordinatorLog, DurableFuture, LogRecord};
