@@ -20,6 +20,7 @@ pub mod context;
 pub mod fetch_session;
 /// The group coordinator lives in `runnel-coordinator`; this keeps its old path.
 pub use runnel_coordinator::group;
+mod group_timers;
 mod handlers;
 pub mod log_cleaner;
 pub mod metrics;

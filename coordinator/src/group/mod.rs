@@ -37,14 +37,13 @@ pub mod records;
 pub mod topic_regex;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages as m;
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use tokio::sync::Notify;
-use tokio::time::{Duration, Instant};
 
 use classic::{ClassicGroup, ClassicLimits, ClassicState, JoinRequest, Reply, Store};
 use consumer::{ConsumerConfig, ConsumerGroup, HeartbeatIn, HeartbeatOut, Topics};
@@ -52,18 +51,12 @@ use records::{GroupValue, OffsetValue, RecordKey};
 
 // The generic pieces, also under this module's path for the broker's convenience.
 pub use crate::log::{CoordinatorLog, DurableFuture, LogRecord};
+use crate::runtime::{Clock, Spawn, Wake};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 pub(crate) fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// The topics of a consumer-protocol subscription (`ConsumerProtocolSubscription`).
@@ -158,7 +151,10 @@ pub struct GroupCoordinator {
     pub cfg: GroupConfig,
     log: Arc<dyn CoordinatorLog>,
     state: Mutex<State>,
-    wake: Arc<Notify>,
+    clock: Arc<dyn Clock>,
+    spawn: Arc<dyn Spawn>,
+    /// The timer driver's wake-up, once it registered (see [`GroupCoordinator::set_waker`]).
+    wake: OnceLock<Wake>,
 }
 
 fn classic_mut<'a>(st: &'a mut State, group: &str) -> Option<&'a mut ClassicGroup> {
@@ -169,13 +165,28 @@ fn classic_mut<'a>(st: &'a mut State, group: &str) -> Option<&'a mut ClassicGrou
 }
 
 impl GroupCoordinator {
-    pub fn new(cfg: GroupConfig, log: Arc<dyn CoordinatorLog>) -> Arc<GroupCoordinator> {
+    /// `clock` is the time every request and [`tick`](Self::tick) uses; `spawn` runs
+    /// the tasks that answer a SyncGroup (or a static member's JoinGroup) once the group
+    /// metadata it waits for is durable.
+    pub fn new(
+        cfg: GroupConfig,
+        log: Arc<dyn CoordinatorLog>,
+        clock: Arc<dyn Clock>,
+        spawn: Arc<dyn Spawn>,
+    ) -> Arc<GroupCoordinator> {
         Arc::new(GroupCoordinator {
             cfg,
             log,
             state: Mutex::new(State::default()),
-            wake: Arc::new(Notify::new()),
+            clock,
+            spawn,
+            wake: OnceLock::new(),
         })
+    }
+
+    /// The clock the coordinator was given.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -266,7 +277,7 @@ impl GroupCoordinator {
         topic_name: &dyn Fn(&uuid::Uuid) -> Option<String>,
         topics: &dyn Topics,
     ) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut st = self.lock();
         let loaded = std::mem::take(&mut st.loaded_groups);
         let delay = self.cfg.classic.initial_rebalance_delay_ms;
@@ -283,9 +294,14 @@ impl GroupCoordinator {
             if recs.is_empty() {
                 continue;
             }
-            if let Some(g) =
-                self.restore_consumer_group(&id, &recs, topic_name, topics, now, now_ms())
-            {
+            if let Some(g) = self.restore_consumer_group(
+                &id,
+                &recs,
+                topic_name,
+                topics,
+                now,
+                self.clock.now_ms(),
+            ) {
                 let members = g.members.len();
                 tracing::info!(group = %id, members, epoch = g.group_epoch, "restored a consumer group");
                 st.groups.insert(id.clone(), Group::Consumer(g));
@@ -296,9 +312,9 @@ impl GroupCoordinator {
         st.offsets.retain(|_, o| !o.is_empty());
         let ids: Vec<String> = st.offsets.keys().cloned().collect();
         for id in ids {
-            st.groups
-                .entry(id.clone())
-                .or_insert_with(|| Group::Classic(ClassicGroup::new(&id, now_ms(), delay)));
+            st.groups.entry(id.clone()).or_insert_with(|| {
+                Group::Classic(ClassicGroup::new(&id, self.clock.now_ms(), delay))
+            });
         }
         let (groups, offsets) = (
             st.groups.len(),
@@ -440,31 +456,19 @@ impl GroupCoordinator {
         Ok(Some(self.log.wait_durable(p, end)))
     }
 
-    /// Run the timers (sessions, rebalances, offset retention) until the coordinator is
-    /// dropped.
-    pub fn start(self: &Arc<Self>) {
-        let weak: Weak<GroupCoordinator> = Arc::downgrade(self);
-        let wake = self.wake.clone();
-        tokio::spawn(async move {
-            loop {
-                let notified = wake.notified();
-                let next = match weak.upgrade() {
-                    Some(c) => c.tick(),
-                    None => return,
-                };
-                let sleep_until = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
-                tokio::select! {
-                    _ = tokio::time::sleep_until(sleep_until) => {}
-                    _ = notified => {}
-                }
-            }
-        });
+    /// Register the timer driver's wake-up: called whenever a deadline may have moved
+    /// earlier than what [`tick`](Self::tick) last returned. The driver calls `tick` at
+    /// (or before) the deadline it returned, and again after each wake-up. Only one
+    /// driver: a second registration is refused and handed back.
+    pub fn set_waker(&self, wake: Wake) -> Result<(), Wake> {
+        self.wake.set(wake)
     }
 
-    /// Fire due timers; returns the next deadline.
+    /// Fire due timers (sessions, rebalances, offset retention); returns the next
+    /// deadline.
     pub fn tick(self: &Arc<Self>) -> Option<Instant> {
-        let now = Instant::now();
-        let now_ms = now_ms();
+        let now = self.clock.now();
+        let now_ms = self.clock.now_ms();
         let mut st = self.lock();
         let mut next: Option<Instant> = None;
         let ids: Vec<String> = st.groups.keys().cloned().collect();
@@ -509,7 +513,9 @@ impl GroupCoordinator {
     }
 
     fn poke(&self) {
-        self.wake.notify_one();
+        if let Some(wake) = self.wake.get() {
+            wake();
+        }
     }
 
     // ----- writes -----
@@ -543,13 +549,13 @@ impl GroupCoordinator {
             }
             let me = self.clone();
             let group_id = group_id.to_string();
-            tokio::spawn(async move {
+            self.spawn.spawn(Box::pin(async move {
                 let result = match durable {
                     Some(f) => f.await,
                     None => Err(E::CoordinatorNotAvailable),
                 };
                 let result = result.map_err(|_| E::CoordinatorNotAvailable);
-                let (now, now_ms) = (Instant::now(), now_ms());
+                let (now, now_ms) = (me.clock.now(), me.clock.now_ms());
                 let mut st = me.lock();
                 let mut more = Vec::new();
                 if let Some(g) = classic_mut(&mut st, &group_id) {
@@ -574,7 +580,7 @@ impl GroupCoordinator {
                 me.apply_stores(&mut st, &group_id, more);
                 drop(st);
                 me.poke();
-            });
+            }));
         }
     }
 
@@ -628,7 +634,7 @@ impl GroupCoordinator {
         {
             return err(E::InvalidSessionTimeout);
         }
-        let (now, now_ms) = (Instant::now(), now_ms());
+        let (now, now_ms) = (self.clock.now(), self.clock.now_ms());
         let mut st = self.lock();
         if !st.groups.contains_key(group_id) {
             if !req.member_id.is_empty() {
@@ -695,7 +701,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return err(E::InvalidGroupId);
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut st = self.lock();
         let mut stores = Vec::new();
         let reply = match classic_mut(&mut st, group_id) {
@@ -729,7 +735,7 @@ impl GroupCoordinator {
         }
         let mut st = self.lock();
         let code = match classic_mut(&mut st, group_id) {
-            Some(g) => g.heartbeat(member_id, instance_id, generation, Instant::now()),
+            Some(g) => g.heartbeat(member_id, instance_id, generation, self.clock.now()),
             None => E::UnknownMemberId.code(),
         };
         drop(st);
@@ -746,7 +752,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(E::InvalidGroupId);
         }
-        let (now, now_ms) = (Instant::now(), now_ms());
+        let (now, now_ms) = (self.clock.now(), self.clock.now_ms());
         let mut st = self.lock();
         let mut stores = Vec::new();
         let out = match classic_mut(&mut st, group_id) {
@@ -772,7 +778,7 @@ impl GroupCoordinator {
         version: i16,
         items: Vec<CommitItem>,
     ) -> Result<(), E> {
-        let now_ms = now_ms();
+        let now_ms = self.clock.now_ms();
         let waits;
         let staged: Vec<((String, i32), OffsetValue)>;
         {
@@ -799,7 +805,7 @@ impl GroupCoordinator {
                     );
                 }
                 Some(Group::Classic(g)) => {
-                    g.validate_offset_commit(member_id, instance_id, generation, Instant::now())?;
+                    g.validate_offset_commit(member_id, instance_id, generation, self.clock.now())?;
                 }
                 Some(Group::Consumer(g)) => {
                     if version < 9 && !g.is_empty() {
@@ -925,7 +931,7 @@ impl GroupCoordinator {
         let mut codes = vec![0i16; ids.len()];
         let appended = {
             let mut st = self.lock();
-            let now_ms = now_ms();
+            let now_ms = self.clock.now_ms();
             let mut writes = Vec::new();
             for (i, id) in ids.iter().enumerate() {
                 let ok = match st.groups.get(id) {
@@ -1213,7 +1219,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(E::InvalidRequest);
         }
-        let (now, now_ms) = (Instant::now(), now_ms());
+        let (now, now_ms) = (self.clock.now(), self.clock.now_ms());
         let mut st = self.lock();
         match st.groups.get(group_id) {
             None => {
@@ -1369,6 +1375,16 @@ impl GroupCoordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::runtime::testing::{block_on, ManualClock, Tasks};
+    use crate::runtime::SystemClock;
+
+    /// A coordinator on the system clock whose background tasks are dropped unless a
+    /// test runs them (these tests wait on none).
+    fn coordinator(cfg: GroupConfig, log: Arc<dyn CoordinatorLog>) -> Arc<GroupCoordinator> {
+        GroupCoordinator::new(cfg, log, Arc::new(SystemClock), Arc::new(Tasks::default()))
+    }
 
     /// An in-memory `__consumer_offsets`: every append, in order.
     #[derive(Default)]
@@ -1413,7 +1429,7 @@ mod tests {
     }
 
     fn reload(log: &MemLog) -> Arc<GroupCoordinator> {
-        let c = GroupCoordinator::new(GroupConfig::default(), Arc::new(MemLog::default()));
+        let c = coordinator(GroupConfig::default(), Arc::new(MemLog::default()));
         for (i, (_, (k, v))) in log.recs.lock().unwrap().iter().enumerate() {
             c.load_record(k, v.as_deref(), i as u64);
         }
@@ -1446,7 +1462,7 @@ mod tests {
     #[test]
     fn consumer_group_survives_a_restart() {
         let log = Arc::new(MemLog::default());
-        let c = GroupCoordinator::new(GroupConfig::default(), log.clone());
+        let c = coordinator(GroupConfig::default(), log.clone());
         let (a, _) = c
             .consumer_heartbeat("g", hb("a", 0, Some(&[])), &resolve)
             .unwrap();
@@ -1488,7 +1504,7 @@ mod tests {
 
         // a leaves: its records are tombstoned and it does not come back.
         let log2 = Arc::new(MemLog::default());
-        let c = GroupCoordinator::new(GroupConfig::default(), log2.clone());
+        let c = coordinator(GroupConfig::default(), log2.clone());
         c.consumer_heartbeat("g", hb("a", 0, Some(&[])), &resolve)
             .unwrap();
         c.consumer_heartbeat("g", hb("a", -1, None), &resolve)
@@ -1538,7 +1554,7 @@ mod tests {
             _ => topic_name(id),
         };
         let log = Arc::new(MemLog::default());
-        let c = GroupCoordinator::new(GroupConfig::default(), log.clone());
+        let c = coordinator(GroupConfig::default(), log.clone());
         let join = HeartbeatIn {
             subscribed: None,
             subscribed_regex: Some("orders-.*".to_string()),
@@ -1561,7 +1577,7 @@ mod tests {
 
         // Replayed: the member keeps its regex and partitions, the group its resolution.
         let before = members(&c);
-        let r = GroupCoordinator::new(GroupConfig::default(), Arc::new(MemLog::default()));
+        let r = coordinator(GroupConfig::default(), Arc::new(MemLog::default()));
         for (i, (_, (k, v))) in log.recs.lock().unwrap().iter().enumerate() {
             r.load_record(k, v.as_deref(), i as u64);
         }
@@ -1597,17 +1613,136 @@ mod tests {
     }
 
     #[test]
+    fn the_given_clock_expires_a_consumer_member_and_the_waker_hears_of_it() {
+        let log = Arc::new(MemLog::default());
+        let clock = Arc::new(ManualClock::new());
+        let c = GroupCoordinator::new(
+            GroupConfig::default(),
+            log.clone(),
+            clock.clone(),
+            Arc::new(Tasks::default()),
+        );
+        let woken = Arc::new(AtomicUsize::new(0));
+        let w = woken.clone();
+        assert!(c
+            .set_waker(Box::new(move || {
+                w.fetch_add(1, Ordering::SeqCst);
+            }))
+            .is_ok());
+        assert!(c.set_waker(Box::new(|| {})).is_err(), "one driver only");
+        c.consumer_heartbeat("g", hb("a", 0, Some(&[])), &resolve)
+            .unwrap();
+        assert_eq!(
+            woken.load(Ordering::SeqCst),
+            1,
+            "a heartbeat moves deadlines"
+        );
+        let session =
+            Duration::from_millis(GroupConfig::default().consumer.session_timeout_ms as u64);
+
+        // Deadlines are on the given clock: just before the session lapses the member
+        // stays, however much real time passed.
+        clock.advance(session - Duration::from_millis(1));
+        let next = c.tick().expect("a deadline");
+        assert!(next > clock.now() && next <= clock.now() + Duration::from_millis(1));
+        assert_eq!(members(&c).len(), 1);
+        let before = log.recs.lock().unwrap().len();
+
+        clock.advance(Duration::from_millis(1));
+        c.tick();
+        assert!(
+            members(&c).is_empty(),
+            "the session expired on the given clock"
+        );
+        let recs = log.recs.lock().unwrap();
+        assert!(
+            recs[before..].iter().any(|(_, (_, v))| v.is_none()),
+            "the expired member's records are tombstoned"
+        );
+    }
+
+    #[test]
+    fn a_leaders_sync_is_answered_by_a_spawned_task_once_the_assignment_is_written() {
+        let log = Arc::new(MemLog::default());
+        let clock = Arc::new(ManualClock::new());
+        let tasks = Arc::new(Tasks::default());
+        let c = GroupCoordinator::new(
+            GroupConfig::default(),
+            log.clone(),
+            clock.clone(),
+            tasks.clone(),
+        );
+        let join = |member: &str| JoinRequest {
+            member_id: member.to_string(),
+            instance_id: None,
+            require_known_member_id: true,
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            rebalance_timeout_ms: 10_000,
+            session_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            version: 9,
+        };
+        let Reply::Now(r) = c.join("g", join("")) else {
+            panic!("MEMBER_ID_REQUIRED comes at once")
+        };
+        let id = r.member_id.to_string();
+        let Reply::Later(mut joined) = c.join("g", join(&id)) else {
+            panic!("the first join waits for the initial rebalance delay")
+        };
+        let delay = GroupConfig::default().classic.initial_rebalance_delay_ms as u64;
+        clock.advance(Duration::from_millis(delay));
+        c.tick();
+        let r = joined
+            .try_recv()
+            .ok()
+            .flatten()
+            .expect("joined after the delay");
+        assert_eq!((r.generation_id, r.leader.as_str()), (1, id.as_str()));
+
+        let written = log.recs.lock().unwrap().len();
+        let Reply::Later(mut synced) = c.sync(
+            "g",
+            &id,
+            None,
+            1,
+            Some("consumer"),
+            Some("range"),
+            vec![(id.clone(), Bytes::from_static(b"A"))],
+        ) else {
+            panic!("the leader's sync waits for its assignment to be written")
+        };
+        assert_eq!(
+            log.recs.lock().unwrap()[written..]
+                .iter()
+                .map(|(_, (k, _))| k.clone())
+                .collect::<Vec<_>>(),
+            [records::group_key("g")],
+            "the group metadata with the assignment is appended at once"
+        );
+        assert!(
+            synced.try_recv().ok().flatten().is_none(),
+            "not before the task ran"
+        );
+        assert_eq!(tasks.run(), 1);
+        let r = synced
+            .try_recv()
+            .ok()
+            .flatten()
+            .expect("answered by the task");
+        assert_eq!((r.error_code, r.assignment), (0, Bytes::from_static(b"A")));
+    }
+
+    #[test]
     fn deleted_consumer_group_stays_deleted() {
         let log = Arc::new(MemLog::default());
-        let c = GroupCoordinator::new(GroupConfig::default(), log.clone());
+        let c = coordinator(GroupConfig::default(), log.clone());
         c.consumer_heartbeat("g", hb("a", 0, Some(&[])), &resolve)
             .unwrap();
         c.consumer_heartbeat("g", hb("a", -1, None), &resolve)
             .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let codes = rt.block_on(c.delete_groups(&["g".to_string()]));
+        let codes = block_on(c.delete_groups(&["g".to_string()]));
         assert_eq!(codes, [0]);
         let r = reload(&log);
         assert!(!r.group_exists("g"));
@@ -1632,13 +1767,10 @@ mod tests {
             offsets_retention_ms: MIN,
             ..GroupConfig::default()
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
         let log = Arc::new(MemLog::default());
         // Time is driven explicitly: `t0` is about when the live group commits, `now` is
         // when retention runs.
-        let t0 = now_ms();
+        let t0 = SystemClock.now_ms();
         let now = t0 + 10 * MIN;
         let commit = |g: &str, p: i32, offset: i64, ts: i64| -> LogRecord {
             (
@@ -1664,7 +1796,7 @@ mod tests {
         )
         .unwrap();
         let open = |log: &Arc<MemLog>| {
-            let c = GroupCoordinator::new(cfg.clone(), log.clone());
+            let c = coordinator(cfg.clone(), log.clone());
             let recs = log.recs.lock().unwrap().clone();
             for (i, (_, (k, v))) in recs.iter().enumerate() {
                 c.load_record(k, v.as_deref(), i as u64);
@@ -1684,8 +1816,7 @@ mod tests {
             leader_epoch: -1,
             metadata: String::new(),
         };
-        rt.block_on(c.commit_offsets("live", "a", None, a.member_epoch, 9, vec![item]))
-            .unwrap();
+        block_on(c.commit_offsets("live", "a", None, a.member_epoch, 9, vec![item])).unwrap();
         let groups = ["old", "fresh", "live"];
         let everything = vec![
             ("old".to_string(), "t".to_string(), 0, 10),
