@@ -32,7 +32,7 @@ pub trait CoordinatorLog: Send + Sync {
 pub fn replay_chunk(
     offset: u64,
     buf: &[u8],
-    record: &mut dyn FnMut(&[u8], Option<&[u8]>, u64),
+    mut record: impl FnMut(&[u8], Option<&[u8]>, u64),
 ) -> u64 {
     let mut next = offset;
     for item in BatchIter::new(buf, Strictness::Stored) {

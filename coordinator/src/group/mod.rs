@@ -1366,7 +1366,7 @@ impl GroupCoordinator {
     /// from `offset`; returns the offset after the last batch (where the next chunk
     /// starts).
     pub fn replay_chunk(&self, offset: u64, buf: &[u8]) -> u64 {
-        crate::log::replay_chunk(offset, buf, &mut |key, value, at| {
+        crate::log::replay_chunk(offset, buf, |key, value, at| {
             self.load_record(key, value, at)
         })
     }
