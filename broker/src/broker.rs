@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
+use runnel_coordinator::SystemClock;
 use runnel_storage::{LogConfig, LogManager, TopicPartition};
 use uuid::Uuid;
 
@@ -12,6 +13,7 @@ use crate::blocking::in_place as blocking;
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
 use crate::group::{GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
+use crate::group_timers;
 use crate::offsets_log::{self, PartitionLog};
 use crate::partition::Partition;
 use crate::poison::or_stop;
@@ -123,6 +125,8 @@ impl Broker {
             groups: GroupCoordinator::new(
                 group_config.clone(),
                 Arc::new(PartitionLog::new(Vec::new())),
+                Arc::new(SystemClock),
+                group_timers::spawner(),
             ),
             fetch_sessions: FetchSessionCache::new(
                 config.max_incremental_fetch_session_cache_slots,
@@ -195,7 +199,12 @@ impl Broker {
                 })
             })
             .collect::<std::io::Result<_>>()?;
-        let coordinator = GroupCoordinator::new(cfg, Arc::new(PartitionLog::new(parts.clone())));
+        let coordinator = GroupCoordinator::new(
+            cfg,
+            Arc::new(PartitionLog::new(parts.clone())),
+            Arc::new(SystemClock),
+            group_timers::spawner(),
+        );
         for p in &parts {
             offsets_log::replay(&coordinator, p).map_err(std::io::Error::other)?;
         }
@@ -205,7 +214,7 @@ impl Broker {
             coordinator.finish_load(&topic_name, &*topics);
         }
         if tokio::runtime::Handle::try_current().is_ok() {
-            coordinator.start();
+            group_timers::start(&coordinator);
         }
         self.groups = coordinator;
         Ok(())

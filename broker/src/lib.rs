@@ -18,7 +18,9 @@ pub mod broker;
 pub mod config;
 pub mod context;
 pub mod fetch_session;
-pub mod group;
+/// The group coordinator lives in `runnel-coordinator`; this keeps its old path.
+pub use runnel_coordinator::group;
+mod group_timers;
 mod handlers;
 pub mod log_cleaner;
 pub mod metrics;

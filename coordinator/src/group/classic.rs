@@ -16,12 +16,12 @@
 //! is written to `__consumer_offsets` before anyone gets it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_channel::oneshot;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages as m;
-use tokio::sync::oneshot;
-use tokio::time::{Duration, Instant};
 
 use super::records::{GroupValue, MemberValue};
 use super::sb;
@@ -1358,6 +1358,11 @@ mod tests {
         }
     }
 
+    /// The parked request's answer, if it was given.
+    fn answer<T>(rx: &mut oneshot::Receiver<T>) -> Option<T> {
+        rx.try_recv().ok().flatten()
+    }
+
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
@@ -1447,13 +1452,13 @@ mod tests {
         assert_eq!(f.g.state, ClassicState::PreparingRebalance);
         f.tick(99);
         assert!(
-            rx_a.try_recv().is_err(),
+            answer(&mut rx_a).is_none(),
             "answered before the initial delay"
         );
         f.tick(150); // b joined during the delay: extended once
         f.tick(300);
-        let ra = rx_a.try_recv().expect("join answer");
-        let rb = rx_b.try_recv().expect("join answer");
+        let ra = answer(&mut rx_a).expect("join answer");
+        let rb = answer(&mut rx_b).expect("join answer");
         assert_eq!(f.g.state, ClassicState::CompletingRebalance);
         assert_eq!(ra.generation_id, 1);
         assert_eq!(ra.leader.to_string(), a);
@@ -1478,17 +1483,17 @@ mod tests {
             panic!()
         };
         assert!(
-            sa_rx.try_recv().is_err(),
+            answer(&mut sa_rx).is_none(),
             "nobody gets the assignment before it is durable"
         );
         f.finish_store(330);
         assert_eq!(f.g.state, ClassicState::Stable);
         assert_eq!(
-            sa_rx.try_recv().unwrap().assignment,
+            answer(&mut sa_rx).unwrap().assignment,
             Bytes::from_static(b"A")
         );
         assert_eq!(
-            sb_rx.try_recv().unwrap().assignment,
+            answer(&mut sb_rx).unwrap().assignment,
             Bytes::from_static(b"B")
         );
         (a, b, 1)
@@ -1553,9 +1558,7 @@ mod tests {
         let Reply::Later(mut rx) = f.join(3600, req(&a, None)) else {
             panic!()
         };
-        let r = rx
-            .try_recv()
-            .expect("all remaining members joined: completes at once");
+        let r = answer(&mut rx).expect("all remaining members joined: completes at once");
         assert_eq!((r.generation_id, r.members.len()), (2, 1));
     }
 
@@ -1589,7 +1592,7 @@ mod tests {
             panic!()
         };
         f.tick(100);
-        let r = rx.try_recv().expect("joined");
+        let r = answer(&mut rx).expect("joined");
         let old = r.member_id.to_string();
         let Reply::Later(mut srx) =
             f.sync(10, &old, 1, vec![(old.clone(), Bytes::from_static(b"A"))])
@@ -1597,7 +1600,10 @@ mod tests {
             panic!()
         };
         f.finish_store(20);
-        assert_eq!(srx.try_recv().unwrap().assignment, Bytes::from_static(b"A"));
+        assert_eq!(
+            answer(&mut srx).unwrap().assignment,
+            Bytes::from_static(b"A")
+        );
         // The instance restarts with an empty member id.
         let Reply::Later(mut rx2) = f.join(30, req("", Some("i1"))) else {
             panic!()
@@ -1613,7 +1619,7 @@ mod tests {
         };
         assert!(skip_assignment, "v9 leader skips the assignment");
         f.g.static_join_stored(&member_id, skip_assignment, current_leader, Ok(()));
-        let r2 = rx2.try_recv().unwrap();
+        let r2 = answer(&mut rx2).unwrap();
         assert_eq!(r2.generation_id, 1, "no rebalance");
         assert_ne!(r2.member_id.to_string(), old);
         assert_eq!(f.g.state, ClassicState::Stable);
@@ -1645,7 +1651,7 @@ mod tests {
     fn max_size_and_bad_sync() {
         let mut f = Fixture::new();
         for _ in 0..3 {
-            f.join_new(0);
+            let _ = f.join_new(0);
         }
         f.tick(100);
         assert_eq!(f.g.members.len(), 3);

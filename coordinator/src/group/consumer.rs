@@ -28,9 +28,9 @@
 //! a plain member whose session restarts) and what was last sent to each member.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError as E;
-use tokio::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::assignor::{self, AssignorMember, Tp};

@@ -37,35 +37,26 @@ pub mod records;
 pub mod topic_regex;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages as m;
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use tokio::sync::Notify;
-use tokio::time::{Duration, Instant};
 
 use classic::{ClassicGroup, ClassicLimits, ClassicState, JoinRequest, Reply, Store};
 use consumer::{ConsumerConfig, ConsumerGroup, HeartbeatIn, HeartbeatOut, Topics};
 use records::{GroupValue, OffsetValue, RecordKey};
 
-use crate::config::ConfigError;
-use crate::settings::Settings;
+// The generic pieces, also under this module's path for the broker's convenience.
+pub use crate::log::{CoordinatorLog, DurableFuture, LogRecord};
+use crate::runtime::{Clock, Spawn, Wake};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 pub(crate) fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// The topics of a consumer-protocol subscription (`ConsumerProtocolSubscription`).
@@ -77,21 +68,6 @@ pub fn decode_subscription(meta: &[u8]) -> Option<Vec<String>> {
     let mut buf = Bytes::copy_from_slice(&meta[2..]);
     let s = m::ConsumerProtocolSubscription::decode(&mut buf, version).ok()?;
     Some(s.topics.iter().map(|t| t.to_string()).collect())
-}
-
-/// A records to write: key and value (`None` is a tombstone).
-pub type LogRecord = (Vec<u8>, Option<Vec<u8>>);
-
-pub type DurableFuture = Pin<Box<dyn Future<Output = Result<(), E>> + Send>>;
-
-/// Where the coordinator writes: the partitions of `__consumer_offsets`.
-pub trait CoordinatorLog: Send + Sync {
-    fn partitions(&self) -> i32;
-    /// Append `records` as one batch to `partition` (a page-cache write). Returns the
-    /// offset of the first record and the offset after the last.
-    fn append(&self, partition: i32, records: &[LogRecord]) -> Result<(u64, u64), E>;
-    /// Resolves once everything below `end` in `partition` is fsynced.
-    fn wait_durable(&self, partition: i32, end: u64) -> DurableFuture;
 }
 
 /// Coordinator settings, by Kafka's names.
@@ -117,45 +93,6 @@ impl Default for GroupConfig {
             offsets_retention_ms: 10080 * 60_000,
             offsets_retention_check_interval_ms: 600_000,
         }
-    }
-}
-
-impl GroupConfig {
-    /// Read from the checked broker settings.
-    pub fn from_settings(s: &Settings) -> Result<GroupConfig, ConfigError> {
-        let d = GroupConfig::default();
-        let consumer = ConsumerConfig {
-            heartbeat_interval_ms: s.int("group.consumer.heartbeat.interval.ms")?,
-            session_timeout_ms: s.int("group.consumer.session.timeout.ms")?,
-            assignors: s.list("group.consumer.assignors")?.to_vec(),
-            max_size: s.int("group.consumer.max.size")?,
-            regex_refresh_interval_ms: s.int("group.consumer.regex.refresh.interval.ms")?,
-        };
-        // Kafka's rule, so that a member heartbeats before its session lapses.
-        if consumer.heartbeat_interval_ms >= consumer.session_timeout_ms {
-            return Err(ConfigError::Conflict(
-                "group.consumer.heartbeat.interval.ms must be less than \
-                 group.consumer.session.timeout.ms"
-                    .to_string(),
-            ));
-        }
-        Ok(GroupConfig {
-            classic: ClassicLimits {
-                min_session_timeout_ms: s.int("group.min.session.timeout.ms")?,
-                max_session_timeout_ms: s.int("group.max.session.timeout.ms")?,
-                initial_rebalance_delay_ms: s.int("group.initial.rebalance.delay.ms")?,
-                max_size: s.int("group.max.size")?,
-                new_member_join_timeout_ms: d.classic.new_member_join_timeout_ms,
-            },
-            consumer,
-            max_groups: s.int("group.coordinator.max.groups")?,
-            offsets_partitions: s.int("offsets.topic.num.partitions")?,
-            offset_metadata_max_bytes: s.int("offset.metadata.max.bytes")?,
-            offsets_retention_ms: s
-                .int::<i64>("offsets.retention.minutes")?
-                .saturating_mul(60_000),
-            offsets_retention_check_interval_ms: s.int("offsets.retention.check.interval.ms")?,
-        })
     }
 }
 
@@ -214,7 +151,10 @@ pub struct GroupCoordinator {
     pub cfg: GroupConfig,
     log: Arc<dyn CoordinatorLog>,
     state: Mutex<State>,
-    wake: Arc<Notify>,
+    clock: Arc<dyn Clock>,
+    spawn: Arc<dyn Spawn>,
+    /// The timer driver's wake-up, once it registered (see [`GroupCoordinator::set_waker`]).
+    wake: OnceLock<Wake>,
 }
 
 fn classic_mut<'a>(st: &'a mut State, group: &str) -> Option<&'a mut ClassicGroup> {
@@ -225,13 +165,28 @@ fn classic_mut<'a>(st: &'a mut State, group: &str) -> Option<&'a mut ClassicGrou
 }
 
 impl GroupCoordinator {
-    pub fn new(cfg: GroupConfig, log: Arc<dyn CoordinatorLog>) -> Arc<GroupCoordinator> {
+    /// `clock` is the time every request and [`tick`](Self::tick) uses; `spawn` runs
+    /// the tasks that answer a SyncGroup (or a static member's JoinGroup) once the group
+    /// metadata it waits for is durable.
+    pub fn new(
+        cfg: GroupConfig,
+        log: Arc<dyn CoordinatorLog>,
+        clock: Arc<dyn Clock>,
+        spawn: Arc<dyn Spawn>,
+    ) -> Arc<GroupCoordinator> {
         Arc::new(GroupCoordinator {
             cfg,
             log,
             state: Mutex::new(State::default()),
-            wake: Arc::new(Notify::new()),
+            clock,
+            spawn,
+            wake: OnceLock::new(),
         })
+    }
+
+    /// The clock the coordinator was given.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -322,7 +277,7 @@ impl GroupCoordinator {
         topic_name: &dyn Fn(&uuid::Uuid) -> Option<String>,
         topics: &dyn Topics,
     ) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut st = self.lock();
         let loaded = std::mem::take(&mut st.loaded_groups);
         let delay = self.cfg.classic.initial_rebalance_delay_ms;
@@ -339,9 +294,14 @@ impl GroupCoordinator {
             if recs.is_empty() {
                 continue;
             }
-            if let Some(g) =
-                self.restore_consumer_group(&id, &recs, topic_name, topics, now, now_ms())
-            {
+            if let Some(g) = self.restore_consumer_group(
+                &id,
+                &recs,
+                topic_name,
+                topics,
+                now,
+                self.clock.now_ms(),
+            ) {
                 let members = g.members.len();
                 tracing::info!(group = %id, members, epoch = g.group_epoch, "restored a consumer group");
                 st.groups.insert(id.clone(), Group::Consumer(g));
@@ -352,9 +312,9 @@ impl GroupCoordinator {
         st.offsets.retain(|_, o| !o.is_empty());
         let ids: Vec<String> = st.offsets.keys().cloned().collect();
         for id in ids {
-            st.groups
-                .entry(id.clone())
-                .or_insert_with(|| Group::Classic(ClassicGroup::new(&id, now_ms(), delay)));
+            st.groups.entry(id.clone()).or_insert_with(|| {
+                Group::Classic(ClassicGroup::new(&id, self.clock.now_ms(), delay))
+            });
         }
         let (groups, offsets) = (
             st.groups.len(),
@@ -496,31 +456,19 @@ impl GroupCoordinator {
         Ok(Some(self.log.wait_durable(p, end)))
     }
 
-    /// Run the timers (sessions, rebalances, offset retention) until the coordinator is
-    /// dropped.
-    pub fn start(self: &Arc<Self>) {
-        let weak: Weak<GroupCoordinator> = Arc::downgrade(self);
-        let wake = self.wake.clone();
-        tokio::spawn(async move {
-            loop {
-                let notified = wake.notified();
-                let next = match weak.upgrade() {
-                    Some(c) => c.tick(),
-                    None => return,
-                };
-                let sleep_until = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
-                tokio::select! {
-                    _ = tokio::time::sleep_until(sleep_until) => {}
-                    _ = notified => {}
-                }
-            }
-        });
+    /// Register the timer driver's wake-up: called whenever a deadline may have moved
+    /// earlier than what [`tick`](Self::tick) last returned. The driver calls `tick` at
+    /// (or before) the deadline it returned, and again after each wake-up. Only one
+    /// driver: a second registration is refused and handed back.
+    pub fn set_waker(&self, wake: Wake) -> Result<(), Wake> {
+        self.wake.set(wake)
     }
 
-    /// Fire due timers; returns the next deadline.
+    /// Fire due timers (sessions, rebalances, offset retention); returns the next
+    /// deadline.
     pub fn tick(self: &Arc<Self>) -> Option<Instant> {
-        let now = Instant::now();
-        let now_ms = now_ms();
+        let now = self.clock.now();
+        let now_ms = self.clock.now_ms();
         let mut st = self.lock();
         let mut next: Option<Instant> = None;
         let ids: Vec<String> = st.groups.keys().cloned().collect();
@@ -565,7 +513,9 @@ impl GroupCoordinator {
     }
 
     fn poke(&self) {
-        self.wake.notify_one();
+        if let Some(wake) = self.wake.get() {
+            wake();
+        }
     }
 
     // ----- writes -----
@@ -599,13 +549,13 @@ impl GroupCoordinator {
             }
             let me = self.clone();
             let group_id = group_id.to_string();
-            tokio::spawn(async move {
+            self.spawn.spawn(Box::pin(async move {
                 let result = match durable {
                     Some(f) => f.await,
                     None => Err(E::CoordinatorNotAvailable),
                 };
                 let result = result.map_err(|_| E::CoordinatorNotAvailable);
-                let (now, now_ms) = (Instant::now(), now_ms());
+                let (now, now_ms) = (me.clock.now(), me.clock.now_ms());
                 let mut st = me.lock();
                 let mut more = Vec::new();
                 if let Some(g) = classic_mut(&mut st, &group_id) {
@@ -630,7 +580,7 @@ impl GroupCoordinator {
                 me.apply_stores(&mut st, &group_id, more);
                 drop(st);
                 me.poke();
-            });
+            }));
         }
     }
 
@@ -684,7 +634,7 @@ impl GroupCoordinator {
         {
             return err(E::InvalidSessionTimeout);
         }
-        let (now, now_ms) = (Instant::now(), now_ms());
+        let (now, now_ms) = (self.clock.now(), self.clock.now_ms());
         let mut st = self.lock();
         if !st.groups.contains_key(group_id) {
             if !req.member_id.is_empty() {
@@ -751,7 +701,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return err(E::InvalidGroupId);
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut st = self.lock();
         let mut stores = Vec::new();
         let reply = match classic_mut(&mut st, group_id) {
@@ -785,7 +735,7 @@ impl GroupCoordinator {
         }
         let mut st = self.lock();
         let code = match classic_mut(&mut st, group_id) {
-            Some(g) => g.heartbeat(member_id, instance_id, generation, Instant::now()),
+            Some(g) => g.heartbeat(member_id, instance_id, generation, self.clock.now()),
             None => E::UnknownMemberId.code(),
         };
         drop(st);
@@ -802,7 +752,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(E::InvalidGroupId);
         }
-        let (now, now_ms) = (Instant::now(), now_ms());
+        let (now, now_ms) = (self.clock.now(), self.clock.now_ms());
         let mut st = self.lock();
         let mut stores = Vec::new();
         let out = match classic_mut(&mut st, group_id) {
@@ -828,7 +778,7 @@ impl GroupCoordinator {
         version: i16,
         items: Vec<CommitItem>,
     ) -> Result<(), E> {
-        let now_ms = now_ms();
+        let now_ms = self.clock.now_ms();
         let waits;
         let staged: Vec<((String, i32), OffsetValue)>;
         {
@@ -855,7 +805,7 @@ impl GroupCoordinator {
                     );
                 }
                 Some(Group::Classic(g)) => {
-                    g.validate_offset_commit(member_id, instance_id, generation, Instant::now())?;
+                    g.validate_offset_commit(member_id, instance_id, generation, self.clock.now())?;
                 }
                 Some(Group::Consumer(g)) => {
                     if version < 9 && !g.is_empty() {
@@ -981,7 +931,7 @@ impl GroupCoordinator {
         let mut codes = vec![0i16; ids.len()];
         let appended = {
             let mut st = self.lock();
-            let now_ms = now_ms();
+            let now_ms = self.clock.now_ms();
             let mut writes = Vec::new();
             for (i, id) in ids.iter().enumerate() {
                 let ok = match st.groups.get(id) {
@@ -1269,7 +1219,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(E::InvalidRequest);
         }
-        let (now, now_ms) = (Instant::now(), now_ms());
+        let (now, now_ms) = (self.clock.now(), self.clock.now_ms());
         let mut st = self.lock();
         match st.groups.get(group_id) {
             None => {
@@ -1411,134 +1361,29 @@ impl GroupCoordinator {
     }
 }
 
-/// What consumer groups may be assigned and match regexes against: every topic but the
-/// internal ones (`__consumer_offsets`).
-impl Topics for crate::topics::TopicRegistry {
-    fn resolve(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
-        self.get(name)
-            .filter(|m| !m.internal)
-            .map(|m| (m.id, m.partitions))
-    }
-    fn names_version(&self) -> u64 {
-        crate::topics::TopicRegistry::names_version(self)
-    }
-    fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
-        for m in self.all().filter(|m| !m.internal) {
-            f(&m.name);
-        }
-    }
-}
-
 impl GroupCoordinator {
     /// Replay a chunk of whole stored batches of a `__consumer_offsets` partition, read
     /// from `offset`; returns the offset after the last batch (where the next chunk
     /// starts).
     pub fn replay_chunk(&self, offset: u64, buf: &[u8]) -> u64 {
-        use runnel_protocol::record_batch::{BatchIter, Strictness};
-        let mut next = offset;
-        for item in BatchIter::new(buf, Strictness::Stored) {
-            let Ok((pos, h)) = item else { break };
-            next = h.last_offset() as u64 + 1;
-            if h.is_control() {
-                continue;
-            }
-            let Some(batch) = buf.get(pos..pos + h.total_len()) else {
-                break;
-            };
-            let decoded = match runnel_protocol::records::batch_records(batch, 64 << 20) {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, offset = h.base_offset, "skipping an unreadable __consumer_offsets batch");
-                    continue;
-                }
-            };
-            for rec in decoded.records() {
-                let Ok(rec) = rec else { break };
-                let at = decoded.offset(&rec);
-                if (at as u64) < offset {
-                    continue;
-                }
-                if let Some(key) = rec.key {
-                    self.load_record(key, rec.value, at as u64);
-                }
-            }
-        }
-        next
+        crate::log::replay_chunk(offset, buf, |key, value, at| {
+            self.load_record(key, value, at)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn group_settings(pairs: &[(&str, &str)]) -> Result<GroupConfig, ConfigError> {
-        let given = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        GroupConfig::from_settings(&Settings::parse(&given)?)
-    }
+    use crate::runtime::testing::{block_on, ManualClock, Tasks};
+    use crate::runtime::SystemClock;
 
-    #[test]
-    fn settings_defaults_are_the_built_in_ones() {
-        let from_catalog = group_settings(&[]).unwrap();
-        assert_eq!(
-            format!("{from_catalog:?}"),
-            format!("{:?}", GroupConfig::default())
-        );
-        let c = group_settings(&[
-            ("group.min.session.timeout.ms", "1000"),
-            ("group.initial.rebalance.delay.ms", "0"),
-            ("group.consumer.assignors", "range"),
-            ("offsets.topic.num.partitions", "5"),
-            ("offsets.retention.minutes", "2"),
-        ])
-        .unwrap();
-        assert_eq!(c.classic.min_session_timeout_ms, 1000);
-        assert_eq!(c.classic.initial_rebalance_delay_ms, 0);
-        assert_eq!(c.consumer.assignors, vec!["range".to_string()]);
-        assert_eq!(c.offsets_partitions, 5);
-        assert_eq!(c.offsets_retention_ms, 120_000);
-    }
-
-    /// Each of these used to fall back to the default (or be clamped) with at most a
-    /// log line; now the broker refuses to start, naming the setting.
-    #[test]
-    fn bad_group_settings_refuse_naming_the_setting() {
-        for (name, bad) in [
-            ("group.min.session.timeout.ms", "abc"),
-            ("group.max.session.timeout.ms", "30m"),
-            ("group.initial.rebalance.delay.ms", "-1"),
-            ("group.max.size", "0"),
-            ("group.consumer.heartbeat.interval.ms", "0"),
-            ("group.consumer.session.timeout.ms", "4.5"),
-            ("group.consumer.assignors", "roundrobin"),
-            ("group.consumer.assignors", ""),
-            ("group.consumer.max.size", "0"),
-            ("group.consumer.regex.refresh.interval.ms", "0"),
-            ("group.coordinator.max.groups", "0"),
-            ("offsets.topic.num.partitions", "0"),
-            ("offsets.topic.num.partitions", "20000"),
-            ("offset.metadata.max.bytes", "-1"),
-            ("offsets.retention.minutes", "0"),
-            ("offsets.retention.check.interval.ms", "0"),
-        ] {
-            let err = group_settings(&[(name, bad)]).unwrap_err().to_string();
-            assert!(
-                err.starts_with(&format!("invalid value {bad:?} for {name}: expected ")),
-                "{name}={bad}: {err}"
-            );
-        }
-        let err = group_settings(&[
-            ("group.consumer.heartbeat.interval.ms", "6000"),
-            ("group.consumer.session.timeout.ms", "6000"),
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("group.consumer.heartbeat.interval.ms must be less than"),
-            "{err}"
-        );
+    /// A coordinator on the system clock whose background tasks are dropped unless a
+    /// test runs them (these tests wait on none).
+    fn coordinator(cfg: GroupConfig, log: Arc<dyn CoordinatorLog>) -> Arc<GroupCoordinator> {
+        GroupCoordinator::new(cfg, log, Arc::new(SystemClock), Arc::new(Tasks::default()))
     }
 
     /// An in-memory `__consumer_offsets`: every append, in order.
@@ -1584,7 +1429,7 @@ mod tests {
     }
 
     fn reload(log: &MemLog) -> Arc<GroupCoordinator> {
-        let c = GroupCoordinator::new(GroupConfig::default(), Arc::new(MemLog::default()));
+        let c = coordinator(GroupConfig::default(), Arc::new(MemLog::default()));
         for (i, (_, (k, v))) in log.recs.lock().unwrap().iter().enumerate() {
             c.load_record(k, v.as_deref(), i as u64);
         }
@@ -1617,7 +1462,7 @@ mod tests {
     #[test]
     fn consumer_group_survives_a_restart() {
         let log = Arc::new(MemLog::default());
-        let c = GroupCoordinator::new(GroupConfig::default(), log.clone());
+        let c = coordinator(GroupConfig::default(), log.clone());
         let (a, _) = c
             .consumer_heartbeat("g", hb("a", 0, Some(&[])), &resolve)
             .unwrap();
@@ -1659,7 +1504,7 @@ mod tests {
 
         // a leaves: its records are tombstoned and it does not come back.
         let log2 = Arc::new(MemLog::default());
-        let c = GroupCoordinator::new(GroupConfig::default(), log2.clone());
+        let c = coordinator(GroupConfig::default(), log2.clone());
         c.consumer_heartbeat("g", hb("a", 0, Some(&[])), &resolve)
             .unwrap();
         c.consumer_heartbeat("g", hb("a", -1, None), &resolve)
@@ -1709,7 +1554,7 @@ mod tests {
             _ => topic_name(id),
         };
         let log = Arc::new(MemLog::default());
-        let c = GroupCoordinator::new(GroupConfig::default(), log.clone());
+        let c = coordinator(GroupConfig::default(), log.clone());
         let join = HeartbeatIn {
             subscribed: None,
             subscribed_regex: Some("orders-.*".to_string()),
@@ -1732,7 +1577,7 @@ mod tests {
 
         // Replayed: the member keeps its regex and partitions, the group its resolution.
         let before = members(&c);
-        let r = GroupCoordinator::new(GroupConfig::default(), Arc::new(MemLog::default()));
+        let r = coordinator(GroupConfig::default(), Arc::new(MemLog::default()));
         for (i, (_, (k, v))) in log.recs.lock().unwrap().iter().enumerate() {
             r.load_record(k, v.as_deref(), i as u64);
         }
@@ -1768,17 +1613,136 @@ mod tests {
     }
 
     #[test]
+    fn the_given_clock_expires_a_consumer_member_and_the_waker_hears_of_it() {
+        let log = Arc::new(MemLog::default());
+        let clock = Arc::new(ManualClock::new());
+        let c = GroupCoordinator::new(
+            GroupConfig::default(),
+            log.clone(),
+            clock.clone(),
+            Arc::new(Tasks::default()),
+        );
+        let woken = Arc::new(AtomicUsize::new(0));
+        let w = woken.clone();
+        assert!(c
+            .set_waker(Box::new(move || {
+                w.fetch_add(1, Ordering::SeqCst);
+            }))
+            .is_ok());
+        assert!(c.set_waker(Box::new(|| {})).is_err(), "one driver only");
+        c.consumer_heartbeat("g", hb("a", 0, Some(&[])), &resolve)
+            .unwrap();
+        assert_eq!(
+            woken.load(Ordering::SeqCst),
+            1,
+            "a heartbeat moves deadlines"
+        );
+        let session =
+            Duration::from_millis(GroupConfig::default().consumer.session_timeout_ms as u64);
+
+        // Deadlines are on the given clock: just before the session lapses the member
+        // stays, however much real time passed.
+        clock.advance(session - Duration::from_millis(1));
+        let next = c.tick().expect("a deadline");
+        assert!(next > clock.now() && next <= clock.now() + Duration::from_millis(1));
+        assert_eq!(members(&c).len(), 1);
+        let before = log.recs.lock().unwrap().len();
+
+        clock.advance(Duration::from_millis(1));
+        c.tick();
+        assert!(
+            members(&c).is_empty(),
+            "the session expired on the given clock"
+        );
+        let recs = log.recs.lock().unwrap();
+        assert!(
+            recs[before..].iter().any(|(_, (_, v))| v.is_none()),
+            "the expired member's records are tombstoned"
+        );
+    }
+
+    #[test]
+    fn a_leaders_sync_is_answered_by_a_spawned_task_once_the_assignment_is_written() {
+        let log = Arc::new(MemLog::default());
+        let clock = Arc::new(ManualClock::new());
+        let tasks = Arc::new(Tasks::default());
+        let c = GroupCoordinator::new(
+            GroupConfig::default(),
+            log.clone(),
+            clock.clone(),
+            tasks.clone(),
+        );
+        let join = |member: &str| JoinRequest {
+            member_id: member.to_string(),
+            instance_id: None,
+            require_known_member_id: true,
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            rebalance_timeout_ms: 10_000,
+            session_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            version: 9,
+        };
+        let Reply::Now(r) = c.join("g", join("")) else {
+            panic!("MEMBER_ID_REQUIRED comes at once")
+        };
+        let id = r.member_id.to_string();
+        let Reply::Later(mut joined) = c.join("g", join(&id)) else {
+            panic!("the first join waits for the initial rebalance delay")
+        };
+        let delay = GroupConfig::default().classic.initial_rebalance_delay_ms as u64;
+        clock.advance(Duration::from_millis(delay));
+        c.tick();
+        let r = joined
+            .try_recv()
+            .ok()
+            .flatten()
+            .expect("joined after the delay");
+        assert_eq!((r.generation_id, r.leader.as_str()), (1, id.as_str()));
+
+        let written = log.recs.lock().unwrap().len();
+        let Reply::Later(mut synced) = c.sync(
+            "g",
+            &id,
+            None,
+            1,
+            Some("consumer"),
+            Some("range"),
+            vec![(id.clone(), Bytes::from_static(b"A"))],
+        ) else {
+            panic!("the leader's sync waits for its assignment to be written")
+        };
+        assert_eq!(
+            log.recs.lock().unwrap()[written..]
+                .iter()
+                .map(|(_, (k, _))| k.clone())
+                .collect::<Vec<_>>(),
+            [records::group_key("g")],
+            "the group metadata with the assignment is appended at once"
+        );
+        assert!(
+            synced.try_recv().ok().flatten().is_none(),
+            "not before the task ran"
+        );
+        assert_eq!(tasks.run(), 1);
+        let r = synced
+            .try_recv()
+            .ok()
+            .flatten()
+            .expect("answered by the task");
+        assert_eq!((r.error_code, r.assignment), (0, Bytes::from_static(b"A")));
+    }
+
+    #[test]
     fn deleted_consumer_group_stays_deleted() {
         let log = Arc::new(MemLog::default());
-        let c = GroupCoordinator::new(GroupConfig::default(), log.clone());
+        let c = coordinator(GroupConfig::default(), log.clone());
         c.consumer_heartbeat("g", hb("a", 0, Some(&[])), &resolve)
             .unwrap();
         c.consumer_heartbeat("g", hb("a", -1, None), &resolve)
             .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let codes = rt.block_on(c.delete_groups(&["g".to_string()]));
+        let codes = block_on(c.delete_groups(&["g".to_string()]));
         assert_eq!(codes, [0]);
         let r = reload(&log);
         assert!(!r.group_exists("g"));
@@ -1803,13 +1767,10 @@ mod tests {
             offsets_retention_ms: MIN,
             ..GroupConfig::default()
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
         let log = Arc::new(MemLog::default());
         // Time is driven explicitly: `t0` is about when the live group commits, `now` is
         // when retention runs.
-        let t0 = now_ms();
+        let t0 = SystemClock.now_ms();
         let now = t0 + 10 * MIN;
         let commit = |g: &str, p: i32, offset: i64, ts: i64| -> LogRecord {
             (
@@ -1835,7 +1796,7 @@ mod tests {
         )
         .unwrap();
         let open = |log: &Arc<MemLog>| {
-            let c = GroupCoordinator::new(cfg.clone(), log.clone());
+            let c = coordinator(cfg.clone(), log.clone());
             let recs = log.recs.lock().unwrap().clone();
             for (i, (_, (k, v))) in recs.iter().enumerate() {
                 c.load_record(k, v.as_deref(), i as u64);
@@ -1855,8 +1816,7 @@ mod tests {
             leader_epoch: -1,
             metadata: String::new(),
         };
-        rt.block_on(c.commit_offsets("live", "a", None, a.member_epoch, 9, vec![item]))
-            .unwrap();
+        block_on(c.commit_offsets("live", "a", None, a.member_epoch, 9, vec![item])).unwrap();
         let groups = ["old", "fresh", "live"];
         let everything = vec![
             ("old".to_string(), "t".to_string(), 0, 10),

@@ -1,0 +1,48 @@
+//! The group coordinator on tokio: its background tasks spawn on the runtime, and one
+//! task runs its timers (sessions, rebalances, offset retention), sleeping until the
+//! deadline `tick` returned or until the coordinator says a deadline moved earlier.
+//! The coordinator itself (`runnel-coordinator`) knows no runtime.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use runnel_coordinator::runtime::{Spawn, Task};
+use tokio::sync::Notify;
+
+use crate::group::GroupCoordinator;
+
+/// [`Spawn`] on the current tokio runtime.
+pub fn spawner() -> Arc<dyn Spawn> {
+    Arc::new(|task: Task| {
+        tokio::spawn(task);
+    })
+}
+
+/// Run the coordinator's timers until it is dropped. Needs a tokio runtime.
+pub fn start(coordinator: &Arc<GroupCoordinator>) {
+    let wake = Arc::new(Notify::new());
+    let w = wake.clone();
+    if coordinator
+        .set_waker(Box::new(move || w.notify_one()))
+        .is_err()
+    {
+        tracing::warn!("the group coordinator's timers are already running");
+        return;
+    }
+    let weak: Weak<GroupCoordinator> = Arc::downgrade(coordinator);
+    tokio::spawn(async move {
+        loop {
+            let notified = wake.notified();
+            let next = match weak.upgrade() {
+                Some(c) => c
+                    .tick()
+                    .unwrap_or_else(|| c.clock().now() + Duration::from_secs(1)),
+                None => return,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(next)) => {}
+                _ = notified => {}
+            }
+        }
+    });
+}
