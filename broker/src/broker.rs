@@ -268,7 +268,11 @@ impl Broker {
             .map_err(err_io)
     }
 
-    fn open_partition(&self, meta: &TopicMeta, partition: i32) -> Result<Arc<Partition>, BrokerError> {
+    fn open_partition(
+        &self,
+        meta: &TopicMeta,
+        partition: i32,
+    ) -> Result<Arc<Partition>, BrokerError> {
         let tp = TopicPartition::new(meta.name.clone(), partition);
         let resolved = topic_config::resolve(&meta.configs, &self.topic_defaults);
         let log = self
@@ -304,8 +308,7 @@ impl Broker {
         validate_only: bool,
     ) -> Result<TopicMeta, BrokerError> {
         let _admin = self.admin.lock().await;
-        validate_topic_name(name)
-            .map_err(|m| BrokerError::new(ErrorKind::InvalidTopic, m))?;
+        validate_topic_name(name).map_err(|m| BrokerError::new(ErrorKind::InvalidTopic, m))?;
         if self.topics().get(name).is_some() {
             return Err(BrokerError::new(
                 ErrorKind::TopicAlreadyExists,

@@ -33,7 +33,6 @@ use std::fmt;
 use runnel_protocol::record_batch::Compression;
 use runnel_storage::LogConfig;
 
-
 /// Names of the topic configs, for code that reads one.
 pub mod names {
     pub const CLEANUP_POLICY: &str = "cleanup.policy";
@@ -2164,7 +2163,11 @@ mod tests {
 
     fn expect_invalid(name: &str, value: &str, reason: &str) {
         let err = validate_create(&configs(&[(name, value)]), &no_defaults()).unwrap_err();
-        assert_eq!(err.kind(), crate::broker::ErrorKind::InvalidConfig, "{name}={value}");
+        assert_eq!(
+            err.kind(),
+            crate::broker::ErrorKind::InvalidConfig,
+            "{name}={value}"
+        );
         let message = err.to_string();
         assert!(
             message.contains(reason) && message.contains(name),

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages as m;
 
-use super::{str_bytes, topic_name};
 use super::{config_error, ApiError};
+use super::{str_bytes, topic_name};
 use crate::broker::Broker;
 use crate::settings::Usage;
 use crate::topic_config::{self, AlterOp};
@@ -82,7 +82,8 @@ pub async fn create_topics(
                         &configs,
                         req.validate_only,
                     )
-                    .await.map_err(ApiError::from)
+                    .await
+                    .map_err(ApiError::from)
             }
         } else {
             broker
@@ -93,7 +94,8 @@ pub async fn create_topics(
                     &configs,
                     req.validate_only,
                 )
-                .await.map_err(ApiError::from)
+                .await
+                .map_err(ApiError::from)
         };
         match outcome {
             Ok(meta) => {
@@ -230,7 +232,8 @@ pub async fn create_partitions(
         } else {
             broker
                 .create_partitions(&t.name.0, t.count, req.validate_only)
-                .await.map_err(ApiError::from)
+                .await
+                .map_err(ApiError::from)
         };
         if let Err(e) = outcome {
             r = r
@@ -402,11 +405,10 @@ pub async fn alter_configs(
                 .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                 .collect();
             match topic_config::replace_all(&configs, &broker.topic_defaults) {
-                Ok(configs) => {
-                    broker
-                        .set_topic_configs(&res.resource_name, configs, req.validate_only)
-                        .await.map_err(ApiError::from)
-                }
+                Ok(configs) => broker
+                    .set_topic_configs(&res.resource_name, configs, req.validate_only)
+                    .await
+                    .map_err(ApiError::from),
                 Err(e) => Err(config_error(e)),
             }
         };
@@ -458,11 +460,10 @@ pub async fn incremental_alter_configs(
                         topic_config::incremental_alter(&meta.configs, &ops, &broker.topic_defaults)
                             .map_err(config_error)
                     }) {
-                        Ok(configs) => {
-                            broker
-                                .set_topic_configs(&res.resource_name, configs, req.validate_only)
-                                .await.map_err(ApiError::from)
-                        }
+                        Ok(configs) => broker
+                            .set_topic_configs(&res.resource_name, configs, req.validate_only)
+                            .await
+                            .map_err(ApiError::from),
                         Err(e) => Err(e),
                     }
                 }

@@ -326,12 +326,14 @@ async fn topic_metadata(
             match broker.create_topic(name, -1, -1, &[], false).await {
                 Ok(meta) => meta,
                 // Lost a race with another creator: describe what exists.
-                Err(e) if e.kind == ErrorKind::TopicAlreadyExists => match broker
-                    .topic_meta(name)
-                {
-                    Some(meta) => meta,
-                    None => return base.with_error_code(ResponseError::LeaderNotAvailable.code()),
-                },
+                Err(e) if e.kind == ErrorKind::TopicAlreadyExists => {
+                    match broker.topic_meta(name) {
+                        Some(meta) => meta,
+                        None => {
+                            return base.with_error_code(ResponseError::LeaderNotAvailable.code())
+                        }
+                    }
+                }
                 Err(e) => return base.with_error_code(kafka_error(e.kind).code()),
             }
         }
