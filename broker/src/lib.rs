@@ -1,44 +1,20 @@
-//! The Runnel broker: a Kafka-wire-compatible server over the `runnel-storage` log.
+//! The Runnel broker, assembled: the core (`runnel-core`), the Kafka front end
+//! (`runnel-kafka`) on its listener, maintenance, and the metrics exporter on its own
+//! listener. [`run`] is what `runnel serve` runs.
 //!
-//! - [`config`]: broker settings (Kafka names) from defaults, TOML, env and CLI.
-//! - [`broker`]: shared state (topics, partitions, producer ids).
-//! - [`partition`]: a partition's log, high watermark, flusher and fetch waiters.
-//! - [`fetch_session`]: KIP-227 incremental fetch sessions and their bounded cache.
-//! - [`server`]: connections, framing, in-order responses.
-//! - [`context`]: who sent a request (principal, listener, client id, peer); the
-//!   authorizer hook.
-//! - [`group`]: the group coordinator and committed offsets (`__consumer_offsets`).
-//! - [`log_cleaner`]: the retention task and the log cleaner (compaction) threads.
-//! - [`metrics`]: Prometheus counters and the `GET /metrics` listener.
-//! - `handlers`: one function per API.
-//! - [`topic_config`], [`topics`]: the pieces handlers lean on.
+//! - [`metrics`]: what a scrape computes from the core's and the front end's counters,
+//!   and the `GET /metrics` listener.
 
-mod blocking;
-pub mod broker;
-pub mod config;
-pub mod context;
-pub mod fetch_session;
-/// The group coordinator lives in `runnel-coordinator`; this keeps its old path.
-pub use runnel_coordinator::group;
-mod group_timers;
-mod handlers;
-pub mod log_cleaner;
 pub mod metrics;
-mod offsets_log;
-pub mod partition;
-mod poison;
-pub use runnel_storage::producer_state;
-pub mod server;
-pub mod settings;
-pub mod topic_config;
-pub mod topics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use broker::Broker;
-pub use config::BrokerConfig;
-pub use server::Server;
+use runnel_core::log_cleaner::LogMaintenance;
+use runnel_core::Broker;
+use runnel_kafka::{KafkaBroker, Server};
+
+pub use runnel_core::BrokerConfig;
 
 /// Where a started broker listens.
 #[derive(Debug, Clone, Copy)]
@@ -70,16 +46,19 @@ pub async fn run_with(
     // directory is opened.
     let metrics_listener = metrics::bind(&config).await?;
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
-    let server = Server::bind(broker.clone()).await?;
+    let kafka = Arc::new(tokio::task::block_in_place(|| {
+        KafkaBroker::open(broker.clone())
+    })?);
+    let server = Server::bind(kafka.clone()).await?;
     // Maintenance holds the broker, not the other way round; it stops before the logs
     // close.
-    let maintenance = log_cleaner::LogMaintenance::start(broker.clone())?;
+    let maintenance = LogMaintenance::start(broker.clone())?;
     let metrics_addr = match &metrics_listener {
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
     let metrics_task = metrics_listener.map(|listener| {
-        let exporter = Arc::new(metrics::Exporter::new(broker.clone(), server.metrics()));
+        let exporter = Arc::new(metrics::Exporter::new(kafka.clone(), server.metrics()));
         tokio::spawn(metrics::serve(listener, exporter, shutdown.clone()))
     });
     on_ready(Listening {

@@ -7,18 +7,19 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use runnel_protocol::record_batch::{BatchHeader, BATCH_HEADER_LEN};
-use runnel_protocol::records::batch_records;
+use runnel_records::record_batch::{BatchHeader, BATCH_HEADER_LEN};
+use runnel_records::records::batch_records;
 
-use super::counters::{ApiStats, ServerMetrics, BOUNDS_MICROS, BUCKETS, FSYNC_SECONDS};
-use crate::broker::Broker;
-use crate::fetch_session::RequestKind;
-use crate::partition::Partition;
+use runnel_core::counters::{BOUNDS_MICROS, BUCKETS, FSYNC_SECONDS};
+use runnel_core::partition::Partition;
+use runnel_kafka::fetch_session::RequestKind;
+use runnel_kafka::request_metrics::{ApiStats, ServerMetrics};
+use runnel_kafka::KafkaBroker;
 
 /// What a scrape reads: the broker, the server's counters, and the consumer-lag
 /// timestamp cache.
 pub struct Exporter {
-    broker: Arc<Broker>,
+    broker: Arc<KafkaBroker>,
     server: Arc<ServerMetrics>,
     /// (topic, partition, offset) → timestamp (ms) of the record at that offset. Kept
     /// from one scrape to the next for the offsets still committed, so a scrape reads
@@ -46,7 +47,7 @@ struct TopicSnapshot {
 }
 
 impl Exporter {
-    pub fn new(broker: Arc<Broker>, server: Arc<ServerMetrics>) -> Exporter {
+    pub fn new(broker: Arc<KafkaBroker>, server: Arc<ServerMetrics>) -> Exporter {
         Exporter {
             broker,
             server,

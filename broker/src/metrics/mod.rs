@@ -18,17 +18,13 @@
 //! no request body; a bounded head read with a timeout, then one response and close.
 //! `hyper` would add a dependency tree for no feature we use.
 //!
-//! - [`counters`]: what the request paths update.
+//! - the counters the request paths update live beside them: `runnel_core::counters`
+//!   (partitions, fsyncs) and `runnel_kafka::request_metrics` (per API).
 //! - [`exporter`]: what a scrape computes and how it is written.
 //! - [`http`]: the listener.
 
-mod counters;
 mod exporter;
 mod http;
 
-pub use counters::{
-    fetch_has_error, response_has_error, ApiSlot, Histogram, PartitionMetrics, ServerMetrics,
-    FSYNC_SECONDS,
-};
 pub use exporter::Exporter;
 pub use http::{bind, serve};

@@ -244,7 +244,7 @@ pub struct FetchSessionCache {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    crate::poison::or_stop(m.lock(), "fetch session")
+    runnel_core::poison::or_stop(m.lock(), "fetch session")
 }
 
 impl FetchSessionCache {

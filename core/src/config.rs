@@ -11,9 +11,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::group::classic::ClassicLimits;
-use crate::group::consumer::ConsumerConfig;
-use crate::group::GroupConfig;
 use crate::log_cleaner::MaintenanceConfig;
 use crate::settings::{self, Settings};
 use crate::topic_config::BrokerTopicDefaults;
@@ -69,8 +66,6 @@ pub struct BrokerConfig {
     /// `metrics.listener` was set (not the built-in default): failing to bind it stops
     /// the start, while a taken default only costs the metrics (logged).
     pub metrics_listener_configured: bool,
-    /// The group coordinator's settings.
-    pub group: GroupConfig,
     /// Retention, cleaner and producer-expiry threads' settings.
     pub maintenance: MaintenanceConfig,
     /// The broker-level defaults of topic configs (`log.retention.hours`, ...).
@@ -143,6 +138,17 @@ impl BrokerConfig {
     /// Build from explicit settings (Kafka names), filling in defaults.
     pub fn from_settings(given: BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
         let s = Settings::parse(&given)?;
+        // Kafka's rule, so that a consumer group member heartbeats before its session
+        // lapses.
+        if s.int::<i64>("group.consumer.heartbeat.interval.ms")?
+            >= s.int::<i64>("group.consumer.session.timeout.ms")?
+        {
+            return Err(ConfigError::Conflict(
+                "group.consumer.heartbeat.interval.ms must be less than \
+                 group.consumer.session.timeout.ms"
+                    .to_string(),
+            ));
+        }
         let address = |name: &str, value: &str| {
             settings::listener_addr(value).map_err(|e| ConfigError::Invalid {
                 name: name.to_string(),
@@ -195,7 +201,6 @@ impl BrokerConfig {
                 .int("producer.id.expiration.check.interval.ms")?,
             metrics_listener,
             metrics_listener_configured: s.is_given("metrics.listener"),
-            group: group_config(&s)?,
             maintenance: MaintenanceConfig::from_settings(&s)?,
             topic_defaults: s.topic_defaults().clone(),
             settings: s,
@@ -256,44 +261,6 @@ impl BrokerConfig {
     }
 }
 
-/// The group coordinator's settings, from the checked broker settings (the coordinator
-/// crate knows no settings catalog).
-pub fn group_config(s: &Settings) -> Result<GroupConfig, ConfigError> {
-    let d = GroupConfig::default();
-    let consumer = ConsumerConfig {
-        heartbeat_interval_ms: s.int("group.consumer.heartbeat.interval.ms")?,
-        session_timeout_ms: s.int("group.consumer.session.timeout.ms")?,
-        assignors: s.list("group.consumer.assignors")?.to_vec(),
-        max_size: s.int("group.consumer.max.size")?,
-        regex_refresh_interval_ms: s.int("group.consumer.regex.refresh.interval.ms")?,
-    };
-    // Kafka's rule, so that a member heartbeats before its session lapses.
-    if consumer.heartbeat_interval_ms >= consumer.session_timeout_ms {
-        return Err(ConfigError::Conflict(
-            "group.consumer.heartbeat.interval.ms must be less than \
-             group.consumer.session.timeout.ms"
-                .to_string(),
-        ));
-    }
-    Ok(GroupConfig {
-        classic: ClassicLimits {
-            min_session_timeout_ms: s.int("group.min.session.timeout.ms")?,
-            max_session_timeout_ms: s.int("group.max.session.timeout.ms")?,
-            initial_rebalance_delay_ms: s.int("group.initial.rebalance.delay.ms")?,
-            max_size: s.int("group.max.size")?,
-            new_member_join_timeout_ms: d.classic.new_member_join_timeout_ms,
-        },
-        consumer,
-        max_groups: s.int("group.coordinator.max.groups")?,
-        offsets_partitions: s.int("offsets.topic.num.partitions")?,
-        offset_metadata_max_bytes: s.int("offset.metadata.max.bytes")?,
-        offsets_retention_ms: s
-            .int::<i64>("offsets.retention.minutes")?
-            .saturating_mul(60_000),
-        offsets_retention_check_interval_ms: s.int("offsets.retention.check.interval.ms")?,
-    })
-}
-
 /// Flatten a TOML document into dotted Kafka names.
 pub fn parse_toml(text: &str) -> Result<BTreeMap<String, String>, String> {
     let value: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
@@ -337,70 +304,18 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>
 mod tests {
     use super::*;
 
-    fn group_settings(pairs: &[(&str, &str)]) -> Result<GroupConfig, ConfigError> {
-        let given = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        group_config(&Settings::parse(&given)?)
-    }
-
+    /// Kafka's rule, checked with the other settings, so the start is refused before the
+    /// data directory is opened.
     #[test]
-    fn settings_defaults_are_the_built_in_ones() {
-        let from_catalog = group_settings(&[]).unwrap();
-        assert_eq!(
-            format!("{from_catalog:?}"),
-            format!("{:?}", GroupConfig::default())
-        );
-        let c = group_settings(&[
-            ("group.min.session.timeout.ms", "1000"),
-            ("group.initial.rebalance.delay.ms", "0"),
-            ("group.consumer.assignors", "range"),
-            ("offsets.topic.num.partitions", "5"),
-            ("offsets.retention.minutes", "2"),
-        ])
-        .unwrap();
-        assert_eq!(c.classic.min_session_timeout_ms, 1000);
-        assert_eq!(c.classic.initial_rebalance_delay_ms, 0);
-        assert_eq!(c.consumer.assignors, vec!["range".to_string()]);
-        assert_eq!(c.offsets_partitions, 5);
-        assert_eq!(c.offsets_retention_ms, 120_000);
-    }
-
-    /// Each of these used to fall back to the default (or be clamped) with at most a
-    /// log line; now the broker refuses to start, naming the setting.
-    #[test]
-    fn bad_group_settings_refuse_naming_the_setting() {
-        for (name, bad) in [
-            ("group.min.session.timeout.ms", "abc"),
-            ("group.max.session.timeout.ms", "30m"),
-            ("group.initial.rebalance.delay.ms", "-1"),
-            ("group.max.size", "0"),
-            ("group.consumer.heartbeat.interval.ms", "0"),
-            ("group.consumer.session.timeout.ms", "4.5"),
-            ("group.consumer.assignors", "roundrobin"),
-            ("group.consumer.assignors", ""),
-            ("group.consumer.max.size", "0"),
-            ("group.consumer.regex.refresh.interval.ms", "0"),
-            ("group.coordinator.max.groups", "0"),
-            ("offsets.topic.num.partitions", "0"),
-            ("offsets.topic.num.partitions", "20000"),
-            ("offset.metadata.max.bytes", "-1"),
-            ("offsets.retention.minutes", "0"),
-            ("offsets.retention.check.interval.ms", "0"),
-        ] {
-            let err = group_settings(&[(name, bad)]).unwrap_err().to_string();
-            assert!(
-                err.starts_with(&format!("invalid value {bad:?} for {name}: expected ")),
-                "{name}={bad}: {err}"
-            );
-        }
-        let err = group_settings(&[
+    fn a_heartbeat_not_below_the_session_timeout_refuses() {
+        let given = [
             ("group.consumer.heartbeat.interval.ms", "6000"),
             ("group.consumer.session.timeout.ms", "6000"),
-        ])
-        .unwrap_err()
-        .to_string();
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let err = BrokerConfig::from_settings(given).unwrap_err().to_string();
         assert!(
             err.contains("group.consumer.heartbeat.interval.ms must be less than"),
             "{err}"

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use runnel_protocol::record_batch::{validate_batch, BatchHeader, Compression, Strictness};
-use runnel_protocol::records::DecodedRecords;
+use runnel_records::record_batch::{validate_batch, BatchHeader, Compression, Strictness};
+use runnel_records::records::DecodedRecords;
 use runnel_storage::cleaner::{self, CleanStats, CleanerSettings, Throttle};
 use runnel_storage::{
     AppendInfo, HeaderRewrite, LogConfig, ReadResult, RetentionOutcome, SharedLog, StorageError,
@@ -78,7 +78,7 @@ pub struct RejectedRecord {
 /// sizes are -1 for null; an uncompressed one with DefaultRecord, 0 for null.
 fn java_record_string(
     decoded: &DecodedRecords<'_>,
-    r: &runnel_protocol::records::Record<'_>,
+    r: &runnel_records::records::Record<'_>,
 ) -> String {
     let compressed = !matches!(decoded.header().compression(), Some(Compression::None));
     let (name, null_len) = if compressed {
@@ -137,7 +137,7 @@ pub struct Partition {
     durable: watch::Sender<Durability>,
     flusher_started: AtomicBool,
     /// Bytes and records in and out, for the metrics endpoint.
-    pub metrics: crate::metrics::PartitionMetrics,
+    pub metrics: crate::counters::PartitionMetrics,
 }
 
 impl Partition {
@@ -283,7 +283,7 @@ impl Partition {
             let max_decompressed = (limit as usize)
                 .saturating_mul(MAX_COMPRESSION_RATIO)
                 .min(MAX_DECOMPRESSED);
-            let decoded = runnel_protocol::records::batch_records(batch, max_decompressed)
+            let decoded = runnel_records::records::batch_records(batch, max_decompressed)
                 .map_err(|e| AppendError::Corrupt(e.to_string()))?;
             let mut rejected = Vec::new();
             for (i, r) in decoded.records().enumerate() {
@@ -721,7 +721,7 @@ async fn flusher(partition: Weak<Partition>, wanted: Arc<Notify>) {
             let (rounds, started) = (log.fsync_rounds(), std::time::Instant::now());
             let synced = log.sync_to(target);
             if log.fsync_rounds() != rounds {
-                crate::metrics::FSYNC_SECONDS.observe(started.elapsed());
+                crate::counters::FSYNC_SECONDS.observe(started.elapsed());
             }
             synced.map(|()| log.durable_offset())
         })

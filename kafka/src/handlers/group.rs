@@ -1,6 +1,6 @@
 //! Group APIs: FindCoordinator and the classic group protocol, offsets, and group
 //! admin. Thin: decode the request's shape per version, call the coordinator
-//! (`crate::group`), and shape the answer for the version.
+//! (`runnel_coordinator::group`), and shape the answer for the version.
 
 use std::net::SocketAddr;
 
@@ -9,15 +9,15 @@ use kafka_protocol::messages::{self as m, BrokerId, GroupId};
 use runnel_protocol::api::ResponseBody;
 
 use super::{str_bytes, topic_name};
-use crate::broker::Broker;
-use crate::group::classic::{JoinRequest, Reply};
-use crate::group::topic_regex::{self, TopicRegex};
-use crate::group::CommitItem;
+use crate::kafka_broker::KafkaBroker;
+use runnel_coordinator::group::classic::{JoinRequest, Reply};
+use runnel_coordinator::group::topic_regex::{self, TopicRegex};
+use runnel_coordinator::group::CommitItem;
 
 const GROUP: i8 = 0;
 
 pub async fn find_coordinator(
-    broker: &Broker,
+    broker: &KafkaBroker,
     r: m::FindCoordinatorRequest,
     version: i16,
 ) -> ResponseBody {
@@ -82,7 +82,7 @@ fn shape_join(mut resp: m::JoinGroupResponse, version: i16) -> m::JoinGroupRespo
 }
 
 pub async fn join_group(
-    broker: &Broker,
+    broker: &KafkaBroker,
     r: m::JoinGroupRequest,
     version: i16,
     client_id: &str,
@@ -122,7 +122,11 @@ pub async fn join_group(
     shape_join(resp, version).into()
 }
 
-pub async fn sync_group(broker: &Broker, r: m::SyncGroupRequest, version: i16) -> ResponseBody {
+pub async fn sync_group(
+    broker: &KafkaBroker,
+    r: m::SyncGroupRequest,
+    version: i16,
+) -> ResponseBody {
     let assignments = r
         .assignments
         .iter()
@@ -150,7 +154,7 @@ pub async fn sync_group(broker: &Broker, r: m::SyncGroupRequest, version: i16) -
     resp.into()
 }
 
-pub fn heartbeat(broker: &Broker, r: m::HeartbeatRequest) -> ResponseBody {
+pub fn heartbeat(broker: &KafkaBroker, r: m::HeartbeatRequest) -> ResponseBody {
     let code = broker.groups.heartbeat(
         &r.group_id,
         &r.member_id,
@@ -160,7 +164,7 @@ pub fn heartbeat(broker: &Broker, r: m::HeartbeatRequest) -> ResponseBody {
     m::HeartbeatResponse::default().with_error_code(code).into()
 }
 
-pub fn leave_group(broker: &Broker, r: m::LeaveGroupRequest, version: i16) -> ResponseBody {
+pub fn leave_group(broker: &KafkaBroker, r: m::LeaveGroupRequest, version: i16) -> ResponseBody {
     let leaving: Vec<(String, Option<String>)> = if version >= 3 {
         r.members
             .iter()
@@ -204,7 +208,7 @@ pub fn leave_group(broker: &Broker, r: m::LeaveGroupRequest, version: i16) -> Re
 type CommitShape = (m::TopicName, uuid::Uuid, Vec<(i32, Result<(), i16>)>);
 
 pub async fn offset_commit(
-    broker: &Broker,
+    broker: &KafkaBroker,
     r: m::OffsetCommitRequest,
     version: i16,
 ) -> ResponseBody {
@@ -296,18 +300,18 @@ pub async fn offset_commit(
 
 type FetchedTopics = Vec<(
     String,
-    Vec<(i32, Option<crate::group::records::OffsetValue>)>,
+    Vec<(i32, Option<runnel_coordinator::group::records::OffsetValue>)>,
 )>;
 
 fn fetch_group(
-    broker: &Broker,
+    broker: &KafkaBroker,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> FetchedTopics {
     broker.groups.fetch_offsets(group, topics)
 }
 
-pub fn offset_fetch(broker: &Broker, r: m::OffsetFetchRequest, version: i16) -> ResponseBody {
+pub fn offset_fetch(broker: &KafkaBroker, r: m::OffsetFetchRequest, version: i16) -> ResponseBody {
     if version >= 8 {
         let groups = r
             .groups
@@ -384,14 +388,18 @@ pub fn offset_fetch(broker: &Broker, r: m::OffsetFetchRequest, version: i16) -> 
     m::OffsetFetchResponse::default().with_topics(topics).into()
 }
 
-fn offset_fields(v: Option<crate::group::records::OffsetValue>) -> (i64, i32, String) {
+fn offset_fields(v: Option<runnel_coordinator::group::records::OffsetValue>) -> (i64, i32, String) {
     match v {
         Some(v) => (v.offset, v.leader_epoch, v.metadata),
         None => (-1, -1, String::new()),
     }
 }
 
-pub fn describe_groups(broker: &Broker, r: m::DescribeGroupsRequest, version: i16) -> ResponseBody {
+pub fn describe_groups(
+    broker: &KafkaBroker,
+    r: m::DescribeGroupsRequest,
+    version: i16,
+) -> ResponseBody {
     let groups = r
         .groups
         .iter()
@@ -428,7 +436,7 @@ pub fn describe_groups(broker: &Broker, r: m::DescribeGroupsRequest, version: i1
         .into()
 }
 
-pub fn list_groups(broker: &Broker, r: m::ListGroupsRequest, version: i16) -> ResponseBody {
+pub fn list_groups(broker: &KafkaBroker, r: m::ListGroupsRequest, version: i16) -> ResponseBody {
     let states: Vec<String> = r.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = r.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let mut groups: Vec<_> = broker
@@ -457,7 +465,7 @@ pub fn list_groups(broker: &Broker, r: m::ListGroupsRequest, version: i16) -> Re
     m::ListGroupsResponse::default().with_groups(groups).into()
 }
 
-pub async fn delete_groups(broker: &Broker, r: m::DeleteGroupsRequest) -> ResponseBody {
+pub async fn delete_groups(broker: &KafkaBroker, r: m::DeleteGroupsRequest) -> ResponseBody {
     let ids: Vec<String> = r.groups_names.iter().map(|g| g.to_string()).collect();
     let codes = broker.groups.delete_groups(&ids).await;
     let results = r
@@ -475,7 +483,7 @@ pub async fn delete_groups(broker: &Broker, r: m::DeleteGroupsRequest) -> Respon
         .into()
 }
 
-pub async fn offset_delete(broker: &Broker, r: m::OffsetDeleteRequest) -> ResponseBody {
+pub async fn offset_delete(broker: &KafkaBroker, r: m::OffsetDeleteRequest) -> ResponseBody {
     let mut parts = Vec::new();
     for t in &r.topics {
         for p in &t.partitions {
@@ -524,14 +532,14 @@ pub async fn offset_delete(broker: &Broker, r: m::OffsetDeleteRequest) -> Respon
 }
 
 /// ConsumerGroupHeartbeat (KIP-848): topic ids resolved here, the rest in
-/// `crate::group::consumer`.
+/// `runnel_coordinator::group::consumer`.
 pub async fn consumer_group_heartbeat(
-    broker: &Broker,
+    broker: &KafkaBroker,
     r: m::ConsumerGroupHeartbeatRequest,
     client_id: &str,
     peer: SocketAddr,
 ) -> ResponseBody {
-    use crate::group::consumer::HeartbeatIn;
+    use runnel_coordinator::group::consumer::HeartbeatIn;
     // Kafka's error answer carries only the code and message (no member id, epoch 0).
     let err = |e: E, msg: Option<&str>| -> ResponseBody {
         m::ConsumerGroupHeartbeatResponse::default()
@@ -573,7 +581,11 @@ pub async fn consumer_group_heartbeat(
             client_id: client_id.to_string(),
             client_host: format!("/{}", peer.ip()),
         };
-        broker.groups.consumer_heartbeat(&r.group_id, req, &*topics)
+        broker.groups.consumer_heartbeat(
+            &r.group_id,
+            req,
+            &crate::offsets_log::RegistryTopics(&topics),
+        )
     };
     // Answer only once what the heartbeat changed is durable.
     let result = match result {
@@ -626,7 +638,7 @@ pub async fn consumer_group_heartbeat(
 }
 
 pub fn consumer_group_describe(
-    broker: &Broker,
+    broker: &KafkaBroker,
     r: m::ConsumerGroupDescribeRequest,
 ) -> ResponseBody {
     let groups = r

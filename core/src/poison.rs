@@ -11,7 +11,7 @@
 use std::sync::LockResult;
 
 /// The guard, or stop the process if a panic poisoned the lock.
-pub(crate) fn or_stop<G>(result: LockResult<G>, what: &'static str) -> G {
+pub fn or_stop<G>(result: LockResult<G>, what: &'static str) -> G {
     match result {
         Ok(guard) => guard,
         Err(_) => {

@@ -1,20 +1,15 @@
 //! The broker's shared state: configuration, the topic registry, the partition logs and
-//! the producer id allocator. Request handlers are functions over `&Broker`.
+//! the producer id allocator. Protocol front ends call it; it knows none of them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
-use runnel_coordinator::SystemClock;
 use runnel_storage::{LogConfig, LogManager, TopicPartition};
 use uuid::Uuid;
 
 use crate::blocking::in_place as blocking;
 use crate::config::BrokerConfig;
-use crate::fetch_session::FetchSessionCache;
-use crate::group::{GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
-use crate::group_timers;
-use crate::offsets_log::{self, PartitionLog};
 use crate::partition::Partition;
 use crate::poison::or_stop;
 use crate::topic_config::{self, BrokerTopicDefaults};
@@ -70,11 +65,11 @@ pub struct Broker {
     advertised: RwLock<(String, u16)>,
     /// Serializes topic creation/deletion/alteration (rare, touches several structures).
     admin: tokio::sync::Mutex<()>,
-    /// The group coordinator over `__consumer_offsets` (set up in `open`).
-    pub groups: Arc<GroupCoordinator>,
-    /// KIP-227 fetch sessions.
-    pub fetch_sessions: FetchSessionCache,
 }
+
+/// The topics that hold coordinators' state: internal, as Kafka marks them, and never
+/// deleted by a client.
+pub const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
 
 /// A config problem: an invalid config, or a malformed request (as Kafka tells them apart).
 pub fn config_error(e: topic_config::ConfigError) -> BrokerError {
@@ -113,8 +108,7 @@ impl Broker {
         let producer_ids = ProducerIdManager::open(
             &data_dir.join(runnel_storage::layout::PRODUCER_ID_BLOCK_FILE),
         )?;
-        let group_config = config.group.clone();
-        let mut broker = Broker {
+        let broker = Broker {
             advertised: RwLock::new((String::new(), 0)),
             topic_defaults,
             logs,
@@ -122,16 +116,6 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             producer_ids: Mutex::new(producer_ids),
             admin: tokio::sync::Mutex::new(()),
-            groups: GroupCoordinator::new(
-                group_config.clone(),
-                Arc::new(PartitionLog::new(Vec::new())),
-                Arc::new(SystemClock),
-                group_timers::spawner(),
-            ),
-            fetch_sessions: FetchSessionCache::new(
-                config.max_incremental_fetch_session_cache_slots,
-                config.min_incremental_fetch_session_eviction_ms,
-            ),
             config,
         };
         let metas: Vec<TopicMeta> = broker.topics().all().cloned().collect();
@@ -154,70 +138,53 @@ impl Broker {
                 broker.logs.delete(&tp).map_err(std::io::Error::other)?;
             }
         }
-        broker.open_group_coordinator(group_config)?;
         Ok(broker)
     }
 
-    /// Create `__consumer_offsets` if missing (compacted, internal), replay it into a
-    /// fresh coordinator and start the coordinator's timers (when a runtime is there).
-    fn open_group_coordinator(&mut self, cfg: GroupConfig) -> std::io::Result<()> {
-        let meta = match self.topic_meta(OFFSETS_TOPIC) {
+    /// The partitions of internal topic `name`, created with `partitions` partitions and
+    /// `configs` (overrides of the broker defaults) if it does not exist yet. For the
+    /// coordinators' state topics, which clients never create.
+    pub fn open_internal_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> std::io::Result<Vec<Arc<Partition>>> {
+        let meta = match self.topic_meta(name) {
             Some(meta) => meta,
             None => {
-                // Kafka's overrides for the offsets topic (offsets.topic.segment.bytes is
-                // 100 MiB by default), so its describe shows the same configs.
-                let configs = topic_config::validate_create(
-                    &[
-                        ("cleanup.policy".to_string(), Some("compact".to_string())),
-                        ("compression.type".to_string(), Some("producer".to_string())),
-                        ("segment.bytes".to_string(), Some("104857600".to_string())),
-                    ],
-                    &self.topic_defaults,
-                )
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let given: Vec<(String, Option<String>)> = configs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+                    .collect();
+                let configs = topic_config::validate_create(&given, &self.topic_defaults)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
                 let meta = TopicMeta {
-                    name: OFFSETS_TOPIC.to_string(),
+                    name: name.to_string(),
                     id: Uuid::new_v4(),
-                    partitions: cfg.offsets_partitions,
+                    partitions,
                     configs,
                     internal: true,
                     created_ms: runnel_storage::now_ms(),
                 };
-                self.topics_mut().insert(meta.clone())?;
-                for p in 0..meta.partitions {
-                    self.open_partition(&meta, p)
-                        .map_err(|e| std::io::Error::other(e.to_string()))?;
-                }
-                tracing::info!(partitions = meta.partitions, "created {OFFSETS_TOPIC}");
+                blocking(|| {
+                    self.topics_mut().insert(meta.clone())?;
+                    for p in 0..meta.partitions {
+                        self.open_partition(&meta, p)
+                            .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    }
+                    Ok::<_, std::io::Error>(())
+                })?;
+                tracing::info!(partitions = meta.partitions, "created {name}");
                 meta
             }
         };
-        let parts: Vec<Arc<Partition>> = (0..meta.partitions)
+        (0..meta.partitions)
             .map(|p| {
-                self.partition(OFFSETS_TOPIC, p).ok_or_else(|| {
-                    std::io::Error::other(format!("{OFFSETS_TOPIC}-{p} is not open"))
-                })
+                self.partition(name, p)
+                    .ok_or_else(|| std::io::Error::other(format!("{name}-{p} is not open")))
             })
-            .collect::<std::io::Result<_>>()?;
-        let coordinator = GroupCoordinator::new(
-            cfg,
-            Arc::new(PartitionLog::new(parts.clone())),
-            Arc::new(SystemClock),
-            group_timers::spawner(),
-        );
-        for p in &parts {
-            offsets_log::replay(&coordinator, p).map_err(std::io::Error::other)?;
-        }
-        {
-            let topics = self.topics();
-            let topic_name = |id: &uuid::Uuid| topics.by_id(id).map(|m| m.name.clone());
-            coordinator.finish_load(&topic_name, &*topics);
-        }
-        if tokio::runtime::Handle::try_current().is_ok() {
-            group_timers::start(&coordinator);
-        }
-        self.groups = coordinator;
-        Ok(())
+            .collect()
     }
 
     pub fn topics(&self) -> std::sync::RwLockReadGuard<'_, TopicRegistry> {
@@ -367,7 +334,7 @@ impl Broker {
             partitions,
             configs,
             // Kafka marks only its own state topics internal.
-            internal: name == crate::group::OFFSETS_TOPIC,
+            internal: INTERNAL_TOPICS.contains(&name),
             created_ms: runnel_storage::now_ms(),
         };
         if validate_only {
@@ -415,7 +382,6 @@ impl Broker {
             }
             Ok::<_, BrokerError>(())
         })?;
-        self.groups.on_topic_deleted(name).await;
         tracing::info!(topic = name, "deleted topic");
         Ok(meta)
     }
@@ -515,6 +481,11 @@ impl Broker {
 
     /// Flush everything, snapshot producer state and mark the shutdown clean. The log
     /// maintenance threads must have stopped first.
+    /// (total, available) bytes of the filesystem holding the data directory.
+    pub fn disk_space(&self) -> Option<(i64, i64)> {
+        disk_space(&self.config.data_dir)
+    }
+
     pub fn shutdown(&self) -> std::io::Result<()> {
         let partitions: Vec<Arc<Partition>> = or_stop(self.partitions.read(), "partition map")
             .values()
@@ -529,4 +500,17 @@ impl Broker {
         tracing::info!("shut down cleanly");
         Ok(())
     }
+}
+
+/// (total, available) bytes of the filesystem holding `dir`.
+fn disk_space(dir: &std::path::Path) -> Option<(i64, i64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid NUL-terminated string and `st` a valid out pointer.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let frsize = st.f_frsize as i64;
+    Some((st.f_blocks as i64 * frsize, st.f_bavail as i64 * frsize))
 }

@@ -12,11 +12,11 @@ use runnel_storage::{FileSlice, StorageError};
 use tokio::sync::Notify;
 
 use super::{storage_error_code, topic_name};
-use crate::broker::Broker;
 use crate::fetch_session::{
     Answered, FetchContext, FetchParams, PartitionKey, TopicKey, Wanted, INVALID_SESSION_ID,
 };
-use crate::partition::Partition;
+use crate::kafka_broker::KafkaBroker;
+use runnel_core::partition::Partition;
 
 /// Longest long poll we honour, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -44,7 +44,7 @@ struct FetchSlices {
 /// Fetch with each record set left in its segment file: the response holds stand-ins,
 /// and the returned [`ExternalRecords`] the slices to send in their place.
 pub async fn fetch_parts(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: m::FetchRequest,
     version: i16,
 ) -> (m::FetchResponse, ExternalRecords<FileSlice>) {
@@ -77,7 +77,7 @@ fn set_records_read(pd: &mut m::fetch_response::PartitionData, slice: &FileSlice
     }
 }
 
-async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> FetchSlices {
+async fn fetch_slices(broker: &KafkaBroker, req: m::FetchRequest, version: i16) -> FetchSlices {
     let uses_topic_ids = version >= 13;
     let sessions = &broker.fetch_sessions;
     let (requested, forgotten) = request_partitions(broker, &req, uses_topic_ids);
@@ -268,7 +268,7 @@ async fn fetch_slices(broker: &Broker, req: m::FetchRequest, version: i16) -> Fe
 /// The partitions a request names in `topics` and in `forgotten_topics_data`: by topic
 /// id from v13, by name before.
 fn request_partitions(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: &m::FetchRequest,
     uses_topic_ids: bool,
 ) -> (Vec<Wanted>, Vec<PartitionKey>) {
@@ -328,7 +328,7 @@ struct TopicIds {
 }
 
 impl TopicIds {
-    fn get(&mut self, broker: &Broker, name: &Arc<str>) -> Option<uuid::Uuid> {
+    fn get(&mut self, broker: &KafkaBroker, name: &Arc<str>) -> Option<uuid::Uuid> {
         match &self.last {
             Some((n, id)) if n == name => *id,
             _ => {
@@ -343,7 +343,7 @@ impl TopicIds {
 /// The partition to read, or its error and whether that error ends a long poll (Kafka
 /// answers at once for errors found reading, not for partitions it does not know).
 fn resolve_partition(
-    broker: &Broker,
+    broker: &KafkaBroker,
     w: &Wanted,
     topic_ids: &mut TopicIds,
 ) -> Result<Arc<Partition>, (ResponseError, bool)> {
@@ -463,7 +463,7 @@ const EARLIEST_LOCAL: i64 = -4;
 
 /// ListOffsets. A lookup by timestamp reads index and segment files: blocking.
 pub fn list_offsets(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: m::ListOffsetsRequest,
     version: i16,
 ) -> m::ListOffsetsResponse {
@@ -549,7 +549,7 @@ fn list_offset(p: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseErro
 }
 
 pub fn offset_for_leader_epoch(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: m::OffsetForLeaderEpochRequest,
 ) -> m::OffsetForLeaderEpochResponse {
     let topics = req
@@ -585,7 +585,7 @@ pub fn offset_for_leader_epoch(
 }
 
 pub async fn delete_records(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: m::DeleteRecordsRequest,
 ) -> m::DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());

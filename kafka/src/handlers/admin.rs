@@ -9,16 +9,16 @@ use kafka_protocol::messages as m;
 
 use super::{config_error, ApiError};
 use super::{str_bytes, topic_name};
-use crate::broker::Broker;
-use crate::settings::Usage;
-use crate::topic_config::{self, AlterOp};
+use crate::kafka_broker::KafkaBroker;
+use runnel_core::settings::Usage;
+use runnel_core::topic_config::{self, AlterOp};
 
 /// DescribeConfigs/AlterConfigs resource types.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
 pub async fn create_topics(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: m::CreateTopicsRequest,
     version: i16,
 ) -> m::CreateTopicsResponse {
@@ -145,7 +145,7 @@ fn duplicate_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
 }
 
 pub async fn delete_topics(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: m::DeleteTopicsRequest,
     version: i16,
 ) -> m::DeleteTopicsResponse {
@@ -201,7 +201,7 @@ pub async fn delete_topics(
 }
 
 pub async fn create_partitions(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: m::CreatePartitionsRequest,
 ) -> m::CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
@@ -246,7 +246,7 @@ pub async fn create_partitions(
 }
 
 pub fn describe_configs(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: m::DescribeConfigsRequest,
     version: i16,
 ) -> m::DescribeConfigsResponse {
@@ -263,8 +263,10 @@ pub fn describe_configs(
                 .map(|k| k.iter().map(|s| s.to_string()).collect());
             let entries = match res.resource_type {
                 RESOURCE_TOPIC => match broker.topic_meta(&res.resource_name) {
-                    None if crate::topics::validate_topic_name(&res.resource_name).is_err() => {
-                        let why = crate::topics::validate_topic_name(&res.resource_name)
+                    None if runnel_core::topics::validate_topic_name(&res.resource_name)
+                        .is_err() =>
+                    {
+                        let why = runnel_core::topics::validate_topic_name(&res.resource_name)
                             .err()
                             .unwrap_or_default();
                         return base
@@ -349,11 +351,11 @@ pub fn describe_configs(
 /// STATIC_BROKER_CONFIG, the rest DEFAULT_CONFIG, as Kafka reports them. Settings
 /// accepted and ignored appear only when given.
 fn broker_config_entries(
-    broker: &Broker,
+    broker: &KafkaBroker,
     keys: Option<&[String]>,
 ) -> Vec<topic_config::ConfigEntry> {
     let settings = &broker.config.settings;
-    crate::settings::catalog()
+    runnel_core::settings::catalog()
         .iter()
         .filter(|s| s.usage == Usage::Read || settings.is_given(s.name))
         .filter(|s| keys.is_none_or(|keys| keys.iter().any(|k| k == s.name)))
@@ -387,7 +389,7 @@ macro_rules! alter_result {
 }
 
 pub async fn alter_configs(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: m::AlterConfigsRequest,
 ) -> m::AlterConfigsResponse {
     let mut responses = Vec::new();
@@ -422,7 +424,7 @@ pub async fn alter_configs(
 }
 
 pub async fn incremental_alter_configs(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: m::IncrementalAlterConfigsRequest,
 ) -> m::IncrementalAlterConfigsResponse {
     let mut responses = Vec::new();
@@ -479,7 +481,7 @@ pub async fn incremental_alter_configs(
 }
 
 pub fn describe_log_dirs(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: m::DescribeLogDirsRequest,
 ) -> m::DescribeLogDirsResponse {
     let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.as_ref().map(|ts| {
@@ -523,7 +525,7 @@ pub fn describe_log_dirs(
     }
     let dir = std::fs::canonicalize(broker.data_dir())
         .unwrap_or_else(|_| broker.data_dir().to_path_buf());
-    let (total, usable) = disk_space(&dir).unwrap_or((-1, -1));
+    let (total, usable) = broker.disk_space().unwrap_or((-1, -1));
     m::DescribeLogDirsResponse::default().with_results(vec![
         m::describe_log_dirs_response::DescribeLogDirsResult::default()
             .with_log_dir(str_bytes(dir.display().to_string()))
@@ -533,21 +535,8 @@ pub fn describe_log_dirs(
     ])
 }
 
-/// (total, available) bytes of the filesystem holding `dir`.
-fn disk_space(dir: &std::path::Path) -> Option<(i64, i64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is a valid NUL-terminated string and `st` a valid out pointer.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    let frsize = st.f_frsize as i64;
-    Some((st.f_blocks as i64 * frsize, st.f_bavail as i64 * frsize))
-}
-
 pub fn init_producer_id(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: m::InitProducerIdRequest,
 ) -> m::InitProducerIdResponse {
     let base = m::InitProducerIdResponse::default()

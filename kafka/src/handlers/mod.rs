@@ -1,5 +1,5 @@
 //! Request handlers: one function per API, from a decoded request to its response
-//! body, over the shared [`Broker`]. They stay thin; the logic lives in `broker`,
+//! body, over the shared [`KafkaBroker`]. They stay thin; the logic lives in `broker`,
 //! `partition` and the storage layer.
 
 mod admin;
@@ -20,8 +20,9 @@ use runnel_protocol::response_parts::ExternalRecords;
 use runnel_storage::{FileSlice, StorageError};
 use uuid::Uuid;
 
-use crate::broker::{Broker, BrokerError, ErrorKind};
 use crate::context::RequestContext;
+use crate::kafka_broker::KafkaBroker;
+use runnel_core::broker::{BrokerError, ErrorKind};
 
 /// What a handler gives the server.
 pub enum Reply {
@@ -43,7 +44,7 @@ pub enum Answer {
 
 /// Handle one request: the one dispatch for every API. Side effects happen before this
 /// returns, so they follow the order requests arrived on the connection.
-pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Request) -> Reply {
+pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Request) -> Reply {
     let version = request.header.api_version;
     let body = match request.body {
         RequestBody::Fetch(r) => {
@@ -164,8 +165,8 @@ impl From<BrokerError> for ApiError {
 }
 
 /// A topic config problem as Kafka answers it (INVALID_CONFIG or INVALID_REQUEST).
-pub(crate) fn config_error(e: crate::topic_config::ConfigError) -> ApiError {
-    crate::broker::config_error(e).into()
+pub(crate) fn config_error(e: runnel_core::topic_config::ConfigError) -> ApiError {
+    runnel_core::broker::config_error(e).into()
 }
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
@@ -192,7 +193,7 @@ pub(crate) fn storage_error_code(e: &StorageError) -> ResponseError {
     }
 }
 
-fn broker_entry(broker: &Broker) -> m::metadata_response::MetadataResponseBroker {
+fn broker_entry(broker: &KafkaBroker) -> m::metadata_response::MetadataResponseBroker {
     let (host, port) = broker.advertised();
     m::metadata_response::MetadataResponseBroker::default()
         .with_node_id(BrokerId(broker.node_id()))
@@ -201,7 +202,7 @@ fn broker_entry(broker: &Broker) -> m::metadata_response::MetadataResponseBroker
 }
 
 fn partition_metadata(
-    broker: &Broker,
+    broker: &KafkaBroker,
     topic: &str,
     partitions: i32,
 ) -> Vec<m::metadata_response::MetadataResponsePartition> {
@@ -209,7 +210,7 @@ fn partition_metadata(
 }
 
 fn partition_range_metadata(
-    broker: &Broker,
+    broker: &KafkaBroker,
     topic: &str,
     range: std::ops::Range<i32>,
 ) -> Vec<m::metadata_response::MetadataResponsePartition> {
@@ -232,7 +233,11 @@ fn partition_range_metadata(
         .collect()
 }
 
-async fn metadata(broker: &Broker, req: m::MetadataRequest, version: i16) -> m::MetadataResponse {
+async fn metadata(
+    broker: &KafkaBroker,
+    req: m::MetadataRequest,
+    version: i16,
+) -> m::MetadataResponse {
     let topic_ops = version >= 8 && req.include_topic_authorized_operations;
     let mut topics = Vec::new();
     match req.topics {
@@ -291,7 +296,7 @@ async fn metadata(broker: &Broker, req: m::MetadataRequest, version: i16) -> m::
     resp
 }
 
-fn all_topics(broker: &Broker) -> Vec<m::metadata_response::MetadataResponseTopic> {
+fn all_topics(broker: &KafkaBroker) -> Vec<m::metadata_response::MetadataResponseTopic> {
     let metas: Vec<_> = broker.topics().all().cloned().collect();
     metas
         .iter()
@@ -306,7 +311,7 @@ fn all_topics(broker: &Broker) -> Vec<m::metadata_response::MetadataResponseTopi
 }
 
 async fn topic_metadata(
-    broker: &Broker,
+    broker: &KafkaBroker,
     name: &str,
     allow_auto_create: bool,
     _version: i16,
@@ -316,7 +321,7 @@ async fn topic_metadata(
     let meta = match broker.topic_meta(name) {
         Some(meta) => meta,
         None => {
-            if let Err(why) = crate::topics::validate_topic_name(name) {
+            if let Err(why) = runnel_core::topics::validate_topic_name(name) {
                 tracing::debug!(topic = name, %why, "metadata for an invalid topic name");
                 return base.with_error_code(ResponseError::InvalidTopicException.code());
             }
@@ -373,7 +378,7 @@ const MAX_DESCRIBED_PARTITIONS: i32 = 2000;
 /// 2000) partitions, with a cursor to the first partition left out. A single node has no
 /// eligible leader replicas, so those lists are empty.
 fn describe_topic_partitions(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: m::DescribeTopicPartitionsRequest,
 ) -> m::DescribeTopicPartitionsResponse {
     use m::describe_topic_partitions_response::{
@@ -426,7 +431,7 @@ fn describe_topic_partitions(
         }
         let Some(meta) = broker.topic_meta(&name) else {
             if !fetch_all {
-                let code = if crate::topics::validate_topic_name(&name).is_err() {
+                let code = if runnel_core::topics::validate_topic_name(&name).is_err() {
                     ResponseError::InvalidTopicException
                 } else {
                     ResponseError::UnknownTopicOrPartition
@@ -435,7 +440,7 @@ fn describe_topic_partitions(
                     Topic::default()
                         .with_name(Some(topic_name(&name)))
                         .with_error_code(code.code())
-                        .with_is_internal(name == crate::group::OFFSETS_TOPIC),
+                        .with_is_internal(name == runnel_coordinator::group::OFFSETS_TOPIC),
                 );
             }
             continue;
@@ -482,7 +487,7 @@ fn describe_topic_partitions(
 }
 
 fn describe_cluster(
-    broker: &Broker,
+    broker: &KafkaBroker,
     req: &m::DescribeClusterRequest,
 ) -> m::DescribeClusterResponse {
     let (host, port) = broker.advertised();
@@ -503,10 +508,10 @@ fn describe_cluster(
 
 /// Resolve a topic named in a request by name, or by id where the version uses ids.
 pub(crate) fn resolve_topic(
-    broker: &Broker,
+    broker: &KafkaBroker,
     name: &TopicName,
     id: Uuid,
-) -> Option<crate::topics::TopicMeta> {
+) -> Option<runnel_core::topics::TopicMeta> {
     if !id.is_nil() {
         broker.topics().by_id(&id).cloned()
     } else {

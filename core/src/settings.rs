@@ -733,9 +733,13 @@ fn parse_value(setting: &Setting, raw: &str) -> Result<Value, ConfigError> {
     }
 }
 
+/// The server-side assignors Runnel has (the group coordinator's names for them).
+pub const ASSIGNORS: [&str; 2] = [UNIFORM, RANGE];
+const UNIFORM: &str = "uniform";
+const RANGE: &str = "range";
+
 /// `uniform`/`range`, or Kafka's class name for either, as Runnel's short name.
 fn assignor_name(name: &str) -> Option<String> {
-    use crate::group::assignor::{RANGE, UNIFORM};
     let short = name.rsplit('.').next().unwrap_or(name);
     let short = short.strip_suffix("Assignor").unwrap_or(short);
     let short = short.to_ascii_lowercase();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use runnel_coordinator::runtime::{Spawn, Task};
 use tokio::sync::Notify;
 
-use crate::group::GroupCoordinator;
+use runnel_coordinator::group::GroupCoordinator;
 
 /// [`Spawn`] on the current tokio runtime.
 pub fn spawner() -> Arc<dyn Spawn> {

@@ -8,8 +8,10 @@ use runnel_storage::now_ms;
 
 use kafka_protocol::error::ResponseError as E;
 
-use crate::group::{CoordinatorLog, DurableFuture, GroupCoordinator, LogRecord};
-use crate::partition::Partition;
+use runnel_coordinator::group::consumer::Topics;
+use runnel_coordinator::group::{CoordinatorLog, DurableFuture, GroupCoordinator, LogRecord};
+use runnel_core::partition::Partition;
+use runnel_core::topics::TopicRegistry;
 
 /// [`CoordinatorLog`] over the broker's `__consumer_offsets` partitions.
 pub struct PartitionLog {
@@ -53,7 +55,7 @@ impl CoordinatorLog for PartitionLog {
             .collect();
         let now = now_ms();
         let batch = simple_batch(now, &records);
-        match crate::blocking::in_place(|| part.append(&batch, now)) {
+        match runnel_core::blocking::in_place(|| part.append(&batch, now)) {
             Ok(a) => Ok((a.base_offset, a.last_offset + 1)),
             Err(e) => {
                 tracing::error!(partition, error = ?e, "append to __consumer_offsets failed");
@@ -82,4 +84,25 @@ pub fn replay(coordinator: &GroupCoordinator, partition: &Partition) -> Result<(
         .map_err(|e| e.to_string())?;
     tracing::debug!(partition = %partition.tp, "replayed a __consumer_offsets partition");
     Ok(())
+}
+
+/// The topic registry as consumer groups see it: what they may be assigned and match
+/// regexes against is every topic but the internal ones (`__consumer_offsets`).
+pub struct RegistryTopics<'a>(pub &'a TopicRegistry);
+
+impl Topics for RegistryTopics<'_> {
+    fn resolve(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
+        self.0
+            .get(name)
+            .filter(|m| !m.internal)
+            .map(|m| (m.id, m.partitions))
+    }
+    fn names_version(&self) -> u64 {
+        self.0.names_version()
+    }
+    fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
+        for m in self.0.all().filter(|m| !m.internal) {
+            f(&m.name);
+        }
+    }
 }

@@ -218,24 +218,6 @@ fn new_cluster_id() -> String {
     out
 }
 
-/// What consumer groups may be assigned and match regexes against: every topic but the
-/// internal ones (`__consumer_offsets`).
-impl crate::group::consumer::Topics for TopicRegistry {
-    fn resolve(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
-        self.get(name)
-            .filter(|m| !m.internal)
-            .map(|m| (m.id, m.partitions))
-    }
-    fn names_version(&self) -> u64 {
-        TopicRegistry::names_version(self)
-    }
-    fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
-        for m in self.all().filter(|m| !m.internal) {
-            f(&m.name);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

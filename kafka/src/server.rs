@@ -27,10 +27,10 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::broker::Broker;
 use crate::context::RequestContext;
 use crate::handlers::{self, Answer, Reply};
-use crate::metrics::{fetch_has_error, response_has_error, ApiSlot, ServerMetrics};
+use crate::kafka_broker::KafkaBroker;
+use crate::request_metrics::{fetch_has_error, response_has_error, ApiSlot, ServerMetrics};
 
 /// How long a connection may send nothing in the middle of a request frame.
 const STALLED_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -40,7 +40,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Server {
     listener: Listener,
-    broker: Arc<Broker>,
+    broker: Arc<KafkaBroker>,
     /// Bytes of requests read but not yet answered, across all connections
     /// (`queued.max.request.bytes`).
     request_memory: RequestMemory,
@@ -50,7 +50,7 @@ pub struct Server {
 impl Server {
     /// Bind the listener and set the advertised address (the bound port when the
     /// configured one is 0).
-    pub async fn bind(broker: Arc<Broker>) -> std::io::Result<Server> {
+    pub async fn bind(broker: Arc<KafkaBroker>) -> std::io::Result<Server> {
         let listener =
             Listener::bind(&broker.config.listener, broker.config.max_connections).await?;
         let local = listener.local_addr()?;
@@ -230,7 +230,7 @@ fn encode(header: &RequestHeader, body: Option<ResponseBody>, peer: SocketAddr) 
 }
 
 async fn serve_connection<T: Transport>(
-    broker: Arc<Broker>,
+    broker: Arc<KafkaBroker>,
     stream: T,
     peer: SocketAddr,
     memory: RequestMemory,

@@ -30,7 +30,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use runnel_protocol::record_batch::Compression;
+use runnel_records::record_batch::Compression;
 use runnel_storage::LogConfig;
 
 /// Names of the topic configs, for code that reads one.

@@ -9,8 +9,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages as m;
 
 use super::storage_error_code;
-use crate::broker::Broker;
-use crate::partition::{AppendError, Appended, Partition, RecordFault, RejectedRecord};
+use crate::kafka_broker::KafkaBroker;
+use runnel_core::partition::{AppendError, Appended, Partition, RecordFault, RejectedRecord};
 
 /// Everything the durability wait needs once the appends are done.
 pub struct PendingAcks {
@@ -24,7 +24,7 @@ pub struct PendingAcks {
 /// pipelines requests and relies on them being appended in the order sent); the wait
 /// that follows may overlap later requests, so one fsync can cover several of them.
 /// `None` for acks=0.
-pub fn append(broker: &Broker, req: m::ProduceRequest, _version: i16) -> Option<PendingAcks> {
+pub fn append(broker: &KafkaBroker, req: m::ProduceRequest, _version: i16) -> Option<PendingAcks> {
     let acks = req.acks;
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let now = runnel_storage::now_ms();
