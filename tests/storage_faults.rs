@@ -31,6 +31,120 @@ async fn create_topics(bootstrap: &str, names: &[&str]) {
     }
 }
 
+/// What the broker answers about `faulty-0` once its log is out of service, next to the
+/// healthy `healthy-0`: Metadata shows it without a leader and its replica offline, as
+/// Kafka shows a partition of a failed log directory; reads get KAFKA_STORAGE_ERROR.
+async fn offline_partition_answers(broker: &TestBroker) {
+    use kafka_protocol::messages::{self as m, BrokerId, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use runnel_client::{Connection, ConnectionConfig};
+    use runnel_protocol::api::ResponseBody;
+    const LEADER_NOT_AVAILABLE: i16 = 5;
+    const KAFKA_STORAGE_ERROR: i16 = 56;
+    let name = |s: &str| TopicName(StrBytes::from_string(s.to_string()));
+    let conn = Connection::connect(&broker.bootstrap(), ConnectionConfig::default())
+        .await
+        .expect("connect");
+    let req = m::MetadataRequest::default().with_topics(Some(
+        ["faulty", "healthy"]
+            .iter()
+            .map(|t| m::metadata_request::MetadataRequestTopic::default().with_name(Some(name(t))))
+            .collect(),
+    ));
+    let ResponseBody::Metadata(md) = conn.send_version(req.into(), 12).await.expect("Metadata")
+    else {
+        panic!("not a Metadata response")
+    };
+    let partition = |topic: &str| {
+        let t = md
+            .topics
+            .iter()
+            .find(|t| t.name.as_deref().map(|n| n.as_str()) == Some(topic))
+            .unwrap_or_else(|| panic!("{topic} missing from {md:?}"));
+        t.partitions[0].clone()
+    };
+    let node = md.brokers[0].node_id;
+    let faulty = partition("faulty");
+    assert_eq!(
+        (
+            faulty.error_code,
+            faulty.leader_id,
+            faulty.offline_replicas.clone()
+        ),
+        (LEADER_NOT_AVAILABLE, BrokerId(-1), vec![node]),
+        "faulty-0 in Metadata: {faulty:?}"
+    );
+    let healthy = partition("healthy");
+    assert_eq!(
+        (
+            healthy.error_code,
+            healthy.leader_id,
+            healthy.offline_replicas.len()
+        ),
+        (0, node, 0),
+        "healthy-0 in Metadata: {healthy:?}"
+    );
+
+    let list = |topic: &str| {
+        m::ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![m::list_offsets_request::ListOffsetsTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![
+                    m::list_offsets_request::ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(-1),
+                ])])
+    };
+    for (topic, want) in [("faulty", KAFKA_STORAGE_ERROR), ("healthy", 0)] {
+        let ResponseBody::ListOffsets(r) = conn
+            .send_version(list(topic).into(), 7)
+            .await
+            .expect("ListOffsets")
+        else {
+            panic!("not a ListOffsets response")
+        };
+        assert_eq!(
+            r.topics[0].partitions[0].error_code, want,
+            "ListOffsets {topic}-0: {r:?}"
+        );
+    }
+
+    let fetch = m::FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(
+            ["faulty", "healthy"]
+                .iter()
+                .map(|t| {
+                    m::fetch_request::FetchTopic::default()
+                        .with_topic(name(t))
+                        .with_partitions(vec![m::fetch_request::FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(1 << 20)])
+                })
+                .collect(),
+        );
+    let ResponseBody::Fetch(r) = conn.send_version(fetch.into(), 12).await.expect("Fetch") else {
+        panic!("not a Fetch response")
+    };
+    let code = |topic: &str| {
+        r.responses
+            .iter()
+            .find(|t| t.topic.as_str() == topic)
+            .map(|t| t.partitions[0].error_code)
+    };
+    assert_eq!(
+        (code("faulty"), code("healthy")),
+        (Some(KAFKA_STORAGE_ERROR), Some(0)),
+        "Fetch: {r:?}"
+    );
+}
+
 async fn produce(producer: &FutureProducer, topic: &str) -> Result<(i32, i64), KafkaError> {
     let record = FutureRecord::to(topic)
         .partition(0)
@@ -72,17 +186,27 @@ async fn a_failed_fsync_fails_acks_all_produce_to_its_partition_only() {
         .create()
         .expect("producer");
 
-    for attempt in 0..2 {
-        // The first fails its fsync; the second finds the log poisoned: no fsync is
-        // retried into an acknowledgement.
-        match produce(&producer, "faulty").await {
-            Err(KafkaError::MessageProduction(RDKafkaErrorCode::KafkaStorageError)) => {}
-            other => panic!(
-                "produce {attempt} to faulty-0: {other:?}, wanted KAFKA_STORAGE_ERROR\n{}",
-                broker.diagnostics()
-            ),
-        }
+    // The first fails its fsync.
+    match produce(&producer, "faulty").await {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::KafkaStorageError)) => {}
+        other => panic!(
+            "produce to faulty-0: {other:?}, wanted KAFKA_STORAGE_ERROR\n{}",
+            broker.diagnostics()
+        ),
     }
+    // The partition is offline now: no fsync is retried into an acknowledgement. The
+    // client learns from Metadata that it has no leader and keeps the record until it
+    // times out, or sends it and gets KAFKA_STORAGE_ERROR.
+    match produce(&producer, "faulty").await {
+        Err(KafkaError::MessageProduction(
+            RDKafkaErrorCode::KafkaStorageError | RDKafkaErrorCode::MessageTimedOut,
+        )) => {}
+        other => panic!(
+            "the second produce to faulty-0: {other:?}, wanted no acknowledgement\n{}",
+            broker.diagnostics()
+        ),
+    }
+    offline_partition_answers(&broker).await;
     let (partition, offset) = produce(&producer, "healthy")
         .await
         .unwrap_or_else(|e| panic!("produce to healthy-0: {e}\n{}", broker.diagnostics()));

@@ -371,6 +371,13 @@ impl Partition {
         })
     }
 
+    /// Whether the partition is offline: its log went out of service (a storage error or
+    /// a panic) and serves nothing until a restart recovers it, as Kafka takes a failed
+    /// log directory's partitions offline. Takes no lock.
+    pub fn is_offline(&self) -> bool {
+        self.log.is_offline()
+    }
+
     pub fn size_bytes(&self) -> Result<u64, StorageError> {
         Ok(self.log.lock()?.size_bytes())
     }

@@ -11,8 +11,8 @@
 //! and bounds); the batch header preads run without it, so a fetch's disk reads do not
 //! hold up appends, nor an append a fetch.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::log::{search_timestamp, AppendInfo, HeaderRewrite, Log, ReadResult, TimestampHit};
 use crate::{Result, StorageError};
@@ -35,11 +35,15 @@ pub struct SharedLog {
     sync: Mutex<SyncState>,
     synced: Condvar,
     fsyncs: AtomicU64,
+    /// Set when the log goes out of service (poisoned, a failed fsync, a panic): the
+    /// partition is offline until restart. Shared with the `Log`, which sets it too.
+    offline: Arc<AtomicBool>,
 }
 
 impl SharedLog {
     pub fn new(log: Log) -> SharedLog {
         let durable_offset = log.recovery_point();
+        let offline = log.offline_flag();
         SharedLog {
             log: Mutex::new(log),
             sync: Mutex::new(SyncState {
@@ -49,6 +53,7 @@ impl SharedLog {
             }),
             synced: Condvar::new(),
             fsyncs: AtomicU64::new(0),
+            offline,
         }
     }
 
@@ -69,6 +74,7 @@ impl SharedLog {
                     tracing::error!("{why}; the log is out of service until restart");
                     state.failed = Some(why.to_string());
                 }
+                self.offline.store(true, Ordering::Release);
                 Err(StorageError::Poisoned(why.to_string()))
             }
         }
@@ -77,7 +83,16 @@ impl SharedLog {
     /// The sync state's critical sections are plain assignments that cannot panic, so a
     /// poisoned lock still holds consistent values; it is marked failed all the same.
     fn lock_sync(&self) -> MutexGuard<'_, SyncState> {
-        self.sync.lock().unwrap_or_else(failed_after_panic)
+        self.sync.lock().unwrap_or_else(|p| {
+            self.offline.store(true, Ordering::Release);
+            failed_after_panic(p)
+        })
+    }
+
+    /// Whether the log is out of service until restart (poisoned, a failed fsync, a
+    /// panic). Takes no lock, so asking never waits for an append or a read.
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::Acquire)
     }
 
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
@@ -192,6 +207,7 @@ impl SharedLog {
                 Ok(upto) => state.durable_offset = state.durable_offset.max(upto),
                 Err(e) => {
                     tracing::error!(error = %e, "fsync failed; the log refuses further writes");
+                    self.offline.store(true, Ordering::Release);
                     state.failed = Some(match e {
                         StorageError::Poisoned(why) => why,
                         other => other.to_string(),

@@ -151,6 +151,8 @@ pub struct Log {
     /// nothing more is written or reported durable until the log is reopened, which
     /// recovers it from what is on disk.
     poisoned: Option<String>,
+    /// Whether `poisoned` is set, readable without the log's lock.
+    offline: Arc<std::sync::atomic::AtomicBool>,
     leader_epochs: LeaderEpochCache,
 }
 
@@ -198,6 +200,7 @@ impl Log {
             recovery: RecoveryReport::default(),
             pending_deletes: Vec::new(),
             poisoned: None,
+            offline: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             leader_epochs: LeaderEpochCache::open(dir),
         };
         if bases.is_empty() {
@@ -362,7 +365,14 @@ impl Log {
             tracing::error!(dir = %self.dir.display(), error = %why,
                 "I/O error on the log's write path; it refuses writes until reopened");
             self.poisoned = Some(why.to_string());
+            self.offline
+                .store(true, std::sync::atomic::Ordering::Release);
         }
+    }
+
+    /// Set once the log is poisoned; shared so that asking needs no lock.
+    pub(crate) fn offline_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.offline.clone()
     }
 
     /// Poison the log if `r` is an I/O error: the files may now differ from what the

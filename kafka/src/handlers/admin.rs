@@ -181,6 +181,8 @@ pub async fn delete_topics(
             }
             Some(n) => match broker.delete_topic(&n).await.map_err(ApiError::from) {
                 Ok(meta) => {
+                    // Committed offsets of the topic go with it, durably.
+                    broker.groups.on_topic_deleted(&n).await;
                     if version >= 6 {
                         r = r
                             .with_name(Some(topic_name(&meta.name)))

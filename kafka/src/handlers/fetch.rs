@@ -353,6 +353,9 @@ fn resolve_partition(
     let Some(p) = broker.partition(name, w.key.partition) else {
         return Err((ResponseError::UnknownTopicOrPartition, false));
     };
+    if p.is_offline() {
+        return Err((ResponseError::KafkaStorageError, false));
+    }
     if let TopicKey::Id(id) = &w.key.topic {
         // A session's topic deleted and created again under its name.
         if topic_ids.get(broker, name) != Some(*id) {
@@ -482,6 +485,9 @@ pub fn list_offsets(
                     let Some(p) = broker.partition(&t.name.0, lp.partition_index) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
+                    if p.is_offline() {
+                        return base.with_error_code(ResponseError::KafkaStorageError.code());
+                    }
                     if lp.current_leader_epoch > 0 {
                         return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
                     }
@@ -567,6 +573,9 @@ pub fn offset_for_leader_epoch(
                     let Some(p) = broker.partition(&t.topic.0, op.partition) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
+                    if p.is_offline() {
+                        return base.with_error_code(ResponseError::KafkaStorageError.code());
+                    }
                     if op.current_leader_epoch > 0 {
                         return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
                     }
@@ -600,6 +609,10 @@ pub async fn delete_records(
                     .push(base.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
                 continue;
             };
+            if p.is_offline() {
+                partitions.push(base.with_error_code(ResponseError::KafkaStorageError.code()));
+                continue;
+            }
             let hw = p.high_watermark() as i64;
             let target = if dp.offset == -1 { hw } else { dp.offset };
             if target < 0 || target > hw {

@@ -217,18 +217,23 @@ fn partition_range_metadata(
     let node = BrokerId(broker.node_id());
     range
         .map(|p| {
-            let available = broker.partition(topic, p).is_some();
-            m::metadata_response::MetadataResponsePartition::default()
-                .with_error_code(if available {
-                    0
-                } else {
-                    ResponseError::LeaderNotAvailable.code()
-                })
+            let online = broker.partition(topic, p).is_some_and(|p| !p.is_offline());
+            let partition = m::metadata_response::MetadataResponsePartition::default()
                 .with_partition_index(p)
-                .with_leader_id(node)
                 .with_leader_epoch(0)
                 .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_isr_nodes(vec![node]);
+            if online {
+                partition.with_leader_id(node)
+            } else {
+                // As Kafka's metadata shows a partition whose only replica's log
+                // directory failed: no leader, the replica offline. Clients wait and
+                // refresh instead of sending to it.
+                partition
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_offline_replicas(vec![node])
+            }
         })
         .collect()
 }
@@ -413,7 +418,6 @@ fn describe_topic_partitions(
             .collect();
         return m::DescribeTopicPartitionsResponse::default().with_topics(topics);
     }
-    let node = BrokerId(broker.node_id());
     let mut remaining = req.response_partition_limit.min(MAX_DESCRIBED_PARTITIONS);
     let mut topics = Vec::new();
     let mut next_cursor = None;
@@ -456,10 +460,11 @@ fn describe_topic_partitions(
                 Partition::default()
                     .with_error_code(p.error_code)
                     .with_partition_index(p.partition_index)
-                    .with_leader_id(node)
+                    .with_leader_id(p.leader_id)
                     .with_leader_epoch(p.leader_epoch)
                     .with_replica_nodes(p.replica_nodes)
                     .with_isr_nodes(p.isr_nodes)
+                    .with_offline_replicas(p.offline_replicas)
                     .with_eligible_leader_replicas(Some(Vec::new()))
                     .with_last_known_elr(Some(Vec::new()))
             })
