@@ -343,8 +343,8 @@ impl Segment {
         let checked = offsets_ok.and(times_ok);
         let (from_pos, from_offset, from_ts) = match checked {
             Ok(()) => {
-                let last = self.offset_index(config)?.last();
-                let last_ts = self.time_index(config)?.last().map_or(-1, |e| e.timestamp);
+                let last = self.offset_index(config)?.last()?;
+                let last_ts = self.time_index(config)?.last()?.map_or(-1, |e| e.timestamp);
                 match last {
                     Some(e) => (e.position as u64, e.offset, last_ts),
                     None => (0, self.base_offset, -1),
@@ -359,8 +359,8 @@ impl Segment {
         if from_pos > 0 {
             // The scan re-adds the entry it starts from.
             self.offset_index(config)?
-                .truncate_to_position(from_pos as u32);
-            self.time_index(config)?.truncate_to_offset(from_offset);
+                .truncate_to_position(from_pos as u32)?;
+            self.time_index(config)?.truncate_to_offset(from_offset)?;
             if let Some(h) = self.read_header_at_start(file_len)? {
                 self.rolling_timestamp = Some(h.max_timestamp);
             }
@@ -390,7 +390,7 @@ impl Segment {
         };
         match checked {
             Ok(()) => {
-                self.max_timestamp = self.time_index(config)?.last().map_or(-1, |e| e.timestamp);
+                self.max_timestamp = self.time_index(config)?.last()?.map_or(-1, |e| e.timestamp);
             }
             Err(why) => {
                 tracing::warn!(segment = %self.path(SegmentFile::Log).display(), %why,
@@ -507,8 +507,7 @@ impl Segment {
         self.size = position;
         self.last_batch_base = None;
         self.offset_index(config)?
-            .truncate_to_position(position as u32);
-        Ok(())
+            .truncate_to_position(position as u32)
     }
 
     /// Make the segment read-only: trim its indexes and fsync them.
@@ -609,7 +608,7 @@ impl SegmentReader {
 
     /// Find the first batch whose last offset >= `offset`, scanning from the index.
     pub fn find_batch(&self, offset: u64) -> io::Result<Option<BatchLocation>> {
-        let start = self.offsets.lookup(offset);
+        let start = self.offsets.lookup(offset)?;
         let mut pos = start.position as u64;
         while let Some(header) = self.read_header(pos)? {
             if header.last_offset() as u64 >= offset {
@@ -642,7 +641,7 @@ impl SegmentReader {
             return Ok(Some(self.size));
         }
         // Start from the index entry at or before `limit`, but never before `from`.
-        let anchor = self.offsets.lookup_position(limit as u32).position as u64;
+        let anchor = self.offsets.lookup_position(limit as u32)?.position as u64;
         let mut pos = anchor.max(from);
         let mut end = None;
         while let Some(h) = self.read_header(pos)? {
@@ -665,11 +664,11 @@ impl SegmentReader {
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
-        let from_offset = match self.times.lookup_before(timestamp) {
+        let from_offset = match self.times.lookup_before(timestamp)? {
             Some(e) => e.offset,
             None => self.base_offset,
         };
-        let mut pos = self.offsets.lookup(from_offset).position as u64;
+        let mut pos = self.offsets.lookup(from_offset)?.position as u64;
         while let Some(h) = self.read_header(pos)? {
             if h.max_timestamp >= timestamp {
                 return Ok(Some(BatchLocation {
