@@ -128,6 +128,12 @@ impl MappedEntries {
         self.view.entries
     }
 
+    /// Carry `shared` over from an earlier mapping of the same file (closed by
+    /// `Segment::release_handles`), whose views readers may still hold.
+    fn keep_shared(&mut self, shared: usize) {
+        self.shared = self.shared.max(shared);
+    }
+
     fn is_full(&self) -> bool {
         self.view.entries >= self.capacity || self.view.entries < self.shared
     }
@@ -254,6 +260,17 @@ impl OffsetIndex {
 
     pub fn entry(&self, i: usize) -> io::Result<OffsetPosition> {
         offset_entry(&self.inner.view, self.base_offset, i)
+    }
+
+    /// The most entries handed to readers (see [`Self::keep_shared`]).
+    pub fn shared(&self) -> usize {
+        self.inner.shared
+    }
+
+    /// Reopened after its handles were released: readers may still hold views of up
+    /// to `shared` entries of the file, which are then never rewritten nor trimmed away.
+    pub fn keep_shared(&mut self, shared: usize) {
+        self.inner.keep_shared(shared);
     }
 
     /// The index as it is now, for lookups without the log lock.
@@ -441,6 +458,17 @@ impl TimeIndex {
         time_entry(&self.inner.view, self.base_offset, i)
     }
 
+    /// The most entries handed to readers (see [`Self::keep_shared`]).
+    pub fn shared(&self) -> usize {
+        self.inner.shared
+    }
+
+    /// Reopened after its handles were released: readers may still hold views of up
+    /// to `shared` entries of the file, which are then never rewritten nor trimmed away.
+    pub fn keep_shared(&mut self, shared: usize) {
+        self.inner.keep_shared(shared);
+    }
+
     /// The index as it is now, for lookups without the log lock.
     pub fn reader(&mut self) -> TimeIndexReader {
         TimeIndexReader {
@@ -607,6 +635,42 @@ mod tests {
         assert_eq!(idx.lookup_before(5000).unwrap().map(|e| e.offset), Some(10));
         idx.truncate_to_offset(10).unwrap();
         assert_eq!(idx.len(), 1);
+    }
+
+    #[test]
+    fn slots_handed_to_readers_are_never_rewritten_even_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.index");
+        let mut idx = OffsetIndex::open(&p, 0, 80, true).unwrap();
+        for i in 1..=3u64 {
+            assert!(idx.append(i, i as u32 * 10));
+        }
+        let reader = idx.reader();
+        let shared = idx.shared();
+        assert_eq!(shared, 3);
+        idx.trim().unwrap();
+        drop(idx);
+        // Reopened (as after `Segment::release_handles`) and cut below what was shared.
+        let mut idx = OffsetIndex::open(&p, 0, 80, true).unwrap();
+        idx.keep_shared(shared);
+        idx.truncate_to_position(15).unwrap();
+        assert_eq!(idx.len(), 1);
+        assert!(idx.is_full());
+        assert!(!idx.append(2, 12), "rewrote a slot a reader holds");
+        assert_eq!(reader.lookup(2).unwrap().position, 20);
+    }
+
+    /// A trim below the entries handed out would cut the file under a reader's mapping.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "trim below entries handed to readers")]
+    fn a_trim_below_shared_entries_is_a_bug() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = OffsetIndex::open(&dir.path().join("x.index"), 0, 80, true).unwrap();
+        assert!(idx.append(1, 10));
+        let _reader = idx.reader();
+        idx.clear();
+        let _ = idx.trim();
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct Segment {
     file: Option<Arc<File>>,
     offset_index: Option<OffsetIndex>,
     time_index: Option<TimeIndex>,
+    /// Entries of the offset and time index files handed to readers, kept while the
+    /// indexes are closed: readers may still hold views of them.
+    index_shared: (usize, usize),
     /// Bytes of whole batches in the `.log` file.
     pub size: u64,
     /// Offset after the last batch (the base offset when empty).
@@ -101,6 +104,7 @@ impl Segment {
             file: None,
             offset_index: None,
             time_index: None,
+            index_shared: (0, 0),
             size: 0,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -140,20 +144,24 @@ impl Segment {
     pub fn open_indexes(&mut self, config: &LogConfig, writable: bool) -> io::Result<()> {
         let max = config.segment_index_bytes as usize;
         if self.offset_index.is_none() {
-            self.offset_index = Some(OffsetIndex::open(
+            let mut index = OffsetIndex::open(
                 &self.path(SegmentFile::OffsetIndex),
                 self.base_offset,
                 max,
                 writable,
-            )?);
+            )?;
+            index.keep_shared(self.index_shared.0);
+            self.offset_index = Some(index);
         }
         if self.time_index.is_none() {
-            self.time_index = Some(TimeIndex::open(
+            let mut index = TimeIndex::open(
                 &self.path(SegmentFile::TimeIndex),
                 self.base_offset,
                 max,
                 writable,
-            )?);
+            )?;
+            index.keep_shared(self.index_shared.1);
+            self.time_index = Some(index);
         }
         Ok(())
     }
@@ -162,8 +170,28 @@ impl Segment {
     pub fn release_handles(&mut self) {
         debug_assert!(!self.active);
         self.file = None;
+        if let Some(i) = self.offset_index.take() {
+            self.index_shared.0 = self.index_shared.0.max(i.shared());
+        }
+        if let Some(i) = self.time_index.take() {
+            self.index_shared.1 = self.index_shared.1.max(i.shared());
+        }
+    }
+
+    /// Drop the indexes to rebuild them in new files: readers of the old ones keep
+    /// their mappings of the old files, so nothing of the new ones is shared yet.
+    fn discard_indexes(&mut self) -> io::Result<()> {
         self.offset_index = None;
         self.time_index = None;
+        self.index_shared = (0, 0);
+        for f in [SegmentFile::OffsetIndex, SegmentFile::TimeIndex] {
+            match std::fs::remove_file(self.path(f)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     fn offset_index(&mut self, config: &LogConfig) -> io::Result<&mut OffsetIndex> {
@@ -395,11 +423,8 @@ impl Segment {
             Err(why) => {
                 tracing::warn!(segment = %self.path(SegmentFile::Log).display(), %why,
                     "index failed its sanity check; rebuilding it");
-                self.offset_index = None;
-                self.time_index = None;
-                for f in [SegmentFile::OffsetIndex, SegmentFile::TimeIndex] {
-                    let _ = std::fs::remove_file(self.path(f));
-                }
+                // A removal that fails leaves the old file, which the rebuild clears.
+                let _ = self.discard_indexes();
                 self.active = true;
                 self.file = None;
                 let outcome = self.recover(config)?;
@@ -421,15 +446,7 @@ impl Segment {
     /// Load a segment the cleaner has just written: build its indexes by a full scan.
     /// Every batch must be valid; the cleaner wrote and fsynced them.
     pub fn load_rebuilt(&mut self, config: &LogConfig, next_base: u64) -> io::Result<()> {
-        self.offset_index = None;
-        self.time_index = None;
-        for f in [SegmentFile::OffsetIndex, SegmentFile::TimeIndex] {
-            match std::fs::remove_file(self.path(f)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.discard_indexes()?;
         self.active = true;
         self.file = None;
         let outcome = self.recover(config)?;
