@@ -450,8 +450,10 @@ impl TimeIndex {
     pub fn is_empty(&self) -> bool {
         self.inner.entries() == 0
     }
+    /// Kafka's `TimeIndex.isFull`: the last slot is kept for the entry a roll appends
+    /// (the segment's max timestamp), so the segment rolls while it is free.
     pub fn is_full(&self) -> bool {
-        self.inner.is_full()
+        self.inner.is_full() || self.inner.entries() + 1 >= self.inner.capacity
     }
 
     pub fn entry(&self, i: usize) -> io::Result<TimestampOffset> {
@@ -482,11 +484,25 @@ impl TimeIndex {
     }
 
     /// Append if `timestamp` is larger than the last entry's (Kafka's `maybeAppend`).
+    /// Returns false when the index is full (see [`Self::is_full`]).
     pub fn maybe_append(&mut self, timestamp: i64, offset: u64) -> bool {
+        self.append_if_larger(timestamp, offset, false)
+    }
+
+    /// [`Self::maybe_append`] for the entry a roll appends, which may take the slot
+    /// kept for it (Kafka's `maybeAppend` with `skipFullCheck`).
+    pub fn append_final(&mut self, timestamp: i64, offset: u64) -> bool {
+        self.append_if_larger(timestamp, offset, true)
+    }
+
+    fn append_if_larger(&mut self, timestamp: i64, offset: u64, last_slot: bool) -> bool {
         if let Ok(Some(last)) = self.last() {
             if timestamp <= last.timestamp || offset < last.offset {
                 return true;
             }
+        }
+        if !last_slot && self.is_full() {
+            return false;
         }
         let mut e = [0u8; 12];
         e[0..8].copy_from_slice(&timestamp.to_be_bytes());
@@ -671,6 +687,21 @@ mod tests {
         let _reader = idx.reader();
         idx.clear();
         let _ = idx.trim();
+    }
+
+    #[test]
+    fn the_time_index_keeps_its_last_slot_for_the_rolls_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = TimeIndex::open(&dir.path().join("x.timeindex"), 0, 48, true).unwrap();
+        for i in 0..3 {
+            assert!(!idx.is_full());
+            assert!(idx.maybe_append(1_000 + i, i as u64));
+        }
+        assert!(idx.is_full());
+        assert!(!idx.maybe_append(2_000, 5));
+        assert!(idx.append_final(3_000, 7));
+        assert!(!idx.append_final(4_000, 8));
+        assert_eq!(idx.last().unwrap().map(|e| e.timestamp), Some(3_000));
     }
 
     #[test]

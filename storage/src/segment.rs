@@ -544,7 +544,8 @@ impl Segment {
         // roll, so a timestamp search can skip the segment from the index alone.
         let max_ts = self.max_timestamp;
         if let Some(last) = self.last_batch_base(config)? {
-            let _ = self.time_index(config)?.maybe_append(max_ts, last);
+            // It may take the slot the index keeps for it.
+            let _ = self.time_index(config)?.append_final(max_ts, last);
         }
         let offsets = self.offset_index(config)?;
         let offsets = (offsets.trim()?, offsets.path().to_path_buf());

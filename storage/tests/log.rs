@@ -275,6 +275,36 @@ fn find_by_timestamp() {
 }
 
 #[test]
+fn a_segment_whose_time_index_filled_keeps_its_max_timestamp_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for 4 time index entries and 6 offset index entries: the time index fills
+    // first. One record set of 8 batches (an entry each after the first) overfills it.
+    let config = LogConfig {
+        segment_index_bytes: 48,
+        index_interval_bytes: 1,
+        ..LogConfig::default()
+    };
+    let ts = |i: u64| 1_000 + 1_000 * i as i64;
+    let mut log = Log::open(dir.path(), config.clone(), OpenMode::Recover).unwrap();
+    let set: Vec<u8> = (0..8).flat_map(|i| batch(i, 1, 50, ts(i))).collect();
+    log.append(&set, 0).unwrap();
+    // The time index is full: this rolls, and the roll records the max timestamp.
+    assert!(log.append(&batch(8, 1, 50, ts(8)), 0).unwrap().rolled);
+    log.close().unwrap();
+    drop(log);
+
+    let mut log = Log::open(dir.path(), config, OpenMode::Clean).unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0, 8]);
+    // Found in the first segment, not skipped for a max timestamp below it.
+    let hit = log.find_timestamp(ts(7)).unwrap().unwrap();
+    assert_eq!(hit.batch.base_offset, 7);
+    // Time retention counts from the segment's newest record.
+    let kept = log.apply_retention(1_500, -1, ts(7) + 1_000, u64::MAX);
+    assert_eq!(kept.unwrap().segments_deleted, 0);
+    assert_eq!(log.log_start_offset(), 0);
+}
+
+#[test]
 fn advancing_log_start_deletes_whole_segments_and_persists() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
