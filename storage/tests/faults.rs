@@ -550,6 +550,7 @@ fn nothing_past_a_roll_is_durable_until_the_rolls_fsyncs_succeed() {
     // The directory fsync the roll needs, the sealed segment's index and data fsyncs.
     let cases = [
         ("dirsync", Op::DirSync, None),
+        ("index fsync", Op::Fsync, Some("00000000000000000000.index")),
         (
             "time index fsync",
             Op::Fsync,
