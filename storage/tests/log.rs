@@ -534,6 +534,74 @@ fn inactive_segment_handles_are_bounded() {
     }
 }
 
+/// Files under `dir` this process holds open (deleted ones too).
+fn open_files_in(dir: &Path) -> usize {
+    let dir = dir.canonicalize().unwrap();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|p| p.starts_with(&dir))
+        .count()
+}
+
+fn checkpointed_recovery_point(dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(dir.join(layout::RECOVERY_POINT_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+}
+
+#[test]
+fn a_log_nobody_flushes_keeps_its_rolls_files_bounded_and_its_recovery_point_moving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+    let mut rolls = 0;
+    for i in 0..400u64 {
+        if log
+            .append(&batch(i, 2, 200, 1_000 + i as i64), 0)
+            .unwrap()
+            .rolled
+        {
+            rolls += 1;
+        }
+        let open = open_files_in(dir.path());
+        assert!(open <= 16, "{open} files open after {rolls} rolls");
+        assert!(log.open_inactive_segments() <= 8, "after {rolls} rolls");
+    }
+    assert!(rolls >= 30, "{rolls}");
+    // Within a few rolls of the end, though nothing called flush.
+    let bases = log.segment_base_offsets();
+    let lag_bound = bases[bases.len() - 6];
+    assert!(
+        log.recovery_point() >= lag_bound,
+        "{}",
+        log.recovery_point()
+    );
+    assert!(checkpointed_recovery_point(dir.path()).is_some_and(|c| c >= lag_bound));
+}
+
+#[test]
+fn sync_rolled_makes_the_rolled_segments_durable_and_leaves_the_active_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SharedLog::new(Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap());
+    let mut rolls = 0;
+    for i in 0..200u64 {
+        let info = log.append(&batch(i, 2, 200, 1_000 + i as i64), 0).unwrap();
+        if info.rolled {
+            rolls += 1;
+            log.sync_rolled().unwrap();
+            assert_eq!(log.durable_offset(), info.first_offset);
+            assert_eq!(
+                checkpointed_recovery_point(dir.path()),
+                Some(info.first_offset)
+            );
+            // The active segment and the inactive ones the handle budget keeps.
+            let open = open_files_in(dir.path());
+            assert!(open <= 3, "{open} files open after {rolls} rolls");
+        }
+    }
+    assert!(rolls >= 10, "{rolls}");
+}
+
 #[test]
 fn group_commit_shares_fsyncs_between_appenders() {
     let dir = tempfile::tempdir().unwrap();
