@@ -478,11 +478,12 @@ impl Partition {
     }
 
     /// Roll the active segment if its first record is older than `max_lag_ms`, and make
-    /// the roll durable so the cleaner may take the sealed segment. Blocking.
+    /// the roll durable so the cleaner may take the sealed segment (with write caching
+    /// too, as every roll is: see `append`). Blocking.
     pub fn roll_for_compaction(&self, now_ms: i64, max_lag_ms: i64) -> Result<bool, StorageError> {
         let rolled = self.log.lock()?.roll_if_older_than(now_ms, max_lag_ms)?;
-        if rolled && !self.write_caching() {
-            self.sync_all()?;
+        if rolled {
+            self.log.sync_rolled()?;
         }
         Ok(rolled)
     }
@@ -647,6 +648,11 @@ impl Partition {
         if self.write_caching() {
             // Kafka's page-cache behaviour: visible and acknowledged once written.
             self.advance_high_watermark(info.last_offset + 1);
+            if info.rolled {
+                // But a roll is flushed in the background, as Kafka's is: it closes the
+                // sealed segment's files and moves the recovery point.
+                self.request_flush();
+            }
         } else {
             self.request_flush();
         }
@@ -658,7 +664,8 @@ impl Partition {
         })
     }
 
-    /// Ask the flusher to sync everything appended so far.
+    /// Ask the flusher to sync everything appended so far (with write caching, what
+    /// rolls sealed).
     pub fn request_flush(self: &Arc<Self>) {
         if !self.flusher_started.swap(true, Ordering::AcqRel) {
             let me = Arc::downgrade(self);
@@ -723,8 +730,16 @@ async fn flusher(partition: Weak<Partition>, wanted: Arc<Notify>) {
         wanted.notified().await;
         let Some(p) = partition.upgrade() else { return };
         let log = p.log.clone();
+        let rolled_only = p.write_caching();
         let outcome = tokio::task::spawn_blocking(move || {
-            let target = log.lock()?.log_end_offset();
+            let target = {
+                let log = log.lock()?;
+                if rolled_only {
+                    log.active_base_offset()
+                } else {
+                    log.log_end_offset()
+                }
+            };
             let (rounds, started) = (log.fsync_rounds(), std::time::Instant::now());
             let synced = log.sync_to(target);
             if log.fsync_rounds() != rounds {

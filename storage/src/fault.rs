@@ -1,5 +1,6 @@
 //! The storage I/O seam and its fault injection: every write, fsync (file and
-//! directory) and rename the log makes, and the batch header reads of its lookups, go
+//! directory), rename and resize (of an index) the log makes, and the batch header
+//! reads of its lookups, go
 //! through the functions here, so tests can make one of them fail, block, or write
 //! short.
 //!
@@ -28,14 +29,16 @@
 //! ```text
 //! RUNNEL_FAULTS = RULE ("," RULE)*
 //! RULE          = OP ":" ACTION (":" KEY "=" VALUE)*
-//! OP            = write | fsync | dirsync | rename | read
+//! OP            = write | fsync | dirsync | rename | read | truncate
 //! ACTION        = fail | hold | short
 //! ```
 //!
 //! - `write`: a write of segment data, cleaner output or a checkpoint; `fsync`: an
 //!   fsync or fdatasync of a file, or an msync of an index; `dirsync`: an fsync of a
 //!   directory; `rename`: a rename (it matches if either path does); `read`: a read of
-//!   a batch header in a segment file, as a fetch or a lookup by time makes.
+//!   a batch header in a segment file, as a fetch or a lookup by time makes;
+//!   `truncate`: a resize of an index file (grown when it opens, trimmed to its entries
+//!   when its segment rolls or the log closes).
 //! - `fail`: the call fails with `errno` and does nothing. `hold`: the call blocks until
 //!   released, then runs. `short`: a write puts the first half of its bytes on disk and
 //!   then fails with `errno` (a disk filling up mid-write); for other operations it is
@@ -78,6 +81,7 @@ pub enum Op {
     DirSync,
     Rename,
     Read,
+    Truncate,
 }
 
 /// What an affected call does.
@@ -304,6 +308,7 @@ fn parse_rule(text: &str) -> Result<Rule, String> {
         "dirsync" => Op::DirSync,
         "rename" => Op::Rename,
         "read" => Op::Read,
+        "truncate" => Op::Truncate,
         other => return Err(format!("{text}: unknown operation {other:?}")),
     };
     let action = match parts.next() {
@@ -451,6 +456,12 @@ pub fn read_exact_at<P: AsRef<Path>>(
     file.read_exact_at(buf, offset)
 }
 
+/// `ftruncate(file, len)`: an index file's resize.
+pub fn set_len(file: &File, len: u64, path: &Path) -> io::Result<()> {
+    check(Op::Truncate, || path)?;
+    file.set_len(len)
+}
+
 /// `rename(from, to)`.
 pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
     if let Some(plan) = plan() {
@@ -559,12 +570,13 @@ mod tests {
         let plan = FaultPlan::parse(
             "fsync:fail:nth=3:path=topicA-0, fsync:hold:path=topicA-0:hold_ms=50:release=/tmp/r,\
              write:short:errno=EDQUOT:times=all,rename:fail:errno=5:times=2,dirsync:hold,\
-             read:hold:path=t-0",
+             read:hold:path=t-0,truncate:fail:path=00000000000000000000.index",
         )
         .unwrap();
         let r = plan.rules();
-        assert_eq!(r.len(), 6);
+        assert_eq!(r.len(), 7);
         assert_eq!((r[5].op, r[5].action), (Op::Read, Action::Hold));
+        assert_eq!((r[6].op, r[6].action), (Op::Truncate, Action::Fail));
         assert_eq!(
             (r[0].op, r[0].action, r[0].nth),
             (Op::Fsync, Action::Fail, 3)

@@ -184,7 +184,7 @@ impl SharedLog {
 
             let outcome = self
                 .lock()
-                .and_then(|mut log| log.prepare_flush())
+                .and_then(|mut log| log.prepare_flush(offset))
                 .and_then(|job| {
                     let run = job.run();
                     self.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -216,6 +216,14 @@ impl SharedLog {
             }
             self.synced.notify_all();
         }
+    }
+
+    /// Make what rolls sealed durable (every offset below the active segment), leaving
+    /// the active segment's data alone: Kafka's flush after a roll, for a log whose
+    /// appends need no fsync. It closes the rolled files and moves the recovery point.
+    pub fn sync_rolled(&self) -> Result<()> {
+        let base = self.lock()?.active_base_offset();
+        self.sync_to(base)
     }
 
     /// Take the log back (e.g. to close it); not if a panic poisoned it.

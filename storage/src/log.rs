@@ -89,6 +89,13 @@ pub struct TimestampHit {
     pub slice: FileSlice,
 }
 
+/// Rolls a log takes with no flush between them before the roll flushes itself, under
+/// the lock. Each leaves its sealed `.log` (dirty, so kept open) and two index handles
+/// for the next flush: a log whose appends need no fsync (write caching) is flushed
+/// after each roll by its owner (Kafka's flush of the rolled segment), and this bounds
+/// the files held and the recovery point's lag when the owner does not.
+const MAX_UNFLUSHED_ROLLS: usize = 4;
+
 /// What a flush must sync, captured under the log lock and run outside it.
 pub(crate) struct FlushJob {
     /// Segment files with their base offsets (which name them for the fault seam).
@@ -141,6 +148,10 @@ pub struct Log {
     unsynced_seals: Vec<(File, PathBuf)>,
     /// A roll created a segment file whose directory entry is not yet fsynced.
     dir_unsynced: bool,
+    /// Rolls since the last flush was prepared.
+    unflushed_rolls: usize,
+    /// A flush job is prepared and not yet completed (it runs outside the lock).
+    flush_in_flight: bool,
     read_clock: u64,
     recovery: RecoveryReport,
     /// Files renamed to `.deleted`, with the time they are due for removal.
@@ -196,6 +207,8 @@ impl Log {
             checkpointed_segment: 0,
             unsynced_seals: Vec::new(),
             dir_unsynced: false,
+            unflushed_rolls: 0,
+            flush_in_flight: false,
             read_clock: 0,
             recovery: RecoveryReport::default(),
             pending_deletes: Vec::new(),
@@ -343,6 +356,10 @@ impl Log {
     /// Offsets below this are known to be fsynced.
     pub fn recovery_point(&self) -> u64 {
         self.recovery_point
+    }
+    /// Base offset of the active segment: every offset below it was sealed by a roll.
+    pub fn active_base_offset(&self) -> u64 {
+        self.active().base_offset
     }
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.recovery
@@ -567,9 +584,18 @@ impl Log {
         let sealed = seg.seal_unsynced(&config)?;
         self.unsynced_seals.extend(sealed);
         self.dir_unsynced = true;
+        self.unflushed_rolls += 1;
         let new = Segment::create(&self.dir, base, &config)?;
         self.segments.insert(base, new);
         tracing::debug!(dir = %self.dir.display(), base, "rolled a new segment");
+        if self.unflushed_rolls > MAX_UNFLUSHED_ROLLS && !self.flush_in_flight {
+            // Nobody flushes this log: a backstop, under the lock (see the constant). A
+            // flush in flight is left to finish first, as its owner is flushing.
+            tracing::debug!(dir = %self.dir.display(), rolls = self.unflushed_rolls,
+                "flushing the rolled segments under the log lock");
+            self.flush_below(base)?;
+        }
+        self.release_idle_handles();
         Ok(())
     }
 
@@ -982,12 +1008,19 @@ impl Log {
         Ok(())
     }
 
-    /// Capture what a flush must sync. Called under the log lock; the job runs outside.
-    /// A poisoned log has nothing it may report durable.
-    pub(crate) fn prepare_flush(&mut self) -> Result<FlushJob> {
+    /// Capture what a flush must sync so that every offset below `limit` is durable
+    /// (all of a segment that holds one; none of a later one, so a flush of what rolls
+    /// sealed leaves the active segment's data alone). Called under the log lock; the
+    /// job runs outside. A poisoned log has nothing it may report durable.
+    pub(crate) fn prepare_flush(&mut self, limit: u64) -> Result<FlushJob> {
         self.check_writable()?;
         let mut files = Vec::new();
+        let mut upto = self.next_offset;
         for seg in self.segments.values_mut() {
+            if seg.base_offset >= limit && seg.base_offset < self.next_offset {
+                upto = seg.base_offset;
+                break;
+            }
             if seg.dirty {
                 // A dirty segment's file is open: it was written through it.
                 match seg.file() {
@@ -1001,17 +1034,22 @@ impl Log {
             }
         }
         let active_base = self.active().base_offset;
+        // Every seal and the directory go too, later rolls' included: syncing them
+        // early is harmless, and a seal must not wait for a flush that covers it.
+        self.unflushed_rolls = 0;
+        self.flush_in_flight = true;
         Ok(FlushJob {
             files,
             sealed: std::mem::take(&mut self.unsynced_seals),
             sync_dir: std::mem::take(&mut self.dir_unsynced),
             dir: self.dir.clone(),
-            upto: self.next_offset,
+            upto,
             checkpoint: active_base > self.checkpointed_segment,
         })
     }
 
     pub(crate) fn complete_flush(&mut self, job: &FlushJob) {
+        self.flush_in_flight = false;
         if job.checkpoint {
             self.checkpointed_segment = self
                 .segments
@@ -1020,23 +1058,34 @@ impl Log {
                 .map_or(self.checkpointed_segment, |(b, _)| *b);
         }
         self.recovery_point = self.recovery_point.max(job.upto);
+        if !job.sealed.is_empty() {
+            // The rolled segments are clean now: their handles may close.
+            self.release_idle_handles();
+        }
     }
 
     /// After a failed flush: never retry it (a second fsync can succeed without the
     /// data), refuse everything from now on.
     pub(crate) fn flush_failed(&mut self, why: &io::Error) {
+        self.flush_in_flight = false;
         self.poison(format_args!("fsync failed: {why}"));
     }
 
     /// fsync everything appended so far.
     pub fn flush(&mut self) -> Result<u64> {
-        let job = self.prepare_flush()?;
+        self.flush_below(u64::MAX)?;
+        Ok(self.recovery_point)
+    }
+
+    /// fsync what holds offsets below `limit`, under the lock.
+    fn flush_below(&mut self, limit: u64) -> Result<()> {
+        let job = self.prepare_flush(limit)?;
         if let Err(e) = job.run() {
             self.flush_failed(&e);
             return Err(e.into());
         }
         self.complete_flush(&job);
-        Ok(self.recovery_point)
+        Ok(())
     }
 
     /// Flush, trim the active segment's indexes and record the recovery point, so the

@@ -48,6 +48,9 @@ pub struct Segment {
     file: Option<Arc<File>>,
     offset_index: Option<OffsetIndex>,
     time_index: Option<TimeIndex>,
+    /// Entries of the offset and time index files handed to readers, kept while the
+    /// indexes are closed: readers may still hold views of them.
+    index_shared: (usize, usize),
     /// Bytes of whole batches in the `.log` file.
     pub size: u64,
     /// Offset after the last batch (the base offset when empty).
@@ -101,6 +104,7 @@ impl Segment {
             file: None,
             offset_index: None,
             time_index: None,
+            index_shared: (0, 0),
             size: 0,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -140,20 +144,24 @@ impl Segment {
     pub fn open_indexes(&mut self, config: &LogConfig, writable: bool) -> io::Result<()> {
         let max = config.segment_index_bytes as usize;
         if self.offset_index.is_none() {
-            self.offset_index = Some(OffsetIndex::open(
+            let mut index = OffsetIndex::open(
                 &self.path(SegmentFile::OffsetIndex),
                 self.base_offset,
                 max,
                 writable,
-            )?);
+            )?;
+            index.keep_shared(self.index_shared.0);
+            self.offset_index = Some(index);
         }
         if self.time_index.is_none() {
-            self.time_index = Some(TimeIndex::open(
+            let mut index = TimeIndex::open(
                 &self.path(SegmentFile::TimeIndex),
                 self.base_offset,
                 max,
                 writable,
-            )?);
+            )?;
+            index.keep_shared(self.index_shared.1);
+            self.time_index = Some(index);
         }
         Ok(())
     }
@@ -162,8 +170,28 @@ impl Segment {
     pub fn release_handles(&mut self) {
         debug_assert!(!self.active);
         self.file = None;
+        if let Some(i) = self.offset_index.take() {
+            self.index_shared.0 = self.index_shared.0.max(i.shared());
+        }
+        if let Some(i) = self.time_index.take() {
+            self.index_shared.1 = self.index_shared.1.max(i.shared());
+        }
+    }
+
+    /// Drop the indexes to rebuild them in new files: readers of the old ones keep
+    /// their mappings of the old files, so nothing of the new ones is shared yet.
+    fn discard_indexes(&mut self) -> io::Result<()> {
         self.offset_index = None;
         self.time_index = None;
+        self.index_shared = (0, 0);
+        for f in [SegmentFile::OffsetIndex, SegmentFile::TimeIndex] {
+            match std::fs::remove_file(self.path(f)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     fn offset_index(&mut self, config: &LogConfig) -> io::Result<&mut OffsetIndex> {
@@ -343,8 +371,8 @@ impl Segment {
         let checked = offsets_ok.and(times_ok);
         let (from_pos, from_offset, from_ts) = match checked {
             Ok(()) => {
-                let last = self.offset_index(config)?.last();
-                let last_ts = self.time_index(config)?.last().map_or(-1, |e| e.timestamp);
+                let last = self.offset_index(config)?.last()?;
+                let last_ts = self.time_index(config)?.last()?.map_or(-1, |e| e.timestamp);
                 match last {
                     Some(e) => (e.position as u64, e.offset, last_ts),
                     None => (0, self.base_offset, -1),
@@ -359,8 +387,8 @@ impl Segment {
         if from_pos > 0 {
             // The scan re-adds the entry it starts from.
             self.offset_index(config)?
-                .truncate_to_position(from_pos as u32);
-            self.time_index(config)?.truncate_to_offset(from_offset);
+                .truncate_to_position(from_pos as u32)?;
+            self.time_index(config)?.truncate_to_offset(from_offset)?;
             if let Some(h) = self.read_header_at_start(file_len)? {
                 self.rolling_timestamp = Some(h.max_timestamp);
             }
@@ -390,16 +418,13 @@ impl Segment {
         };
         match checked {
             Ok(()) => {
-                self.max_timestamp = self.time_index(config)?.last().map_or(-1, |e| e.timestamp);
+                self.max_timestamp = self.time_index(config)?.last()?.map_or(-1, |e| e.timestamp);
             }
             Err(why) => {
                 tracing::warn!(segment = %self.path(SegmentFile::Log).display(), %why,
                     "index failed its sanity check; rebuilding it");
-                self.offset_index = None;
-                self.time_index = None;
-                for f in [SegmentFile::OffsetIndex, SegmentFile::TimeIndex] {
-                    let _ = std::fs::remove_file(self.path(f));
-                }
+                // A removal that fails leaves the old file, which the rebuild clears.
+                let _ = self.discard_indexes();
                 self.active = true;
                 self.file = None;
                 let outcome = self.recover(config)?;
@@ -421,15 +446,7 @@ impl Segment {
     /// Load a segment the cleaner has just written: build its indexes by a full scan.
     /// Every batch must be valid; the cleaner wrote and fsynced them.
     pub fn load_rebuilt(&mut self, config: &LogConfig, next_base: u64) -> io::Result<()> {
-        self.offset_index = None;
-        self.time_index = None;
-        for f in [SegmentFile::OffsetIndex, SegmentFile::TimeIndex] {
-            match std::fs::remove_file(self.path(f)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.discard_indexes()?;
         self.active = true;
         self.file = None;
         let outcome = self.recover(config)?;
@@ -507,8 +524,7 @@ impl Segment {
         self.size = position;
         self.last_batch_base = None;
         self.offset_index(config)?
-            .truncate_to_position(position as u32);
-        Ok(())
+            .truncate_to_position(position as u32)
     }
 
     /// Make the segment read-only: trim its indexes and fsync them.
@@ -528,7 +544,8 @@ impl Segment {
         // roll, so a timestamp search can skip the segment from the index alone.
         let max_ts = self.max_timestamp;
         if let Some(last) = self.last_batch_base(config)? {
-            let _ = self.time_index(config)?.maybe_append(max_ts, last);
+            // It may take the slot the index keeps for it.
+            let _ = self.time_index(config)?.append_final(max_ts, last);
         }
         let offsets = self.offset_index(config)?;
         let offsets = (offsets.trim()?, offsets.path().to_path_buf());
@@ -609,7 +626,7 @@ impl SegmentReader {
 
     /// Find the first batch whose last offset >= `offset`, scanning from the index.
     pub fn find_batch(&self, offset: u64) -> io::Result<Option<BatchLocation>> {
-        let start = self.offsets.lookup(offset);
+        let start = self.offsets.lookup(offset)?;
         let mut pos = start.position as u64;
         while let Some(header) = self.read_header(pos)? {
             if header.last_offset() as u64 >= offset {
@@ -642,7 +659,7 @@ impl SegmentReader {
             return Ok(Some(self.size));
         }
         // Start from the index entry at or before `limit`, but never before `from`.
-        let anchor = self.offsets.lookup_position(limit as u32).position as u64;
+        let anchor = self.offsets.lookup_position(limit as u32)?.position as u64;
         let mut pos = anchor.max(from);
         let mut end = None;
         while let Some(h) = self.read_header(pos)? {
@@ -665,11 +682,11 @@ impl SegmentReader {
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
-        let from_offset = match self.times.lookup_before(timestamp) {
+        let from_offset = match self.times.lookup_before(timestamp)? {
             Some(e) => e.offset,
             None => self.base_offset,
         };
-        let mut pos = self.offsets.lookup(from_offset).position as u64;
+        let mut pos = self.offsets.lookup(from_offset)?.position as u64;
         while let Some(h) = self.read_header(pos)? {
             if h.max_timestamp >= timestamp {
                 return Ok(Some(BatchLocation {

@@ -313,6 +313,57 @@ fn a_failed_roll_leaves_a_log_that_reopens_whole() {
     }
 }
 
+#[test]
+fn a_failed_index_trim_leaves_the_segment_readable() {
+    let _serial = serial();
+    for file in [
+        "00000000000000000000.index",
+        "00000000000000000000.timeindex",
+    ] {
+        let (root, _) = temp();
+        let dir = root.path().join("t-0");
+        let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+        // The segment's indexes are open (grown) already: the next resize is the trim
+        // the roll makes.
+        let faults = Faults::install(vec![Rule::new(Op::Truncate, Action::Fail).path(file)]);
+        let mut tag = 0;
+        loop {
+            assert!(tag < 100, "{file}: the trim never failed");
+            match log.append(&batch(tag), 0) {
+                Ok(info) => assert!(!info.rolled, "{file}"),
+                Err(e) => {
+                    assert!(matches!(e, StorageError::Io(_)), "{file}: {e}");
+                    break;
+                }
+            }
+            tag += 1;
+        }
+        assert_eq!(faults.rule(0).fired(), 1, "{file}");
+        drop(faults);
+        assert!(is_poisoned(log.append(&batch(tag), 0)), "{file}");
+
+        // The log refuses writes, but the segment whose trim failed still reads, by
+        // offset (through its offset index) and by time (through its time index).
+        let read = shared_batches(&log);
+        let bases: Vec<u64> = read.iter().map(|(b, _)| *b).collect();
+        assert_eq!(bases, (0..tag).map(|t| 2 * t).collect::<Vec<_>>(), "{file}");
+        for t in 0..tag {
+            let hit = log.find_timestamp(1_000 + t as i64).unwrap();
+            assert_eq!(
+                hit.map(|h| h.batch.base_offset),
+                Some(2 * t as i64),
+                "{file}"
+            );
+        }
+        drop(log);
+
+        let mut log = Log::open(&dir, small_config(), OpenMode::Recover).unwrap();
+        assert_eq!(batches(&mut log), read, "{file}");
+        log.append(&batch(999), 0).unwrap();
+        log.flush().unwrap();
+    }
+}
+
 /// Append batches until one rolls a new segment; returns that batch's offset (the new
 /// segment's base).
 fn append_until_roll(log: &SharedLog, tag: &mut u64) -> u64 {
@@ -499,6 +550,7 @@ fn nothing_past_a_roll_is_durable_until_the_rolls_fsyncs_succeed() {
     // The directory fsync the roll needs, the sealed segment's index and data fsyncs.
     let cases = [
         ("dirsync", Op::DirSync, None),
+        ("index fsync", Op::Fsync, Some("00000000000000000000.index")),
         (
             "time index fsync",
             Op::Fsync,

@@ -275,6 +275,36 @@ fn find_by_timestamp() {
 }
 
 #[test]
+fn a_segment_whose_time_index_filled_keeps_its_max_timestamp_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for 4 time index entries and 6 offset index entries: the time index fills
+    // first. One record set of 8 batches (an entry each after the first) overfills it.
+    let config = LogConfig {
+        segment_index_bytes: 48,
+        index_interval_bytes: 1,
+        ..LogConfig::default()
+    };
+    let ts = |i: u64| 1_000 + 1_000 * i as i64;
+    let mut log = Log::open(dir.path(), config.clone(), OpenMode::Recover).unwrap();
+    let set: Vec<u8> = (0..8).flat_map(|i| batch(i, 1, 50, ts(i))).collect();
+    log.append(&set, 0).unwrap();
+    // The time index is full: this rolls, and the roll records the max timestamp.
+    assert!(log.append(&batch(8, 1, 50, ts(8)), 0).unwrap().rolled);
+    log.close().unwrap();
+    drop(log);
+
+    let mut log = Log::open(dir.path(), config, OpenMode::Clean).unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0, 8]);
+    // Found in the first segment, not skipped for a max timestamp below it.
+    let hit = log.find_timestamp(ts(7)).unwrap().unwrap();
+    assert_eq!(hit.batch.base_offset, 7);
+    // Time retention counts from the segment's newest record.
+    let kept = log.apply_retention(1_500, -1, ts(7) + 1_000, u64::MAX);
+    assert_eq!(kept.unwrap().segments_deleted, 0);
+    assert_eq!(log.log_start_offset(), 0);
+}
+
+#[test]
 fn advancing_log_start_deletes_whole_segments_and_persists() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
@@ -502,6 +532,74 @@ fn inactive_segment_handles_are_bounded() {
         log.read(offset, 1, u64::MAX).unwrap();
         assert!(log.open_inactive_segments() <= 2);
     }
+}
+
+/// Files under `dir` this process holds open (deleted ones too).
+fn open_files_in(dir: &Path) -> usize {
+    let dir = dir.canonicalize().unwrap();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|p| p.starts_with(&dir))
+        .count()
+}
+
+fn checkpointed_recovery_point(dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(dir.join(layout::RECOVERY_POINT_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+}
+
+#[test]
+fn a_log_nobody_flushes_keeps_its_rolls_files_bounded_and_its_recovery_point_moving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap();
+    let mut rolls = 0;
+    for i in 0..400u64 {
+        if log
+            .append(&batch(i, 2, 200, 1_000 + i as i64), 0)
+            .unwrap()
+            .rolled
+        {
+            rolls += 1;
+        }
+        let open = open_files_in(dir.path());
+        assert!(open <= 16, "{open} files open after {rolls} rolls");
+        assert!(log.open_inactive_segments() <= 8, "after {rolls} rolls");
+    }
+    assert!(rolls >= 30, "{rolls}");
+    // Within a few rolls of the end, though nothing called flush.
+    let bases = log.segment_base_offsets();
+    let lag_bound = bases[bases.len() - 6];
+    assert!(
+        log.recovery_point() >= lag_bound,
+        "{}",
+        log.recovery_point()
+    );
+    assert!(checkpointed_recovery_point(dir.path()).is_some_and(|c| c >= lag_bound));
+}
+
+#[test]
+fn sync_rolled_makes_the_rolled_segments_durable_and_leaves_the_active_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SharedLog::new(Log::open(dir.path(), small_config(), OpenMode::Recover).unwrap());
+    let mut rolls = 0;
+    for i in 0..200u64 {
+        let info = log.append(&batch(i, 2, 200, 1_000 + i as i64), 0).unwrap();
+        if info.rolled {
+            rolls += 1;
+            log.sync_rolled().unwrap();
+            assert_eq!(log.durable_offset(), info.first_offset);
+            assert_eq!(
+                checkpointed_recovery_point(dir.path()),
+                Some(info.first_offset)
+            );
+            // The active segment and the inactive ones the handle budget keeps.
+            let open = open_files_in(dir.path());
+            assert!(open <= 3, "{open} files open after {rolls} rolls");
+        }
+    }
+    assert!(rolls >= 10, "{rolls}");
 }
 
 #[test]
