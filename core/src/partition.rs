@@ -768,3 +768,84 @@ async fn flusher(partition: Weak<Partition>, wanted: Arc<Notify>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use runnel_records::record_batch::builder::{simple_batch, Record};
+    use runnel_storage::layout;
+
+    use crate::broker::Broker;
+    use crate::config::BrokerConfig;
+
+    /// The base offsets of the partition directory's segments, oldest first.
+    fn segment_bases(dir: &std::path::Path) -> Vec<u64> {
+        let mut bases: Vec<u64> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_suffix(layout::LOG_SUFFIX)?.parse().ok()
+            })
+            .collect();
+        bases.sort_unstable();
+        bases
+    }
+
+    /// With write.caching, appends are visible (and acknowledged) before any fsync, but
+    /// what a roll seals is flushed in the background, as Kafka flushes after a roll:
+    /// the durable offset reaches the active segment's base and stops there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_caching_partition_flushes_its_rolls_in_the_background() {
+        let root = tempfile::tempdir().unwrap();
+        let config = BrokerConfig::from_settings(BTreeMap::from([
+            ("log.dirs".to_string(), root.path().display().to_string()),
+            ("metrics.listener".to_string(), String::new()),
+        ]))
+        .unwrap();
+        let broker = tokio::task::block_in_place(|| Broker::open(config)).unwrap();
+        let configs = [
+            ("write.caching".to_string(), Some("true".to_string())),
+            ("segment.bytes".to_string(), Some("1048576".to_string())),
+        ];
+        broker.create_topic("wc", 1, 1, &configs, false).await.unwrap();
+        let p = broker.partition("wc", 0).unwrap();
+        assert!(p.write_caching());
+        let value = vec![7u8; 100_000];
+        let batch = simple_batch(
+            1_700_000_000_000,
+            &[Record {
+                timestamp_delta: 0,
+                key: None,
+                value: Some(&value),
+                headers: Vec::new(),
+            }],
+        );
+        // 45 batches of 100 KB over 1 MiB segments: four rolls, and records in the
+        // active segment.
+        for _ in 0..45 {
+            let p = p.clone();
+            let batch = batch.clone();
+            tokio::task::spawn_blocking(move || p.append(&batch, 1_700_000_000_000))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(p.high_watermark(), 45, "write caching: visible at once");
+        let bases = segment_bases(p.dir.as_path());
+        assert!(bases.len() >= 4, "expected rolls: {bases:?}");
+        let active = *bases.last().unwrap();
+        assert!(active < 45);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while p.durable_offset() < active && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            p.durable_offset(),
+            active,
+            "the rolled segments are flushed, the active one is not"
+        );
+        tokio::task::block_in_place(|| broker.shutdown()).unwrap();
+    }
+}
