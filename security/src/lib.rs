@@ -12,5 +12,7 @@
 //! Authorization (ACLs) is not here yet.
 
 pub mod principal;
+pub mod sasl;
 
 pub use principal::{KafkaPrincipal, NoMatch, SslPrincipalMapper, ANONYMOUS};
+pub use sasl::{AuthError, Mechanism, Reason, SaslServer, SaslStep};
