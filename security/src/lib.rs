@@ -13,6 +13,10 @@
 
 pub mod principal;
 pub mod sasl;
+pub mod store;
+
+mod poison;
 
 pub use principal::{KafkaPrincipal, NoMatch, SslPrincipalMapper, ANONYMOUS};
 pub use sasl::{AuthError, Mechanism, Reason, SaslServer, SaslStep};
+pub use store::{parse_add_scram, ScramCredentialInfo, ScramUpsert, SecurityStore};
