@@ -60,6 +60,9 @@ pub const COMPACT_NOW_MARKER: &str = "compact-now";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".runnel-clean-shutdown";
 /// In the data directory: the broker's topic registry.
 pub const TOPIC_REGISTRY_FILE: &str = "runnel-topics.json";
+/// In the data directory: the security store (SCRAM credentials; later ACLs and
+/// quotas).
+pub const SECURITY_STORE_FILE: &str = "runnel-security.json";
 /// In the data directory: the broker's reserved block of producer ids.
 pub const PRODUCER_ID_BLOCK_FILE: &str = "producer-id-block";
 /// Suffix of a partition directory being deleted (renamed first, removed after).

@@ -17,7 +17,7 @@
 //! The storage layer knows nothing about Kafka requests. All file I/O is blocking; the
 //! broker calls it off its async worker threads.
 
-mod checkpoint;
+pub mod checkpoint;
 pub mod cleaner;
 pub mod fault;
 mod group_commit;

@@ -1,0 +1,679 @@
+//! The durable identity state: one JSON file in the data directory
+//! ([`SECURITY_STORE_FILE`]), rewritten whole (write-temp, fsync, rename, fsync-dir)
+//! on every change, so a crash leaves the old file or the new one. Changes are rare
+//! (an operator adding a user); a log would be overkill, as for the topic registry.
+//!
+//! Today it holds SCRAM credentials per (user, mechanism): salt, stored key, server key
+//! and iterations, as Kafka's `UserScramCredentialRecord` does; never a password. ACLs,
+//! shared access policies and quotas will be further sections of the same file. The
+//! file carries a format version and unknown fields are refused, so an older broker
+//! never reads (and then rewrites without) sections it does not know.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use runnel_storage::checkpoint;
+use runnel_storage::layout::SECURITY_STORE_FILE;
+use serde::{Deserialize, Serialize};
+
+use crate::poison::or_stop;
+use crate::sasl::scram::{ScramCredential, ScramCredentials, ScramMechanism};
+
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Deserialize)]
+struct Versioned {
+    version: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreFile {
+    version: u32,
+    #[serde(default)]
+    scram_credentials: Vec<ScramEntry>,
+}
+
+/// One credential; the byte strings in base64.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScramEntry {
+    user: String,
+    mechanism: ScramMechanism,
+    salt: String,
+    stored_key: String,
+    server_key: String,
+    iterations: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+struct State {
+    scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+}
+
+/// One (mechanism, iterations) of a user, as DescribeUserScramCredentials lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScramCredentialInfo {
+    pub mechanism: ScramMechanism,
+    pub iterations: u32,
+}
+
+/// The security store. Share it as an `Arc<SecurityStore>`: reads take a read lock and
+/// never wait for the disk; writes are serialized, are blocking file I/O (run them off
+/// the async runtime), and become visible only once the file holds them.
+#[derive(Debug)]
+pub struct SecurityStore {
+    dir: PathBuf,
+    state: RwLock<State>,
+    /// Held across a whole change (copy, persist, publish) so changes do not interleave.
+    writer: Mutex<()>,
+}
+
+fn invalid(path: &Path, what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: {what}", path.display()),
+    )
+}
+
+impl SecurityStore {
+    /// The store in data directory `dir`; empty if the file does not exist yet (it is
+    /// written at the first change). A file that cannot be read is an error naming it.
+    pub fn open(dir: &Path) -> io::Result<SecurityStore> {
+        let path = dir.join(SECURITY_STORE_FILE);
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => parse(&path, &bytes)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        };
+        Ok(SecurityStore {
+            dir: dir.to_path_buf(),
+            state: RwLock::new(state),
+            writer: Mutex::new(()),
+        })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(SECURITY_STORE_FILE)
+    }
+
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<ScramCredential> {
+        let state = or_stop(self.state.read(), "security store");
+        state.scram.get(user)?.get(&mechanism).cloned()
+    }
+
+    /// Add or replace a user's credential for a mechanism. Refuses (InvalidInput, with
+    /// Kafka's messages) an empty user, iterations outside Kafka's bounds and keys of
+    /// the wrong length, so that nothing is stored that the server would refuse.
+    pub fn upsert_scram(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    ) -> io::Result<()> {
+        check_credential(user, mechanism, &credential)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        self.change(|state| {
+            state
+                .scram
+                .entry(user.to_string())
+                .or_default()
+                .insert(mechanism, credential);
+            true
+        })
+        .map(|_| ())
+    }
+
+    /// Remove a user's credential for a mechanism; false (and no write) if there was
+    /// none, which AlterUserScramCredentials reports as RESOURCE_NOT_FOUND.
+    pub fn delete_scram(&self, user: &str, mechanism: ScramMechanism) -> io::Result<bool> {
+        self.change(|state| {
+            let Some(by_mechanism) = state.scram.get_mut(user) else {
+                return false;
+            };
+            let removed = by_mechanism.remove(&mechanism).is_some();
+            if by_mechanism.is_empty() {
+                state.scram.remove(user);
+            }
+            removed
+        })
+    }
+
+    /// Per user, the mechanisms and iteration counts of their credentials:
+    /// DescribeUserScramCredentials. `None` lists every user; a requested user without
+    /// credentials is absent from the answer (RESOURCE_NOT_FOUND for the caller).
+    pub fn describe_scram(
+        &self,
+        users: Option<&[String]>,
+    ) -> BTreeMap<String, Vec<ScramCredentialInfo>> {
+        let state = or_stop(self.state.read(), "security store");
+        let describe = |by_mechanism: &BTreeMap<ScramMechanism, ScramCredential>| {
+            by_mechanism
+                .iter()
+                .map(|(m, c)| ScramCredentialInfo {
+                    mechanism: *m,
+                    iterations: c.iterations,
+                })
+                .collect()
+        };
+        match users {
+            None => state
+                .scram
+                .iter()
+                .map(|(u, c)| (u.clone(), describe(c)))
+                .collect(),
+            Some(users) => users
+                .iter()
+                .filter_map(|u| state.scram.get(u).map(|c| (u.clone(), describe(c))))
+                .collect(),
+        }
+    }
+
+    /// Apply `edit` to a copy; if it changed something, persist the copy and only then
+    /// publish it, so a change that did not reach the disk is never seen. An error means
+    /// "not known to be durable": after a failed directory fsync the renamed file may
+    /// still be there at the next start (the next successful change rewrites it from
+    /// memory).
+    fn change(&self, edit: impl FnOnce(&mut State) -> bool) -> io::Result<bool> {
+        let _writer = or_stop(self.writer.lock(), "security store writer");
+        let mut next = or_stop(self.state.read(), "security store").clone();
+        if !edit(&mut next) {
+            return Ok(false);
+        }
+        let bytes = serialize(&next)?;
+        checkpoint::write(&self.dir, SECURITY_STORE_FILE, &bytes)?;
+        *or_stop(self.state.write(), "security store") = next;
+        Ok(true)
+    }
+}
+
+impl ScramCredentials for SecurityStore {
+    fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+        SecurityStore::scram_credential(self, user, mechanism)
+    }
+}
+
+fn check_credential(
+    user: &str,
+    mechanism: ScramMechanism,
+    credential: &ScramCredential,
+) -> Result<(), String> {
+    if user.is_empty() {
+        return Err("Username must not be empty".into());
+    }
+    mechanism.check_iterations(credential.iterations)?;
+    if credential.stored_key.len() != mechanism.hash_len()
+        || credential.server_key.len() != mechanism.hash_len()
+    {
+        return Err(format!(
+            "{mechanism} keys must be {} bytes",
+            mechanism.hash_len()
+        ));
+    }
+    Ok(())
+}
+
+fn serialize(state: &State) -> io::Result<Vec<u8>> {
+    let scram_credentials = state
+        .scram
+        .iter()
+        .flat_map(|(user, by_mechanism)| {
+            by_mechanism.iter().map(move |(m, c)| ScramEntry {
+                user: user.clone(),
+                mechanism: *m,
+                salt: STANDARD.encode(&c.salt),
+                stored_key: STANDARD.encode(&c.stored_key),
+                server_key: STANDARD.encode(&c.server_key),
+                iterations: c.iterations,
+            })
+        })
+        .collect();
+    let file = StoreFile {
+        version: FORMAT_VERSION,
+        scram_credentials,
+    };
+    let mut bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> io::Result<State> {
+    let versioned: Versioned = serde_json::from_slice(bytes).map_err(|e| invalid(path, e))?;
+    if versioned.version != FORMAT_VERSION {
+        return Err(invalid(
+            path,
+            format!(
+                "unknown format version {} (this broker reads version {FORMAT_VERSION})",
+                versioned.version
+            ),
+        ));
+    }
+    let file: StoreFile = serde_json::from_slice(bytes).map_err(|e| invalid(path, e))?;
+    let mut state = State::default();
+    for entry in file.scram_credentials {
+        let decode = |field: &str, value: &str| {
+            STANDARD.decode(value).map_err(|e| {
+                invalid(
+                    path,
+                    format!("the {field} of user {:?} is not base64: {e}", entry.user),
+                )
+            })
+        };
+        let credential = ScramCredential {
+            salt: decode("salt", &entry.salt)?,
+            stored_key: decode("stored_key", &entry.stored_key)?,
+            server_key: decode("server_key", &entry.server_key)?,
+            iterations: entry.iterations,
+        };
+        check_credential(&entry.user, entry.mechanism, &credential).map_err(|e| {
+            invalid(
+                path,
+                format!(
+                    "the {} credential of user {:?}: {e}",
+                    entry.mechanism, entry.user
+                ),
+            )
+        })?;
+        let previous = state
+            .scram
+            .entry(entry.user.clone())
+            .or_default()
+            .insert(entry.mechanism, credential);
+        if previous.is_some() {
+            return Err(invalid(
+                path,
+                format!(
+                    "two {} credentials for user {:?}",
+                    entry.mechanism, entry.user
+                ),
+            ));
+        }
+    }
+    Ok(state)
+}
+
+/// One credential to add at bootstrap, from [`parse_add_scram`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramUpsert {
+    pub user: String,
+    pub mechanism: ScramMechanism,
+    pub credential: ScramCredential,
+}
+
+/// Kafka's `kafka-storage format --add-scram` arguments, several separated by `;`:
+/// `SCRAM-SHA-256=[name=alice,password=alice-secret]`, with optional `iterations=`
+/// (default 4096) and `salt=` (base64), or `salt=` with `saltedpassword=` (base64)
+/// instead of the password. Values may be in double quotes. As in Kafka, values cannot
+/// hold `,`; a `;` splits entries only after a `]`. The messages are Kafka's
+/// (`ScramParser`) and never include a password.
+pub fn parse_add_scram(spec: &str) -> Result<Vec<ScramUpsert>, String> {
+    let mut upserts = Vec::new();
+    let mut pending = String::new();
+    for piece in spec.split(';') {
+        if !pending.is_empty() {
+            pending.push(';');
+        }
+        pending.push_str(piece);
+        if pending.trim_end().ends_with(']') || pending.trim().is_empty() {
+            if !pending.trim().is_empty() {
+                upserts.push(parse_one(&pending)?);
+            }
+            pending.clear();
+        }
+    }
+    if !pending.trim().is_empty() {
+        upserts.push(parse_one(&pending)?);
+    }
+    Ok(upserts)
+}
+
+fn parse_one(argument: &str) -> Result<ScramUpsert, String> {
+    let argument = argument.trim();
+    let Some((mechanism, config)) = argument.split_once('=') else {
+        return Err(format!(
+            "Failed to find equals sign in SCRAM argument '{}'",
+            redact(argument)
+        ));
+    };
+    let mechanism = ScramMechanism::from_name(mechanism)
+        .ok_or_else(|| format!("The add-scram mechanism {mechanism} is not supported."))?;
+    let config = config
+        .strip_prefix('[')
+        .ok_or("Expected configuration string to start with [")?
+        .strip_suffix(']')
+        .ok_or("Expected configuration string to end with ]")?;
+    let mut components = BTreeMap::new();
+    for component in config.split(',') {
+        let (key, value) = component
+            .split_once('=')
+            // Kafka's message shows the component, which may be part of a password
+            // that held a `,`.
+            .ok_or("No equals sign found in SCRAM component (values cannot hold ',')")?;
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        components.insert(key.to_string(), value.to_string());
+    }
+    let user = components
+        .remove("name")
+        .ok_or("You must supply 'name' to add-scram")?;
+    let salt = match components.remove("salt") {
+        None => None,
+        Some(s) => Some(
+            STANDARD
+                .decode(&s)
+                .map_err(|_| format!("Failed to decode given salt: {s}"))?,
+        ),
+    };
+    let iterations = match components.remove("iterations") {
+        None => ScramMechanism::DEFAULT_ITERATIONS,
+        Some(i) => i
+            .parse::<u32>()
+            .map_err(|_| format!("Failed to parse iterations count: {i}"))?,
+    };
+    let password = components.remove("password");
+    let salted = components.remove("saltedpassword");
+    if !components.is_empty() {
+        let unknown: Vec<&str> = components.keys().map(String::as_str).collect();
+        return Err(format!(
+            "Unknown SCRAM configurations: {}",
+            unknown.join(", ")
+        ));
+    }
+    if iterations < ScramMechanism::MIN_ITERATIONS {
+        return Err(format!(
+            "The 'iterations' value must be >= {} for add-scram using {mechanism}",
+            ScramMechanism::MIN_ITERATIONS
+        ));
+    }
+    if iterations > ScramMechanism::MAX_ITERATIONS {
+        return Err(format!(
+            "The 'iterations' value must be <= {} for add-scram using {mechanism}",
+            ScramMechanism::MAX_ITERATIONS
+        ));
+    }
+    let credential = match (password, salted, salt) {
+        (Some(password), _, Some(salt)) => {
+            ScramCredential::with_salt(mechanism, &password, salt, iterations)
+        }
+        (Some(password), _, None) => ScramCredential::generate(mechanism, &password, iterations)
+            .map_err(|e| format!("no random salt: {e}"))?,
+        (None, Some(_), None) => {
+            return Err("You must supply 'salt' with 'saltedpassword' to add-scram".into())
+        }
+        (None, Some(salted), Some(salt)) => {
+            let salted = STANDARD
+                .decode(&salted)
+                .map_err(|_| "Failed to decode given saltedPassword".to_string())?;
+            ScramCredential::from_salted(mechanism, salt, &salted, iterations)
+        }
+        (None, None, _) => {
+            return Err("You must supply one of 'password' or 'saltedpassword' to add-scram".into())
+        }
+    };
+    Ok(ScramUpsert {
+        user,
+        mechanism,
+        credential,
+    })
+}
+
+/// An argument for an error message, without what may be a password.
+fn redact(argument: &str) -> &str {
+    argument.split('[').next().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credential(m: ScramMechanism, password: &str, iterations: u32) -> ScramCredential {
+        ScramCredential::generate(m, password, iterations).unwrap()
+    }
+
+    #[test]
+    fn credentials_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecurityStore::open(dir.path()).unwrap();
+        assert!(store.describe_scram(None).is_empty());
+        assert!(!store.path().exists(), "nothing is written before a change");
+        let alice256 = credential(ScramMechanism::Sha256, "a", 4096);
+        let alice512 = credential(ScramMechanism::Sha512, "a", 8192);
+        let bob = credential(ScramMechanism::Sha256, "b", 4096);
+        store
+            .upsert_scram("alice", ScramMechanism::Sha256, alice256.clone())
+            .unwrap();
+        store
+            .upsert_scram("alice", ScramMechanism::Sha512, alice512.clone())
+            .unwrap();
+        store
+            .upsert_scram("bob", ScramMechanism::Sha256, bob)
+            .unwrap();
+        assert!(store.delete_scram("bob", ScramMechanism::Sha256).unwrap());
+        assert!(!store.delete_scram("bob", ScramMechanism::Sha256).unwrap());
+        assert!(!store.delete_scram("carol", ScramMechanism::Sha512).unwrap());
+
+        let reopened = SecurityStore::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.scram_credential("alice", ScramMechanism::Sha256),
+            Some(alice256)
+        );
+        assert_eq!(
+            reopened.scram_credential("alice", ScramMechanism::Sha512),
+            Some(alice512)
+        );
+        assert_eq!(
+            reopened.scram_credential("bob", ScramMechanism::Sha256),
+            None
+        );
+        let all = reopened.describe_scram(None);
+        assert_eq!(
+            all.get("alice").unwrap(),
+            &vec![
+                ScramCredentialInfo {
+                    mechanism: ScramMechanism::Sha256,
+                    iterations: 4096
+                },
+                ScramCredentialInfo {
+                    mechanism: ScramMechanism::Sha512,
+                    iterations: 8192
+                },
+            ]
+        );
+        assert_eq!(all.len(), 1, "bob has no credentials left: {all:?}");
+        let some = reopened.describe_scram(Some(&["bob".to_string(), "alice".to_string()]));
+        assert_eq!(some.keys().collect::<Vec<_>>(), vec!["alice"]);
+        // The file holds no password, in any form we were given.
+        let text = std::fs::read_to_string(reopened.path()).unwrap();
+        assert!(text.contains("\"version\": 1"), "{text}");
+        assert!(text.contains("SCRAM-SHA-512"), "{text}");
+    }
+
+    #[test]
+    fn a_corrupt_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SECURITY_STORE_FILE);
+        let cases: [&[u8]; 6] = [
+            b"{ not json",
+            b"",
+            br#"{"version": 2, "scram_credentials": []}"#,
+            br#"{"version": 1, "scram_credentials": [], "acls": []}"#,
+            br#"{"version": 1, "scram_credentials": [{"user": "a", "mechanism": "SCRAM-SHA-256", "salt": "!!", "stored_key": "", "server_key": "", "iterations": 4096}]}"#,
+            br#"{"version": 1, "scram_credentials": [{"user": "a", "mechanism": "SCRAM-SHA-256", "salt": "", "stored_key": "", "server_key": "", "iterations": 4096}]}"#,
+        ];
+        for bytes in cases {
+            std::fs::write(&path, bytes).unwrap();
+            let err = SecurityStore::open(dir.path()).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+            assert!(
+                err.to_string().contains(SECURITY_STORE_FILE),
+                "the error names the file: {err}"
+            );
+        }
+        let version = {
+            std::fs::write(&path, br#"{"version": 7}"#).unwrap();
+            SecurityStore::open(dir.path()).unwrap_err().to_string()
+        };
+        assert!(version.contains("unknown format version 7"), "{version}");
+    }
+
+    #[test]
+    fn a_duplicate_entry_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecurityStore::open(dir.path()).unwrap();
+        store
+            .upsert_scram(
+                "a",
+                ScramMechanism::Sha256,
+                credential(ScramMechanism::Sha256, "x", 4096),
+            )
+            .unwrap();
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let entry = file["scram_credentials"][0].clone();
+        let doubled =
+            serde_json::json!({"version": 1, "scram_credentials": [entry.clone(), entry]});
+        std::fs::write(store.path(), doubled.to_string()).unwrap();
+        let err = SecurityStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("two SCRAM-SHA-256 credentials"), "{err}");
+    }
+
+    #[test]
+    fn invalid_credentials_are_refused_before_any_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecurityStore::open(dir.path()).unwrap();
+        let m = ScramMechanism::Sha256;
+        let err = |user: &str, c: ScramCredential| {
+            let e = store.upsert_scram(user, m, c).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            e.to_string()
+        };
+        assert_eq!(
+            err("", credential(m, "x", 4096)),
+            "Username must not be empty"
+        );
+        assert_eq!(err("a", credential(m, "x", 4095)), "Too few iterations");
+        assert_eq!(err("a", credential(m, "x", 16385)), "Too many iterations");
+        let short = ScramCredential {
+            stored_key: vec![0; 3],
+            ..credential(m, "x", 4096)
+        };
+        assert!(err("a", short).contains("32 bytes"));
+        assert!(!store.path().exists());
+    }
+
+    #[test]
+    fn add_scram_arguments_parse_as_kafkas() {
+        let upserts = parse_add_scram(
+            "SCRAM-SHA-256=[name=alice,password=alice-secret]; SCRAM-SHA-512=[name=bob,password=\"b;c\",iterations=8192]",
+        )
+        .unwrap();
+        assert_eq!(upserts.len(), 2);
+        assert_eq!(upserts[0].user, "alice");
+        assert_eq!(upserts[0].mechanism, ScramMechanism::Sha256);
+        assert_eq!(upserts[0].credential.iterations, 4096);
+        assert_eq!(upserts[1].mechanism, ScramMechanism::Sha512);
+        assert_eq!(upserts[1].credential.iterations, 8192);
+        let salt = upserts[1].credential.salt.clone();
+        assert_eq!(
+            upserts[1].credential,
+            ScramCredential::with_salt(ScramMechanism::Sha512, "b;c", salt, 8192)
+        );
+
+        // Kafka's ScramParserTest salt and salted password.
+        let salted = parse_add_scram(
+            "SCRAM-SHA-512=[name=alice,salt=\"MWx2NHBkbnc0ZndxN25vdGN4bTB5eTFrN3E=\",saltedpassword=\"mT0yyUUxnlJaC99HXgRTSYlbuqa4FSGtJCJfTMvjYCE=\"]",
+        )
+        .unwrap();
+        let test_salt = STANDARD
+            .decode("MWx2NHBkbnc0ZndxN25vdGN4bTB5eTFrN3E=")
+            .unwrap();
+        assert_eq!(test_salt, b"1lv4pdnw4fwq7notcxm0yy1k7q");
+        let test_salted = STANDARD
+            .decode("mT0yyUUxnlJaC99HXgRTSYlbuqa4FSGtJCJfTMvjYCE=")
+            .unwrap();
+        assert_eq!(
+            salted[0].credential,
+            ScramCredential::from_salted(
+                ScramMechanism::Sha512,
+                test_salt.clone(),
+                &test_salted,
+                4096
+            )
+        );
+        let with_salt =
+            parse_add_scram("SCRAM-SHA-256=[name=bob,password=my pass,iterations=8192,salt=\"MWx2NHBkbnc0ZndxN25vdGN4bTB5eTFrN3E=\"]")
+                .unwrap();
+        assert_eq!(
+            with_salt[0].credential,
+            ScramCredential::with_salt(ScramMechanism::Sha256, "my pass", test_salt, 8192)
+        );
+        assert!(parse_add_scram("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn add_scram_errors_are_kafkas() {
+        let err = |s: &str| parse_add_scram(s).unwrap_err();
+        assert_eq!(
+            err("SCRAM-SHA-512"),
+            "Failed to find equals sign in SCRAM argument 'SCRAM-SHA-512'"
+        );
+        assert_eq!(
+            err("SCRAM-SHA-UNSUPPORTED=[name=scram-admin,password=scram-user-secret]"),
+            "The add-scram mechanism SCRAM-SHA-UNSUPPORTED is not supported."
+        );
+        assert_eq!(
+            err("SCRAM-SHA-256=name=scram-admin,password=scram-user-secret"),
+            "Expected configuration string to start with ["
+        );
+        assert_eq!(
+            err("SCRAM-SHA-256=[name=scram-admin,password=scram-user-secret"),
+            "Expected configuration string to end with ]"
+        );
+        assert_eq!(
+            err("SCRAM-SHA-256=[password=mypass]"),
+            "You must supply 'name' to add-scram"
+        );
+        assert_eq!(
+            err("SCRAM-SHA-256=[name=bar]"),
+            "You must supply one of 'password' or 'saltedpassword' to add-scram"
+        );
+        assert_eq!(
+            err(
+                "SCRAM-SHA-256=[name=bob,password=mypass,unknown=something,unknown2=somethingelse]"
+            ),
+            "Unknown SCRAM configurations: unknown, unknown2"
+        );
+        assert_eq!(
+            err("SCRAM-SHA-256=[name=alice,saltedpassword=\"mT0yyUUxnlJaC99HXgRTSYlbuqa4FSGtJCJfTMvjYCE=\"]"),
+            "You must supply 'salt' with 'saltedpassword' to add-scram"
+        );
+        assert_eq!(
+            err("SCRAM-SHA-256=[name=a,password=p,iterations=4095]"),
+            "The 'iterations' value must be >= 4096 for add-scram using SCRAM-SHA-256"
+        );
+        assert_eq!(
+            err("SCRAM-SHA-512=[name=a,password=p,iterations=16385]"),
+            "The 'iterations' value must be <= 16384 for add-scram using SCRAM-SHA-512"
+        );
+        assert_eq!(
+            err("SCRAM-SHA-256=[name=a,password=p,iterations=many]"),
+            "Failed to parse iterations count: many"
+        );
+        assert_eq!(
+            err("SCRAM-SHA-256=[name=a,password=pass,word]"),
+            "No equals sign found in SCRAM component (values cannot hold ',')"
+        );
+        let no_leak = err("SCRAM-SHA-256=[name=a,password=hunter2,salt=%%]");
+        assert!(!no_leak.contains("hunter2"), "{no_leak}");
+    }
+}
