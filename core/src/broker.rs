@@ -61,8 +61,6 @@ pub struct Broker {
     topics: RwLock<TopicRegistry>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     producer_ids: Mutex<ProducerIdManager>,
-    /// Host and port that clients are told to connect to.
-    advertised: RwLock<(String, u16)>,
     /// Serializes topic creation/deletion/alteration (rare, touches several structures).
     admin: tokio::sync::Mutex<()>,
 }
@@ -109,7 +107,6 @@ impl Broker {
             &data_dir.join(runnel_storage::layout::PRODUCER_ID_BLOCK_FILE),
         )?;
         let broker = Broker {
-            advertised: RwLock::new((String::new(), 0)),
             topic_defaults,
             logs,
             topics: RwLock::new(topics),
@@ -201,14 +198,6 @@ impl Broker {
 
     pub fn node_id(&self) -> i32 {
         self.config.node_id
-    }
-
-    pub fn set_advertised(&self, host: String, port: u16) {
-        *or_stop(self.advertised.write(), "advertised address") = (host, port);
-    }
-
-    pub fn advertised(&self) -> (String, u16) {
-        or_stop(self.advertised.read(), "advertised address").clone()
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::listeners::{self, ListenerConfig};
 use crate::log_cleaner::MaintenanceConfig;
 use crate::settings::{self, Settings};
 use crate::topic_config::BrokerTopicDefaults;
@@ -36,9 +37,14 @@ pub struct BrokerConfig {
     /// Every setting, checked, by its Kafka name: given ones and defaults.
     pub settings: Settings,
     pub node_id: i32,
-    pub listener: String,
-    /// `host:port` clients are told to connect to; empty means the bound address.
-    pub advertised_listener: Option<(String, u16)>,
+    /// `listeners`, each with its protocol, advertised address and security settings.
+    pub listeners: Vec<ListenerConfig>,
+    /// `max.connections.per.ip`.
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`: per-IP exceptions.
+    pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
+    /// `scram.bootstrap.users`, unparsed (the security store reads it).
+    pub scram_bootstrap_users: Option<settings::Secret>,
     pub data_dir: PathBuf,
     pub num_partitions: i32,
     pub auto_create_topics: bool,
@@ -157,20 +163,15 @@ impl BrokerConfig {
                 origin: None,
             })
         };
-        let listeners = s.str("listeners")?;
-        let advertised = s.str("advertised.listeners")?;
-        let advertised_listener = if advertised.is_empty() {
-            None
-        } else {
-            Some(
-                settings::host_port(advertised).map_err(|e| ConfigError::Invalid {
-                    name: "advertised.listeners".to_string(),
-                    value: advertised.to_string(),
-                    expected: e,
-                    origin: None,
-                })?,
-            )
-        };
+        let listeners = listeners::from_settings(&s)?;
+        let overrides = s.str("max.connections.per.ip.overrides")?;
+        let max_connections_per_ip_overrides =
+            per_ip_overrides(overrides).map_err(|e| ConfigError::Invalid {
+                name: "max.connections.per.ip.overrides".to_string(),
+                value: overrides.to_string(),
+                expected: e,
+                origin: None,
+            })?;
         let metrics = s.str("metrics.listener")?;
         let metrics_listener = if metrics.is_empty() {
             None
@@ -181,8 +182,10 @@ impl BrokerConfig {
         let data_dir = PathBuf::from(log_dirs.split(',').next().unwrap_or(log_dirs).trim());
         Ok(BrokerConfig {
             node_id: s.int("node.id")?,
-            listener: settings::strip_scheme(listeners).to_string(),
-            advertised_listener,
+            listeners,
+            max_connections_per_ip: s.int("max.connections.per.ip")?,
+            max_connections_per_ip_overrides,
+            scram_bootstrap_users: s.secret("scram.bootstrap.users").map(settings::Secret::new),
             data_dir,
             num_partitions: s.int("num.partitions")?,
             auto_create_topics: s.bool("auto.create.topics.enable")?,
@@ -261,6 +264,25 @@ impl BrokerConfig {
     }
 }
 
+/// `ip:count,...` (Kafka also takes host names here; Runnel takes addresses).
+fn per_ip_overrides(s: &str) -> Result<BTreeMap<std::net::IpAddr, usize>, String> {
+    let mut out = BTreeMap::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (ip, count) = entry
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{entry:?} is not ip:count"))?;
+        let ip: std::net::IpAddr = ip
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse()
+            .map_err(|_| format!("{ip:?} is not an IP address"))?;
+        let count: usize = count
+            .parse()
+            .map_err(|_| format!("{count:?} is not a count"))?;
+        out.insert(ip, count);
+    }
+    Ok(out)
+}
+
 /// Flatten a TOML document into dotted Kafka names.
 pub fn parse_toml(text: &str) -> Result<BTreeMap<String, String>, String> {
     let value: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
@@ -325,7 +347,13 @@ mod tests {
     #[test]
     fn defaults_need_no_config() {
         let c = BrokerConfig::default();
-        assert_eq!(c.listener, "127.0.0.1:9092");
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].name, "PLAINTEXT");
+        assert_eq!(c.listeners[0].bind, "127.0.0.1:9092");
+        assert_eq!(
+            c.listeners[0].security_protocol,
+            crate::listeners::SecurityProtocol::Plaintext
+        );
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.num_partitions, 1);
         assert!(c.auto_create_topics);
@@ -363,7 +391,145 @@ mod tests {
         let c = BrokerConfig::from_settings(m).unwrap();
         assert_eq!(c.num_partitions, 3);
         assert!(!c.auto_create_topics);
-        assert_eq!(c.listener, "127.0.0.1:9999");
+        assert_eq!(c.listeners[0].bind, "127.0.0.1:9999");
+    }
+
+    fn config(pairs: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_settings(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn several_listeners_with_their_own_settings() {
+        use crate::listeners::{ClientAuth, KeyStore, SecurityProtocol};
+        let c = config(&[
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,SASL_SSL://:9093,internal://127.0.0.1:9094",
+            ),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,INTERNAL:SASL_PLAINTEXT",
+            ),
+            ("advertised.listeners", "SASL_SSL://broker.example:9093"),
+            ("ssl.keystore.location", "/etc/runnel/broker.pem"),
+            ("listener.name.sasl_ssl.ssl.client.auth", "REQUIRED"),
+            (
+                "listener.name.sasl_ssl.ssl.truststore.location",
+                "/etc/runnel/ca.pem",
+            ),
+            (
+                "listener.name.sasl_ssl.sasl.enabled.mechanisms",
+                "SCRAM-SHA-512",
+            ),
+            (
+                "listener.name.internal.plain.sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";",
+            ),
+        ])
+        .unwrap();
+        let [plain, sasl_ssl, internal] = &c.listeners[..] else {
+            panic!("{:?}", c.listeners)
+        };
+        assert_eq!(plain.security_protocol, SecurityProtocol::Plaintext);
+        assert!(plain.ssl.is_none() && plain.sasl.is_none());
+        assert_eq!(sasl_ssl.bind, "0.0.0.0:9093");
+        assert_eq!(
+            sasl_ssl.advertised,
+            Some(("broker.example".to_string(), 9093))
+        );
+        let ssl = sasl_ssl.ssl.as_ref().unwrap();
+        assert_eq!(ssl.client_auth, ClientAuth::Required);
+        assert_eq!(
+            ssl.keystore,
+            KeyStore::File("/etc/runnel/broker.pem".into())
+        );
+        assert_eq!(
+            sasl_ssl.sasl.as_ref().unwrap().enabled_mechanisms,
+            ["SCRAM-SHA-512"]
+        );
+        assert_eq!(internal.name, "INTERNAL");
+        assert_eq!(internal.security_protocol, SecurityProtocol::SaslPlaintext);
+        let sasl = internal.sasl.as_ref().unwrap();
+        assert_eq!(
+            sasl.enabled_mechanisms,
+            ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+        );
+        assert!(sasl.plain_jaas.as_ref().unwrap().contains("user_a"));
+        // Secrets stay out of Debug output.
+        assert!(!format!("{c:?}").contains("user_a"), "{c:?}");
+    }
+
+    #[test]
+    fn listener_mistakes_refuse_to_start() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("listeners", "FOO://127.0.0.1:1")],
+                "listener FOO has no security protocol",
+            ),
+            (
+                &[("listeners", "PLAINTEXT://127.0.0.1:1,SSL://127.0.0.1:1")],
+                "two listeners on port 1",
+            ),
+            (
+                &[("listeners", "SSL://127.0.0.1:1")],
+                "uses TLS but has no key",
+            ),
+            (
+                &[("advertised.listeners", "SSL://h:1")],
+                "names SSL, which is not in listeners",
+            ),
+            (
+                &[("listener.name.ssl.ssl.client.auth", "required")],
+                "listeners has no SSL listener",
+            ),
+            (
+                &[
+                    ("listeners", "SSL://127.0.0.1:1"),
+                    ("ssl.keystore.location", "/k.pem"),
+                    ("ssl.client.auth", "required"),
+                ],
+                "no truststore",
+            ),
+            (
+                &[("sasl.enabled.mechanisms", "GSSAPI")],
+                "invalid value \"GSSAPI\" for sasl.enabled.mechanisms",
+            ),
+            (
+                &[("listener.name.plaintext.ssl.client.auth", "sometimes")],
+                "for listener.name.plaintext.ssl.client.auth",
+            ),
+        ];
+        for (given, want) in cases {
+            let err = config(given).unwrap_err().to_string();
+            assert!(err.contains(want), "{given:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_bare_advertised_address_is_the_first_listeners() {
+        let c = config(&[("advertised.listeners", "proxy:1234")]).unwrap();
+        assert_eq!(c.listeners[0].advertised, Some(("proxy".to_string(), 1234)));
+    }
+
+    #[test]
+    fn secrets_are_not_shown_in_errors_or_debug() {
+        let c = config(&[(
+            "scram.bootstrap.users",
+            "SCRAM-SHA-256=[name=a,password=hunter2]",
+        )])
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(c.get("scram.bootstrap.users"), None);
+        assert!(c
+            .scram_bootstrap_users
+            .unwrap()
+            .expose()
+            .contains("hunter2"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod blocking;
 pub mod broker;
 pub mod config;
 pub mod counters;
+pub mod listeners;
 pub mod log_cleaner;
 pub mod partition;
 pub mod poison;

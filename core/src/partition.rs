@@ -809,7 +809,10 @@ mod tests {
             ("write.caching".to_string(), Some("true".to_string())),
             ("segment.bytes".to_string(), Some("1048576".to_string())),
         ];
-        broker.create_topic("wc", 1, 1, &configs, false).await.unwrap();
+        broker
+            .create_topic("wc", 1, 1, &configs, false)
+            .await
+            .unwrap();
         let p = broker.partition("wc", 0).unwrap();
         assert!(p.write_caching());
         let value = vec![7u8; 100_000];

@@ -42,6 +42,17 @@ pub enum Valid {
     },
     /// `[SCHEME://]host:port`, or empty.
     Advertised,
+    /// `listeners`: a non-empty list of `[NAME://]host:port` (an empty host binds every
+    /// interface).
+    Listeners,
+    /// `advertised.listeners`: a list of `[NAME://]host:port`, or empty.
+    AdvertisedListeners,
+    /// `listener.security.protocol.map`: `NAME:PROTOCOL,...`.
+    ProtocolMap,
+    /// One of these strings (case-insensitive; kept as written here).
+    OneOf(&'static [&'static str]),
+    /// A list whose every item is one of these (case-insensitive; kept as written here).
+    EachOneOf(&'static [&'static str]),
     /// A non-empty list of server-side assignors: `uniform`, `range`, or Kafka's class
     /// names for them.
     Assignors,
@@ -129,6 +140,18 @@ const fn boolean(name: &'static str, default: &'static str, doc: &'static str) -
     read(name, ConfigType::Boolean, default, Valid::Any, doc)
 }
 
+/// A password-type setting without a default: never logged, never described.
+const fn secret(name: &'static str, doc: &'static str) -> Def {
+    Def {
+        name,
+        ty: ConfigType::Password,
+        default: None,
+        valid: Valid::Any,
+        usage: Usage::Read,
+        doc,
+    }
+}
+
 /// Accepted and ignored (see [`Usage::Ignored`]); checked as Kafka checks it.
 const fn ignored(name: &'static str, ty: ConfigType, valid: Valid, doc: &'static str) -> Def {
     Def {
@@ -148,8 +171,9 @@ static BROKER: &[Def] = &[
         "advertised.listeners",
         ConfigType::String,
         "",
-        Valid::Advertised,
-        "The host:port clients are told to connect to; empty for the listener's address.",
+        Valid::AdvertisedListeners,
+        "What clients are told to connect to, per listener (NAME://host:port,...); a \
+         listener left out advertises its own address.",
     ),
     boolean(
         "auto.create.topics.enable",
@@ -245,12 +269,26 @@ static BROKER: &[Def] = &[
         INT_MAX,
         "The shortest session timeout a classic group member may ask for.",
     ),
+    int(
+        "connection.failed.authentication.delay.ms",
+        "100",
+        0,
+        INT_MAX,
+        "How long a failed authentication waits before its connection closes (slows brute force).",
+    ),
+    read(
+        "listener.security.protocol.map",
+        ConfigType::String,
+        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        Valid::ProtocolMap,
+        "The security protocol of each listener name (NAME:PROTOCOL,...).",
+    ),
     read(
         "listeners",
         ConfigType::String,
-        "127.0.0.1:9092",
-        Valid::Listener { optional: false },
-        "The address the broker listens on ([PLAINTEXT://]ip:port; port 0 picks one).",
+        "PLAINTEXT://127.0.0.1:9092",
+        Valid::Listeners,
+        "The listeners, NAME://host:port,... (a bare host:port is PLAINTEXT; port 0 picks one).",
     ),
     boolean(
         "log.cleaner.enable",
@@ -295,6 +333,20 @@ static BROKER: &[Def] = &[
         1,
         10_000_000,
         "The most client connections open at once; more are refused.",
+    ),
+    int(
+        "max.connections.per.ip",
+        "2147483647",
+        0,
+        INT_MAX,
+        "The most connections open at once from one IP address; more are refused.",
+    ),
+    read(
+        "max.connections.per.ip.overrides",
+        ConfigType::String,
+        "",
+        Valid::Any,
+        "Per-IP exceptions to max.connections.per.ip (ip:count,...).",
     ),
     int(
         "max.incremental.fetch.session.cache.slots",
@@ -359,6 +411,11 @@ static BROKER: &[Def] = &[
         "The partition count of __consumer_offsets, fixed when it is created.",
     ),
     // Kafka's server.properties and test setups set it; one node keeps one replica.
+    secret(
+        "plain.sasl.jaas.config",
+        "The PLAIN users (PlainLoginModule's user_NAME=\"password\" options); with a \
+         listener.name.NAME. prefix, of one listener.",
+    ),
     ignored(
         "offsets.topic.replication.factor",
         ConfigType::Short,
@@ -394,12 +451,106 @@ static BROKER: &[Def] = &[
         10_000,
         "Runnel: requests of one connection read ahead of their responses.",
     ),
+    read(
+        "sasl.enabled.mechanisms",
+        ConfigType::List,
+        "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        Valid::EachOneOf(&["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]),
+        "The SASL mechanisms SASL listeners accept (Runnel has no GSSAPI, Kafka's default).",
+    ),
+    int(
+        "sasl.server.max.receive.size",
+        "524288",
+        1,
+        INT_MAX,
+        "The largest request read before SASL authentication succeeds; larger closes the connection.",
+    ),
+    ignored(
+        "sasl.mechanism.inter.broker.protocol",
+        ConfigType::String,
+        Valid::Any,
+        "The SASL mechanism between brokers. Accepted and ignored: one node.",
+    ),
+    secret(
+        "scram-sha-256.sasl.jaas.config",
+        "ScramLoginModule's options for SCRAM-SHA-256 (none are needed).",
+    ),
+    secret(
+        "scram-sha-512.sasl.jaas.config",
+        "ScramLoginModule's options for SCRAM-SHA-512 (none are needed).",
+    ),
+    secret(
+        "scram.bootstrap.users",
+        "Runnel: SCRAM users created at start when missing, in kafka-storage's --add-scram \
+         syntax (SCRAM-SHA-256=[name=alice,password=secret];...).",
+    ),
     int(
         "socket.request.max.bytes",
         "104857600",
         1024,
         INT_MAX,
         "The largest request the broker reads; a larger one closes the connection.",
+    ),
+    read(
+        "ssl.client.auth",
+        ConfigType::String,
+        "none",
+        Valid::OneOf(&["required", "requested", "none"]),
+        "Whether SSL listeners ask clients for a certificate: required, requested or none.",
+    ),
+    read(
+        "ssl.enabled.protocols",
+        ConfigType::List,
+        "TLSv1.2,TLSv1.3",
+        Valid::EachOneOf(&["TLSv1.2", "TLSv1.3"]),
+        "The TLS versions SSL listeners accept.",
+    ),
+    secret(
+        "ssl.keystore.certificate.chain",
+        "The broker's certificate chain, PEM, inline (instead of ssl.keystore.location).",
+    ),
+    secret(
+        "ssl.keystore.key",
+        "The broker's private key, PEM, unencrypted, inline (instead of ssl.keystore.location).",
+    ),
+    read(
+        "ssl.keystore.location",
+        ConfigType::String,
+        "",
+        Valid::Any,
+        "A PEM file holding the broker's private key and certificate chain.",
+    ),
+    read(
+        "ssl.keystore.type",
+        ConfigType::String,
+        "PEM",
+        Valid::Only("PEM", "Runnel reads PEM keystores; convert JKS or PKCS12 with openssl"),
+        "The keystore format (Runnel: PEM only; Kafka's default is JKS).",
+    ),
+    read(
+        "ssl.principal.mapping.rules",
+        ConfigType::String,
+        "DEFAULT",
+        Valid::NonEmpty,
+        "How a client certificate's subject becomes a principal (RULE:pattern/replacement/[LU],...,DEFAULT).",
+    ),
+    secret(
+        "ssl.truststore.certificates",
+        "The CA certificates client certificates are checked against, PEM, inline.",
+    ),
+    read(
+        "ssl.truststore.location",
+        ConfigType::String,
+        "",
+        Valid::Any,
+        "A PEM file of the CA certificates client certificates are checked against.",
+    ),
+    read(
+        "ssl.truststore.type",
+        ConfigType::String,
+        "PEM",
+        Valid::Only("PEM", "Runnel reads PEM truststores; convert JKS or PKCS12 with openssl"),
+        "The truststore format (Runnel: PEM only; Kafka's default is JKS).",
     ),
     // As offsets.topic.replication.factor; no transactions yet either.
     ignored(
@@ -493,7 +644,54 @@ pub enum Value {
     Double(f64),
     Str(String),
     List(Vec<String>),
+    /// A password-type value: kept out of `Debug`, logs and DescribeConfigs.
+    Secret(Secret),
 }
+
+/// A password-type value. Its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[hidden]")
+    }
+}
+
+/// Settings that may also be given for one listener, as Kafka's
+/// `listener.name.<listener>.<setting>` (the listener's name in lower case).
+pub const LISTENER_SCOPED: &[&str] = &[
+    "connection.failed.authentication.delay.ms",
+    "max.connections",
+    "plain.sasl.jaas.config",
+    "sasl.enabled.mechanisms",
+    "sasl.server.max.receive.size",
+    "scram-sha-256.sasl.jaas.config",
+    "scram-sha-512.sasl.jaas.config",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.keystore.location",
+    "ssl.keystore.type",
+    "ssl.principal.mapping.rules",
+    "ssl.truststore.certificates",
+    "ssl.truststore.location",
+    "ssl.truststore.type",
+];
+
+/// Kafka's prefix of a listener's own settings.
+const LISTENER_PREFIX: &str = "listener.name.";
 
 /// The broker's settings, parsed and checked: every setting of the catalog that has a
 /// value (given, or its default), the names given, and the topic defaults.
@@ -504,6 +702,8 @@ pub struct Settings {
     canonical: BTreeMap<&'static str, String>,
     given: BTreeSet<&'static str>,
     topic_defaults: BrokerTopicDefaults,
+    /// `listener.name.<listener>.<setting>` values, by (listener in lower case, setting).
+    listener_values: BTreeMap<(String, &'static str), Value>,
 }
 
 impl Settings {
@@ -514,9 +714,17 @@ impl Settings {
             canonical: BTreeMap::new(),
             given: BTreeSet::new(),
             topic_defaults: BrokerTopicDefaults::default(),
+            listener_values: BTreeMap::new(),
         };
         let mut topic_defaults = BTreeMap::new();
         for (name, raw) in given {
+            if let Some((listener, setting)) = listener_scoped(name) {
+                let value = parse_value(setting, raw).map_err(|e| renamed(e, name))?;
+                settings
+                    .listener_values
+                    .insert((listener.to_ascii_lowercase(), setting.name), value);
+                continue;
+            }
             let setting = lookup(name).ok_or_else(|| ConfigError::Unknown {
                 name: name.clone(),
                 suggestion: closest(name).map(str::to_string),
@@ -538,7 +746,9 @@ impl Settings {
                 continue;
             }
             let value = parse_value(setting, raw)?;
-            settings.canonical.insert(setting.name, canonical(&value));
+            if !matches!(value, Value::Secret(_)) {
+                settings.canonical.insert(setting.name, canonical(&value));
+            }
             settings.values.insert(setting.name, value);
         }
         for setting in catalog() {
@@ -617,6 +827,125 @@ impl Settings {
             other => Err(mistyped(name, other)),
         }
     }
+
+    /// A password-type setting, if given.
+    pub fn secret(&self, name: &str) -> Option<&str> {
+        match self.values.get(name) {
+            Some(Value::Secret(s)) => Some(s.expose()),
+            _ => None,
+        }
+    }
+
+    /// The settings as one listener sees them: its `listener.name.<listener>.` values
+    /// over the broker-wide ones.
+    pub fn for_listener<'a>(&'a self, listener: &str) -> ListenerSettings<'a> {
+        ListenerSettings {
+            settings: self,
+            listener: listener.to_ascii_lowercase(),
+        }
+    }
+
+    /// The listeners (lower case) that `listener.name.` settings were given for.
+    pub fn prefixed_listeners(&self) -> BTreeSet<&str> {
+        self.listener_values
+            .keys()
+            .map(|(l, _)| l.as_str())
+            .collect()
+    }
+}
+
+/// [`Settings::for_listener`].
+pub struct ListenerSettings<'a> {
+    settings: &'a Settings,
+    listener: String,
+}
+
+impl ListenerSettings<'_> {
+    fn value(&self, name: &'static str) -> Result<&Value, ConfigError> {
+        match self
+            .settings
+            .listener_values
+            .get(&(self.listener.clone(), name))
+        {
+            Some(v) => Ok(v),
+            None => self.settings.value(name),
+        }
+    }
+
+    pub fn str(&self, name: &'static str) -> Result<&str, ConfigError> {
+        match self.value(name)? {
+            Value::Str(s) => Ok(s),
+            other => Err(mistyped(name, other)),
+        }
+    }
+
+    pub fn list(&self, name: &'static str) -> Result<&[String], ConfigError> {
+        match self.value(name)? {
+            Value::List(items) => Ok(items),
+            other => Err(mistyped(name, other)),
+        }
+    }
+
+    pub fn int<T: TryFrom<i64>>(&self, name: &'static str) -> Result<T, ConfigError> {
+        match self.value(name)? {
+            Value::Int(n) => {
+                T::try_from(*n).map_err(|_| invalid(name, &n.to_string(), "(out of range)"))
+            }
+            other => Err(mistyped(name, other)),
+        }
+    }
+
+    /// A password-type setting, if given for this listener or broker-wide.
+    pub fn secret(&self, name: &'static str) -> Option<&str> {
+        match self.value(name) {
+            Ok(Value::Secret(s)) => Some(s.expose()),
+            _ => None,
+        }
+    }
+
+    /// Whether `name` was given for this listener (`listener.name.<listener>.<name>`).
+    pub fn is_own(&self, name: &'static str) -> bool {
+        self.settings
+            .listener_values
+            .contains_key(&(self.listener.clone(), name))
+    }
+
+    /// Whether a (non-secret) string setting has a non-empty value.
+    pub fn has(&self, name: &'static str) -> bool {
+        match self.value(name) {
+            Ok(Value::Str(s)) => !s.is_empty(),
+            Ok(Value::Secret(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// `listener.name.<listener>.<setting>` for a listener-scoped setting.
+fn listener_scoped(name: &str) -> Option<(&str, &'static Setting)> {
+    let rest = name.strip_prefix(LISTENER_PREFIX)?;
+    let (listener, setting) = rest.split_once('.')?;
+    if listener.is_empty() || !LISTENER_SCOPED.contains(&setting) {
+        return None;
+    }
+    Some((listener, lookup(setting)?))
+}
+
+/// An error about a setting, named as it was given (with its listener prefix).
+fn renamed(e: ConfigError, given: &str) -> ConfigError {
+    match e {
+        ConfigError::Invalid {
+            value,
+            expected,
+            origin,
+            ..
+        } => ConfigError::Invalid {
+            name: given.to_string(),
+            value,
+            expected,
+            origin,
+        },
+        other => other,
+    }
 }
 
 fn invalid(name: &str, value: &str, expected: impl Into<String>) -> ConfigError {
@@ -640,6 +969,7 @@ fn canonical(value: &Value) -> String {
         Value::Double(d) => d.to_string(),
         Value::Str(s) => s.clone(),
         Value::List(items) => items.join(","),
+        Value::Secret(_) => "[hidden]".to_string(),
     }
 }
 
@@ -663,6 +993,18 @@ pub fn expectation(setting: &Setting) -> String {
             "ip:port, e.g. 127.0.0.1:9644, or empty to turn it off".to_string()
         }
         Valid::Advertised => "host:port, or empty for the listener's address".to_string(),
+        Valid::Listeners => {
+            "a list of NAME://host:port, e.g. PLAINTEXT://127.0.0.1:9092".to_string()
+        }
+        Valid::AdvertisedListeners => {
+            "a list of NAME://host:port, or empty for the listeners' own addresses".to_string()
+        }
+        Valid::ProtocolMap => {
+            "a list of NAME:PROTOCOL, PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+                .to_string()
+        }
+        Valid::OneOf(values) => format!("one of {}", values.join(", ")),
+        Valid::EachOneOf(values) => format!("a list of {}", values.join(", ")),
         Valid::Assignors => "a comma-separated list of uniform, range".to_string(),
         Valid::Any => match setting.config_type {
             ConfigType::Boolean => "true or false".to_string(),
@@ -677,6 +1019,9 @@ pub fn expectation(setting: &Setting) -> String {
 
 /// Parse and check one value of a setting that is not a topic default.
 fn parse_value(setting: &Setting, raw: &str) -> Result<Value, ConfigError> {
+    if setting.config_type == ConfigType::Password {
+        return Ok(Value::Secret(Secret(raw.trim().to_string())));
+    }
     let refuse = || invalid(setting.name, raw, expectation(setting));
     let trimmed = raw.trim();
     let value = match setting.config_type {
@@ -716,6 +1061,34 @@ fn parse_value(setting: &Setting, raw: &str) -> Result<Value, ConfigError> {
             (*optional && s.is_empty()) || listener_addr(s).is_ok()
         }
         (Valid::Advertised, Value::Str(s)) => s.is_empty() || host_port(s).is_ok(),
+        (Valid::Listeners, Value::Str(s)) => {
+            !s.is_empty() && s.split(',').all(|l| parse_listener(l).is_ok())
+        }
+        (Valid::AdvertisedListeners, Value::Str(s)) => {
+            s.is_empty() || s.split(',').all(|l| parse_advertised(l).is_ok())
+        }
+        (Valid::ProtocolMap, Value::Str(s)) => parse_protocol_map(s).is_ok(),
+        (Valid::OneOf(values), Value::Str(s)) => {
+            return match values.iter().find(|v| v.eq_ignore_ascii_case(s)) {
+                Some(v) => Ok(Value::Str(v.to_string())),
+                None => Err(refuse()),
+            };
+        }
+        (Valid::EachOneOf(values), Value::List(items)) => {
+            let found: Option<Vec<String>> = items
+                .iter()
+                .map(|i| {
+                    values
+                        .iter()
+                        .find(|v| v.eq_ignore_ascii_case(i))
+                        .map(|v| v.to_string())
+                })
+                .collect();
+            return match found {
+                Some(found) => Ok(Value::List(found)),
+                None => Err(refuse()),
+            };
+        }
         (Valid::Assignors, Value::List(items)) => {
             let names: Option<Vec<String>> = items.iter().map(|a| assignor_name(a)).collect();
             return match names {
@@ -745,6 +1118,54 @@ fn assignor_name(name: &str) -> Option<String> {
     let short = short.to_ascii_lowercase();
     (short == UNIFORM || short == RANGE).then_some(short)
 }
+
+/// One entry of `listeners`: (name, host, port). A bare `host:port` is `PLAINTEXT`, an
+/// empty host every interface; the name is upper-cased, as Kafka compares them.
+pub fn parse_listener(s: &str) -> Result<(String, String, u16), String> {
+    let s = s.trim();
+    let (name, addr) = match s.split_once("://") {
+        Some((name, addr)) => (name.to_ascii_uppercase(), addr),
+        None => ("PLAINTEXT".to_string(), s),
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("bad listener name {name:?}"));
+    }
+    let (host, port) = addr.rsplit_once(':').ok_or("expected host:port")?;
+    let port: u16 = port.parse().map_err(|_| "bad port")?;
+    let host = host.trim_matches(|c| c == '[' || c == ']');
+    Ok((name, host.to_string(), port))
+}
+
+/// One entry of `advertised.listeners`: as [`parse_listener`], but the host is needed.
+pub fn parse_advertised(s: &str) -> Result<(String, String, u16), String> {
+    let (name, host, port) = parse_listener(s)?;
+    if host.is_empty() {
+        return Err("no host".into());
+    }
+    Ok((name, host, port))
+}
+
+/// `listener.security.protocol.map`: listener name (upper case) to security protocol.
+pub fn parse_protocol_map(s: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut map = BTreeMap::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, protocol) = entry
+            .split_once(':')
+            .ok_or_else(|| format!("{entry:?} is not NAME:PROTOCOL"))?;
+        let protocol = protocol.trim().to_ascii_uppercase();
+        if !SECURITY_PROTOCOLS.contains(&protocol.as_str()) {
+            return Err(format!("unknown security protocol {protocol:?}"));
+        }
+        map.insert(name.trim().to_ascii_uppercase(), protocol);
+    }
+    if map.is_empty() {
+        return Err("empty".into());
+    }
+    Ok(map)
+}
+
+/// Kafka's security protocols.
+pub const SECURITY_PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 
 /// The first listener of a `listeners`-style value, without its `SCHEME://`.
 pub fn strip_scheme(s: &str) -> &str {
@@ -797,7 +1218,9 @@ mod tests {
         for s in catalog() {
             let Some(default) = &s.default else {
                 assert!(
-                    s.usage == Usage::Ignored || s.valid == Valid::TopicDefault,
+                    s.usage == Usage::Ignored
+                        || s.valid == Valid::TopicDefault
+                        || s.config_type == ConfigType::Password,
                     "{} is read but has no default",
                     s.name
                 );
@@ -818,9 +1241,16 @@ mod tests {
         for s in catalog() {
             let bad = match s.config_type {
                 ConfigType::String | ConfigType::List if s.valid == Valid::TopicDefault => continue,
+                // Secrets are checked where they are read (a JAAS line, a PEM key).
+                ConfigType::Password => continue,
                 ConfigType::String => match s.valid {
                     Valid::NonEmpty => "",
-                    Valid::Listener { .. } | Valid::Advertised => "nohostport",
+                    Valid::Listener { .. }
+                    | Valid::Advertised
+                    | Valid::Listeners
+                    | Valid::AdvertisedListeners
+                    | Valid::ProtocolMap => "nohostport",
+                    Valid::OneOf(_) => "sometimes",
                     _ => continue,
                 },
                 ConfigType::List => "roundrobin",
