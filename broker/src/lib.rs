@@ -17,10 +17,12 @@ use runnel_kafka::{KafkaBroker, Server};
 pub use runnel_core::BrokerConfig;
 
 /// Where a started broker listens.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Listening {
-    /// The Kafka listener.
+    /// The first Kafka listener.
     pub addr: SocketAddr,
+    /// Every Kafka listener by name, in `listeners` order.
+    pub listeners: Vec<(String, SocketAddr)>,
     /// The metrics listener (`GET /metrics`), unless disabled or its default address
     /// was taken.
     pub metrics: Option<SocketAddr>,
@@ -63,6 +65,7 @@ pub async fn run_with(
     });
     on_ready(Listening {
         addr: server.local_addr()?,
+        listeners: server.listener_addrs()?,
         metrics: metrics_addr,
     });
     server.run(shutdown).await;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use runnel_coordinator::group::{GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
 use runnel_coordinator::SystemClock;
 use runnel_core::Broker;
+use runnel_security::store::{parse_add_scram, SecurityStore};
 
 use crate::fetch_session::FetchSessionCache;
 use crate::group_settings::group_config;
@@ -19,6 +20,8 @@ pub struct KafkaBroker {
     pub groups: Arc<GroupCoordinator>,
     /// KIP-227 fetch sessions.
     pub fetch_sessions: FetchSessionCache,
+    /// SCRAM credentials (and, later, ACLs and shared access policies).
+    pub security: Arc<SecurityStore>,
 }
 
 /// Handlers reach the core's topics and partitions as `broker.…`; what is Kafka's alone
@@ -41,12 +44,36 @@ impl KafkaBroker {
             core.config.max_incremental_fetch_session_cache_slots,
             core.config.min_incremental_fetch_session_eviction_ms,
         );
+        let security = Arc::new(open_security_store(&core)?);
         Ok(KafkaBroker {
             core,
             groups,
             fetch_sessions,
+            security,
         })
     }
+}
+
+/// The security store, with `scram.bootstrap.users` added where a user has no
+/// credential for that mechanism yet (a restart does not reset changed passwords).
+fn open_security_store(core: &Broker) -> std::io::Result<SecurityStore> {
+    let store = SecurityStore::open(&core.config.data_dir)?;
+    if let Some(spec) = &core.config.scram_bootstrap_users {
+        let upserts = parse_add_scram(spec.expose()).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("scram.bootstrap.users: {e}"),
+            )
+        })?;
+        for u in upserts {
+            if store.scram_credential(&u.user, u.mechanism).is_none() {
+                store.upsert_scram(&u.user, u.mechanism, u.credential)?;
+                tracing::info!(user = %u.user, mechanism = u.mechanism.name(),
+                    "added a SCRAM credential from scram.bootstrap.users");
+            }
+        }
+    }
+    Ok(store)
 }
 
 fn open_group_coordinator(

@@ -3,6 +3,8 @@
 //! - [`server`]: the connection loop over a `runnel-net` transport: frames in, one
 //!   dispatch, responses out in request order.
 //! - `handlers`: the one dispatch and a function per API.
+//! - [`authentication`]: TLS client certificates and the SASL exchange, per listener
+//!   and per connection.
 //! - [`context`]: who sent a request (principal, listener, client id, peer); the
 //!   authorizer hook.
 //! - [`kafka_broker`]: the core plus what only Kafka has (the group coordinator, fetch
@@ -12,6 +14,7 @@
 //!   log, runtime and settings.
 //! - [`request_metrics`]: per-API request counters.
 
+pub mod authentication;
 pub mod context;
 pub mod fetch_session;
 pub mod group_settings;

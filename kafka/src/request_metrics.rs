@@ -30,6 +30,8 @@ pub struct ServerMetrics {
     slot_of: [u8; 128],
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// Failed TLS handshakes and SASL exchanges.
+    pub authentication_failures: AtomicU64,
     pub active: Arc<AtomicUsize>,
 }
 
@@ -54,6 +56,7 @@ impl ServerMetrics {
             slot_of,
             connections_accepted: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            authentication_failures: AtomicU64::new(0),
             active: active_connections,
         }
     }
@@ -89,6 +92,11 @@ impl ServerMetrics {
         if let Some(s) = self.apis.get(i) {
             s.closed.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A TLS handshake or SASL exchange failed.
+    pub fn authentication_failed(&self) {
+        self.authentication_failures.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -146,6 +154,12 @@ pub fn response_has_error(body: &ResponseBody) -> bool {
             r.error_code != 0 || any(&r.results, |d| d.error_code != 0)
         }
         ResponseBody::InitProducerId(r) => r.error_code != 0,
+        ResponseBody::SaslHandshake(r) => r.error_code != 0,
+        ResponseBody::SaslAuthenticate(r) => r.error_code != 0,
+        ResponseBody::DescribeUserScramCredentials(r) => {
+            r.error_code != 0 || any(&r.results, |u| u.error_code != 0)
+        }
+        ResponseBody::AlterUserScramCredentials(r) => any(&r.results, |u| u.error_code != 0),
         ResponseBody::FindCoordinator(r) => {
             r.error_code != 0 || any(&r.coordinators, |c| c.error_code != 0)
         }

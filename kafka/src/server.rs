@@ -1,5 +1,6 @@
-//! The network server: accept connections, read frames, dispatch requests, write
-//! responses in request order.
+//! The network server: accept connections on every listener, run TLS and SASL where
+//! the listener asks for them, read frames, dispatch requests, write responses in
+//! request order.
 //!
 //! Each connection has a reader (this task) and a writer task. The reader decodes a
 //! frame, spawns its handler, and queues the handler's join handle on a bounded channel
@@ -14,7 +15,8 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use runnel_net::{
-    Accepted, FramePermit, Listener, OutPart, RequestMemory, ResponseWriter, Transport,
+    Accepted, ConnectionLimits, FramePermit, Listener, OutPart, RequestMemory, ResponseWriter,
+    Transport,
 };
 use runnel_protocol::api::messages::FetchResponse;
 use runnel_protocol::api::{
@@ -27,7 +29,8 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::context::RequestContext;
+use crate::authentication::{Gate, ListenerSecurity, Outcome, Session, TLS_RELOAD_CHECK};
+use crate::context::{ListenerInfo, RequestContext, ANONYMOUS};
 use crate::handlers::{self, Answer, Reply};
 use crate::kafka_broker::KafkaBroker;
 use crate::request_metrics::{fetch_has_error, response_has_error, ApiSlot, ServerMetrics};
@@ -39,41 +42,80 @@ const STALLED_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Server {
-    listener: Listener,
+    listeners: Vec<BoundListener>,
     broker: Arc<KafkaBroker>,
     /// Bytes of requests read but not yet answered, across all connections
     /// (`queued.max.request.bytes`).
     request_memory: RequestMemory,
     metrics: Arc<ServerMetrics>,
+    limits: Arc<ConnectionLimits>,
+}
+
+/// A bound listener and what its connections need to know about it.
+struct BoundListener {
+    listener: Listener,
+    security: Arc<ListenerSecurity>,
 }
 
 impl Server {
-    /// Bind the listener and set the advertised address (the bound port when the
-    /// configured one is 0).
+    /// Bind every listener and set each one's advertised address (the bound port when
+    /// the configured one is 0). A listener whose TLS or SASL settings do not load
+    /// stops the start, naming the listener.
     pub async fn bind(broker: Arc<KafkaBroker>) -> std::io::Result<Server> {
-        let listener =
-            Listener::bind(&broker.config.listener, broker.config.max_connections).await?;
-        let local = listener.local_addr()?;
-        let (host, port) = match &broker.config.advertised_listener {
-            Some((h, p)) => (h.clone(), *p),
-            None => (advertised_host(local), local.port()),
-        };
-        broker.set_advertised(host, port);
-        let request_memory = RequestMemory::new(broker.config.queued_max_request_bytes);
+        let config = &broker.config;
+        let limits = ConnectionLimits::new(
+            config.max_connections,
+            config.max_connections_per_ip,
+            config.max_connections_per_ip_overrides.clone(),
+        );
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let info = Arc::new(ListenerInfo::new(l.name.clone(), l.security_protocol));
+            let security = Arc::new(ListenerSecurity::new(l, info.clone(), &broker.security)?);
+            let listener = Listener::bind(&l.bind, limits.clone(), l.max_connections)
+                .await
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("binding listener {} ({}): {e}", l.name, l.bind),
+                    )
+                })?;
+            let local = listener.local_addr()?;
+            let (host, port) = match &l.advertised {
+                Some((h, p)) => (h.clone(), *p),
+                None => (advertised_host(local), local.port()),
+            };
+            info.set_advertised(host, port);
+            listeners.push(BoundListener { listener, security });
+        }
+        if listeners.is_empty() {
+            return Err(std::io::Error::other("no listeners are configured"));
+        }
+        let request_memory = RequestMemory::new(config.queued_max_request_bytes);
         Ok(Server {
-            metrics: Arc::new(ServerMetrics::new(listener.open_connections())),
-            listener,
+            metrics: Arc::new(ServerMetrics::new(limits.open_connections())),
+            listeners,
             broker,
             request_memory,
+            limits,
         })
     }
 
+    /// The first listener's address (what `--listen` sets).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listeners[0].listener.local_addr()
+    }
+
+    /// Every listener's name and bound address, in `listeners` order.
+    pub fn listener_addrs(&self) -> std::io::Result<Vec<(String, SocketAddr)>> {
+        self.listeners
+            .iter()
+            .map(|l| Ok((l.security.info.name.clone(), l.listener.local_addr()?)))
+            .collect()
     }
 
     pub fn active_connections(&self) -> Arc<AtomicUsize> {
-        self.listener.open_connections()
+        self.limits.open_connections()
     }
 
     /// Request and connection counters, for the metrics endpoint.
@@ -81,59 +123,137 @@ impl Server {
         self.metrics.clone()
     }
 
-    /// Serve until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            // Reap finished connection tasks so the set stays small.
-            while connections.try_join_next().is_some() {}
-            let accepted = tokio::select! {
-                a = self.listener.accept() => a,
-                _ = shutdown.changed() => break,
-            };
-            self.metrics
-                .connections_accepted
-                .fetch_add(1, Ordering::Relaxed);
-            let (stream, peer, slot) = match accepted {
-                Accepted::Open { stream, peer, slot } => (stream, peer, slot),
-                Accepted::Refused { peer, limit } => {
-                    self.metrics
-                        .connections_refused
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%peer, limit, "refusing a connection over max.connections");
-                    continue;
-                }
-            };
-            let broker = self.broker.clone();
-            let shutdown = shutdown.clone();
-            let memory = self.request_memory.clone();
-            let metrics = self.metrics.clone();
-            connections.spawn(async move {
-                let _slot = slot;
-                if let Err(e) =
-                    serve_connection(broker, stream, peer, memory, metrics, shutdown).await
-                {
-                    tracing::debug!(%peer, error = %e, "connection closed with an error");
-                }
-            });
+    /// Serve every listener until `shutdown` turns true.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let mut tasks = Vec::new();
+        for bound in self.listeners {
+            if bound.security.tls.is_some() {
+                tasks.push(tokio::spawn(watch_tls_files(
+                    bound.security.clone(),
+                    shutdown.clone(),
+                )));
+            }
+            tasks.push(tokio::spawn(serve_listener(
+                bound,
+                self.broker.clone(),
+                self.request_memory.clone(),
+                self.metrics.clone(),
+                shutdown.clone(),
+            )));
         }
-        // Let connections finish the requests they are handling (they stop reading at
-        // the shutdown signal), so no append races the logs' close. Bounded: a request
-        // parked on a long wait is dropped.
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                remaining = connections.len(),
-                "connections still busy at shutdown; aborting them"
-            );
-            connections.abort_all();
-            while connections.join_next().await.is_some() {}
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a listener task failed");
+            }
         }
     }
 }
+
+/// Check a TLS listener's key and trust files now and then, and reload them when they
+/// change (new connections get the new certificate; open ones keep theirs).
+async fn watch_tls_files(security: Arc<ListenerSecurity>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TLS_RELOAD_CHECK) => {}
+            _ = shutdown.changed() => return,
+        }
+        let security = security.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(tls) = &security.tls {
+                tls.reload_if_changed(&security.info.name);
+            }
+        })
+        .await;
+    }
+}
+
+async fn serve_listener(
+    bound: BoundListener,
+    broker: Arc<KafkaBroker>,
+    memory: RequestMemory,
+    metrics: Arc<ServerMetrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        // Reap finished connection tasks so the set stays small.
+        while connections.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            a = bound.listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        let (stream, peer, slot) = match accepted {
+            Accepted::Open { stream, peer, slot } => (stream, peer, slot),
+            Accepted::Refused { peer, limit } => {
+                metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%peer, listener = %bound.security.info.name, ?limit,
+                    "refusing a connection over a connection limit");
+                continue;
+            }
+        };
+        let broker = broker.clone();
+        let shutdown = shutdown.clone();
+        let memory = memory.clone();
+        let metrics = metrics.clone();
+        let security = bound.security.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let result = match &security.tls {
+                None => {
+                    let session = Session::new(security.clone(), ANONYMOUS.to_string());
+                    serve_connection(broker, stream, peer, session, memory, metrics, shutdown)
+                        .await
+                }
+                Some(tls) => match tls.server.accept(stream).await {
+                    Ok(stream) => {
+                        let subject = stream.peer_subject();
+                        match tls.principal(subject.as_deref()) {
+                            Ok(principal) => {
+                                let session = Session::new(security.clone(), principal);
+                                serve_connection(
+                                    broker, stream, peer, session, memory, metrics, shutdown,
+                                )
+                                .await
+                            }
+                            Err(e) => {
+                                metrics.authentication_failed();
+                                tracing::warn!(%peer, listener = %security.info.name, error = %e,
+                                    "no principal for the client certificate; closing the connection");
+                                Ok(())
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        metrics.authentication_failed();
+                        tracing::info!(%peer, listener = %security.info.name, error = %e,
+                            "TLS handshake failed");
+                        Ok(())
+                    }
+                },
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection closed with an error");
+            }
+        });
+    }
+    // Let connections finish the requests they are handling (they stop reading at
+    // the shutdown signal), so no append races the logs' close. Bounded: a request
+    // parked on a long wait is dropped.
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            remaining = connections.len(),
+            "connections still busy at shutdown; aborting them"
+        );
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
+}
+
 fn advertised_host(local: SocketAddr) -> String {
     if local.ip().is_unspecified() {
         "127.0.0.1".to_string()
@@ -233,6 +353,7 @@ async fn serve_connection<T: Transport>(
     broker: Arc<KafkaBroker>,
     stream: T,
     peer: SocketAddr,
+    mut session: Session,
     memory: RequestMemory,
     metrics: Arc<ServerMetrics>,
     mut shutdown: watch::Receiver<bool>,
@@ -279,6 +400,15 @@ async fn serve_connection<T: Transport>(
         loop {
             if frame_permit.is_none() && buf.len() >= 4 {
                 let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                if let Some(limit) = session.unauthenticated_frame_limit() {
+                    if size as usize > limit {
+                        metrics.closed_connection(None);
+                        metrics.authentication_failed();
+                        tracing::warn!(%peer, size, limit,
+                            "a frame over sasl.server.max.receive.size before authentication; closing the connection");
+                        break 'read Ok(());
+                    }
+                }
                 if size > 0 && size as usize <= decoder.max_frame_bytes {
                     let permit = tokio::select! {
                         p = memory.acquire(size as usize) => p,
@@ -300,6 +430,27 @@ async fn serve_connection<T: Transport>(
                 }
             };
             let started = Instant::now();
+            if session.expects_raw_token() {
+                // After SaslHandshake v0 the frame is a bare SASL token.
+                frame_permit = None;
+                match session.raw_token(&frame) {
+                    Some(reply) => {
+                        if tx
+                            .send(Pending::Ready(Ok(Some(Outgoing::Frame(reply)))))
+                            .await
+                            .is_err()
+                        {
+                            break 'read Ok(());
+                        }
+                        continue;
+                    }
+                    None => {
+                        metrics.authentication_failed();
+                        tokio::time::sleep(session.failed_authentication_delay()).await;
+                        break 'read Ok(());
+                    }
+                }
+            }
             let request = match decode_request(frame) {
                 Ok(r) => r,
                 Err(e) => match e.response() {
@@ -327,12 +478,42 @@ async fn serve_connection<T: Transport>(
             let permit = frame_permit.take();
             let header = request.header.clone();
             let slot = metrics.slot(header.api_key);
+            match session.gate(header.api_key) {
+                Gate::Serve => {}
+                Gate::Close(why) => {
+                    metrics.closed_connection(Some(slot));
+                    tracing::info!(%peer, api = ?header.api_key, listener = %session.listener().name,
+                        "{why}; closing the connection");
+                    break 'read Ok(());
+                }
+                Gate::Sasl => {
+                    drop(permit);
+                    let (body, outcome) = session.answer(&request);
+                    let failed = matches!(outcome, Outcome::Failed);
+                    if failed {
+                        metrics.authentication_failed();
+                        // Slows down guessing: the answer and the close come later.
+                        tokio::time::sleep(session.failed_authentication_delay()).await;
+                    }
+                    let item =
+                        Pending::Ready(finish(&metrics, slot, started, &header, Some(body), peer));
+                    if tx.send(item).await.is_err() || failed {
+                        break 'read Ok(());
+                    }
+                    continue;
+                }
+            }
             // Requests take effect in the order they arrived, as Kafka handles one
             // request per connection at a time: a producer that pipelines relies on its
             // batches being appended in send order, a consumer on its commits landing in
             // order. Only a handler's waits without side effects (`Reply::Later`: a
             // fetch, a produce's wait for its fsync) overlap later requests.
-            let ctx = RequestContext::anonymous(peer, header.client_id.as_deref());
+            let ctx = RequestContext {
+                principal: session.principal().clone(),
+                listener: session.listener().clone(),
+                client_id: header.client_id.as_deref().unwrap_or("").to_string(),
+                peer,
+            };
             let reply = handlers::handle(&broker, &ctx, request).await;
             drop(permit);
             let item = match reply {

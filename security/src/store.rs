@@ -177,6 +177,40 @@ impl SecurityStore {
         }
     }
 
+    /// AlterUserScramCredentials: every upsert and deletion in one write, or none.
+    /// Deleting a credential that is not there is skipped (the caller checked).
+    pub fn alter_scram(
+        &self,
+        upserts: Vec<ScramUpsert>,
+        deletions: Vec<(String, ScramMechanism)>,
+    ) -> io::Result<()> {
+        for u in &upserts {
+            check_credential(&u.user, u.mechanism, &u.credential)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        }
+        self.change(|state| {
+            let mut changed = false;
+            for (user, mechanism) in &deletions {
+                if let Some(by_mechanism) = state.scram.get_mut(user) {
+                    changed |= by_mechanism.remove(mechanism).is_some();
+                    if by_mechanism.is_empty() {
+                        state.scram.remove(user);
+                    }
+                }
+            }
+            for u in upserts {
+                state
+                    .scram
+                    .entry(u.user)
+                    .or_default()
+                    .insert(u.mechanism, u.credential);
+                changed = true;
+            }
+            changed
+        })
+        .map(|_| ())
+    }
+
     /// Apply `edit` to a copy; if it changed something, persist the copy and only then
     /// publish it, so a change that did not reach the disk is never seen. An error means
     /// "not known to be durable": after a failed directory fsync the renamed file may
@@ -438,6 +472,50 @@ mod tests {
 
     fn credential(m: ScramMechanism, password: &str, iterations: u32) -> ScramCredential {
         ScramCredential::generate(m, password, iterations).unwrap()
+    }
+
+    /// AlterUserScramCredentials' changes land together; a refused one changes nothing.
+    #[test]
+    fn an_alteration_is_one_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecurityStore::open(dir.path()).unwrap();
+        let old = credential(ScramMechanism::Sha256, "old", 4096);
+        store
+            .upsert_scram("gone", ScramMechanism::Sha256, old)
+            .unwrap();
+        let dave = ScramUpsert {
+            user: "dave".to_string(),
+            mechanism: ScramMechanism::Sha512,
+            credential: credential(ScramMechanism::Sha512, "d", 8192),
+        };
+        let mut bad = dave.clone();
+        bad.user = String::new();
+        assert!(store
+            .alter_scram(
+                vec![dave.clone(), bad],
+                vec![("gone".to_string(), ScramMechanism::Sha256)]
+            )
+            .is_err());
+        assert!(store
+            .scram_credential("dave", ScramMechanism::Sha512)
+            .is_none());
+        assert!(store
+            .scram_credential("gone", ScramMechanism::Sha256)
+            .is_some());
+        store
+            .alter_scram(
+                vec![dave.clone()],
+                vec![("gone".to_string(), ScramMechanism::Sha256)],
+            )
+            .unwrap();
+        let reopened = SecurityStore::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.scram_credential("dave", ScramMechanism::Sha512),
+            Some(dave.credential)
+        );
+        assert!(reopened
+            .scram_credential("gone", ScramMechanism::Sha256)
+            .is_none());
     }
 
     #[test]

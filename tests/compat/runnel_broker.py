@@ -19,6 +19,7 @@ import threading
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 READY = "runnel listening on "
+LISTENER = "runnel listener "
 
 
 def runnel_bin():
@@ -50,13 +51,21 @@ class Broker:
                                      stderr=open(self.stderr_path, "wb"), env=env, text=True)
         lines = []
         got = threading.Event()
+        self.listeners = {}
+        listeners_done = threading.Event()
 
         def read():
             for line in self.proc.stdout:
                 if not lines:
                     lines.append(line)
                     got.set()
+                elif line.startswith(LISTENER):
+                    name, _, addr = line[len(LISTENER):].strip().partition(" on ")
+                    self.listeners[name] = addr
+                else:
+                    listeners_done.set()
             got.set()
+            listeners_done.set()
 
         threading.Thread(target=read, daemon=True).start()
         if not got.wait(60) or not lines or not lines[0].startswith(READY):
@@ -64,6 +73,8 @@ class Broker:
             self.proc.kill()
             raise SystemExit(f"FAIL: broker gave no ready line within 60 s (got {lines!r})")
         self.bootstrap = lines[0][len(READY):].strip()
+        # The listener lines follow the ready line, before the metrics line.
+        listeners_done.wait(10)
         print(f"broker pid {self.proc.pid} listening on {self.bootstrap} (data {self.dir})")
         return self
 

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 pub const READY_PREFIX: &str = "runnel listening on ";
 /// The line `runnel serve` prints right after the ready line when it serves metrics.
 pub const METRICS_PREFIX: &str = "runnel metrics on ";
+/// Then one line per listener: `runnel listener NAME on ADDR`.
+pub const LISTENER_PREFIX: &str = "runnel listener ";
 
 /// How long a start may take before the harness gives up (a debug build replaying a log
 /// after a crash is slower than a clean start).
@@ -138,6 +140,8 @@ pub struct TestBroker {
     stderr_logs: Vec<PathBuf>,
     /// The broker's stdout lines after the ready line (until read).
     stdout: Mutex<Option<mpsc::Receiver<String>>>,
+    /// The stdout lines read so far after the ready line, this start.
+    stdout_seen: Mutex<Vec<String>>,
     metrics_addr: Mutex<Option<SocketAddr>>,
 }
 
@@ -164,6 +168,7 @@ impl TestBroker {
             starts: 0,
             stderr_logs: Vec::new(),
             stdout: Mutex::new(None),
+            stdout_seen: Mutex::new(Vec::new()),
             metrics_addr: Mutex::new(None),
         };
         broker.spawn();
@@ -270,6 +275,7 @@ impl TestBroker {
             .and_then(|a| a.trim().parse::<SocketAddr>().ok());
         *self.metrics_addr.lock().unwrap() = None;
         *self.stdout.lock().unwrap() = Some(rx);
+        self.stdout_seen.lock().unwrap().clear();
         match addr {
             Some(addr) if addr.port() != 0 => self.addr = Some(addr),
             _ => {
@@ -306,8 +312,29 @@ impl TestBroker {
     /// (metrics disabled).
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         let mut cached = self.metrics_addr.lock().unwrap();
-        if cached.is_some() {
-            return *cached;
+        if cached.is_none() {
+            *cached = self
+                .stdout_line(METRICS_PREFIX)
+                .and_then(|a| a.trim().parse().ok());
+        }
+        *cached
+    }
+
+    /// The address of the listener named `name` (from its `runnel listener NAME on
+    /// ADDR` line), for a broker started with several `listeners`.
+    pub fn listener_addr(&self, name: &str) -> SocketAddr {
+        let prefix = format!("{LISTENER_PREFIX}{name} on ");
+        self.stdout_line(&prefix)
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| self.fail(&format!("the broker printed no `{prefix}ADDR` line")))
+    }
+
+    /// The rest of the first stdout line after the ready line that starts with
+    /// `prefix`, waiting up to 10 s for it.
+    fn stdout_line(&self, prefix: &str) -> Option<String> {
+        let mut seen = self.stdout_seen.lock().unwrap();
+        if let Some(line) = seen.iter().find(|l| l.starts_with(prefix)) {
+            return Some(line[prefix.len()..].to_string());
         }
         let stdout = self.stdout.lock().unwrap();
         let rx = stdout.as_ref()?;
@@ -316,12 +343,13 @@ impl TestBroker {
             let Ok(line) = rx.recv_timeout(left) else {
                 break;
             };
-            if let Some(addr) = line.strip_prefix(METRICS_PREFIX) {
-                *cached = addr.trim().parse().ok();
-                break;
+            let found = line.strip_prefix(prefix).map(str::to_string);
+            seen.push(line);
+            if found.is_some() {
+                return found;
             }
         }
-        *cached
+        None
     }
 
     /// The broker's data directory (kept across restarts).

@@ -10,6 +10,7 @@ use runnel_broker::BrokerConfig;
 
 mod cli;
 mod perf;
+mod self_signed;
 
 #[derive(Parser)]
 #[command(
@@ -65,6 +66,11 @@ struct ServeArgs {
     /// Repeatable.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     settings: Vec<String>,
+    /// For trying TLS: add an SSL listener on 127.0.0.1:9093 (unless `listeners` has
+    /// one) with a development CA and certificate made under the data directory.
+    /// Clients trust DATA_DIR/tls-self-signed/ca.pem.
+    #[arg(long)]
+    tls_self_signed: bool,
 }
 
 fn init_logging(format: LogFormat, default_level: &str) {
@@ -115,13 +121,22 @@ fn serve(args: ServeArgs) -> ExitCode {
         };
         cli.insert(k.trim().to_string(), v.trim().to_string());
     }
-    let config = match BrokerConfig::load(args.config.as_deref(), cli) {
+    let mut config = match BrokerConfig::load(args.config.as_deref(), cli.clone()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    if args.tls_self_signed {
+        match with_self_signed_tls(&config, args.config.as_deref(), cli) {
+            Ok(c) => config = c,
+            Err(e) => {
+                eprintln!("error: --tls-self-signed: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     raise_fd_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -147,6 +162,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             // Scripts and tests wait for this line; it stays the first one.
             let mut out = std::io::stdout();
             let _ = writeln!(out, "runnel listening on {addr}");
+            for (name, addr) in &listening.listeners {
+                tracing::info!(listener = %name, %addr, "listening");
+                let _ = writeln!(out, "runnel listener {name} on {addr}");
+            }
             if let Some(metrics) = listening.metrics {
                 tracing::info!(addr = %metrics, "serving metrics at /metrics");
                 let _ = writeln!(out, "runnel metrics on {metrics}");
@@ -162,6 +181,42 @@ fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The configuration again, with an SSL listener that uses the development certificate.
+fn with_self_signed_tls(
+    config: &BrokerConfig,
+    file: Option<&std::path::Path>,
+    mut cli: BTreeMap<String, String>,
+) -> Result<BrokerConfig, String> {
+    let made = self_signed::ensure(&config.data_dir).map_err(|e| e.to_string())?;
+    let ssl = match config
+        .listeners
+        .iter()
+        .find(|l| l.security_protocol.uses_tls())
+    {
+        Some(l) => l.name.clone(),
+        None => {
+            let listeners = config.get("listeners").unwrap_or_default();
+            cli.insert(
+                "listeners".to_string(),
+                format!("{listeners},SSL://127.0.0.1:9093"),
+            );
+            "SSL".to_string()
+        }
+    };
+    cli.insert(
+        format!(
+            "listener.name.{}.ssl.keystore.location",
+            ssl.to_ascii_lowercase()
+        ),
+        made.keystore.display().to_string(),
+    );
+    eprintln!(
+        "runnel: listener {ssl} uses a development certificate; clients trust {}",
+        made.ca.display()
+    );
+    BrokerConfig::load(file, cli).map_err(|e| e.to_string())
 }
 
 async fn wait_for_signal() {

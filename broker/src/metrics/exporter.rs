@@ -151,7 +151,7 @@ impl Exporter {
         family(
             out,
             "runnel_connections_refused_total",
-            "Client connections closed at once for going over max.connections.",
+            "Client connections closed at once for going over a connection limit.",
             "counter",
         );
         sample(
@@ -159,6 +159,18 @@ impl Exporter {
             "runnel_connections_refused_total",
             &[],
             s.connections_refused.load(Ordering::Relaxed),
+        );
+        family(
+            out,
+            "runnel_authentication_failures_total",
+            "Failed TLS handshakes and SASL exchanges (Kafka's failed-authentication-total).",
+            "counter",
+        );
+        sample(
+            out,
+            "runnel_authentication_failures_total",
+            &[],
+            s.authentication_failures.load(Ordering::Relaxed),
         );
     }
 

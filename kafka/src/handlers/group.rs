@@ -14,14 +14,17 @@ use runnel_coordinator::group::classic::{JoinRequest, Reply};
 use runnel_coordinator::group::topic_regex::{self, TopicRegex};
 use runnel_coordinator::group::CommitItem;
 
+use crate::context::RequestContext;
+
 const GROUP: i8 = 0;
 
 pub async fn find_coordinator(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     r: m::FindCoordinatorRequest,
     version: i16,
 ) -> ResponseBody {
-    let (host, port) = broker.advertised();
+    let (host, port) = ctx.advertised();
     let node = broker.node_id();
     let answer = |key: &str, key_type: i8| -> (i16, i32, String, i32) {
         match key_type {

@@ -6,6 +6,7 @@ mod admin;
 pub(crate) mod fetch;
 mod group;
 pub(crate) mod produce;
+mod scram;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -73,7 +74,7 @@ pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Re
             };
         }
         RequestBody::ApiVersions(_) => api_versions_response().into(),
-        RequestBody::Metadata(r) => metadata(broker, r, version).await.into(),
+        RequestBody::Metadata(r) => metadata(broker, ctx, r, version).await.into(),
         RequestBody::ListOffsets(r) => {
             let reader = broker.clone();
             match tokio::task::spawn_blocking(move || fetch::list_offsets(&reader, r, version))
@@ -96,10 +97,10 @@ pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Re
         RequestBody::IncrementalAlterConfigs(r) => {
             admin::incremental_alter_configs(broker, r).await.into()
         }
-        RequestBody::DescribeCluster(r) => describe_cluster(broker, &r).into(),
+        RequestBody::DescribeCluster(r) => describe_cluster(broker, ctx, &r).into(),
         RequestBody::DescribeLogDirs(r) => admin::describe_log_dirs(broker, r).into(),
         RequestBody::InitProducerId(r) => admin::init_producer_id(broker, r).into(),
-        RequestBody::FindCoordinator(r) => group::find_coordinator(broker, r, version).await,
+        RequestBody::FindCoordinator(r) => group::find_coordinator(broker, ctx, r, version).await,
         RequestBody::JoinGroup(r) => {
             group::join_group(broker, r, version, &ctx.client_id, ctx.peer).await
         }
@@ -120,6 +121,19 @@ pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Re
         RequestBody::DescribeAcls(r) => admin::describe_acls(r).into(),
         RequestBody::CreateAcls(r) => admin::create_acls(r).into(),
         RequestBody::DeleteAcls(r) => admin::delete_acls(r).into(),
+        RequestBody::DescribeUserScramCredentials(r) => {
+            scram::describe_user_scram_credentials(broker, r).into()
+        }
+        RequestBody::AlterUserScramCredentials(r) => {
+            scram::alter_user_scram_credentials(broker, r).await.into()
+        }
+        // The connection answers these (authentication.rs); they never reach here.
+        RequestBody::SaslHandshake(_) => m::SaslHandshakeResponse::default()
+            .with_error_code(ResponseError::IllegalSaslState.code())
+            .into(),
+        RequestBody::SaslAuthenticate(_) => m::SaslAuthenticateResponse::default()
+            .with_error_code(ResponseError::IllegalSaslState.code())
+            .into(),
     };
     Reply::Now(Some(body))
 }
@@ -193,8 +207,11 @@ pub(crate) fn storage_error_code(e: &StorageError) -> ResponseError {
     }
 }
 
-fn broker_entry(broker: &KafkaBroker) -> m::metadata_response::MetadataResponseBroker {
-    let (host, port) = broker.advertised();
+fn broker_entry(
+    broker: &KafkaBroker,
+    ctx: &RequestContext,
+) -> m::metadata_response::MetadataResponseBroker {
+    let (host, port) = ctx.advertised();
     m::metadata_response::MetadataResponseBroker::default()
         .with_node_id(BrokerId(broker.node_id()))
         .with_host(str_bytes(host))
@@ -240,6 +257,7 @@ fn partition_range_metadata(
 
 async fn metadata(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::MetadataRequest,
     version: i16,
 ) -> m::MetadataResponse {
@@ -292,7 +310,7 @@ async fn metadata(
         t.topic_authorized_operations = authorized_operations(topic_ops, TOPIC_OPERATIONS);
     }
     let mut resp = m::MetadataResponse::default()
-        .with_brokers(vec![broker_entry(broker)])
+        .with_brokers(vec![broker_entry(broker, ctx)])
         .with_controller_id(BrokerId(broker.node_id()))
         .with_topics(topics);
     if version >= 2 {
@@ -493,9 +511,10 @@ fn describe_topic_partitions(
 
 fn describe_cluster(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: &m::DescribeClusterRequest,
 ) -> m::DescribeClusterResponse {
-    let (host, port) = broker.advertised();
+    let (host, port) = ctx.advertised();
     m::DescribeClusterResponse::default()
         .with_cluster_authorized_operations(authorized_operations(
             req.include_cluster_authorized_operations,

@@ -3,6 +3,7 @@
 # (versions in pom.xml), against a broker:
 #   tests/compat/java/run.sh client [BOOTSTRAP]            # JavaClientCheck.java
 #   tests/compat/java/run.sh streams [BOOTSTRAP [--eos=works|refused]]  # StreamsCheck.java
+#   tests/compat/java/run.sh security SSL SASL_PLAINTEXT SASL_SSL CA_PEM  # SecurityCheck.java
 # Without BOOTSTRAP each starts a throwaway runnel broker (RUNNEL_BIN, see ../lib.sh), and
 # the Streams check expects exactly_once_v2 to be refused (Runnel has no transactions);
 # with BOOTSTRAP the check runs against that broker (e.g. Apache Kafka, to prove it).
@@ -17,7 +18,9 @@ source "$here/../lib.sh"
 case "${1:-}" in
 client) main=runnel.compat.JavaClientCheck ;;
 streams) main=runnel.compat.StreamsCheck ;;
-*) fail "usage: $0 client|streams [BOOTSTRAP [ARGS...]]" ;;
+# Run by ../security_check.py, which starts the secured broker and passes its listeners.
+security) main=runnel.compat.SecurityCheck ;;
+*) fail "usage: $0 client|streams|security [BOOTSTRAP [ARGS...]]" ;;
 esac
 shift
 args=("$@")

@@ -1,0 +1,501 @@
+//! Who a connection is: TLS client certificates and the SASL exchange, per listener.
+//!
+//! A [`ListenerSecurity`] is built once per listener from its settings: the TLS
+//! configuration (reloaded when its files change), how a certificate subject becomes a
+//! principal, and the SASL mechanisms with their credentials. A [`Session`] is one
+//! connection's state. On a SASL listener nothing but ApiVersions, SaslHandshake and
+//! SaslAuthenticate is served until the exchange succeeds, as Kafka's
+//! `SaslServerAuthenticator` does; anything else closes the connection.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages as m;
+use kafka_protocol::protocol::StrBytes;
+use runnel_core::listeners::{self as cfg, KeyStore, ListenerConfig, Pem};
+use runnel_net::tls::{self, ServerTls, TlsSettings};
+use runnel_protocol::api::{ApiKey, Request, RequestBody, ResponseBody};
+use runnel_security::principal::{KafkaPrincipal, SslPrincipalMapper};
+use runnel_security::sasl::{
+    parse_plain_jaas, AuthError, Mechanism, PlainUsers, PlainVerifier, SaslServer, SaslStep,
+    ScramCredentials,
+};
+use runnel_security::store::SecurityStore;
+
+use runnel_core::poison::or_stop;
+
+use crate::context::{ListenerInfo, ANONYMOUS};
+
+/// How often TLS key and trust files are checked for a change.
+pub const TLS_RELOAD_CHECK: Duration = Duration::from_secs(10);
+
+/// A listener's TLS: the live configuration and where it came from.
+pub struct TlsEndpoint {
+    pub server: ServerTls,
+    config: cfg::SslConfig,
+    /// The files' modification times when last loaded.
+    loaded: std::sync::Mutex<Vec<Option<SystemTime>>>,
+    mapper: SslPrincipalMapper,
+}
+
+/// A SASL listener's mechanisms and where their credentials live.
+pub struct SaslEndpoint {
+    pub mechanisms: Vec<Mechanism>,
+    plain: Arc<dyn PlainVerifier>,
+    store: Arc<SecurityStore>,
+}
+
+pub struct ListenerSecurity {
+    pub info: Arc<ListenerInfo>,
+    pub tls: Option<TlsEndpoint>,
+    pub sasl: Option<SaslEndpoint>,
+    /// `connection.failed.authentication.delay.ms`.
+    pub failed_authentication_delay: Duration,
+    /// `sasl.server.max.receive.size`.
+    pub sasl_max_receive_size: usize,
+}
+
+fn invalid(listener: &str, what: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("listener {listener}: {what}"),
+    )
+}
+
+fn read_pem(listener: &str, pem: &Pem) -> std::io::Result<Vec<u8>> {
+    match pem {
+        Pem::Inline(text) => Ok(text.as_bytes().to_vec()),
+        Pem::File(path) => std::fs::read(path)
+            .map_err(|e| invalid(listener, format!("reading {}: {e}", path.display()))),
+    }
+}
+
+fn files(config: &cfg::SslConfig) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    match &config.keystore {
+        KeyStore::File(p) => out.push(p.clone()),
+        KeyStore::Inline {
+            certificate_chain,
+            key,
+        } => {
+            for pem in [certificate_chain, key] {
+                if let Pem::File(p) = pem {
+                    out.push(p.clone());
+                }
+            }
+        }
+    }
+    if let Some(Pem::File(p)) = &config.truststore {
+        out.push(p.clone());
+    }
+    out
+}
+
+fn modified(paths: &[PathBuf]) -> Vec<Option<SystemTime>> {
+    paths
+        .iter()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+fn tls_settings(listener: &str, config: &cfg::SslConfig) -> std::io::Result<TlsSettings> {
+    let (chain, key) = match &config.keystore {
+        // Kafka's PEM keystore file holds the key and the chain together.
+        KeyStore::File(path) => {
+            let both = read_pem(listener, &Pem::File(path.clone()))?;
+            (both.clone(), both)
+        }
+        KeyStore::Inline {
+            certificate_chain,
+            key,
+        } => (
+            read_pem(listener, certificate_chain)?,
+            read_pem(listener, key)?,
+        ),
+    };
+    Ok(TlsSettings {
+        certificate_chain_pem: chain,
+        key_pem: key,
+        truststore_pem: match &config.truststore {
+            Some(pem) => Some(read_pem(listener, pem)?),
+            None => None,
+        },
+        client_auth: match config.client_auth {
+            cfg::ClientAuth::None => tls::ClientAuth::None,
+            cfg::ClientAuth::Requested => tls::ClientAuth::Requested,
+            cfg::ClientAuth::Required => tls::ClientAuth::Required,
+        },
+        tls12: config.enabled_protocols.iter().any(|p| p == "TLSv1.2"),
+        tls13: config.enabled_protocols.iter().any(|p| p == "TLSv1.3"),
+    })
+}
+
+impl TlsEndpoint {
+    fn new(listener: &str, config: &cfg::SslConfig) -> std::io::Result<TlsEndpoint> {
+        let paths = files(config);
+        let loaded = modified(&paths);
+        let server =
+            ServerTls::new(&tls_settings(listener, config)?).map_err(|e| invalid(listener, e))?;
+        let mapper = SslPrincipalMapper::parse(&config.principal_mapping_rules)
+            .map_err(|e| invalid(listener, format!("ssl.principal.mapping.rules: {e}")))?;
+        Ok(TlsEndpoint {
+            server,
+            config: config.clone(),
+            loaded: std::sync::Mutex::new(loaded),
+            mapper,
+        })
+    }
+
+    /// Reload the key, chain and trust store if one of their files changed. A change
+    /// that does not load keeps the old configuration (and is logged). Blocking: reads
+    /// files.
+    pub fn reload_if_changed(&self, listener: &str) {
+        let paths = files(&self.config);
+        if paths.is_empty() {
+            return;
+        }
+        let now = modified(&paths);
+        let mut loaded = or_stop(self.loaded.lock(), "TLS file times");
+        if *loaded == now {
+            return;
+        }
+        let result = tls_settings(listener, &self.config).and_then(|s| self.server.replace(&s));
+        match result {
+            Ok(()) => tracing::info!(listener, "reloaded the TLS key and certificates"),
+            Err(e) => tracing::error!(listener, error = %e,
+                "the TLS files changed but do not load; keeping the previous ones"),
+        }
+        *loaded = now;
+    }
+
+    /// The principal of a TLS connection: the certificate subject through
+    /// `ssl.principal.mapping.rules`, or ANONYMOUS without a certificate (Kafka's
+    /// `DefaultKafkaPrincipalBuilder`).
+    pub fn principal(&self, subject: Option<&str>) -> Result<String, String> {
+        match subject {
+            None => Ok(ANONYMOUS.to_string()),
+            Some(dn) => self
+                .mapper
+                .name_for(dn)
+                .map(|name| KafkaPrincipal::user(name).to_string())
+                .map_err(|e| format!("{e}")),
+        }
+    }
+}
+
+impl ListenerSecurity {
+    pub fn new(
+        config: &ListenerConfig,
+        info: Arc<ListenerInfo>,
+        store: &Arc<SecurityStore>,
+    ) -> std::io::Result<ListenerSecurity> {
+        let tls = match &config.ssl {
+            Some(ssl) => Some(TlsEndpoint::new(&config.name, ssl)?),
+            None => None,
+        };
+        let sasl = match &config.sasl {
+            Some(sasl) => {
+                let mechanisms = sasl
+                    .enabled_mechanisms
+                    .iter()
+                    .map(|name| {
+                        Mechanism::from_name(name).ok_or_else(|| {
+                            invalid(&config.name, format!("unknown SASL mechanism {name}"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let plain: Arc<dyn PlainVerifier> = match &sasl.plain_jaas {
+                    Some(jaas) => Arc::new(parse_plain_jaas(jaas).map_err(|e| {
+                        invalid(&config.name, format!("plain.sasl.jaas.config: {e}"))
+                    })?),
+                    None => Arc::new(PlainUsers::new()),
+                };
+                Some(SaslEndpoint {
+                    mechanisms,
+                    plain,
+                    store: store.clone(),
+                })
+            }
+            None => None,
+        };
+        Ok(ListenerSecurity {
+            info,
+            tls,
+            sasl,
+            failed_authentication_delay: Duration::from_millis(
+                config.failed_authentication_delay_ms,
+            ),
+            sasl_max_receive_size: config.sasl_max_receive_size,
+        })
+    }
+}
+
+/// What the connection loop does with a request, given the session's state.
+pub enum Gate {
+    /// Dispatch it as usual.
+    Serve,
+    /// A SASL request: the session answers it ([`Session::handshake`],
+    /// [`Session::authenticate`]).
+    Sasl,
+    /// Not allowed now: close the connection.
+    Close(&'static str),
+}
+
+/// Whether the exchange went on, finished or failed.
+pub enum Outcome {
+    /// Send the response and keep going.
+    Continue,
+    /// Send the response after `connection.failed.authentication.delay.ms`, then close.
+    Failed,
+}
+
+enum State {
+    /// Not a SASL listener, or authenticated.
+    Open,
+    /// A SASL listener before SaslHandshake.
+    AwaitingHandshake,
+    /// After SaslHandshake v1: SaslAuthenticate requests carry the tokens.
+    Authenticating(Box<SaslServer>, Mechanism),
+    /// After SaslHandshake v0: the next frames are bare tokens.
+    AuthenticatingRaw(Box<SaslServer>, Mechanism),
+}
+
+/// One connection's identity.
+pub struct Session {
+    security: Arc<ListenerSecurity>,
+    principal: Arc<str>,
+    state: State,
+}
+
+fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+impl Session {
+    /// A new connection; `principal` is what TLS established (ANONYMOUS otherwise).
+    pub fn new(security: Arc<ListenerSecurity>, principal: String) -> Session {
+        let state = if security.sasl.is_some() {
+            State::AwaitingHandshake
+        } else {
+            State::Open
+        };
+        Session {
+            security,
+            principal: principal.into(),
+            state,
+        }
+    }
+
+    pub fn principal(&self) -> &Arc<str> {
+        &self.principal
+    }
+
+    pub fn listener(&self) -> &Arc<ListenerInfo> {
+        &self.security.info
+    }
+
+    pub fn failed_authentication_delay(&self) -> Duration {
+        self.security.failed_authentication_delay
+    }
+
+    /// The largest frame read before authentication succeeds
+    /// (`sasl.server.max.receive.size`); `None` once it has, or without SASL.
+    pub fn unauthenticated_frame_limit(&self) -> Option<usize> {
+        match self.state {
+            State::Open => None,
+            _ => Some(self.security.sasl_max_receive_size),
+        }
+    }
+
+    /// Whether the next frame is a bare SASL token (after SaslHandshake v0).
+    pub fn expects_raw_token(&self) -> bool {
+        matches!(self.state, State::AuthenticatingRaw(..))
+    }
+
+    pub fn gate(&self, api: ApiKey) -> Gate {
+        let sasl_api = matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
+        match &self.state {
+            State::Open if sasl_api => Gate::Sasl,
+            State::Open => Gate::Serve,
+            State::AwaitingHandshake => match api {
+                ApiKey::ApiVersions => Gate::Serve,
+                ApiKey::SaslHandshake => Gate::Sasl,
+                _ => Gate::Close("a request before SASL authentication"),
+            },
+            State::Authenticating(..) => match api {
+                ApiKey::SaslAuthenticate => Gate::Sasl,
+                _ => Gate::Close("a request in the middle of SASL authentication"),
+            },
+            State::AuthenticatingRaw(..) => Gate::Close("a request instead of a SASL token"),
+        }
+    }
+
+    /// Answer a request the gate gave [`Gate::Sasl`].
+    pub fn answer(&mut self, request: &Request) -> (ResponseBody, Outcome) {
+        match &request.body {
+            RequestBody::SaslHandshake(r) => self.handshake(r, request.header.api_version),
+            RequestBody::SaslAuthenticate(r) => self.authenticate(r),
+            // The gate says Sasl only for the two APIs above.
+            _ => (
+                ResponseBody::SaslAuthenticate(
+                    m::SaslAuthenticateResponse::default()
+                        .with_error_code(ResponseError::IllegalSaslState.code()),
+                ),
+                Outcome::Failed,
+            ),
+        }
+    }
+
+    /// SaslHandshake: pick the mechanism.
+    fn handshake(
+        &mut self,
+        req: &m::SaslHandshakeRequest,
+        version: i16,
+    ) -> (ResponseBody, Outcome) {
+        let enabled: Vec<StrBytes> = self
+            .security
+            .sasl
+            .as_ref()
+            .map(|s| s.mechanisms.iter().map(|m| str_bytes(m.name())).collect())
+            .unwrap_or_default();
+        let response = |code: i16| {
+            ResponseBody::SaslHandshake(
+                m::SaslHandshakeResponse::default()
+                    .with_error_code(code)
+                    .with_mechanisms(enabled.clone()),
+            )
+        };
+        let Some(sasl) = self.security.sasl.as_ref() else {
+            // Kafka answers this on a listener without SASL and carries on.
+            return (
+                response(ResponseError::IllegalSaslState.code()),
+                Outcome::Continue,
+            );
+        };
+        if !matches!(self.state, State::AwaitingHandshake) {
+            return (
+                response(ResponseError::IllegalSaslState.code()),
+                Outcome::Continue,
+            );
+        }
+        let wanted = req.mechanism.as_str();
+        let Some(mechanism) = sasl.mechanisms.iter().copied().find(|m| m.name() == wanted) else {
+            tracing::info!(listener = %self.security.info.name, mechanism = %wanted,
+                "refusing a SASL mechanism that is not enabled");
+            return (
+                response(ResponseError::UnsupportedSaslMechanism.code()),
+                Outcome::Failed,
+            );
+        };
+        let server = Box::new(match mechanism.scram() {
+            Some(scram) => {
+                let credentials: Arc<dyn ScramCredentials> = sasl.store.clone();
+                SaslServer::scram(scram, credentials)
+            }
+            None => SaslServer::plain(sasl.plain.clone()),
+        });
+        self.state = if version == 0 {
+            State::AuthenticatingRaw(server, mechanism)
+        } else {
+            State::Authenticating(server, mechanism)
+        };
+        (response(0), Outcome::Continue)
+    }
+
+    /// SaslAuthenticate: one step of the exchange.
+    fn authenticate(&mut self, req: &m::SaslAuthenticateRequest) -> (ResponseBody, Outcome) {
+        let failed = |code: ResponseError, message: &str| {
+            ResponseBody::SaslAuthenticate(
+                m::SaslAuthenticateResponse::default()
+                    .with_error_code(code.code())
+                    .with_error_message(Some(str_bytes(message))),
+            )
+        };
+        let State::Authenticating(server, mechanism) = &mut self.state else {
+            let message = match self.state {
+                State::Open => "SaslAuthenticate request received after successful authentication",
+                _ => "Unexpected SaslAuthenticate request",
+            };
+            // Without SASL or after it, Kafka answers and keeps the connection.
+            let outcome = if matches!(self.state, State::Open) {
+                Outcome::Continue
+            } else {
+                Outcome::Failed
+            };
+            return (failed(ResponseError::IllegalSaslState, message), outcome);
+        };
+        let mechanism = *mechanism;
+        match server.evaluate(&req.auth_bytes) {
+            Ok(SaslStep::Challenge(token)) => (
+                ResponseBody::SaslAuthenticate(
+                    m::SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token)),
+                ),
+                Outcome::Continue,
+            ),
+            Ok(SaslStep::Complete {
+                principal,
+                final_token,
+            }) => {
+                self.complete(mechanism, principal);
+                (
+                    ResponseBody::SaslAuthenticate(
+                        m::SaslAuthenticateResponse::default()
+                            .with_auth_bytes(Bytes::from(final_token)),
+                    ),
+                    Outcome::Continue,
+                )
+            }
+            Err(e) => {
+                self.log_failure(mechanism, &e);
+                (
+                    failed(ResponseError::SaslAuthenticationFailed, &e.client_message()),
+                    Outcome::Failed,
+                )
+            }
+        }
+    }
+
+    /// A bare token after SaslHandshake v0: the answer frame (size-prefixed), or
+    /// `None` when the exchange failed (v0 has no way to say why: the connection
+    /// closes).
+    pub fn raw_token(&mut self, token: &[u8]) -> Option<Bytes> {
+        let State::AuthenticatingRaw(server, mechanism) = &mut self.state else {
+            return None;
+        };
+        let mechanism = *mechanism;
+        let reply = match server.evaluate(token) {
+            Ok(SaslStep::Challenge(reply)) => reply,
+            Ok(SaslStep::Complete {
+                principal,
+                final_token,
+            }) => {
+                self.complete(mechanism, principal);
+                final_token
+            }
+            Err(e) => {
+                self.log_failure(mechanism, &e);
+                return None;
+            }
+        };
+        let mut frame = BytesMut::with_capacity(4 + reply.len());
+        frame.put_u32(reply.len() as u32);
+        frame.put_slice(&reply);
+        Some(frame.freeze())
+    }
+
+    fn complete(&mut self, mechanism: Mechanism, principal: KafkaPrincipal) {
+        let principal = principal.to_string();
+        tracing::debug!(listener = %self.security.info.name, mechanism = mechanism.name(),
+            %principal, "authenticated");
+        self.principal = principal.into();
+        self.state = State::Open;
+    }
+
+    fn log_failure(&self, mechanism: Mechanism, e: &AuthError) {
+        tracing::info!(listener = %self.security.info.name, mechanism = mechanism.name(),
+            error = %e, "SASL authentication failed");
+    }
+}
