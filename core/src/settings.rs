@@ -176,6 +176,23 @@ static BROKER: &[Def] = &[
          listener left out advertises its own address.",
     ),
     boolean(
+        "allow.everyone.if.no.acl.found",
+        "false",
+        "With an authorizer: whether a resource no ACL names is open to every principal.",
+    ),
+    read(
+        "authorizer.class.name",
+        ConfigType::String,
+        "",
+        Valid::OneOf(&[
+            "",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "kafka.security.authorizer.AclAuthorizer",
+        ]),
+        "The authorizer: empty (every principal may do everything, ACL APIs answer \
+         SECURITY_DISABLED) or Kafka's StandardAuthorizer, which enforces ACLs.",
+    ),
+    boolean(
         "auto.create.topics.enable",
         "true",
         "Create a topic when a client asks for its metadata or produces to it.",
@@ -483,6 +500,13 @@ static BROKER: &[Def] = &[
         "scram.bootstrap.users",
         "Runnel: SCRAM users created at start when missing, in kafka-storage's --add-scram \
          syntax (SCRAM-SHA-256=[name=alice,password=secret];...).",
+    ),
+    read(
+        "super.users",
+        ConfigType::String,
+        "",
+        Valid::Any,
+        "Principals the authorizer allows everything, separated by ';' (User:admin;User:ops).",
     ),
     int(
         "socket.request.max.bytes",

@@ -19,9 +19,10 @@ use runnel_core::listeners::{self as cfg, KeyStore, ListenerConfig, Pem};
 use runnel_net::tls::{self, ServerTls, TlsSettings};
 use runnel_protocol::api::{ApiKey, Request, RequestBody, ResponseBody};
 use runnel_security::principal::{KafkaPrincipal, SslPrincipalMapper};
+use runnel_security::sas::{self, SasGrant, CONNECTION_STRING_USER};
 use runnel_security::sasl::{
-    parse_plain_jaas, AuthError, Mechanism, PlainUsers, PlainVerifier, SaslServer, SaslStep,
-    ScramCredentials,
+    parse_plain_jaas, AuthError, Mechanism, PlainLogin, PlainUsers, PlainVerifier, SaslServer,
+    SaslStep, ScramCredentials,
 };
 use runnel_security::store::SecurityStore;
 
@@ -213,6 +214,10 @@ impl ListenerSecurity {
                     })?),
                     None => Arc::new(PlainUsers::new()),
                 };
+                let plain = Arc::new(ConnectionStringLogins {
+                    users: plain,
+                    store: store.clone(),
+                });
                 Some(SaslEndpoint {
                     mechanisms,
                     plain,
@@ -232,6 +237,47 @@ impl ListenerSecurity {
         })
     }
 }
+
+/// PLAIN logins: Event Hubs connection strings (username `$ConnectionString`, the
+/// connection string as the password) against the store's shared access policies, and
+/// the JAAS users otherwise.
+struct ConnectionStringLogins {
+    users: Arc<dyn PlainVerifier>,
+    store: Arc<SecurityStore>,
+}
+
+impl PlainVerifier for ConnectionStringLogins {
+    fn verify(&self, username: &str, password: &str) -> Option<KafkaPrincipal> {
+        self.login(username, password).map(|l| l.principal)
+    }
+
+    fn login(&self, username: &str, password: &str) -> Option<PlainLogin> {
+        if username != CONNECTION_STRING_USER {
+            return self.users.login(username, password);
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        match self
+            .store
+            .with_policies(|policies| sas::verify_connection_string(policies, password, now))
+        {
+            Ok(grant) => Some(PlainLogin {
+                principal: KafkaPrincipal::new(SAS_PRINCIPAL_TYPE, grant.principal_name()),
+                sas: Some(grant),
+            }),
+            Err(e) => {
+                // The reason never holds a key or signature.
+                tracing::info!(error = %e, "an Event Hubs connection string was refused");
+                None
+            }
+        }
+    }
+}
+
+/// The principal type of a shared-access-policy login (`SharedAccessKey:<policy>`):
+/// not `User`, so no ACL written for users applies to it.
+pub const SAS_PRINCIPAL_TYPE: &str = "SharedAccessKey";
 
 /// What the connection loop does with a request, given the session's state.
 pub enum Gate {
@@ -267,6 +313,8 @@ enum State {
 pub struct Session {
     security: Arc<ListenerSecurity>,
     principal: Arc<str>,
+    /// A connection-string login's rights.
+    sas: Option<Arc<SasGrant>>,
     state: State,
 }
 
@@ -285,12 +333,17 @@ impl Session {
         Session {
             security,
             principal: principal.into(),
+            sas: None,
             state,
         }
     }
 
     pub fn principal(&self) -> &Arc<str> {
         &self.principal
+    }
+
+    pub fn sas(&self) -> Option<&Arc<SasGrant>> {
+        self.sas.as_ref()
     }
 
     pub fn listener(&self) -> &Arc<ListenerInfo> {
@@ -439,7 +492,8 @@ impl Session {
                 principal,
                 final_token,
             }) => {
-                self.complete(mechanism, principal);
+                let sas = server.take_sas_grant();
+                self.complete(mechanism, principal, sas);
                 (
                     ResponseBody::SaslAuthenticate(
                         m::SaslAuthenticateResponse::default()
@@ -472,7 +526,8 @@ impl Session {
                 principal,
                 final_token,
             }) => {
-                self.complete(mechanism, principal);
+                let sas = server.take_sas_grant();
+                self.complete(mechanism, principal, sas);
                 final_token
             }
             Err(e) => {
@@ -486,11 +541,12 @@ impl Session {
         Some(frame.freeze())
     }
 
-    fn complete(&mut self, mechanism: Mechanism, principal: KafkaPrincipal) {
+    fn complete(&mut self, mechanism: Mechanism, principal: KafkaPrincipal, sas: Option<SasGrant>) {
         let principal = principal.to_string();
         tracing::debug!(listener = %self.security.info.name, mechanism = mechanism.name(),
             %principal, "authenticated");
         self.principal = principal.into();
+        self.sas = sas.map(Arc::new);
         self.state = State::Open;
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use runnel_coordinator::group::{GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
 use runnel_coordinator::SystemClock;
 use runnel_core::Broker;
+use runnel_security::authorizer::{Authorizer, AuthorizerConfig};
 use runnel_security::store::{parse_add_scram, SecurityStore};
 
 use crate::fetch_session::FetchSessionCache;
@@ -20,8 +21,11 @@ pub struct KafkaBroker {
     pub groups: Arc<GroupCoordinator>,
     /// KIP-227 fetch sessions.
     pub fetch_sessions: FetchSessionCache,
-    /// SCRAM credentials (and, later, ACLs and shared access policies).
+    /// SCRAM credentials, ACLs and shared access policies.
     pub security: Arc<SecurityStore>,
+    /// The one authorization decision (`authorizer.class.name`, `super.users`,
+    /// `allow.everyone.if.no.acl.found`, SAS rights).
+    pub authorizer: Arc<Authorizer>,
 }
 
 /// Handlers reach the core's topics and partitions as `broker.…`; what is Kafka's alone
@@ -45,11 +49,24 @@ impl KafkaBroker {
             core.config.min_incremental_fetch_session_eviction_ms,
         );
         let security = Arc::new(open_security_store(&core)?);
+        let settings = &core.config.settings;
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let setting = |e: runnel_core::config::ConfigError| invalid(e.to_string());
+        let authorizer_config = AuthorizerConfig::new(
+            settings.str("authorizer.class.name").map_err(setting)?,
+            settings.str("super.users").map_err(setting)?,
+            settings
+                .bool("allow.everyone.if.no.acl.found")
+                .map_err(setting)?,
+        )
+        .map_err(invalid)?;
+        let authorizer = Arc::new(Authorizer::new(authorizer_config, security.clone()));
         Ok(KafkaBroker {
             core,
             groups,
             fetch_sessions,
             security,
+            authorizer,
         })
     }
 }

@@ -38,6 +38,9 @@ use crate::request_metrics::{fetch_has_error, response_has_error, ApiSlot, Serve
 /// How long a connection may send nothing in the middle of a request frame.
 const STALLED_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How often the security store file is checked for another process's change.
+const SECURITY_STORE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -125,7 +128,10 @@ impl Server {
 
     /// Serve every listener until `shutdown` turns true.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let mut tasks = Vec::new();
+        let mut tasks = vec![tokio::spawn(watch_security_store(
+            self.broker.clone(),
+            shutdown.clone(),
+        ))];
         for bound in self.listeners {
             if bound.security.tls.is_some() {
                 tasks.push(tokio::spawn(watch_tls_files(
@@ -164,6 +170,25 @@ async fn watch_tls_files(security: Arc<ListenerSecurity>, mut shutdown: watch::R
             }
         })
         .await;
+    }
+}
+
+/// Pick up changes another process made to the security store (`runnel sas policy`
+/// on this host), so new logins see them.
+async fn watch_security_store(broker: Arc<KafkaBroker>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SECURITY_STORE_CHECK) => {}
+            _ = shutdown.changed() => return,
+        }
+        let store = broker.security.clone();
+        match tokio::task::spawn_blocking(move || store.refresh()).await {
+            Ok(Ok(true)) => tracing::info!("reloaded the security store"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e,
+                "the security store changed but does not load; keeping the previous one"),
+            Err(e) => tracing::error!(error = %e, "reloading the security store failed"),
+        }
     }
 }
 
@@ -513,6 +538,8 @@ async fn serve_connection<T: Transport>(
                 listener: session.listener().clone(),
                 client_id: header.client_id.as_deref().unwrap_or("").to_string(),
                 peer,
+                sas: session.sas().cloned(),
+                authorizer: broker.authorizer.clone(),
             };
             let reply = handlers::handle(&broker, &ctx, request).await;
             drop(permit);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::principal::KafkaPrincipal;
 
-pub use plain::{parse_plain_jaas, PlainServer, PlainUsers, PlainVerifier};
+pub use plain::{parse_plain_jaas, PlainLogin, PlainServer, PlainUsers, PlainVerifier};
 pub use scram::{ScramCredential, ScramCredentials, ScramMechanism, ScramServer};
 
 /// The SASL mechanisms, with Kafka's names. OAUTHBEARER comes later.
@@ -217,6 +217,14 @@ impl SaslServer {
         match self {
             SaslServer::Plain(s) => s.is_complete(),
             SaslServer::Scram(s) => s.is_complete(),
+        }
+    }
+
+    /// After completion: an Event Hubs connection-string login's grant.
+    pub fn take_sas_grant(&mut self) -> Option<crate::sas::SasGrant> {
+        match self {
+            SaslServer::Plain(s) => s.take_sas_grant(),
+            SaslServer::Scram(_) => None,
         }
     }
 }
