@@ -10,6 +10,7 @@ use runnel_broker::BrokerConfig;
 
 mod cli;
 mod perf;
+mod sas;
 mod self_signed;
 
 #[derive(Parser)]
@@ -43,6 +44,9 @@ enum Command {
     /// Load generator: produce, consume and end-to-end throughput and latency.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// Event Hubs shared access policies (connection strings), in the data directory.
+    #[command(subcommand)]
+    Sas(sas::SasCommand),
 }
 
 #[derive(clap::Args)]
@@ -90,13 +94,14 @@ fn main() -> ExitCode {
     // The broker logs what it does; the CLI keeps stderr for errors.
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        Command::Cli(_) | Command::Perf(_) => "warn",
+        Command::Cli(_) | Command::Perf(_) | Command::Sas(_) => "warn",
     };
     init_logging(cli.log_format, default_level);
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Cli(c) => cli::run(cli.global, c),
         Command::Perf(c) => perf::run(cli.global, c),
+        Command::Sas(c) => sas::run(c),
     }
 }
 
