@@ -101,6 +101,10 @@ pub struct SaslConfig {
     pub enabled_mechanisms: Vec<String>,
     /// `plain.sasl.jaas.config`: PlainLoginModule's options (the users).
     pub plain_jaas: Option<String>,
+    /// `connections.max.reauth.ms` (KIP-368); 0: sessions last as long as their credential.
+    pub connections_max_reauth_ms: u64,
+    /// When OAUTHBEARER is enabled: how its tokens are validated.
+    pub oauthbearer: Option<OAuthBearerConfig>,
 }
 
 impl std::fmt::Debug for SaslConfig {
@@ -108,7 +112,105 @@ impl std::fmt::Debug for SaslConfig {
         f.debug_struct("SaslConfig")
             .field("enabled_mechanisms", &self.enabled_mechanisms)
             .field("plain_jaas", &self.plain_jaas.as_ref().map(|_| "[hidden]"))
+            .field("connections_max_reauth_ms", &self.connections_max_reauth_ms)
+            .field("oauthbearer", &self.oauthbearer)
             .finish()
+    }
+}
+
+/// How a listener validates OAUTHBEARER tokens, as Kafka picks its validator callback
+/// handler: signed tokens against the JWKS at `sasl.oauthbearer.jwks.endpoint.url`, or,
+/// without one, unsigned tokens with the `unsecuredValidator*` options of
+/// `oauthbearer.sasl.jaas.config` (development only).
+#[derive(Clone, PartialEq, Eq)]
+pub enum OAuthBearerConfig {
+    Jwks {
+        /// `sasl.oauthbearer.jwks.endpoint.url` (a `file:` URL, checked when loaded).
+        jwks_url: String,
+        /// `sasl.oauthbearer.jwks.endpoint.refresh.ms`: how often the file is checked.
+        refresh_ms: u64,
+        expected_issuer: String,
+        expected_audience: Vec<String>,
+        sub_claim: String,
+        scope_claim: String,
+        clock_skew_seconds: u32,
+    },
+    /// `oauthbearer.sasl.jaas.config`.
+    Unsecured { jaas: String },
+}
+
+impl std::fmt::Debug for OAuthBearerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OAuthBearerConfig::Jwks { jwks_url, .. } => f
+                .debug_struct("Jwks")
+                .field("jwks_url", jwks_url)
+                .finish_non_exhaustive(),
+            OAuthBearerConfig::Unsecured { .. } => f.write_str("Unsecured([hidden])"),
+        }
+    }
+}
+
+const SECURED_HANDLERS: [&str; 2] = [
+    settings::OAUTHBEARER_HANDLERS[0],
+    settings::OAUTHBEARER_HANDLERS[1],
+];
+
+fn oauthbearer_config(
+    listener: &str,
+    own: &ListenerSettings<'_>,
+) -> Result<OAuthBearerConfig, ConfigError> {
+    let url = own
+        .str("sasl.oauthbearer.jwks.endpoint.url")?
+        .trim()
+        .to_string();
+    let handler = own
+        .str("oauthbearer.sasl.server.callback.handler.class")
+        .unwrap_or("");
+    let jaas = own.secret("oauthbearer.sasl.jaas.config");
+    let secured_handler = SECURED_HANDLERS.contains(&handler);
+    if !url.is_empty() {
+        if !handler.is_empty() && !secured_handler {
+            return Err(ConfigError::Conflict(format!(
+                "listener {listener}: oauthbearer.sasl.server.callback.handler.class is the \
+                 unsecured validator, but sasl.oauthbearer.jwks.endpoint.url is set"
+            )));
+        }
+        return Ok(OAuthBearerConfig::Jwks {
+            jwks_url: url,
+            refresh_ms: own.int("sasl.oauthbearer.jwks.endpoint.refresh.ms")?,
+            expected_issuer: own
+                .str("sasl.oauthbearer.expected.issuer")?
+                .trim()
+                .to_string(),
+            expected_audience: own.list("sasl.oauthbearer.expected.audience")?.to_vec(),
+            sub_claim: own
+                .str("sasl.oauthbearer.sub.claim.name")?
+                .trim()
+                .to_string(),
+            scope_claim: own
+                .str("sasl.oauthbearer.scope.claim.name")?
+                .trim()
+                .to_string(),
+            clock_skew_seconds: own.int("sasl.oauthbearer.clock.skew.seconds")?,
+        });
+    }
+    if secured_handler {
+        return Err(ConfigError::Conflict(format!(
+            "listener {listener}: oauthbearer.sasl.server.callback.handler.class validates \
+             signed tokens, which needs sasl.oauthbearer.jwks.endpoint.url (file:///path/to/jwks.json)"
+        )));
+    }
+    match jaas {
+        Some(jaas) => Ok(OAuthBearerConfig::Unsecured {
+            jaas: jaas.to_string(),
+        }),
+        None => Err(ConfigError::Conflict(format!(
+            "listener {listener} enables OAUTHBEARER but says neither how to check signed tokens \
+             (sasl.oauthbearer.jwks.endpoint.url=file:///path/to/jwks.json) nor that unsigned \
+             development tokens are accepted (oauthbearer.sasl.jaas.config with \
+             OAuthBearerLoginModule)"
+        ))),
     }
 }
 
@@ -223,9 +325,17 @@ pub fn from_settings(s: &Settings) -> Result<Vec<ListenerConfig>, ConfigError> {
                     None
                 },
                 sasl: if protocol.uses_sasl() {
+                    let enabled_mechanisms = own.list("sasl.enabled.mechanisms")?.to_vec();
+                    let oauthbearer = if enabled_mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+                        Some(oauthbearer_config(&name, &own)?)
+                    } else {
+                        None
+                    };
                     Some(SaslConfig {
-                        enabled_mechanisms: own.list("sasl.enabled.mechanisms")?.to_vec(),
+                        enabled_mechanisms,
                         plain_jaas: own.secret("plain.sasl.jaas.config").map(str::to_string),
+                        connections_max_reauth_ms: own.int("connections.max.reauth.ms")?,
+                        oauthbearer,
                     })
                 } else {
                     None

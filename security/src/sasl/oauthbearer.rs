@@ -514,6 +514,16 @@ impl JwksValidator {
     }
 
     fn verify(&self, token: &str) -> Result<Map<String, Value>, Refusal> {
+        let header = token.split('.').next().unwrap_or_default();
+        if json_object(header, "JOSE header")?
+            .get("alg")
+            .and_then(Value::as_str)
+            == Some("none")
+        {
+            return Err(Refusal::invalid(
+                "an unsigned token (algorithm none) where signatures are checked",
+            ));
+        }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Refusal::invalid("the token is not a JWS with a readable header"))?;
         let alg = ALGORITHMS
