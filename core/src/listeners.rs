@@ -430,3 +430,111 @@ fn ssl_config(listener: &str, own: &ListenerSettings<'_>) -> Result<SslConfig, C
         principal_mapping_rules: own.str("ssl.principal.mapping.rules")?.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listeners(given: &[(&str, &str)]) -> Result<Vec<ListenerConfig>, ConfigError> {
+        let mut all = vec![(
+            "listeners",
+            "SASL_PLAINTEXT://127.0.0.1:0,DEV://127.0.0.1:0",
+        )];
+        all.push((
+            "listener.security.protocol.map",
+            "SASL_PLAINTEXT:SASL_PLAINTEXT,DEV:SASL_PLAINTEXT",
+        ));
+        all.extend_from_slice(given);
+        let map = all
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        from_settings(&Settings::parse(&map)?)
+    }
+
+    const JAAS: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule \
+                        required unsecuredLoginStringClaim_sub=\"admin\";";
+
+    #[test]
+    fn oauthbearer_is_signed_with_a_jwks_url_and_unsecured_with_only_the_jaas_line() {
+        let l = listeners(&[
+            ("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER"),
+            (
+                "sasl.oauthbearer.jwks.endpoint.url",
+                "file:///etc/jwks.json",
+            ),
+            ("sasl.oauthbearer.expected.audience", "a, b"),
+            ("connections.max.reauth.ms", "60000"),
+            ("listener.name.dev.sasl.oauthbearer.jwks.endpoint.url", ""),
+            ("listener.name.dev.oauthbearer.sasl.jaas.config", JAAS),
+            ("listener.name.dev.connections.max.reauth.ms", "0"),
+        ])
+        .unwrap();
+        let sasl = l[0].sasl.as_ref().unwrap();
+        assert_eq!(sasl.connections_max_reauth_ms, 60000);
+        match sasl.oauthbearer.as_ref().unwrap() {
+            OAuthBearerConfig::Jwks {
+                jwks_url,
+                expected_audience,
+                sub_claim,
+                clock_skew_seconds,
+                ..
+            } => {
+                assert_eq!(jwks_url, "file:///etc/jwks.json");
+                assert_eq!(expected_audience, &["a", "b"]);
+                assert_eq!(sub_claim, "sub");
+                assert_eq!(*clock_skew_seconds, 30);
+            }
+            other => panic!("{other:?}"),
+        }
+        let dev = l[1].sasl.as_ref().unwrap();
+        assert_eq!(dev.connections_max_reauth_ms, 0);
+        assert!(matches!(
+            dev.oauthbearer,
+            Some(OAuthBearerConfig::Unsecured { .. })
+        ));
+        // The JAAS line never shows.
+        assert!(!format!("{dev:?}").contains("unsecuredLoginStringClaim"));
+        // Not enabled: not configured, whatever else is set.
+        let off = listeners(&[("sasl.oauthbearer.jwks.endpoint.url", "file:///x")]).unwrap();
+        assert!(off[0].sasl.as_ref().unwrap().oauthbearer.is_none());
+    }
+
+    #[test]
+    fn oauthbearer_without_a_validator_or_with_a_contradicting_one_refuses_to_start() {
+        let err = listeners(&[("sasl.enabled.mechanisms", "OAUTHBEARER")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("sasl.oauthbearer.jwks.endpoint.url"),
+            "{err}"
+        );
+        let secured =
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+        let unsecured = "org.apache.kafka.common.security.oauthbearer.internals.unsecured.\
+                         OAuthBearerUnsecuredValidatorCallbackHandler";
+        let err = listeners(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            ("oauthbearer.sasl.jaas.config", JAAS),
+            ("oauthbearer.sasl.server.callback.handler.class", secured),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("needs sasl.oauthbearer.jwks.endpoint.url"),
+            "{err}"
+        );
+        let err = listeners(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            ("sasl.oauthbearer.jwks.endpoint.url", "file:///x"),
+            ("oauthbearer.sasl.server.callback.handler.class", unsecured),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("unsecured"), "{err}");
+        assert!(listeners(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            ("sasl.oauthbearer.jwks.endpoint.url", "file:///x"),
+            ("oauthbearer.sasl.server.callback.handler.class", secured),
+        ])
+        .is_ok());
+    }
+}
