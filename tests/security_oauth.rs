@@ -515,6 +515,54 @@ fn oauthbearer_bad_tokens_are_refused_with_kafkas_json_error() {
 }
 
 #[test]
+fn oauthbearer_garbage_fails_cleanly() {
+    let idp = Idp::new("key-1");
+    let dir = tempfile::tempdir().unwrap();
+    let broker = oauth_broker(&idp, dir.path(), &[]);
+    let mut huge = b"n,,\x01auth=Bearer ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 70_000));
+    huge.extend_from_slice(b"\x01\x01");
+    let immediate: [&[u8]; 6] = [
+        b"",
+        b"\xff\xfe\x00",
+        b"\x01",
+        b"n,,\x01auth=Bearer \x01\x01",
+        b"n,,\x01auth=Basic abc\x01\x01",
+        &huge,
+    ];
+    for (addr, listener) in [
+        (broker.listener_addr("SASL_PLAINTEXT"), "signed"),
+        (broker.listener_addr("DEV"), "unsecured"),
+    ] {
+        for token in immediate {
+            let mut raw = Raw::connect(addr);
+            let r = raw.login("OAUTHBEARER", token);
+            assert_eq!(
+                r.error_code, SASL_AUTHENTICATION_FAILED,
+                "{listener}: {token:?}"
+            );
+            assert!(
+                raw.metadata().is_none(),
+                "{listener}: closed after {token:?}"
+            );
+        }
+        // Well-formed framing around a token that is no JWS: the JSON error first.
+        for token in ["a.b.c", "e30.e30.", "x", "e30"] {
+            let mut raw = Raw::connect(addr);
+            let r = raw.login("OAUTHBEARER", &bearer(token));
+            assert_eq!(
+                &r.auth_bytes[..],
+                br#"{"status":"invalid_token"}"#,
+                "{listener}: {token}"
+            );
+            let last = raw.authenticate(b"\x01").expect("answered");
+            assert_eq!(last.error_code, SASL_AUTHENTICATION_FAILED);
+        }
+    }
+    assert!(!broker.stderr_log().contains("panicked"));
+}
+
+#[test]
 fn oauthbearer_unsecured_tokens_on_the_development_listener_only() {
     let idp = Idp::new("key-1");
     let dir = tempfile::tempdir().unwrap();
