@@ -1170,4 +1170,35 @@ pub(crate) mod tests {
         ));
         assert_eq!(s.credential_expires_at_ms(), Some((now_s + 60) * 1000));
     }
+
+    /// An RS256 token made once with Python's `cryptography` (the private key was thrown
+    /// away): sub alice, iss https://idp.test, aud runnel, iat NOW, exp NOW + 300 s.
+    const RS256_JWKS: &str = r#"{"keys":[{"kty":"RSA","kid":"rsa-1","use":"sig","alg":"RS256","n":"xmtjt1XjtHgAgIt01DgwxKspb6SDp11elmAXgfodSmQnVYp9j-c9vLVtpP6mP1JvuHj1jSf_GwJctWgWHIKPLXtLiIwbHw2NgHOlShhd5e8Ox3M9mLkefme1ddPsLO7OBs4FA6aajbt8bP630o25y1oPPLEokbvwk8sOzbX23Z-P3H9xiCgZo3tlBvicZrCWxbhnfRaz3avAzkjX01gUuqHWk64VZZ94a-1NTUSJrEjKNnxh-q05FtNQ5yZIHuGQ8IwqTWnhIOTCt8jwkIUTh7D8XOUkAMmiNpDeNBmyncpncB5NPLfg7r28AjJyxeiVw6gzxKFRLYgZd44JS-qfAQ","e":"AQAB"}]}"#;
+    const RS256_TOKEN: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6InJzYS0xIn0.eyJzdWIiOiJhbGljZSIsImlzcyI6Imh0dHBzOi8vaWRwLnRlc3QiLCJhdWQiOiJydW5uZWwiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMDMwMH0.Fs8v4GExcZ2Zkx5SICEjz1JuzdeVbvIsQFUa3VJi78wlveZaUD_IZVFN30hssr3OtzrSu9xV2KjOubZPHMbERGAnm7P97ww_Ye1eo7r31StT0d6FX1vtmN9XuBH7DsNff5IUNRjGfpwH9SkSYobzaj8HeEj0Zc4Uv5MBKW3od1_weqlvuc6DUMBGYLyLwS22PSwRQe4KQ98b4X1YTrLmz-d8sGN8ltaYx-ABf2r6Wn1YEAL9TMZ0U3kIwYDnqBP9XNxys5ANs9NCz-TW-x-CQMPcch4rE10LqmNyKpqP-UVjfoFU--hvhisEh1nu4dHlozYbsUivbKGga08LcQcUWg";
+
+    #[test]
+    fn rs256_tokens_verify_and_a_changed_byte_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, RS256_JWKS).unwrap();
+        let v = JwksValidator::new(jwks_settings(format!("file://{}", path.display()))).unwrap();
+        let ok = v.validate(RS256_TOKEN, NOW).unwrap();
+        assert_eq!(ok.principal_name, "alice");
+        assert_eq!(ok.expires_at_ms, NOW + 300_000);
+        // Later than exp plus the skew: expired.
+        assert!(v
+            .validate(RS256_TOKEN, NOW + 331_000)
+            .unwrap_err()
+            .why
+            .contains("expired"));
+        let mut sig = RS256_TOKEN.as_bytes().to_vec();
+        let last = sig.len() - 5;
+        sig[last] = if sig[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(sig).unwrap();
+        assert!(v
+            .validate(&tampered, NOW)
+            .unwrap_err()
+            .why
+            .contains("signature"));
+    }
 }
