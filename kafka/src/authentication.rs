@@ -23,7 +23,8 @@ use runnel_security::sas::{self, SasGrant, CONNECTION_STRING_USER};
 use runnel_security::sasl::oauthbearer::system_clock;
 use runnel_security::sasl::{
     parse_oauthbearer_jaas, parse_plain_jaas, AuthError, JwksSettings, JwksValidator, Mechanism,
-    PlainLogin, PlainUsers, PlainVerifier, SaslServer, SaslStep, ScramCredentials, TokenValidator,
+    PlainLogin, PlainUsers, PlainVerifier, SaslServer, SaslStep, ScramCredentials, ScramMechanism,
+    TokenValidator,
 };
 use runnel_security::store::SecurityStore;
 
@@ -276,6 +277,9 @@ impl ListenerSecurity {
                     Some(o) if mechanisms.contains(&Mechanism::OAuthBearer) => {
                         let (v, jwks) = oauthbearer_validator(&config.name, o)?;
                         (Some(v), jwks)
+                    }
+                    None if mechanisms.contains(&Mechanism::OAuthBearer) => {
+                        return Err(invalid(&config.name, "OAUTHBEARER has no token validator"))
                     }
                     _ => (None, None),
                 };
@@ -573,15 +577,19 @@ impl Session {
                 return (response(0), Outcome::Continue);
             }
         }
-        let server = Box::new(match (mechanism.scram(), &sasl.oauthbearer) {
-            (Some(scram), _) => {
-                let credentials: Arc<dyn ScramCredentials> = sasl.store.clone();
-                SaslServer::scram(scram, credentials)
+        let scram = || -> Arc<dyn ScramCredentials> { sasl.store.clone() };
+        let server = Box::new(match (mechanism, &sasl.oauthbearer) {
+            (Mechanism::Plain, _) => SaslServer::plain(sasl.plain.clone()),
+            (Mechanism::ScramSha256, _) => SaslServer::scram(ScramMechanism::Sha256, scram()),
+            (Mechanism::ScramSha512, _) => SaslServer::scram(ScramMechanism::Sha512, scram()),
+            (Mechanism::OAuthBearer, Some(validator)) => SaslServer::oauthbearer(validator.clone()),
+            // ListenerSecurity::new refuses OAUTHBEARER without a validator; never PLAIN.
+            (Mechanism::OAuthBearer, None) => {
+                return (
+                    response(ResponseError::UnsupportedSaslMechanism.code()),
+                    Outcome::Failed,
+                );
             }
-            (None, Some(validator)) if mechanism == Mechanism::OAuthBearer => {
-                SaslServer::oauthbearer(validator.clone())
-            }
-            (None, _) => SaslServer::plain(sasl.plain.clone()),
         });
         self.state = if version == 0 {
             State::AuthenticatingRaw(server, mechanism)
