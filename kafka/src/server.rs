@@ -139,6 +139,14 @@ impl Server {
                     shutdown.clone(),
                 )));
             }
+            if let Some((jwks, every)) = bound.security.sasl.as_ref().and_then(|s| s.jwks.clone()) {
+                tasks.push(tokio::spawn(watch_jwks_file(
+                    bound.security.info.name.clone(),
+                    jwks,
+                    every,
+                    shutdown.clone(),
+                )));
+            }
             tasks.push(tokio::spawn(serve_listener(
                 bound,
                 self.broker.clone(),
@@ -188,6 +196,32 @@ async fn watch_security_store(broker: Arc<KafkaBroker>, mut shutdown: watch::Rec
             Ok(Err(e)) => tracing::error!(error = %e,
                 "the security store changed but does not load; keeping the previous one"),
             Err(e) => tracing::error!(error = %e, "reloading the security store failed"),
+        }
+    }
+}
+
+/// Re-read an OAUTHBEARER listener's JWKS file when it changes
+/// (`sasl.oauthbearer.jwks.endpoint.refresh.ms`), as Kafka refreshes its JWKS: keys
+/// rotate without a restart.
+async fn watch_jwks_file(
+    listener: String,
+    jwks: Arc<runnel_security::sasl::JwksValidator>,
+    every: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        let jwks = jwks.clone();
+        let result = tokio::task::spawn_blocking(move || jwks.reload_if_changed()).await;
+        match result {
+            Ok(Ok(true)) => tracing::info!(listener, "reloaded the OAUTHBEARER JWKS file"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::error!(listener, error = %e,
+                "the JWKS file changed but does not load; keeping the previous keys"),
+            Err(e) => tracing::error!(listener, error = %e, "checking the JWKS file failed"),
         }
     }
 }

@@ -229,13 +229,13 @@ pub fn parse_plain_jaas(jaas: &str) -> Result<PlainUsers, String> {
 
 /// One `<loginModuleClass> <controlFlag> (<name>=<value>)*;` entry.
 #[derive(Debug)]
-struct JaasEntry {
-    login_module: String,
+pub(crate) struct JaasEntry {
+    pub(crate) login_module: String,
     /// In order; a later duplicate wins, as Java's map keeps the last.
-    options: Vec<(String, String)>,
+    pub(crate) options: Vec<(String, String)>,
 }
 
-fn parse_jaas(jaas: &str) -> Result<Vec<JaasEntry>, String> {
+pub(crate) fn parse_jaas(jaas: &str) -> Result<Vec<JaasEntry>, String> {
     let mut tokens = Tokenizer::new(jaas);
     let mut entries = Vec::new();
     loop {
