@@ -455,13 +455,37 @@ impl Acls {
         resource_type: ResourceType,
         name: &'a str,
     ) -> impl Iterator<Item = &'a AclBinding> {
-        self.bindings.iter().filter(move |b| {
+        self.of_type(resource_type).filter(move |b| {
             b.resource_type == resource_type
                 && match b.pattern_type {
                     PatternType::Literal => b.resource_name == name || b.resource_name == WILDCARD,
                     PatternType::Prefixed => name.starts_with(b.resource_name.as_str()),
                 }
         })
+    }
+
+    /// The bindings of one resource type: a range of the sorted set (bindings sort by
+    /// resource type first), so a decision does not scan other types' ACLs.
+    fn of_type(&self, resource_type: ResourceType) -> impl Iterator<Item = &AclBinding> {
+        let first = |t: ResourceType| AclBinding {
+            resource_type: t,
+            resource_name: String::new(),
+            pattern_type: PatternType::Literal,
+            principal: String::new(),
+            host: String::new(),
+            operation: AclOperation::All,
+            permission: Permission::Deny,
+        };
+        let next = ResourceType::ALL
+            .into_iter()
+            .filter(|t| *t > resource_type)
+            .min();
+        let lower = std::ops::Bound::Included(first(resource_type));
+        let upper = match next {
+            Some(t) => std::ops::Bound::Excluded(first(t)),
+            None => std::ops::Bound::Unbounded,
+        };
+        self.bindings.range((lower, upper))
     }
 
     /// Kafka's `authorizeByResourceType`: whether `principal` may do `operation` on at
@@ -478,7 +502,7 @@ impl Acls {
         let mut deny_literal = BTreeSet::new();
         let mut deny_prefix = Vec::new();
         let mut allow = Vec::new();
-        for b in &self.bindings {
+        for b in self.of_type(resource_type) {
             if b.resource_type != resource_type
                 || (b.host != WILDCARD && b.host != host)
                 || (b.principal != principal && b.principal != WILDCARD_PRINCIPAL)
@@ -632,6 +656,23 @@ mod tests {
         assert!(acls.allows_any_of_type("User:p", "h", Write, Topic));
         assert!(!acls.allows_any_of_type("User:q", "h", Write, Topic));
         assert!(!acls.allows_any_of_type("User:r", "h", Write, Topic));
+    }
+
+    #[test]
+    fn a_type_s_range_holds_exactly_its_bindings() {
+        let mut all = Vec::new();
+        for t in ResourceType::ALL {
+            for name in ["", "a", "zz"] {
+                all.push(acl(t, name, Prefixed, "User:*", All, Allow));
+                all.push(acl(t, name, Literal, "User:a", Read, Deny));
+            }
+        }
+        let acls = Acls::new(all.clone());
+        for t in ResourceType::ALL {
+            let got: Vec<&AclBinding> = acls.of_type(t).collect();
+            assert_eq!(got.len(), 6, "{t:?}");
+            assert!(got.iter().all(|b| b.resource_type == t));
+        }
     }
 
     #[test]

@@ -127,6 +127,7 @@ async fn fetch_slices(
     let mut slots = Vec::new();
     let mut has_errors = false;
     let mut topic_ids = TopicIds::default();
+    let mut readable = Readable::default();
     for (index, w) in wanted.iter().enumerate() {
         // Kafka lists aborted transactions only for read_committed (an empty list: there
         // are no transactions), null otherwise.
@@ -137,7 +138,7 @@ async fn fetch_slices(
             .with_log_start_offset(-1)
             .with_aborted_transactions((req.isolation_level == 1).then(Vec::new))
             .with_records(Some(Bytes::new()));
-        match resolve_partition(broker, asker, w, &mut topic_ids) {
+        match resolve_partition(broker, asker, w, &mut topic_ids, &mut readable) {
             Ok(p) => slots.push(Slot {
                 index,
                 p,
@@ -349,17 +350,38 @@ impl TopicIds {
 
 /// The partition to read, or its error and whether that error ends a long poll (Kafka
 /// answers at once for errors found reading, not for partitions it does not know).
+/// Whether the last topic asked about may be read, so a fetch's partitions of one topic
+/// are authorized once.
+#[derive(Default)]
+struct Readable {
+    last: Option<(Arc<str>, bool)>,
+}
+
+impl Readable {
+    fn get(&mut self, asker: &RequestContext, name: &Arc<str>) -> bool {
+        match &self.last {
+            Some((n, ok)) if n == name => *ok,
+            _ => {
+                let ok = asker.authorize(Operation::Read, Resource::Topic(name));
+                self.last = Some((name.clone(), ok));
+                ok
+            }
+        }
+    }
+}
+
 fn resolve_partition(
     broker: &KafkaBroker,
     asker: &RequestContext,
     w: &Wanted,
     topic_ids: &mut TopicIds,
+    readable: &mut Readable,
 ) -> Result<Arc<Partition>, (ResponseError, bool)> {
     let Some(name) = &w.name else {
         return Err((ResponseError::UnknownTopicId, false));
     };
     // Before existence, so a denied client learns nothing about the topic.
-    if !asker.authorize(Operation::Read, Resource::Topic(name)) {
+    if !readable.get(asker, name) {
         return Err((ResponseError::TopicAuthorizationFailed, false));
     }
     let Some(p) = broker.partition(name, w.key.partition) else {
