@@ -288,6 +288,60 @@ fn tls_listener_serves_beside_plaintext() {
     );
 }
 
+/// Key and certificate files are reloaded when they change: new connections get the new
+/// certificate, without a restart.
+#[test]
+fn tls_certificates_reload_without_a_restart() {
+    let pki = Pki::new();
+    let broker = secured_broker(&pki, &[]);
+    let ssl = broker.listener_addr("SSL");
+    let old_ca = path(&pki.ca_pem);
+    let trusting = |ca: &str| -> Result<(), String> {
+        metadata_with(
+            ssl,
+            &[("security.protocol", "ssl"), ("ssl.ca.location", ca)],
+        )
+    };
+    trusting(&old_ca).expect("the first certificate");
+
+    // A broker certificate from a new CA, swapped in by a rename as a deploy would.
+    let (new_ca, new_ca_pem) = new_ca("Runnel rotated CA");
+    let new_ca_path = pki.dir.path().join("new-ca.pem");
+    std::fs::write(&new_ca_path, &new_ca_pem).unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "broker-rotated");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &new_ca).unwrap();
+    let staged = pki.dir.path().join("broker.pem.new");
+    std::fs::write(
+        &staged,
+        format!("{}{}{}", key.serialize_pem(), cert.pem(), new_ca_pem),
+    )
+    .unwrap();
+    std::fs::rename(&staged, &pki.keystore).unwrap();
+
+    let new_ca_path = path(&new_ca_path);
+    runnel_suite::eventually(
+        Duration::from_secs(40),
+        "the broker serves the new certificate",
+        || trusting(&new_ca_path).ok(),
+    );
+    assert!(
+        trusting(&old_ca).is_err(),
+        "a client trusting only the old CA is refused once the certificate changed"
+    );
+    assert!(
+        broker
+            .stderr_log()
+            .contains("reloaded the TLS key and certificates"),
+        "the reload is logged"
+    );
+}
+
 #[test]
 fn tls_client_authentication_required() {
     let pki = Pki::new();
