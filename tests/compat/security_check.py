@@ -84,11 +84,14 @@ def make_pki(d):
     broker = cert(name("broker"), broker_key, ca.subject, ca_key, server=True)
     alice_key = ec.generate_private_key(ec.SECP256R1())
     alice = cert(name("alice", "Runnel"), alice_key, ca.subject, ca_key)
-    paths = {k: os.path.join(d, k) for k in ["ca.pem", "broker.pem", "alice.crt", "alice.key"]}
+    paths = {k: os.path.join(d, k)
+             for k in ["ca.pem", "broker.pem", "alice.crt", "alice.key", "alice.pem"]}
     open(paths["ca.pem"], "wb").write(pem_cert(ca))
     open(paths["broker.pem"], "wb").write(pem_key(broker_key) + pem_cert(broker) + pem_cert(ca))
     open(paths["alice.crt"], "wb").write(pem_cert(alice))
     open(paths["alice.key"], "wb").write(pem_key(alice_key))
+    # The Java client's PEM keystore: the key and the chain in one file.
+    open(paths["alice.pem"], "wb").write(pem_key(alice_key) + pem_cert(alice))
     return paths
 
 
@@ -349,7 +352,8 @@ def main():
 
         before, outlived_before = reauthentications(b)
         java = subprocess.run(["bash", os.path.join(HERE, "java", "run.sh"), "security",
-                               L["SSL"], L["SASL_PLAINTEXT"], L["SASL_SSL"], ca, L["OAUTH_DEV"]],
+                               L["SSL"], L["SASL_PLAINTEXT"], L["SASL_SSL"], ca, L["OAUTH_DEV"],
+                               L["MTLS"], pki["alice.pem"]],
                               timeout=900)
         C.check(java.returncode == 0, "the Java client's security checks (output above)")
         after, outlived = reauthentications(b)
@@ -359,6 +363,9 @@ def main():
                 "for expiry")
 
         kcat(L["SSL"], ["-X", "security.protocol=ssl", "-X", f"ssl.ca.location={ca}"], "kc-ssl")
+        kcat(L["MTLS"], ["-X", "security.protocol=ssl", "-X", f"ssl.ca.location={ca}",
+                         "-X", f"ssl.certificate.location={pki['alice.crt']}",
+                         "-X", f"ssl.key.location={pki['alice.key']}"], "kc-mtls")
         kcat(L["SASL_SSL"], ["-X", "security.protocol=sasl_ssl", "-X", f"ssl.ca.location={ca}",
                              "-X", "sasl.mechanism=SCRAM-SHA-512", "-X", "sasl.username=carol",
                              "-X", "sasl.password=carol-secret"], "kc-sasl-ssl")

@@ -139,14 +139,24 @@ public final class SecurityCheck {
     }
 
     public static void main(String[] args) {
-        if (args.length != 4 && args.length != 5) {
-            System.err.println(
-                    "usage: SecurityCheck SSL_ADDR SASL_PLAINTEXT_ADDR SASL_SSL_ADDR CA_PEM [OAUTH_DEV_ADDR]");
+        if (args.length != 4 && args.length != 5 && args.length != 7) {
+            System.err.println("usage: SecurityCheck SSL_ADDR SASL_PLAINTEXT_ADDR SASL_SSL_ADDR CA_PEM"
+                    + " [OAUTH_DEV_ADDR [MTLS_ADDR CLIENT_KEY_AND_CHAIN_PEM]]");
             System.exit(2);
         }
         String sslAddr = args[0], saslPlain = args[1], saslSsl = args[2], ca = args[3];
-        String oauthDev = args.length == 5 ? args[4] : null;
+        String oauthDev = args.length >= 5 ? args[4] : null;
+        String mtlsAddr = args.length == 7 ? args[5] : null;
+        String clientPem = args.length == 7 ? args[6] : null;
         Checks.main("java-security", () -> {
+            if (mtlsAddr != null) {
+                Checks.section("mutual TLS with a PEM keystore (ssl.client.auth=required)", () -> {
+                    Properties p = ssl(mtlsAddr, ca);
+                    p.put(SslConfigs.SSL_KEYSTORE_TYPE_CONFIG, "PEM");
+                    p.put(SslConfigs.SSL_KEYSTORE_LOCATION_CONFIG, clientPem);
+                    roundTrip(p, "java-mtls");
+                });
+            }
             if (oauthDev != null) {
                 Checks.section("SASL/OAUTHBEARER with the unsecured login module", () -> roundTrip(
                         unsecuredOAuth(oauthDev, "java-user"), "java-oauth"));
