@@ -451,6 +451,20 @@ static BROKER: &[Def] = &[
         10_000,
         "Runnel: requests of one connection read ahead of their responses.",
     ),
+    int(
+        "quota.window.num",
+        "11",
+        1,
+        INT_MAX,
+        "The number of samples client quotas keep (the window is this many samples).",
+    ),
+    int(
+        "quota.window.size.seconds",
+        "1",
+        1,
+        INT_MAX,
+        "The time span of each sample of client quotas, in seconds.",
+    ),
     read(
         "sasl.enabled.mechanisms",
         ConfigType::List,
