@@ -13,6 +13,7 @@ use crate::fetch_session::FetchSessionCache;
 use crate::group_settings::group_config;
 use crate::group_timers;
 use crate::offsets_log::{self, PartitionLog, RegistryTopics};
+use crate::quotas::QuotaManager;
 
 pub struct KafkaBroker {
     pub core: Arc<Broker>,
@@ -22,6 +23,8 @@ pub struct KafkaBroker {
     pub fetch_sessions: FetchSessionCache,
     /// SCRAM credentials (and, later, ACLs and shared access policies).
     pub security: Arc<SecurityStore>,
+    /// Client quotas (KIP-546) as enforced: the security store's quotas and the rates.
+    pub quotas: QuotaManager,
 }
 
 /// Handlers reach the core's topics and partitions as `broker.…`; what is Kafka's alone
@@ -45,11 +48,22 @@ impl KafkaBroker {
             core.config.min_incremental_fetch_session_eviction_ms,
         );
         let security = Arc::new(open_security_store(&core)?);
+        let settings = &core.config.settings;
+        let quotas = QuotaManager::new(
+            settings
+                .int("quota.window.num")
+                .map_err(std::io::Error::other)?,
+            settings
+                .int("quota.window.size.seconds")
+                .map_err(std::io::Error::other)?,
+        );
+        quotas.load(&security.client_quotas());
         Ok(KafkaBroker {
             core,
             groups,
             fetch_sessions,
             security,
+            quotas,
         })
     }
 }

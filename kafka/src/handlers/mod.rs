@@ -6,6 +6,7 @@ mod admin;
 pub(crate) mod fetch;
 mod group;
 pub(crate) mod produce;
+mod quotas;
 mod scram;
 
 use std::future::Future;
@@ -126,6 +127,12 @@ pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Re
         }
         RequestBody::AlterUserScramCredentials(r) => {
             scram::alter_user_scram_credentials(broker, r).await.into()
+        }
+        RequestBody::DescribeClientQuotas(r) => {
+            quotas::describe_client_quotas(broker, ctx, r).into()
+        }
+        RequestBody::AlterClientQuotas(r) => {
+            quotas::alter_client_quotas(broker, ctx, r).await.into()
         }
         // The connection answers these (authentication.rs); they never reach here.
         RequestBody::SaslHandshake(_) => m::SaslHandshakeResponse::default()
