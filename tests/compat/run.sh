@@ -2,7 +2,7 @@
 # The compat suite: real third-party Kafka clients against `runnel serve`: kcat,
 # confluent-kafka, kafka-python, aiokafka, the Java client and Kafka Streams, franz-go,
 # Sarama and kafka-go, kafkajs and @confluentinc/kafka-javascript, and Apache Kafka's own
-# command-line tools; and TLS and SASL with confluent-kafka, kafka-python, kcat and the
+# command-line tools (kafka_quotas.sh: client quotas); and TLS and SASL with confluent-kafka, kafka-python, kcat and the
 # Java client (security_check.py).
 #   tests/compat/run.sh            # builds the broker (debug) unless RUNNEL_BIN is set
 # Needs kcat on PATH, the Python clients from requirements.txt (PYTHON selects the
@@ -46,6 +46,7 @@ run kafka-streams bash "$here/java/run.sh" streams
 run go-clients bash "$here/go/run.sh"
 run js-clients bash "$here/js/run.sh"
 run kafka-tools bash "$here/kafka_tools.sh"
+run kafka-quotas bash "$here/kafka_quotas.sh"
 run security "$PYTHON" "$here/security_check.py"
 
 echo
