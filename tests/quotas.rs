@@ -669,3 +669,68 @@ fn connections_over_the_ip_rate_are_closed() {
         "held connections are counted"
     );
 }
+
+/// `runnel quotas alter|describe`, the operator CLI over the same APIs.
+#[test]
+fn the_cli_alters_and_describes_quotas() {
+    let broker = TestBroker::start();
+    let cli = |args: &[&str]| {
+        let o = std::process::Command::new(runnel_suite::runnel_bin())
+            .arg("--bootstrap-server")
+            .arg(broker.bootstrap())
+            .args(args)
+            .output()
+            .expect("run the CLI");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (code, out, _) = cli(&[
+        "quotas",
+        "alter",
+        "--entity",
+        "user=alice",
+        "--add-config",
+        "producer_byte_rate=1048576,consumer_byte_rate=2e6",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "Updated: quotas of user=alice\n")
+    );
+    let (code, _, err) = cli(&[
+        "quotas",
+        "alter",
+        "--entity",
+        "client-id=<default>",
+        "--add-config",
+        "producer_byte_rate=1.5",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("producer_byte_rate cannot be a fractional value."),
+        "{err}"
+    );
+    cli(&[
+        "quotas",
+        "alter",
+        "--entity",
+        "client-id=<default>",
+        "--add-config",
+        "request_percentage=25",
+    ]);
+    let (code, out, _) = cli(&["quotas", "describe", "--entity-type", "user"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out,
+        "ENTITY      QUOTA               VALUE\n\
+         user=alice  consumer_byte_rate  2000000\n\
+         user=alice  producer_byte_rate  1048576\n"
+    );
+    let (_, out, _) = cli(&["quotas", "describe", "--entity", "client-id=<default>"]);
+    assert!(
+        out.contains("client-id=<default>  request_percentage  25"),
+        "{out}"
+    );
+}
