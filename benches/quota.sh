@@ -143,8 +143,8 @@ if [[ -n "$record" ]]; then
     echo "### $(date -u +%Y-%m-%d), producer_byte_rate holds over a window"
     echo
     echo "\`benches/quota.sh --record\` (QUOTA_RATE=$rate, QUOTA_SECONDS=$seconds) on $(nproc) cores,"
-    echo "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(uname -sr); broker \`${bin#"$root"/}\`"
-    echo "(${bin##*/} from $(basename "$(dirname "$bin")")). A producer at full speed against"
+    echo "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(uname -sr); broker \`runnel\`"
+    echo "($(basename "$(dirname "$bin")") build). A producer at full speed against"
     echo "\`producer_byte_rate=$rate\` on \`client-id=<default>\` for ${seconds} s; the broker's"
     echo "\`runnel_topic_bytes_in_total\` sampled at the start, after 12 s and when the"
     echo "producer has finished (the Rust client drains what it queued in ${seconds} s at the quota, so"
