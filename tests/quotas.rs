@@ -594,6 +594,33 @@ fn request_percentage_throttles_any_request() {
             throttled > 0,
             "no Metadata response of the busy client was throttled"
         );
+        // KIP-219: after a throttled response the connection is muted for the throttle
+        // time, so the next answer cannot come sooner (a lower bound: a slow machine
+        // only makes it later).
+        let ResponseBody::Metadata(r) = send(
+            &busy,
+            m::MetadataRequest::default().with_topics(Some(vec![])),
+            12,
+        )
+        .await
+        else {
+            panic!("not a Metadata response")
+        };
+        if r.throttle_time_ms > 0 {
+            let muted = std::time::Instant::now();
+            send(
+                &busy,
+                m::MetadataRequest::default().with_topics(Some(vec![])),
+                12,
+            )
+            .await;
+            let waited = muted.elapsed().as_millis() as i32;
+            assert!(
+                waited >= r.throttle_time_ms / 2,
+                "answered after {waited} ms of a {} ms throttle",
+                r.throttle_time_ms
+            );
+        }
         let ResponseBody::Metadata(r) = send(
             &admin,
             m::MetadataRequest::default().with_topics(Some(vec![])),
