@@ -212,7 +212,13 @@ fn alter_and_describe_answer_as_kafka_and_survive_a_restart() {
         let r = alter(
             &conn,
             vec![
-                entry(&alice, &[("producer_byte_rate", Some(1024.0)), ("consumer_byte_rate", Some(2048.0))]),
+                entry(
+                    &alice,
+                    &[
+                        ("producer_byte_rate", Some(1024.0)),
+                        ("consumer_byte_rate", Some(2048.0)),
+                    ],
+                ),
                 entry(&alice_app, &[("request_percentage", Some(12.5))]),
                 entry(&default_user, &[("producer_byte_rate", Some(4096.0))]),
                 entry(&default_client, &[("controller_mutation_rate", Some(10.0))]),
@@ -234,70 +240,57 @@ fn alter_and_describe_answer_as_kafka_and_survive_a_restart() {
             ]
         );
 
-        // Kafka's checks (ClientQuotaControlManager), with its messages.
-        let r = alter(
-            &conn,
-            vec![
-                entry(&[("user", Some("bob"))], &[("connection_creation_rate", Some(1.0))]),
-                entry(&[("client-id", Some("c1"))], &[("producer_byte_rate", Some(0.0))]),
-                entry(&[("client-id", Some("c2"))], &[("producer_byte_rate", Some(10.5))]),
-                entry(&[("client-id", Some("c3"))], &[("consumer_byte_rate", Some(1e19))]),
-                entry(&[("ip", Some("127.0.0.3"))], &[("connection_creation_rate", Some(3e9))]),
-                entry(&[("ip", Some("127.0.0.4"))], &[("producer_byte_rate", Some(1.0))]),
-                entry(&[("ip", Some("not an ip"))], &[("connection_creation_rate", Some(1.0))]),
-                entry(&[("ip", None), ("user", Some("x"))], &[("connection_creation_rate", Some(1.0))]),
-                entry(&[], &[("producer_byte_rate", Some(1.0))]),
-                entry(&[("group", Some("g"))], &[("producer_byte_rate", Some(1.0))]),
-                entry(&[("user", Some(""))], &[("producer_byte_rate", Some(1.0))]),
-                entry(&[("client-id", Some("dup"))], &[("producer_byte_rate", Some(1.0)), ("producer_byte_rate", Some(2.0))]),
-                entry(&[("client-id", Some("c4"))], &[("no_such_quota", Some(1.0))]),
-            ],
-            false,
-        )
-        .await;
-        assert_eq!(
-            r,
-            vec![
-                refused("user=bob", "Invalid configuration key connection_creation_rate"),
-                refused("client-id=c1", "Quota producer_byte_rate must be greater than 0"),
-                refused("client-id=c2", "producer_byte_rate cannot be a fractional value."),
-                refused("client-id=c3", "Proposed value for consumer_byte_rate is too large for a LONG."),
-                refused("ip=127.0.0.3", "Proposed value for connection_creation_rate is too large for an INT."),
-                refused("ip=127.0.0.4", "Invalid configuration key producer_byte_rate"),
-                refused("ip=not an ip", "not an ip is not a valid IP or resolvable host."),
-                refused("ip=<default>,user=x", "Invalid quota entity combination, IP entity shouldnot be combined with User or ClientId"),
-                refused("", "Invalid empty client quota entity"),
-                refused("group=g", "Unhandled client quota entity type: group"),
-                refused("user=", "Empty user not supported"),
-                refused("client-id=dup", "Ignoring duplicate entity ClientQuotaEntity(entries={client-id=dup})"),
-                refused("client-id=c4", "Invalid configuration key no_such_quota"),
-            ]
-        );
+        kafkas_refusals(&conn).await;
 
         // validate_only checks and changes nothing.
         let r = alter(
             &conn,
-            vec![entry(&[("client-id", Some("dry"))], &[("producer_byte_rate", Some(1.0))])],
+            vec![entry(
+                &[("client-id", Some("dry"))],
+                &[("producer_byte_rate", Some(1.0))],
+            )],
             true,
         )
         .await;
         assert_eq!(r, vec![ok("client-id=dry")]);
 
         let everything = vec![
-            ("client-id=<default>".to_string(), vec![("controller_mutation_rate".to_string(), 10.0)]),
-            ("client-id=app,user=alice".to_string(), vec![("request_percentage".to_string(), 12.5)]),
-            ("ip=127.0.0.2".to_string(), vec![("connection_creation_rate".to_string(), 5.0)]),
-            ("ip=<default>".to_string(), vec![("connection_creation_rate".to_string(), 1000.0)]),
-            ("user=<default>".to_string(), vec![("producer_byte_rate".to_string(), 4096.0)]),
+            (
+                "client-id=<default>".to_string(),
+                vec![("controller_mutation_rate".to_string(), 10.0)],
+            ),
+            (
+                "client-id=app,user=alice".to_string(),
+                vec![("request_percentage".to_string(), 12.5)],
+            ),
+            (
+                "ip=127.0.0.2".to_string(),
+                vec![("connection_creation_rate".to_string(), 5.0)],
+            ),
+            (
+                "ip=<default>".to_string(),
+                vec![("connection_creation_rate".to_string(), 1000.0)],
+            ),
+            (
+                "user=<default>".to_string(),
+                vec![("producer_byte_rate".to_string(), 4096.0)],
+            ),
             (
                 "user=alice".to_string(),
-                vec![("consumer_byte_rate".to_string(), 2048.0), ("producer_byte_rate".to_string(), 1024.0)],
+                vec![
+                    ("consumer_byte_rate".to_string(), 2048.0),
+                    ("producer_byte_rate".to_string(), 1024.0),
+                ],
             ),
         ];
         assert_eq!(describe(&conn, vec![], false).await, Ok(everything.clone()));
         // EXACT, DEFAULT and SPECIFIED; strict wants exactly the named types.
         let users = |v: &[&str]| -> Described {
-            Ok(everything.iter().filter(|(e, _)| v.contains(&e.as_str())).cloned().collect())
+            Ok(everything
+                .iter()
+                .filter(|(e, _)| v.contains(&e.as_str()))
+                .cloned()
+                .collect())
         };
         assert_eq!(
             describe(&conn, vec![component("user", EXACT, Some("alice"))], false).await,
@@ -318,7 +311,10 @@ fn alter_and_describe_answer_as_kafka_and_survive_a_restart() {
         assert_eq!(
             describe(
                 &conn,
-                vec![component("user", SPECIFIED, None), component("client-id", SPECIFIED, None)],
+                vec![
+                    component("user", SPECIFIED, None),
+                    component("client-id", SPECIFIED, None)
+                ],
                 true
             )
             .await,
@@ -328,44 +324,6 @@ fn alter_and_describe_answer_as_kafka_and_survive_a_restart() {
             describe(&conn, vec![component("ip", SPECIFIED, None)], false).await,
             users(&["ip=127.0.0.2", "ip=<default>"])
         );
-        // Kafka's refusals of a filter (ClientQuotasImage.describe).
-        let refusals = [
-            (vec![component("", EXACT, Some("x"))], INVALID_REQUEST, "Invalid empty entity type."),
-            (
-                vec![component("user", EXACT, Some("a")), component("user", DEFAULT, None)],
-                INVALID_REQUEST,
-                "Entity type user cannot appear more than once in the filter.",
-            ),
-            (vec![component("group", SPECIFIED, None)], UNSUPPORTED_VERSION, "Unsupported entity type group"),
-            (
-                vec![component("user", EXACT, None)],
-                INVALID_REQUEST,
-                "Request specified MATCH_TYPE_EXACT, but set match string to null.",
-            ),
-            (
-                vec![component("user", DEFAULT, Some("a"))],
-                INVALID_REQUEST,
-                "Request specified MATCH_TYPE_DEFAULT, but also specified a match string.",
-            ),
-            (
-                vec![component("user", SPECIFIED, Some("a"))],
-                INVALID_REQUEST,
-                "Request specified MATCH_TYPE_SPECIFIED, but also specified a match string.",
-            ),
-            (vec![component("user", 7, None)], INVALID_REQUEST, "Unknown match type 7"),
-            (
-                vec![component("ip", SPECIFIED, None), component("user", SPECIFIED, None)],
-                INVALID_REQUEST,
-                "Invalid entity filter component combination. IP filter component should not be used with user or clientId filter component.",
-            ),
-        ];
-        for (filter, code, message) in refusals {
-            assert_eq!(
-                describe(&conn, filter, false).await,
-                Err((code, message.to_string()))
-            );
-        }
-
         // Removing a value; removing the last one removes the entity.
         let r = alter(
             &conn,
@@ -377,7 +335,10 @@ fn alter_and_describe_answer_as_kafka_and_survive_a_restart() {
             false,
         )
         .await;
-        assert_eq!(r, vec![ok("user=alice"), ok("ip=127.0.0.2"), ok("client-id=never")]);
+        assert_eq!(
+            r,
+            vec![ok("user=alice"), ok("ip=127.0.0.2"), ok("client-id=never")]
+        );
     });
 
     broker.restart();
@@ -396,6 +357,145 @@ fn alter_and_describe_answer_as_kafka_and_survive_a_restart() {
             ]
         );
         assert_eq!(after[4].1, vec![("producer_byte_rate".to_string(), 1024.0)]);
+    });
+}
+
+/// Kafka's refusals of AlterClientQuotas entries and DescribeClientQuotas filters, with
+/// its codes and messages. They change nothing, so they run against any broker:
+/// `RUNNEL_QUOTAS_REFERENCE=HOST:PORT cargo test --test quotas -- --ignored` checks them
+/// against Apache Kafka (tests/kafka/kafka.sh start DIR).
+async fn kafkas_refusals(conn: &Connection) {
+    // Kafka's checks (ClientQuotaControlManager), with its messages.
+    let r = alter(
+        &conn,
+        vec![
+            entry(
+                &[("user", Some("bob"))],
+                &[("connection_creation_rate", Some(1.0))],
+            ),
+            entry(
+                &[("client-id", Some("c1"))],
+                &[("producer_byte_rate", Some(0.0))],
+            ),
+            entry(
+                &[("client-id", Some("c2"))],
+                &[("producer_byte_rate", Some(10.5))],
+            ),
+            entry(
+                &[("client-id", Some("c3"))],
+                &[("consumer_byte_rate", Some(1e19))],
+            ),
+            entry(
+                &[("ip", Some("127.0.0.3"))],
+                &[("connection_creation_rate", Some(3e9))],
+            ),
+            entry(
+                &[("ip", Some("127.0.0.4"))],
+                &[("producer_byte_rate", Some(1.0))],
+            ),
+            entry(
+                &[("ip", Some("not an ip"))],
+                &[("connection_creation_rate", Some(1.0))],
+            ),
+            entry(
+                &[("ip", None), ("user", Some("x"))],
+                &[("connection_creation_rate", Some(1.0))],
+            ),
+            entry(&[], &[("producer_byte_rate", Some(1.0))]),
+            entry(
+                &[("group", Some("g"))],
+                &[("producer_byte_rate", Some(1.0))],
+            ),
+            entry(&[("user", Some(""))], &[("producer_byte_rate", Some(1.0))]),
+            entry(
+                &[("client-id", Some("dup"))],
+                &[
+                    ("producer_byte_rate", Some(1.0)),
+                    ("producer_byte_rate", Some(2.0)),
+                ],
+            ),
+            entry(
+                &[("client-id", Some("c4"))],
+                &[("no_such_quota", Some(1.0))],
+            ),
+        ],
+        false,
+    )
+    .await;
+    // Kafka answers in its map's order, Runnel in the request's: compare as sets.
+    let sorted = |mut v: AlterResult| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(r),
+        sorted(vec![
+            refused("user=bob", "Invalid configuration key connection_creation_rate"),
+            refused("client-id=c1", "Quota producer_byte_rate must be greater than 0"),
+            refused("client-id=c2", "producer_byte_rate cannot be a fractional value."),
+            refused("client-id=c3", "Proposed value for consumer_byte_rate is too large for a LONG."),
+            refused("ip=127.0.0.3", "Proposed value for connection_creation_rate is too large for an INT."),
+            refused("ip=127.0.0.4", "Invalid configuration key producer_byte_rate"),
+            refused("ip=not an ip", "not an ip is not a valid IP or resolvable host."),
+            refused("ip=<default>,user=x", "Invalid quota entity combination, IP entity shouldnot be combined with User or ClientId"),
+            refused("", "Invalid empty client quota entity"),
+            refused("group=g", "Unhandled client quota entity type: group"),
+            refused("user=", "Empty user not supported"),
+            refused("client-id=dup", "Ignoring duplicate entity ClientQuotaEntity(entries={client-id=dup})"),
+            refused("client-id=c4", "Invalid configuration key no_such_quota"),
+        ])
+    );
+
+    // Kafka's refusals of a filter (ClientQuotasImage.describe).
+    let refusals = [
+        (vec![component("", EXACT, Some("x"))], INVALID_REQUEST, "Invalid empty entity type."),
+        (
+            vec![component("user", EXACT, Some("a")), component("user", DEFAULT, None)],
+            INVALID_REQUEST,
+            "Entity type user cannot appear more than once in the filter.",
+        ),
+        (vec![component("group", SPECIFIED, None)], UNSUPPORTED_VERSION, "Unsupported entity type group"),
+        (
+            vec![component("user", EXACT, None)],
+            INVALID_REQUEST,
+            "Request specified MATCH_TYPE_EXACT, but set match string to null.",
+        ),
+        (
+            vec![component("user", DEFAULT, Some("a"))],
+            INVALID_REQUEST,
+            "Request specified MATCH_TYPE_DEFAULT, but also specified a match string.",
+        ),
+        (
+            vec![component("user", SPECIFIED, Some("a"))],
+            INVALID_REQUEST,
+            "Request specified MATCH_TYPE_SPECIFIED, but also specified a match string.",
+        ),
+        (vec![component("user", 7, None)], INVALID_REQUEST, "Unknown match type 7"),
+        (
+            vec![component("ip", SPECIFIED, None), component("user", SPECIFIED, None)],
+            INVALID_REQUEST,
+            "Invalid entity filter component combination. IP filter component should not be used with user or clientId filter component.",
+        ),
+    ];
+    for (filter, code, message) in refusals {
+        assert_eq!(
+            describe(&conn, filter, false).await,
+            Err((code, message.to_string()))
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs RUNNEL_QUOTAS_REFERENCE, a running Kafka"]
+fn the_refusals_are_kafkas_own() {
+    let Ok(bootstrap) = std::env::var("RUNNEL_QUOTAS_REFERENCE") else {
+        panic!("set RUNNEL_QUOTAS_REFERENCE=HOST:PORT of a Kafka broker");
+    };
+    runtime().block_on(async {
+        let conn = Connection::connect(&bootstrap, ConnectionConfig::default())
+            .await
+            .expect("connect to the reference");
+        kafkas_refusals(&conn).await;
     });
 }
 
