@@ -367,7 +367,7 @@ fn alter_and_describe_answer_as_kafka_and_survive_a_restart() {
 async fn kafkas_refusals(conn: &Connection) {
     // Kafka's checks (ClientQuotaControlManager), with its messages.
     let r = alter(
-        &conn,
+        conn,
         vec![
             entry(
                 &[("user", Some("bob"))],
@@ -479,7 +479,7 @@ async fn kafkas_refusals(conn: &Connection) {
     ];
     for (filter, code, message) in refusals {
         assert_eq!(
-            describe(&conn, filter, false).await,
+            describe(conn, filter, false).await,
             Err((code, message.to_string()))
         );
     }
