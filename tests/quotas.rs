@@ -861,3 +861,26 @@ fn the_cli_alters_and_describes_quotas() {
         "{out}"
     );
 }
+
+/// max.connection.creation.rate: past it the broker waits before serving a new
+/// connection (as Kafka's acceptor does) instead of refusing it.
+#[test]
+fn the_broker_wide_connection_rate_delays_connections() {
+    let broker = TestBroker::start_with(runnel_suite::BrokerOptions {
+        extra_args: vec!["--set".into(), "max.connection.creation.rate=1".into()],
+        ..Default::default()
+    });
+    let rt = runtime();
+    rt.block_on(async {
+        for i in 0..13 {
+            connect(&broker, &format!("c{i}")).await;
+        }
+    });
+    let metrics = scrape(&broker);
+    assert!(
+        metrics
+            .get("runnel_throttled_responses_total{quota_type=\"connection_creation\"}")
+            .is_some_and(|n| *n > 0.0),
+        "delayed connections are counted"
+    );
+}

@@ -328,6 +328,13 @@ static BROKER: &[Def] = &[
         "How often retention runs (Runnel: 10000; Kafka: 300000).",
     ),
     int(
+        "max.connection.creation.rate",
+        "2147483647",
+        1,
+        INT_MAX,
+        "The most new connections per second across listeners; past it accepting waits (Runnel: at least 1; no per-listener value).",
+    ),
+    int(
         "max.connections",
         "20000",
         1,

@@ -56,6 +56,11 @@ impl KafkaBroker {
             settings
                 .int("quota.window.size.seconds")
                 .map_err(std::io::Error::other)?,
+        )
+        .with_max_connection_creation_rate(
+            settings
+                .int("max.connection.creation.rate")
+                .map_err(std::io::Error::other)?,
         );
         quotas.load(&security.client_quotas());
         Ok(KafkaBroker {

@@ -211,6 +211,8 @@ pub struct QuotaManager {
     enabled: [AtomicBool; 4],
     sensors: [Sensors; 3],
     ip_sensors: Mutex<HashMap<IpAddr, Rate>>,
+    /// `max.connection.creation.rate` and its rate; `None` when unlimited.
+    broker_connections: Option<(f64, Mutex<Rate>)>,
     stats: [ThrottleStats; 4],
 }
 
@@ -238,8 +240,31 @@ impl QuotaManager {
             enabled: Default::default(),
             sensors: Default::default(),
             ip_sensors: Mutex::new(HashMap::new()),
+            broker_connections: None,
             stats: Default::default(),
         }
+    }
+
+    /// Broker-wide `max.connection.creation.rate` (KIP-612); `i32::MAX`, the default,
+    /// is no limit.
+    pub fn with_max_connection_creation_rate(mut self, rate: u32) -> QuotaManager {
+        if rate < i32::MAX as u32 {
+            self.broker_connections = Some((f64::from(rate), Mutex::new(Rate::new(0))));
+        }
+        self
+    }
+
+    /// A new connection against `max.connection.creation.rate`: how long the listener
+    /// waits before serving it (and accepting more), as Kafka's acceptor waits; 0 within
+    /// the rate.
+    pub fn record_broker_connection(&self) -> u64 {
+        let Some((bound, rate)) = &self.broker_connections else {
+            return 0;
+        };
+        let now = self.now_ms();
+        let mut rate = or_stop(rate.lock(), "broker connection rate");
+        rate.record_and_throttle(self.cfg, 1.0, *bound, now)
+            .min(self.window_ms())
     }
 
     fn now_ms(&self) -> i64 {
@@ -786,6 +811,20 @@ mod tests {
         assert_eq!(throttled, 10);
         let special: IpAddr = "10.0.0.1".parse().unwrap();
         assert!((0..20).all(|i| m.record_connection_at(special, i) == 0));
+    }
+
+    #[test]
+    fn the_broker_connection_rate_makes_the_acceptor_wait() {
+        let unlimited = QuotaManager::new(11, 1).with_max_connection_creation_rate(i32::MAX as u32);
+        assert!((0..100).all(|_| unlimited.record_broker_connection() == 0));
+        let m = QuotaManager::new(11, 1).with_max_connection_creation_rate(1);
+        let waits: Vec<u64> = (0..12).map(|_| m.record_broker_connection()).collect();
+        // Ten fit in the 10 s minimum window; then each waits, at most one window.
+        assert!(waits[..10].iter().all(|w| *w == 0), "{waits:?}");
+        assert!(
+            waits[10..].iter().all(|w| *w > 0 && *w <= 1000),
+            "{waits:?}"
+        );
     }
 
     #[test]

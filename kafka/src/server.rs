@@ -193,6 +193,18 @@ async fn serve_listener(
                 continue;
             }
         };
+        let wait_ms = broker.quotas.record_broker_connection();
+        if wait_ms > 0 {
+            // Over max.connection.creation.rate: as Kafka's acceptor, wait before serving
+            // this connection and accepting the next.
+            broker
+                .quotas
+                .note_throttle(QuotaType::ConnectionCreation, wait_ms);
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(wait_ms)) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
         let throttle_ms = broker.quotas.record_connection(peer.ip());
         if throttle_ms > 0 {
             // Over the IP's connection_creation_rate: as Kafka's ConnectionQuotas, hold
