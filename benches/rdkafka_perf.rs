@@ -154,6 +154,16 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 fn base_config(o: &Opts) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &o.brokers);
+    // The admin client needs the connection's security settings too (-X
+    // security.protocol=ssl ...); the rest of -X is for the producer or consumer.
+    for (k, v) in &o.extra {
+        if ["security.", "ssl.", "sasl."]
+            .iter()
+            .any(|p| k.starts_with(p))
+        {
+            c.set(k, v);
+        }
+    }
     c
 }
 

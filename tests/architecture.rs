@@ -149,6 +149,33 @@ fn every_request_goes_through_one_dispatch() {
     }
 }
 
+/// Authorization has one way in: each API's arm in the dispatch hands its handler the
+/// request's context, whose `authorize` the handler asks. Only the APIs every client
+/// may send before or without a principal are exempt.
+#[test]
+fn every_api_s_handler_gets_the_request_context() {
+    let handlers =
+        fs::read_to_string(root().join("kafka/src/handlers/mod.rs")).expect("handlers/mod.rs");
+    let start = handlers
+        .find("pub async fn handle(")
+        .expect("the dispatch function");
+    let body = &handlers[start..];
+    let body = &body[..body.find("\n}\n").expect("the end of the dispatch")];
+    const EXEMPT: [&str; 3] = ["ApiVersions", "SaslHandshake", "SaslAuthenticate"];
+    let arms: Vec<&str> = body.split("RequestBody::").skip(1).collect();
+    assert!(arms.len() > 30, "found only {} arms", arms.len());
+    for arm in arms {
+        let api: String = arm.chars().take_while(|c| c.is_alphanumeric()).collect();
+        if EXEMPT.contains(&api.as_str()) {
+            continue;
+        }
+        assert!(
+            arm.contains("ctx"),
+            "the dispatch arm of {api} does not pass the RequestContext (authorization)"
+        );
+    }
+}
+
 #[test]
 fn partition_file_names_come_from_the_layout_module() {
     let suffixes = [
@@ -271,11 +298,14 @@ fn crates_depend_only_downwards() {
         ("client", &["runnel-protocol"]),
         (
             "tools",
+            // (storage for `erase status`, security for `runnel sas`: both read or
+            // edit the data directory on the broker's host.)
             &[
                 "runnel-broker",
                 "runnel-client",
                 "runnel-protocol",
                 "runnel-storage",
+                "runnel-security",
             ],
         ),
     ];

@@ -101,6 +101,10 @@ pub struct SaslConfig {
     pub enabled_mechanisms: Vec<String>,
     /// `plain.sasl.jaas.config`: PlainLoginModule's options (the users).
     pub plain_jaas: Option<String>,
+    /// `connections.max.reauth.ms` (KIP-368); 0: sessions last as long as their credential.
+    pub connections_max_reauth_ms: u64,
+    /// When OAUTHBEARER is enabled: how its tokens are validated.
+    pub oauthbearer: Option<OAuthBearerConfig>,
 }
 
 impl std::fmt::Debug for SaslConfig {
@@ -108,7 +112,105 @@ impl std::fmt::Debug for SaslConfig {
         f.debug_struct("SaslConfig")
             .field("enabled_mechanisms", &self.enabled_mechanisms)
             .field("plain_jaas", &self.plain_jaas.as_ref().map(|_| "[hidden]"))
+            .field("connections_max_reauth_ms", &self.connections_max_reauth_ms)
+            .field("oauthbearer", &self.oauthbearer)
             .finish()
+    }
+}
+
+/// How a listener validates OAUTHBEARER tokens, as Kafka picks its validator callback
+/// handler: signed tokens against the JWKS at `sasl.oauthbearer.jwks.endpoint.url`, or,
+/// without one, unsigned tokens with the `unsecuredValidator*` options of
+/// `oauthbearer.sasl.jaas.config` (development only).
+#[derive(Clone, PartialEq, Eq)]
+pub enum OAuthBearerConfig {
+    Jwks {
+        /// `sasl.oauthbearer.jwks.endpoint.url` (a `file:` URL, checked when loaded).
+        jwks_url: String,
+        /// `sasl.oauthbearer.jwks.endpoint.refresh.ms`: how often the file is checked.
+        refresh_ms: u64,
+        expected_issuer: String,
+        expected_audience: Vec<String>,
+        sub_claim: String,
+        scope_claim: String,
+        clock_skew_seconds: u32,
+    },
+    /// `oauthbearer.sasl.jaas.config`.
+    Unsecured { jaas: String },
+}
+
+impl std::fmt::Debug for OAuthBearerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OAuthBearerConfig::Jwks { jwks_url, .. } => f
+                .debug_struct("Jwks")
+                .field("jwks_url", jwks_url)
+                .finish_non_exhaustive(),
+            OAuthBearerConfig::Unsecured { .. } => f.write_str("Unsecured([hidden])"),
+        }
+    }
+}
+
+const SECURED_HANDLERS: [&str; 2] = [
+    settings::OAUTHBEARER_HANDLERS[0],
+    settings::OAUTHBEARER_HANDLERS[1],
+];
+
+fn oauthbearer_config(
+    listener: &str,
+    own: &ListenerSettings<'_>,
+) -> Result<OAuthBearerConfig, ConfigError> {
+    let url = own
+        .str("sasl.oauthbearer.jwks.endpoint.url")?
+        .trim()
+        .to_string();
+    let handler = own
+        .str("oauthbearer.sasl.server.callback.handler.class")
+        .unwrap_or("");
+    let jaas = own.secret("oauthbearer.sasl.jaas.config");
+    let secured_handler = SECURED_HANDLERS.contains(&handler);
+    if !url.is_empty() {
+        if !handler.is_empty() && !secured_handler {
+            return Err(ConfigError::Conflict(format!(
+                "listener {listener}: oauthbearer.sasl.server.callback.handler.class is the \
+                 unsecured validator, but sasl.oauthbearer.jwks.endpoint.url is set"
+            )));
+        }
+        return Ok(OAuthBearerConfig::Jwks {
+            jwks_url: url,
+            refresh_ms: own.int("sasl.oauthbearer.jwks.endpoint.refresh.ms")?,
+            expected_issuer: own
+                .str("sasl.oauthbearer.expected.issuer")?
+                .trim()
+                .to_string(),
+            expected_audience: own.list("sasl.oauthbearer.expected.audience")?.to_vec(),
+            sub_claim: own
+                .str("sasl.oauthbearer.sub.claim.name")?
+                .trim()
+                .to_string(),
+            scope_claim: own
+                .str("sasl.oauthbearer.scope.claim.name")?
+                .trim()
+                .to_string(),
+            clock_skew_seconds: own.int("sasl.oauthbearer.clock.skew.seconds")?,
+        });
+    }
+    if secured_handler {
+        return Err(ConfigError::Conflict(format!(
+            "listener {listener}: oauthbearer.sasl.server.callback.handler.class validates \
+             signed tokens, which needs sasl.oauthbearer.jwks.endpoint.url (file:///path/to/jwks.json)"
+        )));
+    }
+    match jaas {
+        Some(jaas) => Ok(OAuthBearerConfig::Unsecured {
+            jaas: jaas.to_string(),
+        }),
+        None => Err(ConfigError::Conflict(format!(
+            "listener {listener} enables OAUTHBEARER but says neither how to check signed tokens \
+             (sasl.oauthbearer.jwks.endpoint.url=file:///path/to/jwks.json) nor that unsigned \
+             development tokens are accepted (oauthbearer.sasl.jaas.config with \
+             OAuthBearerLoginModule)"
+        ))),
     }
 }
 
@@ -223,9 +325,17 @@ pub fn from_settings(s: &Settings) -> Result<Vec<ListenerConfig>, ConfigError> {
                     None
                 },
                 sasl: if protocol.uses_sasl() {
+                    let enabled_mechanisms = own.list("sasl.enabled.mechanisms")?.to_vec();
+                    let oauthbearer = if enabled_mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+                        Some(oauthbearer_config(&name, &own)?)
+                    } else {
+                        None
+                    };
                     Some(SaslConfig {
-                        enabled_mechanisms: own.list("sasl.enabled.mechanisms")?.to_vec(),
+                        enabled_mechanisms,
                         plain_jaas: own.secret("plain.sasl.jaas.config").map(str::to_string),
+                        connections_max_reauth_ms: own.int("connections.max.reauth.ms")?,
+                        oauthbearer,
                     })
                 } else {
                     None
@@ -319,4 +429,112 @@ fn ssl_config(listener: &str, own: &ListenerSettings<'_>) -> Result<SslConfig, C
         enabled_protocols,
         principal_mapping_rules: own.str("ssl.principal.mapping.rules")?.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listeners(given: &[(&str, &str)]) -> Result<Vec<ListenerConfig>, ConfigError> {
+        let mut all = vec![(
+            "listeners",
+            "SASL_PLAINTEXT://127.0.0.1:0,DEV://127.0.0.1:0",
+        )];
+        all.push((
+            "listener.security.protocol.map",
+            "SASL_PLAINTEXT:SASL_PLAINTEXT,DEV:SASL_PLAINTEXT",
+        ));
+        all.extend_from_slice(given);
+        let map = all
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        from_settings(&Settings::parse(&map)?)
+    }
+
+    const JAAS: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule \
+                        required unsecuredLoginStringClaim_sub=\"admin\";";
+
+    #[test]
+    fn oauthbearer_is_signed_with_a_jwks_url_and_unsecured_with_only_the_jaas_line() {
+        let l = listeners(&[
+            ("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER"),
+            (
+                "sasl.oauthbearer.jwks.endpoint.url",
+                "file:///etc/jwks.json",
+            ),
+            ("sasl.oauthbearer.expected.audience", "a, b"),
+            ("connections.max.reauth.ms", "60000"),
+            ("listener.name.dev.sasl.oauthbearer.jwks.endpoint.url", ""),
+            ("listener.name.dev.oauthbearer.sasl.jaas.config", JAAS),
+            ("listener.name.dev.connections.max.reauth.ms", "0"),
+        ])
+        .unwrap();
+        let sasl = l[0].sasl.as_ref().unwrap();
+        assert_eq!(sasl.connections_max_reauth_ms, 60000);
+        match sasl.oauthbearer.as_ref().unwrap() {
+            OAuthBearerConfig::Jwks {
+                jwks_url,
+                expected_audience,
+                sub_claim,
+                clock_skew_seconds,
+                ..
+            } => {
+                assert_eq!(jwks_url, "file:///etc/jwks.json");
+                assert_eq!(expected_audience, &["a", "b"]);
+                assert_eq!(sub_claim, "sub");
+                assert_eq!(*clock_skew_seconds, 30);
+            }
+            other => panic!("{other:?}"),
+        }
+        let dev = l[1].sasl.as_ref().unwrap();
+        assert_eq!(dev.connections_max_reauth_ms, 0);
+        assert!(matches!(
+            dev.oauthbearer,
+            Some(OAuthBearerConfig::Unsecured { .. })
+        ));
+        // The JAAS line never shows.
+        assert!(!format!("{dev:?}").contains("unsecuredLoginStringClaim"));
+        // Not enabled: not configured, whatever else is set.
+        let off = listeners(&[("sasl.oauthbearer.jwks.endpoint.url", "file:///x")]).unwrap();
+        assert!(off[0].sasl.as_ref().unwrap().oauthbearer.is_none());
+    }
+
+    #[test]
+    fn oauthbearer_without_a_validator_or_with_a_contradicting_one_refuses_to_start() {
+        let err = listeners(&[("sasl.enabled.mechanisms", "OAUTHBEARER")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("sasl.oauthbearer.jwks.endpoint.url"),
+            "{err}"
+        );
+        let secured =
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+        let unsecured = "org.apache.kafka.common.security.oauthbearer.internals.unsecured.\
+                         OAuthBearerUnsecuredValidatorCallbackHandler";
+        let err = listeners(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            ("oauthbearer.sasl.jaas.config", JAAS),
+            ("oauthbearer.sasl.server.callback.handler.class", secured),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("needs sasl.oauthbearer.jwks.endpoint.url"),
+            "{err}"
+        );
+        let err = listeners(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            ("sasl.oauthbearer.jwks.endpoint.url", "file:///x"),
+            ("oauthbearer.sasl.server.callback.handler.class", unsecured),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("unsecured"), "{err}");
+        assert!(listeners(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            ("sasl.oauthbearer.jwks.endpoint.url", "file:///x"),
+            ("oauthbearer.sasl.server.callback.handler.class", secured),
+        ])
+        .is_ok());
+    }
 }

@@ -99,6 +99,23 @@ struct Def {
 
 const INT_MAX: i64 = i32::MAX as i64;
 
+/// Kafka's OAUTHBEARER validator classes: signed (the current and the older name), and
+/// unsecured.
+pub const OAUTHBEARER_HANDLERS: &[&str] = &[
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler",
+];
+
+/// `oauthbearer.sasl.server.callback.handler.class`: empty (chosen by the JWKS URL) or a
+/// handler.
+const OAUTHBEARER_HANDLER_VALUES: &[&str] = &[
+    "",
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler",
+];
+
 const fn read(
     name: &'static str,
     ty: ConfigType,
@@ -174,6 +191,23 @@ static BROKER: &[Def] = &[
         Valid::AdvertisedListeners,
         "What clients are told to connect to, per listener (NAME://host:port,...); a \
          listener left out advertises its own address.",
+    ),
+    boolean(
+        "allow.everyone.if.no.acl.found",
+        "false",
+        "With an authorizer: whether a resource no ACL names is open to every principal.",
+    ),
+    read(
+        "authorizer.class.name",
+        ConfigType::String,
+        "",
+        Valid::OneOf(&[
+            "",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "kafka.security.authorizer.AclAuthorizer",
+        ]),
+        "The authorizer: empty (every principal may do everything, ACL APIs answer \
+         SECURITY_DISABLED) or Kafka's StandardAuthorizer, which enforces ACLs.",
     ),
     boolean(
         "auto.create.topics.enable",
@@ -472,12 +506,84 @@ static BROKER: &[Def] = &[
         INT_MAX,
         "The time span of each sample of client quotas, in seconds.",
     ),
+    long(
+        "connections.max.reauth.ms",
+        "0",
+        0,
+        "How long a SASL session lasts before the client must re-authenticate on its \
+         connection (KIP-368); 0: as long as the credential (an OAUTHBEARER token) lasts.",
+    ),
+    secret(
+        "oauthbearer.sasl.jaas.config",
+        "OAuthBearerLoginModule's options; without sasl.oauthbearer.jwks.endpoint.url it \
+         turns on the unsecured (alg none) validator, for development, with its \
+         unsecuredValidator* options.",
+    ),
+    read(
+        "oauthbearer.sasl.server.callback.handler.class",
+        ConfigType::Class,
+        "",
+        Valid::OneOf(OAUTHBEARER_HANDLER_VALUES),
+        "Kafka's OAUTHBEARER validator class, if given: OAuthBearerValidatorCallbackHandler \
+         needs sasl.oauthbearer.jwks.endpoint.url; the unsecured one must have none.",
+    ),
+    int(
+        "sasl.oauthbearer.clock.skew.seconds",
+        "30",
+        0,
+        INT_MAX,
+        "The clock skew allowed when checking a signed token's exp, iat and nbf.",
+    ),
+    read(
+        "sasl.oauthbearer.expected.audience",
+        ConfigType::List,
+        "",
+        Valid::Any,
+        "The audiences a signed token's aud must include one of; when empty, a token with \
+         an aud is refused (as Kafka does).",
+    ),
+    read(
+        "sasl.oauthbearer.expected.issuer",
+        ConfigType::String,
+        "",
+        Valid::Any,
+        "The issuer a signed token's iss must be; empty: not checked.",
+    ),
+    long(
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+        "3600000",
+        1,
+        "How often the JWKS file is checked for a change (and re-read when it changed).",
+    ),
+    read(
+        "sasl.oauthbearer.jwks.endpoint.url",
+        ConfigType::String,
+        "",
+        Valid::Any,
+        "The JWKS that signed OAUTHBEARER tokens are checked against: a file:// URL \
+         (Runnel makes no network calls, so http(s) is refused).",
+    ),
+    read(
+        "sasl.oauthbearer.scope.claim.name",
+        ConfigType::String,
+        "scope",
+        Valid::NonEmpty,
+        "The claim of a signed token that holds its scope.",
+    ),
+    read(
+        "sasl.oauthbearer.sub.claim.name",
+        ConfigType::String,
+        "sub",
+        Valid::NonEmpty,
+        "The claim of a signed token that names its principal (User:<claim>).",
+    ),
     read(
         "sasl.enabled.mechanisms",
         ConfigType::List,
         "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
-        Valid::EachOneOf(&["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]),
-        "The SASL mechanisms SASL listeners accept (Runnel has no GSSAPI, Kafka's default).",
+        Valid::EachOneOf(&["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]),
+        "The SASL mechanisms SASL listeners accept (Runnel has no GSSAPI, Kafka's default; \
+         OAUTHBEARER only when listed).",
     ),
     int(
         "sasl.server.max.receive.size",
@@ -504,6 +610,13 @@ static BROKER: &[Def] = &[
         "scram.bootstrap.users",
         "Runnel: SCRAM users created at start when missing, in kafka-storage's --add-scram \
          syntax (SCRAM-SHA-256=[name=alice,password=secret];...).",
+    ),
+    read(
+        "super.users",
+        ConfigType::String,
+        "",
+        Valid::Any,
+        "Principals the authorizer allows everything, separated by ';' (User:admin;User:ops).",
     ),
     int(
         "socket.request.max.bytes",
@@ -693,9 +806,19 @@ impl std::fmt::Debug for Secret {
 /// `listener.name.<listener>.<setting>` (the listener's name in lower case).
 pub const LISTENER_SCOPED: &[&str] = &[
     "connection.failed.authentication.delay.ms",
+    "connections.max.reauth.ms",
     "max.connections",
+    "oauthbearer.sasl.jaas.config",
+    "oauthbearer.sasl.server.callback.handler.class",
     "plain.sasl.jaas.config",
     "sasl.enabled.mechanisms",
+    "sasl.oauthbearer.clock.skew.seconds",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.scope.claim.name",
+    "sasl.oauthbearer.sub.claim.name",
     "sasl.server.max.receive.size",
     "scram-sha-256.sasl.jaas.config",
     "scram-sha-512.sasl.jaas.config",
@@ -1274,6 +1397,8 @@ mod tests {
                     Valid::OneOf(_) => "sometimes",
                     _ => continue,
                 },
+                // Free lists (audiences) take any item.
+                ConfigType::List if s.valid == Valid::Any => continue,
                 ConfigType::List => "roundrobin",
                 _ => "abc",
             };

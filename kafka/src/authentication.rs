@@ -9,19 +9,22 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages as m;
 use kafka_protocol::protocol::StrBytes;
-use runnel_core::listeners::{self as cfg, KeyStore, ListenerConfig, Pem};
+use runnel_core::listeners::{self as cfg, KeyStore, ListenerConfig, OAuthBearerConfig, Pem};
 use runnel_net::tls::{self, ServerTls, TlsSettings};
 use runnel_protocol::api::{ApiKey, Request, RequestBody, ResponseBody};
 use runnel_security::principal::{KafkaPrincipal, SslPrincipalMapper};
+use runnel_security::sas::{self, SasGrant, CONNECTION_STRING_USER};
+use runnel_security::sasl::oauthbearer::system_clock;
 use runnel_security::sasl::{
-    parse_plain_jaas, AuthError, Mechanism, PlainUsers, PlainVerifier, SaslServer, SaslStep,
-    ScramCredentials,
+    parse_oauthbearer_jaas, parse_plain_jaas, AuthError, JwksSettings, JwksValidator, Mechanism,
+    PlainLogin, PlainUsers, PlainVerifier, SaslServer, SaslStep, ScramCredentials, ScramMechanism,
+    TokenValidator,
 };
 use runnel_security::store::SecurityStore;
 
@@ -46,6 +49,59 @@ pub struct SaslEndpoint {
     pub mechanisms: Vec<Mechanism>,
     plain: Arc<dyn PlainVerifier>,
     store: Arc<SecurityStore>,
+    /// How OAUTHBEARER tokens are checked, when it is enabled.
+    oauthbearer: Option<Arc<dyn TokenValidator>>,
+    /// The JWKS file behind signed tokens, and how often to check it for a change.
+    pub jwks: Option<JwksWatch>,
+    /// `connections.max.reauth.ms`, when above 0 (KIP-368).
+    max_reauth: Option<Duration>,
+}
+
+/// A JWKS file behind signed tokens, and how often to check it for a change.
+pub type JwksWatch = (Arc<JwksValidator>, Duration);
+
+/// The OAUTHBEARER validator of a listener: a JWKS file, or unsecured tokens.
+fn oauthbearer_validator(
+    listener: &str,
+    config: &OAuthBearerConfig,
+) -> std::io::Result<(Arc<dyn TokenValidator>, Option<JwksWatch>)> {
+    match config {
+        OAuthBearerConfig::Jwks {
+            jwks_url,
+            refresh_ms,
+            expected_issuer,
+            expected_audience,
+            sub_claim,
+            scope_claim,
+            clock_skew_seconds,
+        } => {
+            let jwks = Arc::new(
+                JwksValidator::new(JwksSettings {
+                    jwks_url: jwks_url.clone(),
+                    expected_issuer: expected_issuer.clone(),
+                    expected_audience: expected_audience.clone(),
+                    sub_claim: sub_claim.clone(),
+                    scope_claim: scope_claim.clone(),
+                    clock_skew_seconds: (*clock_skew_seconds).into(),
+                })
+                .map_err(|e| invalid(listener, e))?,
+            );
+            tracing::info!(listener, jwks = %jwks.path().display(),
+                "OAUTHBEARER validates signed tokens against a JWKS file");
+            let validator: Arc<dyn TokenValidator> = jwks.clone();
+            Ok((validator, Some((jwks, Duration::from_millis(*refresh_ms)))))
+        }
+        OAuthBearerConfig::Unsecured { jaas } => {
+            let unsecured = parse_oauthbearer_jaas(jaas)
+                .map_err(|e| invalid(listener, format!("oauthbearer.sasl.jaas.config: {e}")))?;
+            tracing::warn!(
+                listener,
+                "OAUTHBEARER accepts unsecured (unsigned) tokens: for development only; set \
+                 sasl.oauthbearer.jwks.endpoint.url to check signed ones"
+            );
+            Ok((Arc::new(unsecured), None))
+        }
+    }
 }
 
 pub struct ListenerSecurity {
@@ -213,10 +269,28 @@ impl ListenerSecurity {
                     })?),
                     None => Arc::new(PlainUsers::new()),
                 };
+                let plain = Arc::new(ConnectionStringLogins {
+                    users: plain,
+                    store: store.clone(),
+                });
+                let (oauthbearer, jwks) = match &sasl.oauthbearer {
+                    Some(o) if mechanisms.contains(&Mechanism::OAuthBearer) => {
+                        let (v, jwks) = oauthbearer_validator(&config.name, o)?;
+                        (Some(v), jwks)
+                    }
+                    None if mechanisms.contains(&Mechanism::OAuthBearer) => {
+                        return Err(invalid(&config.name, "OAUTHBEARER has no token validator"))
+                    }
+                    _ => (None, None),
+                };
                 Some(SaslEndpoint {
                     mechanisms,
                     plain,
                     store: store.clone(),
+                    oauthbearer,
+                    jwks,
+                    max_reauth: (sasl.connections_max_reauth_ms > 0)
+                        .then(|| Duration::from_millis(sasl.connections_max_reauth_ms)),
                 })
             }
             None => None,
@@ -232,6 +306,47 @@ impl ListenerSecurity {
         })
     }
 }
+
+/// PLAIN logins: Event Hubs connection strings (username `$ConnectionString`, the
+/// connection string as the password) against the store's shared access policies, and
+/// the JAAS users otherwise.
+struct ConnectionStringLogins {
+    users: Arc<dyn PlainVerifier>,
+    store: Arc<SecurityStore>,
+}
+
+impl PlainVerifier for ConnectionStringLogins {
+    fn verify(&self, username: &str, password: &str) -> Option<KafkaPrincipal> {
+        self.login(username, password).map(|l| l.principal)
+    }
+
+    fn login(&self, username: &str, password: &str) -> Option<PlainLogin> {
+        if username != CONNECTION_STRING_USER {
+            return self.users.login(username, password);
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        match self
+            .store
+            .with_policies(|policies| sas::verify_connection_string(policies, password, now))
+        {
+            Ok(grant) => Some(PlainLogin {
+                principal: KafkaPrincipal::new(SAS_PRINCIPAL_TYPE, grant.principal_name()),
+                sas: Some(grant),
+            }),
+            Err(e) => {
+                // The reason never holds a key or signature.
+                tracing::info!(error = %e, "an Event Hubs connection string was refused");
+                None
+            }
+        }
+    }
+}
+
+/// The principal type of a shared-access-policy login (`SharedAccessKey:<policy>`):
+/// not `User`, so no ACL written for users applies to it.
+pub const SAS_PRINCIPAL_TYPE: &str = "SharedAccessKey";
 
 /// What the connection loop does with a request, given the session's state.
 pub enum Gate {
@@ -261,13 +376,37 @@ enum State {
     Authenticating(Box<SaslServer>, Mechanism),
     /// After SaslHandshake v0: the next frames are bare tokens.
     AuthenticatingRaw(Box<SaslServer>, Mechanism),
+    /// Re-authentication asked for another mechanism than the session's: the next
+    /// SaslAuthenticate fails with this message (Kafka's REAUTH_BAD_MECHANISM).
+    ReauthBadMechanism(String),
 }
+
+/// A session's lifetime (KIP-368): when it ends unless the client re-authenticates on
+/// the same connection, as Kafka's `SaslServerAuthenticator` and `KafkaChannel` keep it.
+#[derive(Default)]
+struct Lifetime {
+    /// The mechanism the session authenticated with; re-authentication must use it.
+    mechanism: Option<Mechanism>,
+    /// When the session ends; `None`: never (no `connections.max.reauth.ms`, and a
+    /// credential without expiry).
+    expires: Option<Instant>,
+    /// While re-authenticating: the principal, which must not change.
+    previous_principal: Option<Arc<str>>,
+    /// Kafka refuses to start re-authenticating more than once a second.
+    last_reauth_start: Option<Instant>,
+}
+
+/// Kafka's `MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS`.
+const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One connection's identity.
 pub struct Session {
     security: Arc<ListenerSecurity>,
     principal: Arc<str>,
+    /// A connection-string login's rights.
+    sas: Option<Arc<SasGrant>>,
     state: State,
+    lifetime: Lifetime,
 }
 
 fn str_bytes(s: impl Into<String>) -> StrBytes {
@@ -285,12 +424,23 @@ impl Session {
         Session {
             security,
             principal: principal.into(),
+            sas: None,
             state,
+            lifetime: Lifetime::default(),
         }
+    }
+
+    /// Whether the session outlived its lifetime without re-authenticating.
+    fn expired(&self) -> bool {
+        self.lifetime.expires.is_some_and(|e| Instant::now() > e)
     }
 
     pub fn principal(&self) -> &Arc<str> {
         &self.principal
+    }
+
+    pub fn sas(&self) -> Option<&Arc<SasGrant>> {
+        self.sas.as_ref()
     }
 
     pub fn listener(&self) -> &Arc<ListenerInfo> {
@@ -318,8 +468,19 @@ impl Session {
     pub fn gate(&self, api: ApiKey) -> Gate {
         let sasl_api = matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
         match &self.state {
+            // SaslHandshake may start a re-authentication, even after expiry.
+            State::Open if api == ApiKey::SaslHandshake => Gate::Sasl,
+            // Kafka closes an expired session at its next request (KIP-368).
+            State::Open if self.expired() => Gate::Close(
+                "the session outlived its lifetime (connections.max.reauth.ms or the \
+                 credential's expiry) without re-authenticating",
+            ),
             State::Open if sasl_api => Gate::Sasl,
             State::Open => Gate::Serve,
+            State::ReauthBadMechanism(_) => match api {
+                ApiKey::SaslAuthenticate => Gate::Sasl,
+                _ => Gate::Close("a request in the middle of SASL re-authentication"),
+            },
             State::AwaitingHandshake => match api {
                 ApiKey::ApiVersions => Gate::Serve,
                 ApiKey::SaslHandshake => Gate::Sasl,
@@ -375,6 +536,20 @@ impl Session {
                 Outcome::Continue,
             );
         };
+        if matches!(self.state, State::Open) && self.lifetime.expires.is_some() {
+            // A session with a lifetime: SaslHandshake starts a re-authentication, at
+            // most once a second (`KafkaChannel.maybeBeginServerReauthentication`).
+            let now = Instant::now();
+            let too_soon = self
+                .lifetime
+                .last_reauth_start
+                .is_some_and(|last| now.duration_since(last) < MIN_REAUTH_INTERVAL);
+            if !too_soon {
+                self.lifetime.last_reauth_start = Some(now);
+                self.lifetime.previous_principal = Some(self.principal.clone());
+                self.state = State::AwaitingHandshake;
+            }
+        }
         if !matches!(self.state, State::AwaitingHandshake) {
             return (
                 response(ResponseError::IllegalSaslState.code()),
@@ -390,12 +565,31 @@ impl Session {
                 Outcome::Failed,
             );
         };
-        let server = Box::new(match mechanism.scram() {
-            Some(scram) => {
-                let credentials: Arc<dyn ScramCredentials> = sasl.store.clone();
-                SaslServer::scram(scram, credentials)
+        if let (Some(_), Some(previous)) =
+            (&self.lifetime.previous_principal, self.lifetime.mechanism)
+        {
+            if previous != mechanism {
+                // Kafka answers the handshake and fails the SaslAuthenticate after it.
+                self.state = State::ReauthBadMechanism(format!(
+                    "SASL mechanism '{mechanism}' requested by client is not supported for \
+                     re-authentication of mechanism '{previous}'"
+                ));
+                return (response(0), Outcome::Continue);
             }
-            None => SaslServer::plain(sasl.plain.clone()),
+        }
+        let scram = || -> Arc<dyn ScramCredentials> { sasl.store.clone() };
+        let server = Box::new(match (mechanism, &sasl.oauthbearer) {
+            (Mechanism::Plain, _) => SaslServer::plain(sasl.plain.clone()),
+            (Mechanism::ScramSha256, _) => SaslServer::scram(ScramMechanism::Sha256, scram()),
+            (Mechanism::ScramSha512, _) => SaslServer::scram(ScramMechanism::Sha512, scram()),
+            (Mechanism::OAuthBearer, Some(validator)) => SaslServer::oauthbearer(validator.clone()),
+            // ListenerSecurity::new refuses OAUTHBEARER without a validator; never PLAIN.
+            (Mechanism::OAuthBearer, None) => {
+                return (
+                    response(ResponseError::UnsupportedSaslMechanism.code()),
+                    Outcome::Failed,
+                );
+            }
         });
         self.state = if version == 0 {
             State::AuthenticatingRaw(server, mechanism)
@@ -414,6 +608,14 @@ impl Session {
                     .with_error_message(Some(str_bytes(message))),
             )
         };
+        if let State::ReauthBadMechanism(message) = &self.state {
+            tracing::info!(listener = %self.security.info.name, error = %message,
+                "SASL re-authentication failed");
+            return (
+                failed(ResponseError::SaslAuthenticationFailed, message),
+                Outcome::Failed,
+            );
+        }
         let State::Authenticating(server, mechanism) = &mut self.state else {
             let message = match self.state {
                 State::Open => "SaslAuthenticate request received after successful authentication",
@@ -439,11 +641,21 @@ impl Session {
                 principal,
                 final_token,
             }) => {
-                self.complete(mechanism, principal);
+                let credential_expiry = server.credential_expires_at_ms();
+                let sas = server.take_sas_grant();
+                if let Err(message) = self.check_reauth_principal(&principal) {
+                    return (
+                        failed(ResponseError::SaslAuthenticationFailed, &message),
+                        Outcome::Failed,
+                    );
+                }
+                self.complete(mechanism, principal, sas);
+                let session_lifetime_ms = self.start_lifetime(mechanism, credential_expiry);
                 (
                     ResponseBody::SaslAuthenticate(
                         m::SaslAuthenticateResponse::default()
-                            .with_auth_bytes(Bytes::from(final_token)),
+                            .with_auth_bytes(Bytes::from(final_token))
+                            .with_session_lifetime_ms(session_lifetime_ms),
                     ),
                     Outcome::Continue,
                 )
@@ -472,7 +684,13 @@ impl Session {
                 principal,
                 final_token,
             }) => {
-                self.complete(mechanism, principal);
+                let credential_expiry = server.credential_expires_at_ms();
+                let sas = server.take_sas_grant();
+                if self.check_reauth_principal(&principal).is_err() {
+                    return None;
+                }
+                self.complete(mechanism, principal, sas);
+                self.start_lifetime(mechanism, credential_expiry);
                 final_token
             }
             Err(e) => {
@@ -486,12 +704,62 @@ impl Session {
         Some(frame.freeze())
     }
 
-    fn complete(&mut self, mechanism: Mechanism, principal: KafkaPrincipal) {
+    fn complete(&mut self, mechanism: Mechanism, principal: KafkaPrincipal, sas: Option<SasGrant>) {
         let principal = principal.to_string();
         tracing::debug!(listener = %self.security.info.name, mechanism = mechanism.name(),
             %principal, "authenticated");
         self.principal = principal.into();
+        self.sas = sas.map(Arc::new);
         self.state = State::Open;
+    }
+
+    /// Re-authentication may not change the principal: Kafka fails it with this message.
+    fn check_reauth_principal(&self, principal: &KafkaPrincipal) -> Result<(), String> {
+        let Some(previous) = &self.lifetime.previous_principal else {
+            return Ok(());
+        };
+        let now = principal.to_string();
+        if **previous == *now {
+            return Ok(());
+        }
+        let dotted = |p: &str| p.replacen(':', ".", 1);
+        let message = format!(
+            "Cannot change principals during re-authentication from {}: {}",
+            dotted(previous),
+            dotted(&now)
+        );
+        tracing::info!(listener = %self.security.info.name, error = %message,
+            "SASL re-authentication failed");
+        Err(message)
+    }
+
+    /// The session's lifetime from now, as Kafka's `calcCompletionTimesAndReturnSessionLifetimeMs`
+    /// computes it: the least of `connections.max.reauth.ms` and the time left on the
+    /// credential (an OAUTHBEARER token's `exp`); 0 when neither bounds it.
+    fn start_lifetime(&mut self, mechanism: Mechanism, credential_expiry_ms: Option<i64>) -> i64 {
+        let reauthenticated = self.lifetime.previous_principal.take().is_some();
+        self.lifetime.mechanism = Some(mechanism);
+        let max_reauth = self
+            .security
+            .sasl
+            .as_ref()
+            .and_then(|s| s.max_reauth)
+            .map(|d| d.as_millis().min(i64::MAX as u128) as i64);
+        let left = credential_expiry_ms.map(|e| e.saturating_sub(system_clock()).max(0));
+        let lifetime_ms = match (max_reauth, left) {
+            (None, None) => None,
+            (Some(m), None) => Some(m),
+            (None, Some(l)) => Some(l),
+            (Some(m), Some(l)) => Some(m.min(l)),
+        };
+        self.lifetime.expires =
+            lifetime_ms.map(|ms| Instant::now() + Duration::from_millis(ms as u64));
+        if reauthenticated {
+            tracing::info!(listener = %self.security.info.name, mechanism = mechanism.name(),
+                principal = %self.principal, session_lifetime_ms = lifetime_ms.unwrap_or(0),
+                "re-authenticated");
+        }
+        lifetime_ms.unwrap_or(0)
     }
 
     fn log_failure(&self, mechanism: Mechanism, e: &AuthError) {

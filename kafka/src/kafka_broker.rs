@@ -7,6 +7,7 @@ use std::sync::Arc;
 use runnel_coordinator::group::{GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
 use runnel_coordinator::SystemClock;
 use runnel_core::Broker;
+use runnel_security::authorizer::{Authorizer, AuthorizerConfig};
 use runnel_security::store::{parse_add_scram, SecurityStore};
 
 use crate::fetch_session::FetchSessionCache;
@@ -21,10 +22,13 @@ pub struct KafkaBroker {
     pub groups: Arc<GroupCoordinator>,
     /// KIP-227 fetch sessions.
     pub fetch_sessions: FetchSessionCache,
-    /// SCRAM credentials (and, later, ACLs and shared access policies).
+    /// SCRAM credentials, ACLs and shared access policies.
     pub security: Arc<SecurityStore>,
     /// Client quotas (KIP-546) as enforced: the security store's quotas and the rates.
     pub quotas: QuotaManager,
+    /// The one authorization decision (`authorizer.class.name`, `super.users`,
+    /// `allow.everyone.if.no.acl.found`, SAS rights).
+    pub authorizer: Arc<Authorizer>,
 }
 
 /// Handlers reach the core's topics and partitions as `broker.…`; what is Kafka's alone
@@ -63,12 +67,24 @@ impl KafkaBroker {
                 .map_err(std::io::Error::other)?,
         );
         quotas.load(&security.client_quotas());
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let setting = |e: runnel_core::config::ConfigError| invalid(e.to_string());
+        let authorizer_config = AuthorizerConfig::new(
+            settings.str("authorizer.class.name").map_err(setting)?,
+            settings.str("super.users").map_err(setting)?,
+            settings
+                .bool("allow.everyone.if.no.acl.found")
+                .map_err(setting)?,
+        )
+        .map_err(invalid)?;
+        let authorizer = Arc::new(Authorizer::new(authorizer_config, security.clone()));
         Ok(KafkaBroker {
             core,
             groups,
             fetch_sessions,
             security,
             quotas,
+            authorizer,
         })
     }
 }

@@ -39,6 +39,9 @@ use crate::request_metrics::{fetch_has_error, response_has_error, ApiSlot, Serve
 /// How long a connection may send nothing in the middle of a request frame.
 const STALLED_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How often the security store file is checked for another process's change.
+const SECURITY_STORE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -126,11 +129,22 @@ impl Server {
 
     /// Serve every listener until `shutdown` turns true.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let mut tasks = Vec::new();
+        let mut tasks = vec![tokio::spawn(watch_security_store(
+            self.broker.clone(),
+            shutdown.clone(),
+        ))];
         for bound in self.listeners {
             if bound.security.tls.is_some() {
                 tasks.push(tokio::spawn(watch_tls_files(
                     bound.security.clone(),
+                    shutdown.clone(),
+                )));
+            }
+            if let Some((jwks, every)) = bound.security.sasl.as_ref().and_then(|s| s.jwks.clone()) {
+                tasks.push(tokio::spawn(watch_jwks_file(
+                    bound.security.info.name.clone(),
+                    jwks,
+                    every,
                     shutdown.clone(),
                 )));
             }
@@ -165,6 +179,51 @@ async fn watch_tls_files(security: Arc<ListenerSecurity>, mut shutdown: watch::R
             }
         })
         .await;
+    }
+}
+
+/// Pick up changes another process made to the security store (`runnel sas policy`
+/// on this host), so new logins see them.
+async fn watch_security_store(broker: Arc<KafkaBroker>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SECURITY_STORE_CHECK) => {}
+            _ = shutdown.changed() => return,
+        }
+        let store = broker.security.clone();
+        match tokio::task::spawn_blocking(move || store.refresh()).await {
+            Ok(Ok(true)) => tracing::info!("reloaded the security store"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e,
+                "the security store changed but does not load; keeping the previous one"),
+            Err(e) => tracing::error!(error = %e, "reloading the security store failed"),
+        }
+    }
+}
+
+/// Re-read an OAUTHBEARER listener's JWKS file when it changes
+/// (`sasl.oauthbearer.jwks.endpoint.refresh.ms`), as Kafka refreshes its JWKS: keys
+/// rotate without a restart.
+async fn watch_jwks_file(
+    listener: String,
+    jwks: Arc<runnel_security::sasl::JwksValidator>,
+    every: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        let jwks = jwks.clone();
+        let result = tokio::task::spawn_blocking(move || jwks.reload_if_changed()).await;
+        match result {
+            Ok(Ok(true)) => tracing::info!(listener, "reloaded the OAUTHBEARER JWKS file"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::error!(listener, error = %e,
+                "the JWKS file changed but does not load; keeping the previous keys"),
+            Err(e) => tracing::error!(listener, error = %e, "checking the JWKS file failed"),
+        }
     }
 }
 
@@ -543,6 +602,8 @@ async fn serve_connection<T: Transport>(
                 listener: session.listener().clone(),
                 client_id: header.client_id.as_deref().unwrap_or("").to_string(),
                 peer,
+                sas: session.sas().cloned(),
+                authorizer: broker.authorizer.clone(),
             };
             // KIP-219: a throttled client's next request waits for its throttle time.
             if let Some(until) = mute.until() {

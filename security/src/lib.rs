@@ -6,12 +6,16 @@
 //! - [`principal`]: `KafkaPrincipal` and `ssl.principal.mapping.rules`.
 //! - [`sasl`]: one [`SaslServer`] per connection for PLAIN or SCRAM-SHA-256/512; the
 //!   front end feeds it the client's tokens and sends back its challenges.
-//! - [`store`]: the [`SecurityStore`] file in the data directory (SCRAM credentials
-//!   today; ACLs and quotas later).
-//!
-//! Authorization (ACLs) is not here yet.
+//! - [`store`]: the [`SecurityStore`] file in the data directory: SCRAM credentials,
+//!   ACLs and shared access policies.
+//! - [`acl`]: ACL bindings and filters with Kafka's `StandardAuthorizer` matching.
+//! - [`sas`]: Event Hubs' shared access policies, connection strings and SAS tokens.
+//! - [`authorizer`]: the one decision for every request, over ACLs or a SAS grant.
 
+pub mod acl;
+pub mod authorizer;
 pub mod principal;
+pub mod sas;
 pub mod sasl;
 pub mod store;
 

@@ -3,16 +3,22 @@
 //! on every change, so a crash leaves the old file or the new one. Changes are rare
 //! (an operator adding a user); a log would be overkill, as for the topic registry.
 //!
-//! Today it holds SCRAM credentials per (user, mechanism): salt, stored key, server key
-//! and iterations, as Kafka's `UserScramCredentialRecord` does; never a password. ACLs,
-//! shared access policies and quotas will be further sections of the same file. The
-//! file carries a format version and unknown fields are refused, so an older broker
-//! never reads (and then rewrites without) sections it does not know.
+//! It holds SCRAM credentials per (user, mechanism): salt, stored key, server key and
+//! iterations, as Kafka's `UserScramCredentialRecord` does, never a password; the ACLs;
+//! and Event Hubs' shared access policies with their keys (an HMAC needs the key
+//! itself, so the file is readable by its owner only). The file carries a format
+//! version and unknown fields are refused, so an older broker never reads (and then
+//! rewrites without) sections it does not know.
+//!
+//! The broker and `runnel sas` on the same host may both change it: a change holds an
+//! exclusive lock on a lock file beside it and starts from what the file holds, and the
+//! broker reloads a file another process rewrote ([`SecurityStore::refresh`]).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
+use std::time::SystemTime;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -20,7 +26,9 @@ use runnel_storage::checkpoint;
 use runnel_storage::layout::SECURITY_STORE_FILE;
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{AclBinding, AclFilter, Acls};
 use crate::poison::or_stop;
+use crate::sas::{Rights, SasKey, SharedAccessPolicy};
 use crate::sasl::scram::{ScramCredential, ScramCredentials, ScramMechanism};
 
 const FORMAT_VERSION: u32 = 1;
@@ -38,6 +46,10 @@ struct StoreFile {
     scram_credentials: Vec<ScramEntry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     client_quotas: Vec<ClientQuotaEntry>,
+    #[serde(default)]
+    acls: Vec<AclBinding>,
+    #[serde(default)]
+    shared_access_policies: Vec<SharedAccessPolicy>,
 }
 
 /// One client quota entity (KIP-546) and its values, as Kafka's `ClientQuotaRecord`s
@@ -74,6 +86,8 @@ struct ScramEntry {
 struct State {
     scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
     client_quotas: BTreeMap<QuotaEntity, QuotaValues>,
+    acls: Acls,
+    policies: Vec<SharedAccessPolicy>,
 }
 
 /// One (mechanism, iterations) of a user, as DescribeUserScramCredentials lists them.
@@ -90,8 +104,26 @@ pub struct ScramCredentialInfo {
 pub struct SecurityStore {
     dir: PathBuf,
     state: RwLock<State>,
-    /// Held across a whole change (copy, persist, publish) so changes do not interleave.
-    writer: Mutex<()>,
+    /// Held across a whole change (copy, persist, publish) so changes do not interleave;
+    /// holds the stamp of the file as this process last read or wrote it.
+    writer: Mutex<Option<Stamp>>,
+}
+
+/// A file's modification time and length: when either differs from what this process
+/// last saw, another process rewrote it.
+type Stamp = (SystemTime, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+fn read_state(path: &Path) -> io::Result<State> {
+    match std::fs::read(path) {
+        Ok(bytes) => parse(path, &bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+    }
 }
 
 fn invalid(path: &Path, what: impl std::fmt::Display) -> io::Error {
@@ -106,16 +138,29 @@ impl SecurityStore {
     /// written at the first change). A file that cannot be read is an error naming it.
     pub fn open(dir: &Path) -> io::Result<SecurityStore> {
         let path = dir.join(SECURITY_STORE_FILE);
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => parse(&path, &bytes)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
-            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
-        };
+        let seen = stamp(&path);
+        let state = read_state(&path)?;
         Ok(SecurityStore {
             dir: dir.to_path_buf(),
             state: RwLock::new(state),
-            writer: Mutex::new(()),
+            writer: Mutex::new(seen),
         })
+    }
+
+    /// Reload the file if another process rewrote it since this one last read or wrote
+    /// it. A file that no longer parses keeps the state in memory (and is an error).
+    /// Blocking: a stat, and a read when it changed.
+    pub fn refresh(&self) -> io::Result<bool> {
+        let path = self.path();
+        let mut seen = or_stop(self.writer.lock(), "security store writer");
+        let now = stamp(&path);
+        if now == *seen {
+            return Ok(false);
+        }
+        let state = read_state(&path)?;
+        *or_stop(self.state.write(), "security store") = state;
+        *seen = now;
+        Ok(true)
     }
 
     pub fn path(&self) -> PathBuf {
@@ -277,15 +322,157 @@ impl SecurityStore {
     /// still be there at the next start (the next successful change rewrites it from
     /// memory).
     fn change(&self, edit: impl FnOnce(&mut State) -> bool) -> io::Result<bool> {
-        let _writer = or_stop(self.writer.lock(), "security store writer");
-        let mut next = or_stop(self.state.read(), "security store").clone();
+        let mut seen = or_stop(self.writer.lock(), "security store writer");
+        // The lock file, not the store itself, which is replaced by a rename.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(format!("{SECURITY_STORE_FILE}.lock")))?;
+        lock.lock()?;
+        let path = self.path();
+        let on_disk = stamp(&path);
+        let mut next = if on_disk != *seen {
+            read_state(&path)?
+        } else {
+            or_stop(self.state.read(), "security store").clone()
+        };
         if !edit(&mut next) {
             return Ok(false);
         }
         let bytes = serialize(&next)?;
-        checkpoint::write(&self.dir, SECURITY_STORE_FILE, &bytes)?;
+        let written = checkpoint::write_private(&self.dir, SECURITY_STORE_FILE, &bytes);
+        // Even after a failure: a file this change left behind (renamed, its directory
+        // not synced) is not taken for another process's change; the next change
+        // rewrites it from memory.
+        *seen = stamp(&path);
+        written?;
         *or_stop(self.state.write(), "security store") = next;
         Ok(true)
+    }
+
+    /// Run `f` over the ACLs in force.
+    pub fn with_acls<R>(&self, f: impl FnOnce(&Acls) -> R) -> R {
+        f(&or_stop(self.state.read(), "security store").acls)
+    }
+
+    /// CreateAcls: add the bindings in one write (those already there are kept as
+    /// they are). The caller validated them.
+    pub fn create_acls(&self, bindings: Vec<AclBinding>) -> io::Result<()> {
+        self.change(|state| {
+            let mut changed = false;
+            for b in bindings {
+                changed |= state.acls.insert(b);
+            }
+            changed
+        })
+        .map(|_| ())
+    }
+
+    /// DeleteAcls: remove what each filter matches, in one write; per filter, the
+    /// bindings it removed (a binding two filters match is reported by the first).
+    pub fn delete_acls(&self, filters: &[AclFilter]) -> io::Result<Vec<Vec<AclBinding>>> {
+        let mut removed = Vec::new();
+        self.change(|state| {
+            for f in filters {
+                removed.push(state.acls.remove_matching(f));
+            }
+            removed.iter().any(|r| !r.is_empty())
+        })?;
+        Ok(removed)
+    }
+
+    /// The shared access policies, namespace-level first.
+    pub fn shared_access_policies(&self) -> Vec<SharedAccessPolicy> {
+        or_stop(self.state.read(), "security store")
+            .policies
+            .clone()
+    }
+
+    /// Run `f` over the shared access policies (for a login; no copy of the keys).
+    pub fn with_policies<R>(&self, f: impl FnOnce(&[SharedAccessPolicy]) -> R) -> R {
+        f(&or_stop(self.state.read(), "security store").policies)
+    }
+
+    /// Add a policy with fresh keys, or replace the rights of one with this name and
+    /// scope (its keys stay). Returns the policy as stored.
+    pub fn put_policy(
+        &self,
+        name: &str,
+        hub: Option<&str>,
+        rights: Rights,
+    ) -> io::Result<SharedAccessPolicy> {
+        check_policy_name(name, hub).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let fresh = SharedAccessPolicy {
+            name: name.to_string(),
+            hub: hub.map(str::to_string),
+            rights: rights.normalized(),
+            primary_key: SasKey::generate()?,
+            secondary_key: SasKey::generate()?,
+        };
+        let mut stored = None;
+        self.change(|state| {
+            let found = state
+                .policies
+                .iter_mut()
+                .find(|p| p.name == name && p.hub.as_deref() == hub);
+            let policy = match found {
+                Some(p) => {
+                    p.rights = fresh.rights;
+                    p.clone()
+                }
+                None => {
+                    state.policies.push(fresh.clone());
+                    fresh.clone()
+                }
+            };
+            state
+                .policies
+                .sort_by(|a, b| (&a.hub, &a.name).cmp(&(&b.hub, &b.name)));
+            stored = Some(policy);
+            true
+        })?;
+        stored.ok_or_else(|| io::Error::other("the policy was not stored"))
+    }
+
+    /// Remove a policy; false if there is none with this name and scope.
+    pub fn remove_policy(&self, name: &str, hub: Option<&str>) -> io::Result<bool> {
+        self.change(|state| {
+            let before = state.policies.len();
+            state
+                .policies
+                .retain(|p| !(p.name == name && p.hub.as_deref() == hub));
+            state.policies.len() != before
+        })
+    }
+
+    /// Replace a policy's primary or secondary key with a fresh one (the other keeps
+    /// working, so clients move over without downtime).
+    pub fn renew_policy_key(
+        &self,
+        name: &str,
+        hub: Option<&str>,
+        secondary: bool,
+    ) -> io::Result<Option<SharedAccessPolicy>> {
+        let key = SasKey::generate()?;
+        let mut renewed = None;
+        self.change(|state| {
+            let Some(p) = state
+                .policies
+                .iter_mut()
+                .find(|p| p.name == name && p.hub.as_deref() == hub)
+            else {
+                return false;
+            };
+            if secondary {
+                p.secondary_key = key;
+            } else {
+                p.primary_key = key;
+            }
+            renewed = Some(p.clone());
+            true
+        })?;
+        Ok(renewed)
     }
 }
 
@@ -311,6 +498,29 @@ fn check_credential(
             "{mechanism} keys must be {} bytes",
             mechanism.hash_len()
         ));
+    }
+    Ok(())
+}
+
+/// Event Hubs' rule for policy names: 1 to 256 of letters, digits, `.`, `-` and `_`;
+/// hub names as Kafka topic names.
+fn check_policy_name(name: &str, hub: Option<&str>) -> Result<(), String> {
+    let ok = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    };
+    if !ok(name, 256) {
+        return Err(format!(
+            "the policy name {:?} must be 1 to 256 letters, digits, '.', '-' or '_'",
+            name
+        ));
+    }
+    if let Some(hub) = hub {
+        if !ok(hub, 249) {
+            return Err(format!("the hub name {hub:?} is not a valid topic name"));
+        }
     }
     Ok(())
 }
@@ -342,6 +552,8 @@ fn serialize(state: &State) -> io::Result<Vec<u8>> {
         version: FORMAT_VERSION,
         scram_credentials,
         client_quotas,
+        acls: state.acls.iter().cloned().collect(),
+        shared_access_policies: state.policies.clone(),
     };
     let mut bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
     bytes.push(b'\n');
@@ -361,6 +573,26 @@ fn parse(path: &Path, bytes: &[u8]) -> io::Result<State> {
     }
     let file: StoreFile = serde_json::from_slice(bytes).map_err(|e| invalid(path, e))?;
     let mut state = State::default();
+    for b in &file.acls {
+        crate::acl::validate(b).map_err(|e| invalid(path, format!("the ACL {b}: {e}")))?;
+    }
+    state.acls = Acls::new(file.acls);
+    for p in &file.shared_access_policies {
+        check_policy_name(&p.name, p.hub.as_deref())
+            .map_err(|e| invalid(path, format!("shared access policy {:?}: {e}", p.name)))?;
+        let twins = file
+            .shared_access_policies
+            .iter()
+            .filter(|q| q.name == p.name && q.hub == p.hub)
+            .count();
+        if twins > 1 {
+            return Err(invalid(
+                path,
+                format!("two shared access policies {:?}", p.name),
+            ));
+        }
+    }
+    state.policies = file.shared_access_policies;
     for entry in file.scram_credentials {
         let decode = |field: &str, value: &str| {
             STANDARD.decode(value).map_err(|e| {
@@ -674,7 +906,7 @@ mod tests {
             b"{ not json",
             b"",
             br#"{"version": 2, "scram_credentials": []}"#,
-            br#"{"version": 1, "scram_credentials": [], "acls": []}"#,
+            br#"{"version": 1, "scram_credentials": [], "a_future_section": []}"#,
             br#"{"version": 1, "scram_credentials": [{"user": "a", "mechanism": "SCRAM-SHA-256", "salt": "!!", "stored_key": "", "server_key": "", "iterations": 4096}]}"#,
             br#"{"version": 1, "scram_credentials": [{"user": "a", "mechanism": "SCRAM-SHA-256", "salt": "", "stored_key": "", "server_key": "", "iterations": 4096}]}"#,
         ];
@@ -753,6 +985,58 @@ mod tests {
         let bad = text.replace("\"values\"", "\"valeus\"");
         std::fs::write(reopened.path(), bad).unwrap();
         assert!(SecurityStore::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn acls_and_policies_persist_privately_and_another_process_s_change_is_seen() {
+        use crate::acl::*;
+        let dir = tempfile::tempdir().unwrap();
+        let broker = SecurityStore::open(dir.path()).unwrap();
+        let binding = AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: "orders".into(),
+            pattern_type: PatternType::Literal,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: AclOperation::Read,
+            permission: Permission::Allow,
+        };
+        broker.create_acls(vec![binding.clone()]).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(broker.path())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Another process (the CLI) adds a policy to the same file.
+        let cli = SecurityStore::open(dir.path()).unwrap();
+        let policy = cli
+            .put_policy("send", Some("orders"), Rights::parse("Send").unwrap())
+            .unwrap();
+        assert!(broker.shared_access_policies().is_empty());
+        assert!(broker.refresh().unwrap());
+        assert_eq!(broker.shared_access_policies(), vec![policy.clone()]);
+        assert!(!broker.refresh().unwrap());
+        // The broker's next change starts from the file: the CLI's policy stays.
+        let removed = broker.delete_acls(&[AclFilter::ANY]).unwrap();
+        assert_eq!(removed, vec![vec![binding]]);
+        let reopened = SecurityStore::open(dir.path()).unwrap();
+        assert_eq!(reopened.shared_access_policies(), vec![policy.clone()]);
+        assert!(reopened.with_acls(|a| a.is_empty()));
+        let renewed = cli
+            .renew_policy_key("send", Some("orders"), true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(renewed.primary_key, policy.primary_key);
+        assert_ne!(renewed.secondary_key, policy.secondary_key);
+        assert!(cli.remove_policy("send", Some("orders")).unwrap());
+        assert!(!cli.remove_policy("send", Some("orders")).unwrap());
+        assert!(cli
+            .put_policy("bad name", None, Rights::parse("Send").unwrap())
+            .is_err());
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! runnel` (a no-op when it is up to date). Set `RUNNEL_KEEP_TEST_DATA=1` to keep the temp
 //! dirs (data and broker logs) of every broker; they are always printed on a failure.
 
+pub mod raw;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};

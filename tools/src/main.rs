@@ -10,6 +10,7 @@ use runnel_broker::BrokerConfig;
 
 mod cli;
 mod perf;
+mod sas;
 mod self_signed;
 
 #[derive(Parser)]
@@ -43,6 +44,9 @@ enum Command {
     /// Load generator: produce, consume and end-to-end throughput and latency.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// Event Hubs shared access policies (connection strings), in the data directory.
+    #[command(subcommand)]
+    Sas(sas::SasCommand),
 }
 
 #[derive(clap::Args)]
@@ -90,13 +94,14 @@ fn main() -> ExitCode {
     // The broker logs what it does; the CLI keeps stderr for errors.
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        Command::Cli(_) | Command::Perf(_) => "warn",
+        Command::Cli(_) | Command::Perf(_) | Command::Sas(_) => "warn",
     };
     init_logging(cli.log_format, default_level);
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Cli(c) => cli::run(cli.global, c),
         Command::Perf(c) => perf::run(cli.global, c),
+        Command::Sas(c) => sas::run(c),
     }
 }
 
@@ -121,7 +126,16 @@ fn serve(args: ServeArgs) -> ExitCode {
         };
         cli.insert(k.trim().to_string(), v.trim().to_string());
     }
-    let mut config = match BrokerConfig::load(args.config.as_deref(), cli.clone()) {
+    let loaded = match BrokerConfig::load(args.config.as_deref(), cli.clone()) {
+        // An SSL listener named in `listeners` has no key until --tls-self-signed makes
+        // one: learn the data directory without it, make the key, then load again.
+        Err(_) if args.tls_self_signed => self_signed_keystore(args.config.as_deref(), &mut cli)
+            .and_then(|()| {
+                BrokerConfig::load(args.config.as_deref(), cli.clone()).map_err(|e| e.to_string())
+            }),
+        other => other.map_err(|e| e.to_string()),
+    };
+    let mut config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -184,6 +198,25 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 /// The configuration again, with an SSL listener that uses the development certificate.
+/// For `--tls-self-signed` with an SSL listener already in `listeners`: make the
+/// development key under the data directory (found from the settings with a plaintext
+/// listener in place of the configured ones) and give it to every TLS listener.
+fn self_signed_keystore(
+    file: Option<&std::path::Path>,
+    cli: &mut BTreeMap<String, String>,
+) -> Result<(), String> {
+    let mut probe = cli.clone();
+    probe.insert("listeners".into(), "PLAINTEXT://127.0.0.1:0".into());
+    probe.insert("advertised.listeners".into(), String::new());
+    let probed = BrokerConfig::load(file, probe).map_err(|e| e.to_string())?;
+    let made = self_signed::ensure(&probed.data_dir).map_err(|e| e.to_string())?;
+    cli.insert(
+        "ssl.keystore.location".into(),
+        made.keystore.display().to_string(),
+    );
+    Ok(())
+}
+
 fn with_self_signed_tls(
     config: &BrokerConfig,
     file: Option<&std::path::Path>,

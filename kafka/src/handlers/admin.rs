@@ -1,6 +1,6 @@
 //! Topic administration and configs: CreateTopics, DeleteTopics, CreatePartitions,
 //! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, DescribeLogDirs,
-//! InitProducerId, and the ACL APIs (refused: there is no authorizer).
+//! InitProducerId.
 
 use std::collections::BTreeMap;
 
@@ -9,9 +9,11 @@ use kafka_protocol::messages as m;
 
 use super::{config_error, ApiError};
 use super::{str_bytes, topic_name};
+use crate::context::{Operation, RequestContext, Resource};
 use crate::kafka_broker::KafkaBroker;
 use runnel_core::settings::Usage;
 use runnel_core::topic_config::{self, AlterOp};
+use runnel_security::acl::ResourceType;
 
 /// DescribeConfigs/AlterConfigs resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -19,9 +21,12 @@ const RESOURCE_BROKER: i8 = 4;
 
 pub async fn create_topics(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::CreateTopicsRequest,
     version: i16,
 ) -> m::CreateTopicsResponse {
+    // CREATE on the cluster covers every topic; else each needs CREATE on itself.
+    let cluster_create = ctx.authorize(Operation::Create, Resource::Cluster);
     let mut results = Vec::with_capacity(req.topics.len());
     // Kafka refuses every topic named twice in one request, with one result per name.
     let duplicates = duplicate_names(req.topics.iter().map(|t| t.name.0.as_str()));
@@ -45,6 +50,18 @@ pub async fn create_topics(
             .with_num_partitions(-1)
             .with_replication_factor(-1)
             .with_error_message(None);
+        if !cluster_create && !ctx.authorize(Operation::Create, Resource::Topic(&name)) {
+            result = result
+                .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                .with_error_message(Some(str_bytes("Authorization failed.")));
+            if !ctx.authorize(Operation::DescribeConfigs, Resource::Topic(&name)) {
+                result.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+            }
+            results.push(result);
+            continue;
+        }
+        // The created topic's configs are shown only to who may describe them.
+        let show_configs = ctx.authorize(Operation::DescribeConfigs, Resource::Topic(&name));
         let configs: Vec<(String, Option<String>)> = t
             .configs
             .iter()
@@ -103,7 +120,9 @@ pub async fn create_topics(
                     .with_topic_id(meta.id)
                     .with_num_partitions(meta.partitions)
                     .with_replication_factor(1);
-                if version >= 5 {
+                if version >= 5 && !show_configs {
+                    result.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                } else if version >= 5 {
                     let entries =
                         topic_config::describe(&meta.configs, &broker.topic_defaults, None, false);
                     result = result.with_configs(Some(
@@ -146,6 +165,7 @@ fn duplicate_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
 
 pub async fn delete_topics(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::DeleteTopicsRequest,
     version: i16,
 ) -> m::DeleteTopicsResponse {
@@ -179,6 +199,25 @@ pub async fn delete_topics(
                 };
                 r = r.with_error_code(code.code());
             }
+            // Named by id without DESCRIBE: the name is not revealed (the id is not
+            // secret). DELETE is checked before existence, so nothing leaks.
+            Some(_)
+                if name.is_none()
+                    && !ctx.authorize(
+                        Operation::Describe,
+                        Resource::Topic(resolved.as_deref().unwrap_or_default()),
+                    ) =>
+            {
+                r = r
+                    .with_name(None)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+            }
+            Some(n) if !ctx.authorize(Operation::Delete, Resource::Topic(&n)) => {
+                r = r.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                if version >= 5 {
+                    r = r.with_error_message(Some(str_bytes("Authorization failed.")));
+                }
+            }
             Some(n) => match broker.delete_topic(&n).await.map_err(ApiError::from) {
                 Ok(meta) => {
                     // Committed offsets of the topic go with it, durably.
@@ -204,6 +243,7 @@ pub async fn delete_topics(
 
 pub async fn create_partitions(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::CreatePartitionsRequest,
 ) -> m::CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
@@ -226,7 +266,12 @@ pub async fn create_partitions(
             a.iter()
                 .any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != broker.node_id())
         });
-        let outcome = if bad_assignment {
+        let outcome = if !ctx.authorize(Operation::Alter, Resource::Topic(&t.name.0)) {
+            Err(ApiError::new(
+                ResponseError::TopicAuthorizationFailed,
+                "The topic authorization is failed.",
+            ))
+        } else if bad_assignment {
             Err(ApiError::new(
                 ResponseError::InvalidReplicaAssignment,
                 "replicas must be exactly this broker",
@@ -249,6 +294,7 @@ pub async fn create_partitions(
 
 pub fn describe_configs(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::DescribeConfigsRequest,
     version: i16,
 ) -> m::DescribeConfigsResponse {
@@ -263,6 +309,10 @@ pub fn describe_configs(
                 .configuration_keys
                 .as_ref()
                 .map(|k| k.iter().map(|s| s.to_string()).collect());
+            if let Some(denied) = configs_denied(ctx, res.resource_type, &res.resource_name, false)
+            {
+                return base.with_error_code(denied.code());
+            }
             let entries = match res.resource_type {
                 RESOURCE_TOPIC => match broker.topic_meta(&res.resource_name) {
                     None if runnel_core::topics::validate_topic_name(&res.resource_name)
@@ -383,20 +433,52 @@ macro_rules! alter_result {
             .with_resource_name($res.resource_name.clone());
         match $outcome {
             Ok(()) => r,
-            Err(e) => r
-                .with_error_code(e.code())
-                .with_error_message(Some(str_bytes(e.message))),
+            // An authorization failure carries no message, as in Kafka.
+            Err(e) => {
+                let code = e.code();
+                let message = (!e.message.is_empty()).then(|| str_bytes(e.message));
+                r.with_error_code(code).with_error_message(message)
+            }
         }
     }};
 }
 
+/// The authorization error for describing (or altering) a topic's or the broker's
+/// configs: DESCRIBE_CONFIGS or ALTER_CONFIGS on the topic or the cluster.
+fn configs_denied(
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    alter: bool,
+) -> Option<ResponseError> {
+    let op = if alter {
+        Operation::AlterConfigs
+    } else {
+        Operation::DescribeConfigs
+    };
+    match resource_type {
+        RESOURCE_TOPIC if !ctx.authorize(op, Resource::Topic(name)) => {
+            Some(ResponseError::TopicAuthorizationFailed)
+        }
+        RESOURCE_BROKER if !ctx.authorize(op, Resource::Cluster) => {
+            Some(ResponseError::ClusterAuthorizationFailed)
+        }
+        _ => None,
+    }
+}
+
 pub async fn alter_configs(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::AlterConfigsRequest,
 ) -> m::AlterConfigsResponse {
     let mut responses = Vec::new();
     for res in &req.resources {
-        let outcome = if res.resource_type != RESOURCE_TOPIC {
+        let outcome = if let Some(denied) =
+            configs_denied(ctx, res.resource_type, &res.resource_name, true)
+        {
+            Err(ApiError::new(denied, ""))
+        } else if res.resource_type != RESOURCE_TOPIC {
             Err(ApiError::new(
                 ResponseError::InvalidRequest,
                 "only topic configs can be altered",
@@ -427,11 +509,16 @@ pub async fn alter_configs(
 
 pub async fn incremental_alter_configs(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::IncrementalAlterConfigsRequest,
 ) -> m::IncrementalAlterConfigsResponse {
     let mut responses = Vec::new();
     for res in &req.resources {
-        let outcome = if res.resource_type != RESOURCE_TOPIC {
+        let outcome = if let Some(denied) =
+            configs_denied(ctx, res.resource_type, &res.resource_name, true)
+        {
+            Err(ApiError::new(denied, ""))
+        } else if res.resource_type != RESOURCE_TOPIC {
             Err(ApiError::new(
                 ResponseError::InvalidRequest,
                 "only topic configs can be altered",
@@ -484,8 +571,13 @@ pub async fn incremental_alter_configs(
 
 pub fn describe_log_dirs(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::DescribeLogDirsRequest,
 ) -> m::DescribeLogDirsResponse {
+    if !ctx.authorize(Operation::Describe, Resource::Cluster) {
+        return m::DescribeLogDirsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.as_ref().map(|ts| {
         ts.iter()
             .map(|t| (t.topic.0.to_string(), t.partitions.clone()))
@@ -539,11 +631,20 @@ pub fn describe_log_dirs(
 
 pub fn init_producer_id(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::InitProducerIdRequest,
 ) -> m::InitProducerIdResponse {
     let base = m::InitProducerIdResponse::default()
         .with_producer_id(kafka_protocol::messages::ProducerId(-1))
         .with_producer_epoch(-1);
+    // An idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some
+    // topic (KIP-679); a transactional one WRITE on its transactional id.
+    if req.transactional_id.is_none()
+        && !ctx.authorize(Operation::IdempotentWrite, Resource::Cluster)
+        && !ctx.authorize_any(Operation::Write, ResourceType::Topic)
+    {
+        return base.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     if req.transactional_id.is_some() {
         // Transactions are out of scope; idempotent producers use no transactional id.
         return base.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
@@ -556,41 +657,4 @@ pub fn init_producer_id(
             .with_producer_epoch(0),
         Err(e) => base.with_error_code(super::kafka_error(e.kind).code()),
     }
-}
-
-// Runnel has no authorizer. Kafka without one still implements the ACL APIs and answers
-// them with SECURITY_DISABLED (these are its messages), so kafka-acls and admin clients
-// fail at once with that error rather than on a missing API.
-const NO_AUTHORIZER: &str = "No Authorizer is configured on the broker";
-
-pub fn describe_acls(_req: m::DescribeAclsRequest) -> m::DescribeAclsResponse {
-    m::DescribeAclsResponse::default()
-        .with_error_code(ResponseError::SecurityDisabled.code())
-        .with_error_message(Some(str_bytes(NO_AUTHORIZER)))
-}
-
-pub fn create_acls(req: m::CreateAclsRequest) -> m::CreateAclsResponse {
-    let results = req
-        .creations
-        .iter()
-        .map(|_| {
-            m::create_acls_response::AclCreationResult::default()
-                .with_error_code(ResponseError::SecurityDisabled.code())
-                .with_error_message(Some(str_bytes(NO_AUTHORIZER)))
-        })
-        .collect();
-    m::CreateAclsResponse::default().with_results(results)
-}
-
-pub fn delete_acls(req: m::DeleteAclsRequest) -> m::DeleteAclsResponse {
-    let results = req
-        .filters
-        .iter()
-        .map(|_| {
-            m::delete_acls_response::DeleteAclsFilterResult::default()
-                .with_error_code(ResponseError::SecurityDisabled.code())
-                .with_error_message(Some(str_bytes("No Authorizer is configured.")))
-        })
-        .collect();
-    m::DeleteAclsResponse::default().with_filter_results(results)
 }

@@ -12,6 +12,7 @@ use runnel_storage::{FileSlice, StorageError};
 use tokio::sync::Notify;
 
 use super::{storage_error_code, topic_name};
+use crate::context::{Operation, RequestContext, Resource};
 use crate::fetch_session::{
     Answered, FetchContext, FetchParams, PartitionKey, TopicKey, Wanted, INVALID_SESSION_ID,
 };
@@ -45,13 +46,14 @@ struct FetchSlices {
 /// and the returned [`ExternalRecords`] the slices to send in their place.
 pub async fn fetch_parts(
     broker: &KafkaBroker,
+    asker: &RequestContext,
     req: m::FetchRequest,
     version: i16,
 ) -> (m::FetchResponse, ExternalRecords<FileSlice>) {
     let FetchSlices {
         mut response,
         slices,
-    } = fetch_slices(broker, req, version).await;
+    } = fetch_slices(broker, asker, req, version).await;
     let mut external = ExternalRecords::new();
     for (t, p, slice) in slices {
         let pd = &mut response.responses[t].partitions[p];
@@ -77,7 +79,12 @@ fn set_records_read(pd: &mut m::fetch_response::PartitionData, slice: &FileSlice
     }
 }
 
-async fn fetch_slices(broker: &KafkaBroker, req: m::FetchRequest, version: i16) -> FetchSlices {
+async fn fetch_slices(
+    broker: &KafkaBroker,
+    asker: &RequestContext,
+    req: m::FetchRequest,
+    version: i16,
+) -> FetchSlices {
     let uses_topic_ids = version >= 13;
     let sessions = &broker.fetch_sessions;
     let (requested, forgotten) = request_partitions(broker, &req, uses_topic_ids);
@@ -130,7 +137,7 @@ async fn fetch_slices(broker: &KafkaBroker, req: m::FetchRequest, version: i16) 
             .with_log_start_offset(-1)
             .with_aborted_transactions((req.isolation_level == 1).then(Vec::new))
             .with_records(Some(Bytes::new()));
-        match resolve_partition(broker, w, &mut topic_ids) {
+        match resolve_partition(broker, asker, w, &mut topic_ids) {
             Ok(p) => slots.push(Slot {
                 index,
                 p,
@@ -344,12 +351,17 @@ impl TopicIds {
 /// answers at once for errors found reading, not for partitions it does not know).
 fn resolve_partition(
     broker: &KafkaBroker,
+    asker: &RequestContext,
     w: &Wanted,
     topic_ids: &mut TopicIds,
 ) -> Result<Arc<Partition>, (ResponseError, bool)> {
     let Some(name) = &w.name else {
         return Err((ResponseError::UnknownTopicId, false));
     };
+    // Before existence, so a denied client learns nothing about the topic.
+    if !asker.authorize(Operation::Read, Resource::Topic(name)) {
+        return Err((ResponseError::TopicAuthorizationFailed, false));
+    }
     let Some(p) = broker.partition(name, w.key.partition) else {
         return Err((ResponseError::UnknownTopicOrPartition, false));
     };
@@ -467,6 +479,7 @@ const EARLIEST_LOCAL: i64 = -4;
 /// ListOffsets. A lookup by timestamp reads index and segment files: blocking.
 pub fn list_offsets(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::ListOffsetsRequest,
     version: i16,
 ) -> m::ListOffsetsResponse {
@@ -474,6 +487,7 @@ pub fn list_offsets(
         .topics
         .iter()
         .map(|t| {
+            let allowed = ctx.authorize(Operation::Describe, Resource::Topic(&t.name.0));
             let partitions = t
                 .partitions
                 .iter()
@@ -482,6 +496,10 @@ pub fn list_offsets(
                         .with_partition_index(lp.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1);
+                    if !allowed {
+                        return base
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some(p) = broker.partition(&t.name.0, lp.partition_index) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
@@ -556,12 +574,14 @@ fn list_offset(p: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseErro
 
 pub fn offset_for_leader_epoch(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::OffsetForLeaderEpochRequest,
 ) -> m::OffsetForLeaderEpochResponse {
     let topics = req
         .topics
         .iter()
         .map(|t| {
+            let allowed = ctx.authorize(Operation::Describe, Resource::Topic(&t.topic.0));
             let partitions = t
                 .partitions
                 .iter()
@@ -570,6 +590,10 @@ pub fn offset_for_leader_epoch(
                         .with_partition(op.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if !allowed {
+                        return base
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some(p) = broker.partition(&t.topic.0, op.partition) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
@@ -595,15 +619,22 @@ pub fn offset_for_leader_epoch(
 
 pub async fn delete_records(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::DeleteRecordsRequest,
 ) -> m::DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
+        let allowed = ctx.authorize(Operation::Delete, Resource::Topic(&t.name.0));
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for dp in &t.partitions {
             let base = m::delete_records_response::DeleteRecordsPartitionResult::default()
                 .with_partition_index(dp.partition_index)
                 .with_low_watermark(-1);
+            if !allowed {
+                partitions
+                    .push(base.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+                continue;
+            }
             let Some(p) = broker.partition(&t.name.0, dp.partition_index) else {
                 partitions
                     .push(base.with_error_code(ResponseError::UnknownTopicOrPartition.code()));

@@ -2,8 +2,6 @@
 //! admin. Thin: decode the request's shape per version, call the coordinator
 //! (`runnel_coordinator::group`), and shape the answer for the version.
 
-use std::net::SocketAddr;
-
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::{self as m, BrokerId, GroupId};
 use runnel_protocol::api::ResponseBody;
@@ -14,7 +12,7 @@ use runnel_coordinator::group::classic::{JoinRequest, Reply};
 use runnel_coordinator::group::topic_regex::{self, TopicRegex};
 use runnel_coordinator::group::CommitItem;
 
-use crate::context::RequestContext;
+use crate::context::{Operation, RequestContext, Resource};
 
 const GROUP: i8 = 0;
 
@@ -28,6 +26,9 @@ pub async fn find_coordinator(
     let node = broker.node_id();
     let answer = |key: &str, key_type: i8| -> (i16, i32, String, i32) {
         match key_type {
+            GROUP if !ctx.authorize(Operation::Describe, Resource::Group(key)) => {
+                (E::GroupAuthorizationFailed.code(), -1, String::new(), -1)
+            }
             GROUP if !key.is_empty() => (0, node, host.clone(), port as i32),
             GROUP => (E::InvalidRequest.code(), -1, String::new(), -1),
             // Transactions are not implemented yet. COORDINATOR_NOT_AVAILABLE would be
@@ -86,17 +87,23 @@ fn shape_join(mut resp: m::JoinGroupResponse, version: i16) -> m::JoinGroupRespo
 
 pub async fn join_group(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     r: m::JoinGroupRequest,
     version: i16,
-    client_id: &str,
-    peer: SocketAddr,
 ) -> ResponseBody {
+    if !ctx.authorize(Operation::Read, Resource::Group(&r.group_id)) {
+        let denied = m::JoinGroupResponse::default()
+            .with_error_code(E::GroupAuthorizationFailed.code())
+            .with_generation_id(-1)
+            .with_member_id(r.member_id.clone());
+        return shape_join(denied, version).into();
+    }
     let req = JoinRequest {
         member_id: r.member_id.to_string(),
         instance_id: r.group_instance_id.as_ref().map(|s| s.to_string()),
         require_known_member_id: version >= 4,
-        client_id: client_id.to_string(),
-        client_host: format!("/{}", peer.ip()),
+        client_id: ctx.client_id.clone(),
+        client_host: format!("/{}", ctx.peer.ip()),
         // v0 has no rebalance timeout: Kafka uses the session timeout.
         rebalance_timeout_ms: if version == 0 {
             r.session_timeout_ms
@@ -127,9 +134,15 @@ pub async fn join_group(
 
 pub async fn sync_group(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     r: m::SyncGroupRequest,
     version: i16,
 ) -> ResponseBody {
+    if !ctx.authorize(Operation::Read, Resource::Group(&r.group_id)) {
+        return m::SyncGroupResponse::default()
+            .with_error_code(E::GroupAuthorizationFailed.code())
+            .into();
+    }
     let assignments = r
         .assignments
         .iter()
@@ -157,7 +170,16 @@ pub async fn sync_group(
     resp.into()
 }
 
-pub fn heartbeat(broker: &KafkaBroker, r: m::HeartbeatRequest) -> ResponseBody {
+pub fn heartbeat(
+    broker: &KafkaBroker,
+    ctx: &RequestContext,
+    r: m::HeartbeatRequest,
+) -> ResponseBody {
+    if !ctx.authorize(Operation::Read, Resource::Group(&r.group_id)) {
+        return m::HeartbeatResponse::default()
+            .with_error_code(E::GroupAuthorizationFailed.code())
+            .into();
+    }
     let code = broker.groups.heartbeat(
         &r.group_id,
         &r.member_id,
@@ -167,7 +189,17 @@ pub fn heartbeat(broker: &KafkaBroker, r: m::HeartbeatRequest) -> ResponseBody {
     m::HeartbeatResponse::default().with_error_code(code).into()
 }
 
-pub fn leave_group(broker: &KafkaBroker, r: m::LeaveGroupRequest, version: i16) -> ResponseBody {
+pub fn leave_group(
+    broker: &KafkaBroker,
+    ctx: &RequestContext,
+    r: m::LeaveGroupRequest,
+    version: i16,
+) -> ResponseBody {
+    if !ctx.authorize(Operation::Read, Resource::Group(&r.group_id)) {
+        return m::LeaveGroupResponse::default()
+            .with_error_code(E::GroupAuthorizationFailed.code())
+            .into();
+    }
     let leaving: Vec<(String, Option<String>)> = if version >= 3 {
         r.members
             .iter()
@@ -212,18 +244,25 @@ type CommitShape = (m::TopicName, uuid::Uuid, Vec<(i32, Result<(), i16>)>);
 
 pub async fn offset_commit(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     r: m::OffsetCommitRequest,
     version: i16,
 ) -> ResponseBody {
     let max_meta = broker.groups.cfg.offset_metadata_max_bytes;
+    // READ on the group, else every partition says GROUP_AUTHORIZATION_FAILED.
+    let group_denied = !ctx.authorize(Operation::Read, Resource::Group(&r.group_id));
     // Per partition: Ok(index into items) or an error code.
     let mut items = Vec::new();
     let mut shape: Vec<CommitShape> = Vec::new();
     for t in &r.topics {
         let meta = super::resolve_topic(broker, &t.name, t.topic_id);
+        let name = meta.as_ref().map_or(t.name.0.as_str(), |m| m.name.as_str());
+        let topic_denied = !ctx.authorize(Operation::Read, Resource::Topic(name));
         let mut parts = Vec::new();
         for p in &t.partitions {
             let res = match &meta {
+                _ if group_denied => Err(E::GroupAuthorizationFailed.code()),
+                _ if topic_denied => Err(E::TopicAuthorizationFailed.code()),
                 None => Err(if t.topic_id.is_nil() {
                     E::UnknownTopicOrPartition.code()
                 } else {
@@ -258,7 +297,9 @@ pub async fn offset_commit(
         }
         shape.push((t.name.clone(), t.topic_id, parts));
     }
-    let result = if r.group_id.is_empty() && version >= 9 {
+    let result = if group_denied {
+        Ok(())
+    } else if r.group_id.is_empty() && version >= 9 {
         Err(E::InvalidGroupId)
     } else {
         broker
@@ -314,12 +355,45 @@ fn fetch_group(
     broker.groups.fetch_offsets(group, topics)
 }
 
-pub fn offset_fetch(broker: &KafkaBroker, r: m::OffsetFetchRequest, version: i16) -> ResponseBody {
+/// The offsets of a group the principal may see: topics it may not describe are left
+/// out of "all topics", and answered TOPIC_AUTHORIZATION_FAILED when named.
+fn fetch_authorized(
+    broker: &KafkaBroker,
+    ctx: &RequestContext,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> (FetchedTopics, Vec<(String, Vec<i32>)>) {
+    let visible = |t: &str| ctx.authorize(Operation::Describe, Resource::Topic(t));
+    match topics {
+        None => {
+            let mut all = fetch_group(broker, group, None);
+            all.retain(|(t, _)| visible(t));
+            (all, Vec::new())
+        }
+        Some(named) => {
+            let (allowed, denied): (Vec<_>, Vec<_>) =
+                named.into_iter().partition(|(t, _)| visible(t));
+            (fetch_group(broker, group, Some(allowed)), denied)
+        }
+    }
+}
+
+pub fn offset_fetch(
+    broker: &KafkaBroker,
+    ctx: &RequestContext,
+    r: m::OffsetFetchRequest,
+    version: i16,
+) -> ResponseBody {
     if version >= 8 {
         let groups = r
             .groups
             .iter()
             .map(|g| {
+                if !ctx.authorize(Operation::Describe, Resource::Group(&g.group_id)) {
+                    return m::offset_fetch_response::OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id.clone())
+                        .with_error_code(E::GroupAuthorizationFailed.code());
+                }
                 if let Err(e) = broker.groups.validate_offset_fetch(
                     &g.group_id,
                     g.member_id.as_deref(),
@@ -334,10 +408,18 @@ pub fn offset_fetch(broker: &KafkaBroker, r: m::OffsetFetchRequest, version: i16
                         .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let fetched = fetch_group(broker, &g.group_id, topics);
+                let (fetched, denied) = fetch_authorized(broker, ctx, &g.group_id, topics);
                 let topics = fetched
                     .into_iter()
+                    .chain(denied.into_iter().map(|(t, ps)| {
+                        (t, ps.into_iter().map(|p| (p, None)).collect())
+                    }))
                     .map(|(t, parts)| {
+                        let code = if ctx.authorize(Operation::Describe, Resource::Topic(&t)) {
+                            0
+                        } else {
+                            E::TopicAuthorizationFailed.code()
+                        };
                         m::offset_fetch_response::OffsetFetchResponseTopics::default()
                             .with_name(topic_name(&t))
                             .with_partitions(
@@ -350,6 +432,7 @@ pub fn offset_fetch(broker: &KafkaBroker, r: m::OffsetFetchRequest, version: i16
                                             .with_committed_offset(o)
                                             .with_committed_leader_epoch(e)
                                             .with_metadata(Some(str_bytes(md)))
+                                            .with_error_code(code)
                                     })
                                     .collect(),
                             )
@@ -362,15 +445,30 @@ pub fn offset_fetch(broker: &KafkaBroker, r: m::OffsetFetchRequest, version: i16
             .collect();
         return m::OffsetFetchResponse::default().with_groups(groups).into();
     }
+    if !ctx.authorize(Operation::Describe, Resource::Group(&r.group_id)) {
+        return m::OffsetFetchResponse::default()
+            .with_error_code(E::GroupAuthorizationFailed.code())
+            .into();
+    }
     let topics = r.topics.as_ref().map(|ts| {
         ts.iter()
             .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let fetched = fetch_group(broker, &r.group_id, topics);
+    let (fetched, denied) = fetch_authorized(broker, ctx, &r.group_id, topics);
     let topics = fetched
         .into_iter()
+        .chain(
+            denied
+                .into_iter()
+                .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, None)).collect())),
+        )
         .map(|(t, parts)| {
+            let code = if ctx.authorize(Operation::Describe, Resource::Topic(&t)) {
+                0
+            } else {
+                E::TopicAuthorizationFailed.code()
+            };
             m::offset_fetch_response::OffsetFetchResponseTopic::default()
                 .with_name(topic_name(&t))
                 .with_partitions(
@@ -383,6 +481,7 @@ pub fn offset_fetch(broker: &KafkaBroker, r: m::OffsetFetchRequest, version: i16
                                 .with_committed_offset(o)
                                 .with_committed_leader_epoch(if version >= 5 { e } else { -1 })
                                 .with_metadata(Some(str_bytes(md)))
+                                .with_error_code(code)
                         })
                         .collect(),
                 )
@@ -400,13 +499,36 @@ fn offset_fields(v: Option<runnel_coordinator::group::records::OffsetValue>) -> 
 
 pub fn describe_groups(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     r: m::DescribeGroupsRequest,
     version: i16,
 ) -> ResponseBody {
     let groups = r
         .groups
         .iter()
-        .map(|id| match broker.groups.describe(id) {
+        .map(|id| {
+            if !ctx.authorize(Operation::Describe, Resource::Group(id)) {
+                return m::describe_groups_response::DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(E::GroupAuthorizationFailed.code());
+            }
+            describe_group(broker, ctx, &r, id, version)
+        })
+        .collect();
+    m::DescribeGroupsResponse::default()
+        .with_groups(groups)
+        .into()
+}
+
+fn describe_group(
+    broker: &KafkaBroker,
+    ctx: &RequestContext,
+    r: &m::DescribeGroupsRequest,
+    id: &GroupId,
+    version: i16,
+) -> m::describe_groups_response::DescribedGroup {
+    {
+        match broker.groups.describe(id) {
             Some(mut d) => {
                 if version < 4 {
                     for mb in &mut d.members {
@@ -416,8 +538,9 @@ pub fn describe_groups(
                 // A deleted group has no operations to report (Kafka leaves the field unset).
                 let live = &*d.group_state != "Dead";
                 d.with_authorized_operations(super::authorized_operations(
+                    ctx,
                     r.include_authorized_operations && live,
-                    super::GROUP_OPERATIONS,
+                    Resource::Group(id),
                 ))
             }
             None => {
@@ -432,14 +555,18 @@ pub fn describe_groups(
                     dead
                 }
             }
-        })
-        .collect();
-    m::DescribeGroupsResponse::default()
-        .with_groups(groups)
-        .into()
+        }
+    }
 }
 
-pub fn list_groups(broker: &KafkaBroker, r: m::ListGroupsRequest, version: i16) -> ResponseBody {
+pub fn list_groups(
+    broker: &KafkaBroker,
+    ctx: &RequestContext,
+    r: m::ListGroupsRequest,
+    version: i16,
+) -> ResponseBody {
+    // DESCRIBE on the cluster lists every group; else those the principal may describe.
+    let all = ctx.authorize(Operation::Describe, Resource::Cluster);
     let states: Vec<String> = r.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = r.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let mut groups: Vec<_> = broker
@@ -448,6 +575,7 @@ pub fn list_groups(broker: &KafkaBroker, r: m::ListGroupsRequest, version: i16) 
         .into_iter()
         .filter(|(_, _, state, _)| states.is_empty() || states.contains(&state.to_lowercase()))
         .filter(|(_, _, _, ty)| types.is_empty() || types.contains(&ty.to_string()))
+        .filter(|(id, _, _, _)| all || ctx.authorize(Operation::Describe, Resource::Group(id)))
         .map(|(id, ptype, state, ty)| {
             let g = m::list_groups_response::ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(id)))
@@ -468,13 +596,22 @@ pub fn list_groups(broker: &KafkaBroker, r: m::ListGroupsRequest, version: i16) 
     m::ListGroupsResponse::default().with_groups(groups).into()
 }
 
-pub async fn delete_groups(broker: &KafkaBroker, r: m::DeleteGroupsRequest) -> ResponseBody {
-    let ids: Vec<String> = r.groups_names.iter().map(|g| g.to_string()).collect();
-    let codes = broker.groups.delete_groups(&ids).await;
-    let results = r
+pub async fn delete_groups(
+    broker: &KafkaBroker,
+    ctx: &RequestContext,
+    r: m::DeleteGroupsRequest,
+) -> ResponseBody {
+    let (allowed, denied): (Vec<&GroupId>, Vec<&GroupId>) = r
         .groups_names
         .iter()
+        .partition(|g| ctx.authorize(Operation::Delete, Resource::Group(g)));
+    let ids: Vec<String> = allowed.iter().map(|g| g.to_string()).collect();
+    let codes = broker.groups.delete_groups(&ids).await;
+    let denied_code = E::GroupAuthorizationFailed.code();
+    let results = allowed
+        .into_iter()
         .zip(codes)
+        .chain(denied.into_iter().map(|g| (g, denied_code)))
         .map(|(g, code)| {
             m::delete_groups_response::DeletableGroupResult::default()
                 .with_group_id(g.clone())
@@ -486,9 +623,22 @@ pub async fn delete_groups(broker: &KafkaBroker, r: m::DeleteGroupsRequest) -> R
         .into()
 }
 
-pub async fn offset_delete(broker: &KafkaBroker, r: m::OffsetDeleteRequest) -> ResponseBody {
+pub async fn offset_delete(
+    broker: &KafkaBroker,
+    ctx: &RequestContext,
+    r: m::OffsetDeleteRequest,
+) -> ResponseBody {
+    if !ctx.authorize(Operation::Delete, Resource::Group(&r.group_id)) {
+        return m::OffsetDeleteResponse::default()
+            .with_error_code(E::GroupAuthorizationFailed.code())
+            .into();
+    }
+    let readable = |t: &str| ctx.authorize(Operation::Read, Resource::Topic(t));
     let mut parts = Vec::new();
     for t in &r.topics {
+        if !readable(&t.name) {
+            continue;
+        }
         for p in &t.partitions {
             parts.push((t.name.to_string(), p.partition_index));
         }
@@ -503,6 +653,7 @@ pub async fn offset_delete(broker: &KafkaBroker, r: m::OffsetDeleteRequest) -> R
                 .topics
                 .iter()
                 .map(|t| {
+                    let denied = !readable(&t.name);
                     let partitions = broker.topic_meta(&t.name).map_or(0, |m| m.partitions);
                     m::offset_delete_response::OffsetDeleteResponseTopic::default()
                         .with_name(t.name.clone())
@@ -512,6 +663,11 @@ pub async fn offset_delete(broker: &KafkaBroker, r: m::OffsetDeleteRequest) -> R
                                 .map(|p| {
                                     // Kafka: a partition the topic does not have is
                                     // unknown, like a topic that does not exist.
+                                    if denied {
+                                        return m::offset_delete_response::OffsetDeleteResponsePartition::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_error_code(E::TopicAuthorizationFailed.code());
+                                    }
                                     let code = codes.next().unwrap_or(0);
                                     let exists = (0..partitions).contains(&p.partition_index);
                                     let code = if exists || code != 0 {
@@ -538,9 +694,8 @@ pub async fn offset_delete(broker: &KafkaBroker, r: m::OffsetDeleteRequest) -> R
 /// `runnel_coordinator::group::consumer`.
 pub async fn consumer_group_heartbeat(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     r: m::ConsumerGroupHeartbeatRequest,
-    client_id: &str,
-    peer: SocketAddr,
 ) -> ResponseBody {
     use runnel_coordinator::group::consumer::HeartbeatIn;
     // Kafka's error answer carries only the code and message (no member id, epoch 0).
@@ -552,6 +707,9 @@ pub async fn consumer_group_heartbeat(
             .with_member_epoch(0)
             .into()
     };
+    if !ctx.authorize(Operation::Read, Resource::Group(&r.group_id)) {
+        return err(E::GroupAuthorizationFailed, None);
+    }
     let regex = r.subscribed_topic_regex.as_ref().map(|s| s.to_string());
     let result = {
         // One read of the registry for the whole heartbeat (no await while held).
@@ -581,8 +739,8 @@ pub async fn consumer_group_heartbeat(
             subscribed_regex: regex.clone(),
             assignor: r.server_assignor.as_ref().map(|s| s.to_string()),
             owned,
-            client_id: client_id.to_string(),
-            client_host: format!("/{}", peer.ip()),
+            client_id: ctx.client_id.clone(),
+            client_host: format!("/{}", ctx.peer.ip()),
         };
         broker.groups.consumer_heartbeat(
             &r.group_id,
@@ -642,17 +800,24 @@ pub async fn consumer_group_heartbeat(
 
 pub fn consumer_group_describe(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     r: m::ConsumerGroupDescribeRequest,
 ) -> ResponseBody {
     let groups = r
         .group_ids
         .iter()
         .map(|g| {
+            if !ctx.authorize(Operation::Describe, Resource::Group(g)) {
+                return m::consumer_group_describe_response::DescribedGroup::default()
+                    .with_group_id(g.clone())
+                    .with_error_code(E::GroupAuthorizationFailed.code());
+            }
             // A group that is not found has no operations to report.
             let d = broker.groups.consumer_describe(g);
             let ops = super::authorized_operations(
+                ctx,
                 r.include_authorized_operations && d.error_code == 0,
-                super::GROUP_OPERATIONS,
+                Resource::Group(g),
             );
             d.with_authorized_operations(ops)
         })

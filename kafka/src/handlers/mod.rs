@@ -2,6 +2,7 @@
 //! body, over the shared [`KafkaBroker`]. They stay thin; the logic lives in `broker`,
 //! `partition` and the storage layer.
 
+mod acls;
 mod admin;
 pub(crate) mod fetch;
 mod group;
@@ -22,7 +23,7 @@ use runnel_protocol::response_parts::ExternalRecords;
 use runnel_storage::{FileSlice, StorageError};
 use uuid::Uuid;
 
-use crate::context::RequestContext;
+use crate::context::{Operation, RequestContext, Resource};
 use crate::kafka_broker::KafkaBroker;
 use runnel_core::broker::{BrokerError, ErrorKind};
 
@@ -51,8 +52,9 @@ pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Re
     let body = match request.body {
         RequestBody::Fetch(r) => {
             let broker = broker.clone();
+            let ctx = ctx.clone();
             return Reply::Later(Box::pin(async move {
-                let (body, records) = fetch::fetch_parts(&broker, r, version).await;
+                let (body, records) = fetch::fetch_parts(&broker, &ctx, r, version).await;
                 Answer::Fetch(body, records)
             }));
         }
@@ -61,8 +63,11 @@ pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Re
             // fsyncs): off the runtime's workers, awaited here so that they still
             // happen in request order.
             let appender = broker.clone();
-            let appended =
-                tokio::task::spawn_blocking(move || produce::append(&appender, r, version)).await;
+            let producer = ctx.clone();
+            let appended = tokio::task::spawn_blocking(move || {
+                produce::append(&appender, &producer, r, version)
+            })
+            .await;
             return match appended {
                 Ok(None) => Reply::Now(None),
                 Ok(Some(pending)) => Reply::Later(Box::pin(async move {
@@ -78,8 +83,11 @@ pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Re
         RequestBody::Metadata(r) => metadata(broker, ctx, r, version).await.into(),
         RequestBody::ListOffsets(r) => {
             let reader = broker.clone();
-            match tokio::task::spawn_blocking(move || fetch::list_offsets(&reader, r, version))
-                .await
+            let asker = ctx.clone();
+            match tokio::task::spawn_blocking(move || {
+                fetch::list_offsets(&reader, &asker, r, version)
+            })
+            .await
             {
                 Ok(response) => response.into(),
                 Err(e) => {
@@ -88,45 +96,47 @@ pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Re
                 }
             }
         }
-        RequestBody::OffsetForLeaderEpoch(r) => fetch::offset_for_leader_epoch(broker, r).into(),
-        RequestBody::DeleteRecords(r) => fetch::delete_records(broker, r).await.into(),
-        RequestBody::CreateTopics(r) => admin::create_topics(broker, r, version).await.into(),
-        RequestBody::DeleteTopics(r) => admin::delete_topics(broker, r, version).await.into(),
-        RequestBody::CreatePartitions(r) => admin::create_partitions(broker, r).await.into(),
-        RequestBody::DescribeConfigs(r) => admin::describe_configs(broker, r, version).into(),
-        RequestBody::AlterConfigs(r) => admin::alter_configs(broker, r).await.into(),
-        RequestBody::IncrementalAlterConfigs(r) => {
-            admin::incremental_alter_configs(broker, r).await.into()
+        RequestBody::OffsetForLeaderEpoch(r) => {
+            fetch::offset_for_leader_epoch(broker, ctx, r).into()
         }
+        RequestBody::DeleteRecords(r) => fetch::delete_records(broker, ctx, r).await.into(),
+        RequestBody::CreateTopics(r) => admin::create_topics(broker, ctx, r, version).await.into(),
+        RequestBody::DeleteTopics(r) => admin::delete_topics(broker, ctx, r, version).await.into(),
+        RequestBody::CreatePartitions(r) => admin::create_partitions(broker, ctx, r).await.into(),
+        RequestBody::DescribeConfigs(r) => admin::describe_configs(broker, ctx, r, version).into(),
+        RequestBody::AlterConfigs(r) => admin::alter_configs(broker, ctx, r).await.into(),
+        RequestBody::IncrementalAlterConfigs(r) => admin::incremental_alter_configs(broker, ctx, r)
+            .await
+            .into(),
         RequestBody::DescribeCluster(r) => describe_cluster(broker, ctx, &r).into(),
-        RequestBody::DescribeLogDirs(r) => admin::describe_log_dirs(broker, r).into(),
-        RequestBody::InitProducerId(r) => admin::init_producer_id(broker, r).into(),
+        RequestBody::DescribeLogDirs(r) => admin::describe_log_dirs(broker, ctx, r).into(),
+        RequestBody::InitProducerId(r) => admin::init_producer_id(broker, ctx, r).into(),
         RequestBody::FindCoordinator(r) => group::find_coordinator(broker, ctx, r, version).await,
-        RequestBody::JoinGroup(r) => {
-            group::join_group(broker, r, version, &ctx.client_id, ctx.peer).await
-        }
-        RequestBody::SyncGroup(r) => group::sync_group(broker, r, version).await,
-        RequestBody::Heartbeat(r) => group::heartbeat(broker, r),
-        RequestBody::LeaveGroup(r) => group::leave_group(broker, r, version),
-        RequestBody::OffsetCommit(r) => group::offset_commit(broker, r, version).await,
-        RequestBody::OffsetFetch(r) => group::offset_fetch(broker, r, version),
-        RequestBody::DescribeGroups(r) => group::describe_groups(broker, r, version),
-        RequestBody::ListGroups(r) => group::list_groups(broker, r, version),
-        RequestBody::DeleteGroups(r) => group::delete_groups(broker, r).await,
-        RequestBody::OffsetDelete(r) => group::offset_delete(broker, r).await,
+        RequestBody::JoinGroup(r) => group::join_group(broker, ctx, r, version).await,
+        RequestBody::SyncGroup(r) => group::sync_group(broker, ctx, r, version).await,
+        RequestBody::Heartbeat(r) => group::heartbeat(broker, ctx, r),
+        RequestBody::LeaveGroup(r) => group::leave_group(broker, ctx, r, version),
+        RequestBody::OffsetCommit(r) => group::offset_commit(broker, ctx, r, version).await,
+        RequestBody::OffsetFetch(r) => group::offset_fetch(broker, ctx, r, version),
+        RequestBody::DescribeGroups(r) => group::describe_groups(broker, ctx, r, version),
+        RequestBody::ListGroups(r) => group::list_groups(broker, ctx, r, version),
+        RequestBody::DeleteGroups(r) => group::delete_groups(broker, ctx, r).await,
+        RequestBody::OffsetDelete(r) => group::offset_delete(broker, ctx, r).await,
         RequestBody::ConsumerGroupHeartbeat(r) => {
-            group::consumer_group_heartbeat(broker, r, &ctx.client_id, ctx.peer).await
+            group::consumer_group_heartbeat(broker, ctx, r).await
         }
-        RequestBody::ConsumerGroupDescribe(r) => group::consumer_group_describe(broker, r),
-        RequestBody::DescribeTopicPartitions(r) => describe_topic_partitions(broker, r).into(),
-        RequestBody::DescribeAcls(r) => admin::describe_acls(r).into(),
-        RequestBody::CreateAcls(r) => admin::create_acls(r).into(),
-        RequestBody::DeleteAcls(r) => admin::delete_acls(r).into(),
+        RequestBody::ConsumerGroupDescribe(r) => group::consumer_group_describe(broker, ctx, r),
+        RequestBody::DescribeTopicPartitions(r) => describe_topic_partitions(broker, ctx, r).into(),
+        RequestBody::DescribeAcls(r) => acls::describe_acls(broker, ctx, r).into(),
+        RequestBody::CreateAcls(r) => acls::create_acls(broker, ctx, r).await.into(),
+        RequestBody::DeleteAcls(r) => acls::delete_acls(broker, ctx, r).await.into(),
         RequestBody::DescribeUserScramCredentials(r) => {
-            scram::describe_user_scram_credentials(broker, r).into()
+            scram::describe_user_scram_credentials(broker, ctx, r).into()
         }
         RequestBody::AlterUserScramCredentials(r) => {
-            scram::alter_user_scram_credentials(broker, r).await.into()
+            scram::alter_user_scram_credentials(broker, ctx, r)
+                .await
+                .into()
         }
         RequestBody::DescribeClientQuotas(r) => {
             quotas::describe_client_quotas(broker, ctx, r).into()
@@ -271,9 +281,10 @@ async fn metadata(
     let topic_ops = version >= 8 && req.include_topic_authorized_operations;
     let mut topics = Vec::new();
     match req.topics {
-        // v0: an empty list means all topics; v1+: null means all.
-        None => topics.extend(all_topics(broker)),
-        Some(list) if list.is_empty() && version == 0 => topics.extend(all_topics(broker)),
+        // v0: an empty list means all topics; v1+: null means all. Topics the principal
+        // may not describe are left out, without a word.
+        None => topics.extend(all_topics(broker, ctx)),
+        Some(list) if list.is_empty() && version == 0 => topics.extend(all_topics(broker, ctx)),
         Some(list) => {
             for t in list {
                 // A topic id wins over the name, as in Kafka: the Java client asks by id
@@ -299,37 +310,73 @@ async fn metadata(
                         continue;
                     }
                 };
-                topics.push(
-                    topic_metadata(
-                        broker,
-                        &name,
-                        req.allow_auto_topic_creation || version < 4,
-                        version,
-                    )
-                    .await,
-                );
+                // Kafka does not say whether a topic the principal may not describe
+                // exists: the name (or id, which is not secret) comes back with
+                // TOPIC_AUTHORIZATION_FAILED and nothing else.
+                if !ctx.authorize(Operation::Describe, Resource::Topic(&name)) {
+                    let by_id = !t.topic_id.is_nil();
+                    topics.push(
+                        m::metadata_response::MetadataResponseTopic::default()
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_name((!by_id).then(|| topic_name(&name)))
+                            .with_topic_id(t.topic_id),
+                    );
+                    continue;
+                }
+                // Auto-creation needs CREATE on the cluster or on the topic.
+                let may_create = || {
+                    ctx.authorize(Operation::Create, Resource::Cluster)
+                        || ctx.authorize(Operation::Create, Resource::Topic(&name))
+                };
+                let auto_create = req.allow_auto_topic_creation || version < 4;
+                if auto_create
+                    && broker.config.auto_create_topics
+                    && broker.topic_meta(&name).is_none()
+                    && runnel_core::topics::validate_topic_name(&name).is_ok()
+                    && !may_create()
+                {
+                    topics.push(
+                        m::metadata_response::MetadataResponseTopic::default()
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_name(Some(topic_name(&name))),
+                    );
+                    continue;
+                }
+                topics.push(topic_metadata(broker, &name, auto_create, version).await);
             }
         }
     }
-    // Kafka reports the topic operations for every topic asked about, even one it
+    // Kafka reports the topic operations for every topic it answers about, even one it
     // does not have.
     for t in &mut topics {
-        t.topic_authorized_operations = authorized_operations(topic_ops, TOPIC_OPERATIONS);
+        let denied = t.error_code == ResponseError::TopicAuthorizationFailed.code();
+        t.topic_authorized_operations = match &t.name {
+            Some(name) if topic_ops && !denied => ctx.authorized_operations(Resource::Topic(name)),
+            Some(_) if topic_ops => 0,
+            _ => i32::MIN,
+        };
     }
     let mut resp = m::MetadataResponse::default()
         .with_brokers(vec![broker_entry(broker, ctx)])
         .with_controller_id(BrokerId(broker.node_id()))
         .with_topics(topics);
+    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = cluster_operations(ctx);
+    }
     if version >= 2 {
         resp = resp.with_cluster_id(Some(str_bytes(broker.cluster_id())));
     }
     resp
 }
 
-fn all_topics(broker: &KafkaBroker) -> Vec<m::metadata_response::MetadataResponseTopic> {
+fn all_topics(
+    broker: &KafkaBroker,
+    ctx: &RequestContext,
+) -> Vec<m::metadata_response::MetadataResponseTopic> {
     let metas: Vec<_> = broker.topics().all().cloned().collect();
     metas
         .iter()
+        .filter(|meta| ctx.authorize(Operation::Describe, Resource::Topic(&meta.name)))
         .map(|meta| {
             m::metadata_response::MetadataResponseTopic::default()
                 .with_name(Some(topic_name(&meta.name)))
@@ -378,24 +425,27 @@ async fn topic_metadata(
         .with_partitions(partition_metadata(broker, name, meta.partitions))
 }
 
-/// Authorized operations (KIP-430) as Kafka reports them without an authorizer: every
-/// operation the resource type has, as a bit per `AclOperation` code. Runnel has no ACLs.
-/// Cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
-/// IDEMPOTENT_WRITE.
-pub(crate) const CLUSTER_OPERATIONS: i32 =
-    1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
-/// Topic: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-pub(crate) const TOPIC_OPERATIONS: i32 =
-    1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
-/// Group: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-pub(crate) const GROUP_OPERATIONS: i32 = 1 << 3 | 1 << 6 | 1 << 8 | 1 << 10 | 1 << 11;
-
-/// The authorized operations field: the set when asked for, else "not provided".
-pub(crate) fn authorized_operations(asked: bool, all: i32) -> i32 {
+/// The authorized operations field (KIP-430): a bit per `AclOperation` code the
+/// principal may do on the resource when asked for, else "not provided" (i32::MIN).
+pub(crate) fn authorized_operations(
+    ctx: &RequestContext,
+    asked: bool,
+    resource: Resource<'_>,
+) -> i32 {
     if asked {
-        all
+        ctx.authorized_operations(resource)
     } else {
         i32::MIN
+    }
+}
+
+/// The cluster's authorized operations, as Kafka's Metadata and DescribeCluster give
+/// them: none unless the principal may describe the cluster.
+fn cluster_operations(ctx: &RequestContext) -> i32 {
+    if ctx.authorize(Operation::Describe, Resource::Cluster) {
+        ctx.authorized_operations(Resource::Cluster)
+    } else {
+        0
     }
 }
 
@@ -409,6 +459,7 @@ const MAX_DESCRIBED_PARTITIONS: i32 = 2000;
 /// eligible leader replicas, so those lists are empty.
 fn describe_topic_partitions(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::DescribeTopicPartitionsRequest,
 ) -> m::DescribeTopicPartitionsResponse {
     use m::describe_topic_partitions_response::{
@@ -458,6 +509,18 @@ fn describe_topic_partitions(
         if remaining < 0 {
             continue;
         }
+        // As Metadata: a topic the principal may not describe is left out of "all" and
+        // answered TOPIC_AUTHORIZATION_FAILED when named, whether it exists or not.
+        if !ctx.authorize(Operation::Describe, Resource::Topic(&name)) {
+            if !fetch_all {
+                topics.push(
+                    Topic::default()
+                        .with_name(Some(topic_name(&name)))
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+                );
+            }
+            continue;
+        }
         let Some(meta) = broker.topic_meta(&name) else {
             if !fetch_all {
                 let code = if runnel_core::topics::validate_topic_name(&name).is_err() {
@@ -500,7 +563,10 @@ fn describe_topic_partitions(
                 .with_name(Some(topic_name(&name)))
                 .with_topic_id(meta.id)
                 .with_is_internal(meta.internal)
-                .with_partitions(partitions),
+                .with_partitions(partitions)
+                .with_topic_authorized_operations(
+                    ctx.authorized_operations(Resource::Topic(&name)),
+                ),
         );
         if upper < meta.partitions {
             next_cursor = Some(
@@ -521,12 +587,15 @@ fn describe_cluster(
     ctx: &RequestContext,
     req: &m::DescribeClusterRequest,
 ) -> m::DescribeClusterResponse {
+    // Anyone may describe the cluster; only the operations depend on DESCRIBE (Kafka).
     let (host, port) = ctx.advertised();
+    let ops = if req.include_cluster_authorized_operations {
+        cluster_operations(ctx)
+    } else {
+        i32::MIN
+    };
     m::DescribeClusterResponse::default()
-        .with_cluster_authorized_operations(authorized_operations(
-            req.include_cluster_authorized_operations,
-            CLUSTER_OPERATIONS,
-        ))
+        .with_cluster_authorized_operations(ops)
         .with_cluster_id(str_bytes(broker.cluster_id()))
         .with_controller_id(BrokerId(broker.node_id()))
         .with_brokers(vec![

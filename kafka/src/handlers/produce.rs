@@ -9,6 +9,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages as m;
 
 use super::storage_error_code;
+use crate::context::{Operation, RequestContext, Resource};
 use crate::kafka_broker::KafkaBroker;
 use runnel_core::partition::{AppendError, Appended, Partition, RecordFault, RejectedRecord};
 
@@ -24,7 +25,12 @@ pub struct PendingAcks {
 /// pipelines requests and relies on them being appended in the order sent); the wait
 /// that follows may overlap later requests, so one fsync can cover several of them.
 /// `None` for acks=0.
-pub fn append(broker: &KafkaBroker, req: m::ProduceRequest, _version: i16) -> Option<PendingAcks> {
+pub fn append(
+    broker: &KafkaBroker,
+    ctx: &RequestContext,
+    req: m::ProduceRequest,
+    _version: i16,
+) -> Option<PendingAcks> {
     let acks = req.acks;
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let now = runnel_storage::now_ms();
@@ -33,6 +39,8 @@ pub fn append(broker: &KafkaBroker, req: m::ProduceRequest, _version: i16) -> Op
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let mut waits = Vec::new();
     for topic in &req.topic_data {
+        // Checked before the topic's existence, so a denied producer learns nothing.
+        let allowed = ctx.authorize(Operation::Write, Resource::Topic(&topic.name.0));
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for pd in &topic.partition_data {
             let mut resp = m::produce_response::PartitionProduceResponse::default()
@@ -40,6 +48,8 @@ pub fn append(broker: &KafkaBroker, req: m::ProduceRequest, _version: i16) -> Op
                 .with_base_offset(-1);
             let outcome = if !valid_acks {
                 Err((ResponseError::InvalidRequiredAcks, None, vec![]))
+            } else if !allowed {
+                Err((ResponseError::TopicAuthorizationFailed, None, vec![]))
             } else if req.transactional_id.is_some() {
                 Err((
                     ResponseError::TransactionalIdAuthorizationFailed,

@@ -12,12 +12,18 @@ use runnel_security::sasl::{ScramCredential, ScramMechanism};
 use runnel_security::store::ScramUpsert;
 
 use super::str_bytes;
+use crate::context::{Operation, RequestContext, Resource};
 use crate::kafka_broker::KafkaBroker;
 
 pub fn describe_user_scram_credentials(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::DescribeUserScramCredentialsRequest,
 ) -> m::DescribeUserScramCredentialsResponse {
+    if !ctx.authorize(Operation::Describe, Resource::Cluster) {
+        return m::DescribeUserScramCredentialsResponse::default()
+            .with_error_code(E::ClusterAuthorizationFailed.code());
+    }
     let result = |user: &str| {
         m::describe_user_scram_credentials_response::DescribeUserScramCredentialsResult::default()
             .with_user(str_bytes(user))
@@ -96,8 +102,27 @@ fn check_user_and_mechanism(user: &str, mechanism: i8) -> Result<ScramMechanism,
 
 pub async fn alter_user_scram_credentials(
     broker: &KafkaBroker,
+    ctx: &RequestContext,
     req: m::AlterUserScramCredentialsRequest,
 ) -> m::AlterUserScramCredentialsResponse {
+    if !ctx.authorize(Operation::Alter, Resource::Cluster) {
+        // Every user named gets the error, as Kafka's error response does.
+        let users: BTreeSet<String> = req
+            .deletions
+            .iter()
+            .map(|d| d.name.to_string())
+            .chain(req.upsertions.iter().map(|u| u.name.to_string()))
+            .collect();
+        let results = users
+            .into_iter()
+            .map(|u| {
+                m::alter_user_scram_credentials_response::AlterUserScramCredentialsResult::default()
+                    .with_user(str_bytes(u))
+                    .with_error_code(E::ClusterAuthorizationFailed.code())
+            })
+            .collect();
+        return m::AlterUserScramCredentialsResponse::default().with_results(results);
+    }
     let mut refused: BTreeMap<String, Refusal> = BTreeMap::new();
     let mut deletions: BTreeMap<String, ScramMechanism> = BTreeMap::new();
     let mut upserts: BTreeMap<String, ScramUpsert> = BTreeMap::new();

@@ -3,6 +3,7 @@
 //! [`SaslServer::evaluate`] and sends back what it returns, until the exchange
 //! completes with a principal or fails with an [`AuthError`].
 
+pub mod oauthbearer;
 pub mod plain;
 pub mod scram;
 
@@ -11,22 +12,28 @@ use std::sync::Arc;
 
 use crate::principal::KafkaPrincipal;
 
-pub use plain::{parse_plain_jaas, PlainServer, PlainUsers, PlainVerifier};
+pub use oauthbearer::{
+    parse_oauthbearer_jaas, JwksSettings, JwksValidator, OAuthBearerServer, TokenValidator,
+    UnsecuredValidator,
+};
+pub use plain::{parse_plain_jaas, PlainLogin, PlainServer, PlainUsers, PlainVerifier};
 pub use scram::{ScramCredential, ScramCredentials, ScramMechanism, ScramServer};
 
-/// The SASL mechanisms, with Kafka's names. OAUTHBEARER comes later.
+/// The SASL mechanisms, with Kafka's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    OAuthBearer,
 }
 
 impl Mechanism {
-    pub const ALL: [Mechanism; 3] = [
+    pub const ALL: [Mechanism; 4] = [
         Mechanism::Plain,
         Mechanism::ScramSha256,
         Mechanism::ScramSha512,
+        Mechanism::OAuthBearer,
     ];
 
     /// The name SaslHandshake carries and `sasl.enabled.mechanisms` lists.
@@ -35,6 +42,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => ScramMechanism::Sha256.name(),
             Mechanism::ScramSha512 => ScramMechanism::Sha512.name(),
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -45,7 +53,7 @@ impl Mechanism {
 
     pub fn scram(self) -> Option<ScramMechanism> {
         match self {
-            Mechanism::Plain => None,
+            Mechanism::Plain | Mechanism::OAuthBearer => None,
             Mechanism::ScramSha256 => Some(ScramMechanism::Sha256),
             Mechanism::ScramSha512 => Some(ScramMechanism::Sha512),
         }
@@ -130,6 +138,9 @@ pub enum Reason {
     UnexpectedToken(&'static str),
     #[error("no randomness for a nonce: {0}")]
     NoRandomness(String),
+    /// OAUTHBEARER: the token was refused (`why`), the client acknowledged the error.
+    #[error("the token was refused: {why}")]
+    TokenRefused { status_json: String, why: String },
 }
 
 impl AuthError {
@@ -154,6 +165,11 @@ impl AuthError {
             }
             Reason::PlainTokenCount(n) if plain => {
                 format!("Invalid SASL/PLAIN response: expected 3 tokens, got {n}")
+            }
+            // Kafka's OAuthBearerSaslServer fails with the JSON error it sent.
+            Reason::TokenRefused { status_json, .. } => status_json.clone(),
+            Reason::AuthorizationIdMismatch { .. } if self.mechanism == Mechanism::OAuthBearer => {
+                "Authentication failed: Client requested an authorization id that is different from the token's principal name".into()
             }
             Reason::AuthorizationIdMismatch { .. } => {
                 "Authentication failed: Client requested an authorization id that is different from username".into()
@@ -186,6 +202,7 @@ pub fn log_name(name: &str) -> String {
 pub enum SaslServer {
     Plain(PlainServer),
     Scram(ScramServer),
+    OAuthBearer(OAuthBearerServer),
 }
 
 impl SaslServer {
@@ -197,10 +214,25 @@ impl SaslServer {
         SaslServer::Scram(ScramServer::new(mechanism, credentials))
     }
 
+    pub fn oauthbearer(validator: Arc<dyn TokenValidator>) -> SaslServer {
+        SaslServer::OAuthBearer(OAuthBearerServer::new(validator))
+    }
+
     pub fn mechanism(&self) -> Mechanism {
         match self {
             SaslServer::Plain(_) => Mechanism::Plain,
             SaslServer::Scram(s) => s.mechanism().into(),
+            SaslServer::OAuthBearer(_) => Mechanism::OAuthBearer,
+        }
+    }
+
+    /// When the credential expires (ms since the epoch), for a completed exchange whose
+    /// credential has a lifetime (an OAUTHBEARER token): Kafka's
+    /// `CREDENTIAL_LIFETIME_MS` negotiated property, which bounds the session (KIP-368).
+    pub fn credential_expires_at_ms(&self) -> Option<i64> {
+        match self {
+            SaslServer::OAuthBearer(s) => s.credential_expires_at_ms(),
+            _ => None,
         }
     }
 
@@ -210,6 +242,7 @@ impl SaslServer {
         match self {
             SaslServer::Plain(s) => s.evaluate(client_token),
             SaslServer::Scram(s) => s.evaluate(client_token),
+            SaslServer::OAuthBearer(s) => s.evaluate(client_token),
         }
     }
 
@@ -217,6 +250,15 @@ impl SaslServer {
         match self {
             SaslServer::Plain(s) => s.is_complete(),
             SaslServer::Scram(s) => s.is_complete(),
+            SaslServer::OAuthBearer(s) => s.is_complete(),
+        }
+    }
+
+    /// After completion: an Event Hubs connection-string login's grant.
+    pub fn take_sas_grant(&mut self) -> Option<crate::sas::SasGrant> {
+        match self {
+            SaslServer::Plain(s) => s.take_sas_grant(),
+            SaslServer::Scram(_) | SaslServer::OAuthBearer(_) => None,
         }
     }
 }
@@ -247,6 +289,7 @@ mod tests {
             SaslServer::plain(Arc::new(users)),
             SaslServer::scram(ScramMechanism::Sha256, store()),
             SaslServer::scram(ScramMechanism::Sha512, store()),
+            SaslServer::oauthbearer(Arc::new(UnsecuredValidator::default())),
         ]
     }
 
@@ -272,7 +315,7 @@ mod tests {
     fn token() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..200),
-            "[nyp=acrmsiv,0-9A-Za-z+/\\x00-]{0,120}".prop_map(String::into_bytes),
+            "[nyp=acrmsiv,0-9A-Za-z+/\\x00\\x01 .-]{0,120}".prop_map(String::into_bytes),
         ]
     }
 
@@ -329,6 +372,7 @@ mod tests {
         assert_eq!(Mechanism::Plain.name(), "PLAIN");
         assert_eq!(Mechanism::ScramSha256.name(), "SCRAM-SHA-256");
         assert_eq!(Mechanism::ScramSha512.name(), "SCRAM-SHA-512");
+        assert_eq!(Mechanism::OAuthBearer.name(), "OAUTHBEARER");
         assert_eq!(Mechanism::from_name("plain"), None);
         assert_eq!(Mechanism::from_name("GSSAPI"), None);
     }

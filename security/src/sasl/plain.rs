@@ -10,12 +10,29 @@ use subtle::ConstantTimeEq;
 
 use super::{log_name, AuthError, Mechanism, Reason, SaslStep, MAX_TOKEN_BYTES};
 use crate::principal::KafkaPrincipal;
+use crate::sas::SasGrant;
 
 /// Checks a username and password. The principal it returns is the client's identity
 /// (`User:<username>` for JAAS users; a connection-string verifier, whose username is
 /// `$ConnectionString`, names the policy instead).
 pub trait PlainVerifier: Send + Sync {
     fn verify(&self, username: &str, password: &str) -> Option<KafkaPrincipal>;
+
+    /// [`PlainVerifier::verify`], with the rights of a shared-access-policy login.
+    fn login(&self, username: &str, password: &str) -> Option<PlainLogin> {
+        self.verify(username, password).map(|principal| PlainLogin {
+            principal,
+            sas: None,
+        })
+    }
+}
+
+/// A verified PLAIN login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlainLogin {
+    pub principal: KafkaPrincipal,
+    /// An Event Hubs connection-string login's rights and hub.
+    pub sas: Option<SasGrant>,
 }
 
 /// Users and passwords, as Kafka's JAAS `user_<name>="<password>"` options. Passwords
@@ -90,6 +107,7 @@ enum State {
 pub struct PlainServer {
     verifier: Arc<dyn PlainVerifier>,
     state: State,
+    sas: Option<SasGrant>,
 }
 
 impl fmt::Debug for PlainServer {
@@ -105,11 +123,17 @@ impl PlainServer {
         PlainServer {
             verifier,
             state: State::Ready,
+            sas: None,
         }
     }
 
     pub fn is_complete(&self) -> bool {
         self.state == State::Complete
+    }
+
+    /// A completed connection-string login's grant (once).
+    pub fn take_sas_grant(&mut self) -> Option<SasGrant> {
+        self.sas.take()
     }
 
     pub fn evaluate(&mut self, token: &[u8]) -> Result<SaslStep, AuthError> {
@@ -130,7 +154,7 @@ impl PlainServer {
     }
 
     /// `[authzid] NUL authcid NUL passwd`, checked in `PlainSaslServer`'s order.
-    fn authenticate(&self, token: &[u8]) -> Result<SaslStep, Reason> {
+    fn authenticate(&mut self, token: &[u8]) -> Result<SaslStep, Reason> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Reason::TooLarge(token.len()));
         }
@@ -146,7 +170,7 @@ impl PlainServer {
         if password.is_empty() {
             return Err(Reason::MissingPassword);
         }
-        let Some(principal) = self.verifier.verify(username, password) else {
+        let Some(PlainLogin { principal, sas }) = self.verifier.login(username, password) else {
             return Err(Reason::InvalidCredentials {
                 user: log_name(username),
             });
@@ -156,6 +180,7 @@ impl PlainServer {
                 user: log_name(username),
             });
         }
+        self.sas = sas;
         Ok(SaslStep::Complete {
             principal,
             final_token: Vec::new(),
@@ -204,13 +229,13 @@ pub fn parse_plain_jaas(jaas: &str) -> Result<PlainUsers, String> {
 
 /// One `<loginModuleClass> <controlFlag> (<name>=<value>)*;` entry.
 #[derive(Debug)]
-struct JaasEntry {
-    login_module: String,
+pub(crate) struct JaasEntry {
+    pub(crate) login_module: String,
     /// In order; a later duplicate wins, as Java's map keeps the last.
-    options: Vec<(String, String)>,
+    pub(crate) options: Vec<(String, String)>,
 }
 
-fn parse_jaas(jaas: &str) -> Result<Vec<JaasEntry>, String> {
+pub(crate) fn parse_jaas(jaas: &str) -> Result<Vec<JaasEntry>, String> {
     let mut tokens = Tokenizer::new(jaas);
     let mut entries = Vec::new();
     loop {

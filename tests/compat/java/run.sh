@@ -4,6 +4,7 @@
 #   tests/compat/java/run.sh client [BOOTSTRAP]            # JavaClientCheck.java
 #   tests/compat/java/run.sh streams [BOOTSTRAP [--eos=works|refused]]  # StreamsCheck.java
 #   tests/compat/java/run.sh security SSL SASL_PLAINTEXT SASL_SSL CA_PEM  # SecurityCheck.java
+#   tests/compat/java/run.sh eventhubs eventhubs|acls ARGS...  # EventHubsCheck.java
 # Without BOOTSTRAP each starts a throwaway runnel broker (RUNNEL_BIN, see ../lib.sh), and
 # the Streams check expects exactly_once_v2 to be refused (Runnel has no transactions);
 # with BOOTSTRAP the check runs against that broker (e.g. Apache Kafka, to prove it).
@@ -20,7 +21,9 @@ client) main=runnel.compat.JavaClientCheck ;;
 streams) main=runnel.compat.StreamsCheck ;;
 # Run by ../security_check.py, which starts the secured broker and passes its listeners.
 security) main=runnel.compat.SecurityCheck ;;
-*) fail "usage: $0 client|streams|security [BOOTSTRAP [ARGS...]]" ;;
+# Run by ../event_hubs_check.py: connection strings and ACLs.
+eventhubs) main=runnel.compat.EventHubsCheck ;;
+*) fail "usage: $0 client|streams|security|eventhubs [BOOTSTRAP [ARGS...]]" ;;
 esac
 shift
 args=("$@")

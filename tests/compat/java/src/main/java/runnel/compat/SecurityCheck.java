@@ -39,8 +39,11 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * JAAS lines), against a broker with SSL, SASL_PLAINTEXT and SASL_SSL listeners, and
  * SCRAM credentials managed with the Admin API (KIP-554).
  *
- * <p>Arguments: SSL_ADDR SASL_PLAINTEXT_ADDR SASL_SSL_ADDR CA_PEM. The broker has the
- * PLAIN user alice/alice-secret and the SCRAM-SHA-256 user bob/bob-secret.
+ * <p>Arguments: SSL_ADDR SASL_PLAINTEXT_ADDR SASL_SSL_ADDR CA_PEM [OAUTH_DEV_ADDR]. The
+ * broker has the PLAIN user alice/alice-secret and the SCRAM-SHA-256 user bob/bob-secret.
+ * OAUTH_DEV_ADDR is a listener taking unsecured OAUTHBEARER tokens, with
+ * connections.max.reauth.ms set: the producer keeps producing across several session
+ * lifetimes, re-authenticating on its connection (KIP-368).
  */
 public final class SecurityCheck {
     private SecurityCheck() {}
@@ -108,13 +111,48 @@ public final class SecurityCheck {
         check(got.equals(sent), "produced and read back " + topic, got.size() + " records");
     }
 
+    static Properties unsecuredOAuth(String bootstrap, String sub) {
+        Properties p = new Properties();
+        p.put(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(CommonClientConfigs.SECURITY_PROTOCOL_CONFIG, "SASL_PLAINTEXT");
+        p.put(SaslConfigs.SASL_MECHANISM, "OAUTHBEARER");
+        p.put(SaslConfigs.SASL_JAAS_CONFIG,
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                        + "unsecuredLoginStringClaim_sub=\"" + sub + "\";");
+        return p;
+    }
+
+    /** One record every 250 ms for 8 s through one producer: every one is acknowledged. */
+    static void keepProducing(Properties security, String topic) throws Exception {
+        Properties pp = new Properties();
+        pp.putAll(security);
+        pp.put("key.serializer", ByteArraySerializer.class.getName());
+        pp.put("value.serializer", ByteArraySerializer.class.getName());
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(pp)) {
+            for (int i = 0; i < 32; i++) {
+                get(producer.send(new ProducerRecord<>(topic, (topic + "-" + i).getBytes(StandardCharsets.UTF_8))),
+                        "produce record " + i + " to " + topic);
+                Thread.sleep(250);
+            }
+        }
+        ok("kept producing to " + topic + " for 8 s");
+    }
+
     public static void main(String[] args) {
-        if (args.length != 4) {
-            System.err.println("usage: SecurityCheck SSL_ADDR SASL_PLAINTEXT_ADDR SASL_SSL_ADDR CA_PEM");
+        if (args.length != 4 && args.length != 5) {
+            System.err.println(
+                    "usage: SecurityCheck SSL_ADDR SASL_PLAINTEXT_ADDR SASL_SSL_ADDR CA_PEM [OAUTH_DEV_ADDR]");
             System.exit(2);
         }
         String sslAddr = args[0], saslPlain = args[1], saslSsl = args[2], ca = args[3];
+        String oauthDev = args.length == 5 ? args[4] : null;
         Checks.main("java-security", () -> {
+            if (oauthDev != null) {
+                Checks.section("SASL/OAUTHBEARER with the unsecured login module", () -> roundTrip(
+                        unsecuredOAuth(oauthDev, "java-user"), "java-oauth"));
+                Checks.section("re-authentication (KIP-368) while producing", () -> keepProducing(
+                        unsecuredOAuth(oauthDev, "java-user"), "java-oauth-reauth"));
+            }
             Checks.section("SSL with a PEM trust store", () -> roundTrip(ssl(sslAddr, ca), "java-ssl"));
             Checks.section("SASL/PLAIN over SASL_PLAINTEXT", () -> roundTrip(
                     sasl(saslPlain, "SASL_PLAINTEXT", "PLAIN", "alice", "alice-secret", ca), "java-plain"));
