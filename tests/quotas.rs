@@ -884,3 +884,117 @@ fn the_broker_wide_connection_rate_delays_connections() {
         "delayed connections are counted"
     );
 }
+
+/// With an authorizer, AlterClientQuotas needs ALTER_CONFIGS and DescribeClientQuotas
+/// DESCRIBE_CONFIGS on the cluster, refused as Kafka refuses them; a user quota applies
+/// to the SASL principal's name.
+#[test]
+fn quotas_need_cluster_config_rights_and_apply_to_the_sasl_user() {
+    use runnel_protocol::api::ApiKey;
+    use runnel_suite::raw::RawClient;
+    const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    let jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+        user_admin=\"admin-secret\" user_alice=\"alice-secret\";";
+    let mut extra_args = Vec::new();
+    for (k, v) in [
+        ("listeners", "SASL_PLAINTEXT://127.0.0.1:0"),
+        ("sasl.enabled.mechanisms", "PLAIN"),
+        ("plain.sasl.jaas.config", jaas),
+        (
+            "authorizer.class.name",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        ),
+        ("super.users", "User:admin"),
+    ] {
+        extra_args.push("--set".to_string());
+        extra_args.push(format!("{k}={v}"));
+    }
+    let broker = TestBroker::start_with(runnel_suite::BrokerOptions {
+        extra_args,
+        ..Default::default()
+    });
+    let alter_req = |user: &str| {
+        m::AlterClientQuotasRequest::default().with_entries(vec![entry(
+            &[("user", Some(user))],
+            &[("producer_byte_rate", Some(1024.0))],
+        )])
+    };
+    let mut alice = RawClient::plain(broker.addr(), "alice", "alice-secret");
+    let Some(ResponseBody::AlterClientQuotas(r)) = alice.call(
+        ApiKey::AlterClientQuotas,
+        1,
+        RequestBody::AlterClientQuotas(alter_req("alice")),
+    ) else {
+        panic!("no AlterClientQuotas answer")
+    };
+    assert_eq!(r.entries.len(), 1);
+    assert_eq!(r.entries[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(
+        r.entries[0].error_message.as_deref(),
+        Some("Cluster authorization failed.")
+    );
+    let Some(ResponseBody::DescribeClientQuotas(r)) = alice.call(
+        ApiKey::DescribeClientQuotas,
+        1,
+        RequestBody::DescribeClientQuotas(m::DescribeClientQuotasRequest::default()),
+    ) else {
+        panic!("no DescribeClientQuotas answer")
+    };
+    assert_eq!(r.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("Cluster authorization failed.")
+    );
+    assert!(r.entries.is_none());
+
+    let mut admin = RawClient::plain(broker.addr(), "admin", "admin-secret");
+    let Some(ResponseBody::AlterClientQuotas(r)) = admin.call(
+        ApiKey::AlterClientQuotas,
+        1,
+        RequestBody::AlterClientQuotas(alter_req("alice")),
+    ) else {
+        panic!("no AlterClientQuotas answer")
+    };
+    assert_eq!(r.entries[0].error_code, 0, "{r:?}");
+    // alice may do anything (ALL) with her topic, nothing with the cluster.
+    let Some(ResponseBody::CreateAcls(r)) = admin.call(
+        ApiKey::CreateAcls,
+        3,
+        RequestBody::CreateAcls(m::CreateAclsRequest::default().with_creations(vec![
+            m::create_acls_request::AclCreation::default()
+                .with_resource_type(2)
+                .with_resource_name(s("alice-topic"))
+                .with_resource_pattern_type(3)
+                .with_principal(s("User:alice"))
+                .with_host(s("*"))
+                .with_operation(2)
+                .with_permission_type(3),
+        ])),
+    ) else {
+        panic!("no CreateAcls answer")
+    };
+    assert_eq!(r.results[0].error_code, 0, "{r:?}");
+
+    // alice's producer over 1 KiB/s (by her principal, whatever her client id).
+    let seen = ThrottleSeen::default();
+    let p: ThreadedProducer<ThrottleSeen> = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("security.protocol", "sasl_plaintext")
+        .set("sasl.mechanism", "PLAIN")
+        .set("sasl.username", "alice")
+        .set("sasl.password", "alice-secret")
+        .set("client.id", "any-client")
+        .set("statistics.interval.ms", "100")
+        .set("message.timeout.ms", "120000")
+        .create_with_context(seen.clone())
+        .expect("producer");
+    let payload = vec![b'a'; 1024];
+    for i in 0..100 {
+        let key = i.to_string();
+        p.send(BaseRecord::to("alice-topic").key(&key).payload(&payload))
+            .expect("enqueue");
+    }
+    eventually(Duration::from_secs(90), "alice sees throttling", || {
+        (seen.0.load(Ordering::SeqCst) > 0).then_some(())
+    });
+}

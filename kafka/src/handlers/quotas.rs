@@ -45,6 +45,9 @@ const IP_KEYS: &[(&str, KeyType)] = &[(CONNECTION_CREATION_RATE, KeyType::Int)];
 
 type Refusal = (E, String);
 
+/// Kafka's message for CLUSTER_AUTHORIZATION_FAILED (its exception's default text).
+const CLUSTER_AUTHORIZATION_FAILED: &str = "Cluster authorization failed.";
+
 fn invalid(message: impl Into<String>) -> Refusal {
     (E::InvalidRequest, message.into())
 }
@@ -63,7 +66,7 @@ pub fn describe_client_quotas(
     if !ctx.authorize(Operation::DescribeConfigs, Resource::Cluster) {
         return refuse((
             E::ClusterAuthorizationFailed,
-            E::ClusterAuthorizationFailed.to_string(),
+            CLUSTER_AUTHORIZATION_FAILED.to_string(),
         ));
     }
     let (exact, specified) = match filter(&req) {
@@ -256,7 +259,7 @@ pub async fn alter_client_quotas(
                 EntryData::default()
                     .with_entity(entity_data(&e.entity))
                     .with_error_code(E::ClusterAuthorizationFailed.code())
-                    .with_error_message(Some(str_bytes(E::ClusterAuthorizationFailed.to_string())))
+                    .with_error_message(Some(str_bytes(CLUSTER_AUTHORIZATION_FAILED.to_string())))
             })
             .collect();
         return m::AlterClientQuotasResponse::default().with_entries(entries);
