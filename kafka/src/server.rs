@@ -192,7 +192,11 @@ async fn watch_security_store(broker: Arc<KafkaBroker>, mut shutdown: watch::Rec
         }
         let store = broker.security.clone();
         match tokio::task::spawn_blocking(move || store.refresh()).await {
-            Ok(Ok(true)) => tracing::info!("reloaded the security store"),
+            Ok(Ok(true)) => {
+                tracing::info!("reloaded the security store");
+                // Its client quotas too, should another process have changed them.
+                broker.quotas.load(&broker.security.client_quotas());
+            }
             Ok(Ok(false)) => {}
             Ok(Err(e)) => tracing::error!(error = %e,
                 "the security store changed but does not load; keeping the previous one"),

@@ -6,7 +6,8 @@
 //! It holds SCRAM credentials per (user, mechanism): salt, stored key, server key and
 //! iterations, as Kafka's `UserScramCredentialRecord` does, never a password; the ACLs;
 //! and Event Hubs' shared access policies with their keys (an HMAC needs the key
-//! itself, so the file is readable by its owner only). The file carries a format
+//! itself, so the file is readable by its owner only); and client quotas (KIP-546: an
+//! entity, type to name or the default, with its values). The file carries a format
 //! version and unknown fields are refused, so an older broker never reads (and then
 //! rewrites without) sections it does not know.
 //!
