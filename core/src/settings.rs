@@ -362,6 +362,13 @@ static BROKER: &[Def] = &[
         "How often retention runs (Runnel: 10000; Kafka: 300000).",
     ),
     int(
+        "max.connection.creation.rate",
+        "2147483647",
+        1,
+        INT_MAX,
+        "The most new connections per second across listeners; past it accepting waits (Runnel: at least 1; no per-listener value).",
+    ),
+    int(
         "max.connections",
         "20000",
         1,
@@ -484,6 +491,20 @@ static BROKER: &[Def] = &[
         1,
         10_000,
         "Runnel: requests of one connection read ahead of their responses.",
+    ),
+    int(
+        "quota.window.num",
+        "11",
+        1,
+        INT_MAX,
+        "The number of samples client quotas keep (the window is this many samples).",
+    ),
+    int(
+        "quota.window.size.seconds",
+        "1",
+        1,
+        INT_MAX,
+        "The time span of each sample of client quotas, in seconds.",
     ),
     long(
         "connections.max.reauth.ms",

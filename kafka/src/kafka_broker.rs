@@ -14,6 +14,7 @@ use crate::fetch_session::FetchSessionCache;
 use crate::group_settings::group_config;
 use crate::group_timers;
 use crate::offsets_log::{self, PartitionLog, RegistryTopics};
+use crate::quotas::QuotaManager;
 
 pub struct KafkaBroker {
     pub core: Arc<Broker>,
@@ -23,6 +24,8 @@ pub struct KafkaBroker {
     pub fetch_sessions: FetchSessionCache,
     /// SCRAM credentials, ACLs and shared access policies.
     pub security: Arc<SecurityStore>,
+    /// Client quotas (KIP-546) as enforced: the security store's quotas and the rates.
+    pub quotas: QuotaManager,
     /// The one authorization decision (`authorizer.class.name`, `super.users`,
     /// `allow.everyone.if.no.acl.found`, SAS rights).
     pub authorizer: Arc<Authorizer>,
@@ -50,6 +53,20 @@ impl KafkaBroker {
         );
         let security = Arc::new(open_security_store(&core)?);
         let settings = &core.config.settings;
+        let quotas = QuotaManager::new(
+            settings
+                .int("quota.window.num")
+                .map_err(std::io::Error::other)?,
+            settings
+                .int("quota.window.size.seconds")
+                .map_err(std::io::Error::other)?,
+        )
+        .with_max_connection_creation_rate(
+            settings
+                .int("max.connection.creation.rate")
+                .map_err(std::io::Error::other)?,
+        );
+        quotas.load(&security.client_quotas());
         let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
         let setting = |e: runnel_core::config::ConfigError| invalid(e.to_string());
         let authorizer_config = AuthorizerConfig::new(
@@ -66,6 +83,7 @@ impl KafkaBroker {
             groups,
             fetch_sessions,
             security,
+            quotas,
             authorizer,
         })
     }

@@ -12,6 +12,7 @@
 //! - [`fetch_session`]: KIP-227 incremental fetch sessions and their bounded cache.
 //! - [`offsets_log`], [`group_timers`], [`group_settings`]: the group coordinator's
 //!   log, runtime and settings.
+//! - [`quotas`]: client quota enforcement (rates, throttle times).
 //! - [`request_metrics`]: per-API request counters.
 
 pub mod authentication;
@@ -22,6 +23,7 @@ pub mod group_timers;
 mod handlers;
 pub mod kafka_broker;
 pub mod offsets_log;
+pub mod quotas;
 pub mod request_metrics;
 pub mod server;
 

@@ -192,6 +192,8 @@ pub fn response_has_error(body: &ResponseBody) -> bool {
         ResponseBody::DescribeAcls(r) => r.error_code != 0,
         ResponseBody::CreateAcls(r) => any(&r.results, |c| c.error_code != 0),
         ResponseBody::DeleteAcls(r) => any(&r.filter_results, |f| f.error_code != 0),
+        ResponseBody::DescribeClientQuotas(r) => r.error_code != 0,
+        ResponseBody::AlterClientQuotas(r) => any(&r.entries, |e| e.error_code != 0),
     }
 }
 

@@ -33,6 +33,7 @@ use crate::authentication::{Gate, ListenerSecurity, Outcome, Session, TLS_RELOAD
 use crate::context::{ListenerInfo, RequestContext, ANONYMOUS};
 use crate::handlers::{self, Answer, Reply};
 use crate::kafka_broker::KafkaBroker;
+use crate::quotas::{self, Mute, QuotaType, Throttle, Usage};
 use crate::request_metrics::{fetch_has_error, response_has_error, ApiSlot, ServerMetrics};
 
 /// How long a connection may send nothing in the middle of a request frame.
@@ -191,7 +192,11 @@ async fn watch_security_store(broker: Arc<KafkaBroker>, mut shutdown: watch::Rec
         }
         let store = broker.security.clone();
         match tokio::task::spawn_blocking(move || store.refresh()).await {
-            Ok(Ok(true)) => tracing::info!("reloaded the security store"),
+            Ok(Ok(true)) => {
+                tracing::info!("reloaded the security store");
+                // Its client quotas too, should another process have changed them.
+                broker.quotas.load(&broker.security.client_quotas());
+            }
             Ok(Ok(false)) => {}
             Ok(Err(e)) => tracing::error!(error = %e,
                 "the security store changed but does not load; keeping the previous one"),
@@ -251,6 +256,33 @@ async fn serve_listener(
                 continue;
             }
         };
+        let wait_ms = broker.quotas.record_broker_connection();
+        if wait_ms > 0 {
+            // Over max.connection.creation.rate: as Kafka's acceptor, wait before serving
+            // this connection and accepting the next.
+            broker
+                .quotas
+                .note_throttle(QuotaType::ConnectionCreation, wait_ms);
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(wait_ms)) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        let throttle_ms = broker.quotas.record_connection(peer.ip());
+        if throttle_ms > 0 {
+            // Over the IP's connection_creation_rate: as Kafka's ConnectionQuotas, hold
+            // the connection unserved (and uncounted) for the throttle time, then close.
+            drop(slot);
+            broker
+                .quotas
+                .note_throttle(QuotaType::ConnectionCreation, throttle_ms);
+            tracing::debug!(%peer, throttle_ms, "connection_creation_rate exceeded; closing the connection later");
+            connections.spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(throttle_ms)).await;
+                drop(stream);
+            });
+            continue;
+        }
         let broker = broker.clone();
         let shutdown = shutdown.clone();
         let memory = memory.clone();
@@ -419,6 +451,7 @@ async fn serve_connection<T: Transport>(
 ) -> std::io::Result<()> {
     let (mut reader, mut writer) = stream.into_split();
     let writer_metrics = metrics.clone();
+    let mute = Arc::new(Mute::default());
     let (tx, mut rx) = mpsc::channel::<Pending>(broker.config.max_in_flight_per_connection);
 
     let write_task = tokio::spawn(async move {
@@ -510,6 +543,7 @@ async fn serve_connection<T: Transport>(
                     }
                 }
             }
+            let frame_len = frame.len();
             let request = match decode_request(frame) {
                 Ok(r) => r,
                 Err(e) => match e.response() {
@@ -575,10 +609,29 @@ async fn serve_connection<T: Transport>(
                 sas: session.sas().cloned(),
                 authorizer: broker.authorizer.clone(),
             };
+            // KIP-219: a throttled client's next request waits for its throttle time.
+            if let Some(until) = mute.until() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until.into()) => {}
+                    _ = shutdown.changed() => break 'read Ok(()),
+                }
+            }
+            let mut request = request;
+            let usage = Usage::of(&request, frame_len);
+            quotas::cap_fetch_bytes(&broker.quotas, &ctx, &mut request);
+            let handling = Instant::now();
             let reply = handlers::handle(&broker, &ctx, request).await;
+            let throttle =
+                quotas::throttle_after_handling(&broker.quotas, &ctx, &usage, handling.elapsed());
             drop(permit);
+            if !usage.is_fetch() {
+                throttled(&broker, &mute, throttle);
+            }
             let item = match reply {
-                Reply::Now(body) => {
+                Reply::Now(mut body) => {
+                    if let Some(body) = &mut body {
+                        quotas::set_throttle_time(body, throttle.ms_i32());
+                    }
                     Pending::Ready(finish(&metrics, slot, started, &header, body, peer))
                 }
                 Reply::Close => {
@@ -587,15 +640,29 @@ async fn serve_connection<T: Transport>(
                 }
                 Reply::Later(answer) => {
                     let metrics = metrics.clone();
+                    let broker = broker.clone();
+                    let mute = mute.clone();
                     Pending::Task(
                         tokio::spawn(async move {
                             match answer.await {
-                                Answer::Body(body) => {
+                                Answer::Body(mut body) => {
+                                    quotas::set_throttle_time(&mut body, throttle.ms_i32());
                                     finish(&metrics, slot, started, &header, Some(body), peer)
                                 }
-                                Answer::Fetch(body, records) => finish_fetch(
-                                    &metrics, slot, started, &header, body, records, peer,
-                                ),
+                                Answer::Fetch(body, records) => {
+                                    let (body, records, throttle) = quotas::throttle_fetch(
+                                        &broker.quotas,
+                                        &ctx,
+                                        throttle,
+                                        header.api_version,
+                                        body,
+                                        records,
+                                    );
+                                    throttled(&broker, &mute, throttle);
+                                    finish_fetch(
+                                        &metrics, slot, started, &header, body, records, peer,
+                                    )
+                                }
                             }
                         }),
                         slot,
@@ -634,6 +701,14 @@ async fn serve_connection<T: Transport>(
         Err(e) => tracing::error!(%peer, error = %e, "writer task failed"),
     }
     result
+}
+
+/// Mute the connection for a throttle and count it.
+fn throttled(broker: &KafkaBroker, mute: &Mute, throttle: Throttle) {
+    if let Some(quota) = throttle.quota {
+        mute.mute_for(throttle.ms);
+        broker.quotas.note_throttle(quota, throttle.ms);
+    }
 }
 
 /// The API of a request that could not be decoded, where the header named one we know.

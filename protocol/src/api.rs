@@ -233,6 +233,9 @@ supported_apis! {
     SaslAuthenticate(SaslAuthenticateRequest, SaslAuthenticateResponse): 0..=2,
     DescribeUserScramCredentials(DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse): 0..=0,
     AlterUserScramCredentials(AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse): 0..=0,
+    // KIP-546, as Kafka 4 advertises them.
+    DescribeClientQuotas(DescribeClientQuotasRequest, DescribeClientQuotasResponse): 0..=1,
+    AlterClientQuotas(AlterClientQuotasRequest, AlterClientQuotasResponse): 0..=1,
 }
 
 /// The versions of `api_key` Runnel implements, or `None` if it does not implement it.

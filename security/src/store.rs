@@ -6,7 +6,8 @@
 //! It holds SCRAM credentials per (user, mechanism): salt, stored key, server key and
 //! iterations, as Kafka's `UserScramCredentialRecord` does, never a password; the ACLs;
 //! and Event Hubs' shared access policies with their keys (an HMAC needs the key
-//! itself, so the file is readable by its owner only). The file carries a format
+//! itself, so the file is readable by its owner only); and client quotas (KIP-546: an
+//! entity, type to name or the default, with its values). The file carries a format
 //! version and unknown fields are refused, so an older broker never reads (and then
 //! rewrites without) sections it does not know.
 //!
@@ -44,11 +45,31 @@ struct StoreFile {
     version: u32,
     #[serde(default)]
     scram_credentials: Vec<ScramEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    client_quotas: Vec<ClientQuotaEntry>,
     #[serde(default)]
     acls: Vec<AclBinding>,
     #[serde(default)]
     shared_access_policies: Vec<SharedAccessPolicy>,
 }
+
+/// One client quota entity (KIP-546) and its values, as Kafka's `ClientQuotaRecord`s
+/// hold them: entity type (`user`, `client-id`, `ip`) to name, `null` for the default.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientQuotaEntry {
+    entity: BTreeMap<String, Option<String>>,
+    values: BTreeMap<String, f64>,
+}
+
+/// A client quota entity: entity type to name, `None` for the `<default>` entity.
+pub type QuotaEntity = BTreeMap<String, Option<String>>;
+
+/// A quota entity's values, by quota key (`producer_byte_rate`, ...).
+pub type QuotaValues = BTreeMap<String, f64>;
+
+/// One entity's change in AlterClientQuotas: per key, a new value or `None` to remove it.
+pub type QuotaAlteration = (QuotaEntity, BTreeMap<String, Option<f64>>);
 
 /// One credential; the byte strings in base64.
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,6 +86,7 @@ struct ScramEntry {
 #[derive(Debug, Clone, Default)]
 struct State {
     scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    client_quotas: BTreeMap<QuotaEntity, QuotaValues>,
     acls: Acls,
     policies: Vec<SharedAccessPolicy>,
 }
@@ -250,6 +272,45 @@ impl SecurityStore {
                     .or_default()
                     .insert(u.mechanism, u.credential);
                 changed = true;
+            }
+            changed
+        })
+        .map(|_| ())
+    }
+
+    /// Every client quota entity with its values (entities without values are gone).
+    pub fn client_quotas(&self) -> BTreeMap<QuotaEntity, QuotaValues> {
+        or_stop(self.state.read(), "security store")
+            .client_quotas
+            .clone()
+    }
+
+    /// AlterClientQuotas: every entity's sets and removals in one write, or none. The
+    /// caller validated entities, keys and values; non-finite values are refused here so
+    /// the file always parses.
+    pub fn alter_client_quotas(&self, alterations: Vec<QuotaAlteration>) -> io::Result<()> {
+        if alterations
+            .iter()
+            .any(|(_, ops)| ops.values().flatten().any(|v| !v.is_finite()))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a quota value must be a finite number",
+            ));
+        }
+        self.change(|state| {
+            let mut changed = false;
+            for (entity, ops) in alterations {
+                let values = state.client_quotas.entry(entity.clone()).or_default();
+                for (key, value) in ops {
+                    changed |= match value {
+                        Some(v) => values.insert(key, v) != Some(v),
+                        None => values.remove(&key).is_some(),
+                    };
+                }
+                if values.is_empty() {
+                    state.client_quotas.remove(&entity);
+                }
             }
             changed
         })
@@ -480,9 +541,18 @@ fn serialize(state: &State) -> io::Result<Vec<u8>> {
             })
         })
         .collect();
+    let client_quotas = state
+        .client_quotas
+        .iter()
+        .map(|(entity, values)| ClientQuotaEntry {
+            entity: entity.clone(),
+            values: values.clone(),
+        })
+        .collect();
     let file = StoreFile {
         version: FORMAT_VERSION,
         scram_credentials,
+        client_quotas,
         acls: state.acls.iter().cloned().collect(),
         shared_access_policies: state.policies.clone(),
     };
@@ -560,6 +630,27 @@ fn parse(path: &Path, bytes: &[u8]) -> io::Result<State> {
                     "two {} credentials for user {:?}",
                     entry.mechanism, entry.user
                 ),
+            ));
+        }
+    }
+    for entry in file.client_quotas {
+        if entry.entity.is_empty() || entry.values.is_empty() {
+            return Err(invalid(
+                path,
+                "a client quota entry without entity or values",
+            ));
+        }
+        if let Some((key, v)) = entry.values.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(invalid(path, format!("client quota {key} is {v}")));
+        }
+        if state
+            .client_quotas
+            .insert(entry.entity.clone(), entry.values)
+            .is_some()
+        {
+            return Err(invalid(
+                path,
+                format!("two client quota entries for {:?}", entry.entity),
             ));
         }
     }
@@ -834,6 +925,67 @@ mod tests {
             SecurityStore::open(dir.path()).unwrap_err().to_string()
         };
         assert!(version.contains("unknown format version 7"), "{version}");
+    }
+
+    #[test]
+    fn client_quotas_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecurityStore::open(dir.path()).unwrap();
+        let alice: QuotaEntity = [("user".to_string(), Some("alice".to_string()))].into();
+        let default_client: QuotaEntity = [("client-id".to_string(), None)].into();
+        store
+            .alter_client_quotas(vec![
+                (
+                    alice.clone(),
+                    [
+                        ("producer_byte_rate".to_string(), Some(1024.0)),
+                        ("consumer_byte_rate".to_string(), Some(2048.0)),
+                    ]
+                    .into(),
+                ),
+                (
+                    default_client.clone(),
+                    [("request_percentage".to_string(), Some(50.5))].into(),
+                ),
+            ])
+            .unwrap();
+        store
+            .alter_client_quotas(vec![(
+                alice.clone(),
+                [("consumer_byte_rate".to_string(), None)].into(),
+            )])
+            .unwrap();
+        assert!(store
+            .alter_client_quotas(vec![(
+                alice.clone(),
+                [("x".to_string(), Some(f64::NAN))].into()
+            )])
+            .is_err());
+        let reopened = SecurityStore::open(dir.path()).unwrap();
+        let all = reopened.client_quotas();
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            all[&alice],
+            [("producer_byte_rate".to_string(), 1024.0)].into()
+        );
+        assert_eq!(
+            all[&default_client],
+            [("request_percentage".to_string(), 50.5)].into()
+        );
+        // Removing the last value removes the entity.
+        reopened
+            .alter_client_quotas(vec![(
+                default_client.clone(),
+                [("request_percentage".to_string(), None)].into(),
+            )])
+            .unwrap();
+        let text = std::fs::read_to_string(reopened.path()).unwrap();
+        assert!(!text.contains("client-id"), "{text}");
+        assert!(text.contains("\"alice\""), "{text}");
+        // An unknown field in an entry is refused, like everywhere in the file.
+        let bad = text.replace("\"values\"", "\"valeus\"");
+        std::fs::write(reopened.path(), bad).unwrap();
+        assert!(SecurityStore::open(dir.path()).is_err());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 # The compat suite: real third-party Kafka clients against `runnel serve`: kcat,
 # confluent-kafka, kafka-python, aiokafka, the Java client and Kafka Streams, franz-go,
 # Sarama and kafka-go, kafkajs and @confluentinc/kafka-javascript, and Apache Kafka's own
-# command-line tools; and TLS and SASL with confluent-kafka, kafka-python, kcat and the
+# command-line tools (kafka_quotas.sh: client quotas with kafka-configs and the Java
+# producer); and TLS and SASL with confluent-kafka, kafka-python, kcat and the
 # Java client (security_check.py); Event Hubs connection strings and ACLs with
 # confluent-kafka and the Java client (event_hubs_check.py).
 #   tests/compat/run.sh            # builds the broker (debug) unless RUNNEL_BIN is set
@@ -47,6 +48,7 @@ run kafka-streams bash "$here/java/run.sh" streams
 run go-clients bash "$here/go/run.sh"
 run js-clients bash "$here/js/run.sh"
 run kafka-tools bash "$here/kafka_tools.sh"
+run kafka-quotas bash "$here/kafka_quotas.sh"
 run security "$PYTHON" "$here/security_check.py"
 run event-hubs "$PYTHON" "$here/event_hubs_check.py"
 

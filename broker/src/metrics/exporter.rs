@@ -61,6 +61,7 @@ impl Exporter {
         let mut out = String::with_capacity(16 * 1024);
         self.render_requests(&mut out);
         self.render_fetch_sessions(&mut out);
+        self.render_quotas(&mut out);
         let (topics, partitions) = self.snapshot_topics();
         render_topics(&mut out, &topics);
         self.render_lag(&mut out, &partitions);
@@ -172,6 +173,52 @@ impl Exporter {
             &[],
             s.authentication_failures.load(Ordering::Relaxed),
         );
+    }
+
+    /// Client quota throttling, by quota type only (no user or client-id labels: their
+    /// number is the clients').
+    fn render_quotas(&self, out: &mut String) {
+        use runnel_kafka::quotas::QuotaType;
+        family(
+            out,
+            "runnel_throttled_responses_total",
+            "Responses throttled by a client quota (and connections held by connection_creation_rate).",
+            "counter",
+        );
+        for t in QuotaType::ALL {
+            let n = self
+                .broker
+                .quotas
+                .stats_of(t)
+                .throttled
+                .load(Ordering::Relaxed);
+            sample(
+                out,
+                "runnel_throttled_responses_total",
+                &[("quota_type", t.label())],
+                n,
+            );
+        }
+        family(
+            out,
+            "runnel_throttle_time_ms_total",
+            "Throttle time given to clients by client quotas, in ms (Kafka's throttle-time).",
+            "counter",
+        );
+        for t in QuotaType::ALL {
+            let n = self
+                .broker
+                .quotas
+                .stats_of(t)
+                .throttle_time_ms
+                .load(Ordering::Relaxed);
+            sample(
+                out,
+                "runnel_throttle_time_ms_total",
+                &[("quota_type", t.label())],
+                n,
+            );
+        }
     }
 
     /// The fetch session cache, with Kafka's `FetchSessionCache` metrics under our names.

@@ -7,6 +7,7 @@ mod admin;
 pub(crate) mod fetch;
 mod group;
 pub(crate) mod produce;
+mod quotas;
 mod scram;
 
 use std::future::Future;
@@ -136,6 +137,12 @@ pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Re
             scram::alter_user_scram_credentials(broker, ctx, r)
                 .await
                 .into()
+        }
+        RequestBody::DescribeClientQuotas(r) => {
+            quotas::describe_client_quotas(broker, ctx, r).into()
+        }
+        RequestBody::AlterClientQuotas(r) => {
+            quotas::alter_client_quotas(broker, ctx, r).await.into()
         }
         // The connection answers these (authentication.rs); they never reach here.
         RequestBody::SaslHandshake(_) => m::SaslHandshakeResponse::default()

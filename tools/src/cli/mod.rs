@@ -1,5 +1,5 @@
 //! The operator CLI: `runnel topics ...`, `runnel groups ...`, `runnel lag`,
-//! `runnel produce` and `runnel consume`.
+//! `runnel produce`, `runnel consume`, `runnel erase` and `runnel quotas`.
 
 mod consume;
 mod erase;
@@ -7,6 +7,7 @@ mod groups;
 mod lag;
 mod park;
 mod produce;
+mod quotas;
 mod topics;
 
 use std::fmt;
@@ -19,6 +20,7 @@ pub use consume::ConsumeArgs;
 pub use groups::GroupsCommand;
 pub use lag::LagArgs;
 pub use produce::ProduceArgs;
+pub use quotas::QuotasCommand;
 pub use topics::TopicsCommand;
 
 /// Options every CLI command shares.
@@ -62,6 +64,9 @@ pub enum CliCommand {
     /// Erase a key from a compacted topic with a tombstone, and check that it is gone
     /// from disk (`erase status`).
     Erase(erase::EraseCommand),
+    /// Client quotas (KIP-546) by user, client id or IP: alter and describe.
+    #[command(subcommand)]
+    Quotas(QuotasCommand),
 }
 
 /// Why a command failed; each kind has its own exit code.
@@ -146,6 +151,7 @@ pub fn run(global: GlobalArgs, command: CliCommand) -> ExitCode {
             CliCommand::Produce(a) => produce::run(&ctx, a).await,
             CliCommand::Consume(a) => consume::run(&ctx, a).await,
             CliCommand::Erase(c) => erase::run(&ctx, c).await,
+            CliCommand::Quotas(c) => quotas::run(&ctx, c).await,
         }
     });
     match result {
