@@ -33,6 +33,7 @@
 //! # }
 //! ```
 
+pub mod acl;
 pub mod admin;
 pub mod client;
 pub mod connection;
