@@ -3,7 +3,7 @@
 //! and pattern types, and the `--producer` / `--consumer` conveniences.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 
 use clap::{Args, Subcommand, ValueEnum};
 use runnel_client::acl::{
@@ -33,7 +33,8 @@ pub enum AclsCommand {
         principals: Vec<String>,
     },
     /// Remove ACLs (kafka-acls.sh --remove): the entries the options describe, or every
-    /// ACL on the resources when no principal is given. Asks on stdin unless --force.
+    /// ACL on the resources when no principal is given. Asks on the terminal unless
+    /// --force; without a terminal, refuses unless --force.
     Remove {
         #[command(flatten)]
         resources: ResourceArgs,
@@ -375,7 +376,21 @@ fn binding_json(b: &AclBinding) -> serde_json::Value {
     })
 }
 
-/// kafka-acls.sh's block: "<title> `<pattern>`: " then one tab-indented entry a line.
+/// kafka-acls.sh's block as its --list prints it: "<title> `<pattern>`:", one
+/// tab-indented entry a line, a blank line.
+fn print_list_block<'a>(
+    title: &str,
+    pattern: &str,
+    entries: impl IntoIterator<Item = &'a AccessControlEntry>,
+) {
+    println!("{title} `{pattern}`:");
+    for e in entries {
+        println!("\t{e}");
+    }
+    println!();
+}
+
+/// kafka-acls.sh's block as its --add prints it, stray spaces included.
 fn print_block<'a>(
     title: &str,
     pattern: &str,
@@ -464,28 +479,37 @@ async fn list(ctx: &Ctx, r: &ResourceArgs, principals: &[String]) -> CliResult<(
     };
     if principals.is_empty() {
         for (pattern, entries) in by_pattern(None) {
-            print_block("Current ACLs for resource", &pattern.to_string(), entries);
+            print_list_block("Current ACLs for resource", &pattern.to_string(), entries);
         }
     } else {
         for p in &principals {
             println!("ACLs for principal `{p}`");
             for (pattern, entries) in by_pattern(Some(p)) {
-                print_block("Current ACLs for resource", &pattern.to_string(), entries);
+                print_list_block("Current ACLs for resource", &pattern.to_string(), entries);
             }
         }
     }
     Ok(())
 }
 
-/// Kafka's `confirmAction`: ask on stdin, go ahead on "y". Kafka's tool fails when stdin
-/// ends without an answer; so does this, with a usage error that names --force.
+/// Kafka's `confirmAction`: ask, and go ahead on "y". kafka-acls.sh reads the answer
+/// from the console, so without a terminal it fails before removing anything; so does
+/// this, with a usage error that names --force.
 fn confirm(question: &str) -> CliResult<bool> {
+    let refuse = || {
+        usage(
+            "refusing to remove ACLs without confirmation: stdin is not a terminal; \
+             pass --force to remove them without asking",
+        )
+    };
+    if !std::io::stdin().is_terminal() {
+        eprintln!("{question} (y/n)");
+        return Err(refuse());
+    }
     eprintln!("{question} (y/n)");
     let mut line = String::new();
     match std::io::stdin().lock().read_line(&mut line) {
-        Ok(0) | Err(_) => Err(usage(
-            "no answer on stdin to the confirmation: pass --force to remove ACLs without asking",
-        )),
+        Ok(0) | Err(_) => Err(refuse()),
         Ok(_) => Ok(line.trim().eq_ignore_ascii_case("y")),
     }
 }
@@ -530,7 +554,7 @@ async fn remove(ctx: &Ctx, r: &ResourceArgs, e: &EntryArgs, force: bool) -> CliR
                 by_pattern.entry(&b.pattern).or_default().push(&b.entry);
             }
             for (pattern, entries) in by_pattern {
-                print_block("Removed ACLs for resource", &pattern.to_string(), entries);
+                print_list_block("Removed ACLs for resource", &pattern.to_string(), entries);
             }
             if removed.is_empty() {
                 println!("no ACLs removed");
