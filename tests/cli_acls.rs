@@ -435,6 +435,13 @@ fn a_wrong_password_or_a_bad_command_config_fails_without_echoing_secrets() {
 /// A test CA and a broker certificate for 127.0.0.1 and localhost: (CA PEM path,
 /// broker key and chain PEM path).
 fn pki(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+    let (ca, keystore, _) = pki_with_client(dir, cn);
+    (ca, keystore)
+}
+
+/// [`pki`] plus a client certificate with subject `CN=cli,O=Runnel`: its key and chain
+/// in one PEM file (a PEM `ssl.keystore.location`).
+fn pki_with_client(dir: &Path, cn: &str) -> (PathBuf, PathBuf, PathBuf) {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params
         .distinguished_name
@@ -463,7 +470,20 @@ fn pki(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
         format!("{}{}{}", key.serialize_pem(), cert.pem(), ca_cert.pem()),
     )
     .unwrap();
-    (ca_path, keystore)
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Runnel");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "cli");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let client = dir.join(format!("{cn}-client.pem"));
+    std::fs::write(&client, format!("{}{}", key.serialize_pem(), cert.pem())).unwrap();
+    (ca_path, keystore, client)
 }
 
 #[test]
@@ -553,4 +573,38 @@ fn the_cli_works_over_sasl_ssl_with_scram_sha_512() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("SaslAuthenticationFailed"), "{err}");
     assert!(!err.contains("carol-guess"), "{err}");
+}
+
+#[test]
+fn the_cli_presents_a_client_certificate_to_a_mutual_tls_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, keystore, client) = pki_with_client(dir.path(), "ca");
+    let ca_text = ca.display().to_string();
+    let broker = start(&[
+        ("listeners", "SSL://127.0.0.1:0"),
+        ("ssl.keystore.location", &keystore.display().to_string()),
+        ("ssl.client.auth", "required"),
+        ("ssl.truststore.location", &ca_text),
+    ]);
+    let write = |name: &str, body: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        path
+    };
+    let with_cert = write(
+        "mtls.properties",
+        format!(
+            "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={ca_text}\n\
+             ssl.keystore.type=PEM\nssl.keystore.location={}\n",
+            client.display()
+        ),
+    );
+    ok(&broker, &with_cert, &["topics", "create", "audit"]);
+    assert!(ok(&broker, &with_cert, &["topics", "list"]).contains("audit"));
+    let without = write(
+        "no-cert.properties",
+        format!("security.protocol=SSL\nssl.truststore.location={ca_text}\n"),
+    );
+    let o = runnel(&broker, &without, &["topics", "list"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
 }
