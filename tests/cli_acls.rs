@@ -608,3 +608,74 @@ fn the_cli_presents_a_client_certificate_to_a_mutual_tls_listener() {
     let o = runnel(&broker, &without, &["topics", "list"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
 }
+
+/// `runnel ARGS...` on a terminal (util-linux `script` gives it a pty), typing `answer`.
+fn on_a_terminal(broker: &TestBroker, config: &Path, args: &[&str], answer: &str) -> Output {
+    let mut line = format!(
+        "{} --bootstrap-server {} --command-config {}",
+        runnel_bin().display(),
+        broker.bootstrap(),
+        config.display()
+    );
+    for a in args {
+        line.push_str(&format!(" '{a}'"));
+    }
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run script(1)");
+    let mut stdin = child.stdin.take().unwrap();
+    // Type once the question is up, as a person would.
+    std::thread::sleep(Duration::from_secs(1));
+    stdin.write_all(answer.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    out
+}
+
+#[test]
+fn remove_asks_on_a_terminal_and_only_y_removes() {
+    if Command::new("script").arg("--version").output().is_err() {
+        panic!("util-linux script(1) is needed to give the CLI a terminal");
+    }
+    let broker = authorizer_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let admin = plain_properties(dir.path(), "admin", "admin-secret");
+    ok(
+        &broker,
+        &admin,
+        &[
+            "acls",
+            "add",
+            "--allow-principal",
+            "User:alice",
+            "--topic",
+            "t1",
+        ],
+    );
+    let remove = ["acls", "remove", "--topic", "t1"];
+    let o = on_a_terminal(&broker, &admin, &remove, "n\n");
+    let all = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{all}");
+    assert!(all.contains("Are you sure you want to delete all ACLs for resource filter `ResourcePattern(resourceType=TOPIC, name=t1, patternType=LITERAL)`? (y/n)"), "{all}");
+    assert!(all.contains("no ACLs removed"), "{all}");
+    assert_eq!(
+        json(&broker, &admin, &["acls", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let o = on_a_terminal(&broker, &admin, &remove, "y\n");
+    let all = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{all}");
+    assert!(all.contains("Removed ACLs for resource"), "{all}");
+    assert_eq!(
+        json(&broker, &admin, &["acls", "list"]),
+        Value::Array(vec![])
+    );
+}
