@@ -403,6 +403,7 @@ fn a_wrong_password_or_a_bad_command_config_fails_without_echoing_secrets() {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("SaslAuthenticationFailed"), "{err}");
+    assert!(err.contains("cannot log in to the broker at"), "{err}");
     assert!(!err.contains("not-alices-password"), "{err}");
 
     // PLAINTEXT against a SASL listener: the broker closes the connection.

@@ -156,8 +156,13 @@ pub fn run(global: GlobalArgs, command: CliCommand) -> ExitCode {
     let result = runtime.block_on(async move {
         let config = global.client_config()?;
         let client = Client::connect(config).await.map_err(|e| {
+            // The broker answered but refused the login: say so, not "cannot reach".
+            let what = match e {
+                runnel_client::Error::Kafka { .. } => "cannot log in to",
+                _ => "cannot reach",
+            };
             CliError::Broker(format!(
-                "cannot reach the broker at {}: {e}",
+                "{what} the broker at {}: {e}",
                 global.bootstrap_server
             ))
         })?;
