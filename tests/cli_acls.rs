@@ -680,3 +680,51 @@ fn remove_asks_on_a_terminal_and_only_y_removes() {
         Value::Array(vec![])
     );
 }
+
+/// With `connections.max.reauth.ms` the broker ends each SASL session; the client does
+/// not re-authenticate on a connection, so it must open a new one before the session
+/// ends, or its next request is refused with a closed connection.
+#[test]
+fn the_client_replaces_connections_before_their_sasl_session_ends() {
+    use runnel_client::{
+        Admin, Client, ClientConfig, NewTopic, SaslCredentials, SaslMechanism, SecurityConfig,
+        SecurityProtocol,
+    };
+    let broker = start(&[
+        ("listeners", "SASL_PLAINTEXT://127.0.0.1:0"),
+        ("sasl.enabled.mechanisms", "PLAIN"),
+        ("plain.sasl.jaas.config", JAAS),
+        ("connections.max.reauth.ms", "1500"),
+    ]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut config = ClientConfig::new(broker.bootstrap());
+        config.connection.security = SecurityConfig::new(
+            SecurityProtocol::SaslPlaintext,
+            None,
+            Some(SaslCredentials {
+                mechanism: SaslMechanism::Plain,
+                username: "admin".into(),
+                password: "admin-secret".into(),
+            }),
+        )
+        .unwrap();
+        let client = Client::connect(config).await.unwrap();
+        let admin = Admin::new(client.clone());
+        admin
+            .create_topics(&[NewTopic::new("sessions", 1)])
+            .await
+            .unwrap();
+        for round in 0..3 {
+            tokio::time::sleep(Duration::from_millis(1600)).await;
+            let topics = admin
+                .list_topics(false)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert!(topics.iter().any(|t| t == "sessions"), "{topics:?}");
+        }
+    });
+}

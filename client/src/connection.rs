@@ -106,6 +106,10 @@ pub struct Connection {
     in_flight: Arc<Semaphore>,
     versions: HashMap<ApiKey, i16>,
     reader: JoinHandle<()>,
+    /// When the SASL session the broker granted (`session_lifetime_ms`) is near its end:
+    /// from then on the connection counts as closed, so its owner opens a new one
+    /// instead of re-authenticating on this one (the broker would close it).
+    session_deadline: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -162,17 +166,23 @@ impl Connection {
             next_correlation_id: AtomicI32::new(0),
             versions: HashMap::new(),
             reader,
+            session_deadline: None,
         };
         conn.versions = conn.negotiate().await?;
         if let Some(creds) = conn.config.security.sasl().cloned() {
-            conn.authenticate(&creds).await?;
+            if let Some(lifetime) = conn.authenticate(&creds).await? {
+                // Kafka's clients re-authenticate at 85-95% of the lifetime; retire
+                // the connection at 85%.
+                conn.session_deadline = Some(std::time::Instant::now() + lifetime.mul_f64(0.85));
+            }
         }
         Ok(conn)
     }
 
     /// SaslHandshake v1 then SaslAuthenticate until the exchange completes, as the Java
-    /// client does after ApiVersions. v0's unframed tokens are not supported.
-    async fn authenticate(&self, creds: &SaslCredentials) -> Result<()> {
+    /// client does after ApiVersions. v0's unframed tokens are not supported. Returns
+    /// the session lifetime the broker set, if any.
+    async fn authenticate(&self, creds: &SaslCredentials) -> Result<Option<Duration>> {
         let mechanism = creds.mechanism.name();
         let context = || format!("SASL/{mechanism} authentication as {}", creds.username);
         let handshake = self
@@ -215,7 +225,10 @@ impl Connection {
             )?;
             match exchange.step(&response.auth_bytes)? {
                 Some(next) => token = next,
-                None => return Ok(()),
+                None => {
+                    let ms = response.session_lifetime_ms;
+                    return Ok((ms > 0).then(|| Duration::from_millis(ms as u64)));
+                }
             }
         }
         Err(Error::Protocol(format!("{}: too many rounds", context())))
@@ -226,9 +239,13 @@ impl Connection {
         &self.addr
     }
 
-    /// Whether the connection has failed and must be replaced.
+    /// Whether the connection has failed, or its SASL session is about to end, and it
+    /// must be replaced.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::SeqCst)
+            || self
+                .session_deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
     }
 
     /// The negotiated version of `api`, if both sides support one.
