@@ -1,4 +1,4 @@
-//! Admin operations: topics, configs, partitions, offsets, records and groups.
+//! Admin operations: topics, configs, partitions, offsets, records, groups and ACLs.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,6 +7,10 @@ use kafka_protocol::messages as m;
 use kafka_protocol::ResponseError;
 use runnel_protocol::api::StrBytes;
 
+use crate::acl::{
+    AccessControlEntry, AclBinding, AclBindingFilter, AclOperation, AclPermissionType, PatternType,
+    ResourcePattern, ResourceType,
+};
 use crate::client::{topic_name, Client, PartitionMeta};
 use crate::error::{check, Error, Result};
 use crate::TopicPartition;
@@ -772,4 +776,166 @@ pub(crate) async fn commit_offsets(
         }
     }
     Ok(())
+}
+
+fn decode_code<T>(code: i8, what: &str, from: fn(i8) -> Option<T>) -> Result<T> {
+    from(code).ok_or_else(|| Error::Protocol(format!("unknown {what} code {code} in an ACL")))
+}
+
+fn opt_s(v: &Option<String>) -> Option<StrBytes> {
+    v.as_deref().map(s)
+}
+
+/// The ACL APIs (KIP-140): sent to any broker, as the Java Admin does.
+impl Admin {
+    /// Create ACLs (CreateAcls). Fails with the first binding the broker refused.
+    pub async fn create_acls(&self, bindings: &[AclBinding]) -> Result<()> {
+        if bindings.is_empty() {
+            return Ok(());
+        }
+        let creations = bindings
+            .iter()
+            .map(|b| {
+                m::create_acls_request::AclCreation::default()
+                    .with_resource_type(b.pattern.resource_type.code())
+                    .with_resource_name(s(&b.pattern.name))
+                    .with_resource_pattern_type(b.pattern.pattern_type.code())
+                    .with_principal(s(&b.entry.principal))
+                    .with_host(s(&b.entry.host))
+                    .with_operation(b.entry.operation.code())
+                    .with_permission_type(b.entry.permission.code())
+            })
+            .collect();
+        let response: m::CreateAclsResponse = self
+            .client
+            .call(m::CreateAclsRequest::default().with_creations(creations))
+            .await?;
+        if response.results.len() != bindings.len() {
+            return Err(Error::Protocol(format!(
+                "CreateAcls: {} results for {} ACLs",
+                response.results.len(),
+                bindings.len()
+            )));
+        }
+        for (r, b) in response.results.iter().zip(bindings) {
+            check(r.error_code, r.error_message.as_ref(), || {
+                format!("create ACL {} {}", b.pattern, b.entry)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The ACLs a filter selects (DescribeAcls).
+    pub async fn describe_acls(&self, filter: &AclBindingFilter) -> Result<Vec<AclBinding>> {
+        let request = m::DescribeAclsRequest::default()
+            .with_resource_type_filter(filter.resource_type.code())
+            .with_resource_name_filter(opt_s(&filter.name))
+            .with_pattern_type_filter(filter.pattern_type.code())
+            .with_principal_filter(opt_s(&filter.principal))
+            .with_host_filter(opt_s(&filter.host))
+            .with_operation(filter.operation.code())
+            .with_permission_type(filter.permission.code());
+        let response: m::DescribeAclsResponse = self.client.call(request).await?;
+        check(response.error_code, response.error_message.as_ref(), || {
+            "describe ACLs".into()
+        })?;
+        let mut out = Vec::new();
+        for r in &response.resources {
+            let pattern = ResourcePattern {
+                resource_type: decode_code(
+                    r.resource_type,
+                    "resource type",
+                    ResourceType::from_code,
+                )?,
+                name: r.resource_name.to_string(),
+                pattern_type: decode_code(r.pattern_type, "pattern type", PatternType::from_code)?,
+            };
+            for a in &r.acls {
+                out.push(AclBinding {
+                    pattern: pattern.clone(),
+                    entry: AccessControlEntry {
+                        principal: a.principal.to_string(),
+                        host: a.host.to_string(),
+                        operation: decode_code(a.operation, "operation", AclOperation::from_code)?,
+                        permission: decode_code(
+                            a.permission_type,
+                            "permission",
+                            AclPermissionType::from_code,
+                        )?,
+                    },
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete the ACLs the filters select (DeleteAcls); returns, per filter, the ACLs it
+    /// deleted.
+    pub async fn delete_acls(&self, filters: &[AclBindingFilter]) -> Result<Vec<Vec<AclBinding>>> {
+        if filters.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = m::DeleteAclsRequest::default().with_filters(
+            filters
+                .iter()
+                .map(|f| {
+                    m::delete_acls_request::DeleteAclsFilter::default()
+                        .with_resource_type_filter(f.resource_type.code())
+                        .with_resource_name_filter(opt_s(&f.name))
+                        .with_pattern_type_filter(f.pattern_type.code())
+                        .with_principal_filter(opt_s(&f.principal))
+                        .with_host_filter(opt_s(&f.host))
+                        .with_operation(f.operation.code())
+                        .with_permission_type(f.permission.code())
+                })
+                .collect(),
+        );
+        let response: m::DeleteAclsResponse = self.client.call(request).await?;
+        if response.filter_results.len() != filters.len() {
+            return Err(Error::Protocol(format!(
+                "DeleteAcls: {} results for {} filters",
+                response.filter_results.len(),
+                filters.len()
+            )));
+        }
+        let mut out = Vec::new();
+        for (r, f) in response.filter_results.iter().zip(filters) {
+            check(r.error_code, r.error_message.as_ref(), || {
+                format!("delete ACLs matching {}", f.pattern_string())
+            })?;
+            let mut deleted = Vec::new();
+            for a in &r.matching_acls {
+                check(a.error_code, a.error_message.as_ref(), || {
+                    format!("delete ACL on {}", a.resource_name.as_str())
+                })?;
+                deleted.push(AclBinding {
+                    pattern: ResourcePattern {
+                        resource_type: decode_code(
+                            a.resource_type,
+                            "resource type",
+                            ResourceType::from_code,
+                        )?,
+                        name: a.resource_name.to_string(),
+                        pattern_type: decode_code(
+                            a.pattern_type,
+                            "pattern type",
+                            PatternType::from_code,
+                        )?,
+                    },
+                    entry: AccessControlEntry {
+                        principal: a.principal.to_string(),
+                        host: a.host.to_string(),
+                        operation: decode_code(a.operation, "operation", AclOperation::from_code)?,
+                        permission: decode_code(
+                            a.permission_type,
+                            "permission",
+                            AclPermissionType::from_code,
+                        )?,
+                    },
+                });
+            }
+            out.push(deleted);
+        }
+        Ok(out)
+    }
 }

@@ -13,6 +13,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("request timed out after {0:?}")]
     Timeout(Duration),
+    #[error("{0}")]
+    Tls(String),
     #[error("connection closed")]
     Closed,
     #[error("protocol error: {0}")]

@@ -33,6 +33,7 @@
 //! # }
 //! ```
 
+pub mod acl;
 pub mod admin;
 pub mod client;
 pub mod connection;
@@ -41,6 +42,8 @@ pub mod error;
 pub mod group;
 pub mod partitioner;
 pub mod producer;
+mod sasl;
+pub mod security;
 
 pub use admin::{
     AlterConfigOp, ConfigEntry, ConfigResource, GroupDescription, GroupListing, GroupMember,
@@ -53,6 +56,7 @@ pub use error::{Error, Result};
 pub use group::GroupConfig;
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord};
 pub use runnel_protocol::record_batch::Compression;
+pub use security::{SaslCredentials, SaslMechanism, SecurityConfig, SecurityProtocol, TlsSettings};
 
 /// A topic and partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -3,7 +3,8 @@
 # runnel broker, checked on what they print: kafka-topics, kafka-configs,
 # kafka-consumer-groups (a classic group and a KIP-848 one), the console producer and
 # consumer, the perf tests, kafka-get-offsets, kafka-delete-records,
-# kafka-broker-api-versions, and kafka-acls / kafka-transactions (which must fail cleanly).
+# kafka-broker-api-versions, kafka-acls / kafka-transactions (which must fail cleanly),
+# and kafka-acls against a second, authorizer-enabled runnel broker.
 #
 #   tests/compat/kafka_tools.sh                # against runnel (RUNNEL_BIN, see lib.sh)
 #   KAFKA_TOOLS_TARGET=kafka tests/compat/kafka_tools.sh   # the same checks against Kafka
@@ -601,6 +602,65 @@ tool acls-remove kafka-acls --remove --force --allow-principal User:alice --oper
 expect_rc 1 "kafka-acls --remove"
 expect "SecurityDisabledException: No Authorizer is configured." "kafka-acls --remove"
 ok "kafka-acls --list/--add/--remove fail at once with SecurityDisabledException, as on a Kafka broker without an authorizer"
+
+# ==== kafka-acls against a broker with the StandardAuthorizer (runnel only: the reference
+# broker here has no SASL listener), side by side with `runnel acls`
+if is_runnel; then
+  acl_dir="$(mktemp -d -t runnel-compat-acls-XXXXXX)"
+  acl_unset=()
+  for v in $(compgen -e | grep '^RUNNEL_' || true); do acl_unset+=(-u "$v"); done
+  env "${acl_unset[@]}" RUST_LOG=warn "$RUNNEL_BIN" serve --data-dir "$acl_dir/data" \
+    --set metrics.listener= --set listeners=SASL_PLAINTEXT://127.0.0.1:0 \
+    --set 'plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" user_alice="alice-secret";' \
+    --set authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer \
+    --set super.users=User:admin >"$acl_dir/stdout" 2>"$acl_dir/stderr.log" </dev/null &
+  BG_PIDS+=($!)
+  acl_line=""
+  for _ in $(seq 1 300); do
+    if [[ "$(wc -l <"$acl_dir/stdout")" -ge 1 ]]; then acl_line="$(head -n 1 "$acl_dir/stdout")"; break; fi
+    sleep 0.1
+  done
+  [[ "$acl_line" == "runnel listening on "* ]] || fail "the authorizer broker did not start: $(tail -5 "$acl_dir/stderr.log")"
+  for who in admin alice; do
+    printf '%s\n' 'security.protocol=SASL_PLAINTEXT' 'sasl.mechanism=PLAIN' \
+      "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$who\" password=\"$who-secret\";" \
+      >"$acl_dir/$who.properties"
+  done
+  plain_bootstrap="$BOOTSTRAP"
+  BOOTSTRAP="${acl_line#runnel listening on }"
+
+  tool acls-authz-add kafka-acls --command-config "$acl_dir/admin.properties" --add \
+    --allow-principal User:alice --consumer --topic kt-orders --group kt-billing
+  expect_rc 0 "kafka-acls --add --consumer"
+  expect 'Adding ACLs for resource `ResourcePattern(resourceType=GROUP, name=kt-billing, patternType=LITERAL)`' "kafka-acls --add --consumer"
+  tool acls-authz-list kafka-acls --command-config "$acl_dir/admin.properties" --list --topic kt-orders
+  expect_rc 0 "kafka-acls --list"
+  expect 'Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name=kt-orders, patternType=LITERAL)`:' "kafka-acls --list"
+  expect '(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)' "kafka-acls --list"
+  expect '(principal=User:alice, host=*, operation=DESCRIBE, permissionType=ALLOW)' "kafka-acls --list"
+  # runnel acls lists the same lines (entry order aside), and kafka-acls sees runnel's.
+  ours="$("$RUNNEL_BIN" --bootstrap-server "$BOOTSTRAP" --command-config "$acl_dir/admin.properties" acls list --topic kt-orders)" ||
+    fail "runnel acls list failed"
+  [[ "$(sort <<<"$ours")" == "$(sort <<<"$OUT")" ]] || fail "runnel acls list and kafka-acls --list differ:"$'\n'"$ours"$'\n----\n'"$OUT"
+  "$RUNNEL_BIN" --bootstrap-server "$BOOTSTRAP" --command-config "$acl_dir/admin.properties" acls add \
+    --allow-principal User:alice --producer --topic kt-orders >/dev/null || fail "runnel acls add --producer failed"
+  tool acls-authz-list2 kafka-acls --command-config "$acl_dir/admin.properties" --list --principal User:alice
+  expect_rc 0 "kafka-acls --list --principal"
+  expect 'ACLs for principal `User:alice`' "kafka-acls --list --principal"
+  expect '(principal=User:alice, host=*, operation=WRITE, permissionType=ALLOW)' "kafka-acls --list --principal"
+  tool acls-authz-denied kafka-acls --command-config "$acl_dir/alice.properties" --add \
+    --allow-principal User:alice --operation All --topic '*'
+  expect_rc 1 "kafka-acls --add as a user who is not a super user"
+  expect "ClusterAuthorizationException" "kafka-acls --add as a user who is not a super user"
+  tool acls-authz-remove kafka-acls --command-config "$acl_dir/admin.properties" --remove --force --topic kt-orders
+  expect_rc 0 "kafka-acls --remove --force --topic"
+  tool acls-authz-list3 kafka-acls --command-config "$acl_dir/admin.properties" --list
+  expect_rc 0 "kafka-acls --list after --remove"
+  expect_not "name=kt-orders" "kafka-acls --list after --remove"
+  expect 'ResourcePattern(resourceType=GROUP, name=kt-billing, patternType=LITERAL)' "kafka-acls --list after --remove"
+  BOOTSTRAP="$plain_bootstrap"
+  ok "kafka-acls --add/--list/--remove with --command-config (SASL/PLAIN) against the StandardAuthorizer: what runnel acls adds and lists, kafka-acls sees, and a non-super user is refused"
+fi
 
 tool tx-list kafka-transactions list
 ((SECS < 30)) || fail "kafka-transactions list took $SECS s"

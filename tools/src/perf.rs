@@ -355,14 +355,16 @@ impl Report {
 }
 
 async fn connect(global: &GlobalArgs) -> PerfResult<Client> {
-    Client::bootstrap(&global.bootstrap_server)
-        .await
-        .map_err(|e| {
-            PerfError::Broker(format!(
-                "cannot reach the broker at {}: {e}",
-                global.bootstrap_server
-            ))
-        })
+    // --command-config reaches secured listeners, as for the other commands.
+    let config = global
+        .client_config()
+        .map_err(|e| PerfError::Usage(e.to_string()))?;
+    Client::connect(config).await.map_err(|e| {
+        PerfError::Broker(format!(
+            "cannot reach the broker at {}: {e}",
+            global.bootstrap_server
+        ))
+    })
 }
 
 /// Create `topic` with `partitions` unless it exists.

@@ -1,6 +1,7 @@
 //! The operator CLI: `runnel topics ...`, `runnel groups ...`, `runnel lag`,
-//! `runnel produce`, `runnel consume`, `runnel erase` and `runnel quotas`.
+//! `runnel produce`, `runnel consume`, `runnel erase`, `runnel quotas` and `runnel acls`.
 
+mod acls;
 mod consume;
 mod erase;
 mod groups;
@@ -11,10 +12,11 @@ mod quotas;
 mod topics;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
-use runnel_client::{Admin, Client};
+use runnel_client::{Admin, Client, ClientConfig, SecurityConfig};
 
 pub use consume::ConsumeArgs;
 pub use groups::GroupsCommand;
@@ -34,9 +36,32 @@ pub struct GlobalArgs {
         default_value = "127.0.0.1:9092"
     )]
     pub bootstrap_server: String,
+    /// A Kafka client properties file, as Kafka's tools take it: security.protocol,
+    /// ssl.truststore.location (PEM) or ssl.ca.location, ssl.keystore.location,
+    /// sasl.mechanism, sasl.jaas.config.
+    #[arg(
+        long,
+        global = true,
+        env = "RUNNEL_COMMAND_CONFIG",
+        value_name = "FILE"
+    )]
+    pub command_config: Option<PathBuf>,
     /// Output format: aligned tables for people, JSON for scripts.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+}
+
+impl GlobalArgs {
+    /// The client settings: the bootstrap servers and, from --command-config, how to
+    /// reach a secured listener. A bad file is a usage error (exit 2).
+    pub fn client_config(&self) -> CliResult<ClientConfig> {
+        let mut config = ClientConfig::new(&self.bootstrap_server);
+        if let Some(path) = &self.command_config {
+            config.connection.security = SecurityConfig::from_properties_file(path)
+                .map_err(|e| CliError::Usage(format!("--command-config: {e}")))?;
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,6 +92,9 @@ pub enum CliCommand {
     /// Client quotas (KIP-546) by user, client id or IP: alter and describe.
     #[command(subcommand)]
     Quotas(QuotasCommand),
+    /// Add, list and remove ACLs, with kafka-acls.sh's options.
+    #[command(subcommand)]
+    Acls(acls::AclsCommand),
 }
 
 /// Why a command failed; each kind has its own exit code.
@@ -131,14 +159,18 @@ pub fn run(global: GlobalArgs, command: CliCommand) -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let client = Client::bootstrap(&global.bootstrap_server)
-            .await
-            .map_err(|e| {
-                CliError::Broker(format!(
-                    "cannot reach the broker at {}: {e}",
-                    global.bootstrap_server
-                ))
-            })?;
+        let config = global.client_config()?;
+        let client = Client::connect(config).await.map_err(|e| {
+            // The broker answered but refused the login: say so, not "cannot reach".
+            let what = match e {
+                runnel_client::Error::Kafka { .. } => "cannot log in to",
+                _ => "cannot reach",
+            };
+            CliError::Broker(format!(
+                "{what} the broker at {}: {e}",
+                global.bootstrap_server
+            ))
+        })?;
         let ctx = Ctx {
             admin: Admin::new(client.clone()),
             client,
@@ -152,6 +184,7 @@ pub fn run(global: GlobalArgs, command: CliCommand) -> ExitCode {
             CliCommand::Consume(a) => consume::run(&ctx, a).await,
             CliCommand::Erase(c) => erase::run(&ctx, c).await,
             CliCommand::Quotas(c) => quotas::run(&ctx, c).await,
+            CliCommand::Acls(c) => acls::run(&ctx, c).await,
         }
     });
     match result {
