@@ -99,7 +99,7 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-med() { cat "$out"/r*-"$1"-"$2".$3 | grep -v nan | median; }
+med() { cat "$out"/r*-"$1"-"$2".$3 | grep -v nan | median | awk '{ printf "%.2f\n", $1 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) print "n/a"; else printf "%.2fx\n", a / b }'; }
 rows=""
 for w in w1 w2; do
