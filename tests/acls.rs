@@ -621,3 +621,323 @@ fn without_an_authorizer_everything_is_allowed_and_acl_apis_are_disabled() {
         bits(&[5, 7, 8, 9, 10, 11, 12])
     );
 }
+
+/// The APIs the first test does not reach: group membership and deletion, records and
+/// partitions, configs, log dirs, KIP-848 groups, DescribeTopicPartitions and the SCRAM
+/// APIs. alice has READ on topic orders and on groups g-*; bob has nothing.
+#[test]
+fn the_other_apis_check_what_kafka_checks() {
+    let broker = broker();
+    let mut admin = login(&broker, "admin");
+    assert_eq!(create_topic(&mut admin, "orders"), 0);
+    produce(&broker, "admin", "orders", "o-1").unwrap();
+    create_acl(
+        &mut admin,
+        TOPIC,
+        "orders",
+        LITERAL,
+        "User:alice",
+        READ,
+        ALLOW,
+    );
+    create_acl(&mut admin, GROUP, "g-", PREFIXED, "User:alice", READ, ALLOW);
+    let mut alice = login(&broker, "alice");
+    let mut bob = login(&broker, "bob");
+    let group = || GroupId(sb("g-alice"));
+
+    // Classic membership: READ on the group. alice gets past the authorizer to the
+    // coordinator's own answers (the member is unknown); bob does not.
+    let membership = |c: &mut RawClient| -> [i16; 3] {
+        let sync = call!(
+            c,
+            SyncGroup,
+            5,
+            m::SyncGroupRequest::default()
+                .with_group_id(group())
+                .with_member_id(sb("m"))
+                .with_generation_id(1)
+        );
+        let heartbeat = call!(
+            c,
+            Heartbeat,
+            4,
+            m::HeartbeatRequest::default()
+                .with_group_id(group())
+                .with_member_id(sb("m"))
+                .with_generation_id(1)
+        );
+        let leave = call!(
+            c,
+            LeaveGroup,
+            4,
+            m::LeaveGroupRequest::default()
+                .with_group_id(group())
+                .with_members(vec![
+                    m::leave_group_request::MemberIdentity::default().with_member_id(sb("m"))
+                ])
+        );
+        [sync.error_code, heartbeat.error_code, leave.error_code]
+    };
+    assert_eq!(membership(&mut bob), [GROUP_AUTHORIZATION_FAILED; 3]);
+    let alices = membership(&mut alice);
+    assert!(
+        alices.iter().all(|c| *c != GROUP_AUTHORIZATION_FAILED),
+        "{alices:?}"
+    );
+
+    // KIP-848: READ to heartbeat, DESCRIBE to describe (with the operations).
+    let cg = |c: &mut RawClient| {
+        call!(
+            c,
+            ConsumerGroupHeartbeat,
+            0,
+            m::ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(group())
+                .with_member_id(sb("member-1"))
+                .with_member_epoch(0)
+                .with_rebalance_timeout_ms(10000)
+                .with_subscribed_topic_names(Some(vec![TopicName(sb("orders"))]))
+                .with_topic_partitions(Some(vec![]))
+        )
+        .error_code
+    };
+    assert_eq!(cg(&mut alice), 0);
+    assert_eq!(cg(&mut bob), GROUP_AUTHORIZATION_FAILED);
+    let describe = |c: &mut RawClient| {
+        call!(
+            c,
+            ConsumerGroupDescribe,
+            0,
+            m::ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![group()])
+                .with_include_authorized_operations(true)
+        )
+        .groups
+        .remove(0)
+    };
+    let d = describe(&mut alice);
+    assert_eq!(d.error_code, 0);
+    assert_eq!(d.authorized_operations, bits(&[READ, DESCRIBE]));
+    assert_eq!(describe(&mut bob).error_code, GROUP_AUTHORIZATION_FAILED);
+    let classic = call!(
+        alice,
+        DescribeGroups,
+        5,
+        m::DescribeGroupsRequest::default()
+            .with_groups(vec![group()])
+            .with_include_authorized_operations(true)
+    );
+    assert_eq!(classic.groups[0].error_code, 0);
+
+    // Deleting a group or its offsets needs DELETE on it.
+    let delete_groups = |c: &mut RawClient| {
+        call!(
+            c,
+            DeleteGroups,
+            2,
+            m::DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb("g-other"))])
+        )
+        .results[0]
+            .error_code
+    };
+    assert_eq!(delete_groups(&mut alice), GROUP_AUTHORIZATION_FAILED);
+    assert_ne!(delete_groups(&mut admin), GROUP_AUTHORIZATION_FAILED);
+    let offset_delete = call!(
+        alice,
+        OffsetDelete,
+        0,
+        m::OffsetDeleteRequest::default()
+            .with_group_id(group())
+            .with_topics(vec![
+                m::offset_delete_request::OffsetDeleteRequestTopic::default()
+                    .with_name(TopicName(sb("orders")))
+                    .with_partitions(vec![
+                        m::offset_delete_request::OffsetDeleteRequestPartition::default()
+                            .with_partition_index(0)
+                    ])
+            ])
+    );
+    assert_eq!(offset_delete.error_code, GROUP_AUTHORIZATION_FAILED);
+
+    // Records and partitions: DELETE and ALTER on the topic; OffsetForLeaderEpoch DESCRIBE.
+    let delete_records = |c: &mut RawClient| {
+        call!(
+            c,
+            DeleteRecords,
+            2,
+            m::DeleteRecordsRequest::default()
+                .with_timeout_ms(10000)
+                .with_topics(vec![
+                    m::delete_records_request::DeleteRecordsTopic::default()
+                        .with_name(TopicName(sb("orders")))
+                        .with_partitions(vec![
+                            m::delete_records_request::DeleteRecordsPartition::default()
+                                .with_partition_index(0)
+                                .with_offset(0)
+                        ])
+                ])
+        )
+        .topics[0]
+            .partitions[0]
+            .error_code
+    };
+    assert_eq!(delete_records(&mut alice), TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(delete_records(&mut admin), 0);
+    let create_partitions = |c: &mut RawClient| {
+        call!(
+            c,
+            CreatePartitions,
+            3,
+            m::CreatePartitionsRequest::default()
+                .with_timeout_ms(10000)
+                .with_topics(vec![
+                    m::create_partitions_request::CreatePartitionsTopic::default()
+                        .with_name(TopicName(sb("orders")))
+                        .with_count(2)
+                        .with_assignments(None)
+                ])
+        )
+        .results[0]
+            .error_code
+    };
+    assert_eq!(create_partitions(&mut alice), TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(create_partitions(&mut admin), 0);
+    let epoch = |c: &mut RawClient, topic: &str| {
+        call!(
+            c,
+            OffsetForLeaderEpoch,
+            4,
+            m::OffsetForLeaderEpochRequest::default()
+                .with_replica_id(m::BrokerId(-1))
+                .with_topics(vec![
+                    m::offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                        .with_topic(TopicName(sb(topic)))
+                        .with_partitions(vec![
+                            m::offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                                .with_partition(0)
+                                .with_current_leader_epoch(-1)
+                                .with_leader_epoch(0)
+                        ])
+                ])
+        )
+        .topics[0]
+            .partitions[0]
+            .error_code
+    };
+    assert_eq!(epoch(&mut alice, "orders"), 0);
+    assert_eq!(epoch(&mut bob, "orders"), TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(epoch(&mut bob, "no-such-topic"), TOPIC_AUTHORIZATION_FAILED);
+
+    // Configs: ALTER_CONFIGS on the topic or the cluster.
+    let alter = |c: &mut RawClient, resource_type: i8, name: &str| {
+        call!(
+            c,
+            IncrementalAlterConfigs,
+            1,
+            m::IncrementalAlterConfigsRequest::default().with_resources(vec![
+                m::incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(sb(name))
+                    .with_configs(vec![
+                        m::incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(sb("retention.ms"))
+                            .with_config_operation(0)
+                            .with_value(Some(sb("3600000")))
+                    ])
+            ])
+        )
+        .responses[0]
+            .error_code
+    };
+    assert_eq!(alter(&mut alice, 2, "orders"), TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(alter(&mut alice, 4, "0"), CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(alter(&mut admin, 2, "orders"), 0);
+    let legacy = call!(
+        alice,
+        AlterConfigs,
+        2,
+        m::AlterConfigsRequest::default().with_resources(vec![
+            m::alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(sb("orders"))
+        ])
+    );
+    assert_eq!(legacy.responses[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(
+        legacy.responses[0].error_message, None,
+        "no message, as Kafka"
+    );
+
+    // Cluster-wide reads and writes.
+    let log_dirs = |c: &mut RawClient| {
+        call!(
+            c,
+            DescribeLogDirs,
+            4,
+            m::DescribeLogDirsRequest::default().with_topics(None)
+        )
+    };
+    let denied = log_dirs(&mut alice);
+    assert_eq!(denied.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert!(
+        denied.results.is_empty(),
+        "nothing about the disks is revealed"
+    );
+    assert_eq!(log_dirs(&mut admin).error_code, 0);
+    let scram = call!(
+        alice,
+        DescribeUserScramCredentials,
+        0,
+        m::DescribeUserScramCredentialsRequest::default().with_users(None)
+    );
+    assert_eq!(scram.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    let alter_scram = call!(
+        alice,
+        AlterUserScramCredentials,
+        0,
+        m::AlterUserScramCredentialsRequest::default().with_deletions(vec![
+            m::alter_user_scram_credentials_request::ScramCredentialDeletion::default()
+                .with_name(sb("carol"))
+                .with_mechanism(1)
+        ])
+    );
+    assert_eq!(
+        alter_scram.results[0].error_code,
+        CLUSTER_AUTHORIZATION_FAILED
+    );
+
+    // DescribeTopicPartitions: hidden from "all", refused when named.
+    let dtp = |c: &mut RawClient, topics: &[&str]| {
+        call!(
+            c,
+            DescribeTopicPartitions,
+            0,
+            m::DescribeTopicPartitionsRequest::default()
+                .with_response_partition_limit(100)
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|t| {
+                            m::describe_topic_partitions_request::TopicRequest::default()
+                                .with_name(TopicName(sb(t)))
+                        })
+                        .collect()
+                )
+        )
+        .topics
+    };
+    assert!(dtp(&mut bob, &[]).is_empty());
+    assert_eq!(dtp(&mut alice, &[]).len(), 1);
+    let named = dtp(&mut bob, &["orders", "no-such-topic"]);
+    assert!(
+        named
+            .iter()
+            .all(|t| t.error_code == TOPIC_AUTHORIZATION_FAILED && t.partitions.is_empty()),
+        "{named:?}"
+    );
+    let alices = dtp(&mut alice, &["orders"]);
+    assert_eq!(
+        alices[0].topic_authorized_operations,
+        bits(&[READ, DESCRIBE])
+    );
+}
