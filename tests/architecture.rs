@@ -301,8 +301,10 @@ fn crates_depend_only_downwards() {
             &[
                 "runnel-records",
                 "runnel-storage",
+                "runnel-net",
                 "runnel-core",
                 "runnel-kafka",
+                "runnel-amqp",
             ],
         ),
         ("client", &["runnel-protocol"]),

@@ -26,6 +26,8 @@ pub struct Listening {
     /// The metrics listener (`GET /metrics`), unless disabled or its default address
     /// was taken.
     pub metrics: Option<SocketAddr>,
+    /// The Event Hubs AMQP listener, unless disabled or its default address was taken.
+    pub amqp: Option<SocketAddr>,
 }
 
 /// Open the data directory, bind the listener and serve until `shutdown` flips to true;
@@ -47,6 +49,7 @@ pub async fn run_with(
     // Bound first: a configured address that is taken stops the start before the data
     // directory is opened.
     let metrics_listener = metrics::bind(&config).await?;
+    let amqp_listener = bind_amqp(&config).await?;
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
     let kafka = Arc::new(tokio::task::block_in_place(|| {
         KafkaBroker::open(broker.clone())
@@ -63,17 +66,53 @@ pub async fn run_with(
         let exporter = Arc::new(metrics::Exporter::new(kafka.clone(), server.metrics()));
         tokio::spawn(metrics::serve(listener, exporter, shutdown.clone()))
     });
+    let amqp_addr = match &amqp_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let amqp_task = amqp_listener.map(|listener| {
+        let hubs = runnel_amqp::EventHubs::new(broker.clone(), kafka.security.clone());
+        tokio::spawn(runnel_amqp::serve(listener, None, hubs, shutdown.clone()))
+    });
     on_ready(Listening {
         addr: server.local_addr()?,
         listeners: server.listener_addrs()?,
         metrics: metrics_addr,
+        amqp: amqp_addr,
     });
     server.run(shutdown).await;
     if let Some(task) = metrics_task {
+        task.abort();
+    }
+    if let Some(task) = amqp_task {
         task.abort();
     }
     tokio::task::block_in_place(|| {
         maintenance.stop();
         broker.shutdown()
     })
+}
+
+/// Bind `eventhubs.amqp.listener`. The built-in default being taken only turns the
+/// endpoint off, as for metrics; a configured address that is taken stops the start.
+async fn bind_amqp(config: &BrokerConfig) -> std::io::Result<Option<runnel_net::Listener>> {
+    let Some(addr) = config.amqp_listener else {
+        return Ok(None);
+    };
+    let limits = runnel_net::ConnectionLimits::new(
+        config.max_connections,
+        config.max_connections_per_ip,
+        config.max_connections_per_ip_overrides.clone(),
+    );
+    match runnel_net::Listener::bind(&addr.to_string(), limits, None).await {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if !config.amqp_listener_configured => {
+            tracing::error!(%addr, error = %e, "cannot bind the default eventhubs.amqp.listener; running without the AMQP endpoint (set it to another address, or empty to turn it off)");
+            Ok(None)
+        }
+        Err(e) => Err(std::io::Error::new(
+            e.kind(),
+            format!("binding eventhubs.amqp.listener {addr}: {e}"),
+        )),
+    }
 }

@@ -72,6 +72,10 @@ pub struct BrokerConfig {
     /// `metrics.listener` was set (not the built-in default): failing to bind it stops
     /// the start, while a taken default only costs the metrics (logged).
     pub metrics_listener_configured: bool,
+    /// The Event Hubs AMQP endpoint (`eventhubs.amqp.listener`); `None` when off.
+    pub amqp_listener: Option<SocketAddr>,
+    /// `eventhubs.amqp.listener` was set: failing to bind it stops the start.
+    pub amqp_listener_configured: bool,
     /// Retention, cleaner and producer-expiry threads' settings.
     pub maintenance: MaintenanceConfig,
     /// The broker-level defaults of topic configs (`log.retention.hours`, ...).
@@ -178,6 +182,12 @@ impl BrokerConfig {
         } else {
             Some(address("metrics.listener", metrics)?)
         };
+        let amqp = s.str("eventhubs.amqp.listener")?;
+        let amqp_listener = if amqp.is_empty() {
+            None
+        } else {
+            Some(address("eventhubs.amqp.listener", amqp)?)
+        };
         let log_dirs = s.str("log.dirs")?;
         let data_dir = PathBuf::from(log_dirs.split(',').next().unwrap_or(log_dirs).trim());
         Ok(BrokerConfig {
@@ -204,6 +214,8 @@ impl BrokerConfig {
                 .int("producer.id.expiration.check.interval.ms")?,
             metrics_listener,
             metrics_listener_configured: s.is_given("metrics.listener"),
+            amqp_listener,
+            amqp_listener_configured: s.is_given("eventhubs.amqp.listener"),
             maintenance: MaintenanceConfig::from_settings(&s)?,
             topic_defaults: s.topic_defaults().clone(),
             settings: s,

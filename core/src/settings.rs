@@ -226,6 +226,13 @@ static BROKER: &[Def] = &[
         "true",
         "Allow DeleteTopics; when false, deleting a topic is refused.",
     ),
+    read(
+        "eventhubs.amqp.listener",
+        ConfigType::String,
+        "127.0.0.1:5672",
+        Valid::Listener { optional: true },
+        "Runnel: where the Event Hubs AMQP 1.0 endpoint listens, without TLS (ip:port); empty turns it off.",
+    ),
     int(
         "fetch.max.bytes",
         "57671680",

@@ -167,6 +167,12 @@ impl ServerTls {
 pub struct TlsTransport(TlsStream<TcpStream>);
 
 impl TlsTransport {
+    /// The stream itself, for a protocol engine that reads and writes it whole
+    /// (the AMQP endpoint).
+    pub fn into_inner(self) -> TlsStream<TcpStream> {
+        self.0
+    }
+
     /// The client certificate's subject in RFC 2253 form (what Java's
     /// `X500Principal.getName()` gives Kafka), if the client sent one.
     pub fn peer_subject(&self) -> Option<String> {

@@ -341,6 +341,17 @@ pub fn verify_connection_string(
     let (Some(name), Some(key)) = (&cs.key_name, &cs.key) else {
         return Err(SasError::Malformed("no key"));
     };
+    verify_key(policies, name, key, entity)
+}
+
+/// Verify a policy's name and one of its keys, as AMQP's SASL PLAIN carries them,
+/// limited to `entity` if given.
+pub fn verify_key(
+    policies: &[SharedAccessPolicy],
+    name: &str,
+    key: &str,
+    entity: Option<&str>,
+) -> Result<SasGrant, SasError> {
     let Some(policy) = find(policies, name, entity) else {
         return Err(SasError::UnknownPolicy(crate::sasl::log_name(name)));
     };
@@ -348,6 +359,20 @@ pub fn verify_connection_string(
         return Err(SasError::WrongKey(crate::sasl::log_name(name)));
     }
     grant(policy, entity)
+}
+
+/// A token's resource (`sr`, decoded) and expiry (`se`, Unix seconds), read without
+/// verifying them: for a token that [`verify_token`] accepted.
+pub fn token_scope(token: &str) -> Option<(String, u64)> {
+    let fields = token.strip_prefix("SharedAccessSignature ")?;
+    let field = |name: &str| {
+        fields
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+    };
+    let resource = percent_decode(field("sr")?).ok()?;
+    let expiry = field("se")?.parse().ok()?;
+    Some((resource, expiry))
 }
 
 /// Percent-decoding for the token's fields (`sr` is URL-encoded; `sig` is base64 that

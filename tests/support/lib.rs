@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 pub const READY_PREFIX: &str = "runnel listening on ";
 /// The line `runnel serve` prints right after the ready line when it serves metrics.
 pub const METRICS_PREFIX: &str = "runnel metrics on ";
+/// The line `runnel serve` prints after the ready line when it serves AMQP.
+pub const AMQP_PREFIX: &str = "runnel amqp on ";
 /// Then one line per listener: `runnel listener NAME on ADDR`.
 pub const LISTENER_PREFIX: &str = "runnel listener ";
 
@@ -204,6 +206,7 @@ impl TestBroker {
         // Metrics on a free port, so brokers of parallel tests do not compete for the
         // default one; `extra_args` may override it (a later `--set` wins).
         cmd.args(["--set", "metrics.listener=127.0.0.1:0"]);
+        cmd.args(["--set", "eventhubs.amqp.listener=127.0.0.1:0"]);
         if let Some(toml) = &self.opts.config_toml {
             let path = self.root().join("runnel.toml");
             std::fs::write(&path, toml).expect("write broker config");
@@ -320,6 +323,14 @@ impl TestBroker {
                 .and_then(|a| a.trim().parse().ok());
         }
         *cached
+    }
+
+    /// Where the running broker serves the Event Hubs AMQP endpoint (from its `runnel
+    /// amqp on ADDR` line).
+    pub fn amqp_addr(&self) -> SocketAddr {
+        self.stdout_line(AMQP_PREFIX)
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| self.fail("the broker printed no `runnel amqp on ADDR` line"))
     }
 
     /// The address of the listener named `name` (from its `runnel listener NAME on

@@ -184,6 +184,10 @@ fn serve(args: ServeArgs) -> ExitCode {
                 tracing::info!(addr = %metrics, "serving metrics at /metrics");
                 let _ = writeln!(out, "runnel metrics on {metrics}");
             }
+            if let Some(amqp) = listening.amqp {
+                tracing::info!(addr = %amqp, "serving the Event Hubs AMQP endpoint");
+                let _ = writeln!(out, "runnel amqp on {amqp}");
+            }
             let _ = out.flush();
         })
         .await
