@@ -93,6 +93,8 @@ pub async fn run_with(
     })
 }
 
+const AMQP_MAX_SEGMENT: u32 = 16_384;
+
 /// Bind `eventhubs.amqp.listener`. The built-in default being taken only turns the
 /// endpoint off, as for metrics; a configured address that is taken stops the start.
 async fn bind_amqp(config: &BrokerConfig) -> std::io::Result<Option<runnel_net::Listener>> {
@@ -104,7 +106,10 @@ async fn bind_amqp(config: &BrokerConfig) -> std::io::Result<Option<runnel_net::
         config.max_connections_per_ip,
         config.max_connections_per_ip_overrides.clone(),
     );
-    match runnel_net::Listener::bind(&addr.to_string(), limits, None).await {
+    // Python's azure-eventhub reads each TCP option of a new socket and sets it back;
+    // Linux refuses a TCP_MAXSEG above 32767, which loopback can negotiate, and the
+    // client then fails to connect. A smaller MSS only matters on loopback.
+    match runnel_net::Listener::bind_with_max_segment(addr, limits, None, AMQP_MAX_SEGMENT).await {
         Ok(l) => Ok(Some(l)),
         Err(e) if !config.amqp_listener_configured => {
             tracing::error!(%addr, error = %e, "cannot bind the default eventhubs.amqp.listener; running without the AMQP endpoint (set it to another address, or empty to turn it off)");

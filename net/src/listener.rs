@@ -121,6 +121,44 @@ impl Listener {
         })
     }
 
+    /// [`bind`](Listener::bind), with the TCP maximum segment size its connections
+    /// advertise capped at `max_segment`.
+    pub async fn bind_with_max_segment(
+        addr: SocketAddr,
+        limits: Arc<ConnectionLimits>,
+        max_connections: Option<usize>,
+        max_segment: u32,
+    ) -> std::io::Result<Listener> {
+        use std::os::fd::AsRawFd;
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        let mss = max_segment as libc::c_int;
+        // SAFETY: a valid socket descriptor and a c_int option of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_MAXSEG,
+                (&mss as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        socket.bind(addr)?;
+        Ok(Listener {
+            inner: socket.listen(1024)?,
+            limits,
+            open: Arc::new(AtomicUsize::new(0)),
+            max_connections,
+        })
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.inner.local_addr()
     }

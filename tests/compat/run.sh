@@ -5,7 +5,8 @@
 # command-line tools (kafka_quotas.sh: client quotas with kafka-configs and the Java
 # producer); and TLS and SASL with confluent-kafka, kafka-python, kcat and the
 # Java client (security_check.py); Event Hubs connection strings and ACLs with
-# confluent-kafka and the Java client (event_hubs_check.py).
+# confluent-kafka and the Java client (event_hubs_check.py); the Event Hubs AMQP endpoint
+# with the Python azure-eventhub SDK (event_hubs_amqp_check.py).
 #   tests/compat/run.sh            # builds the broker (debug) unless RUNNEL_BIN is set
 # Needs kcat on PATH, the Python clients from requirements.txt (PYTHON selects the
 # interpreter; .ci/run uses a venv under target/), a JDK 17 with Maven for java/ and the
@@ -51,6 +52,7 @@ run kafka-tools bash "$here/kafka_tools.sh"
 run kafka-quotas bash "$here/kafka_quotas.sh"
 run security "$PYTHON" "$here/security_check.py"
 run event-hubs "$PYTHON" "$here/event_hubs_check.py"
+run event-hubs-amqp "$PYTHON" "$here/event_hubs_amqp_check.py"
 
 echo
 if ((failed > 0)); then

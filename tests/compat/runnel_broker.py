@@ -20,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 READY = "runnel listening on "
 LISTENER = "runnel listener "
+AMQP = "runnel amqp on "
 
 
 def runnel_bin():
@@ -52,7 +53,10 @@ class Broker:
         lines = []
         got = threading.Event()
         self.listeners = {}
+        self.amqp = None
         listeners_done = threading.Event()
+        amqp_seen = threading.Event()
+        self._amqp_seen = amqp_seen
 
         def read():
             for line in self.proc.stdout:
@@ -63,6 +67,9 @@ class Broker:
                     name, _, addr = line[len(LISTENER):].strip().partition(" on ")
                     self.listeners[name] = addr
                 else:
+                    if line.startswith(AMQP):
+                        self.amqp = line[len(AMQP):].strip()
+                        amqp_seen.set()
                     listeners_done.set()
             got.set()
             listeners_done.set()
@@ -77,6 +84,13 @@ class Broker:
         listeners_done.wait(10)
         print(f"broker pid {self.proc.pid} listening on {self.bootstrap} (data {self.dir})")
         return self
+
+    def amqp_addr(self):
+        """The Event Hubs AMQP endpoint's host:port (start with
+        `--set eventhubs.amqp.listener=127.0.0.1:0`)."""
+        if not self._amqp_seen.wait(10):
+            raise SystemExit("FAIL: the broker printed no `runnel amqp on ADDR` line")
+        return self.amqp
 
     def _dump(self):
         try:

@@ -78,8 +78,18 @@ struct ServeArgs {
 }
 
 fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // fe2o3-amqp logs every client disconnect as a warning or an error; the AMQP
+    // endpoint logs what an operator needs itself. RUST_LOG=fe2o3_amqp=debug shows it.
+    if !std::env::var("RUST_LOG")
+        .unwrap_or_default()
+        .contains("fe2o3")
+    {
+        if let Ok(quiet) = "fe2o3_amqp=off".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
