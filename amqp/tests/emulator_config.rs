@@ -1,9 +1,9 @@
-//! The emulator repository's own sample configs (tests/data/README.md says where from).
+//! The emulator repository's own sample configs (tests/fixtures/README.md says where from).
 
 use runnel_amqp::emulator_config::{parse_emulator_config, EmulatorConfig, HubConfig};
 
 fn read(name: &str) -> String {
-    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
