@@ -9,11 +9,15 @@
 //! - [`publish`] and [`consume`]: sender and receiver links over `Partition`.
 //! - [`message`]: AMQP messages to Kafka records and back.
 //! - [`ownership`]: epoch receivers and the five-receiver limit.
+//! - [`filter`]: the selector filters of a receiver's start position.
+//! - [`partitioner`]: Event Hubs' partition-key hash.
+//! - [`emulator_config`]: the emulator's Config.json.
 
 pub mod address;
 pub mod cbs;
 pub mod claims;
 pub mod consume;
+pub mod emulator_config;
 pub mod filter;
 pub mod management;
 pub mod message;
