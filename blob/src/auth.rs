@@ -314,6 +314,121 @@ mod tests {
         h
     }
 
+    const VECTOR_PATH: &str =
+        "/devstoreaccount1/checkpoints/ns.servicebus.windows.net/hub/%24default/ownership/0";
+    const VECTOR_QUERY: &str = "comp=metadata&timeout=30";
+
+    /// A Set Blob Metadata request as azure-storage-blob 12.31.1 signs it.
+    fn vector_headers() -> HeaderMap {
+        headers(&[
+            ("x-ms-version", "2019-07-07"),
+            ("x-ms-date", "Thu, 03 Dec 2026 14:00:00 GMT"),
+            ("x-ms-meta-ownerid", "owner-a"),
+            (
+                "x-ms-client-request-id",
+                "1b2c3d4e-0000-1111-2222-333344445555",
+            ),
+            ("if-match", "\"0x8DD1234ABCD\""),
+            ("content-length", "0"),
+            ("x-ms-meta-a_b", "1"),
+            ("x-ms-meta-ab", "2"),
+            ("user-agent", "azsdk-python"),
+        ])
+    }
+
+    /// Computed with azure-storage-blob 12.31.1's own SharedKeyCredentialPolicy
+    /// (`_shared/authentication.py`) on the request above, key DEV_ACCOUNT_KEY.
+    #[test]
+    fn the_string_to_sign_matches_azure_storage_blob() {
+        let sts = string_to_sign(
+            DEV_ACCOUNT,
+            "PUT",
+            &vector_headers(),
+            VECTOR_PATH,
+            Some(VECTOR_QUERY),
+        )
+        .unwrap();
+        assert_eq!(
+            sts,
+            "PUT\n\n\n\n\n\n\n\n\"0x8DD1234ABCD\"\n\n\n\n\
+             x-ms-client-request-id:1b2c3d4e-0000-1111-2222-333344445555\n\
+             x-ms-date:Thu, 03 Dec 2026 14:00:00 GMT\n\
+             x-ms-meta-a_b:1\nx-ms-meta-ab:2\nx-ms-meta-ownerid:owner-a\n\
+             x-ms-version:2019-07-07\n\
+             /devstoreaccount1/devstoreaccount1/checkpoints/ns.servicebus.windows.net/hub/%24default/ownership/0\n\
+             comp:metadata\ntimeout:30"
+        );
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(DEV_ACCOUNT_KEY)
+            .unwrap();
+        assert_eq!(
+            sign(&key, &sts),
+            "Wv2H7n1LplzJrB0wk9qzXgmjTGxmiDIRImbgXPqQLEo="
+        );
+    }
+
+    #[test]
+    fn verify_accepts_the_sdk_signature_and_nothing_else() {
+        let accounts = Accounts::default();
+        let at = httpdate::parse_http_date("Thu, 03 Dec 2026 14:05:00 GMT").unwrap();
+        let check = |auth: &str, now: SystemTime| {
+            let mut h = vector_headers();
+            h.insert("authorization", HeaderValue::from_str(auth).unwrap());
+            verify(
+                &accounts,
+                DEV_ACCOUNT,
+                "PUT",
+                &h,
+                VECTOR_PATH,
+                Some(VECTOR_QUERY),
+                now,
+            )
+        };
+        let good = "SharedKey devstoreaccount1:Wv2H7n1LplzJrB0wk9qzXgmjTGxmiDIRImbgXPqQLEo=";
+        assert_eq!(check(good, at), Ok(()));
+        let bad = "SharedKey devstoreaccount1:Xv2H7n1LplzJrB0wk9qzXgmjTGxmiDIRImbgXPqQLEo=";
+        assert!(matches!(check(bad, at), Err(AuthFailure::Failed(_))));
+        assert!(matches!(
+            check(
+                "SharedKey otheraccount:Wv2H7n1LplzJrB0wk9qzXgmjTGxmiDIRImbgXPqQLEo=",
+                at
+            ),
+            Err(AuthFailure::Failed(_))
+        ));
+        assert!(matches!(check("Bearer x", at), Err(AuthFailure::Failed(_))));
+        assert!(matches!(
+            check("SharedKey devstoreaccount1:!!", at),
+            Err(AuthFailure::Failed(_))
+        ));
+        // 20 minutes after the request's date.
+        let late = at + Duration::from_secs(15 * 60);
+        assert!(matches!(check(good, late), Err(AuthFailure::Failed(_))));
+        let mut h = vector_headers();
+        h.remove("x-ms-date");
+        assert_eq!(
+            verify(&accounts, DEV_ACCOUNT, "PUT", &h, VECTOR_PATH, None, at),
+            Err(AuthFailure::Missing)
+        );
+    }
+
+    #[test]
+    fn query_values_are_decoded_sorted_and_joined() {
+        let sts = string_to_sign(
+            "acct",
+            "GET",
+            &HeaderMap::new(),
+            "/acct/c",
+            Some("restype=container&comp=list&prefix=a%2Fb%20c&Include=metadata&include=copy"),
+        )
+        .unwrap();
+        assert!(
+            sts.ends_with(
+                "/acct/acct/c\ncomp:list\ninclude:copy,metadata\nprefix:a/b c\nrestype:container"
+            ),
+            "{sts}"
+        );
+    }
+
     #[test]
     fn hyphens_are_ignored_when_sorting_header_names() {
         let mut names = vec![

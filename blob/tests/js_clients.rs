@@ -13,7 +13,8 @@ use std::process::Command;
 async fn the_js_checkpoint_store_claims_lists_and_checkpoints() {
     let here = support::workspace_root().join("tests/compat/js-blob");
     assert!(
-        here.join("node_modules/@azure/eventhubs-checkpointstore-blob").is_dir(),
+        here.join("node_modules/@azure/eventhubs-checkpointstore-blob")
+            .is_dir(),
         "no node_modules in {}: run tests/compat/js-blob/run.sh (npm ci)",
         here.display()
     );
