@@ -694,7 +694,8 @@ async fn list_blobs(shared: &Arc<Shared>, r: &Req) -> Result<Response<Full<Bytes
         x.push_str("<Properties>");
         element(&mut x, "Creation-Time", &rfc1123(b.props.created_ms));
         element(&mut x, "Last-Modified", &rfc1123(b.props.modified_ms));
-        element(&mut x, "Etag", &b.props.etag);
+        // Unquoted here, quoted in headers, as Azure answers.
+        element(&mut x, "Etag", b.props.etag.trim_matches('"'));
         element(&mut x, "Content-Length", &b.content_length.to_string());
         element(&mut x, "Content-Type", &b.content_type);
         for (tag, v) in [

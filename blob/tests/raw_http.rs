@@ -265,7 +265,9 @@ async fn bad_requests_get_errors_and_the_server_keeps_serving() {
     .await;
     assert_eq!(status(&r), Some(200), "{r}");
     assert!(
-        r.contains("<Name>ok</Name>") && r.contains("<ownerid>o1</ownerid>"),
+        r.contains("<Name>ok</Name>")
+            && r.contains("<ownerid>o1</ownerid>")
+            && r.contains("<Etag>0x"),
         "{r}"
     );
     assert!(
