@@ -85,7 +85,13 @@ impl Store {
     /// Loads every container and blob's properties under `root` (created if missing).
     /// Leftover `.tmp` files from an interrupted write are removed.
     pub fn open(root: &Path) -> io::Result<Store> {
-        fs::create_dir_all(root)?;
+        if !root.is_dir() {
+            fs::create_dir_all(root)?;
+            // So the new directory itself survives a crash.
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
         let mut store = Store {
             root: root.to_path_buf(),
             containers: HashMap::new(),

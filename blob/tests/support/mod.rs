@@ -47,6 +47,11 @@ pub fn workspace_root() -> PathBuf {
 /// makes ($CARGO_TARGET_DIR or target/, compat-venv), else python3. Panics, naming what
 /// it tried, if none can import them: these tests never pass without the real clients.
 pub fn python() -> PathBuf {
+    static FOUND: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FOUND.get_or_init(find_python).clone()
+}
+
+fn find_python() -> PathBuf {
     let root = workspace_root();
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(p) = std::env::var_os("PYTHON") {
@@ -96,11 +101,12 @@ pub async fn run(mut cmd: Command) -> Output {
 }
 
 pub async fn python_check(server: &Server, container: &str, mode: &str) -> Output {
+    python_check_at(&server.endpoint(), container, mode).await
+}
+
+pub async fn python_check_at(endpoint: &str, container: &str, mode: &str) -> Output {
     let script = workspace_root().join("tests/compat/blob_checkpoint_store_check.py");
     let mut cmd = Command::new(python());
-    cmd.arg(script)
-        .arg(server.endpoint())
-        .arg(container)
-        .arg(mode);
+    cmd.arg(script).arg(endpoint).arg(container).arg(mode);
     run(cmd).await
 }
