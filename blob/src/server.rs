@@ -550,7 +550,9 @@ fn etag_matches(list: &str, etag: &str) -> bool {
 }
 
 fn rfc1123(ms: u64) -> String {
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms))
+    // httpdate formats years up to 9999 only; stored times past that are not ours.
+    const MAX_MS: u64 = 253_402_300_799_000;
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms.min(MAX_MS)))
 }
 
 fn with_props(status: StatusCode, props: &Props) -> Response<Full<Bytes>> {
@@ -971,6 +973,12 @@ mod tests {
         assert!(split_path("/acct/Bad_Name").is_err());
         assert!(split_path("/acct/cont/%FF").is_err());
         assert!(split_path("/").is_err());
+    }
+
+    #[test]
+    fn dates_far_in_the_future_do_not_panic() {
+        assert_eq!(rfc1123(u64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(rfc1123(0), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl Store {
             .duration_since(UNIX_EPOCH)
             .map(|d| (d.as_nanos() / 100) as u64)
             .unwrap_or(0);
-        self.last_etag = ticks.max(self.last_etag + 1);
+        self.last_etag = ticks.max(self.last_etag.saturating_add(1));
         format!("\"0x{:X}\"", self.last_etag)
     }
 
