@@ -61,6 +61,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(Duration::from_secs(30))
+                        // A client that shuts down its side after the request still
+                        // gets the answer.
+                        .half_close(true)
                         .max_buf_size(64 * 1024)
                         .serve_connection(TokioIo::new(stream), service);
                     if let Err(e) = conn.await {
@@ -68,7 +71,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
                     }
                 });
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(done) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(e) = done {
+                    if e.is_panic() {
+                        tracing::error!("blob: a connection task panicked: {e}");
+                    }
+                }
+            }
         }
     }
 }

@@ -20,6 +20,15 @@ async fn the_python_checkpoint_store_claims_lists_and_checkpoints() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_have_exactly_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let out = support::python_check(&server, "race", "race").await;
+    assert!(out.status.success(), "the race check failed");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_account_key_gets_403_from_azure_storage_blob() {
     let dir = tempfile::tempdir().unwrap();
     let server = support::start(dir.path()).await;

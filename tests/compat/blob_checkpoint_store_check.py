@@ -9,6 +9,8 @@ MODE is one of:
               list_ownership, update_checkpoint, list_checkpoints, blob properties,
               content round trip and paged listing
   wrong-key   a client with another account key gets 403 AuthenticationFailed
+  race        8 stores claim one partition at once, then steal it with one etag at once:
+              exactly one wins each time
   write       creates CONTAINER and writes one checkpoint (partition 3: offset 777, sequence 55)
   read        list_checkpoints returns exactly that checkpoint
 Exits non-zero on the first failed expectation. blob/tests/python_clients.rs runs it.
@@ -16,6 +18,7 @@ Exits non-zero on the first failed expectation. blob/tests/python_clients.rs run
 
 import base64
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -179,6 +182,23 @@ def full(endpoint, container):
     check(not bc.exists(), "Delete Blob")
 
 
+def race(endpoint, container):
+    create_container(endpoint, container)
+    stores = [BlobCheckpointStore.from_connection_string(conn_str(endpoint), container) for _ in range(8)]
+    with ThreadPoolExecutor(len(stores)) as pool:
+        won = list(pool.map(lambda i: stores[i].claim_ownership([ownership("9", f"owner-{i}")]), range(len(stores))))
+        winners = [w[0] for w in won if w]
+        check(len(winners) == 1, f"one of {len(stores)} new claims wins: {[w['owner_id'] for w in winners]}")
+        etag = winners[0]["etag"]
+        won = list(
+            pool.map(lambda i: stores[i].claim_ownership([ownership("9", f"thief-{i}", etag)]), range(len(stores)))
+        )
+        thieves = [w[0] for w in won if w]
+        check(len(thieves) == 1, f"one of {len(stores)} claims with the same etag wins: {[w['owner_id'] for w in thieves]}")
+    [listed] = stores[0].list_ownership(NS, HUB, CG)
+    check(listed["owner_id"] == thieves[0]["owner_id"], f"the winner owns it: {listed['owner_id']}")
+
+
 def wrong_key(endpoint, container):
     bad = base64.b64encode(b"not the account key, 32 bytes!!!").decode()
     service = BlobServiceClient.from_connection_string(conn_str(endpoint, bad))
@@ -216,7 +236,7 @@ def main():
         sys.exit(2)
     endpoint, container = sys.argv[1], sys.argv[2]
     mode = sys.argv[3] if len(sys.argv) == 4 else "full"
-    {"full": full, "wrong-key": wrong_key, "write": write, "read": read}[mode](endpoint, container)
+    {"full": full, "race": race, "wrong-key": wrong_key, "write": write, "read": read}[mode](endpoint, container)
     print(f"blob checkpoint store ({mode}): passed")
 
 
