@@ -278,6 +278,79 @@ async fn bad_requests_get_errors_and_the_server_keeps_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_reports_the_size_and_get_serves_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let port = server.port;
+    let r = exchange(
+        port,
+        signed("PUT", "/devstoreaccount1/sizes", "restype=container", &[]).as_bytes(),
+    )
+    .await;
+    assert_eq!(status(&r), Some(201), "{r}");
+    let mut put = signed(
+        "PUT",
+        "/devstoreaccount1/sizes/five",
+        "",
+        &[("x-ms-blob-type", "BlockBlob"), ("content-length", "5")],
+    );
+    put.push_str("hello");
+    let r = exchange(port, put.as_bytes()).await;
+    assert_eq!(status(&r), Some(201), "{r}");
+    let r = exchange(
+        port,
+        signed("HEAD", "/devstoreaccount1/sizes/five", "", &[]).as_bytes(),
+    )
+    .await;
+    assert_eq!(status(&r), Some(200), "{r}");
+    assert!(
+        r.contains("content-length: 5\r\n") && r.ends_with("\r\n\r\n"),
+        "{r:?}"
+    );
+    assert!(r.contains("x-ms-blob-type: BlockBlob"), "{r}");
+    let r = exchange(
+        port,
+        signed(
+            "GET",
+            "/devstoreaccount1/sizes/five",
+            "",
+            &[("x-ms-range", "bytes=1-3")],
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(status(&r), Some(206), "{r}");
+    assert!(
+        r.contains("content-range: bytes 1-3/5") && r.ends_with("\r\n\r\nell"),
+        "{r:?}"
+    );
+    let r = exchange(
+        port,
+        signed(
+            "GET",
+            "/devstoreaccount1/sizes/five",
+            "",
+            &[("x-ms-range", "bytes=5-")],
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(status(&r), Some(416), "{r}");
+    // A HEAD error has no body but says its code.
+    let r = exchange(
+        port,
+        signed("HEAD", "/devstoreaccount1/sizes/none", "", &[]).as_bytes(),
+    )
+    .await;
+    assert_eq!(status(&r), Some(404), "{r}");
+    assert!(
+        r.contains("x-ms-error-code: BlobNotFound") && r.ends_with("\r\n\r\n"),
+        "{r:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_signature_is_403_with_the_string_to_sign() {
     let dir = tempfile::tempdir().unwrap();
     let server = support::start(dir.path()).await;
