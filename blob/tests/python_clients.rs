@@ -20,6 +20,18 @@ async fn the_python_checkpoint_store_claims_lists_and_checkpoints() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_aio_checkpoint_store_claims_lists_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let out = support::python_check(&server, "aiocheckpoints", "aio").await;
+    assert!(
+        out.status.success(),
+        "the Python aio checkpoint store check failed"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_have_exactly_one_winner() {
     let dir = tempfile::tempdir().unwrap();
     let server = support::start(dir.path()).await;

@@ -1,5 +1,6 @@
-"""The Python Event Hubs blob checkpoint store (azure-eventhub-checkpointstoreblob, with
-its vendored blob client) and azure-storage-blob against Runnel's blob store.
+"""The Python Event Hubs blob checkpoint stores (azure-eventhub-checkpointstoreblob and its
+-aio twin, each with its vendored blob client) and azure-storage-blob against Runnel's
+blob store.
 
     python blob_checkpoint_store_check.py ENDPOINT CONTAINER [MODE]
 
@@ -9,6 +10,8 @@ MODE is one of:
               list_ownership, update_checkpoint, list_checkpoints, blob properties,
               content round trip and paged listing
   wrong-key   a client with another account key gets 403 AuthenticationFailed
+  aio         the same claims and checkpoints with azure-eventhub-checkpointstoreblob-aio
+              (aiohttp underneath)
   race        8 stores claim one partition at once, then steal it with one etag at once:
               exactly one wins each time
   write       creates CONTAINER and writes one checkpoint (partition 3: offset 777, sequence 55)
@@ -182,6 +185,33 @@ def full(endpoint, container):
     check(not bc.exists(), "Delete Blob")
 
 
+def aio(endpoint, container):
+    import asyncio
+
+    from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore as AioStore
+
+    create_container(endpoint, container)
+
+    async def run():
+        async with AioStore.from_connection_string(conn_str(endpoint), container) as store:
+            check(list(await store.list_ownership(NS, HUB, CG)) == [], "aio: no ownership at first")
+            [a0] = await store.claim_ownership([ownership("0", "owner-a")])
+            check(a0["etag"], f"aio: owner-a claimed partition 0, etag {a0['etag']}")
+            check(await store.claim_ownership([ownership("0", "owner-c")]) == [], "aio: a claim without etag fails")
+            [b0] = await store.claim_ownership([ownership("0", "owner-b", a0["etag"])])
+            check(b0["etag"] != a0["etag"], "aio: stealing with the current etag succeeds")
+            stale = await store.claim_ownership([ownership("0", "owner-a", a0["etag"])])
+            check(stale == [], "aio: a claim with a stale etag fails")
+            owned = list(await store.list_ownership(NS, HUB, CG))
+            check([(o["partition_id"], o["owner_id"]) for o in owned] == [("0", "owner-b")], "aio: list_ownership")
+            await store.update_checkpoint(checkpoint("0", "100", 42))
+            await store.update_checkpoint(checkpoint("0", "200", 43))
+            cps = [(c["partition_id"], c["offset"], c["sequence_number"]) for c in await store.list_checkpoints(NS, HUB, CG)]
+            check(cps == [("0", "200", 43)], f"aio: list_checkpoints returns the latest: {cps}")
+
+    asyncio.run(run())
+
+
 def race(endpoint, container):
     create_container(endpoint, container)
     stores = [BlobCheckpointStore.from_connection_string(conn_str(endpoint), container) for _ in range(8)]
@@ -236,7 +266,7 @@ def main():
         sys.exit(2)
     endpoint, container = sys.argv[1], sys.argv[2]
     mode = sys.argv[3] if len(sys.argv) == 4 else "full"
-    {"full": full, "race": race, "wrong-key": wrong_key, "write": write, "read": read}[mode](endpoint, container)
+    {"full": full, "aio": aio, "race": race, "wrong-key": wrong_key, "write": write, "read": read}[mode](endpoint, container)
     print(f"blob checkpoint store ({mode}): passed")
 
 
