@@ -6,7 +6,9 @@
 # producer); and TLS and SASL with confluent-kafka, kafka-python, kcat and the
 # Java client (security_check.py); Event Hubs connection strings and ACLs with
 # confluent-kafka and the Java client (event_hubs_check.py); the Event Hubs AMQP endpoint
-# with the Python azure-eventhub SDK (event_hubs_amqp_check.py).
+# with the Python azure-eventhub SDK (event_hubs_amqp_check.py); the JavaScript and Java
+# Event Hubs blob checkpoint stores against runnel's blob store (js-blob/run.sh,
+# java-blob/run.sh).
 #   tests/compat/run.sh            # builds the broker (debug) unless RUNNEL_BIN is set
 # Needs kcat on PATH, the Python clients from requirements.txt (PYTHON selects the
 # interpreter; .ci/run uses a venv under target/), a JDK 17 with Maven for java/ and the
@@ -48,6 +50,8 @@ run java-client bash "$here/java/run.sh" client
 run kafka-streams bash "$here/java/run.sh" streams
 run go-clients bash "$here/go/run.sh"
 run js-clients bash "$here/js/run.sh"
+run js-blob bash "$here/js-blob/run.sh"
+run java-blob bash "$here/java-blob/run.sh"
 run kafka-tools bash "$here/kafka_tools.sh"
 run kafka-quotas bash "$here/kafka_quotas.sh"
 run security "$PYTHON" "$here/security_check.py"
