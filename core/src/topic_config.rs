@@ -42,6 +42,7 @@ pub mod names {
     pub const COMPRESSION_ZSTD_LEVEL: &str = "compression.zstd.level";
     pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
     pub const ERRORS_DEADLETTERQUEUE_GROUP_ENABLE: &str = "errors.deadletterqueue.group.enable";
+    pub const EVENTHUBS_CONSUMER_GROUPS: &str = "eventhubs.consumer.groups";
     pub const FILE_DELETE_DELAY_MS: &str = "file.delete.delay.ms";
     pub const FLUSH_MESSAGES: &str = "flush.messages";
     pub const FLUSH_MS: &str = "flush.ms";
@@ -326,6 +327,16 @@ pub static CATALOG: &[TopicConfigDef] = &[
         synonyms: &[],
         documentation: "Whether Kafka Streams groups may write to a dead letter queue \
             topic (KIP-1034). Accepted and reported; Runnel has no streams groups.",
+    },
+    TopicConfigDef {
+        name: names::EVENTHUBS_CONSUMER_GROUPS,
+        config_type: ConfigType::List,
+        default: "",
+        validator: Validator::None,
+        synonyms: &[],
+        documentation: "Runnel: the Event Hubs consumer groups of this topic (hub) besides \
+            $Default, which always exists. AMQP receivers name one; Kafka consumer groups \
+            are separate.",
     },
     TopicConfigDef {
         name: names::FILE_DELETE_DELAY_MS,

@@ -436,6 +436,51 @@ impl SecurityStore {
         stored.ok_or_else(|| io::Error::other("the policy was not stored"))
     }
 
+    /// Make a policy exist with these rights and this primary key, keeping its
+    /// secondary key (the Event Hubs emulator's drop-in mode, whose documented
+    /// connection string carries a fixed key).
+    pub fn ensure_policy(
+        &self,
+        name: &str,
+        hub: Option<&str>,
+        rights: Rights,
+        primary_key: SasKey,
+    ) -> io::Result<()> {
+        check_policy_name(name, hub).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let secondary = SasKey::generate()?;
+        self.change(|state| {
+            let rights = rights.normalized();
+            match state
+                .policies
+                .iter_mut()
+                .find(|p| p.name == name && p.hub.as_deref() == hub)
+            {
+                Some(p) if p.rights == rights && p.primary_key.expose() == primary_key.expose() => {
+                    false
+                }
+                Some(p) => {
+                    p.rights = rights;
+                    p.primary_key = primary_key.clone();
+                    true
+                }
+                None => {
+                    state.policies.push(SharedAccessPolicy {
+                        name: name.to_string(),
+                        hub: hub.map(str::to_string),
+                        rights,
+                        primary_key: primary_key.clone(),
+                        secondary_key: secondary.clone(),
+                    });
+                    state
+                        .policies
+                        .sort_by(|a, b| (&a.hub, &a.name).cmp(&(&b.hub, &b.name)));
+                    true
+                }
+            }
+        })
+        .map(|_| ())
+    }
+
     /// Remove a policy; false if there is none with this name and scope.
     pub fn remove_policy(&self, name: &str, hub: Option<&str>) -> io::Result<bool> {
         self.change(|state| {
