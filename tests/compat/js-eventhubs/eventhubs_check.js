@@ -376,6 +376,12 @@ async function main() {
       assert.equal(got[0].body, 'send-only');
     });
 
+    // Fails against runnel as of this check: the SDK reports SenderBusyError. rhea-promise
+    // resolves a new sender on its first credit ('sendable') and rejects it only on a
+    // detach that comes before; fe2o3's acceptor grants 200 credits right after its
+    // attach, before the endpoint's refusing detach (amqp:unauthorized-access), so the
+    // SDK finds a closed link and no credit. With no initial credit on a refused link
+    // (tried with a patched fe2o3 builder) the SDK reports UnauthorizedError.
     await scenario('5c. a Listen-only policy cannot send (to a partition or to the hub)', async () => {
       const before = await lastSeq('0');
       const lp = track(new EventHubProducerClient(listenOnly.connectionString, HUB, { retryOptions: NO_RETRY }));
