@@ -125,12 +125,10 @@ pub fn plan(
             } else {
                 RequestNode::Management
             };
-            let target = match attach.target.as_deref() {
-                Some(fe2o3_amqp_types::messaging::TargetArchetype::Target(t)) => t.address.clone(),
-                #[allow(unreachable_patterns)]
-                _ => None,
-            };
-            Ok(Plan::Reply { node, target })
+            Ok(Plan::Reply {
+                node,
+                target: reply_address(attach),
+            })
         }
         (Node::Hub(hub), true) | (Node::Partition { hub, .. }, true) => {
             let partition = node_partition(address);
@@ -217,6 +215,17 @@ pub fn plan(
     }
 }
 
+/// The address replies on this link answer: its target, or its name when it has no
+/// target address (JavaScript's `$cbs` receiver sets `reply-to` to the link name).
+fn reply_address(attach: &Attach) -> Option<String> {
+    let target = match attach.target.as_deref() {
+        Some(fe2o3_amqp_types::messaging::TargetArchetype::Target(t)) => t.address.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    target.or_else(|| Some(attach.name.clone()))
+}
+
 fn node_partition(address: &str) -> Option<i32> {
     match crate::address::parse(address) {
         Some(Node::Partition { partition, .. }) => Some(partition),
@@ -274,5 +283,46 @@ fn epoch(attach: &Attach) -> Result<Option<i64>, Refusal> {
         Some(Value::Long(e)) => Ok(Some(*e)),
         Some(Value::Int(e)) => Ok(Some(i64::from(*e))),
         Some(_) => Err(refuse(ARGUMENT_ERROR, "com.microsoft:epoch must be a long")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fe2o3_amqp_types::definitions::Role;
+    use fe2o3_amqp_types::messaging::{Source, Target, TargetArchetype};
+
+    fn reply_link(name: &str, target: Option<&str>) -> Attach {
+        Attach {
+            name: name.to_string(),
+            handle: 1.into(),
+            role: Role::Receiver,
+            snd_settle_mode: Default::default(),
+            rcv_settle_mode: Default::default(),
+            source: Some(Box::new(Source::builder().address("$cbs").build())),
+            target: Some(Box::new(TargetArchetype::Target(Target {
+                address: target.map(str::to_string),
+                ..Default::default()
+            }))),
+            unsettled: None,
+            incomplete_unsettled: false,
+            initial_delivery_count: None,
+            max_message_size: None,
+            offered_capabilities: None,
+            desired_capabilities: None,
+            properties: None,
+        }
+    }
+
+    #[test]
+    fn replies_go_to_the_target_or_else_the_link_name() {
+        // JavaScript's $cbs receiver: no target address, reply-to is the link name.
+        let js_cbs = reply_link("cbs-492abc18", None);
+        assert_eq!(reply_address(&js_cbs).as_deref(), Some("cbs-492abc18"));
+        // JavaScript's $management receiver and Python's: the target address.
+        let js_mgmt = reply_link("mgmt-1", Some("mgmt-1-reply"));
+        assert_eq!(reply_address(&js_mgmt).as_deref(), Some("mgmt-1-reply"));
+        let py = reply_link("py-cbs", Some("$cbs"));
+        assert_eq!(reply_address(&py).as_deref(), Some("$cbs"));
     }
 }
