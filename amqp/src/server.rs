@@ -10,6 +10,7 @@ use fe2o3_amqp::acceptor::{
     ConnectionAcceptor, LinkAcceptor, LinkEndpoint, ListenerConnectionHandle,
     ListenerSessionHandle, SessionAcceptor, SupportedReceiverSettleModes,
 };
+use fe2o3_amqp::link::receiver::CreditMode;
 use fe2o3_amqp_types::definitions::{self, ErrorCondition, ReceiverSettleMode, Role};
 use fe2o3_amqp_types::messaging::TargetArchetype;
 use fe2o3_amqp_types::performatives::Attach;
@@ -209,10 +210,17 @@ async fn attach_link(
     let plan = crate::plan::plan(&attach, node, &address, shared);
     // Event Hubs settles on its first disposition: a sender that asked for mode
     // `second` gets `first` back, or Python waits for a settlement that never comes.
+    // A sender that will be refused gets no credit: the JavaScript SDK takes credit
+    // as a successful attach and reports the detach that follows as "busy".
+    let credit = match plan {
+        Ok(_) => CreditMode::Auto(200),
+        Err(_) => CreditMode::Manual,
+    };
     let acceptor = LinkAcceptor::builder()
         .max_message_size(MAX_MESSAGE_SIZE)
         .supported_receiver_settle_modes(SupportedReceiverSettleModes::First)
         .fallback_receiver_settle_mode(ReceiverSettleMode::First)
+        .receiver_credit_mode(credit)
         .build();
     let endpoint = match acceptor.accept_incoming_attach(attach, session).await {
         Ok(e) => e,

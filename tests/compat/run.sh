@@ -57,6 +57,7 @@ run kafka-quotas bash "$here/kafka_quotas.sh"
 run security "$PYTHON" "$here/security_check.py"
 run event-hubs "$PYTHON" "$here/event_hubs_check.py"
 run event-hubs-amqp "$PYTHON" "$here/event_hubs_amqp_check.py"
+run event-hubs-js bash "$here/js-eventhubs/run.sh"
 
 echo
 if ((failed > 0)); then
