@@ -307,6 +307,7 @@ fn crates_depend_only_downwards() {
                 "runnel-core",
                 "runnel-kafka",
                 "runnel-amqp",
+                "runnel-blob",
             ],
         ),
         ("client", &["runnel-protocol"]),

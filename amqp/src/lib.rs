@@ -17,6 +17,7 @@ pub mod address;
 pub mod cbs;
 pub mod claims;
 pub mod consume;
+pub mod dropin;
 pub mod emulator_config;
 pub mod filter;
 pub mod management;

@@ -28,6 +28,10 @@ pub struct Listening {
     pub metrics: Option<SocketAddr>,
     /// The Event Hubs AMQP listener, unless disabled or its default address was taken.
     pub amqp: Option<SocketAddr>,
+    /// The checkpoint stores' blob endpoint, likewise.
+    pub blob: Option<SocketAddr>,
+    /// `GET /health`, if configured.
+    pub health: Option<SocketAddr>,
 }
 
 /// Open the data directory, bind the listener and serve until `shutdown` flips to true;
@@ -50,11 +54,28 @@ pub async fn run_with(
     // directory is opened.
     let metrics_listener = metrics::bind(&config).await?;
     let amqp_listener = bind_amqp(&config).await?;
+    let blob_listener = bind_default(
+        "eventhubs.blob.listener",
+        config.blob_listener,
+        config.blob_listener_configured,
+    )
+    .await?;
+    let health_listener =
+        bind_default("eventhubs.health.listener", config.health_listener, true).await?;
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
     let kafka = Arc::new(tokio::task::block_in_place(|| {
         KafkaBroker::open(broker.clone())
     })?);
     let server = Server::bind(kafka.clone()).await?;
+    if let Some(path) = &broker.config.eventhubs_config_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("reading {}: {e}", path.display()))
+        })?;
+        let parsed = runnel_amqp::emulator_config::parse_emulator_config(&text)
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+        runnel_amqp::dropin::apply(&broker, &kafka.security, &parsed).await?;
+        tracing::info!(file = %path.display(), hubs = parsed.hubs.len(), namespace = %parsed.namespace, "applied the Event Hubs config");
+    }
     // Maintenance holds the broker, not the other way round; it stops before the logs
     // close.
     let maintenance = LogMaintenance::start(broker.clone())?;
@@ -62,10 +83,29 @@ pub async fn run_with(
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
-    let metrics_task = metrics_listener.map(|listener| {
-        let exporter = Arc::new(metrics::Exporter::new(kafka.clone(), server.metrics()));
-        tokio::spawn(metrics::serve(listener, exporter, shutdown.clone()))
-    });
+    let exporter = Arc::new(metrics::Exporter::new(kafka.clone(), server.metrics()));
+    let metrics_task = metrics_listener
+        .map(|listener| tokio::spawn(metrics::serve(listener, exporter.clone(), shutdown.clone())));
+    let health_addr = match &health_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let health_task = health_listener
+        .map(|listener| tokio::spawn(metrics::serve(listener, exporter.clone(), shutdown.clone())));
+    let blob_addr = match &blob_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let blob_task = match blob_listener {
+        Some(listener) => {
+            let dir = broker.data_dir().join("blobs");
+            let service = tokio::task::block_in_place(|| {
+                runnel_blob::BlobService::open(&dir, runnel_blob::Accounts::default())
+            })?;
+            Some(tokio::spawn(service.serve(listener)))
+        }
+        None => None,
+    };
     let amqp_addr = match &amqp_listener {
         Some(l) => Some(l.local_addr()?),
         None => None,
@@ -79,12 +119,14 @@ pub async fn run_with(
         listeners: server.listener_addrs()?,
         metrics: metrics_addr,
         amqp: amqp_addr,
+        blob: blob_addr,
+        health: health_addr,
     });
     server.run(shutdown).await;
     if let Some(task) = metrics_task {
         task.abort();
     }
-    if let Some(task) = amqp_task {
+    for task in [amqp_task, blob_task, health_task].into_iter().flatten() {
         task.abort();
     }
     tokio::task::block_in_place(|| {
@@ -118,6 +160,29 @@ async fn bind_amqp(config: &BrokerConfig) -> std::io::Result<Option<runnel_net::
         Err(e) => Err(std::io::Error::new(
             e.kind(),
             format!("binding eventhubs.amqp.listener {addr}: {e}"),
+        )),
+    }
+}
+
+/// Bind an optional listener. A built-in default that is taken only turns the service
+/// off; a configured address that is taken stops the start.
+async fn bind_default(
+    name: &str,
+    addr: Option<SocketAddr>,
+    configured: bool,
+) -> std::io::Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if !configured => {
+            tracing::error!(%addr, error = %e, "cannot bind the default {name}; running without it (set it to another address, or empty to turn it off)");
+            Ok(None)
+        }
+        Err(e) => Err(std::io::Error::new(
+            e.kind(),
+            format!("binding {name} {addr}: {e}"),
         )),
     }
 }

@@ -76,6 +76,13 @@ pub struct BrokerConfig {
     pub amqp_listener: Option<SocketAddr>,
     /// `eventhubs.amqp.listener` was set: failing to bind it stops the start.
     pub amqp_listener_configured: bool,
+    /// The checkpoint stores' blob endpoint (`eventhubs.blob.listener`); `None` when off.
+    pub blob_listener: Option<SocketAddr>,
+    pub blob_listener_configured: bool,
+    /// `GET /health` (`eventhubs.health.listener`); `None` when off.
+    pub health_listener: Option<SocketAddr>,
+    /// An Event Hubs emulator Config.json to apply at start (`eventhubs.config.file`).
+    pub eventhubs_config_file: Option<PathBuf>,
     /// Retention, cleaner and producer-expiry threads' settings.
     pub maintenance: MaintenanceConfig,
     /// The broker-level defaults of topic configs (`log.retention.hours`, ...).
@@ -188,6 +195,19 @@ impl BrokerConfig {
         } else {
             Some(address("eventhubs.amqp.listener", amqp)?)
         };
+        let optional_address = |name: &str| -> Result<Option<SocketAddr>, ConfigError> {
+            let v = s.str(name)?;
+            if v.is_empty() {
+                Ok(None)
+            } else {
+                Ok(Some(address(name, v)?))
+            }
+        };
+        let blob_listener = optional_address("eventhubs.blob.listener")?;
+        let health_listener = optional_address("eventhubs.health.listener")?;
+        let eventhubs_config_file = Some(s.str("eventhubs.config.file")?)
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from);
         let log_dirs = s.str("log.dirs")?;
         let data_dir = PathBuf::from(log_dirs.split(',').next().unwrap_or(log_dirs).trim());
         Ok(BrokerConfig {
@@ -216,6 +236,10 @@ impl BrokerConfig {
             metrics_listener_configured: s.is_given("metrics.listener"),
             amqp_listener,
             amqp_listener_configured: s.is_given("eventhubs.amqp.listener"),
+            blob_listener,
+            blob_listener_configured: s.is_given("eventhubs.blob.listener"),
+            health_listener,
+            eventhubs_config_file,
             maintenance: MaintenanceConfig::from_settings(&s)?,
             topic_defaults: s.topic_defaults().clone(),
             settings: s,

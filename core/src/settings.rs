@@ -233,6 +233,27 @@ static BROKER: &[Def] = &[
         Valid::Listener { optional: true },
         "Runnel: where the Event Hubs AMQP 1.0 endpoint listens, without TLS (ip:port); empty turns it off.",
     ),
+    read(
+        "eventhubs.blob.listener",
+        ConfigType::String,
+        "127.0.0.1:10000",
+        Valid::Listener { optional: true },
+        "Runnel: where the Blob Storage subset for the Event Hubs SDKs' checkpoint stores listens (ip:port), as Azurite's UseDevelopmentStorage=true expects; empty turns it off.",
+    ),
+    read(
+        "eventhubs.config.file",
+        ConfigType::String,
+        "",
+        Valid::Any,
+        "Runnel: an Event Hubs emulator Config.json whose hubs and consumer groups are created at start (what --eventhubs-config sets).",
+    ),
+    read(
+        "eventhubs.health.listener",
+        ConfigType::String,
+        "",
+        Valid::Listener { optional: true },
+        "Runnel: where GET /health answers as the Event Hubs emulator's does (ip:port; --eventhubs-config sets 127.0.0.1:5300); empty turns it off.",
+    ),
     int(
         "fetch.max.bytes",
         "57671680",

@@ -21,6 +21,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 READY = "runnel listening on "
 LISTENER = "runnel listener "
 AMQP = "runnel amqp on "
+BLOB = "runnel blob on "
 
 
 def runnel_bin():
@@ -54,6 +55,7 @@ class Broker:
         got = threading.Event()
         self.listeners = {}
         self.amqp = None
+        self.blob = None
         listeners_done = threading.Event()
         amqp_seen = threading.Event()
         self._amqp_seen = amqp_seen
@@ -70,6 +72,8 @@ class Broker:
                     if line.startswith(AMQP):
                         self.amqp = line[len(AMQP):].strip()
                         amqp_seen.set()
+                    if line.startswith(BLOB):
+                        self.blob = line[len(BLOB):].strip()
                     listeners_done.set()
             got.set()
             listeners_done.set()

@@ -207,6 +207,7 @@ impl TestBroker {
         // default one; `extra_args` may override it (a later `--set` wins).
         cmd.args(["--set", "metrics.listener=127.0.0.1:0"]);
         cmd.args(["--set", "eventhubs.amqp.listener=127.0.0.1:0"]);
+        cmd.args(["--set", "eventhubs.blob.listener=127.0.0.1:0"]);
         if let Some(toml) = &self.opts.config_toml {
             let path = self.root().join("runnel.toml");
             std::fs::write(&path, toml).expect("write broker config");

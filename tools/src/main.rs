@@ -75,6 +75,12 @@ struct ServeArgs {
     /// Clients trust DATA_DIR/tls-self-signed/ca.pem.
     #[arg(long)]
     tls_self_signed: bool,
+    /// Drop-in for the Azure Event Hubs emulator: read its Config.json (namespace,
+    /// hubs, partition counts, consumer groups) and serve as it does: AMQP on 5672, Kafka
+    /// with SASL PLAIN (`$ConnectionString`) on 9092, GET /health on 5300, and its
+    /// documented connection string (key SAS_KEY_VALUE). --listen and --set win.
+    #[arg(long, value_name = "CONFIG_JSON")]
+    eventhubs_config: Option<PathBuf>,
 }
 
 fn init_logging(format: LogFormat, default_level: &str) {
@@ -128,6 +134,19 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     if let Some(n) = args.num_partitions {
         cli.insert("num.partitions".to_string(), n.to_string());
+    }
+    if let Some(path) = &args.eventhubs_config {
+        cli.insert(
+            "eventhubs.config.file".to_string(),
+            path.display().to_string(),
+        );
+        for (k, v) in [
+            ("listeners", "SASL_PLAINTEXT://127.0.0.1:9092"),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            ("eventhubs.health.listener", "127.0.0.1:5300"),
+        ] {
+            cli.entry(k.to_string()).or_insert_with(|| v.to_string());
+        }
     }
     for s in &args.settings {
         let Some((k, v)) = s.split_once('=') else {
@@ -197,6 +216,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             if let Some(amqp) = listening.amqp {
                 tracing::info!(addr = %amqp, "serving the Event Hubs AMQP endpoint");
                 let _ = writeln!(out, "runnel amqp on {amqp}");
+            }
+            if let Some(blob) = listening.blob {
+                tracing::info!(addr = %blob, "serving blobs for the Event Hubs checkpoint stores");
+                let _ = writeln!(out, "runnel blob on {blob}");
+            }
+            if let Some(health) = listening.health {
+                tracing::info!(addr = %health, "serving GET /health");
+                let _ = writeln!(out, "runnel health on {health}");
             }
             let _ = out.flush();
         })

@@ -141,6 +141,18 @@ async fn http_connection(mut stream: TcpStream, exporter: Arc<Exporter>) -> std:
         }
     };
     let path = target.split('?').next().unwrap_or_default();
+    if path == "/health" {
+        // The Event Hubs emulator's health check (its HealthCheckApiSchema).
+        return respond(
+            &mut stream,
+            200,
+            "OK",
+            "application/json",
+            br#"{"status":"healthy","message":"Service is healthy."}"#,
+            method != "HEAD",
+        )
+        .await;
+    }
     if path != "/metrics" {
         return respond(
             &mut stream,
