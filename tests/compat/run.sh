@@ -58,6 +58,7 @@ run security "$PYTHON" "$here/security_check.py"
 run event-hubs "$PYTHON" "$here/event_hubs_check.py"
 run event-hubs-amqp "$PYTHON" "$here/event_hubs_amqp_check.py"
 run event-hubs-js bash "$here/js-eventhubs/run.sh"
+run event-hubs-emulator "$PYTHON" "$here/event_hubs_emulator_check.py"
 
 echo
 if ((failed > 0)); then
