@@ -28,6 +28,8 @@ pub struct Listening {
     pub metrics: Option<SocketAddr>,
     /// The Event Hubs AMQP listener, unless disabled or its default address was taken.
     pub amqp: Option<SocketAddr>,
+    /// The AMQP endpoint with TLS, if configured.
+    pub amqps: Option<SocketAddr>,
     /// The checkpoint stores' blob endpoint, likewise.
     pub blob: Option<SocketAddr>,
     /// `GET /health`, if configured.
@@ -114,11 +116,46 @@ pub async fn run_with(
         let hubs = runnel_amqp::EventHubs::new(broker.clone(), kafka.security.clone());
         tokio::spawn(runnel_amqp::serve(listener, None, hubs, shutdown.clone()))
     });
+    let amqps = match (&broker.config.amqps_listener, &broker.config.amqps_ssl) {
+        (Some(addr), Some(ssl)) => {
+            let settings = runnel_kafka::authentication::tls_settings("AMQPS", ssl)?;
+            let tls = Arc::new(runnel_net::tls::ServerTls::new(&settings)?);
+            let limits = runnel_net::ConnectionLimits::new(
+                broker.config.max_connections,
+                broker.config.max_connections_per_ip,
+                broker.config.max_connections_per_ip_overrides.clone(),
+            );
+            let listener =
+                runnel_net::Listener::bind_with_max_segment(*addr, limits, None, AMQP_MAX_SEGMENT)
+                    .await
+                    .map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("binding eventhubs.amqps.listener {addr}: {e}"),
+                        )
+                    })?;
+            let local = listener.local_addr()?;
+            let hubs = runnel_amqp::EventHubs::new(broker.clone(), kafka.security.clone());
+            Some((
+                local,
+                tokio::spawn(runnel_amqp::serve(
+                    listener,
+                    Some(tls),
+                    hubs,
+                    shutdown.clone(),
+                )),
+            ))
+        }
+        _ => None,
+    };
+    let amqps_addr = amqps.as_ref().map(|(a, _)| *a);
+    let amqps_task = amqps.map(|(_, t)| t);
     on_ready(Listening {
         addr: server.local_addr()?,
         listeners: server.listener_addrs()?,
         metrics: metrics_addr,
         amqp: amqp_addr,
+        amqps: amqps_addr,
         blob: blob_addr,
         health: health_addr,
     });
@@ -126,7 +163,10 @@ pub async fn run_with(
     if let Some(task) = metrics_task {
         task.abort();
     }
-    for task in [amqp_task, blob_task, health_task].into_iter().flatten() {
+    for task in [amqp_task, amqps_task, blob_task, health_task]
+        .into_iter()
+        .flatten()
+    {
         task.abort();
     }
     tokio::task::block_in_place(|| {

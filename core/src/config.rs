@@ -76,6 +76,9 @@ pub struct BrokerConfig {
     pub amqp_listener: Option<SocketAddr>,
     /// `eventhubs.amqp.listener` was set: failing to bind it stops the start.
     pub amqp_listener_configured: bool,
+    /// The AMQP endpoint with TLS (`eventhubs.amqps.listener`) and its TLS settings.
+    pub amqps_listener: Option<SocketAddr>,
+    pub amqps_ssl: Option<listeners::SslConfig>,
     /// The checkpoint stores' blob endpoint (`eventhubs.blob.listener`); `None` when off.
     pub blob_listener: Option<SocketAddr>,
     pub blob_listener_configured: bool,
@@ -204,6 +207,8 @@ impl BrokerConfig {
             }
         };
         let blob_listener = optional_address("eventhubs.blob.listener")?;
+        let amqps_listener = optional_address("eventhubs.amqps.listener")?;
+        let amqps_ssl = crate::listeners::amqps_ssl(&s)?;
         let health_listener = optional_address("eventhubs.health.listener")?;
         let eventhubs_config_file = Some(s.str("eventhubs.config.file")?)
             .filter(|f| !f.is_empty())
@@ -236,6 +241,8 @@ impl BrokerConfig {
             metrics_listener_configured: s.is_given("metrics.listener"),
             amqp_listener,
             amqp_listener_configured: s.is_given("eventhubs.amqp.listener"),
+            amqps_listener,
+            amqps_ssl,
             blob_listener,
             blob_listener_configured: s.is_given("eventhubs.blob.listener"),
             health_listener,

@@ -353,6 +353,15 @@ pub fn from_settings(s: &Settings) -> Result<Vec<ListenerConfig>, ConfigError> {
         .collect()
 }
 
+/// The TLS of the Event Hubs AMQPS listener (`eventhubs.amqps.listener`): the
+/// `listener.name.amqps.ssl.*` settings, or the broker-wide `ssl.*` ones.
+pub fn amqps_ssl(s: &Settings) -> Result<Option<SslConfig>, ConfigError> {
+    if s.str("eventhubs.amqps.listener")?.is_empty() {
+        return Ok(None);
+    }
+    ssl_config("AMQPS", &s.for_listener("AMQPS")).map(Some)
+}
+
 fn bind_host(host: &str) -> String {
     if host.is_empty() {
         "0.0.0.0".to_string()

@@ -234,6 +234,13 @@ static BROKER: &[Def] = &[
         "Runnel: where the Event Hubs AMQP 1.0 endpoint listens, without TLS (ip:port); empty turns it off.",
     ),
     read(
+        "eventhubs.amqps.listener",
+        ConfigType::String,
+        "",
+        Valid::Listener { optional: true },
+        "Runnel: where the Event Hubs AMQP endpoint listens with TLS (ip:port; Event Hubs uses 5671), with the listener.name.amqps.ssl.* or the broker's ssl.* key; empty turns it off.",
+    ),
+    read(
         "eventhubs.blob.listener",
         ConfigType::String,
         "127.0.0.1:10000",

@@ -157,7 +157,8 @@ fn modified(paths: &[PathBuf]) -> Vec<Option<SystemTime>> {
         .collect()
 }
 
-fn tls_settings(listener: &str, config: &cfg::SslConfig) -> std::io::Result<TlsSettings> {
+/// A listener's TLS settings read from its PEM files (the AMQPS listener uses it too).
+pub fn tls_settings(listener: &str, config: &cfg::SslConfig) -> std::io::Result<TlsSettings> {
     let (chain, key) = match &config.keystore {
         // Kafka's PEM keystore file holds the key and the chain together.
         KeyStore::File(path) => {

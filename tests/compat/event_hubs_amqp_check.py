@@ -289,7 +289,40 @@ def main():
         # An AMQP int 7: smallint (0x54 0x07) or int (0x71 + 4 bytes).
         C.check(headers.get("n") in (b"\x54\x07", b"\x71\x00\x00\x00\x07"),
                 "application properties read as AMQP-encoded headers", headers)
+    amqps()
     C.done()
+
+
+def amqps():
+    """The endpoint with TLS (eventhubs.amqps.listener), the broker's ssl.* key."""
+    import tempfile
+    from azure.eventhub import EventData
+    from security_check import make_pki
+    pki = make_pki(tempfile.mkdtemp(prefix="runnel-amqps-"))
+    with Broker(["--set", "eventhubs.amqp.listener=", "--set", "eventhubs.amqps.listener=127.0.0.1:0",
+                 "--set", f"ssl.keystore.location={pki['broker.pem']}"]) as b:
+        deadline = time.time() + 10
+        while b.amqps is None and time.time() < deadline:
+            time.sleep(0.1)
+        C.check(b.amqps is not None, "the broker serves AMQPS", b.amqps)
+        port = b.amqps.rsplit(":", 1)[1]
+        data = b.dir + "/data"
+        subprocess.run([runnel_bin(), "topics", "create", HUB, "--partitions", "1",
+                        "--bootstrap-server", b.bootstrap], check=True, capture_output=True)
+        key = sas_policy(data, "RootManageSharedAccessKey", "Manage")
+        time.sleep(2.5)
+        # A TLS connection string, as for Azure, pointed at this port.
+        cs = f"Endpoint=sb://localhost/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey={key}"
+        tls = {"custom_endpoint_address": f"sb://localhost:{port}", "connection_verify": pki["ca.pem"]}
+        from azure.eventhub import EventHubProducerClient
+        with EventHubProducerClient.from_connection_string(cs, eventhub_name=HUB, **tls) as p:
+            batch = p.create_batch(partition_id="0")
+            batch.add(EventData("over-tls"))
+            p.send_batch(batch)
+        got, errs = receive(cs, "0", 1, starting_position="-1", client_kw=tls)
+        C.check([e.body_as_str() for e in got] == ["over-tls"] and not errs,
+                "send and receive over AMQPS, the certificate checked against the CA",
+                ([e.body_as_str() for e in got], [str(e) for e in errs]))
 
 
 if __name__ == "__main__":

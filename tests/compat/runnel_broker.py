@@ -22,6 +22,7 @@ READY = "runnel listening on "
 LISTENER = "runnel listener "
 AMQP = "runnel amqp on "
 BLOB = "runnel blob on "
+AMQPS = "runnel amqps on "
 
 
 def runnel_bin():
@@ -56,6 +57,7 @@ class Broker:
         self.listeners = {}
         self.amqp = None
         self.blob = None
+        self.amqps = None
         listeners_done = threading.Event()
         amqp_seen = threading.Event()
         self._amqp_seen = amqp_seen
@@ -72,6 +74,8 @@ class Broker:
                     if line.startswith(AMQP):
                         self.amqp = line[len(AMQP):].strip()
                         amqp_seen.set()
+                    if line.startswith(AMQPS):
+                        self.amqps = line[len(AMQPS):].strip()
                     if line.startswith(BLOB):
                         self.blob = line[len(BLOB):].strip()
                     listeners_done.set()

@@ -217,6 +217,10 @@ fn serve(args: ServeArgs) -> ExitCode {
                 tracing::info!(addr = %amqp, "serving the Event Hubs AMQP endpoint");
                 let _ = writeln!(out, "runnel amqp on {amqp}");
             }
+            if let Some(amqps) = listening.amqps {
+                tracing::info!(addr = %amqps, "serving the Event Hubs AMQP endpoint with TLS");
+                let _ = writeln!(out, "runnel amqps on {amqps}");
+            }
             if let Some(blob) = listening.blob {
                 tracing::info!(addr = %blob, "serving blobs for the Event Hubs checkpoint stores");
                 let _ = writeln!(out, "runnel blob on {blob}");
