@@ -56,5 +56,6 @@ listen="$(policy ListenOnly Listen)"
 # The running broker picks up new policies within about 2 s.
 sleep 3
 
-java -cp "$classpath" runnel.compat.eventhubs.EventHubsAmqpCheck "$BOOTSTRAP" "$amqp" \
+# COMPAT_IDLE_SECONDS: how long the idle connection idles (150 s, past two 60 s timeouts).
+java -Dcompat.idle.seconds="${COMPAT_IDLE_SECONDS:-150}" -cp "$classpath" runnel.compat.eventhubs.EventHubsAmqpCheck "$BOOTSTRAP" "$amqp" \
   "$manage" "$send" "$listen" || fail "EventHubsAmqpCheck failed (its output is above)"

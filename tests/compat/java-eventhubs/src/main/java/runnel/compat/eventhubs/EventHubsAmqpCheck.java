@@ -141,22 +141,35 @@ public final class EventHubsAmqpCheck {
         TcpProxy relay = new TcpProxy(args[1]);
         String relayed = manage.replace("sb://" + args[1], "sb://" + relay.address());
         EventHubProducerClient idle = producer(relayed, HUB);
-        long idleStart = System.nanoTime();
-        section("idle connection opened", () -> check(HUB.equals(idle.getEventHubProperties().getName())
-                && relay.opened.get() == 1, "a producer through the relay reads the hub", relay.opened.get()));
+        java.util.concurrent.atomic.AtomicLong idleFrom = new java.util.concurrent.atomic.AtomicLong(System.nanoTime());
+        section("idle connection opened", () -> {
+            String name = idle.getEventHubProperties().getName();
+            idleFrom.set(System.nanoTime());
+            check(HUB.equals(name) && relay.opened.get() == 1, "a producer through the relay reads the hub",
+                    relay.opened.get());
+        });
 
         section("properties and sends", () -> propertiesAndSends(manage, created));
         section("receive positions", () -> positions(manage));
         section("epochs", () -> epochs(manage));
+        section("receiver limit", () -> receiverLimit(manage));
         section("authorization", () -> authorization(manage, send, listen));
         section("kafka and amqp", () -> kafkaAndAmqp(manage));
         section("idle connection", () -> {
             long idleSeconds = Long.getLong("compat.idle.seconds", 150);
+            long idleStart = idleFrom.get();
             long left = idleSeconds * 1000 - (System.nanoTime() - idleStart) / 1_000_000;
             if (left > 0) {
                 System.out.println("  (idling " + left / 1000 + " s more)");
                 Thread.sleep(left);
             }
+            List<String> reads = new ArrayList<>();
+            for (long t : relay.fromBroker) {
+                if (t > idleStart) {
+                    reads.add(String.format("+%.1f", (t - idleStart) / 1e9));
+                }
+            }
+            System.out.println("  (reads from the broker while idle, s after the first call: " + reads + ")");
             check(relay.closed.get() == 0 && relay.opened.get() == 1,
                     "the connection stayed open through " + idleSeconds + " s idle (60 s client idle timeout)",
                     relay.opened.get() + " opened, " + relay.closed.get() + " closed");
@@ -412,12 +425,57 @@ public final class EventHubsAmqpCheck {
             sendBatch(p, new CreateBatchOptions().setPartitionId(part), List.of(event("epoch-3")));
             check(waitFor(WAIT.toMillis(), () -> one.got("epoch-3") || one.error.get() != null)
                     && one.error.get() == null, "the ownerLevel 1 receiver still reads", one.error.get());
+
+            // An equal owner level takes the partition too (what event processors rely on).
+            clients.add(consumer(cs, RECV_HUB));
+            Receiver same = new Receiver(clients.get(4), part, 1L);
+            all.add(same);
+            check(waitFor(WAIT.toMillis(), () -> one.error.get() != null),
+                    "a second ownerLevel 1 receiver disconnects the first", one.events.size() + " events");
+            checkCondition(one.error.get(), AmqpErrorCondition.LINK_STOLEN, "the first ownerLevel 1 receiver");
+            Thread.sleep(1000);
+            sendBatch(p, new CreateBatchOptions().setPartitionId(part), List.of(event("epoch-4")));
+            check(waitFor(WAIT.toMillis(), () -> same.got("epoch-4") || same.error.get() != null)
+                    && same.error.get() == null, "the second ownerLevel 1 receiver reads", same.error.get());
         } finally {
             for (Receiver r : all) {
                 r.sub.dispose();
             }
             for (EventHubConsumerAsyncClient c : clients) {
                 c.close();
+            }
+        }
+    }
+
+    /** Five receivers without an owner level share a partition; a sixth is refused. */
+    static void receiverLimit(String cs) throws Exception {
+        String part = "0";
+        List<Receiver> five = new ArrayList<>();
+        Receiver sixth = null;
+        try (EventHubProducerClient p = producer(cs, RECV_HUB);
+                EventHubConsumerAsyncClient c = consumer(cs, RECV_HUB);
+                EventHubConsumerAsyncClient c6 = consumer(cs, RECV_HUB)) {
+            for (int i = 0; i < 5; i++) {
+                five.add(new Receiver(c, part, null));
+            }
+            Thread.sleep(3000);
+            sendBatch(p, new CreateBatchOptions().setPartitionId(part), List.of(event("limit-1")));
+            check(waitFor(WAIT.toMillis(), () -> five.stream().allMatch(r -> r.got("limit-1") || r.error.get() != null))
+                    && five.stream().allMatch(r -> r.error.get() == null),
+                    "5 receivers on one partition each read", five.stream().map(r -> r.error.get()).toList());
+            Receiver r6 = new Receiver(c6, part, null);
+            sixth = r6;
+            check(waitFor(WAIT.toMillis(), () -> r6.error.get() != null), "a 6th receiver is refused",
+                    r6.events.size() + " events");
+            checkCondition(r6.error.get(), AmqpErrorCondition.RESOURCE_LIMIT_EXCEEDED, "the 6th receiver");
+            check(five.stream().allMatch(r -> r.error.get() == null), "the 5 receivers keep their links",
+                    five.stream().map(r -> r.error.get()).toList());
+        } finally {
+            for (Receiver r : five) {
+                r.sub.dispose();
+            }
+            if (sixth != null) {
+                sixth.sub.dispose();
             }
         }
     }
@@ -460,10 +518,16 @@ public final class EventHubsAmqpCheck {
                 "a producer with a wrong key");
         checkCondition(consumerFailure(withWrongKey(manage)), AmqpErrorCondition.UNAUTHORIZED_ACCESS,
                 "a consumer with a wrong key");
-        checkCondition(consumerFailure(send), AmqpErrorCondition.UNAUTHORIZED_ACCESS,
-                "a consumer with a Send-only policy");
-        checkCondition(producerFailure(listen, "refused"), AmqpErrorCondition.UNAUTHORIZED_ACCESS,
-                "a producer with a Listen-only policy");
+        // Each five times: the SDK treats a refused link as attached if the refusal's Attach
+        // echoes the terminus, and then races the Detach that carries the error.
+        for (int i = 1; i <= 5; i++) {
+            checkCondition(consumerFailure(send), AmqpErrorCondition.UNAUTHORIZED_ACCESS,
+                    "a consumer with a Send-only policy (" + i + "/5)");
+        }
+        for (int i = 1; i <= 5; i++) {
+            checkCondition(producerFailure(listen, "refused"), AmqpErrorCondition.UNAUTHORIZED_ACCESS,
+                    "a producer with a Listen-only policy (" + i + "/5)");
+        }
 
         // The right uses work with the same policies.
         Throwable sent = producerFailure(send, "by-send-policy");
@@ -477,6 +541,22 @@ public final class EventHubsAmqpCheck {
             check(got.contains("by-send-policy") && !got.contains("refused"),
                     "a consumer with the Listen policy reads partition 2: the Send policy's event, no refused one", got);
         }
+    }
+
+    static byte[] last(org.apache.kafka.common.header.Headers hs, String name) {
+        org.apache.kafka.common.header.Header h = hs.lastHeader(name);
+        return h == null ? null : h.value();
+    }
+
+    /** A binary property's bytes, as the SDK gives them (byte[] or proton-j's Binary). */
+    static byte[] bytesOf(Object o) {
+        if (o instanceof byte[] b) {
+            return b;
+        }
+        if (o instanceof org.apache.qpid.proton.amqp.Binary b) {
+            return Arrays.copyOfRange(b.getArray(), b.getArrayOffset(), b.getArrayOffset() + b.getLength());
+        }
+        return null;
     }
 
     static void kafkaAndAmqp(String cs) throws Exception {
@@ -493,7 +573,10 @@ public final class EventHubsAmqpCheck {
         pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         pp.put(ProducerConfig.ACKS_CONFIG, "all");
         try (KafkaProducer<byte[], byte[]> kp = new KafkaProducer<>(pp)) {
-            RecordMetadata md = kp.send(new ProducerRecord<>(KAFKA_HUB, 0, null, fromKafka)).get();
+            ProducerRecord<byte[], byte[]> rec = new ProducerRecord<>(KAFKA_HUB, 0,
+                    "kafka-key".getBytes(StandardCharsets.UTF_8), fromKafka);
+            rec.headers().add("h", "header-value".getBytes(StandardCharsets.UTF_8));
+            RecordMetadata md = kp.send(rec).get();
             check(md.offset() == 0, "KafkaProducer wrote offset 0", md.offset());
         }
         try (EventHubProducerClient p = producer(cs, KAFKA_HUB);
@@ -502,7 +585,16 @@ public final class EventHubsAmqpCheck {
             check(Arrays.equals(e.getBody(), fromKafka) && e.getSequenceNumber() == 0,
                     "the Kafka record's value read by the Event Hubs consumer, byte for byte",
                     e.getBody().length + " bytes, sequence number " + e.getSequenceNumber());
-            sendBatch(p, new CreateBatchOptions().setPartitionId("0"), List.of(new EventData(fromAmqp)));
+            byte[] h = bytesOf(e.getProperties().get("h"));
+            check(h != null && new String(h, StandardCharsets.UTF_8).equals("header-value"),
+                    "the Kafka header is a binary application property", e.getProperties());
+            byte[] key = bytesOf(e.getSystemProperties().get("x-opt-kafka-key"));
+            check(key != null && new String(key, StandardCharsets.UTF_8).equals("kafka-key"),
+                    "the Kafka key is annotation x-opt-kafka-key", e.getSystemProperties());
+            EventData out = new EventData(fromAmqp);
+            out.getProperties().put("n", 5);
+            out.getProperties().put("s", "str");
+            sendBatch(p, new CreateBatchOptions().setPartitionKey("pk"), List.of(out));
             ok("the Event Hubs producer sent " + fromAmqp.length + " bytes");
         }
         Properties cp = kafkaProps();
@@ -520,6 +612,17 @@ public final class EventHubsAmqpCheck {
             check(recs.size() == 1 && Arrays.equals(recs.get(0).value(), fromAmqp) && recs.get(0).offset() == 1,
                     "the Event Hubs event read by a KafkaConsumer, byte for byte",
                     recs.isEmpty() ? "nothing" : recs.get(0).value().length + " bytes at offset " + recs.get(0).offset());
+            org.apache.kafka.common.header.Headers hs = recs.get(0).headers();
+            // Application properties as AMQP-encoded values: int 5 is 0x71 + 4 bytes or the
+            // compact smallint 0x54 0x05 (proton-j writes that); "str" is 0xa1 + length.
+            byte[] n = last(hs, "n");
+            check(Arrays.equals(n, new byte[] {0x71, 0, 0, 0, 5}) || Arrays.equals(n, new byte[] {0x54, 5}),
+                    "header n is the AMQP int 5", Arrays.toString(n));
+            check(Arrays.equals(last(hs, "s"), new byte[] {(byte) 0xa1, 3, 's', 't', 'r'}),
+                    "header s is the AMQP string \"str\"", Arrays.toString(last(hs, "s")));
+            check(Arrays.equals(last(hs, "x-opt-partition-key"), new byte[] {(byte) 0xa1, 2, 'p', 'k'}),
+                    "header x-opt-partition-key is the AMQP string \"pk\"",
+                    Arrays.toString(last(hs, "x-opt-partition-key")));
         }
     }
 }

@@ -18,6 +18,8 @@ final class TcpProxy implements AutoCloseable {
     private final int port;
     final AtomicInteger opened = new AtomicInteger();
     final AtomicInteger closed = new AtomicInteger();
+    /** When each read from the broker arrived (nanoTime): heartbeats show up here. */
+    final java.util.List<Long> fromBroker = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     TcpProxy(String target) throws IOException {
         int colon = target.lastIndexOf(':');
@@ -41,20 +43,23 @@ final class TcpProxy implements AutoCloseable {
                 Socket upstream = new Socket(host, port);
                 opened.incrementAndGet();
                 AtomicInteger ends = new AtomicInteger();
-                pump(client, upstream, ends);
-                pump(upstream, client, ends);
+                pump(client, upstream, ends, false);
+                pump(upstream, client, ends, true);
             } catch (IOException e) {
                 return;
             }
         }
     }
 
-    private void pump(Socket from, Socket to, AtomicInteger ends) {
+    private void pump(Socket from, Socket to, AtomicInteger ends, boolean fromUpstream) {
         Thread t = new Thread(() -> {
             byte[] buf = new byte[16384];
             try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
                 int n;
                 while ((n = in.read(buf)) >= 0) {
+                    if (fromUpstream) {
+                        fromBroker.add(System.nanoTime());
+                    }
                     out.write(buf, 0, n);
                     out.flush();
                 }
