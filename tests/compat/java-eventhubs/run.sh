@@ -56,6 +56,7 @@ listen="$(policy ListenOnly Listen)"
 # The running broker picks up new policies within about 2 s.
 sleep 3
 
-# COMPAT_IDLE_SECONDS: how long the idle connection idles (150 s, past two 60 s timeouts).
-java -Dcompat.idle.seconds="${COMPAT_IDLE_SECONDS:-150}" -cp "$classpath" runnel.compat.eventhubs.EventHubsAmqpCheck "$BOOTSTRAP" "$amqp" \
+# COMPAT_IDLE_SECONDS: how long the idle connection idles (150 s, past two 60 s timeouts);
+# COMPAT_REFUSALS: how often each refused link is tried (5).
+java -Dcompat.idle.seconds="${COMPAT_IDLE_SECONDS:-150}" -Dcompat.refusals="${COMPAT_REFUSALS:-5}" -cp "$classpath" runnel.compat.eventhubs.EventHubsAmqpCheck "$BOOTSTRAP" "$amqp" \
   "$manage" "$send" "$listen" || fail "EventHubsAmqpCheck failed (its output is above)"

@@ -518,16 +518,33 @@ public final class EventHubsAmqpCheck {
                 "a producer with a wrong key");
         checkCondition(consumerFailure(withWrongKey(manage)), AmqpErrorCondition.UNAUTHORIZED_ACCESS,
                 "a consumer with a wrong key");
-        // Each five times: the SDK treats a refused link as attached if the refusal's Attach
+        // Each several times (compat.refusals, 5): the SDK treats a refused link as attached if the refusal's Attach
         // echoes the terminus, and then races the Detach that carries the error.
-        for (int i = 1; i <= 5; i++) {
+        int times = Integer.getInteger("compat.refusals", 5);
+        for (int i = 1; i <= times; i++) {
             checkCondition(consumerFailure(send), AmqpErrorCondition.UNAUTHORIZED_ACCESS,
-                    "a consumer with a Send-only policy (" + i + "/5)");
+                    "a consumer with a Send-only policy (" + i + "/" + times + ")");
         }
-        for (int i = 1; i <= 5; i++) {
-            checkCondition(producerFailure(listen, "refused"), AmqpErrorCondition.UNAUTHORIZED_ACCESS,
-                    "a producer with a Listen-only policy (" + i + "/5)");
+        // The SDK sometimes reports a refused sender as IllegalStateException "Cannot
+        // publish message when disposed" (it sends on the ReactorSender that the refusal's
+        // Detach just disposed; seen against Azure too). Such an attempt is tried again with
+        // a new client, at most 3 times; anything else fails the check, and partition 2 is
+        // read below to prove nothing was written.
+        int races = 0;
+        for (int i = 1; i <= times; i++) {
+            Throwable got = null;
+            for (int attempt = 1; attempt <= 3; attempt++) {
+                got = producerFailure(listen, "refused");
+                if (!(got instanceof IllegalStateException)
+                        || !String.valueOf(got.getMessage()).contains("when disposed")) {
+                    break;
+                }
+                races++;
+            }
+            checkCondition(got, AmqpErrorCondition.UNAUTHORIZED_ACCESS,
+                    "a producer with a Listen-only policy (" + i + "/" + times + ")");
         }
+        System.out.println("  (the SDK's disposed-sender race: " + races + " of the Listen-only sends tried again)");
 
         // The right uses work with the same policies.
         Throwable sent = producerFailure(send, "by-send-policy");
