@@ -6,7 +6,9 @@
 # producer); and TLS and SASL with confluent-kafka, kafka-python, kcat and the
 # Java client (security_check.py); Event Hubs connection strings and ACLs with
 # confluent-kafka and the Java client (event_hubs_check.py); the Event Hubs AMQP endpoint
-# with the Python azure-eventhub SDK (event_hubs_amqp_check.py); the JavaScript and Java
+# with the Python, JavaScript and Java Event Hubs SDKs (event_hubs_amqp_check.py,
+# js-eventhubs/, java-eventhubs/) and as the emulator's drop-in
+# (event_hubs_emulator_check.py); the JavaScript and Java
 # Event Hubs blob checkpoint stores against runnel's blob store (js-blob/run.sh,
 # java-blob/run.sh).
 #   tests/compat/run.sh            # builds the broker (debug) unless RUNNEL_BIN is set
@@ -58,6 +60,7 @@ run security "$PYTHON" "$here/security_check.py"
 run event-hubs "$PYTHON" "$here/event_hubs_check.py"
 run event-hubs-amqp "$PYTHON" "$here/event_hubs_amqp_check.py"
 run event-hubs-js bash "$here/js-eventhubs/run.sh"
+run event-hubs-java bash "$here/java-eventhubs/run.sh"
 run event-hubs-emulator "$PYTHON" "$here/event_hubs_emulator_check.py"
 
 echo
