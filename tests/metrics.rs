@@ -589,7 +589,15 @@ fn metrics_http_refuses_what_it_does_not_serve() {
 #[test]
 fn metrics_listener_can_be_disabled() {
     let broker = TestBroker::start_with(BrokerOptions {
-        extra_args: vec!["--set".into(), "metrics.listener=".into()],
+        // The Event Hubs endpoints off too, so the Kafka listener is the only one.
+        extra_args: [
+            "metrics.listener=",
+            "eventhubs.amqp.listener=",
+            "eventhubs.blob.listener=",
+        ]
+        .iter()
+        .flat_map(|s| ["--set".to_string(), s.to_string()])
+        .collect(),
         ..BrokerOptions::default()
     });
     assert_eq!(
