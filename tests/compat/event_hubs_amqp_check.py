@@ -50,17 +50,17 @@ def producer(cs, **kw):
     return EventHubProducerClient.from_connection_string(cs, eventhub_name=HUB, **kw)
 
 
-def consumer(cs, **kw):
+def consumer(cs, consumer_group="$Default", **kw):
     from azure.eventhub import EventHubConsumerClient
     return EventHubConsumerClient.from_connection_string(
-        cs, consumer_group="$Default", eventhub_name=HUB, **kw)
+        cs, consumer_group=consumer_group, eventhub_name=HUB, **kw)
 
 
-def receive(cs, partition, want, timeout=20, client_kw=None, **kw):
+def receive(cs, partition, want, timeout=20, client_kw=None, consumer_group="$Default", **kw):
     """Events of one partition from a starting position, until `want` arrived."""
     got, errors = [], []
     done = threading.Event()
-    client = consumer(cs, **(client_kw or {}))
+    client = consumer(cs, consumer_group=consumer_group, **(client_kw or {}))
 
     def on_event(ctx, ev):
         if ev is None:
@@ -147,6 +147,31 @@ def main():
             g, _ = receive(cs, pid, 10, timeout=3, starting_position="-1")
             total += len([e for e in g if e.body_as_str().startswith("rr-")])
         C.check(total == 4, "a batch to the hub is stored once", total)
+
+        # -- an event larger than a frame (64 KiB): a multi-frame transfer, both ways
+        big = bytes(range(256)) * 1500  # 384000 bytes
+        with producer(cs) as p:
+            batch = p.create_batch(partition_id="2")
+            batch.add(EventData(big))
+            p.send_batch(batch)
+        got, errs = receive(cs, "2", 1, starting_position="-1")
+        C.check(len(got) == 1 and b"".join(got[0].body) == big,
+                "a 384 KB event goes and comes back in several frames, byte for byte",
+                ([len(b"".join(e.body)) for e in got], [str(e) for e in errs]))
+
+        # -- a consumer group added at runtime
+        _, errs = receive(cs, "2", 1, timeout=10, starting_position="-1",
+                          client_kw={"retry_total": 0}, consumer_group="late")
+        C.check(errs and "not-found" in str(errs[0]), "an unknown consumer group is not found",
+                [str(e) for e in errs])
+        altered = subprocess.run([runnel_bin(), "topics", "alter-config", HUB, "--set",
+                                  "eventhubs.consumer.groups=late", "--bootstrap-server",
+                                  b.bootstrap], capture_output=True, text=True, timeout=30)
+        C.check(altered.returncode == 0, "runnel topics alter-config adds a consumer group",
+                altered.stderr)
+        got, errs = receive(cs, "2", 1, starting_position="-1", consumer_group="late")
+        C.check(len(got) == 1 and not errs, "the new consumer group reads at once",
+                [str(e) for e in errs])
 
         # -- starting positions on partition 1 (sequence numbers 0, 1, 2)
         got, errs = receive(cs, "1", 3, starting_position="-1")
