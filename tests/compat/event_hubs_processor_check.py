@@ -27,12 +27,17 @@ HUB = "ehproc"
 PARTITIONS = 8
 N = 800
 BEFORE = 300  # sent before the processors start; the rest while they run
+BURST = 80  # sent at once around the kill
 CG = "$Default"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 CONTAINER = "processor-check"
 # The SDK's defaults are 30 s and 6 x that; these keep the run short.
 BALANCE_S = 2.0
 EXPIRY_S = 6.0
+# The sync processor serves its partitions in turn, each turn waiting up to the socket
+# timeout (0.2 s by default) for a frame: with 4 partitions that is ~1 event a second
+# per partition, slower than the producer here.
+SOCKET_TIMEOUT_S = 0.05
 
 
 def blob_conn_str(blob_addr):
@@ -44,7 +49,8 @@ def consumer_client(cs, store):
     from azure.eventhub import EventHubConsumerClient
     return EventHubConsumerClient.from_connection_string(
         cs, consumer_group=CG, eventhub_name=HUB, checkpoint_store=store,
-        load_balancing_interval=BALANCE_S, partition_ownership_expiration_interval=EXPIRY_S)
+        load_balancing_interval=BALANCE_S, partition_ownership_expiration_interval=EXPIRY_S,
+        socket_timeout=SOCKET_TIMEOUT_S)
 
 
 # ---------------------------------------------------------------- worker process
@@ -141,6 +147,19 @@ class Worker:
         return held
 
 
+def last_kind(path):
+    """The kind of the log's last line, reading only its tail."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 400))
+        tail = f.read().decode(errors="replace")
+    lines = tail.rstrip("\n").rsplit("\n", 1)
+    try:
+        return json.loads(lines[-1])["kind"]
+    except (ValueError, KeyError):
+        return None
+
+
 def sessions(recs):
     """Per partition, the runs of events from a claim to its close: [(claim_t, [seqs])]."""
     out = defaultdict(list)
@@ -199,12 +218,20 @@ def main():
 
         # The rest while they run: paced to last through balancing, the kill and recovery.
         send_errors = []
+        # The main thread asks for a burst just before the kill, so that the killed
+        # process is likely busy with events it has not checkpointed yet.
+        burst = {"left": 0, "half": threading.Event()}
 
         def produce():
             try:
                 for i in range(BEFORE, N):
                     send(i)
-                    time.sleep(0.05)
+                    if burst["left"] > 0:
+                        burst["left"] -= 1
+                        if burst["left"] == BURST // 2:
+                            burst["half"].set()
+                    else:
+                        time.sleep(0.05)
             except Exception as e:  # noqa: BLE001 - reported by the main thread
                 send_errors.append(repr(e))
 
@@ -215,7 +242,7 @@ def main():
         producing = threading.Thread(target=produce, daemon=True)
         producing.start()
         try:
-            run(C, store, workers, sent_at, producing, send_errors, addr)
+            run(C, store, workers, sent_at, producing, send_errors, addr, burst)
         finally:
             for w in workers:
                 if w.proc.poll() is None:
@@ -233,7 +260,7 @@ def ownership(store, addr):
     return {o["partition_id"]: o for o in store.list_ownership(addr, HUB, CG)}
 
 
-def run(C, store, workers, sent_at, producing, send_errors, addr):
+def run(C, store, workers, sent_at, producing, send_errors, addr, burst):
     pids = [str(p) for p in range(PARTITIONS)]
     all_p = set(pids)
 
@@ -255,7 +282,7 @@ def run(C, store, workers, sent_at, producing, send_errors, addr):
                 ids[w.name] = w.owner()
         cur = owners_now()
         if (len(ids) == 3 and set(cur) == all_p and set(cur.values()) == set(ids.values())):
-            if cur != last:
+            if cur != last or stable_since is None:
                 stable_since, last = time.time(), cur
             elif time.time() - stable_since >= 3 * BALANCE_S * 1.2:
                 break
@@ -269,6 +296,7 @@ def run(C, store, workers, sent_at, producing, send_errors, addr):
     C.check(len(set(ids.values())) == 3, "three distinct owner ids", ids)
     C.check(all(by_owner[w.name] for w in workers), "all three processes own partitions",
             by_owner)
+    settled_t = stable_since  # when the ownership blobs first showed this assignment
     # Measured from here on: the last handover was at least three intervals ago.
     balanced_t = time.time()
     # Every partition is held by exactly one process (per the processes' own logs) and it
@@ -298,16 +326,33 @@ def run(C, store, workers, sent_at, producing, send_errors, addr):
     victim = max(workers, key=lambda w: len(by_owner[w.name]))
     survivors = [w for w in workers if w is not victim]
     victim_parts = by_owner[victim.name]
+    C.check(N - len(sent_at) > 2 * BURST, "events left to send around the kill",
+            N - len(sent_at))
+    burst["left"] = BURST
+    C.check(burst["half"].wait(20), f"half of a burst of {BURST} events sent")
+    # Kill it between processing an event and its checkpoint if we can catch it there.
+    deadline, caught = time.time() + 5, False
+    while time.time() < deadline and not caught:
+        caught = last_kind(victim.path) == "event"
+        if not caught:
+            time.sleep(0.001)
     victim.proc.send_signal(signal.SIGKILL)
     victim.proc.wait()
     killed_t = time.time()
+    sent_before_kill = len(sent_at)
+    # A request the dead process had sent may still land; nobody else writes its
+    # partitions' blobs until its claims expire.
+    time.sleep(1)
     # When the dead owner last renewed each claim (Last-Modified, whole seconds).
     renewed = {p: o["last_modified_time"] for p, o in ownership(store, addr).items()
                if p in victim_parts}
-    sent_before_kill = len(sent_at)
     ck_at_kill = {c["partition_id"]: c["sequence_number"]
                   for c in store.list_checkpoints(addr, HUB, CG)}
-    C.ok(f"SIGKILLed {victim.name} (owner of {victim_parts}) after {sent_before_kill} events "
+    late_claims = [(w.name, r["p"], r["t"] - settled_t) for w in workers for r in w.recs()
+                   if r["kind"] == "claim" and settled_t + 1 <= r["t"] < killed_t]
+    C.check(not late_claims, "no claims while balanced", late_claims)
+    C.ok(f"SIGKILLed {victim.name} (owner of {victim_parts}; "
+         f"{'between an event and its checkpoint' if caught else 'idle'}) after {sent_before_kill} events "
          f"were sent; its checkpoints {({p: ck_at_kill.get(p) for p in victim_parts})}")
 
     deadline = killed_t + EXPIRY_S + 6 * BALANCE_S + 10
@@ -323,13 +368,13 @@ def run(C, store, workers, sent_at, producing, send_errors, addr):
          f"survivors, none by {victim.name} (expiry {EXPIRY_S:.0f} s)")
     C.check(set(cur.values()) <= {ids[w.name] for w in survivors}, "owned by the survivors only",
             cur)
+    time.sleep(2 * BALANCE_S)  # the claimers open their receivers
     claims = {r["p"]: r["t"] for w in survivors for r in w.recs()
               if r["kind"] == "claim" and r["p"] in victim_parts and r["t"] > killed_t}
     C.check(set(claims) == set(victim_parts)
             and all(claims[p] > renewed[p] + EXPIRY_S for p in victim_parts),
             "each was claimed only after the dead owner's claim expired",
             {p: (renewed.get(p), claims.get(p)) for p in victim_parts})
-    time.sleep(2 * BALANCE_S)  # the claimers open their receivers
     held = {w.name: w.open_partitions() for w in survivors}
     counts = Counter(p for h in held.values() for p in h)
     blobs = owners_now()
@@ -351,11 +396,14 @@ def run(C, store, workers, sent_at, producing, send_errors, addr):
                     seen[r["body"]] += 1
         return seen
 
-    deadline = time.time() + 30
+    # Until all are in, or 15 s without progress.
+    deadline, count = time.time() + 15, 0
     while time.time() < deadline:
         seen = processed()
         if all(f"ev-{i}" in seen for i in range(N)):
             break
+        if sum(seen.values()) > count:
+            count, deadline = sum(seen.values()), time.time() + 15
         time.sleep(0.5)
     time.sleep(2 * BALANCE_S)  # to see events processed again late
     seen = processed()
@@ -370,6 +418,9 @@ def run(C, store, workers, sent_at, producing, send_errors, addr):
         for r in w.recs():
             if r["kind"] == "checkpoint":
                 checkpointed[r["p"]].add(r["seq"])
+    # The dead worker's last checkpoint may have been stored without being logged.
+    for p, seq in ck_at_kill.items():
+        checkpointed[p].add(seq)
     resumed = {}
     for w in workers:
         for p, runs in sessions(w.recs()).items():
@@ -389,23 +440,38 @@ def run(C, store, workers, sent_at, producing, send_errors, addr):
             f"the survivors resumed the dead worker's partitions right after its last "
             f"checkpoints: {want}", resumed)
 
-    # -- duplicates: after balancing, only the dead worker's events past its checkpoints
+    # -- duplicates: each re-delivery must come from a handover that started reading
+    # at a checkpoint older than what the previous owner had processed: one while the
+    # processors balanced at the start, or the takeover of the dead worker's partitions
+    # (then only events it processed past its last checkpoint).
     victim_uncheckpointed = {(r["p"], r["seq"]) for r in victim.recs()
                              if r["kind"] == "event" and r["seq"] > ck_at_kill.get(r["p"], -1)}
     times = defaultdict(list)
     for w in workers:
+        claimed = {}
         for r in w.recs():
-            if r["kind"] == "event":
-                times[(r["p"], r["seq"])].append((r["t"], w.name))
-    dups = {k: v for k, v in times.items() if len(v) > 1}
-    early = {k: v for k, v in dups.items() if max(t for t, _ in v) < balanced_t}
-    late = {k: v for k, v in dups.items() if k not in early}
-    C.check(set(late) <= victim_uncheckpointed and all(len(v) == 2 for v in late.values()),
-            f"after balancing, events were processed twice only past the dead worker's last "
-            f"checkpoint: {len(late)} such (the dead worker processed "
-            f"{len(victim_uncheckpointed)} events it had not checkpointed)", late)
-    C.ok(f"duplicates while the processors balanced at the start (handovers): {len(early)}; "
-         f"in all {sum(len(v) - 1 for v in dups.values())} duplicate deliveries of {N} events")
+            if r["kind"] == "claim":
+                claimed[r["p"]] = r["t"]
+            elif r["kind"] == "event":
+                times[(r["p"], r["seq"])].append((r["t"], w.name, claimed.get(r["p"], 0)))
+    balancing, takeover, other = {}, {}, {}
+    for k, v in times.items():
+        for t, name, claim_t in sorted(v)[1:]:
+            if claim_t < settled_t + 1:
+                balancing[k] = v
+            elif claim_t > killed_t and name != victim.name and k in victim_uncheckpointed:
+                takeover[k] = v
+            else:
+                other[k] = v
+    C.check(not other, "every event processed twice was re-read after a handover: while "
+            "balancing, or past the dead worker's last checkpoint", other)
+    C.check(all(len(v) == 2 for v in takeover.values()),
+            f"after balancing, {len(takeover)} events were processed twice, all past the dead "
+            f"worker's last checkpoints (it processed {len(victim_uncheckpointed)} events it "
+            "had not checkpointed), none more than twice", takeover)
+    C.ok(f"{sum(len(v) - 1 for v in times.values())} duplicate deliveries of {N} events: "
+         f"{len(balancing)} events re-read after a handover while balancing, {len(takeover)} "
+         "after the takeover")
 
     # -- the survivors stop on request
     for w in survivors:
@@ -420,9 +486,17 @@ def run(C, store, workers, sent_at, producing, send_errors, addr):
     # A processor that stops gives its partitions up: an empty owner id (Set Blob
     # Metadata with If-Match on the blob it last wrote). The SDK lists an empty metadata
     # value as None, as it does against Azure.
-    left = {p: o["owner_id"] for p, o in ownership(store, addr).items()}
-    C.check(set(left) == all_p and not any(left.values()),
-            "the stopped processors released all 8 partitions", left)
+    # It skips that when its claim looks expired by then (Last-Modified has whole
+    # seconds, and its closes take a while), as against Azure.
+    closed = {r["p"]: r["t"] for w in survivors for r in w.recs()
+              if r["kind"] == "close" and r["reason"] == "CloseReason.SHUTDOWN"}
+    left = ownership(store, addr)
+    kept = {p: (o["owner_id"], round(closed.get(p, 0) - o["last_modified_time"], 1))
+            for p, o in left.items() if o["owner_id"]}
+    C.check(set(left) == all_p and all(p in closed for p in pids)
+            and all(left[p]["last_modified_time"] + EXPIRY_S <= closed[p] + 0.5 for p in kept),
+            f"the stopped processors released {PARTITIONS - len(kept)} partitions; the rest "
+            f"had expired by the time they closed them", kept)
     errors = Counter(r["err"][:80] for w in workers for r in w.recs() if r["kind"] == "error")
     print(f"  processors' on_error calls: {dict(errors) or 'none'}")
 
