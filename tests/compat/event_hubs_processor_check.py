@@ -10,8 +10,16 @@ Checks: the processors split the partitions (each partition owned by exactly one
 at a time once balanced, all three owning some), a SIGKILLed processor's partitions are
 claimed by the survivors once its ownership expires and reading resumes from its last
 checkpoints, and every event sent (before the processors start, while they balance,
-around the kill) is processed at least once. Duplicates are counted: after balancing,
-only the killed worker's events past its last checkpoint may be processed twice.
+around the kill) is processed at least once. Duplicates are counted and must each come
+from a handover: while the processors balance at the start (a new owner starts at the
+checkpoint it read when it claimed, and the old one keeps going until the new one's
+receiver takes the link), or the takeover, for the killed worker's events past its last
+checkpoint (it is killed between an event and its checkpoint when the check catches it
+there). Once balanced, no partition changes hands until the kill.
+
+Each worker logs, one JSON line each, its claims and closes (on_partition_initialize,
+on_partition_close), every event and every checkpoint; the check reads those logs and the
+ownership and checkpoint blobs. About 50 s.
 """
 
 import json
