@@ -61,6 +61,8 @@ class Broker:
         listeners_done = threading.Event()
         amqp_seen = threading.Event()
         self._amqp_seen = amqp_seen
+        blob_seen = threading.Event()
+        self._blob_seen = blob_seen
 
         def read():
             for line in self.proc.stdout:
@@ -78,6 +80,7 @@ class Broker:
                         self.amqps = line[len(AMQPS):].strip()
                     if line.startswith(BLOB):
                         self.blob = line[len(BLOB):].strip()
+                        blob_seen.set()
                     listeners_done.set()
             got.set()
             listeners_done.set()
@@ -99,6 +102,13 @@ class Broker:
         if not self._amqp_seen.wait(10):
             raise SystemExit("FAIL: the broker printed no `runnel amqp on ADDR` line")
         return self.amqp
+
+    def blob_addr(self):
+        """The blob store's host:port (start with
+        `--set eventhubs.blob.listener=127.0.0.1:0`)."""
+        if not self._blob_seen.wait(10):
+            raise SystemExit("FAIL: the broker printed no `runnel blob on ADDR` line")
+        return self.blob
 
     def _dump(self):
         try:
