@@ -62,6 +62,7 @@ run event-hubs-amqp "$PYTHON" "$here/event_hubs_amqp_check.py"
 run event-hubs-js bash "$here/js-eventhubs/run.sh"
 run event-hubs-java bash "$here/java-eventhubs/run.sh"
 run event-hubs-emulator "$PYTHON" "$here/event_hubs_emulator_check.py"
+run event-hubs-processor "$PYTHON" "$here/event_hubs_processor_check.py"
 
 echo
 if ((failed > 0)); then
