@@ -270,6 +270,37 @@ def main():
                       "UseDevelopmentEmulator=true")
         send(good_token, ["by-token"], partition_id="0")
         C.ok("a valid token signed with the Send policy's key sends")
+        # A token that expires while its link is open: the broker closes the link with
+        # amqp:unauthorized-access at the token's `se`. The SDK would notice a known
+        # expiry itself, so this credential tells it the token lasts an hour.
+        from azure.core.credentials import AccessToken
+        from azure.eventhub import EventHubConsumerClient
+
+        class Unrenewed:
+            token_type = b"servicebus.windows.net:sastoken"
+
+            def get_token(self, *scopes, **kw):
+                t = sign(f"sb://{addr}/{HUB}", "RootManageSharedAccessKey", root,
+                         int(time.time()) + 6)
+                return AccessToken(t, int(time.time()) + 3600)
+
+        client = EventHubConsumerClient(addr, HUB, "$Default", Unrenewed(), use_tls=False,
+                                        retry_total=0)
+        seen, closed = [], []
+        started = time.time()
+        t = threading.Thread(target=client.receive, daemon=True, kwargs=dict(
+            on_event=lambda ctx, ev: seen.append(ev), on_error=lambda ctx, e: closed.append(
+                (time.time() - started, e)), partition_id="0", starting_position="-1"))
+        t.start()
+        deadline = time.time() + 25
+        while not closed and time.time() < deadline:
+            time.sleep(0.2)
+        client.close()
+        t.join(10)
+        C.check(seen and closed and "unauthorized" in str(closed[0][1]).lower()
+                and closed[0][0] >= 4,
+                "a link whose token expires is closed by the broker at the expiry",
+                (len(seen), [(round(a, 1), str(e)) for a, e in closed]))
         send_only = conn_str(addr, "sender", send_key)
         _, errs = receive(send_only, "0", 1, timeout=15, starting_position="-1",
                           client_kw={"retry_total": 0})
