@@ -3,7 +3,10 @@
 //! before it is accepted, so a link to an unknown entity, or one its claims do not
 //! allow, is attached and at once detached with the Event Hubs error (AMQP §2.6.3).
 
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use fe2o3_amqp::acceptor::{
@@ -16,7 +19,7 @@ use fe2o3_amqp_types::performatives::Attach;
 use fe2o3_amqp_types::primitives::Symbol;
 use runnel_net::tls::ServerTls;
 use runnel_net::{Accepted, Listener};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
 use crate::address;
@@ -92,6 +95,7 @@ where
         .properties(open_properties())
         .sasl_acceptor(sasl)
         .build();
+    let io = FrameGuard::new(io);
     let mut conn = match tokio::time::timeout(OPEN_TIMEOUT, acceptor.accept(io)).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
@@ -112,6 +116,144 @@ where
     });
     sessions(&mut conn, shared).await;
     let _ = conn.close().await;
+}
+
+/// fe2o3's frame decoders read a frame's 8-byte header without checking that the
+/// frame holds one, so a size field of 4 to 7 panics the connection's task. This
+/// watches the frame boundaries of what the peer sends and fails the read at such a
+/// size instead (AMQP §2.3.1: a frame is at least its 8-byte header).
+#[derive(Debug)]
+struct FrameGuard<Io> {
+    io: Io,
+    at: Boundary,
+}
+
+/// Where in the peer's byte stream the guard is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Boundary {
+    /// Inside a protocol header: this many of its bytes are still to come.
+    Header(u8),
+    /// At a frame: the first `have` bytes of its size field (or of a new header,
+    /// `AMQP`, which no frame within max-frame-size starts with).
+    Size { field: [u8; 4], have: u8 },
+    /// Inside a frame: this many of its bytes are still to come.
+    Body(u32),
+    /// A frame was too short: every read fails from here.
+    Failed(u32),
+}
+
+impl Boundary {
+    const START: Boundary = Boundary::Header(8);
+
+    /// Move past `bytes`; `Err(size)` at a frame shorter than its header.
+    fn scan(&mut self, mut bytes: &[u8]) -> Result<(), u32> {
+        while let Some((&first, rest)) = bytes.split_first() {
+            match self {
+                Boundary::Failed(size) => return Err(*size),
+                Boundary::Header(left) => {
+                    let n = bytes.len().min(usize::from(*left));
+                    bytes = &bytes[n..];
+                    *left -= n as u8;
+                    if *left == 0 {
+                        *self = Boundary::Size {
+                            field: [0; 4],
+                            have: 0,
+                        };
+                    }
+                }
+                Boundary::Body(left) => {
+                    let n = bytes.len().min(*left as usize);
+                    bytes = &bytes[n..];
+                    *left -= n as u32;
+                    if *left == 0 {
+                        *self = Boundary::Size {
+                            field: [0; 4],
+                            have: 0,
+                        };
+                    }
+                }
+                Boundary::Size { field, have } => {
+                    field[usize::from(*have)] = first;
+                    *have += 1;
+                    bytes = rest;
+                    if *have == 4 {
+                        let size = u32::from_be_bytes(*field);
+                        *self = match &*field {
+                            b"AMQP" => Boundary::Header(4),
+                            _ if size < 8 => Boundary::Failed(size),
+                            _ => Boundary::Body(size - 4),
+                        };
+                    }
+                }
+            }
+        }
+        match self {
+            Boundary::Failed(size) => Err(*size),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<Io> FrameGuard<Io> {
+    fn new(io: Io) -> FrameGuard<Io> {
+        FrameGuard {
+            io,
+            at: Boundary::START,
+        }
+    }
+}
+
+impl<Io: AsyncRead + Unpin> AsyncRead for FrameGuard<Io> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Boundary::Failed(size) = this.at {
+            return Poll::Ready(Err(too_short(size)));
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        Poll::Ready(this.at.scan(&buf.filled()[before..]).map_err(too_short))
+    }
+}
+
+fn too_short(size: u32) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("an AMQP frame of {size} bytes is shorter than its header"),
+    )
+}
+
+impl<Io: AsyncWrite + Unpin> AsyncWrite for FrameGuard<Io> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 fn open_properties() -> definitions::Fields {
@@ -257,5 +399,40 @@ async fn attach_link(
                 .close_with_error(error(NOT_IMPLEMENTED, "no such link"))
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Boundary;
+
+    fn scan(chunks: &[&[u8]]) -> Result<(), u32> {
+        let mut at = Boundary::START;
+        chunks.iter().try_for_each(|c| at.scan(c))
+    }
+
+    #[test]
+    fn frames_and_headers_pass() {
+        let mut stream = b"AMQP\x03\x01\x00\x00".to_vec();
+        stream.extend_from_slice(&[0, 0, 0, 10, 2, 1, 0, 0, 0x45, 0x40]);
+        stream.extend_from_slice(b"AMQP\x00\x01\x00\x00");
+        // A heartbeat: a frame of just its header.
+        stream.extend_from_slice(&[0, 0, 0, 8, 2, 0, 0, 0]);
+        assert_eq!(scan(&[&stream]), Ok(()));
+        // The same, a byte at a time.
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(scan(&bytes), Ok(()));
+    }
+
+    #[test]
+    fn a_frame_shorter_than_its_header_fails() {
+        for size in 0u8..8 {
+            let stream = [b"AMQP\x03\x01\x00\x00".as_slice(), &[0, 0, 0, size, 2, 1]];
+            assert_eq!(scan(&stream), Err(u32::from(size)));
+        }
+        // And keeps failing.
+        let mut at = Boundary::START;
+        assert!(at.scan(b"AMQP\x00\x01\x00\x00\x00\x00\x00\x05").is_err());
+        assert!(at.scan(b"more").is_err());
     }
 }
