@@ -30,6 +30,8 @@ use crate::{EventHubs, IDLE_TIMEOUT_MS, MAX_FRAME_SIZE, MAX_MESSAGE_SIZE};
 
 /// SASL and Open must finish within this, so a silent socket cannot hold a slot.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a refused link waits for the peer's Detach.
+const DETACH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sessions per connection (channel-max + 1) and links per session (handle-max + 1).
 const CHANNEL_MAX: u16 = 255;
 const HANDLE_MAX: u32 = 255;
@@ -364,42 +366,45 @@ async fn attach_link(
         }
     };
     let shared = shared.clone();
-    match (plan, endpoint) {
-        (Err(refusal), LinkEndpoint::Sender(l)) => {
+    let refusal = match (plan, endpoint) {
+        (Err(refusal), endpoint) => {
             tracing::info!(peer = %shared.peer, link = %link_name, address = %address::printable(&address), condition = refusal.condition, reason = %refusal.description, "AMQP link refused");
-            let _ = l
-                .close_with_error(error(refusal.condition, refusal.description))
-                .await;
-        }
-        (Err(refusal), LinkEndpoint::Receiver(l)) => {
-            tracing::info!(peer = %shared.peer, link = %link_name, address = %address::printable(&address), condition = refusal.condition, reason = %refusal.description, "AMQP link refused");
-            let _ = l
-                .close_with_error(error(refusal.condition, refusal.description))
-                .await;
+            (endpoint, error(refusal.condition, refusal.description))
         }
         (Ok(crate::plan::Plan::Request(node)), LinkEndpoint::Receiver(l)) => {
             tasks.spawn(crate::node::requests(l, node, shared));
+            return;
         }
         (Ok(crate::plan::Plan::Reply { node, target }), LinkEndpoint::Sender(l)) => {
             tasks.spawn(crate::node::replies(l, node, target, shared));
+            return;
         }
         (Ok(crate::plan::Plan::Publish(p)), LinkEndpoint::Receiver(l)) => {
             tasks.spawn(crate::publish::run(l, p, shared));
+            return;
         }
         (Ok(crate::plan::Plan::Consume(c)), LinkEndpoint::Sender(l)) => {
             tasks.spawn(crate::consume::run(l, *c, shared));
+            return;
         }
-        (Ok(_), LinkEndpoint::Sender(l)) => {
-            let _ = l
-                .close_with_error(error(NOT_IMPLEMENTED, "no such link"))
-                .await;
-        }
-        (Ok(_), LinkEndpoint::Receiver(l)) => {
-            let _ = l
-                .close_with_error(error(NOT_IMPLEMENTED, "no such link"))
-                .await;
-        }
-    }
+        (Ok(_), endpoint) => (endpoint, error(NOT_IMPLEMENTED, "no such link")),
+    };
+    refuse(refusal.0, refusal.1, tasks);
+}
+
+/// Detach a refused link with `error`. fe2o3 then waits for the peer's Detach, which
+/// a peer may never send: that wait runs beside the session's attach loop, so it
+/// cannot stall the session's other attaches, and gives up after a while.
+fn refuse(endpoint: LinkEndpoint, error: definitions::Error, tasks: &mut tokio::task::JoinSet<()>) {
+    tasks.spawn(async move {
+        let detach = async move {
+            let _ = match endpoint {
+                LinkEndpoint::Sender(l) => l.close_with_error(error).await,
+                LinkEndpoint::Receiver(l) => l.close_with_error(error).await,
+            };
+        };
+        let _ = tokio::time::timeout(DETACH_TIMEOUT, detach).await;
+    });
 }
 
 #[cfg(test)]
