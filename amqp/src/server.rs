@@ -30,7 +30,8 @@ use crate::{EventHubs, IDLE_TIMEOUT_MS, MAX_FRAME_SIZE, MAX_MESSAGE_SIZE};
 
 /// SASL and Open must finish within this, so a silent socket cannot hold a slot.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a refused link waits for the peer's Detach.
+/// How long a refused link waits for the peer's Detach (and a session ended with an
+/// error for its End).
 const DETACH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sessions per connection (channel-max + 1) and links per session (handle-max + 1).
 const CHANNEL_MAX: u16 = 255;
@@ -295,13 +296,33 @@ async fn sessions(conn: &mut ListenerConnectionHandle, shared: Arc<Connection>) 
 
 async fn links(mut session: ListenerSessionHandle, shared: Arc<Connection>) {
     let mut tasks = tokio::task::JoinSet::new();
+    let mut over_handle_max = None;
     while let Some(attach) = session.next_incoming_attach().await {
+        // fe2o3 does not hold the peer to the handle-max it was sent, so without this
+        // one session could attach links without end.
+        if attach.handle.0 > HANDLE_MAX {
+            over_handle_max = Some(attach.handle.0);
+            break;
+        }
         attach_link(attach, &mut session, &shared, &mut tasks).await;
         while tasks.try_join_next().is_some() {}
     }
     // The links end with their session.
     tasks.abort_all();
-    let _ = session.end().await;
+    match over_handle_max {
+        Some(handle) => {
+            tracing::info!(peer = %shared.peer, handle, "AMQP attach beyond handle-max: session ended");
+            // AMQP §2.7.2 makes this a framing error; the peer may never answer the End.
+            let end = session.end_with_error(error(
+                FRAMING_ERROR,
+                format!("handle {handle} is over handle-max {HANDLE_MAX}"),
+            ));
+            let _ = tokio::time::timeout(DETACH_TIMEOUT, end).await;
+        }
+        None => {
+            let _ = session.end().await;
+        }
+    }
 }
 
 /// An AMQP error for a detach or a disposition.
@@ -321,6 +342,7 @@ pub const ARGUMENT_ERROR: &str = "com.microsoft:argument-error";
 pub const ARGUMENT_OUT_OF_RANGE: &str = "com.microsoft:argument-out-of-range";
 pub const INTERNAL_ERROR: &str = "amqp:internal-error";
 pub const NOT_IMPLEMENTED: &str = "amqp:not-implemented";
+pub const FRAMING_ERROR: &str = "amqp:connection:framing-error";
 
 fn target_address(attach: &Attach) -> Option<String> {
     match attach.target.as_deref() {
