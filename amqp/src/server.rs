@@ -3,7 +3,10 @@
 //! before it is accepted, so a link to an unknown entity, or one its claims do not
 //! allow, is attached and at once detached with the Event Hubs error (AMQP §2.6.3).
 
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use fe2o3_amqp::acceptor::{
@@ -17,7 +20,7 @@ use fe2o3_amqp_types::performatives::Attach;
 use fe2o3_amqp_types::primitives::Symbol;
 use runnel_net::tls::ServerTls;
 use runnel_net::{Accepted, Listener};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
 use crate::address;
@@ -28,6 +31,9 @@ use crate::{EventHubs, IDLE_TIMEOUT_MS, MAX_FRAME_SIZE, MAX_MESSAGE_SIZE};
 
 /// SASL and Open must finish within this, so a silent socket cannot hold a slot.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a refused link waits for the peer's Detach (and a session ended with an
+/// error for its End).
+const DETACH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sessions per connection (channel-max + 1) and links per session (handle-max + 1).
 const CHANNEL_MAX: u16 = 255;
 const HANDLE_MAX: u32 = 255;
@@ -93,6 +99,7 @@ where
         .properties(open_properties())
         .sasl_acceptor(sasl)
         .build();
+    let io = FrameGuard::new(io);
     let mut conn = match tokio::time::timeout(OPEN_TIMEOUT, acceptor.accept(io)).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
@@ -113,6 +120,144 @@ where
     });
     sessions(&mut conn, shared).await;
     let _ = conn.close().await;
+}
+
+/// fe2o3's frame decoders read a frame's 8-byte header without checking that the
+/// frame holds one, so a size field of 4 to 7 panics the connection's task. This
+/// watches the frame boundaries of what the peer sends and fails the read at such a
+/// size instead (AMQP §2.3.1: a frame is at least its 8-byte header).
+#[derive(Debug)]
+struct FrameGuard<Io> {
+    io: Io,
+    at: Boundary,
+}
+
+/// Where in the peer's byte stream the guard is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Boundary {
+    /// Inside a protocol header: this many of its bytes are still to come.
+    Header(u8),
+    /// At a frame: the first `have` bytes of its size field (or of a new header,
+    /// `AMQP`, which no frame within max-frame-size starts with).
+    Size { field: [u8; 4], have: u8 },
+    /// Inside a frame: this many of its bytes are still to come.
+    Body(u32),
+    /// A frame was too short: every read fails from here.
+    Failed(u32),
+}
+
+impl Boundary {
+    const START: Boundary = Boundary::Header(8);
+
+    /// Move past `bytes`; `Err(size)` at a frame shorter than its header.
+    fn scan(&mut self, mut bytes: &[u8]) -> Result<(), u32> {
+        while let Some((&first, rest)) = bytes.split_first() {
+            match self {
+                Boundary::Failed(size) => return Err(*size),
+                Boundary::Header(left) => {
+                    let n = bytes.len().min(usize::from(*left));
+                    bytes = &bytes[n..];
+                    *left -= n as u8;
+                    if *left == 0 {
+                        *self = Boundary::Size {
+                            field: [0; 4],
+                            have: 0,
+                        };
+                    }
+                }
+                Boundary::Body(left) => {
+                    let n = bytes.len().min(*left as usize);
+                    bytes = &bytes[n..];
+                    *left -= n as u32;
+                    if *left == 0 {
+                        *self = Boundary::Size {
+                            field: [0; 4],
+                            have: 0,
+                        };
+                    }
+                }
+                Boundary::Size { field, have } => {
+                    field[usize::from(*have)] = first;
+                    *have += 1;
+                    bytes = rest;
+                    if *have == 4 {
+                        let size = u32::from_be_bytes(*field);
+                        *self = match &*field {
+                            b"AMQP" => Boundary::Header(4),
+                            _ if size < 8 => Boundary::Failed(size),
+                            _ => Boundary::Body(size - 4),
+                        };
+                    }
+                }
+            }
+        }
+        match self {
+            Boundary::Failed(size) => Err(*size),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<Io> FrameGuard<Io> {
+    fn new(io: Io) -> FrameGuard<Io> {
+        FrameGuard {
+            io,
+            at: Boundary::START,
+        }
+    }
+}
+
+impl<Io: AsyncRead + Unpin> AsyncRead for FrameGuard<Io> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Boundary::Failed(size) = this.at {
+            return Poll::Ready(Err(too_short(size)));
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        Poll::Ready(this.at.scan(&buf.filled()[before..]).map_err(too_short))
+    }
+}
+
+fn too_short(size: u32) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("an AMQP frame of {size} bytes is shorter than its header"),
+    )
+}
+
+impl<Io: AsyncWrite + Unpin> AsyncWrite for FrameGuard<Io> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 fn open_properties() -> definitions::Fields {
@@ -152,13 +297,33 @@ async fn sessions(conn: &mut ListenerConnectionHandle, shared: Arc<Connection>) 
 
 async fn links(mut session: ListenerSessionHandle, shared: Arc<Connection>) {
     let mut tasks = tokio::task::JoinSet::new();
+    let mut over_handle_max = None;
     while let Some(attach) = session.next_incoming_attach().await {
+        // fe2o3 does not hold the peer to the handle-max it was sent, so without this
+        // one session could attach links without end.
+        if attach.handle.0 > HANDLE_MAX {
+            over_handle_max = Some(attach.handle.0);
+            break;
+        }
         attach_link(attach, &mut session, &shared, &mut tasks).await;
         while tasks.try_join_next().is_some() {}
     }
     // The links end with their session.
     tasks.abort_all();
-    let _ = session.end().await;
+    match over_handle_max {
+        Some(handle) => {
+            tracing::info!(peer = %shared.peer, handle, "AMQP attach beyond handle-max: session ended");
+            // AMQP §2.7.2 makes this a framing error; the peer may never answer the End.
+            let end = session.end_with_error(error(
+                FRAMING_ERROR,
+                format!("handle {handle} is over handle-max {HANDLE_MAX}"),
+            ));
+            let _ = tokio::time::timeout(DETACH_TIMEOUT, end).await;
+        }
+        None => {
+            let _ = session.end().await;
+        }
+    }
 }
 
 /// An AMQP error for a detach or a disposition.
@@ -178,6 +343,7 @@ pub const ARGUMENT_ERROR: &str = "com.microsoft:argument-error";
 pub const ARGUMENT_OUT_OF_RANGE: &str = "com.microsoft:argument-out-of-range";
 pub const INTERNAL_ERROR: &str = "amqp:internal-error";
 pub const NOT_IMPLEMENTED: &str = "amqp:not-implemented";
+pub const FRAMING_ERROR: &str = "amqp:connection:framing-error";
 
 fn target_address(attach: &Attach) -> Option<String> {
     match attach.target.as_deref() {
@@ -230,40 +396,78 @@ async fn attach_link(
         }
     };
     let shared = shared.clone();
-    match (plan, endpoint) {
-        (Err(refusal), LinkEndpoint::Sender(l)) => {
+    let refusal = match (plan, endpoint) {
+        (Err(refusal), endpoint) => {
             tracing::info!(peer = %shared.peer, link = %link_name, address = %address::printable(&address), condition = refusal.condition, reason = %refusal.description, "AMQP link refused");
-            let _ = l
-                .close_with_error(error(refusal.condition, refusal.description))
-                .await;
-        }
-        (Err(refusal), LinkEndpoint::Receiver(l)) => {
-            tracing::info!(peer = %shared.peer, link = %link_name, address = %address::printable(&address), condition = refusal.condition, reason = %refusal.description, "AMQP link refused");
-            let _ = l
-                .close_with_error(error(refusal.condition, refusal.description))
-                .await;
+            (endpoint, error(refusal.condition, refusal.description))
         }
         (Ok(crate::plan::Plan::Request(node)), LinkEndpoint::Receiver(l)) => {
             tasks.spawn(crate::node::requests(l, node, shared));
+            return;
         }
         (Ok(crate::plan::Plan::Reply { node, target }), LinkEndpoint::Sender(l)) => {
             tasks.spawn(crate::node::replies(l, node, target, shared));
+            return;
         }
         (Ok(crate::plan::Plan::Publish(p)), LinkEndpoint::Receiver(l)) => {
             tasks.spawn(crate::publish::run(l, p, shared));
+            return;
         }
         (Ok(crate::plan::Plan::Consume(c)), LinkEndpoint::Sender(l)) => {
             tasks.spawn(crate::consume::run(l, *c, shared));
+            return;
         }
-        (Ok(_), LinkEndpoint::Sender(l)) => {
-            let _ = l
-                .close_with_error(error(NOT_IMPLEMENTED, "no such link"))
-                .await;
+        (Ok(_), endpoint) => (endpoint, error(NOT_IMPLEMENTED, "no such link")),
+    };
+    refuse(refusal.0, refusal.1, tasks);
+}
+
+/// Detach a refused link with `error`. fe2o3 then waits for the peer's Detach, which
+/// a peer may never send: that wait runs beside the session's attach loop, so it
+/// cannot stall the session's other attaches, and gives up after a while.
+fn refuse(endpoint: LinkEndpoint, error: definitions::Error, tasks: &mut tokio::task::JoinSet<()>) {
+    tasks.spawn(async move {
+        let detach = async move {
+            let _ = match endpoint {
+                LinkEndpoint::Sender(l) => l.close_with_error(error).await,
+                LinkEndpoint::Receiver(l) => l.close_with_error(error).await,
+            };
+        };
+        let _ = tokio::time::timeout(DETACH_TIMEOUT, detach).await;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Boundary;
+
+    fn scan(chunks: &[&[u8]]) -> Result<(), u32> {
+        let mut at = Boundary::START;
+        chunks.iter().try_for_each(|c| at.scan(c))
+    }
+
+    #[test]
+    fn frames_and_headers_pass() {
+        let mut stream = b"AMQP\x03\x01\x00\x00".to_vec();
+        stream.extend_from_slice(&[0, 0, 0, 10, 2, 1, 0, 0, 0x45, 0x40]);
+        stream.extend_from_slice(b"AMQP\x00\x01\x00\x00");
+        // A heartbeat: a frame of just its header.
+        stream.extend_from_slice(&[0, 0, 0, 8, 2, 0, 0, 0]);
+        assert_eq!(scan(&[&stream]), Ok(()));
+        // The same, a byte at a time.
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(scan(&bytes), Ok(()));
+    }
+
+    #[test]
+    fn a_frame_shorter_than_its_header_fails() {
+        for size in 0u8..8 {
+            let stream = [b"AMQP\x03\x01\x00\x00".as_slice(), &[0, 0, 0, size, 2, 1]];
+            assert_eq!(scan(&stream), Err(u32::from(size)));
         }
-        (Ok(_), LinkEndpoint::Receiver(l)) => {
-            let _ = l
-                .close_with_error(error(NOT_IMPLEMENTED, "no such link"))
-                .await;
-        }
+        // And keeps failing.
+        let mut at = Boundary::START;
+        assert!(at.scan(b"AMQP\x00\x01\x00\x00\x00\x00\x00\x05").is_err());
+        assert!(at.scan(b"more").is_err());
     }
 }
