@@ -318,6 +318,16 @@ mod tests {
         );
     }
 
+    /// The fuzzer's finds in serde_amqp (vendor/serde_amqp.patch): a map with an odd item
+    /// count underflowed its counter, and a 4-byte length allocated what it claimed
+    /// (here about 3 GB) before reading.
+    #[test]
+    fn malformed_sections_are_errors_without_panic_or_allocation() {
+        assert!(decode(&[0x00, 0x53, 0x72, 0xc1, 0x01, 0x01]).is_err());
+        assert!(decode(&[0x00, 0x53, 0x77, 0xb3, 0xb3, 0xb3, 0xb3, 0xb3]).is_err());
+        assert!(decode(&[0x00, 0x53, 0x77, 0xb1, 0xff, 0xff, 0xff, 0xf0, b'x']).is_err());
+    }
+
     #[test]
     fn garbage_in_a_batch_is_an_error() {
         let envelope: AmqpMessage = Message::builder()
