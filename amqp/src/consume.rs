@@ -64,7 +64,7 @@ fn first_at_or_after(p: &Partition, t: i64) -> Result<Option<u64>, String> {
             return Ok(Some(records.offset(&r) as u64));
         }
     }
-    Ok(Some(hit.batch.last_offset() as u64 + 1))
+    Ok(Some((hit.batch.last_offset() as u64).saturating_add(1)))
 }
 
 /// The last record's enqueued time (for `$management`).
@@ -97,7 +97,7 @@ fn read(p: &Partition, next: u64, hwm: u64) -> Result<(Vec<AmqpMessage>, u64), S
     let mut after = next;
     for batch in BatchIter::new(&bytes, Strictness::Stored) {
         let (pos, header) = batch.map_err(|(_, e)| e.to_string())?;
-        let end = header.last_offset() as u64 + 1;
+        let end = (header.last_offset() as u64).saturating_add(1);
         if header.is_control() {
             after = after.max(end);
             continue;

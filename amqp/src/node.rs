@@ -139,7 +139,10 @@ pub async fn requests(mut link: Receiver, node: RequestNode, shared: Arc<Connect
         let reply_to = request.properties.as_ref().and_then(|p| p.reply_to.clone());
         let answer = match node {
             RequestNode::Cbs => crate::cbs::put_token(&request, &shared),
-            RequestNode::Management => crate::management::read(&request, &shared),
+            // Partition properties read the log's last batch: a pread, off the runtime.
+            RequestNode::Management => {
+                tokio::task::block_in_place(|| crate::management::read(&request, &shared))
+            }
         };
         if !shared.replies.send(node, reply_to.as_deref(), answer).await {
             tracing::info!(peer = %shared.peer, ?node, "no reply link for a request; dropped its answer");

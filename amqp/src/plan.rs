@@ -131,7 +131,10 @@ pub fn plan(
             })
         }
         (Node::Hub(hub), true) | (Node::Partition { hub, .. }, true) => {
-            let partition = node_partition(address);
+            let partition = match node {
+                Node::Partition { partition, .. } => Some(partition),
+                _ => None,
+            };
             let meta = find_hub(shared, &hub).ok_or_else(|| {
                 refuse(
                     NOT_FOUND,
@@ -218,19 +221,7 @@ pub fn plan(
 /// The address replies on this link answer: its target, or its name when it has no
 /// target address (JavaScript's `$cbs` receiver sets `reply-to` to the link name).
 fn reply_address(attach: &Attach) -> Option<String> {
-    let target = match attach.target.as_deref() {
-        Some(fe2o3_amqp_types::messaging::TargetArchetype::Target(t)) => t.address.clone(),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    };
-    target.or_else(|| Some(attach.name.clone()))
-}
-
-fn node_partition(address: &str) -> Option<i32> {
-    match crate::address::parse(address) {
-        Some(Node::Partition { partition, .. }) => Some(partition),
-        _ => None,
-    }
+    crate::server::target_address(attach).or_else(|| Some(attach.name.clone()))
 }
 
 /// The selector filter's expression: its descriptor is the symbol (Python, Java, Rust)

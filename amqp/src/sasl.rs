@@ -112,8 +112,5 @@ impl SaslAcceptor for RunnelSasl {
 }
 
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    (runnel_storage::now_ms().max(0) / 1000) as u64
 }

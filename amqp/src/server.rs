@@ -345,7 +345,7 @@ pub const INTERNAL_ERROR: &str = "amqp:internal-error";
 pub const NOT_IMPLEMENTED: &str = "amqp:not-implemented";
 pub const FRAMING_ERROR: &str = "amqp:connection:framing-error";
 
-fn target_address(attach: &Attach) -> Option<String> {
+pub(crate) fn target_address(attach: &Attach) -> Option<String> {
     match attach.target.as_deref() {
         Some(TargetArchetype::Target(t)) => t.address.clone(),
         #[allow(unreachable_patterns)]

@@ -55,7 +55,26 @@ pub async fn run_with(
     // Bound first: a configured address that is taken stops the start before the data
     // directory is opened.
     let metrics_listener = metrics::bind(&config).await?;
-    let amqp_listener = bind_amqp(&config).await?;
+    // One connection budget for both AMQP listeners.
+    let amqp_limits = runnel_net::ConnectionLimits::new(
+        config.max_connections,
+        config.max_connections_per_ip,
+        config.max_connections_per_ip_overrides.clone(),
+    );
+    let amqp_listener = bind_amqp(
+        "eventhubs.amqp.listener",
+        config.amqp_listener,
+        config.amqp_listener_configured,
+        &amqp_limits,
+    )
+    .await?;
+    let amqps_listener = bind_amqp(
+        "eventhubs.amqps.listener",
+        config.amqps_listener,
+        true,
+        &amqp_limits,
+    )
+    .await?;
     let blob_listener = bind_default(
         "eventhubs.blob.listener",
         config.blob_listener,
@@ -116,35 +135,14 @@ pub async fn run_with(
         let hubs = runnel_amqp::EventHubs::new(broker.clone(), kafka.security.clone());
         tokio::spawn(runnel_amqp::serve(listener, None, hubs, shutdown.clone()))
     });
-    let amqps = match (&broker.config.amqps_listener, &broker.config.amqps_ssl) {
-        (Some(addr), Some(ssl)) => {
+    let amqps = match (amqps_listener, &broker.config.amqps_ssl) {
+        (Some(listener), Some(ssl)) => {
             let settings = runnel_kafka::authentication::tls_settings("AMQPS", ssl)?;
             let tls = Arc::new(runnel_net::tls::ServerTls::new(&settings)?);
-            let limits = runnel_net::ConnectionLimits::new(
-                broker.config.max_connections,
-                broker.config.max_connections_per_ip,
-                broker.config.max_connections_per_ip_overrides.clone(),
-            );
-            let listener =
-                runnel_net::Listener::bind_with_max_segment(*addr, limits, None, AMQP_MAX_SEGMENT)
-                    .await
-                    .map_err(|e| {
-                        std::io::Error::new(
-                            e.kind(),
-                            format!("binding eventhubs.amqps.listener {addr}: {e}"),
-                        )
-                    })?;
             let local = listener.local_addr()?;
             let hubs = runnel_amqp::EventHubs::new(broker.clone(), kafka.security.clone());
-            Some((
-                local,
-                tokio::spawn(runnel_amqp::serve(
-                    listener,
-                    Some(tls),
-                    hubs,
-                    shutdown.clone(),
-                )),
-            ))
+            let task = runnel_amqp::serve(listener, Some(tls), hubs, shutdown.clone());
+            Some((local, tokio::spawn(task)))
         }
         _ => None,
     };
@@ -177,31 +175,23 @@ pub async fn run_with(
 
 const AMQP_MAX_SEGMENT: u32 = 16_384;
 
-/// Bind `eventhubs.amqp.listener`. The built-in default being taken only turns the
-/// endpoint off, as for metrics; a configured address that is taken stops the start.
-async fn bind_amqp(config: &BrokerConfig) -> std::io::Result<Option<runnel_net::Listener>> {
-    let Some(addr) = config.amqp_listener else {
+/// Bind an AMQP listener (`name`); as [`bind_default`] for a taken default.
+async fn bind_amqp(
+    name: &str,
+    addr: Option<SocketAddr>,
+    configured: bool,
+    limits: &Arc<runnel_net::ConnectionLimits>,
+) -> std::io::Result<Option<runnel_net::Listener>> {
+    let Some(addr) = addr else {
         return Ok(None);
     };
-    let limits = runnel_net::ConnectionLimits::new(
-        config.max_connections,
-        config.max_connections_per_ip,
-        config.max_connections_per_ip_overrides.clone(),
-    );
     // Python's azure-eventhub reads each TCP option of a new socket and sets it back;
     // Linux refuses a TCP_MAXSEG above 32767, which loopback can negotiate, and the
     // client then fails to connect. A smaller MSS only matters on loopback.
-    match runnel_net::Listener::bind_with_max_segment(addr, limits, None, AMQP_MAX_SEGMENT).await {
-        Ok(l) => Ok(Some(l)),
-        Err(e) if !config.amqp_listener_configured => {
-            tracing::error!(%addr, error = %e, "cannot bind the default eventhubs.amqp.listener; running without the AMQP endpoint (set it to another address, or empty to turn it off)");
-            Ok(None)
-        }
-        Err(e) => Err(std::io::Error::new(
-            e.kind(),
-            format!("binding eventhubs.amqp.listener {addr}: {e}"),
-        )),
-    }
+    let bound =
+        runnel_net::Listener::bind_with_max_segment(addr, limits.clone(), None, AMQP_MAX_SEGMENT)
+            .await;
+    taken_default(name, addr, configured, bound)
 }
 
 /// Bind an optional listener. A built-in default that is taken only turns the service
@@ -214,7 +204,21 @@ async fn bind_default(
     let Some(addr) = addr else {
         return Ok(None);
     };
-    match tokio::net::TcpListener::bind(addr).await {
+    taken_default(
+        name,
+        addr,
+        configured,
+        tokio::net::TcpListener::bind(addr).await,
+    )
+}
+
+fn taken_default<L>(
+    name: &str,
+    addr: SocketAddr,
+    configured: bool,
+    bound: std::io::Result<L>,
+) -> std::io::Result<Option<L>> {
+    match bound {
         Ok(l) => Ok(Some(l)),
         Err(e) if !configured => {
             tracing::error!(%addr, error = %e, "cannot bind the default {name}; running without it (set it to another address, or empty to turn it off)");
