@@ -13,9 +13,18 @@
 //!    are deleted, and the swap file takes the first old segment's name. `Log::open`
 //!    finishes an interrupted swap or discards an unfinished `.cleaned` file, so a crash
 //!    leaves the old segments or the new one, never a mix.
+//!
+//! Transactions, as Kafka's cleaner handles them: nothing at or above the first
+//! unstable offset is cleaned ([`clean_stable`]), so every transaction in the cleaned
+//! range is decided. The batches of aborted transactions (per the `.txnindex`: that
+//! producer's batches from the entry's first offset to its marker) are left out of the
+//! offset map and dropped from the cleaned segment. Markers are kept; the cleaned
+//! segment's transaction index holds the entries of the aborted transactions whose data
+//! this pass dropped (the next pass, finding none, drops the entry as Kafka does; the
+//! marker stays).
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufWriter, Write};
@@ -34,6 +43,7 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::checkpoint;
 use crate::layout::{self, CLEANER_CHECKPOINT_FILE, TOMBSTONE_HORIZON_FILE};
+use crate::txn_index::{self, AbortedTxn};
 use crate::{fault, Result, SharedLog, StorageError};
 
 /// What the offset map spends per key: a 128-bit key hash, an offset, table overhead.
@@ -205,12 +215,36 @@ fn reason_to_clean(c: &Candidates, s: &CleanerSettings) -> Option<&'static str> 
 }
 
 /// Clean `log` if its configs call for it. Returns what was done, or `None` if nothing
-/// was due.
+/// was due. For a log that may hold transactions use [`clean_stable`]: this is it with
+/// no first unstable offset.
 pub fn clean(
     log: &SharedLog,
     s: &CleanerSettings,
     throttle: &mut Throttle,
 ) -> Result<Option<CleanStats>> {
+    clean_stable(log, s, None, throttle)
+}
+
+/// [`clean`], never cleaning at or above `first_unstable_offset` (the first offset of
+/// the earliest undecided transaction; `None` when there is none): only segments wholly
+/// below it and below `s.upper_bound` are cleaned.
+pub fn clean_stable(
+    log: &SharedLog,
+    s: &CleanerSettings,
+    first_unstable_offset: Option<u64>,
+    throttle: &mut Throttle,
+) -> Result<Option<CleanStats>> {
+    let bounded;
+    let s = match first_unstable_offset {
+        Some(fuo) if fuo < s.upper_bound => {
+            bounded = CleanerSettings {
+                upper_bound: fuo,
+                ..s.clone()
+            };
+            &bounded
+        }
+        _ => s,
+    };
     let c = candidates(log, s)?;
     if reason_to_clean(&c, s).is_none() {
         return Ok(None);
@@ -223,6 +257,10 @@ pub fn clean(
     } = c;
     let end = segments.last().map_or(0, |g| g.next_offset);
     let max_batch = config.max_batch_bytes_on_disk();
+    let first_base = segments.first().map_or(0, |g| g.base);
+    // Read once the segments are fixed: an entry appended later (its marker replayed)
+    // changes the generation, and the swap then refuses.
+    let (aborted, txn_generation) = log.aborted_txns_with_generation(first_base, end)?;
 
     // The offset map over the dirty segments, as many as fit in the dedupe buffer.
     let capacity = (s.dedupe_buffer_bytes / MAP_ENTRY_BYTES).max(1);
@@ -233,13 +271,24 @@ pub fn clean(
         first_dirty,
         ..CleanStats::default()
     };
+    let mut txns = TxnTracker::new(
+        aborted
+            .iter()
+            .filter(|t| t.last_offset >= first_dirty)
+            .copied(),
+    );
     for seg in segments.iter().filter(|g| g.next_offset > first_dirty) {
         let before = map.len();
         let mut reader = BatchReader::new(&seg.file, seg.size, max_batch);
         while let Some(batch) = reader.next_batch()? {
             throttle.spend(batch.len() as u64);
             let header = checked(batch, seg)?;
-            if header.is_control() || (header.last_offset() as u64) < first_dirty {
+            if header.is_control() {
+                txns.on_control(&header, batch, seg)?;
+                continue;
+            }
+            // Aborted records never shadow older ones: they are not in the map.
+            if txns.on_batch(&header) || (header.last_offset() as u64) < first_dirty {
                 continue;
             }
             let records = batch_records(batch, MAX_DECOMPRESSED).map_err(|e| corrupt(seg, e))?;
@@ -282,27 +331,37 @@ pub fn clean(
         .filter(|g| g.next_offset <= mapped_end)
         .collect();
     let mut min_tombstone_expiry = i64::MAX;
+    // One tracker for the whole pass: a transaction's batches may lie in one group and
+    // its marker in a later one.
+    let mut txns = TxnTracker::new(aborted.iter().copied());
     for group in group_segments(&to_clean, &config) {
+        let mut out = GroupOutput {
+            stats: &mut stats,
+            min_tombstone_expiry: &mut min_tombstone_expiry,
+            txns: &mut txns,
+        };
         let cleaned = write_group(
-            &dir,
-            &group,
-            &map,
-            &hasher,
-            s,
-            max_batch,
-            throttle,
-            &mut stats,
-            &mut min_tombstone_expiry,
+            &dir, &group, &map, &hasher, s, max_batch, throttle, &mut out,
         )?;
+        let cleaned_txn = match write_txn_index(&dir, group[0].base, &mut txns) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = std::fs::remove_file(&cleaned);
+                return Err(e);
+            }
+        };
         let bases: Vec<u64> = group.iter().map(|g| g.base).collect();
         let group_end = group.last().map_or(0, |g| g.next_offset);
-        let swapped = log
-            .lock()?
-            .replace_with_cleaned(&bases, &cleaned, group_end)?;
+        let swapped = log.lock()?.replace_with_cleaned(
+            &bases,
+            &cleaned,
+            cleaned_txn.as_deref(),
+            txn_generation,
+            group_end,
+        )?;
         if !swapped {
-            // Retention or DeleteRecords removed part of the group meanwhile: the rest is
-            // cleaned on the next pass.
-            let _ = std::fs::remove_file(&cleaned);
+            // Retention or DeleteRecords removed part of the group meanwhile, or a
+            // transaction index changed: the rest is cleaned on the next pass.
             stats.end_offset = stats.end_offset.min(group[0].base);
             break;
         }
@@ -353,6 +412,28 @@ fn group_segments<'a>(
     groups
 }
 
+/// What writing a group updates beyond its file.
+struct GroupOutput<'a> {
+    stats: &'a mut CleanStats,
+    min_tombstone_expiry: &'a mut i64,
+    txns: &'a mut TxnTracker,
+}
+
+/// Write the cleaned segment's transaction index, if it has entries, to
+/// `<base>.txnindex.cleaned`, fsynced.
+fn write_txn_index(dir: &Path, base: u64, txns: &mut TxnTracker) -> Result<Option<PathBuf>> {
+    let kept = std::mem::take(&mut txns.kept);
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    let path = layout::cleaned_txn_index_file(dir, base);
+    if let Err(e) = txn_index::write_file(&path, &kept) {
+        let _ = std::fs::remove_file(&path);
+        return Err(e.into());
+    }
+    Ok(Some(path))
+}
+
 /// Write the records of `group` that survive into `<first base>.log.cleaned`, fsynced.
 #[allow(clippy::too_many_arguments)]
 fn write_group(
@@ -363,17 +444,36 @@ fn write_group(
     s: &CleanerSettings,
     max_batch: u64,
     throttle: &mut Throttle,
-    stats: &mut CleanStats,
-    min_tombstone_expiry: &mut i64,
+    out_state: &mut GroupOutput<'_>,
 ) -> Result<PathBuf> {
-    let base = group[0].base;
-    let path = layout::cleaned_file(dir, base);
+    let path = layout::cleaned_file(dir, group[0].base);
+    let r = write_group_file(&path, group, map, hasher, s, max_batch, throttle, out_state);
+    if r.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    r.map(|()| path)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_group_file(
+    path: &Path,
+    group: &[&SegmentSnapshot],
+    map: &HashMap<u128, u64>,
+    hasher: &KeyHasher,
+    s: &CleanerSettings,
+    max_batch: u64,
+    throttle: &mut Throttle,
+    out_state: &mut GroupOutput<'_>,
+) -> Result<()> {
+    let stats = &mut *out_state.stats;
+    let min_tombstone_expiry = &mut *out_state.min_tombstone_expiry;
+    let txns = &mut *out_state.txns;
     let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&path)?;
-    let mut out = BufWriter::with_capacity(READ_CHUNK, fault::Writer::new(file, path.clone()));
+        .open(path)?;
+    let mut out = BufWriter::with_capacity(READ_CHUNK, fault::Writer::new(file, path.into()));
     let mut kept_raw: Vec<u8> = Vec::new();
     for seg in group {
         let mut reader = BatchReader::new(&seg.file, seg.size, max_batch);
@@ -382,8 +482,16 @@ fn write_group(
             stats.bytes_read += batch.len() as u64;
             let header = checked(batch, seg)?;
             if header.is_control() {
+                // Markers stay (Kafka removes them past delete.retention.ms once no
+                // data of their transaction remains; not done here).
+                txns.on_control(&header, batch, seg)?;
                 out.write_all(batch)?;
                 stats.bytes_written += batch.len() as u64;
+                continue;
+            }
+            if txns.on_batch(&header) {
+                // An aborted transaction's batch: no reader may see it, so it goes whole.
+                stats.records_removed += header.record_count.max(0) as u64;
                 continue;
             }
             let records = batch_records(batch, MAX_DECOMPRESSED).map_err(|e| corrupt(seg, e))?;
@@ -464,9 +572,97 @@ fn write_group(
         }
     }
     let file = out.into_inner().map_err(|e| e.into_error())?.into_file();
-    fault::sync_all(&file, || &path)?;
+    fault::sync_all(&file, || path)?;
     crash_point("cleaned-written");
-    Ok(path)
+    Ok(())
+}
+
+/// Control record types (the key's second i16).
+const CONTROL_ABORT: i16 = 0;
+const CONTROL_COMMIT: i16 = 1;
+
+/// The transactions a pass walks through (Kafka's `CleanedTransactionMetadata`):
+/// which producers are inside an aborted transaction at the current batch, and which
+/// aborted transactions' entries the cleaned segment keeps.
+struct TxnTracker {
+    /// Aborted transactions not yet reached, by first offset.
+    pending: VecDeque<AbortedTxn>,
+    /// Producers inside an aborted transaction, with whether any of its batches was seen.
+    aborted: HashMap<i64, (AbortedTxn, bool)>,
+    /// Producers inside a committed transaction whose batches were seen.
+    committed: HashSet<i64>,
+    /// Entries for the cleaned segment: aborted transactions whose marker it holds and
+    /// whose batches this pass dropped.
+    kept: Vec<AbortedTxn>,
+}
+
+impl TxnTracker {
+    fn new(aborted: impl Iterator<Item = AbortedTxn>) -> TxnTracker {
+        let mut pending: Vec<AbortedTxn> = aborted.collect();
+        pending.sort_by_key(|t| (t.first_offset, t.last_offset));
+        pending.dedup();
+        TxnTracker {
+            pending: pending.into(),
+            aborted: HashMap::new(),
+            committed: HashSet::new(),
+            kept: Vec::new(),
+        }
+    }
+
+    fn reach(&mut self, offset: u64) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|t| t.first_offset <= offset)
+        {
+            let t = self.pending.pop_front().expect("checked above");
+            self.aborted.entry(t.producer_id).or_insert((t, false));
+        }
+    }
+
+    /// A data batch: whether it belongs to an aborted transaction.
+    fn on_batch(&mut self, h: &BatchHeader) -> bool {
+        self.reach(h.last_offset().max(0) as u64);
+        if !h.is_transactional() {
+            return false;
+        }
+        match self.aborted.get_mut(&h.producer_id) {
+            Some((_, seen)) => {
+                *seen = true;
+                true
+            }
+            None => {
+                self.committed.insert(h.producer_id);
+                false
+            }
+        }
+    }
+
+    /// A control batch (a marker): it ends its producer's transaction.
+    fn on_control(&mut self, h: &BatchHeader, batch: &[u8], seg: &SegmentSnapshot) -> Result<()> {
+        self.reach(h.last_offset().max(0) as u64);
+        let records = batch_records(batch, MAX_DECOMPRESSED).map_err(|e| corrupt(seg, e))?;
+        let Some(first) = records.records().next() else {
+            return Ok(());
+        };
+        let record = first.map_err(|e| corrupt(seg, e))?;
+        let kind = match record.key {
+            Some(k) if k.len() >= 4 => i16::from_be_bytes([k[2], k[3]]),
+            _ => return Ok(()),
+        };
+        match kind {
+            CONTROL_ABORT => {
+                if let Some((txn, true)) = self.aborted.remove(&h.producer_id) {
+                    self.kept.push(txn);
+                }
+            }
+            CONTROL_COMMIT => {
+                self.committed.remove(&h.producer_id);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// Crash tests: `RUNNEL_CLEANER_CRASH_AT=<point>` aborts the process at that point of a

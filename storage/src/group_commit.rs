@@ -14,8 +14,10 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use crate::log::{search_timestamp, AppendInfo, HeaderRewrite, Log, ReadResult, TimestampHit};
-use crate::{Result, StorageError};
+use crate::log::{
+    collect_aborted, search_timestamp, AppendInfo, HeaderRewrite, Log, ReadResult, TimestampHit,
+};
+use crate::{AbortedTxn, Result, StorageError};
 
 struct SyncState {
     /// Offsets below this are durable.
@@ -151,6 +153,35 @@ impl SharedLog {
             return Ok(None);
         }
         self.find_timestamp(max)
+    }
+
+    /// Record an aborted transaction in the `.txnindex` of the segment that holds
+    /// `txn.last_offset` (the active one when called right after the marker append).
+    /// Idempotent: an entry with the same producer id and last offset is not added
+    /// twice. Durable with the marker: a [`SharedLog::sync_to`] covering the marker
+    /// covers the entry. See [`Log::append_aborted_txn`].
+    pub fn append_aborted_txn(&self, txn: &AbortedTxn) -> Result<()> {
+        self.lock()?.append_aborted_txn(txn)
+    }
+
+    /// Kafka's collectAbortedTransactions: the aborted transactions that overlap
+    /// `[from, upper)`: `last_offset >= from` and `first_offset < upper`, read from the
+    /// `.txnindex` of the segment holding `from` and every later one, in offset order.
+    /// The lock is held only to list the files; they are read without it.
+    pub fn aborted_txns(&self, from: u64, upper: u64) -> Result<Vec<AbortedTxn>> {
+        let (sources, _) = self.lock()?.txn_index_sources(from);
+        collect_aborted(&sources, from, upper)
+    }
+
+    /// [`SharedLog::aborted_txns`] over the whole log, with the indexes' generation
+    /// (for the cleaner's swap check).
+    pub(crate) fn aborted_txns_with_generation(
+        &self,
+        from: u64,
+        upper: u64,
+    ) -> Result<(Vec<AbortedTxn>, u64)> {
+        let (sources, generation) = self.lock()?.txn_index_sources(from);
+        Ok((collect_aborted(&sources, from, upper)?, generation))
     }
 
     /// How many group-commit fsync rounds have run (each may cover many appends).

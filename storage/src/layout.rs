@@ -11,10 +11,16 @@
 //!     00000000000000000042.log          segment: batches from offset 42
 //!     00000000000000000042.index        offset index
 //!     00000000000000000042.timeindex    time index
+//!     00000000000000000042.txnindex     aborted transactions (only once there is one)
 //!     00000000000000000042.snapshot     producer state as of offset 42 (broker)
 //!     00000000000000000042.log.cleaned  cleaner output being written
 //!     00000000000000000042.00000000000000000077.swap
 //!                                       cleaner output for [42, 77), committed
+//!     00000000000000000042.txnindex.cleaned
+//!                                       the cleaner's transaction index, being written
+//!     00000000000000000042.00000000000000000077.txnindex.swap
+//!                                       its transaction index, part of the swap once
+//!                                       the `.swap` above exists
 //!     <segment file>.deleted            waiting for file.delete.delay.ms
 //!     recovery-point, log-start-offset, cleaner-checkpoint, cleaner-tombstone-horizon
 //!     compact-now                       `runnel erase --now` marker
@@ -30,6 +36,8 @@ pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
 /// Time index: `BASE.timeindex`.
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// Transaction index (aborted transactions): `BASE.txnindex`.
+pub const TXN_INDEX_SUFFIX: &str = ".txnindex";
 /// Producer-state snapshot: `BASE.snapshot`.
 pub const PRODUCER_SNAPSHOT_SUFFIX: &str = ".snapshot";
 /// Cleaner output not yet committed, appended to the log file's name: `BASE.log.cleaned`.
@@ -77,6 +85,7 @@ pub enum FileKind {
     Log,
     OffsetIndex,
     TimeIndex,
+    TxnIndex,
     ProducerSnapshot,
     /// A producer snapshot being written (`BASE.snapshot.tmp`).
     ProducerSnapshotTmp,
@@ -86,23 +95,33 @@ pub enum FileKind {
     Swap {
         end: u64,
     },
+    /// The transaction index of cleaner output, being written (`BASE.txnindex.cleaned`).
+    CleanedTxnIndex,
+    /// The transaction index of the cleaner output for `[BASE, end)`: part of the swap
+    /// when the `.swap` file exists, an unfinished leftover otherwise.
+    TxnIndexSwap {
+        end: u64,
+    },
     /// A segment file renamed for deletion (`BASE.log.deleted`, ...).
     Deleted(SegmentFile),
 }
 
-/// The three files of a segment.
+/// The files of a segment. The transaction index exists only once the segment holds
+/// an aborted transaction's marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SegmentFile {
     Log,
     OffsetIndex,
     TimeIndex,
+    TxnIndex,
 }
 
 impl SegmentFile {
-    pub const ALL: [SegmentFile; 3] = [
+    pub const ALL: [SegmentFile; 4] = [
         SegmentFile::Log,
         SegmentFile::OffsetIndex,
         SegmentFile::TimeIndex,
+        SegmentFile::TxnIndex,
     ];
 
     pub fn suffix(self) -> &'static str {
@@ -110,6 +129,7 @@ impl SegmentFile {
             SegmentFile::Log => LOG_SUFFIX,
             SegmentFile::OffsetIndex => INDEX_SUFFIX,
             SegmentFile::TimeIndex => TIME_INDEX_SUFFIX,
+            SegmentFile::TxnIndex => TXN_INDEX_SUFFIX,
         }
     }
 }
@@ -150,6 +170,23 @@ pub fn offset_index_file(dir: &Path, base: u64) -> PathBuf {
 /// `<dir>/BASE.timeindex`
 pub fn time_index_file(dir: &Path, base: u64) -> PathBuf {
     segment_file(dir, base, SegmentFile::TimeIndex)
+}
+
+/// `<dir>/BASE.txnindex`
+pub fn txn_index_file(dir: &Path, base: u64) -> PathBuf {
+    segment_file(dir, base, SegmentFile::TxnIndex)
+}
+
+/// `<dir>/BASE.txnindex.cleaned`
+pub fn cleaned_txn_index_file(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}{TXN_INDEX_SUFFIX}{CLEANED_SUFFIX}"))
+}
+
+/// `<dir>/BASE.END.txnindex.swap`
+pub fn txn_index_swap_file(dir: &Path, base: u64, end: u64) -> PathBuf {
+    dir.join(format!(
+        "{base:020}.{end:020}{TXN_INDEX_SUFFIX}{SWAP_SUFFIX}"
+    ))
 }
 
 /// `<dir>/BASE.snapshot`
@@ -200,22 +237,33 @@ pub fn parse_base_offset(file_name: &str) -> Option<(u64, FileKind)> {
         LOG_SUFFIX => FileKind::Log,
         INDEX_SUFFIX => FileKind::OffsetIndex,
         TIME_INDEX_SUFFIX => FileKind::TimeIndex,
+        TXN_INDEX_SUFFIX => FileKind::TxnIndex,
         PRODUCER_SNAPSHOT_SUFFIX => FileKind::ProducerSnapshot,
         _ => {
             if rest.strip_suffix(TMP_SUFFIX) == Some(PRODUCER_SNAPSHOT_SUFFIX) {
                 FileKind::ProducerSnapshotTmp
             } else if rest.strip_suffix(CLEANED_SUFFIX) == Some(LOG_SUFFIX) {
                 FileKind::Cleaned
+            } else if rest.strip_suffix(CLEANED_SUFFIX) == Some(TXN_INDEX_SUFFIX) {
+                FileKind::CleanedTxnIndex
             } else if let Some(inner) = rest.strip_suffix(DELETED_SUFFIX) {
                 let file = SegmentFile::ALL.into_iter().find(|f| f.suffix() == inner)?;
                 FileKind::Deleted(file)
             } else {
                 let end = rest.strip_prefix('.')?.strip_suffix(SWAP_SUFFIX)?;
+                let (end, txn) = match end.strip_suffix(TXN_INDEX_SUFFIX) {
+                    Some(end) => (end, true),
+                    None => (end, false),
+                };
                 let end = parse_offset(end)?;
                 if end <= base {
                     return None;
                 }
-                FileKind::Swap { end }
+                if txn {
+                    FileKind::TxnIndexSwap { end }
+                } else {
+                    FileKind::Swap { end }
+                }
             }
         }
     };
@@ -278,6 +326,18 @@ mod tests {
             d.join("18446744073709551615.snapshot")
         );
         assert_eq!(
+            txn_index_file(d, 42),
+            d.join("00000000000000000042.txnindex")
+        );
+        assert_eq!(
+            cleaned_txn_index_file(d, 7),
+            d.join("00000000000000000007.txnindex.cleaned")
+        );
+        assert_eq!(
+            txn_index_swap_file(d, 7, 90),
+            d.join("00000000000000000007.00000000000000000090.txnindex.swap")
+        );
+        assert_eq!(
             cleaned_file(d, 7),
             d.join("00000000000000000007.log.cleaned")
         );
@@ -307,6 +367,12 @@ mod tests {
             (log_file(d, 5), FileKind::Log),
             (offset_index_file(d, 5), FileKind::OffsetIndex),
             (time_index_file(d, 5), FileKind::TimeIndex),
+            (txn_index_file(d, 5), FileKind::TxnIndex),
+            (cleaned_txn_index_file(d, 5), FileKind::CleanedTxnIndex),
+            (
+                txn_index_swap_file(d, 5, 9),
+                FileKind::TxnIndexSwap { end: 9 },
+            ),
             (producer_snapshot_file(d, 5), FileKind::ProducerSnapshot),
             (
                 tmp_file(&producer_snapshot_file(d, 5)),
@@ -344,6 +410,9 @@ mod tests {
             "00000000000000000009.00000000000000000009.swap",
             "00000000000000000009.00000000000000000003.swap",
             "00000000000000000009.swap",
+            "00000000000000000009.00000000000000000009.txnindex.swap",
+            "00000000000000000009.txnindex.swap",
+            "00000000000000000009.index.cleaned",
             "99999999999999999999.log",
             "0000000000000000004é.log",
         ] {
@@ -363,6 +432,8 @@ mod tests {
         );
         assert_eq!(kinds("00000000000000000001.index.deleted"), Some(false));
         assert_eq!(kinds("00000000000000000001.snapshot"), Some(false));
+        assert_eq!(kinds("00000000000000000001.txnindex"), Some(false));
+        assert_eq!(kinds("00000000000000000001.txnindex.deleted"), Some(false));
     }
 
     #[test]

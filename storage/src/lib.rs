@@ -9,6 +9,8 @@
 //!   marker and the recovery-point checkpoint.
 //! - [`producer_state`]: idempotent producers' sequence checks and snapshots, kept
 //!   beside the log as Kafka keeps them, and the producer-id block.
+//! - [`txn_index`]: each segment's aborted transactions (`.txnindex`), for
+//!   read_committed fetches and the cleaner.
 //! - [`layout`]: the name of every file and directory, built and parsed in one place.
 //! - [`fault`]: the seam every write, fsync and rename goes through, where tests inject
 //!   failures, holds and short writes. After an I/O error on its write path a log is
@@ -28,6 +30,7 @@ mod log;
 mod manager;
 pub mod producer_state;
 pub mod segment;
+pub mod txn_index;
 
 use std::fs::File;
 use std::io;
@@ -43,6 +46,7 @@ pub use log::{
 };
 pub use manager::LogManager;
 pub use runnel_records::record_batch::BatchError;
+pub use txn_index::AbortedTxn;
 
 /// Per-log settings, named after Kafka's topic configs.
 #[derive(Debug, Clone, PartialEq, Eq)]

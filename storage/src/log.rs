@@ -23,6 +23,7 @@ use crate::cleaner::SegmentSnapshot;
 use crate::layout::{self, FileKind, SegmentFile, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::leader_epoch::LeaderEpochCache;
 use crate::segment::{Segment, SegmentReader};
+use crate::txn_index::{self, AbortedTxn};
 use crate::{fault, sync_dir, FileSlice, LogConfig, Result, StorageError};
 
 /// How to open a log.
@@ -102,6 +103,8 @@ pub(crate) struct FlushJob {
     files: Vec<(Arc<File>, u64)>,
     /// Index files of segments sealed by a roll since the last flush.
     sealed: Vec<(File, PathBuf)>,
+    /// Transaction index files appended to since the last flush.
+    txn_files: Vec<(Arc<File>, PathBuf)>,
     /// A roll created a segment file since the last flush: fsync the directory.
     sync_dir: bool,
     dir: Arc<Path>,
@@ -117,6 +120,9 @@ impl FlushJob {
     pub(crate) fn run(&self) -> io::Result<()> {
         for (f, path) in &self.sealed {
             fault::sync_all(f, || path)?;
+        }
+        for (f, path) in &self.txn_files {
+            fault::sync_data(f, || path)?;
         }
         if self.sync_dir {
             sync_dir(&self.dir)?;
@@ -152,6 +158,14 @@ pub struct Log {
     unflushed_rolls: usize,
     /// A flush job is prepared and not yet completed (it runs outside the lock).
     flush_in_flight: bool,
+    /// The offset the flush in flight, if any, will report durable below.
+    flush_in_flight_upto: u64,
+    /// Transaction index files appended to and not yet fsynced; the next flush syncs
+    /// them before it reports anything past their entries durable.
+    unsynced_txn: Vec<(Arc<File>, PathBuf)>,
+    /// Counts changes to any transaction index, so that the cleaner can tell whether
+    /// the entries it read are still all there is when it swaps.
+    txn_generation: u64,
     read_clock: u64,
     recovery: RecoveryReport,
     /// Files renamed to `.deleted`, with the time they are due for removal.
@@ -209,6 +223,9 @@ impl Log {
             dir_unsynced: false,
             unflushed_rolls: 0,
             flush_in_flight: false,
+            flush_in_flight_upto: 0,
+            unsynced_txn: Vec::new(),
+            txn_generation: 0,
             read_clock: 0,
             recovery: RecoveryReport::default(),
             pending_deletes: Vec::new(),
@@ -242,6 +259,7 @@ impl Log {
             if !recover && !is_last {
                 // Trusted: only the indexes are checked (and rebuilt if they fail).
                 seg.load_inactive(&log.config, bases[i + 1])?;
+                seg.load_txn_index(bases[i + 1]);
                 log.segments.insert(base, seg);
                 continue;
             }
@@ -265,6 +283,8 @@ impl Log {
                 cut_after = Some(i);
             }
             log.next_offset = outcome.next_offset.max(log.next_offset);
+            // Entries whose markers recovery cut (or that never had one) go.
+            seg.load_txn_index(outcome.next_offset);
             if !is_last && cut_after.is_none() {
                 seg.seal(&log.config)?;
                 seg.release_handles();
@@ -760,6 +780,112 @@ impl Log {
         self.find_timestamp(max)
     }
 
+    /// Record an aborted transaction in the `.txnindex` of the segment that holds
+    /// `txn.last_offset` (its abort marker). Idempotent: an entry with the same marker
+    /// offset is not added twice (markers replayed at start come again). An entry for a
+    /// marker below the first segment is dropped: its data is gone. The entry is durable
+    /// once the marker is: the next flush syncs it, or, if a flush may already have
+    /// reported the marker durable, it is synced now.
+    pub fn append_aborted_txn(&mut self, txn: &AbortedTxn) -> Result<()> {
+        self.check_writable()?;
+        if !txn.is_encodable() {
+            return Err(StorageError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("aborted transaction {txn:?} cannot be indexed"),
+            )));
+        }
+        if txn.last_offset >= self.next_offset {
+            return Err(self.out_of_range(txn.last_offset));
+        }
+        let Some((&base, _)) = self.segments.range(..=txn.last_offset).next_back() else {
+            return Ok(());
+        };
+        let r = self.append_aborted_txn_inner(base, txn);
+        self.poison_on_io(r)
+    }
+
+    fn append_aborted_txn_inner(&mut self, base: u64, txn: &AbortedTxn) -> Result<()> {
+        let seg = self.segments.get_mut(&base).expect("base from the map");
+        match seg.txn.last() {
+            Some(last) if last.last_offset == txn.last_offset => {
+                if last != *txn {
+                    tracing::warn!(dir = %self.dir.display(), indexed = ?last, given = ?txn,
+                        "an aborted transaction with the same marker is indexed already");
+                }
+                return Ok(());
+            }
+            Some(last) if last.last_offset > txn.last_offset => {
+                // Out of order: rare (an entry lost in a crash and replayed). Keep the
+                // file in marker order, rewriting it.
+                let mut entries = seg.txn.entries(seg.next_offset.max(txn.last_offset + 1))?;
+                if entries.iter().any(|e| e.last_offset == txn.last_offset) {
+                    return Ok(());
+                }
+                let at = entries.partition_point(|e| e.last_offset < txn.last_offset);
+                entries.insert(at, *txn);
+                seg.txn.rewrite(&entries)?;
+                self.txn_generation += 1;
+                return Ok(());
+            }
+            _ => {}
+        }
+        let appended = seg.txn.append(txn)?;
+        let path = seg.txn.path().to_path_buf();
+        self.txn_generation += 1;
+        if appended.created {
+            self.dir_unsynced = true;
+        }
+        // A flush prepared before this entry may report its marker durable: sync now.
+        let reported = self.recovery_point.max(if self.flush_in_flight {
+            self.flush_in_flight_upto
+        } else {
+            0
+        });
+        if txn.last_offset < reported {
+            fault::sync_data(&appended.file, || &path)?;
+            if appended.created {
+                sync_dir(&self.dir)?;
+            }
+            return Ok(());
+        }
+        if !self.unsynced_txn.iter().any(|(_, p)| *p == path) {
+            self.unsynced_txn.push((appended.file, path));
+        }
+        Ok(())
+    }
+
+    /// Where the aborted transactions overlapping reads from `from` may be indexed: the
+    /// transaction index of the segment holding `from` and of every later one that has
+    /// entries, with how much of each to read (the active one's, which may be growing),
+    /// and the indexes' generation. In memory only.
+    pub(crate) fn txn_index_sources(&self, from: u64) -> (Vec<TxnSource>, u64) {
+        let first = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(0, |(b, _)| *b);
+        let sources = self
+            .segments
+            .range(first..)
+            .map(|(_, s)| s)
+            .filter(|s| !s.txn.is_empty())
+            .map(|s| TxnSource {
+                path: s.txn.path().to_path_buf(),
+                base: s.base_offset,
+                len: s.active.then(|| s.txn.len_bytes()),
+            })
+            .collect();
+        (sources, self.txn_generation)
+    }
+
+    /// Kafka's collectAbortedTransactions: the aborted transactions that overlap
+    /// `[from, upper)` (`last_offset >= from` and `first_offset < upper`), read from the
+    /// transaction index of the segment holding `from` and every later one, in marker
+    /// order. [`SharedLog::aborted_txns`] reads the files without the lock.
+    pub fn aborted_txns(&self, from: u64, upper: u64) -> Result<Vec<AbortedTxn>> {
+        collect_aborted(&self.txn_index_sources(from).0, from, upper)
+    }
+
     /// Move the log start offset forward (retention, DeleteRecords) and delete every
     /// segment that lies wholly below it. Returns the number of segments deleted.
     pub fn advance_log_start_offset(&mut self, new_start: u64) -> Result<usize> {
@@ -956,38 +1082,74 @@ impl Log {
 
     /// Swap the cleaner's output for the segments `bases` (consecutive, ending at `end`).
     /// Returns false, changing nothing, if any of them left the log meanwhile.
+    /// `cleaned_txn` is the cleaned segment's fsynced transaction index, if it has
+    /// entries; they were read when the transaction indexes stood at `txn_generation`,
+    /// and if one has changed since (a late entry), nothing is swapped either.
     pub(crate) fn replace_with_cleaned(
         &mut self,
         bases: &[u64],
         cleaned: &Path,
+        cleaned_txn: Option<&Path>,
+        txn_generation: u64,
         end: u64,
     ) -> Result<bool> {
-        self.check_writable()?;
+        let discard = |cleaned_txn: Option<&Path>| {
+            let _ = std::fs::remove_file(cleaned);
+            if let Some(t) = cleaned_txn {
+                let _ = std::fs::remove_file(t);
+            }
+        };
+        if let Err(e) = self.check_writable() {
+            discard(cleaned_txn);
+            return Err(e);
+        }
         let Some(&base) = bases.first() else {
+            discard(cleaned_txn);
             return Ok(false);
         };
         let intact = bases
             .iter()
             .all(|b| self.segments.get(b).is_some_and(|s| !s.active))
-            && self.segments.range(base..end).count() == bases.len();
+            && self.segments.range(base..end).count() == bases.len()
+            && self.txn_generation == txn_generation;
         if !intact {
+            discard(cleaned_txn);
             return Ok(false);
+        }
+        // The transaction index goes first, under the swap's name: it is part of the
+        // swap once the log's swap file exists, and a leftover (removed on open) before.
+        let txn_swap = layout::txn_index_swap_file(&self.dir, base, end);
+        if let Some(t) = cleaned_txn {
+            let renamed = fault::rename(t, &txn_swap).and_then(|()| sync_dir(&self.dir));
+            if let Err(e) = renamed {
+                discard(Some(t));
+                let _ = std::fs::remove_file(&txn_swap);
+                return Err(e.into());
+            }
         }
         // The commit point: from here a crash completes the swap on the next open.
         let swap = layout::swap_file(&self.dir, base, end);
         if let Err(e) = fault::rename(cleaned, &swap) {
             // Not committed: the old segments stay, in the log and on disk.
-            let _ = std::fs::remove_file(cleaned);
+            discard(None);
+            let _ = std::fs::remove_file(&txn_swap);
             return Err(e.into());
         }
         // Committed on disk (once the directory is synced) but not yet in memory: any
         // failure from here leaves the two apart, so it poisons the log, and the next
         // open completes the swap.
-        let r = self.finish_swap(bases, &swap, end);
+        let txn_swap = cleaned_txn.map(|_| txn_swap);
+        let r = self.finish_swap(bases, &swap, txn_swap.as_deref(), end);
         self.poison_on_io(r).map(|()| true)
     }
 
-    fn finish_swap(&mut self, bases: &[u64], swap: &Path, end: u64) -> Result<()> {
+    fn finish_swap(
+        &mut self,
+        bases: &[u64],
+        swap: &Path,
+        txn_swap: Option<&Path>,
+        end: u64,
+    ) -> Result<()> {
         let base = bases[0];
         sync_dir(&self.dir)?;
         crate::cleaner::crash_point("swap-committed");
@@ -1000,11 +1162,17 @@ impl Log {
                 crate::cleaner::crash_point("old-deleted");
             }
         }
+        // The index first: once the swap file is gone, a crash no longer finds it.
+        if let Some(t) = txn_swap {
+            fault::rename(t, &layout::txn_index_file(&self.dir, base))?;
+        }
         fault::rename(swap, &layout::log_file(&self.dir, base))?;
         sync_dir(&self.dir)?;
         let mut seg = Segment::closed(&self.dir, base);
         seg.load_rebuilt(&self.config, end)?;
+        seg.load_txn_index(end);
         self.segments.insert(base, seg);
+        self.txn_generation += 1;
         Ok(())
     }
 
@@ -1038,9 +1206,11 @@ impl Log {
         // early is harmless, and a seal must not wait for a flush that covers it.
         self.unflushed_rolls = 0;
         self.flush_in_flight = true;
+        self.flush_in_flight_upto = upto;
         Ok(FlushJob {
             files,
             sealed: std::mem::take(&mut self.unsynced_seals),
+            txn_files: std::mem::take(&mut self.unsynced_txn),
             sync_dir: std::mem::take(&mut self.dir_unsynced),
             dir: self.dir.clone(),
             upto,
@@ -1144,6 +1314,30 @@ impl Log {
     }
 }
 
+/// One transaction index to read for [`Log::aborted_txns`].
+pub(crate) struct TxnSource {
+    path: PathBuf,
+    base: u64,
+    /// Bytes to read at most; `None` for the whole file (a sealed segment's).
+    len: Option<u64>,
+}
+
+/// Read the aborted transactions overlapping `[from, upper)` from `sources`, without
+/// the log lock.
+pub(crate) fn collect_aborted(
+    sources: &[TxnSource],
+    from: u64,
+    upper: u64,
+) -> Result<Vec<AbortedTxn>> {
+    let mut out = Vec::new();
+    for s in sources {
+        if txn_index::collect(&s.path, s.len, s.base, from, upper, &mut out)? {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// A read in progress. Its steps under the log lock ([`Log::read_segment`]) pick a
 /// segment and take a reader of it; its searches ([`ReadCursor::search`]) pread batch
 /// headers with no lock held.
@@ -1228,6 +1422,7 @@ fn snapshot(seg: &mut Segment) -> Result<SegmentSnapshot> {
 /// segments they replace are deleted and the swap file takes the first one's name.
 fn finish_interrupted_cleaning(dir: &Path) -> io::Result<()> {
     let mut swaps = Vec::new();
+    let mut txn_swaps = Vec::new();
     let mut logs = Vec::new();
     let mut changed = false;
     for entry in std::fs::read_dir(dir)? {
@@ -1235,11 +1430,14 @@ fn finish_interrupted_cleaning(dir: &Path) -> io::Result<()> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         match layout::parse_base_offset(name) {
-            Some((_, FileKind::Cleaned | FileKind::Deleted(_))) => {
+            Some((_, FileKind::Cleaned | FileKind::CleanedTxnIndex | FileKind::Deleted(_))) => {
                 std::fs::remove_file(entry.path())?;
                 changed = true;
             }
             Some((base, FileKind::Swap { end })) => swaps.push((base, end, entry.path())),
+            Some((base, FileKind::TxnIndexSwap { end })) => {
+                txn_swaps.push((base, end, entry.path()))
+            }
             Some((base, FileKind::Log)) => logs.push(base),
             None if name.ends_with(layout::SWAP_SUFFIX) => {
                 tracing::warn!(file = name, "ignoring a .swap file with a bad name")
@@ -1252,7 +1450,18 @@ fn finish_interrupted_cleaning(dir: &Path) -> io::Result<()> {
         for &b in logs.iter().filter(|b| (base..end).contains(*b)) {
             Segment::closed(dir, b).delete_files()?;
         }
+        // The swap's transaction index, if it had one, replaces the old ones (which went
+        // with their segments above, or before the crash).
+        if let Some(i) = txn_swaps.iter().position(|t| t.0 == base && t.1 == end) {
+            let (_, _, txn) = txn_swaps.swap_remove(i);
+            fault::rename(&txn, &layout::txn_index_file(dir, base))?;
+        }
         fault::rename(&path, &layout::log_file(dir, base))?;
+        changed = true;
+    }
+    // A transaction index whose log swap was never committed is a leftover.
+    for (_, _, txn) in txn_swaps {
+        std::fs::remove_file(txn)?;
         changed = true;
     }
     if changed {

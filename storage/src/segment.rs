@@ -1,5 +1,6 @@
-//! One log segment: a `.log` file of record batches plus its offset and time indexes,
-//! named by the 20-digit base offset as in Kafka (`00000000000000000042.log`).
+//! One log segment: a `.log` file of record batches plus its offset and time indexes
+//! and, once it holds an abort marker, its transaction index, named by the 20-digit
+//! base offset as in Kafka (`00000000000000000042.log`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice};
@@ -11,6 +12,7 @@ use runnel_records::record_batch::{validate_batch, BatchHeader, Strictness, BATC
 
 use crate::index::{OffsetIndex, OffsetIndexReader, TimeIndex, TimeIndexReader};
 use crate::layout::{self, SegmentFile};
+use crate::txn_index::TxnIndex;
 use crate::{fault, FileSlice, LogConfig};
 
 /// The header of one batch found in a segment, with its file position.
@@ -73,6 +75,8 @@ pub struct Segment {
     pub active: bool,
     /// Logical clock of the last read, for closing idle handles.
     pub last_used: u64,
+    /// The aborted transactions whose markers lie in this segment.
+    pub txn: TxnIndex,
 }
 
 impl Segment {
@@ -84,6 +88,13 @@ impl Segment {
             .create_new(true)
             .open(layout::log_file(dir, base_offset))?;
         let mut seg = Segment::closed(dir, base_offset);
+        // A transaction index left from an earlier segment of this base (one cut by
+        // recovery) holds nothing of this one.
+        match std::fs::remove_file(seg.path(SegmentFile::TxnIndex)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         seg.file = Some(Arc::new(file));
         seg.active = true;
         seg.open_indexes(config, true)?;
@@ -116,7 +127,19 @@ impl Segment {
             dirty: false,
             active: false,
             last_used: 0,
+            txn: TxnIndex::empty(layout::txn_index_file(dir, base_offset), base_offset),
         }
+    }
+
+    /// Load the transaction index, keeping entries whose markers lie below `limit` (the
+    /// log end, for the segment recovery left active). See [`TxnIndex::load`].
+    pub fn load_txn_index(&mut self, limit: u64) {
+        self.txn = TxnIndex::load(
+            self.path(SegmentFile::TxnIndex),
+            self.base_offset,
+            limit,
+            self.size,
+        );
     }
 
     pub fn path(&self, file: SegmentFile) -> PathBuf {
@@ -170,6 +193,7 @@ impl Segment {
     pub fn release_handles(&mut self) {
         debug_assert!(!self.active);
         self.file = None;
+        self.txn.release();
         if let Some(i) = self.offset_index.take() {
             self.index_shared.0 = self.index_shared.0.max(i.shared());
         }
@@ -472,6 +496,7 @@ impl Segment {
         self.file = None;
         self.offset_index = None;
         self.time_index = None;
+        self.txn.release();
         let mut renamed = Vec::new();
         for f in SegmentFile::ALL {
             let from = self.path(f);
@@ -586,6 +611,7 @@ impl Segment {
         self.file = None;
         self.offset_index = None;
         self.time_index = None;
+        self.txn.release();
         for f in SegmentFile::ALL {
             match std::fs::remove_file(self.path(f)) {
                 Ok(()) => {}
