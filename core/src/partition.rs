@@ -21,7 +21,10 @@ use runnel_storage::{
 use tokio::sync::{watch, Notify};
 
 use crate::poison::or_stop;
-use runnel_storage::producer_state::{ProducerError, ProducerStateManager, Snapshot, Verdict};
+use runnel_records::records::control_record_type;
+use runnel_storage::producer_state::{
+    CompletedTxn, ProducerError, ProducerStateManager, Snapshot, Verdict,
+};
 
 /// Largest decompressed records section opened to check keys on a compacted topic.
 const MAX_DECOMPRESSED: usize = 256 << 20;
@@ -50,6 +53,11 @@ pub enum AppendError {
     Corrupt(String),
     /// More than one batch for a partition in one request.
     MultipleBatches(usize),
+    /// A client sent a control batch (INVALID_RECORD): only the coordinator writes them.
+    ControlFromClient(String),
+    /// A transactional batch that opens a transaction here without the coordinator having
+    /// verified the partition is in it (KIP-890): INVALID_TXN_STATE.
+    NotInTransaction(String),
     /// Records Kafka's LogValidator refuses one by one (its RecordValidationException):
     /// each with its index in the batch, the batch otherwise whole and unwritten.
     RecordValidation(Vec<RejectedRecord>),
@@ -105,6 +113,24 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// Who is appending: a client's produce, or the transaction coordinator's marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Client,
+    Coordinator,
+}
+
+/// One producer's state in a partition, as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStateView {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    pub current_txn_start_offset: Option<u64>,
+}
+
 /// A partition's log offsets, read together under one lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogOffsets {
@@ -123,7 +149,15 @@ pub struct Partition {
     producers: Mutex<ProducerStateManager>,
     /// Held while a producer snapshot is written (not the producers lock: appends go on).
     snapshot_writer: Mutex<()>,
+    /// KIP-890's verification guard: producer id → the epoch the transaction coordinator
+    /// confirmed this partition is part of. A transactional batch may open a transaction
+    /// here only with it; the next marker clears it, so a late write from an ended
+    /// transaction cannot open a new one. Taken after `producers`.
+    verified: Mutex<std::collections::HashMap<i64, i16>>,
     high_watermark: AtomicU64,
+    /// The oldest open transaction's first offset (`u64::MAX` for none), kept beside
+    /// the producer state so that readers need no lock for the LSO.
+    first_unstable_offset: AtomicU64,
     write_caching: AtomicBool,
     log_append_time: AtomicBool,
     /// `message.timestamp.before.max.ms` and `message.timestamp.after.max.ms`.
@@ -180,8 +214,12 @@ impl Partition {
             tp,
             dir,
             log,
+            first_unstable_offset: AtomicU64::new(
+                producers.first_unstable_offset().unwrap_or(u64::MAX),
+            ),
             producers: Mutex::new(producers),
             snapshot_writer: Mutex::new(()),
+            verified: Mutex::new(std::collections::HashMap::new()),
             high_watermark: AtomicU64::new(hw),
             write_caching: AtomicBool::new(write_caching),
             log_append_time: AtomicBool::new(false),
@@ -202,6 +240,70 @@ impl Partition {
 
     pub fn high_watermark(&self) -> u64 {
         self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// The last stable offset: the high watermark, or the first offset of the oldest
+    /// open transaction if that is lower. A read_committed consumer reads below it.
+    pub fn last_stable_offset(&self) -> u64 {
+        self.high_watermark()
+            .min(self.first_unstable_offset.load(Ordering::Acquire))
+    }
+
+    /// The upper bound of a read: the high watermark, or the LSO for read_committed.
+    pub fn read_bound(&self, read_committed: bool) -> u64 {
+        if read_committed {
+            self.last_stable_offset()
+        } else {
+            self.high_watermark()
+        }
+    }
+
+    /// Whether `producer_id` at `epoch` has a transaction open here: its writes need no
+    /// new verification.
+    pub fn has_open_txn(&self, producer_id: i64, epoch: i16) -> bool {
+        self.producers().is_ok_and(|p| {
+            p.entry(producer_id)
+                .is_some_and(|e| e.epoch() == epoch && e.current_txn_first_offset().is_some())
+        })
+    }
+
+    /// The transaction coordinator confirmed that this partition is in the transaction
+    /// of (`producer_id`, `epoch`): its next transactional batch may open it here.
+    pub fn mark_txn_verified(&self, producer_id: i64, epoch: i16) {
+        or_stop(self.verified.lock(), "transaction verification").insert(producer_id, epoch);
+    }
+
+    /// Open transactions in this partition (for the metrics; none while offline).
+    pub fn ongoing_transactions(&self) -> usize {
+        self.producers().map_or(0, |p| p.ongoing_count())
+    }
+
+    /// The producers with state here, for DescribeProducers: (id, epoch, last sequence,
+    /// last timestamp, coordinator epoch, open transaction's first offset).
+    pub fn producer_states(&self) -> Result<Vec<ProducerStateView>, StorageError> {
+        let producers = self.producers()?;
+        let mut out: Vec<ProducerStateView> = producers
+            .entries()
+            .map(|(id, e)| ProducerStateView {
+                producer_id: id,
+                producer_epoch: e.epoch(),
+                last_sequence: e.last_seq(),
+                last_timestamp: e.last_timestamp(),
+                coordinator_epoch: e.coordinator_epoch(),
+                current_txn_start_offset: e.current_txn_first_offset(),
+            })
+            .collect();
+        out.sort_unstable_by_key(|v| v.producer_id);
+        Ok(out)
+    }
+
+    /// The aborted transactions overlapping [from, upper), for a read_committed fetch.
+    pub fn aborted_transactions(
+        &self,
+        from: u64,
+        upper: u64,
+    ) -> Result<Vec<runnel_storage::AbortedTxn>, StorageError> {
+        self.log.aborted_txns(from, upper)
     }
 
     /// Whether acks=all is answered before fsync (topic `write.caching=true`).
@@ -495,7 +597,11 @@ impl Partition {
         mut settings: CleanerSettings,
         throttle: &mut Throttle,
     ) -> Result<Option<CleanStats>, StorageError> {
-        settings.upper_bound = self.high_watermark().max(self.log.durable_offset());
+        // Never at or past an open transaction: its records may still be aborted.
+        settings.upper_bound = self
+            .high_watermark()
+            .max(self.log.durable_offset())
+            .min(self.first_unstable_offset.load(Ordering::Acquire));
         cleaner::clean(&self.log, &settings, throttle)
     }
 
@@ -583,9 +689,49 @@ impl Partition {
         w.push(Arc::downgrade(waiter));
     }
 
-    /// Validate, check producer sequences, assign offsets and write `records`. Runs on
-    /// the caller's thread: a page-cache write, no fsync.
+    /// Write a transaction marker (commit or abort) for `producer_id` at `producer_epoch`,
+    /// as the transaction coordinator does (Kafka's WriteTxnMarkers). An older epoch is
+    /// refused (INVALID_PRODUCER_EPOCH). A page-cache write; wait with `wait_durable`.
+    pub fn append_marker(
+        self: &Arc<Self>,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        now_ms: i64,
+    ) -> Result<Appended, AppendError> {
+        let batch = runnel_records::record_batch::builder::control_batch(
+            producer_id,
+            producer_epoch,
+            commit,
+            0,
+            now_ms,
+        );
+        self.append_from(&batch, now_ms, Origin::Coordinator)
+    }
+
+    /// Append a coordinator's own batch (its state records, its transactional offset
+    /// commits): the client-only checks (verification, control batches) do not apply.
+    pub fn append_internal(
+        self: &Arc<Self>,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<Appended, AppendError> {
+        self.append_from(records, now_ms, Origin::Coordinator)
+    }
+
+    /// Validate, check producer sequences, assign offsets and write `records` from a
+    /// client (control batches are refused). Runs on the caller's thread: a page-cache
+    /// write, no fsync.
     pub fn append(self: &Arc<Self>, records: &[u8], now_ms: i64) -> Result<Appended, AppendError> {
+        self.append_from(records, now_ms, Origin::Client)
+    }
+
+    fn append_from(
+        self: &Arc<Self>,
+        records: &[u8],
+        now_ms: i64,
+        origin: Origin,
+    ) -> Result<Appended, AppendError> {
         let log_append_time = self.log_append_time.load(Ordering::Acquire);
         // Headers only (no CRC yet) for the sequence check; the log validates fully and
         // rewrites the headers (base offset, leader epoch, LogAppendTime) as it writes.
@@ -602,8 +748,46 @@ impl Partition {
             // producer sequence checks rely on it.
             return Err(AppendError::MultipleBatches(headers.len()));
         }
+        let control = match headers.first() {
+            Some(h) if h.is_control() => {
+                if origin == Origin::Client {
+                    // Kafka's LogValidator: only the coordinator writes markers.
+                    return Err(AppendError::ControlFromClient(format!(
+                        "Clients are not allowed to write control records in topic partition {}",
+                        self.tp
+                    )));
+                }
+                control_record_type(records)
+            }
+            _ => None,
+        };
         self.check_records(records, &headers, now_ms, log_append_time)?;
         let mut producers = self.producers().map_err(AppendError::Storage)?;
+        let mut verified = or_stop(self.verified.lock(), "transaction verification");
+        let mut clears_guard = None;
+        if let Some(h) = headers.first() {
+            let opens_txn = h.is_transactional()
+                && !h.is_control()
+                && !producers.entry(h.producer_id).is_some_and(|e| {
+                    e.epoch() == h.producer_epoch && e.current_txn_first_offset().is_some()
+                });
+            // Kafka's batchMissingRequiredVerification (a retry of an appended batch is
+            // answered as a duplicate below and needs none).
+            if origin == Origin::Client
+                && opens_txn
+                && verified.get(&h.producer_id) != Some(&h.producer_epoch)
+                && producers.find_duplicate(h).is_none()
+            {
+                return Err(AppendError::NotInTransaction(format!(
+                    "Record was not part of an ongoing transaction (producer {} epoch {} in {})",
+                    h.producer_id, h.producer_epoch, self.tp
+                )));
+            }
+            if h.is_control() || opens_txn {
+                // A marker ends the verified transaction; an opened one needs no guard.
+                clears_guard = Some(h.producer_id);
+            }
+        }
         // Kafka checks every batch of the request; a duplicate is answered with the
         // offsets of the original append.
         for h in &headers {
@@ -631,9 +815,23 @@ impl Partition {
                 now_ms,
             )
             .map_err(AppendError::Storage)?;
-        for h in &info.batches {
-            producers.update(h, now_ms);
+        if let Some(producer_id) = clears_guard {
+            verified.remove(&producer_id);
         }
+        drop(verified);
+        let mut completed: Option<CompletedTxn> = None;
+        for h in &info.batches {
+            if let Some(done) = producers.update(h, control, now_ms) {
+                completed = Some(done);
+            }
+        }
+        if let Some(done) = completed.filter(|d| d.aborted) {
+            self.record_aborted(&producers, &done);
+        }
+        self.first_unstable_offset.store(
+            producers.first_unstable_offset().unwrap_or(u64::MAX),
+            Ordering::Release,
+        );
         // A snapshot per roll, as Kafka takes, bounds the replay after a crash to the
         // active segment.
         let snapshot = info
@@ -662,6 +860,20 @@ impl Partition {
             log_append_time: if log_append_time { now_ms } else { -1 },
             duplicate: false,
         })
+    }
+
+    /// Record an aborted transaction in the transaction index. A failure is logged, not
+    /// returned: the marker is written, and the replay at the next start adds the entry.
+    fn record_aborted(&self, producers: &ProducerStateManager, done: &CompletedTxn) {
+        let txn = runnel_storage::AbortedTxn {
+            producer_id: done.producer_id,
+            first_offset: done.first_offset,
+            last_offset: done.last_offset,
+            last_stable_offset: producers.last_stable_offset(done),
+        };
+        if let Err(e) = self.log.append_aborted_txn(&txn) {
+            tracing::error!(partition = %self.tp, error = %e, "cannot record an aborted transaction in the transaction index");
+        }
     }
 
     /// Ask the flusher to sync everything appended so far (with write caching, what
@@ -703,7 +915,9 @@ fn load_producer_state(
     log: &SharedLog,
     expiration_ms: i64,
 ) -> Result<ProducerStateManager, StorageError> {
-    let mut log = log.lock()?;
+    let shared = log;
+    let mut aborted = Vec::new();
+    let mut log = shared.lock()?;
     let dir = log.dir().to_path_buf();
     let leo = log.log_end_offset();
     let (mut state, from) = match ProducerStateManager::load_latest(&dir, leo) {
@@ -713,12 +927,25 @@ fn load_producer_state(
     state.remove_expired(runnel_storage::now_ms(), expiration_ms);
     let from = from.max(log.log_start_offset());
     if from < leo {
-        log.for_each_batch_header(from, |h| {
+        log.for_each_batch_header(from, |h, control| {
             if h.last_offset() as u64 >= from {
-                state.replay(h);
+                if let Some(done) = state.replay(h, control).filter(|d| d.aborted) {
+                    aborted.push(runnel_storage::AbortedTxn {
+                        producer_id: done.producer_id,
+                        first_offset: done.first_offset,
+                        last_offset: done.last_offset,
+                        last_stable_offset: state.last_stable_offset(&done),
+                    });
+                }
             }
         })?;
         state.remove_expired(runnel_storage::now_ms(), expiration_ms);
+    }
+    drop(log);
+    // The transaction index entries of the replayed aborts: a crash between a marker and
+    // its entry leaves the marker only (the call skips entries already there).
+    for txn in &aborted {
+        shared.append_aborted_txn(txn)?;
     }
     Ok(state)
 }

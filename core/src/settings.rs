@@ -721,7 +721,52 @@ static BROKER: &[Def] = &[
         Valid::Only("PEM", "Runnel reads PEM truststores; convert JKS or PKCS12 with openssl"),
         "The truststore format (Runnel: PEM only; Kafka's default is JKS).",
     ),
-    // As offsets.topic.replication.factor; no transactions yet either.
+    // The transaction coordinator (KIP-98), with Kafka's names and defaults.
+    int(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+        1,
+        INT_MAX,
+        "How often transactions past their timeout are looked for and aborted.",
+    ),
+    int(
+        "transaction.max.timeout.ms",
+        "900000",
+        1,
+        INT_MAX,
+        "The largest transaction.timeout.ms a producer may ask for \
+         (INVALID_TRANSACTION_TIMEOUT above it).",
+    ),
+    int(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "3600000",
+        1,
+        INT_MAX,
+        "How often transactional ids past transactional.id.expiration.ms are removed.",
+    ),
+    int(
+        "transaction.state.log.num.partitions",
+        "50",
+        1,
+        10_000,
+        "The partition count of __transaction_state, fixed when it is created.",
+    ),
+    int(
+        "transaction.state.log.segment.bytes",
+        "104857600",
+        1,
+        INT_MAX,
+        "The segment size of __transaction_state, set when it is created.",
+    ),
+    int(
+        "transactional.id.expiration.ms",
+        "604800000",
+        1,
+        INT_MAX,
+        "How long a transactional id with no transaction in progress is kept after its \
+         last use.",
+    ),
+    // As offsets.topic.replication.factor.
     ignored(
         "transaction.state.log.min.isr",
         ConfigType::Int,

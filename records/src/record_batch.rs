@@ -480,6 +480,45 @@ pub mod builder {
         )
     }
 
+    /// Attribute bit of a transactional batch.
+    pub const TRANSACTIONAL: i16 = 0x10;
+    /// Attribute bit of a control batch.
+    pub const CONTROL: i16 = 0x20;
+
+    /// A transaction marker as Kafka's coordinator writes it: a transactional control
+    /// batch of one record whose key is (version 0, type 1 commit / 0 abort) and whose
+    /// value is (version 0, coordinator epoch).
+    pub fn control_batch(
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        timestamp: i64,
+    ) -> Vec<u8> {
+        let key = [0, 0, 0, commit as u8];
+        let mut value = vec![0, 0];
+        value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+        let section = encode_records(&[Record {
+            key: Some(&key),
+            value: Some(&value),
+            ..Default::default()
+        }]);
+        encode_batch(
+            0,
+            TRANSACTIONAL | CONTROL,
+            0,
+            timestamp,
+            timestamp,
+            ProducerFields {
+                producer_id,
+                producer_epoch,
+                base_sequence: -1,
+            },
+            1,
+            &section,
+        )
+    }
+
     /// A batch of `count` records each holding `value`, all stamped `timestamp`.
     pub fn batch_of_values(timestamp: i64, count: usize, value: &[u8]) -> Vec<u8> {
         let records: Vec<Record<'_>> = (0..count)

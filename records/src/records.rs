@@ -986,3 +986,55 @@ mod tests {
         }
     }
 }
+
+/// What a control batch's record says (Kafka's `ControlRecordType`): the type in its
+/// key, an i16 version then an i16 type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlRecordType {
+    Abort,
+    Commit,
+    /// A type this broker does not know (Kafka ignores these too).
+    Unknown(i16),
+}
+
+/// The type of the control batch at the start of `batch`, or `None` when it is not a
+/// readable control batch. Kafka writes control batches uncompressed with one record.
+pub fn control_record_type(batch: &[u8]) -> Option<ControlRecordType> {
+    let decoded = batch_records(batch, 1 << 16).ok()?;
+    if !decoded.header().is_control() {
+        return None;
+    }
+    let record = decoded.records().next()?.ok()?;
+    let key = record.key?;
+    let kind = i16::from_be_bytes([*key.get(2)?, *key.get(3)?]);
+    Some(match kind {
+        0 => ControlRecordType::Abort,
+        1 => ControlRecordType::Commit,
+        other => ControlRecordType::Unknown(other),
+    })
+}
+
+#[cfg(test)]
+mod control_tests {
+    use super::*;
+    use crate::record_batch::builder::control_batch;
+
+    #[test]
+    fn control_batches_round_trip() {
+        for (commit, want) in [
+            (true, ControlRecordType::Commit),
+            (false, ControlRecordType::Abort),
+        ] {
+            let b = control_batch(7, 3, commit, 0, 1_000);
+            let h = BatchHeader::parse(&b).unwrap();
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!((h.producer_id, h.producer_epoch, h.record_count), (7, 3, 1));
+            crate::record_batch::validate_batch(&b, crate::record_batch::Strictness::Produce)
+                .unwrap();
+            assert_eq!(control_record_type(&b), Some(want));
+        }
+        let plain = crate::record_batch::builder::batch_of_values(0, 1, b"x");
+        assert_eq!(control_record_type(&plain), None);
+        assert_eq!(control_record_type(&[0u8; 10]), None);
+    }
+}

@@ -18,6 +18,8 @@ use runnel_records::record_batch::{
     Strictness, BATCH_HEADER_LEN,
 };
 
+use runnel_records::records::{control_record_type, ControlRecordType};
+
 use crate::checkpoint;
 use crate::cleaner::SegmentSnapshot;
 use crate::layout::{self, FileKind, SegmentFile, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
@@ -96,6 +98,8 @@ pub struct TimestampHit {
 /// after each roll by its owner (Kafka's flush of the rolled segment), and this bounds
 /// the files held and the recovery point's lag when the owner does not.
 const MAX_UNFLUSHED_ROLLS: usize = 4;
+/// The largest control batch whose record is read for its type while replaying.
+const MAX_CONTROL_BATCH: usize = 4096;
 
 /// What a flush must sync, captured under the log lock and run outside it.
 pub(crate) struct FlushJob {
@@ -686,11 +690,12 @@ impl Log {
     }
 
     /// Call `f` with the header of every batch from the one holding `from` to the end,
-    /// reading headers only (no record bytes). For rebuilding producer state.
+    /// reading headers only (no record bytes), except that a control batch's record is
+    /// read for its type. For rebuilding producer state.
     pub fn for_each_batch_header(
         &mut self,
         from: u64,
-        mut f: impl FnMut(&BatchHeader),
+        mut f: impl FnMut(&BatchHeader, Option<ControlRecordType>),
     ) -> Result<()> {
         let bases: Vec<u64> = self
             .segments
@@ -708,7 +713,14 @@ impl Log {
             };
             let mut pos = first.position as u64;
             while let Some(h) = reader.read_header(pos)? {
-                f(&h);
+                // A marker is one small record; anything larger is not one we wrote.
+                let control = if h.is_control() && h.total_len() <= MAX_CONTROL_BATCH {
+                    let bytes = reader.slice(pos, h.total_len() as u64).read_to_vec()?;
+                    control_record_type(&bytes)
+                } else {
+                    None
+                };
+                f(&h, control);
                 pos += h.total_len() as u64;
             }
         }

@@ -19,10 +19,17 @@
 //!   have not returned DUPLICATE_SEQUENCE_NUMBER (46) since Kafka 1.0 (duplicates are
 //!   acknowledged instead), so neither code appears here.
 //!
-//! Transactional batches are accepted and tracked like idempotent ones; there is no
-//! transaction state (no ongoing-transaction offsets, no coordinator epochs, no aborted
-//! transaction index). Control batches (transaction markers) only move the producer epoch
-//! forward.
+//! Transactions (KIP-98, `ProducerAppendInfo.appendDataBatch`/`appendEndTxnMarker`):
+//! - A producer's first transactional batch opens its transaction at that batch's base
+//!   offset; the partition's first unstable offset is the oldest such open offset, and
+//!   the last stable offset (LSO) is bounded by it.
+//! - A non-transactional batch from a producer with an open transaction is refused with
+//!   INVALID_TXN_STATE (48).
+//! - A control batch (commit or abort marker) must not carry an older epoch; it moves the
+//!   epoch forward (transaction version 2 bumps it at every end), closes the open
+//!   transaction and reports it as a [`CompletedTxn`], which the caller records in the
+//!   transaction index when it aborted.
+//! - A producer with an open transaction never expires.
 //!
 //! Deliberate differences from Kafka:
 //! - A batch that has a producer id but no sequence (-1) is never treated as a duplicate,
@@ -40,12 +47,13 @@
 //! checking every batch before updating with any is equivalent to Kafka's accumulating
 //! `ProducerAppendInfo`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use runnel_records::record_batch::BatchHeader;
+use runnel_records::records::ControlRecordType;
 
 use crate::layout::{self, FileKind};
 
@@ -63,7 +71,10 @@ pub const SNAPSHOTS_TO_KEEP: usize = 2;
 
 const NO_PRODUCER_EPOCH: i16 = -1;
 const NO_SEQUENCE: i32 = -1;
-const SNAPSHOT_VERSION: i16 = 1;
+/// Version 2 adds each producer's coordinator epoch and open transaction; version 1
+/// (without them) is still read.
+const SNAPSHOT_VERSION: i16 = 2;
+const SNAPSHOT_VERSION_1: i16 = 1;
 
 /// What to do with a batch that passed the producer checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +118,11 @@ pub enum ProducerError {
         epoch: i16,
         current_epoch: i16,
     },
+    #[error(
+        "Expected transactional write from producer {producer_id} at offset {first_offset} \
+         while its transaction is ongoing"
+    )]
+    NonTransactionalInTransaction { producer_id: i64, first_offset: u64 },
 }
 
 impl ProducerError {
@@ -117,6 +133,7 @@ impl ProducerError {
             ProducerError::OutOfOrderSequence { .. }
             | ProducerError::InvalidSequenceForNewEpoch { .. } => 45,
             ProducerError::InvalidProducerEpoch { .. } => 47,
+            ProducerError::NonTransactionalInTransaction { .. } => 48,
         }
     }
 }
@@ -140,6 +157,20 @@ pub struct ProducerStateEntry {
     batches: VecDeque<BatchMetadata>,
     /// Last activity, for expiry.
     last_timestamp: i64,
+    /// The coordinator epoch of the last marker (always 0 on one node).
+    coordinator_epoch: i32,
+    /// The base offset of the producer's open transaction here.
+    current_txn_first_offset: Option<u64>,
+}
+
+/// A transaction that a marker just closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: u64,
+    /// The marker's offset.
+    pub last_offset: u64,
+    pub aborted: bool,
 }
 
 impl ProducerStateEntry {
@@ -148,7 +179,18 @@ impl ProducerStateEntry {
             epoch: NO_PRODUCER_EPOCH,
             batches: VecDeque::new(),
             last_timestamp: -1,
+            coordinator_epoch: -1,
+            current_txn_first_offset: None,
         }
+    }
+
+    pub fn coordinator_epoch(&self) -> i32 {
+        self.coordinator_epoch
+    }
+
+    /// The first offset of the producer's open transaction in this partition.
+    pub fn current_txn_first_offset(&self) -> Option<u64> {
+        self.current_txn_first_offset
     }
 
     pub fn epoch(&self) -> i16 {
@@ -211,6 +253,8 @@ fn last_sequence(h: &BatchHeader) -> i32 {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerStateEntry>,
+    /// Open transactions: first offset → producer id.
+    ongoing: BTreeMap<u64, i64>,
 }
 
 impl ProducerStateManager {
@@ -229,6 +273,32 @@ impl ProducerStateManager {
 
     pub fn entry(&self, producer_id: i64) -> Option<&ProducerStateEntry> {
         self.producers.get(&producer_id)
+    }
+
+    /// Every producer with state here (DescribeProducers).
+    pub fn entries(&self) -> impl Iterator<Item = (i64, &ProducerStateEntry)> {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
+
+    /// The offset of the oldest open transaction's first batch: nothing at or after it
+    /// is stable.
+    pub fn first_unstable_offset(&self) -> Option<u64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Number of open transactions.
+    pub fn ongoing_count(&self) -> usize {
+        self.ongoing.len()
+    }
+
+    /// The LSO recorded with `completed` in the transaction index (Kafka's
+    /// `lastStableOffset(completedTxn)`): the oldest other open transaction's first
+    /// offset, else the offset after the marker.
+    pub fn last_stable_offset(&self, completed: &CompletedTxn) -> u64 {
+        self.ongoing
+            .iter()
+            .find(|(_, pid)| **pid != completed.producer_id)
+            .map_or(completed.last_offset + 1, |(first, _)| *first)
     }
 
     /// The remembered batch that `header` retries, if any: same producer, same epoch and
@@ -274,6 +344,14 @@ impl ProducerStateManager {
         if header.is_control() {
             return Ok(Verdict::Append);
         }
+        if let Some(first_offset) = entry.and_then(|e| e.current_txn_first_offset) {
+            if !header.is_transactional() {
+                return Err(ProducerError::NonTransactionalInTransaction {
+                    producer_id,
+                    first_offset,
+                });
+            }
+        }
         let sequence = header.base_sequence;
         if epoch != current_epoch {
             // A bump (KIP-360) starts over at 0; an unknown producer may start anywhere.
@@ -301,30 +379,70 @@ impl ProducerStateManager {
         Ok(Verdict::Append)
     }
 
-    /// Record a batch just appended (its header with the assigned base offset).
-    /// `now_ms` is the producer's last activity, for expiry.
-    pub fn update(&mut self, header: &BatchHeader, now_ms: i64) {
-        self.apply(header, now_ms);
+    /// Record a batch just appended (its header with the assigned base offset; for a
+    /// control batch, its record's type). `now_ms` is the producer's last activity, for
+    /// expiry. Returns the transaction a marker closed.
+    pub fn update(
+        &mut self,
+        header: &BatchHeader,
+        control: Option<ControlRecordType>,
+        now_ms: i64,
+    ) -> Option<CompletedTxn> {
+        self.apply(header, control, now_ms)
     }
 
     /// Record a batch read back from the log while recovering: [`Self::update`] without
     /// the clock (the batch's max timestamp stands in) and without any check.
-    pub fn replay(&mut self, header: &BatchHeader) {
-        self.apply(header, header.max_timestamp);
+    pub fn replay(
+        &mut self,
+        header: &BatchHeader,
+        control: Option<ControlRecordType>,
+    ) -> Option<CompletedTxn> {
+        self.apply(header, control, header.max_timestamp)
     }
 
-    fn apply(&mut self, header: &BatchHeader, activity_ms: i64) {
+    fn apply(
+        &mut self,
+        header: &BatchHeader,
+        control: Option<ControlRecordType>,
+        activity_ms: i64,
+    ) -> Option<CompletedTxn> {
         if !header.has_producer_id() {
-            return;
+            return None;
         }
+        let producer_id = header.producer_id;
         let entry = self
             .producers
-            .entry(header.producer_id)
+            .entry(producer_id)
             .or_insert_with(ProducerStateEntry::empty);
+        let mut completed = None;
         if header.is_control() {
             // A transaction marker carries the producer's epoch but no sequence.
             entry.set_epoch(header.producer_epoch);
+            entry.coordinator_epoch = 0;
+            let aborted = match control {
+                Some(ControlRecordType::Abort) => Some(true),
+                Some(ControlRecordType::Commit) => Some(false),
+                // Kafka ignores control records it does not know.
+                _ => None,
+            };
+            if let Some(aborted) = aborted {
+                if let Some(first_offset) = entry.current_txn_first_offset.take() {
+                    self.ongoing.remove(&first_offset);
+                    completed = Some(CompletedTxn {
+                        producer_id,
+                        first_offset,
+                        last_offset: header.base_offset.max(0) as u64,
+                        aborted,
+                    });
+                }
+            }
         } else {
+            if header.is_transactional() && entry.current_txn_first_offset.is_none() {
+                let first = header.base_offset.max(0) as u64;
+                entry.current_txn_first_offset = Some(first);
+                self.ongoing.insert(first, producer_id);
+            }
             entry.add_batch(
                 header.producer_epoch,
                 BatchMetadata {
@@ -337,17 +455,19 @@ impl ProducerStateManager {
             );
         }
         entry.last_timestamp = entry.last_timestamp.max(activity_ms);
+        completed
     }
 
     /// Forget producers idle for at least `expiration_ms` (Kafka's
     /// `producer.id.expiration.ms`, default [`DEFAULT_PRODUCER_ID_EXPIRATION_MS`];
-    /// `isProducerExpired`). Returns how many were removed. Kafka keeps a producer with
-    /// an ongoing transaction however long it is idle; there is no transaction state
-    /// here, so none is kept.
+    /// `isProducerExpired`). Returns how many were removed. A producer with an open
+    /// transaction is kept however long it is idle, as in Kafka.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
         // A map keeps its capacity: give memory back after a burst of producers.
         if self.producers.capacity() > 64 && self.producers.len() < self.producers.capacity() / 4 {
             self.producers.shrink_to_fit();
@@ -359,13 +479,14 @@ impl ProducerStateManager {
     //
     // Layout (big-endian): version i16, crc u32 (CRC-32C of everything after it),
     // offset u64, producer count u32, then per producer: id i64, epoch i16,
-    // last timestamp i64, batch count u8, then per batch: first seq i32, last seq i32,
-    // first offset i64, last offset i64, timestamp i64.
+    // last timestamp i64, (version 2:) coordinator epoch i32, open transaction's first
+    // offset i64 (-1 for none), then batch count u8, then per batch: first seq i32,
+    // last seq i32, first offset i64, last offset i64, timestamp i64.
 
     fn encode_snapshot(&self, offset: u64) -> Vec<u8> {
         let mut ids: Vec<i64> = self.producers.keys().copied().collect();
         ids.sort_unstable();
-        let mut body = Vec::with_capacity(12 + ids.len() * (19 + 32 * NUM_BATCHES_TO_RETAIN));
+        let mut body = Vec::with_capacity(12 + ids.len() * (31 + 32 * NUM_BATCHES_TO_RETAIN));
         body.extend_from_slice(&offset.to_be_bytes());
         body.extend_from_slice(&(ids.len() as u32).to_be_bytes());
         for id in ids {
@@ -373,6 +494,9 @@ impl ProducerStateManager {
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&e.epoch.to_be_bytes());
             body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+            let txn = e.current_txn_first_offset.map_or(-1, |o| o as i64);
+            body.extend_from_slice(&txn.to_be_bytes());
             body.push(e.batches.len() as u8);
             for b in &e.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -392,7 +516,7 @@ impl ProducerStateManager {
     fn decode_snapshot(buf: &[u8], expected_offset: u64) -> Result<ProducerStateManager, String> {
         let mut r = Reader(buf);
         let version = r.i16()?;
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_1 {
             return Err(format!("unsupported version {version}"));
         }
         let crc = r.u32()?;
@@ -410,10 +534,26 @@ impl ProducerStateManager {
         }
         let count = r.u32()?;
         let mut producers = HashMap::with_capacity((count as usize).min(1 << 16));
+        let mut ongoing = BTreeMap::new();
         for _ in 0..count {
             let id = r.i64()?;
             let epoch = r.i16()?;
             let last_timestamp = r.i64()?;
+            let (coordinator_epoch, txn) = if version >= SNAPSHOT_VERSION {
+                (r.i32()?, r.i64()?)
+            } else {
+                (-1, -1)
+            };
+            let current_txn_first_offset = match txn {
+                -1 => None,
+                t if t >= 0 => Some(t as u64),
+                t => return Err(format!("producer {id} has transaction offset {t}")),
+            };
+            if let Some(first) = current_txn_first_offset {
+                if ongoing.insert(first, id).is_some() {
+                    return Err(format!("two transactions start at offset {first}"));
+                }
+            }
             let n = r.u8()? as usize;
             if n > NUM_BATCHES_TO_RETAIN {
                 return Err(format!("producer {id} has {n} batches"));
@@ -436,6 +576,8 @@ impl ProducerStateManager {
                             epoch,
                             batches,
                             last_timestamp,
+                            coordinator_epoch,
+                            current_txn_first_offset,
                         },
                     )
                     .is_some()
@@ -446,7 +588,7 @@ impl ProducerStateManager {
         if !r.0.is_empty() {
             return Err(format!("{} trailing bytes", r.0.len()));
         }
-        Ok(ProducerStateManager { producers })
+        Ok(ProducerStateManager { producers, ongoing })
     }
 
     /// Durably write the state as of `offset` (the next offset to replay from) to
@@ -735,7 +877,7 @@ mod tests {
     fn append(s: &mut ProducerStateManager, h: BatchHeader) -> Result<Verdict, ProducerError> {
         let v = s.check(&h)?;
         if v == Verdict::Append {
-            s.update(&h, 5_000);
+            s.update(&h, None, 5_000);
         }
         Ok(v)
     }
@@ -873,7 +1015,7 @@ mod tests {
         let h = batch(-1, -1, -1, 10, 0);
         assert_eq!(append(&mut s, h), Ok(Verdict::Append));
         assert_eq!(append(&mut s, h), Ok(Verdict::Append));
-        s.replay(&h);
+        s.replay(&h, None);
         assert!(s.is_empty());
     }
 
@@ -943,7 +1085,7 @@ mod tests {
         let mut b = ProducerStateManager::new();
         for h in &headers {
             append(&mut a, *h).unwrap();
-            b.replay(h);
+            b.replay(h, None);
         }
         for id in [PID, 9] {
             let (ea, eb) = (a.entry(id).unwrap(), b.entry(id).unwrap());
@@ -951,15 +1093,15 @@ mod tests {
             assert!(ea.batches().eq(eb.batches()));
         }
         // Replay accepts what check would refuse.
-        b.replay(&batch(PID, 0, 99, 1, 6));
+        b.replay(&batch(PID, 0, 99, 1, 6), None);
         assert_eq!(b.entry(PID).unwrap().epoch(), 0);
     }
 
     #[test]
     fn expiry() {
         let mut s = ProducerStateManager::new();
-        s.update(&batch(1, 0, 0, 1, 0), 1_000);
-        s.update(&batch(2, 0, 0, 1, 1), 50_000);
+        s.update(&batch(1, 0, 0, 1, 0), None, 1_000);
+        s.update(&batch(2, 0, 0, 1, 1), None, 50_000);
         assert_eq!(
             s.remove_expired(
                 1_000 + DEFAULT_PRODUCER_ID_EXPIRATION_MS - 1,
@@ -987,11 +1129,11 @@ mod tests {
         let mut s = ProducerStateManager::new();
         // A burst of one-batch producers (one InitProducerId each), then one that lives on.
         for pid in 0..10_000 {
-            s.update(&batch(pid, 0, 0, 1, pid), 1_000);
+            s.update(&batch(pid, 0, 0, 1, pid), None, 1_000);
         }
         let keeper = 50_000;
-        s.update(&batch(keeper, 0, 0, 1, 10_000), 1_000);
-        s.update(&batch(keeper, 0, 1, 1, 10_001), 9_000);
+        s.update(&batch(keeper, 0, 0, 1, 10_000), None, 1_000);
+        s.update(&batch(keeper, 0, 1, 1, 10_001), None, 9_000);
         let big = fs::metadata(s.write_snapshot(dir.path(), 10_002).unwrap())
             .unwrap()
             .len();
@@ -1001,8 +1143,8 @@ mod tests {
         assert!(s.producers.capacity() < 64, "{}", s.producers.capacity());
         let path = s.write_snapshot(dir.path(), 10_002).unwrap();
         let small = fs::metadata(&path).unwrap().len();
-        // Header, count, then the keeper: 19 bytes and 32 per remembered batch.
-        assert_eq!(small, 6 + 12 + 19 + 2 * 32);
+        // Header, count, then the keeper: 31 bytes and 32 per remembered batch.
+        assert_eq!(small, 6 + 12 + 31 + 2 * 32);
         assert!(big > 100 * small, "{big} vs {small}");
         let (loaded, offset) = ProducerStateManager::load_latest(dir.path(), 10_002).unwrap();
         assert_eq!((offset, &loaded), (10_002, &s));
@@ -1024,22 +1166,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let exp = 10_000;
         let mut s = ProducerStateManager::new();
-        s.update(&batch(1, 0, 0, 1, 0), 1_000); // idle since 1 000
-        s.update(&batch(2, 0, 0, 1, 1), 20_000); // recent
+        s.update(&batch(1, 0, 0, 1, 0), None, 1_000); // idle since 1 000
+        s.update(&batch(2, 0, 0, 1, 1), None, 20_000); // recent
         s.write_snapshot(dir.path(), 2).unwrap();
         let now = 25_000;
         let (mut loaded, _) = ProducerStateManager::load_latest(dir.path(), 4).unwrap();
         assert_eq!(loaded.remove_expired(now, exp), 1);
         // Replay stamps producers with their batches' max timestamps: producer 3's batch
         // is old, producer 4's recent.
-        loaded.replay(&BatchHeader {
-            max_timestamp: 2_000,
-            ..batch(3, 0, 0, 1, 2)
-        });
-        loaded.replay(&BatchHeader {
-            max_timestamp: 24_000,
-            ..batch(4, 0, 0, 1, 3)
-        });
+        loaded.replay(
+            &BatchHeader {
+                max_timestamp: 2_000,
+                ..batch(3, 0, 0, 1, 2)
+            },
+            None,
+        );
+        loaded.replay(
+            &BatchHeader {
+                max_timestamp: 24_000,
+                ..batch(4, 0, 0, 1, 3)
+            },
+            None,
+        );
         assert_eq!(loaded.remove_expired(now, exp), 1);
         let mut ids: Vec<i64> = loaded.producers.keys().copied().collect();
         ids.sort_unstable();
@@ -1057,6 +1205,7 @@ mod tests {
                 attributes: 0x30,
                 ..batch(6, 9, -1, 1, 40)
             },
+            None,
             123,
         );
         s
@@ -1094,7 +1243,7 @@ mod tests {
         let s = sample_state();
         s.write_snapshot(dir.path(), 10).unwrap();
         let mut newer = s.clone();
-        newer.update(&batch(77, 0, 0, 1, 41), 1);
+        newer.update(&batch(77, 0, 0, 1, 41), None, 1);
         newer.write_snapshot(dir.path(), 20).unwrap();
         // Flip one byte of the newest.
         let p20 = snapshot_path(dir.path(), 20);
@@ -1193,5 +1342,132 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         fs::write(&path, b"").unwrap();
         assert!(ProducerIdManager::open(&path).is_err());
+    }
+
+    fn txn(pid: i64, epoch: i16, seq: i32, count: i32, base_offset: i64) -> BatchHeader {
+        BatchHeader {
+            attributes: 0x10,
+            ..batch(pid, epoch, seq, count, base_offset)
+        }
+    }
+
+    fn marker(pid: i64, epoch: i16, base_offset: i64) -> BatchHeader {
+        BatchHeader {
+            attributes: 0x30,
+            ..batch(pid, epoch, -1, 1, base_offset)
+        }
+    }
+
+    #[test]
+    fn transactions_open_at_their_first_batch_and_close_at_the_marker() {
+        let mut s = ProducerStateManager::new();
+        assert_eq!(s.first_unstable_offset(), None);
+        append(&mut s, txn(1, 0, 0, 2, 10)).unwrap();
+        append(&mut s, txn(2, 0, 0, 1, 12)).unwrap();
+        append(&mut s, txn(1, 0, 2, 1, 13)).unwrap();
+        assert_eq!(s.first_unstable_offset(), Some(10));
+        assert_eq!(s.ongoing_count(), 2);
+        assert_eq!(s.entry(1).unwrap().current_txn_first_offset(), Some(10));
+        // A plain batch from a producer inside a transaction is INVALID_TXN_STATE.
+        assert_eq!(code(append(&mut s, batch(1, 0, 3, 1, 14))), 48);
+        // Producer 1 aborts: producer 2's transaction still bounds the LSO.
+        assert_eq!(s.check(&marker(1, 0, 14)), Ok(Verdict::Append));
+        let done = s
+            .update(&marker(1, 0, 14), Some(ControlRecordType::Abort), 1)
+            .unwrap();
+        assert_eq!(
+            done,
+            CompletedTxn {
+                producer_id: 1,
+                first_offset: 10,
+                last_offset: 14,
+                aborted: true
+            }
+        );
+        assert_eq!(s.last_stable_offset(&done), 12);
+        assert_eq!(s.first_unstable_offset(), Some(12));
+        // Producer 2 commits: nothing is open.
+        let done = s
+            .update(&marker(2, 0, 15), Some(ControlRecordType::Commit), 1)
+            .unwrap();
+        assert!(!done.aborted);
+        assert_eq!(s.last_stable_offset(&done), 16);
+        assert_eq!(s.first_unstable_offset(), None);
+        // A marker with no open transaction completes nothing; an unknown control type
+        // closes nothing.
+        assert_eq!(
+            s.update(&marker(2, 0, 16), Some(ControlRecordType::Commit), 1),
+            None
+        );
+        append(&mut s, txn(1, 0, 3, 1, 17)).unwrap();
+        assert_eq!(
+            s.update(&marker(1, 0, 18), Some(ControlRecordType::Unknown(9)), 1),
+            None
+        );
+        assert_eq!(s.first_unstable_offset(), Some(17));
+    }
+
+    #[test]
+    fn markers_fence_older_epochs_and_a_bumped_epoch_restarts_sequences() {
+        let mut s = ProducerStateManager::new();
+        append(&mut s, txn(1, 3, 0, 2, 0)).unwrap();
+        assert_eq!(code(s.check(&marker(1, 2, 2)).map(|_| Verdict::Append)), 47);
+        // Transaction version 2: the marker carries the next epoch.
+        s.update(&marker(1, 4, 2), Some(ControlRecordType::Commit), 1)
+            .unwrap();
+        assert_eq!(s.entry(1).unwrap().epoch(), 4);
+        // The old epoch is fenced; the new one starts at 0.
+        assert_eq!(code(append(&mut s, txn(1, 3, 2, 1, 3))), 47);
+        append(&mut s, txn(1, 4, 0, 1, 3)).unwrap();
+    }
+
+    #[test]
+    fn open_transactions_survive_snapshots_and_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ProducerStateManager::new();
+        append(&mut s, txn(1, 0, 0, 2, 10)).unwrap();
+        append(&mut s, batch(2, 0, 0, 1, 12)).unwrap();
+        s.write_snapshot(dir.path(), 13).unwrap();
+        let (mut loaded, _) = ProducerStateManager::load_latest(dir.path(), 13).unwrap();
+        assert_eq!(loaded, s);
+        assert_eq!(loaded.first_unstable_offset(), Some(10));
+        // Idle far past the expiry: the open transaction keeps producer 1.
+        assert_eq!(loaded.remove_expired(i64::MAX / 2, 1_000), 1);
+        assert!(loaded.entry(1).is_some() && loaded.entry(2).is_none());
+        // Replaying the marker closes it.
+        let done = loaded.replay(&marker(1, 0, 13), Some(ControlRecordType::Abort));
+        assert_eq!(
+            done.map(|d| (d.first_offset, d.last_offset)),
+            Some((10, 13))
+        );
+    }
+
+    #[test]
+    fn version_1_snapshots_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        // Version 1: one producer (id 5, epoch 1, last timestamp 7) with one batch.
+        let mut body = Vec::new();
+        body.extend_from_slice(&3u64.to_be_bytes());
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&5i64.to_be_bytes());
+        body.extend_from_slice(&1i16.to_be_bytes());
+        body.extend_from_slice(&7i64.to_be_bytes());
+        body.push(1);
+        for v in [0i32, 2] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [0i64, 2, 7] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        let mut file = 1i16.to_be_bytes().to_vec();
+        file.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        file.extend_from_slice(&body);
+        fs::write(snapshot_path(dir.path(), 3), file).unwrap();
+        let (loaded, _) = ProducerStateManager::load_latest(dir.path(), 3).unwrap();
+        let e = loaded.entry(5).unwrap();
+        assert_eq!(
+            (e.epoch(), e.last_seq(), e.current_txn_first_offset()),
+            (1, 2, None)
+        );
     }
 }
