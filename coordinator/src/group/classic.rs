@@ -1164,6 +1164,31 @@ impl ClassicGroup {
         Ok(())
     }
 
+    /// TxnOffsetCommit (Kafka's `validateOffsetCommit` with `isTransactional`): as an
+    /// OffsetCommit, except that a request without member and generation (v0-v2) passes
+    /// in any state, the group's state is not enforced (no REBALANCE_IN_PROGRESS), and
+    /// no heartbeat is counted.
+    pub fn validate_txn_offset_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), E> {
+        if self.state == ClassicState::Dead {
+            return Err(E::CoordinatorNotAvailable);
+        }
+        if generation < 0 && self.state == ClassicState::Empty {
+            return Ok(());
+        }
+        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+            self.validate_member(member_id, instance_id)?;
+            if generation != self.generation {
+                return Err(E::IllegalGeneration);
+            }
+        }
+        Ok(())
+    }
+
     // ----- timers -----
 
     /// Fire due deadlines. Returns the next deadline, if any.

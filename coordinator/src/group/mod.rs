@@ -50,7 +50,7 @@ use consumer::{ConsumerConfig, ConsumerGroup, HeartbeatIn, HeartbeatOut, Topics}
 use records::{GroupValue, OffsetValue, RecordKey};
 
 // The generic pieces, also under this module's path for the broker's convenience.
-pub use crate::log::{CoordinatorLog, DurableFuture, LogRecord};
+pub use crate::log::{CoordinatorLog, DurableFuture, LogRecord, Replayed};
 use crate::runtime::{Clock, Spawn, Wake};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -135,6 +135,110 @@ struct State {
     /// only what changed and tombstone what went away.
     consumer_written: HashMap<String, BTreeMap<Vec<u8>, Vec<u8>>>,
     next_retention_check: Option<Instant>,
+    /// Transactional offsets (TxnOffsetCommit) waiting for their transaction's marker:
+    /// producer id → group → partition. Not visible to OffsetFetch.
+    pending: HashMap<i64, HashMap<String, BTreeMap<(String, i32), Committed>>>,
+    /// The producers with pending offsets, per group (Kafka's `openTransactionsByGroup`).
+    open_txns: HashMap<String, HashSet<i64>>,
+}
+
+impl State {
+    fn add_pending(&mut self, producer_id: i64, group: &str, tp: (String, i32), c: Committed) {
+        self.pending
+            .entry(producer_id)
+            .or_default()
+            .entry(group.to_string())
+            .or_default()
+            .insert(tp, c);
+        self.open_txns
+            .entry(group.to_string())
+            .or_default()
+            .insert(producer_id);
+    }
+
+    /// Is a transactional offset of any open transaction pending for the partition?
+    fn has_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
+        let Some(producers) = self.open_txns.get(group) else {
+            return false;
+        };
+        let tp = (topic.to_string(), partition);
+        producers.iter().any(|pid| {
+            self.pending
+                .get(pid)
+                .and_then(|g| g.get(group))
+                .is_some_and(|o| o.contains_key(&tp))
+        })
+    }
+
+    /// The partitions of a group with pending offsets (any producer).
+    fn pending_partitions(&self, group: &str) -> HashSet<(String, i32)> {
+        let mut out = HashSet::new();
+        for pid in self.open_txns.get(group).into_iter().flatten() {
+            if let Some(o) = self.pending.get(pid).and_then(|g| g.get(group)) {
+                out.extend(o.keys().cloned());
+            }
+        }
+        out
+    }
+
+    /// An offset tombstone also drops the partition's pending offsets (Kafka's replay).
+    fn drop_pending_partition(&mut self, group: &str, tp: &(String, i32)) {
+        for pid in self.open_txns.get(group).into_iter().flatten() {
+            if let Some(o) = self.pending.get_mut(pid).and_then(|g| g.get_mut(group)) {
+                o.remove(tp);
+            }
+        }
+    }
+
+    /// Forget every pending offset of a group (the group is deleted).
+    fn drop_pending_group(&mut self, group: &str) {
+        for pid in self.open_txns.remove(group).into_iter().flatten() {
+            if let Some(groups) = self.pending.get_mut(&pid) {
+                groups.remove(group);
+                if groups.is_empty() {
+                    self.pending.remove(&pid);
+                }
+            }
+        }
+    }
+
+    /// The marker of `producer_id`'s transaction is in `partition` (for the groups
+    /// `on_partition` says live there): move its pending offsets there to the committed
+    /// ones (commit) or drop them (abort). A committed offset replaces the current one
+    /// only if its record is later in the log (Kafka's `replayEndTransactionMarker`):
+    /// an OffsetCommit written after the transactional one wins.
+    fn end_txn(&mut self, producer_id: i64, commit: bool, on_partition: impl Fn(&str) -> bool) {
+        let Some(mut groups) = self.pending.remove(&producer_id) else {
+            return;
+        };
+        let done: Vec<String> = groups.keys().filter(|g| on_partition(g)).cloned().collect();
+        for group in done {
+            let Some(offsets) = groups.remove(&group) else {
+                continue;
+            };
+            if let Some(open) = self.open_txns.get_mut(&group) {
+                open.remove(&producer_id);
+                if open.is_empty() {
+                    self.open_txns.remove(&group);
+                }
+            }
+            if !commit {
+                continue;
+            }
+            let committed = self.offsets.entry(group).or_default();
+            for (tp, c) in offsets {
+                match committed.get(&tp) {
+                    Some(e) if e.record_offset >= c.record_offset => {}
+                    _ => {
+                        committed.insert(tp, c);
+                    }
+                }
+            }
+        }
+        if !groups.is_empty() {
+            self.pending.insert(producer_id, groups);
+        }
+    }
 }
 
 /// One item of an OffsetCommit that passed the per-partition checks.
@@ -146,6 +250,22 @@ pub struct CommitItem {
     pub leader_epoch: i32,
     pub metadata: String,
 }
+
+/// Who sends a TxnOffsetCommit (v0-v5): the transaction and, from v3, the group member.
+/// Before v3 the member fields are their defaults (`""`, -1, `None`).
+#[derive(Debug, Clone)]
+pub struct TxnCommitter {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub generation: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+}
+
+/// The committed offsets of a group's partitions as OffsetFetch answers them: per
+/// topic, per partition the offset (`None`: none committed) or the partition's error.
+pub type FetchedOffsets = Vec<(String, Vec<(i32, Result<Option<OffsetValue>, E>)>)>;
 
 pub struct GroupCoordinator {
     pub cfg: GroupConfig,
@@ -201,6 +321,19 @@ impl GroupCoordinator {
 
     /// Feed one record of `__consumer_offsets` (replay on start), in log order.
     pub fn load_record(&self, key: &[u8], value: Option<&[u8]>, offset: u64) {
+        self.load_record_from(key, value, offset, None)
+    }
+
+    /// [`Self::load_record`] for a record of a transactional batch of `producer_id`
+    /// (`None`: a plain batch). A transactional offset commit stays pending until its
+    /// marker is replayed ([`Self::load_marker`]).
+    pub fn load_record_from(
+        &self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        offset: u64,
+        producer_id: Option<i64>,
+    ) {
         let mut st = self.lock();
         let raw_key = key;
         let key = match records::decode_key(key) {
@@ -217,19 +350,27 @@ impl GroupCoordinator {
                 partition,
             } => match value {
                 None => {
+                    let tp = (topic, partition);
                     if let Some(o) = st.offsets.get_mut(&group) {
-                        o.remove(&(topic, partition));
+                        o.remove(&tp);
                     }
+                    st.drop_pending_partition(&group, &tp);
                 }
                 Some(v) => match records::decode_offset_value(v) {
                     Ok(value) => {
-                        st.offsets.entry(group).or_default().insert(
-                            (topic, partition),
-                            Committed {
-                                value,
-                                record_offset: offset,
-                            },
-                        );
+                        let c = Committed {
+                            value,
+                            record_offset: offset,
+                        };
+                        match producer_id {
+                            Some(pid) => st.add_pending(pid, &group, (topic, partition), c),
+                            None => {
+                                st.offsets
+                                    .entry(group)
+                                    .or_default()
+                                    .insert((topic, partition), c);
+                            }
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, %group, "skipping an unreadable offset commit")
@@ -310,17 +451,30 @@ impl GroupCoordinator {
             st.consumer_written.insert(id, recs);
         }
         st.offsets.retain(|_, o| !o.is_empty());
-        let ids: Vec<String> = st.offsets.keys().cloned().collect();
+        // A transaction still open at the end of the log stays pending: its marker is
+        // written later. Its group exists meanwhile, as in Kafka.
+        let ids: Vec<String> = st
+            .offsets
+            .keys()
+            .chain(st.open_txns.keys())
+            .cloned()
+            .collect();
         for id in ids {
             st.groups.entry(id.clone()).or_insert_with(|| {
                 Group::Classic(ClassicGroup::new(&id, self.clock.now_ms(), delay))
             });
         }
-        let (groups, offsets) = (
+        let (groups, offsets, open_txns) = (
             st.groups.len(),
             st.offsets.values().map(|o| o.len()).sum::<usize>(),
+            st.pending.len(),
         );
-        tracing::info!(groups, offsets, "loaded groups and committed offsets");
+        tracing::info!(
+            groups,
+            offsets,
+            open_txns,
+            "loaded groups and committed offsets"
+        );
     }
 
     fn restore_consumer_group(
@@ -867,6 +1021,186 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// TxnOffsetCommit (KIP-98, KIP-447): write `items` as one transactional batch of
+    /// the producer to the group's partition and hold them as the producer's pending
+    /// offsets until [`Self::complete_txn`]; answers once the batch is durable. Returns
+    /// an error code per item, in order: the group's error for all of them (Kafka's
+    /// validation), else OFFSET_METADATA_TOO_LARGE for an item whose metadata is over
+    /// `offset.metadata.max.bytes` and 0 for the rest. The caller checks ACLs, topics,
+    /// partitions, and the transaction with the transaction coordinator.
+    pub async fn txn_offset_commit(
+        self: &Arc<Self>,
+        group_id: &str,
+        who: &TxnCommitter,
+        items: Vec<CommitItem>,
+    ) -> Vec<i16> {
+        let n = items.len();
+        let all = |e: E| vec![e.code(); n];
+        if group_id.is_empty() {
+            return all(E::InvalidGroupId);
+        }
+        let now_ms = self.clock.now_ms();
+        let partition = self.partition_for(group_id);
+        let mut codes = vec![0i16; n];
+        let (first, end, staged);
+        {
+            let mut st = self.lock();
+            let checked = match st.groups.get(group_id) {
+                None if who.generation < 0 => {
+                    if st.groups.len() >= self.cfg.max_groups {
+                        Err(E::CoordinatorNotAvailable)
+                    } else {
+                        // A "simple" group, as for a manual OffsetCommit.
+                        st.groups.insert(
+                            group_id.to_string(),
+                            Group::Classic(ClassicGroup::new(
+                                group_id,
+                                now_ms,
+                                self.cfg.classic.initial_rebalance_delay_ms,
+                            )),
+                        );
+                        Ok(())
+                    }
+                }
+                None => Err(E::IllegalGeneration),
+                Some(Group::Classic(g)) => g.validate_txn_offset_commit(
+                    &who.member_id,
+                    who.instance_id.as_deref(),
+                    who.generation,
+                ),
+                Some(Group::Consumer(g)) => {
+                    g.validate_txn_offset_commit(&who.member_id, who.generation)
+                }
+            };
+            if let Err(e) = checked {
+                return all(e);
+            }
+            let max_meta = self.cfg.offset_metadata_max_bytes;
+            let mut kept = Vec::with_capacity(n);
+            for (i, item) in items.into_iter().enumerate() {
+                if item.metadata.len() > max_meta {
+                    codes[i] = E::OffsetMetadataTooLarge.code();
+                    continue;
+                }
+                kept.push((
+                    (item.topic, item.partition),
+                    OffsetValue {
+                        offset: item.offset,
+                        leader_epoch: item.leader_epoch,
+                        metadata: item.metadata,
+                        commit_timestamp: now_ms,
+                        expire_timestamp: -1,
+                    },
+                ));
+            }
+            if kept.is_empty() {
+                return codes;
+            }
+            let recs: Vec<LogRecord> = kept
+                .iter()
+                .map(|((t, p), v)| {
+                    (
+                        records::offset_key(group_id, t, *p),
+                        Some(records::encode_offset_value(v)),
+                    )
+                })
+                .collect();
+            match self.log.append_transactional(
+                partition,
+                who.producer_id,
+                who.producer_epoch,
+                &recs,
+            ) {
+                Ok((f, e)) => (first, end) = (f, e),
+                Err(e) => return all(e),
+            }
+            // Pending from the append on, under the lock, so that the marker (which
+            // the log orders after this batch) finds them even if it comes before the
+            // wait below ends.
+            staged = kept
+                .into_iter()
+                .enumerate()
+                .map(|(i, (tp, value))| (tp, first + i as u64, value))
+                .collect::<Vec<_>>();
+            for (tp, record_offset, value) in &staged {
+                st.add_pending(
+                    who.producer_id,
+                    group_id,
+                    tp.clone(),
+                    Committed {
+                        value: value.clone(),
+                        record_offset: *record_offset,
+                    },
+                );
+            }
+        }
+        if let Err(e) = self.log.wait_durable(partition, end).await {
+            tracing::warn!(group = group_id, error = ?e, "a transactional offset commit is not durable");
+            // Not acknowledged: forget what is still pending of it.
+            let mut st = self.lock();
+            if let Some(o) = st
+                .pending
+                .get_mut(&who.producer_id)
+                .and_then(|g| g.get_mut(group_id))
+            {
+                for (tp, record_offset, _) in &staged {
+                    if o.get(tp).is_some_and(|c| c.record_offset == *record_offset) {
+                        o.remove(tp);
+                    }
+                }
+            }
+            return all(E::CoordinatorNotAvailable);
+        }
+        codes
+    }
+
+    /// The marker of `producer_id`'s transaction is durable in `__consumer_offsets`
+    /// partition `offsets_partition`: apply (`commit`) or drop its pending offsets for
+    /// every group of that partition.
+    pub fn complete_txn(&self, offsets_partition: i32, producer_id: i64, commit: bool) {
+        self.load_marker(offsets_partition, producer_id, commit);
+    }
+
+    /// Does the partition of the group have transactional offsets waiting for their
+    /// transaction (OffsetFetch's `require_stable`)?
+    pub fn has_pending_offsets(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.lock().has_pending(group_id, topic, partition)
+    }
+
+    /// OffsetFetch: [`Self::fetch_offsets`] where, with `require_stable` (v7+), a
+    /// partition with pending transactional offsets answers UNSTABLE_OFFSET_COMMIT
+    /// (Kafka's `fetchOffsets`/`fetchAllOffsets`). Without it the last committed
+    /// offset is answered.
+    pub fn fetch_offsets_stable(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
+    ) -> FetchedOffsets {
+        let fetched = self.fetch_offsets(group_id, topics);
+        let unstable = if require_stable {
+            self.lock().pending_partitions(group_id)
+        } else {
+            HashSet::new()
+        };
+        fetched
+            .into_iter()
+            .map(|(t, parts)| {
+                let parts = parts
+                    .into_iter()
+                    .map(|(p, v)| {
+                        if unstable.contains(&(t.clone(), p)) {
+                            (p, Err(E::UnstableOffsetCommit))
+                        } else {
+                            (p, Ok(v))
+                        }
+                    })
+                    .collect();
+                (t, parts)
+            })
+            .collect()
+    }
+
     /// Committed offsets of a group: for the requested partitions (`None` for
     /// every committed one). Unknown partitions come back as `None`.
     #[allow(clippy::type_complexity)]
@@ -951,10 +1285,14 @@ impl GroupCoordinator {
                     codes[i] = e.code();
                     continue;
                 }
-                let mut recs: Vec<LogRecord> = st
-                    .offsets
-                    .remove(id)
-                    .unwrap_or_default()
+                let committed = st.offsets.remove(id).unwrap_or_default();
+                // Pending transactional offsets go too (Kafka's `deleteAllOffsets`):
+                // one tombstone per partition, which a replay also applies to them.
+                let mut parts: BTreeMap<(String, i32), ()> =
+                    committed.into_keys().map(|tp| (tp, ())).collect();
+                parts.extend(st.pending_partitions(id).into_iter().map(|tp| (tp, ())));
+                st.drop_pending_group(id);
+                let mut recs: Vec<LogRecord> = parts
                     .keys()
                     .map(|(t, p)| (records::offset_key(id, t, *p), None))
                     .collect();
@@ -1018,11 +1356,21 @@ impl GroupCoordinator {
                 }
             };
             let mut recs = Vec::new();
-            let offsets = st.offsets.entry(group_id.to_string()).or_default();
             for (i, (t, p)) in parts.iter().enumerate() {
                 if subscribed.contains(t) {
                     codes[i] = E::GroupSubscribedToTopic.code();
-                } else if offsets.remove(&(t.clone(), *p)).is_some() {
+                    continue;
+                }
+                let tp = (t.clone(), *p);
+                // A tombstone if committed or pending (Kafka's `deleteOffsets`).
+                let pending = st.has_pending(group_id, t, *p);
+                st.drop_pending_partition(group_id, &tp);
+                let committed = st
+                    .offsets
+                    .get_mut(group_id)
+                    .and_then(|o| o.remove(&tp))
+                    .is_some();
+                if committed || pending {
                     recs.push((records::offset_key(group_id, t, *p), None));
                 }
             }
@@ -1038,21 +1386,34 @@ impl GroupCoordinator {
     pub async fn on_topic_deleted(self: &Arc<Self>, topic: &str) {
         let waits = {
             let mut st = self.lock();
-            let mut writes = Vec::new();
-            for (g, o) in st.offsets.iter_mut() {
-                let gone: Vec<(String, i32)> =
-                    o.keys().filter(|(t, _)| t == topic).cloned().collect();
-                if gone.is_empty() {
-                    continue;
+            let mut gone: BTreeMap<String, BTreeMap<(String, i32), ()>> = BTreeMap::new();
+            for (g, o) in &st.offsets {
+                for tp in o.keys().filter(|(t, _)| t == topic) {
+                    gone.entry(g.clone()).or_default().insert(tp.clone(), ());
                 }
-                let recs = gone
-                    .iter()
-                    .map(|(t, p)| {
-                        o.remove(&(t.clone(), *p));
-                        (records::offset_key(g, t, *p), None)
+            }
+            // Pending transactional offsets of the topic go too (Kafka's
+            // `onPartitionsDeleted`).
+            for groups in st.pending.values() {
+                for (g, o) in groups {
+                    for tp in o.keys().filter(|(t, _)| t == topic) {
+                        gone.entry(g.clone()).or_default().insert(tp.clone(), ());
+                    }
+                }
+            }
+            let mut writes = Vec::new();
+            for (g, tps) in gone {
+                let recs = tps
+                    .into_keys()
+                    .map(|tp| {
+                        if let Some(o) = st.offsets.get_mut(&g) {
+                            o.remove(&tp);
+                        }
+                        st.drop_pending_partition(&g, &tp);
+                        (records::offset_key(&g, &tp.0, tp.1), None)
                     })
                     .collect();
-                writes.push((g.clone(), recs));
+                writes.push((g, recs));
             }
             self.append_records(writes)
         };
@@ -1088,6 +1449,10 @@ impl GroupCoordinator {
                 continue;
             }
             let mut recs: Vec<LogRecord> = Vec::new();
+            // An offset with a transactional one pending does not expire yet, and a
+            // group with an open transaction stays (Kafka's `cleanupExpiredOffsets`).
+            let pending = st.pending_partitions(&id);
+            let open_txn = st.open_txns.contains_key(&id);
             if let Some(o) = st.offsets.get_mut(&id) {
                 o.retain(|(t, p), c| {
                     let base = since.unwrap_or(c.value.commit_timestamp);
@@ -1096,6 +1461,7 @@ impl GroupCoordinator {
                     } else {
                         now_ms >= base.saturating_add(retention)
                     };
+                    let expired = expired && !pending.contains(&(t.clone(), *p));
                     if expired {
                         recs.push((records::offset_key(&id, t, *p), None));
                     }
@@ -1103,7 +1469,7 @@ impl GroupCoordinator {
                 });
             }
             let no_offsets = st.offsets.get(&id).is_none_or(|o| o.is_empty());
-            if no_offsets {
+            if no_offsets && !open_txn {
                 st.offsets.remove(&id);
                 if let Some(Group::Classic(mut g)) = st.groups.remove(&id) {
                     g.mark_dead(now_ms);
@@ -1362,13 +1728,33 @@ impl GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    /// Replay a chunk of whole stored batches of a `__consumer_offsets` partition, read
-    /// from `offset`; returns the offset after the last batch (where the next chunk
-    /// starts).
-    pub fn replay_chunk(&self, offset: u64, buf: &[u8]) -> u64 {
-        crate::log::replay_chunk(offset, buf, |key, value, at| {
-            self.load_record(key, value, at)
+    /// Replay a chunk of whole stored batches of `__consumer_offsets` partition
+    /// `partition`, read from `offset`; returns the offset after the last batch (where
+    /// the next chunk starts). Transactional offset commits are held until their
+    /// transaction's marker, which applies or drops them.
+    pub fn replay_chunk(&self, partition: i32, offset: u64, buf: &[u8]) -> u64 {
+        crate::log::replay_chunk_txn(offset, buf, |item| match item {
+            Replayed::Record {
+                key,
+                value,
+                offset,
+                producer_id,
+            } => self.load_record_from(key, value, offset, producer_id),
+            Replayed::Marker {
+                producer_id,
+                commit,
+                ..
+            } => self.load_marker(partition, producer_id, commit),
         })
+    }
+
+    /// Feed one transaction marker of `__consumer_offsets` partition `partition`
+    /// (replay on start), in log order.
+    pub fn load_marker(&self, partition: i32, producer_id: i64, commit: bool) {
+        let n = self.log.partitions();
+        self.lock().end_txn(producer_id, commit, |g| {
+            records::partition_for(g, n) == partition
+        });
     }
 }
 
