@@ -2262,4 +2262,480 @@ mod tests {
         assert!(!r.group_exists("old") && !r.group_exists("fresh"));
         assert!(r.group_exists("live"));
     }
+
+    // ----- transactional offset commits -----
+
+    use runnel_records::record_batch::builder::{
+        encode_batch, encode_records, ProducerFields, Record,
+    };
+    use runnel_records::record_batch::set_base_offset;
+
+    const TXN: i16 = 0x10;
+    const CONTROL: i16 = 0x20;
+
+    /// A `__consumer_offsets` of real stored batches, one byte buffer per partition, so
+    /// that a reload goes through the replay of transactional and control batches.
+    #[derive(Default)]
+    struct BatchLog {
+        parts: Mutex<HashMap<i32, (Vec<u8>, u64)>>,
+        /// Fail every wait for durability.
+        fail_durable: std::sync::atomic::AtomicBool,
+    }
+
+    impl BatchLog {
+        fn push(
+            &self,
+            partition: i32,
+            attributes: i16,
+            producer_id: i64,
+            recs: &[LogRecord],
+        ) -> (u64, u64) {
+            let records: Vec<Record<'_>> = recs
+                .iter()
+                .map(|(k, v)| Record {
+                    key: Some(k.as_slice()),
+                    value: v.as_deref(),
+                    ..Default::default()
+                })
+                .collect();
+            let n = records.len().max(1);
+            let section = encode_records(&records);
+            let mut b = encode_batch(
+                0,
+                attributes,
+                n as i32 - 1,
+                0,
+                0,
+                ProducerFields {
+                    producer_id,
+                    producer_epoch: if producer_id < 0 { -1 } else { 0 },
+                    base_sequence: -1,
+                },
+                records.len() as i32,
+                &section,
+            );
+            let mut parts = self.parts.lock().unwrap();
+            let (buf, next) = parts.entry(partition).or_default();
+            set_base_offset(&mut b, *next as i64);
+            buf.extend_from_slice(&b);
+            let first = *next;
+            *next += n as u64;
+            (first, *next)
+        }
+
+        /// A transaction marker: key i16 version, i16 type; value i16 version, i32
+        /// coordinator epoch.
+        fn marker(&self, partition: i32, producer_id: i64, commit: bool) {
+            let key = vec![0, 0, 0, commit as u8];
+            let value = vec![0; 6];
+            self.push(partition, TXN | CONTROL, producer_id, &[(key, Some(value))]);
+        }
+
+        fn raw(&self, partition: i32, bytes: &[u8]) {
+            let mut parts = self.parts.lock().unwrap();
+            parts
+                .entry(partition)
+                .or_default()
+                .0
+                .extend_from_slice(bytes);
+        }
+
+        /// A coordinator started on this log: every partition replayed.
+        fn reload(self: &Arc<Self>) -> Arc<GroupCoordinator> {
+            let c = coordinator(GroupConfig::default(), self.clone());
+            let parts: Vec<(i32, Vec<u8>)> = self
+                .parts
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(p, (buf, _))| (*p, buf.clone()))
+                .collect();
+            for (p, buf) in parts {
+                c.replay_chunk(p, 0, &buf);
+            }
+            c.finish_load(&topic_name, &resolve);
+            c
+        }
+    }
+
+    impl CoordinatorLog for BatchLog {
+        fn partitions(&self) -> i32 {
+            50
+        }
+        fn append(&self, partition: i32, records: &[LogRecord]) -> Result<(u64, u64), E> {
+            Ok(self.push(partition, 0, -1, records))
+        }
+        fn append_transactional(
+            &self,
+            partition: i32,
+            producer_id: i64,
+            _producer_epoch: i16,
+            records: &[LogRecord],
+        ) -> Result<(u64, u64), E> {
+            Ok(self.push(partition, TXN, producer_id, records))
+        }
+        fn wait_durable(&self, _partition: i32, _end: u64) -> DurableFuture {
+            let fail = self.fail_durable.load(Ordering::Relaxed);
+            Box::pin(async move {
+                if fail {
+                    Err(E::KafkaStorageError)
+                } else {
+                    Ok(())
+                }
+            })
+        }
+    }
+
+    fn item(partition: i32, offset: i64) -> CommitItem {
+        CommitItem {
+            topic: "t".to_string(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+        }
+    }
+
+    /// A producer outside any group membership (v0-v2, or a simple group).
+    fn producer(producer_id: i64) -> TxnCommitter {
+        TxnCommitter {
+            transactional_id: format!("txn-{producer_id}"),
+            producer_id,
+            producer_epoch: 0,
+            generation: -1,
+            member_id: String::new(),
+            instance_id: None,
+        }
+    }
+
+    fn txn_commit(c: &Arc<GroupCoordinator>, g: &str, pid: i64, items: &[(i32, i64)]) -> Vec<i16> {
+        let items = items.iter().map(|(p, o)| item(*p, *o)).collect();
+        block_on(c.txn_offset_commit(g, &producer(pid), items))
+    }
+
+    fn plain_commit(c: &Arc<GroupCoordinator>, g: &str, p: i32, offset: i64) {
+        block_on(c.commit_offsets(g, "", None, -1, 8, vec![item(p, offset)])).unwrap();
+    }
+
+    /// (partition, offset or -1, unstable) of topic "t" partitions 0-2, as OffsetFetch
+    /// answers with `require_stable`.
+    fn stable(c: &GroupCoordinator, g: &str) -> Vec<(i32, i64, bool)> {
+        let fetched = c.fetch_offsets_stable(g, Some(vec![("t".to_string(), vec![0, 1, 2])]), true);
+        fetched
+            .into_iter()
+            .flat_map(|(_, ps)| ps)
+            .map(|(p, r)| match r {
+                Ok(v) => (p, v.map_or(-1, |v| v.offset), false),
+                Err(e) => {
+                    assert_eq!(e, E::UnstableOffsetCommit);
+                    (p, -1, true)
+                }
+            })
+            .collect()
+    }
+
+    fn committed(c: &GroupCoordinator, g: &str) -> Vec<(i32, i64)> {
+        all_offsets(c, &[g])
+            .into_iter()
+            .map(|(_, _, p, o)| (p, o))
+            .collect()
+    }
+
+    #[test]
+    fn txn_offsets_are_pending_until_committed_and_dropped_on_abort() {
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(GroupConfig::default(), log.clone());
+        let p = c.partition_for("g");
+        plain_commit(&c, "g", 0, 1);
+        assert_eq!(txn_commit(&c, "g", 7, &[(0, 5), (1, 6)]), [0, 0]);
+        // Invisible to OffsetFetch; unstable with require_stable.
+        assert_eq!(committed(&c, "g"), [(0, 1)]);
+        assert_eq!(
+            stable(&c, "g"),
+            [(0, -1, true), (1, -1, true), (2, -1, false)]
+        );
+        // Without require_stable: the last committed offset.
+        let plain =
+            c.fetch_offsets_stable("g", Some(vec![("t".to_string(), vec![0, 1, 2])]), false);
+        let plain: Vec<_> = plain[0]
+            .1
+            .iter()
+            .map(|(p, r)| (*p, r.clone().map(|v| v.map(|v| v.offset))))
+            .collect();
+        assert_eq!(plain, [(0, Ok(Some(1))), (1, Ok(None)), (2, Ok(None))]);
+        assert!(c.has_pending_offsets("g", "t", 0) && !c.has_pending_offsets("g", "t", 2));
+
+        // A marker on another partition is not this group's.
+        c.complete_txn((p + 1) % 50, 7, true);
+        assert_eq!(committed(&c, "g"), [(0, 1)]);
+        c.complete_txn(p, 7, true);
+        assert_eq!(committed(&c, "g"), [(0, 5), (1, 6)]);
+        assert_eq!(
+            stable(&c, "g"),
+            [(0, 5, false), (1, 6, false), (2, -1, false)]
+        );
+
+        // Aborted: dropped, the committed offset stays.
+        assert_eq!(txn_commit(&c, "g", 8, &[(0, 9)]), [0]);
+        assert_eq!(stable(&c, "g")[0], (0, -1, true));
+        c.complete_txn(p, 8, false);
+        assert_eq!(committed(&c, "g"), [(0, 5), (1, 6)]);
+        assert_eq!(stable(&c, "g")[0], (0, 5, false));
+        // A marker without pending offsets changes nothing.
+        c.complete_txn(p, 8, true);
+        assert_eq!(committed(&c, "g"), [(0, 5), (1, 6)]);
+
+        // The log says the same once the markers are in it.
+        log.marker(p, 7, true);
+        log.marker(p, 8, false);
+        let r = log.reload();
+        assert_eq!(committed(&r, "g"), [(0, 5), (1, 6)]);
+        assert_eq!(
+            stable(&r, "g"),
+            [(0, 5, false), (1, 6, false), (2, -1, false)]
+        );
+    }
+
+    #[test]
+    fn replay_keeps_committed_drops_aborted_and_holds_open_transactions() {
+        let log = Arc::new(BatchLog::default());
+        let p = records::partition_for("g", 50);
+        let commit = |t: i32, offset: i64| -> LogRecord {
+            (
+                records::offset_key("g", "t", t),
+                Some(records::encode_offset_value(&OffsetValue {
+                    offset,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    commit_timestamp: 0,
+                    expire_timestamp: -1,
+                })),
+            )
+        };
+        log.push(p, 0, -1, &[commit(0, 1)]);
+        log.push(p, TXN, 1, &[commit(0, 2), commit(1, 2)]);
+        log.push(p, TXN, 2, &[commit(1, 3)]);
+        log.push(p, TXN, 3, &[commit(2, 4)]);
+        log.marker(p, 1, true);
+        log.marker(p, 2, false);
+        // Producer 3's marker on another partition (a group there) is not for "g".
+        log.marker((p + 1) % 50, 3, true);
+        let r = log.reload();
+        assert!(r.group_exists("g"));
+        assert_eq!(committed(&r, "g"), [(0, 2), (1, 2)]);
+        assert_eq!(
+            stable(&r, "g"),
+            [(0, 2, false), (1, 2, false), (2, -1, true)]
+        );
+        // The open transaction's marker comes later (from the transaction coordinator).
+        r.complete_txn(p, 3, true);
+        assert_eq!(committed(&r, "g"), [(0, 2), (1, 2), (2, 4)]);
+
+        // A group with nothing but an open transaction exists after the load.
+        let log = Arc::new(BatchLog::default());
+        let q = records::partition_for("h", 50);
+        log.push(
+            q,
+            TXN,
+            9,
+            &[(records::offset_key("h", "t", 0), commit(0, 1).1)],
+        );
+        let r = log.reload();
+        assert!(r.group_exists("h"));
+        assert!(committed(&r, "h").is_empty());
+        assert_eq!(stable(&r, "h")[0], (0, -1, true));
+    }
+
+    #[test]
+    fn a_later_plain_commit_wins_over_an_older_transactional_one() {
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(GroupConfig::default(), log.clone());
+        let p = c.partition_for("g");
+        // Transactional first, plain after it: the plain one is newer in the log.
+        txn_commit(&c, "g", 1, &[(0, 5)]);
+        plain_commit(&c, "g", 0, 7);
+        assert_eq!(committed(&c, "g"), [(0, 7)]);
+        // Plain first, transactional after it: the transactional one wins at commit.
+        plain_commit(&c, "g", 1, 7);
+        txn_commit(&c, "g", 2, &[(1, 5)]);
+        c.complete_txn(p, 1, true);
+        c.complete_txn(p, 2, true);
+        assert_eq!(committed(&c, "g"), [(0, 7), (1, 5)]);
+        log.marker(p, 1, true);
+        log.marker(p, 2, true);
+        let r = log.reload();
+        assert_eq!(committed(&r, "g"), [(0, 7), (1, 5)]);
+    }
+
+    #[test]
+    fn garbage_control_records_are_skipped_without_panic() {
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(GroupConfig::default(), log.clone());
+        let p = c.partition_for("g");
+        txn_commit(&c, "g", 5, &[(0, 3)]);
+        // Control batches that are no markers: no key, a short key, an unknown type,
+        // no producer id, no record at all.
+        log.push(p, TXN | CONTROL, 5, &[(Vec::new(), None)]);
+        log.push(p, TXN | CONTROL, 5, &[(vec![0], Some(vec![0; 6]))]);
+        log.push(p, TXN | CONTROL, 5, &[(vec![0, 0, 0, 7], Some(vec![0; 6]))]);
+        log.push(
+            p,
+            TXN | CONTROL,
+            -1,
+            &[(vec![0, 0, 0, 1], Some(vec![0; 6]))],
+        );
+        log.push(p, TXN | CONTROL, 5, &[]);
+        let r = log.reload();
+        assert_eq!(stable(&r, "g")[0], (0, -1, true), "still pending");
+        log.marker(p, 5, true);
+        plain_commit(&c, "g", 1, 8);
+        // Trailing garbage: the replay stops there.
+        log.raw(p, &[0xff; 100]);
+        log.raw(p, &[0x00; 70]);
+        let r = log.reload();
+        assert_eq!(committed(&r, "g"), [(0, 3), (1, 8)]);
+        assert_eq!(
+            stable(&r, "g"),
+            [(0, 3, false), (1, 8, false), (2, -1, false)]
+        );
+        // Garbage straight into the replay.
+        let junk: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        r.replay_chunk(p, 0, &junk);
+        r.replay_chunk(p, 0, &[]);
+    }
+
+    #[test]
+    fn txn_offset_commit_checks_the_group_like_kafka() {
+        let cfg = GroupConfig {
+            offset_metadata_max_bytes: 4,
+            ..GroupConfig::default()
+        };
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(cfg, log.clone());
+        let two = || vec![item(0, 1), item(1, 1)];
+        let ill = E::IllegalGeneration.code();
+        assert_eq!(
+            block_on(c.txn_offset_commit("", &producer(1), two())),
+            [E::InvalidGroupId.code(); 2]
+        );
+        // An unknown group: with a generation, ILLEGAL_GENERATION; without, created.
+        let mut member = producer(1);
+        member.generation = 1;
+        member.member_id = "a".to_string();
+        assert_eq!(
+            block_on(c.txn_offset_commit("new", &member, two())),
+            [ill; 2]
+        );
+        assert!(!c.group_exists("new"));
+        assert_eq!(
+            block_on(c.txn_offset_commit("new", &producer(1), two())),
+            [0, 0]
+        );
+        assert!(c.group_exists("new"));
+
+        // A consumer group with member "a" at epoch 1.
+        let (a, _) = c
+            .consumer_heartbeat("g", hb("a", 0, Some(&[])), &resolve)
+            .unwrap();
+        member.generation = a.member_epoch;
+        assert_eq!(block_on(c.txn_offset_commit("g", &member, two())), [0, 0]);
+        let mut stale = member.clone();
+        stale.generation += 5;
+        assert_eq!(block_on(c.txn_offset_commit("g", &stale, two())), [ill; 2]);
+        let mut stranger = member.clone();
+        stranger.member_id = "x".to_string();
+        assert_eq!(
+            block_on(c.txn_offset_commit("g", &stranger, two())),
+            [E::UnknownMemberId.code(); 2]
+        );
+        // Without member fields a non-empty consumer group refuses (Kafka).
+        assert_eq!(
+            block_on(c.txn_offset_commit("g", &producer(1), two())),
+            [E::UnknownMemberId.code(); 2]
+        );
+
+        // Metadata over the limit: that partition refused, the others written.
+        let mut big = item(2, 1);
+        big.metadata = "12345".to_string();
+        let codes = block_on(c.txn_offset_commit("h", &producer(2), vec![item(0, 1), big]));
+        assert_eq!(codes, [0, E::OffsetMetadataTooLarge.code()]);
+        assert_eq!(
+            stable(&c, "h"),
+            [(0, -1, true), (1, -1, false), (2, -1, false)]
+        );
+    }
+
+    #[test]
+    fn an_undurable_txn_commit_is_not_left_pending() {
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(GroupConfig::default(), log.clone());
+        log.fail_durable.store(true, Ordering::Relaxed);
+        assert_eq!(
+            txn_commit(&c, "g", 1, &[(0, 1)]),
+            [E::CoordinatorNotAvailable.code()]
+        );
+        assert!(!c.has_pending_offsets("g", "t", 0));
+    }
+
+    #[test]
+    fn deleting_a_group_or_its_offsets_drops_pending_offsets() {
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(GroupConfig::default(), log.clone());
+        let p = c.partition_for("g");
+        txn_commit(&c, "g", 1, &[(0, 5)]);
+        assert_eq!(block_on(c.delete_groups(&["g".to_string()])), [0]);
+        assert!(!c.group_exists("g"));
+        c.complete_txn(p, 1, true);
+        assert!(committed(&c, "g").is_empty());
+        log.marker(p, 1, true);
+        let r = log.reload();
+        assert!(
+            !r.group_exists("g"),
+            "the tombstones drop the pending offsets"
+        );
+        assert!(committed(&r, "g").is_empty());
+
+        // OffsetDelete: committed or pending, both go.
+        let q = c.partition_for("h");
+        plain_commit(&c, "h", 0, 1);
+        txn_commit(&c, "h", 2, &[(0, 2), (1, 3), (2, 4)]);
+        let codes = block_on(c.delete_offsets("h", &[("t".to_string(), 0), ("t".to_string(), 1)]));
+        assert_eq!(codes, Ok(vec![0, 0]));
+        assert_eq!(
+            stable(&c, "h"),
+            [(0, -1, false), (1, -1, false), (2, -1, true)]
+        );
+        c.complete_txn(q, 2, true);
+        assert_eq!(committed(&c, "h"), [(2, 4)]);
+        log.marker(q, 2, true);
+        let r = log.reload();
+        assert_eq!(committed(&r, "h"), [(2, 4)]);
+    }
+
+    #[test]
+    fn pending_offsets_keep_their_partition_and_group_from_expiring() {
+        const MIN: i64 = 60_000;
+        let cfg = GroupConfig {
+            offsets_retention_ms: MIN,
+            ..GroupConfig::default()
+        };
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(cfg, log.clone());
+        let p = c.partition_for("g");
+        plain_commit(&c, "g", 0, 1);
+        plain_commit(&c, "g", 1, 1);
+        txn_commit(&c, "g", 1, &[(0, 2)]);
+        let later = SystemClock.now_ms() + 10 * MIN;
+        c.expire_offsets(&mut c.lock(), later);
+        // t-1 expired; t-0 has a pending transactional offset and stays, so does g.
+        assert_eq!(committed(&c, "g"), [(0, 1)]);
+        c.complete_txn(p, 1, false);
+        c.expire_offsets(&mut c.lock(), later);
+        assert!(committed(&c, "g").is_empty());
+        assert!(!c.group_exists("g"));
+        // Only an open transaction left: the group stays.
+        txn_commit(&c, "k", 3, &[(0, 2)]);
+        c.expire_offsets(&mut c.lock(), later);
+        assert!(c.group_exists("k"));
+    }
 }
