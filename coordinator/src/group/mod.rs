@@ -123,6 +123,9 @@ struct Committed {
     record_offset: u64,
 }
 
+/// A group's offsets by (topic, partition).
+type GroupOffsets = BTreeMap<(String, i32), Committed>;
+
 #[derive(Default)]
 struct State {
     groups: HashMap<String, Group>,
@@ -137,7 +140,7 @@ struct State {
     next_retention_check: Option<Instant>,
     /// Transactional offsets (TxnOffsetCommit) waiting for their transaction's marker:
     /// producer id → group → partition. Not visible to OffsetFetch.
-    pending: HashMap<i64, HashMap<String, BTreeMap<(String, i32), Committed>>>,
+    pending: HashMap<i64, HashMap<String, GroupOffsets>>,
     /// The producers with pending offsets, per group (Kafka's `openTransactionsByGroup`).
     open_txns: HashMap<String, HashSet<i64>>,
 }

@@ -370,9 +370,10 @@ pub(crate) async fn txn_offset_commit(
     } else {
         None
     };
-    // Per partition: Ok(index into items) or an error code.
+    // Per topic, per partition: Ok(index into items) or an error code.
+    type Shape = (m::TopicName, Vec<(i32, Result<usize, i16>)>);
     let mut items = Vec::new();
-    let mut shape: Vec<(m::TopicName, Vec<(i32, Result<usize, i16>)>)> = Vec::new();
+    let mut shape: Vec<Shape> = Vec::new();
     for t in &r.topics {
         let meta = broker.topic_meta(&t.name.0);
         let topic_denied =
