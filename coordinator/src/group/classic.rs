@@ -1164,6 +1164,31 @@ impl ClassicGroup {
         Ok(())
     }
 
+    /// TxnOffsetCommit (Kafka's `validateOffsetCommit` with `isTransactional`): as an
+    /// OffsetCommit, except that a request without member and generation (v0-v2) passes
+    /// in any state, the group's state is not enforced (no REBALANCE_IN_PROGRESS), and
+    /// no heartbeat is counted.
+    pub fn validate_txn_offset_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), E> {
+        if self.state == ClassicState::Dead {
+            return Err(E::CoordinatorNotAvailable);
+        }
+        if generation < 0 && self.state == ClassicState::Empty {
+            return Ok(());
+        }
+        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+            self.validate_member(member_id, instance_id)?;
+            if generation != self.generation {
+                return Err(E::IllegalGeneration);
+            }
+        }
+        Ok(())
+    }
+
     // ----- timers -----
 
     /// Fire due deadlines. Returns the next deadline, if any.
@@ -1644,6 +1669,66 @@ mod tests {
             s.assignment,
             Bytes::from_static(b"A"),
             "same partitions back"
+        );
+    }
+
+    #[test]
+    fn txn_offset_commit_checks_member_and_generation_but_not_the_state() {
+        let mut f = Fixture::new();
+        // While the first members wait in CompletingRebalance, a transactional commit
+        // with the right generation passes where a plain one is told to wait.
+        let (a, mut rx_a) = f.join_new(0);
+        f.tick(300);
+        answer(&mut rx_a).expect("join answer");
+        assert_eq!(f.g.state, ClassicState::CompletingRebalance);
+        let now = f.t0 + ms(310);
+        assert_eq!(f.g.validate_txn_offset_commit(&a, None, 1), Ok(()));
+        assert_eq!(
+            f.g.validate_offset_commit(&a, None, 1, now),
+            Err(E::RebalanceInProgress)
+        );
+        assert_eq!(
+            f.g.validate_txn_offset_commit(&a, None, 2),
+            Err(E::IllegalGeneration)
+        );
+        assert_eq!(
+            f.g.validate_txn_offset_commit("nobody", None, 1),
+            Err(E::UnknownMemberId)
+        );
+        // v0-v2 carry no member: accepted in a non-empty group (a plain commit is not).
+        assert_eq!(f.g.validate_txn_offset_commit("", None, -1), Ok(()));
+        assert_eq!(
+            f.g.validate_offset_commit("", None, -1, now),
+            Err(E::UnknownMemberId)
+        );
+        // A member id without a generation is still checked.
+        assert_eq!(
+            f.g.validate_txn_offset_commit(&a, None, -1),
+            Err(E::IllegalGeneration)
+        );
+        f.g.mark_dead(400);
+        assert_eq!(
+            f.g.validate_txn_offset_commit(&a, None, 1),
+            Err(E::CoordinatorNotAvailable)
+        );
+    }
+
+    #[test]
+    fn txn_offset_commit_fences_an_old_static_member() {
+        let mut f = Fixture::new();
+        let Reply::Later(mut rx) = f.join(0, req("", Some("i1"))) else {
+            panic!()
+        };
+        f.tick(100);
+        let id = answer(&mut rx).expect("joined").member_id.to_string();
+        assert_eq!(f.g.validate_txn_offset_commit(&id, Some("i1"), 1), Ok(()));
+        assert_eq!(
+            f.g.validate_txn_offset_commit("old-id", Some("i1"), 1),
+            Err(E::FencedInstanceId)
+        );
+        assert_eq!(
+            f.g.validate_txn_offset_commit(&id, Some("i2"), 1),
+            Err(E::UnknownMemberId)
         );
     }
 

@@ -330,6 +330,19 @@ impl ConsumerGroup {
         self.validate_member(member_id, epoch)
     }
 
+    /// TxnOffsetCommit (Kafka's `validateOffsetCommit` with `isTransactional`): anyone
+    /// while the group has no members when the epoch is negative; else the member and
+    /// its epoch, a stale epoch answering ILLEGAL_GENERATION as Kafka translates it.
+    pub fn validate_txn_offset_commit(&self, member_id: &str, epoch: i32) -> Result<(), E> {
+        if epoch < 0 && self.members.is_empty() {
+            return Ok(());
+        }
+        match self.validate_member(member_id, epoch) {
+            Err(E::StaleMemberEpoch) => Err(E::IllegalGeneration),
+            r => r,
+        }
+    }
+
     fn bump(&mut self, cfg: &ConsumerConfig, now_ms: i64) {
         self.group_epoch += 1;
         self.state_timestamp_ms = now_ms;

@@ -50,7 +50,7 @@ use consumer::{ConsumerConfig, ConsumerGroup, HeartbeatIn, HeartbeatOut, Topics}
 use records::{GroupValue, OffsetValue, RecordKey};
 
 // The generic pieces, also under this module's path for the broker's convenience.
-pub use crate::log::{CoordinatorLog, DurableFuture, LogRecord};
+pub use crate::log::{CoordinatorLog, DurableFuture, LogRecord, Replayed};
 use crate::runtime::{Clock, Spawn, Wake};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -123,6 +123,9 @@ struct Committed {
     record_offset: u64,
 }
 
+/// A group's offsets by (topic, partition).
+type GroupOffsets = BTreeMap<(String, i32), Committed>;
+
 #[derive(Default)]
 struct State {
     groups: HashMap<String, Group>,
@@ -135,6 +138,110 @@ struct State {
     /// only what changed and tombstone what went away.
     consumer_written: HashMap<String, BTreeMap<Vec<u8>, Vec<u8>>>,
     next_retention_check: Option<Instant>,
+    /// Transactional offsets (TxnOffsetCommit) waiting for their transaction's marker:
+    /// producer id → group → partition. Not visible to OffsetFetch.
+    pending: HashMap<i64, HashMap<String, GroupOffsets>>,
+    /// The producers with pending offsets, per group (Kafka's `openTransactionsByGroup`).
+    open_txns: HashMap<String, HashSet<i64>>,
+}
+
+impl State {
+    fn add_pending(&mut self, producer_id: i64, group: &str, tp: (String, i32), c: Committed) {
+        self.pending
+            .entry(producer_id)
+            .or_default()
+            .entry(group.to_string())
+            .or_default()
+            .insert(tp, c);
+        self.open_txns
+            .entry(group.to_string())
+            .or_default()
+            .insert(producer_id);
+    }
+
+    /// Is a transactional offset of any open transaction pending for the partition?
+    fn has_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
+        let Some(producers) = self.open_txns.get(group) else {
+            return false;
+        };
+        let tp = (topic.to_string(), partition);
+        producers.iter().any(|pid| {
+            self.pending
+                .get(pid)
+                .and_then(|g| g.get(group))
+                .is_some_and(|o| o.contains_key(&tp))
+        })
+    }
+
+    /// The partitions of a group with pending offsets (any producer).
+    fn pending_partitions(&self, group: &str) -> HashSet<(String, i32)> {
+        let mut out = HashSet::new();
+        for pid in self.open_txns.get(group).into_iter().flatten() {
+            if let Some(o) = self.pending.get(pid).and_then(|g| g.get(group)) {
+                out.extend(o.keys().cloned());
+            }
+        }
+        out
+    }
+
+    /// An offset tombstone also drops the partition's pending offsets (Kafka's replay).
+    fn drop_pending_partition(&mut self, group: &str, tp: &(String, i32)) {
+        for pid in self.open_txns.get(group).into_iter().flatten() {
+            if let Some(o) = self.pending.get_mut(pid).and_then(|g| g.get_mut(group)) {
+                o.remove(tp);
+            }
+        }
+    }
+
+    /// Forget every pending offset of a group (the group is deleted).
+    fn drop_pending_group(&mut self, group: &str) {
+        for pid in self.open_txns.remove(group).into_iter().flatten() {
+            if let Some(groups) = self.pending.get_mut(&pid) {
+                groups.remove(group);
+                if groups.is_empty() {
+                    self.pending.remove(&pid);
+                }
+            }
+        }
+    }
+
+    /// The marker of `producer_id`'s transaction is in `partition` (for the groups
+    /// `on_partition` says live there): move its pending offsets there to the committed
+    /// ones (commit) or drop them (abort). A committed offset replaces the current one
+    /// only if its record is later in the log (Kafka's `replayEndTransactionMarker`):
+    /// an OffsetCommit written after the transactional one wins.
+    fn end_txn(&mut self, producer_id: i64, commit: bool, on_partition: impl Fn(&str) -> bool) {
+        let Some(mut groups) = self.pending.remove(&producer_id) else {
+            return;
+        };
+        let done: Vec<String> = groups.keys().filter(|g| on_partition(g)).cloned().collect();
+        for group in done {
+            let Some(offsets) = groups.remove(&group) else {
+                continue;
+            };
+            if let Some(open) = self.open_txns.get_mut(&group) {
+                open.remove(&producer_id);
+                if open.is_empty() {
+                    self.open_txns.remove(&group);
+                }
+            }
+            if !commit {
+                continue;
+            }
+            let committed = self.offsets.entry(group).or_default();
+            for (tp, c) in offsets {
+                match committed.get(&tp) {
+                    Some(e) if e.record_offset >= c.record_offset => {}
+                    _ => {
+                        committed.insert(tp, c);
+                    }
+                }
+            }
+        }
+        if !groups.is_empty() {
+            self.pending.insert(producer_id, groups);
+        }
+    }
 }
 
 /// One item of an OffsetCommit that passed the per-partition checks.
@@ -146,6 +253,22 @@ pub struct CommitItem {
     pub leader_epoch: i32,
     pub metadata: String,
 }
+
+/// Who sends a TxnOffsetCommit (v0-v5): the transaction and, from v3, the group member.
+/// Before v3 the member fields are their defaults (`""`, -1, `None`).
+#[derive(Debug, Clone)]
+pub struct TxnCommitter {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub generation: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+}
+
+/// The committed offsets of a group's partitions as OffsetFetch answers them: per
+/// topic, per partition the offset (`None`: none committed) or the partition's error.
+pub type FetchedOffsets = Vec<(String, Vec<(i32, Result<Option<OffsetValue>, E>)>)>;
 
 pub struct GroupCoordinator {
     pub cfg: GroupConfig,
@@ -201,6 +324,19 @@ impl GroupCoordinator {
 
     /// Feed one record of `__consumer_offsets` (replay on start), in log order.
     pub fn load_record(&self, key: &[u8], value: Option<&[u8]>, offset: u64) {
+        self.load_record_from(key, value, offset, None)
+    }
+
+    /// [`Self::load_record`] for a record of a transactional batch of `producer_id`
+    /// (`None`: a plain batch). A transactional offset commit stays pending until its
+    /// marker is replayed ([`Self::load_marker`]).
+    pub fn load_record_from(
+        &self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        offset: u64,
+        producer_id: Option<i64>,
+    ) {
         let mut st = self.lock();
         let raw_key = key;
         let key = match records::decode_key(key) {
@@ -217,19 +353,27 @@ impl GroupCoordinator {
                 partition,
             } => match value {
                 None => {
+                    let tp = (topic, partition);
                     if let Some(o) = st.offsets.get_mut(&group) {
-                        o.remove(&(topic, partition));
+                        o.remove(&tp);
                     }
+                    st.drop_pending_partition(&group, &tp);
                 }
                 Some(v) => match records::decode_offset_value(v) {
                     Ok(value) => {
-                        st.offsets.entry(group).or_default().insert(
-                            (topic, partition),
-                            Committed {
-                                value,
-                                record_offset: offset,
-                            },
-                        );
+                        let c = Committed {
+                            value,
+                            record_offset: offset,
+                        };
+                        match producer_id {
+                            Some(pid) => st.add_pending(pid, &group, (topic, partition), c),
+                            None => {
+                                st.offsets
+                                    .entry(group)
+                                    .or_default()
+                                    .insert((topic, partition), c);
+                            }
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, %group, "skipping an unreadable offset commit")
@@ -310,17 +454,30 @@ impl GroupCoordinator {
             st.consumer_written.insert(id, recs);
         }
         st.offsets.retain(|_, o| !o.is_empty());
-        let ids: Vec<String> = st.offsets.keys().cloned().collect();
+        // A transaction still open at the end of the log stays pending: its marker is
+        // written later. Its group exists meanwhile, as in Kafka.
+        let ids: Vec<String> = st
+            .offsets
+            .keys()
+            .chain(st.open_txns.keys())
+            .cloned()
+            .collect();
         for id in ids {
             st.groups.entry(id.clone()).or_insert_with(|| {
                 Group::Classic(ClassicGroup::new(&id, self.clock.now_ms(), delay))
             });
         }
-        let (groups, offsets) = (
+        let (groups, offsets, open_txns) = (
             st.groups.len(),
             st.offsets.values().map(|o| o.len()).sum::<usize>(),
+            st.pending.len(),
         );
-        tracing::info!(groups, offsets, "loaded groups and committed offsets");
+        tracing::info!(
+            groups,
+            offsets,
+            open_txns,
+            "loaded groups and committed offsets"
+        );
     }
 
     fn restore_consumer_group(
@@ -867,6 +1024,186 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// TxnOffsetCommit (KIP-98, KIP-447): write `items` as one transactional batch of
+    /// the producer to the group's partition and hold them as the producer's pending
+    /// offsets until [`Self::complete_txn`]; answers once the batch is durable. Returns
+    /// an error code per item, in order: the group's error for all of them (Kafka's
+    /// validation), else OFFSET_METADATA_TOO_LARGE for an item whose metadata is over
+    /// `offset.metadata.max.bytes` and 0 for the rest. The caller checks ACLs, topics,
+    /// partitions, and the transaction with the transaction coordinator.
+    pub async fn txn_offset_commit(
+        self: &Arc<Self>,
+        group_id: &str,
+        who: &TxnCommitter,
+        items: Vec<CommitItem>,
+    ) -> Vec<i16> {
+        let n = items.len();
+        let all = |e: E| vec![e.code(); n];
+        if group_id.is_empty() {
+            return all(E::InvalidGroupId);
+        }
+        let now_ms = self.clock.now_ms();
+        let partition = self.partition_for(group_id);
+        let mut codes = vec![0i16; n];
+        let (first, end, staged);
+        {
+            let mut st = self.lock();
+            let checked = match st.groups.get(group_id) {
+                None if who.generation < 0 => {
+                    if st.groups.len() >= self.cfg.max_groups {
+                        Err(E::CoordinatorNotAvailable)
+                    } else {
+                        // A "simple" group, as for a manual OffsetCommit.
+                        st.groups.insert(
+                            group_id.to_string(),
+                            Group::Classic(ClassicGroup::new(
+                                group_id,
+                                now_ms,
+                                self.cfg.classic.initial_rebalance_delay_ms,
+                            )),
+                        );
+                        Ok(())
+                    }
+                }
+                None => Err(E::IllegalGeneration),
+                Some(Group::Classic(g)) => g.validate_txn_offset_commit(
+                    &who.member_id,
+                    who.instance_id.as_deref(),
+                    who.generation,
+                ),
+                Some(Group::Consumer(g)) => {
+                    g.validate_txn_offset_commit(&who.member_id, who.generation)
+                }
+            };
+            if let Err(e) = checked {
+                return all(e);
+            }
+            let max_meta = self.cfg.offset_metadata_max_bytes;
+            let mut kept = Vec::with_capacity(n);
+            for (i, item) in items.into_iter().enumerate() {
+                if item.metadata.len() > max_meta {
+                    codes[i] = E::OffsetMetadataTooLarge.code();
+                    continue;
+                }
+                kept.push((
+                    (item.topic, item.partition),
+                    OffsetValue {
+                        offset: item.offset,
+                        leader_epoch: item.leader_epoch,
+                        metadata: item.metadata,
+                        commit_timestamp: now_ms,
+                        expire_timestamp: -1,
+                    },
+                ));
+            }
+            if kept.is_empty() {
+                return codes;
+            }
+            let recs: Vec<LogRecord> = kept
+                .iter()
+                .map(|((t, p), v)| {
+                    (
+                        records::offset_key(group_id, t, *p),
+                        Some(records::encode_offset_value(v)),
+                    )
+                })
+                .collect();
+            match self.log.append_transactional(
+                partition,
+                who.producer_id,
+                who.producer_epoch,
+                &recs,
+            ) {
+                Ok((f, e)) => (first, end) = (f, e),
+                Err(e) => return all(e),
+            }
+            // Pending from the append on, under the lock, so that the marker (which
+            // the log orders after this batch) finds them even if it comes before the
+            // wait below ends.
+            staged = kept
+                .into_iter()
+                .enumerate()
+                .map(|(i, (tp, value))| (tp, first + i as u64, value))
+                .collect::<Vec<_>>();
+            for (tp, record_offset, value) in &staged {
+                st.add_pending(
+                    who.producer_id,
+                    group_id,
+                    tp.clone(),
+                    Committed {
+                        value: value.clone(),
+                        record_offset: *record_offset,
+                    },
+                );
+            }
+        }
+        if let Err(e) = self.log.wait_durable(partition, end).await {
+            tracing::warn!(group = group_id, error = ?e, "a transactional offset commit is not durable");
+            // Not acknowledged: forget what is still pending of it.
+            let mut st = self.lock();
+            if let Some(o) = st
+                .pending
+                .get_mut(&who.producer_id)
+                .and_then(|g| g.get_mut(group_id))
+            {
+                for (tp, record_offset, _) in &staged {
+                    if o.get(tp).is_some_and(|c| c.record_offset == *record_offset) {
+                        o.remove(tp);
+                    }
+                }
+            }
+            return all(E::CoordinatorNotAvailable);
+        }
+        codes
+    }
+
+    /// The marker of `producer_id`'s transaction is durable in `__consumer_offsets`
+    /// partition `offsets_partition`: apply (`commit`) or drop its pending offsets for
+    /// every group of that partition.
+    pub fn complete_txn(&self, offsets_partition: i32, producer_id: i64, commit: bool) {
+        self.load_marker(offsets_partition, producer_id, commit);
+    }
+
+    /// Does the partition of the group have transactional offsets waiting for their
+    /// transaction (OffsetFetch's `require_stable`)?
+    pub fn has_pending_offsets(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.lock().has_pending(group_id, topic, partition)
+    }
+
+    /// OffsetFetch: [`Self::fetch_offsets`] where, with `require_stable` (v7+), a
+    /// partition with pending transactional offsets answers UNSTABLE_OFFSET_COMMIT
+    /// (Kafka's `fetchOffsets`/`fetchAllOffsets`). Without it the last committed
+    /// offset is answered.
+    pub fn fetch_offsets_stable(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
+    ) -> FetchedOffsets {
+        let fetched = self.fetch_offsets(group_id, topics);
+        let unstable = if require_stable {
+            self.lock().pending_partitions(group_id)
+        } else {
+            HashSet::new()
+        };
+        fetched
+            .into_iter()
+            .map(|(t, parts)| {
+                let parts = parts
+                    .into_iter()
+                    .map(|(p, v)| {
+                        if unstable.contains(&(t.clone(), p)) {
+                            (p, Err(E::UnstableOffsetCommit))
+                        } else {
+                            (p, Ok(v))
+                        }
+                    })
+                    .collect();
+                (t, parts)
+            })
+            .collect()
+    }
+
     /// Committed offsets of a group: for the requested partitions (`None` for
     /// every committed one). Unknown partitions come back as `None`.
     #[allow(clippy::type_complexity)]
@@ -951,10 +1288,14 @@ impl GroupCoordinator {
                     codes[i] = e.code();
                     continue;
                 }
-                let mut recs: Vec<LogRecord> = st
-                    .offsets
-                    .remove(id)
-                    .unwrap_or_default()
+                let committed = st.offsets.remove(id).unwrap_or_default();
+                // Pending transactional offsets go too (Kafka's `deleteAllOffsets`):
+                // one tombstone per partition, which a replay also applies to them.
+                let mut parts: BTreeMap<(String, i32), ()> =
+                    committed.into_keys().map(|tp| (tp, ())).collect();
+                parts.extend(st.pending_partitions(id).into_iter().map(|tp| (tp, ())));
+                st.drop_pending_group(id);
+                let mut recs: Vec<LogRecord> = parts
                     .keys()
                     .map(|(t, p)| (records::offset_key(id, t, *p), None))
                     .collect();
@@ -1018,11 +1359,21 @@ impl GroupCoordinator {
                 }
             };
             let mut recs = Vec::new();
-            let offsets = st.offsets.entry(group_id.to_string()).or_default();
             for (i, (t, p)) in parts.iter().enumerate() {
                 if subscribed.contains(t) {
                     codes[i] = E::GroupSubscribedToTopic.code();
-                } else if offsets.remove(&(t.clone(), *p)).is_some() {
+                    continue;
+                }
+                let tp = (t.clone(), *p);
+                // A tombstone if committed or pending (Kafka's `deleteOffsets`).
+                let pending = st.has_pending(group_id, t, *p);
+                st.drop_pending_partition(group_id, &tp);
+                let committed = st
+                    .offsets
+                    .get_mut(group_id)
+                    .and_then(|o| o.remove(&tp))
+                    .is_some();
+                if committed || pending {
                     recs.push((records::offset_key(group_id, t, *p), None));
                 }
             }
@@ -1038,21 +1389,34 @@ impl GroupCoordinator {
     pub async fn on_topic_deleted(self: &Arc<Self>, topic: &str) {
         let waits = {
             let mut st = self.lock();
-            let mut writes = Vec::new();
-            for (g, o) in st.offsets.iter_mut() {
-                let gone: Vec<(String, i32)> =
-                    o.keys().filter(|(t, _)| t == topic).cloned().collect();
-                if gone.is_empty() {
-                    continue;
+            let mut gone: BTreeMap<String, BTreeMap<(String, i32), ()>> = BTreeMap::new();
+            for (g, o) in &st.offsets {
+                for tp in o.keys().filter(|(t, _)| t == topic) {
+                    gone.entry(g.clone()).or_default().insert(tp.clone(), ());
                 }
-                let recs = gone
-                    .iter()
-                    .map(|(t, p)| {
-                        o.remove(&(t.clone(), *p));
-                        (records::offset_key(g, t, *p), None)
+            }
+            // Pending transactional offsets of the topic go too (Kafka's
+            // `onPartitionsDeleted`).
+            for groups in st.pending.values() {
+                for (g, o) in groups {
+                    for tp in o.keys().filter(|(t, _)| t == topic) {
+                        gone.entry(g.clone()).or_default().insert(tp.clone(), ());
+                    }
+                }
+            }
+            let mut writes = Vec::new();
+            for (g, tps) in gone {
+                let recs = tps
+                    .into_keys()
+                    .map(|tp| {
+                        if let Some(o) = st.offsets.get_mut(&g) {
+                            o.remove(&tp);
+                        }
+                        st.drop_pending_partition(&g, &tp);
+                        (records::offset_key(&g, &tp.0, tp.1), None)
                     })
                     .collect();
-                writes.push((g.clone(), recs));
+                writes.push((g, recs));
             }
             self.append_records(writes)
         };
@@ -1088,6 +1452,10 @@ impl GroupCoordinator {
                 continue;
             }
             let mut recs: Vec<LogRecord> = Vec::new();
+            // An offset with a transactional one pending does not expire yet, and a
+            // group with an open transaction stays (Kafka's `cleanupExpiredOffsets`).
+            let pending = st.pending_partitions(&id);
+            let open_txn = st.open_txns.contains_key(&id);
             if let Some(o) = st.offsets.get_mut(&id) {
                 o.retain(|(t, p), c| {
                     let base = since.unwrap_or(c.value.commit_timestamp);
@@ -1096,6 +1464,7 @@ impl GroupCoordinator {
                     } else {
                         now_ms >= base.saturating_add(retention)
                     };
+                    let expired = expired && !pending.contains(&(t.clone(), *p));
                     if expired {
                         recs.push((records::offset_key(&id, t, *p), None));
                     }
@@ -1103,7 +1472,7 @@ impl GroupCoordinator {
                 });
             }
             let no_offsets = st.offsets.get(&id).is_none_or(|o| o.is_empty());
-            if no_offsets {
+            if no_offsets && !open_txn {
                 st.offsets.remove(&id);
                 if let Some(Group::Classic(mut g)) = st.groups.remove(&id) {
                     g.mark_dead(now_ms);
@@ -1362,13 +1731,33 @@ impl GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    /// Replay a chunk of whole stored batches of a `__consumer_offsets` partition, read
-    /// from `offset`; returns the offset after the last batch (where the next chunk
-    /// starts).
-    pub fn replay_chunk(&self, offset: u64, buf: &[u8]) -> u64 {
-        crate::log::replay_chunk(offset, buf, |key, value, at| {
-            self.load_record(key, value, at)
+    /// Replay a chunk of whole stored batches of `__consumer_offsets` partition
+    /// `partition`, read from `offset`; returns the offset after the last batch (where
+    /// the next chunk starts). Transactional offset commits are held until their
+    /// transaction's marker, which applies or drops them.
+    pub fn replay_chunk(&self, partition: i32, offset: u64, buf: &[u8]) -> u64 {
+        crate::log::replay_chunk_txn(offset, buf, |item| match item {
+            Replayed::Record {
+                key,
+                value,
+                offset,
+                producer_id,
+            } => self.load_record_from(key, value, offset, producer_id),
+            Replayed::Marker {
+                producer_id,
+                commit,
+                ..
+            } => self.load_marker(partition, producer_id, commit),
         })
+    }
+
+    /// Feed one transaction marker of `__consumer_offsets` partition `partition`
+    /// (replay on start), in log order.
+    pub fn load_marker(&self, partition: i32, producer_id: i64, commit: bool) {
+        let n = self.log.partitions();
+        self.lock().end_txn(producer_id, commit, |g| {
+            records::partition_for(g, n) == partition
+        });
     }
 }
 
@@ -1875,5 +2264,481 @@ mod tests {
         assert_eq!(all_offsets(&r, &groups), live);
         assert!(!r.group_exists("old") && !r.group_exists("fresh"));
         assert!(r.group_exists("live"));
+    }
+
+    // ----- transactional offset commits -----
+
+    use runnel_records::record_batch::builder::{
+        encode_batch, encode_records, ProducerFields, Record,
+    };
+    use runnel_records::record_batch::set_base_offset;
+
+    const TXN: i16 = 0x10;
+    const CONTROL: i16 = 0x20;
+
+    /// A `__consumer_offsets` of real stored batches, one byte buffer per partition, so
+    /// that a reload goes through the replay of transactional and control batches.
+    #[derive(Default)]
+    struct BatchLog {
+        parts: Mutex<HashMap<i32, (Vec<u8>, u64)>>,
+        /// Fail every wait for durability.
+        fail_durable: std::sync::atomic::AtomicBool,
+    }
+
+    impl BatchLog {
+        fn push(
+            &self,
+            partition: i32,
+            attributes: i16,
+            producer_id: i64,
+            recs: &[LogRecord],
+        ) -> (u64, u64) {
+            let records: Vec<Record<'_>> = recs
+                .iter()
+                .map(|(k, v)| Record {
+                    key: Some(k.as_slice()),
+                    value: v.as_deref(),
+                    ..Default::default()
+                })
+                .collect();
+            let n = records.len().max(1);
+            let section = encode_records(&records);
+            let mut b = encode_batch(
+                0,
+                attributes,
+                n as i32 - 1,
+                0,
+                0,
+                ProducerFields {
+                    producer_id,
+                    producer_epoch: if producer_id < 0 { -1 } else { 0 },
+                    base_sequence: -1,
+                },
+                records.len() as i32,
+                &section,
+            );
+            let mut parts = self.parts.lock().unwrap();
+            let (buf, next) = parts.entry(partition).or_default();
+            set_base_offset(&mut b, *next as i64);
+            buf.extend_from_slice(&b);
+            let first = *next;
+            *next += n as u64;
+            (first, *next)
+        }
+
+        /// A transaction marker: key i16 version, i16 type; value i16 version, i32
+        /// coordinator epoch.
+        fn marker(&self, partition: i32, producer_id: i64, commit: bool) {
+            let key = vec![0, 0, 0, commit as u8];
+            let value = vec![0; 6];
+            self.push(partition, TXN | CONTROL, producer_id, &[(key, Some(value))]);
+        }
+
+        fn raw(&self, partition: i32, bytes: &[u8]) {
+            let mut parts = self.parts.lock().unwrap();
+            parts
+                .entry(partition)
+                .or_default()
+                .0
+                .extend_from_slice(bytes);
+        }
+
+        /// A coordinator started on this log: every partition replayed.
+        fn reload(self: &Arc<Self>) -> Arc<GroupCoordinator> {
+            let c = coordinator(GroupConfig::default(), self.clone());
+            let parts: Vec<(i32, Vec<u8>)> = self
+                .parts
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(p, (buf, _))| (*p, buf.clone()))
+                .collect();
+            for (p, buf) in parts {
+                c.replay_chunk(p, 0, &buf);
+            }
+            c.finish_load(&topic_name, &resolve);
+            c
+        }
+    }
+
+    impl CoordinatorLog for BatchLog {
+        fn partitions(&self) -> i32 {
+            50
+        }
+        fn append(&self, partition: i32, records: &[LogRecord]) -> Result<(u64, u64), E> {
+            Ok(self.push(partition, 0, -1, records))
+        }
+        fn append_transactional(
+            &self,
+            partition: i32,
+            producer_id: i64,
+            _producer_epoch: i16,
+            records: &[LogRecord],
+        ) -> Result<(u64, u64), E> {
+            Ok(self.push(partition, TXN, producer_id, records))
+        }
+        fn wait_durable(&self, _partition: i32, _end: u64) -> DurableFuture {
+            let fail = self.fail_durable.load(Ordering::Relaxed);
+            Box::pin(async move {
+                if fail {
+                    Err(E::KafkaStorageError)
+                } else {
+                    Ok(())
+                }
+            })
+        }
+    }
+
+    fn item(partition: i32, offset: i64) -> CommitItem {
+        CommitItem {
+            topic: "t".to_string(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+        }
+    }
+
+    /// A producer outside any group membership (v0-v2, or a simple group).
+    fn producer(producer_id: i64) -> TxnCommitter {
+        TxnCommitter {
+            transactional_id: format!("txn-{producer_id}"),
+            producer_id,
+            producer_epoch: 0,
+            generation: -1,
+            member_id: String::new(),
+            instance_id: None,
+        }
+    }
+
+    fn txn_commit(c: &Arc<GroupCoordinator>, g: &str, pid: i64, items: &[(i32, i64)]) -> Vec<i16> {
+        let items = items.iter().map(|(p, o)| item(*p, *o)).collect();
+        block_on(c.txn_offset_commit(g, &producer(pid), items))
+    }
+
+    fn plain_commit(c: &Arc<GroupCoordinator>, g: &str, p: i32, offset: i64) {
+        block_on(c.commit_offsets(g, "", None, -1, 8, vec![item(p, offset)])).unwrap();
+    }
+
+    /// (partition, offset or -1, unstable) of topic "t" partitions 0-2, as OffsetFetch
+    /// answers with `require_stable`.
+    fn stable(c: &GroupCoordinator, g: &str) -> Vec<(i32, i64, bool)> {
+        let fetched = c.fetch_offsets_stable(g, Some(vec![("t".to_string(), vec![0, 1, 2])]), true);
+        fetched
+            .into_iter()
+            .flat_map(|(_, ps)| ps)
+            .map(|(p, r)| match r {
+                Ok(v) => (p, v.map_or(-1, |v| v.offset), false),
+                Err(e) => {
+                    assert_eq!(e, E::UnstableOffsetCommit);
+                    (p, -1, true)
+                }
+            })
+            .collect()
+    }
+
+    fn committed(c: &GroupCoordinator, g: &str) -> Vec<(i32, i64)> {
+        all_offsets(c, &[g])
+            .into_iter()
+            .map(|(_, _, p, o)| (p, o))
+            .collect()
+    }
+
+    #[test]
+    fn txn_offsets_are_pending_until_committed_and_dropped_on_abort() {
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(GroupConfig::default(), log.clone());
+        let p = c.partition_for("g");
+        plain_commit(&c, "g", 0, 1);
+        assert_eq!(txn_commit(&c, "g", 7, &[(0, 5), (1, 6)]), [0, 0]);
+        // Invisible to OffsetFetch; unstable with require_stable.
+        assert_eq!(committed(&c, "g"), [(0, 1)]);
+        assert_eq!(
+            stable(&c, "g"),
+            [(0, -1, true), (1, -1, true), (2, -1, false)]
+        );
+        // Without require_stable: the last committed offset.
+        let plain =
+            c.fetch_offsets_stable("g", Some(vec![("t".to_string(), vec![0, 1, 2])]), false);
+        let plain: Vec<_> = plain[0]
+            .1
+            .iter()
+            .map(|(p, r)| (*p, r.clone().map(|v| v.map(|v| v.offset))))
+            .collect();
+        assert_eq!(plain, [(0, Ok(Some(1))), (1, Ok(None)), (2, Ok(None))]);
+        assert!(c.has_pending_offsets("g", "t", 0) && !c.has_pending_offsets("g", "t", 2));
+
+        // A marker on another partition is not this group's.
+        c.complete_txn((p + 1) % 50, 7, true);
+        assert_eq!(committed(&c, "g"), [(0, 1)]);
+        c.complete_txn(p, 7, true);
+        assert_eq!(committed(&c, "g"), [(0, 5), (1, 6)]);
+        assert_eq!(
+            stable(&c, "g"),
+            [(0, 5, false), (1, 6, false), (2, -1, false)]
+        );
+
+        // Aborted: dropped, the committed offset stays.
+        assert_eq!(txn_commit(&c, "g", 8, &[(0, 9)]), [0]);
+        assert_eq!(stable(&c, "g")[0], (0, -1, true));
+        c.complete_txn(p, 8, false);
+        assert_eq!(committed(&c, "g"), [(0, 5), (1, 6)]);
+        assert_eq!(stable(&c, "g")[0], (0, 5, false));
+        // A marker without pending offsets changes nothing.
+        c.complete_txn(p, 8, true);
+        assert_eq!(committed(&c, "g"), [(0, 5), (1, 6)]);
+
+        // The log says the same once the markers are in it.
+        log.marker(p, 7, true);
+        log.marker(p, 8, false);
+        let r = log.reload();
+        assert_eq!(committed(&r, "g"), [(0, 5), (1, 6)]);
+        assert_eq!(
+            stable(&r, "g"),
+            [(0, 5, false), (1, 6, false), (2, -1, false)]
+        );
+    }
+
+    #[test]
+    fn replay_keeps_committed_drops_aborted_and_holds_open_transactions() {
+        let log = Arc::new(BatchLog::default());
+        let p = records::partition_for("g", 50);
+        let commit = |t: i32, offset: i64| -> LogRecord {
+            (
+                records::offset_key("g", "t", t),
+                Some(records::encode_offset_value(&OffsetValue {
+                    offset,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    commit_timestamp: 0,
+                    expire_timestamp: -1,
+                })),
+            )
+        };
+        log.push(p, 0, -1, &[commit(0, 1)]);
+        log.push(p, TXN, 1, &[commit(0, 2), commit(1, 2)]);
+        log.push(p, TXN, 2, &[commit(1, 3)]);
+        log.push(p, TXN, 3, &[commit(2, 4)]);
+        log.marker(p, 1, true);
+        log.marker(p, 2, false);
+        // Producer 3's marker on another partition (a group there) is not for "g".
+        log.marker((p + 1) % 50, 3, true);
+        let r = log.reload();
+        assert!(r.group_exists("g"));
+        assert_eq!(committed(&r, "g"), [(0, 2), (1, 2)]);
+        assert_eq!(
+            stable(&r, "g"),
+            [(0, 2, false), (1, 2, false), (2, -1, true)]
+        );
+        // The open transaction's marker comes later (from the transaction coordinator).
+        r.complete_txn(p, 3, true);
+        assert_eq!(committed(&r, "g"), [(0, 2), (1, 2), (2, 4)]);
+
+        // A group with nothing but an open transaction exists after the load.
+        let log = Arc::new(BatchLog::default());
+        let q = records::partition_for("h", 50);
+        log.push(
+            q,
+            TXN,
+            9,
+            &[(records::offset_key("h", "t", 0), commit(0, 1).1)],
+        );
+        let r = log.reload();
+        assert!(r.group_exists("h"));
+        assert!(committed(&r, "h").is_empty());
+        assert_eq!(stable(&r, "h")[0], (0, -1, true));
+    }
+
+    #[test]
+    fn a_later_plain_commit_wins_over_an_older_transactional_one() {
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(GroupConfig::default(), log.clone());
+        let p = c.partition_for("g");
+        // Transactional first, plain after it: the plain one is newer in the log.
+        txn_commit(&c, "g", 1, &[(0, 5)]);
+        plain_commit(&c, "g", 0, 7);
+        assert_eq!(committed(&c, "g"), [(0, 7)]);
+        // Plain first, transactional after it: the transactional one wins at commit.
+        plain_commit(&c, "g", 1, 7);
+        txn_commit(&c, "g", 2, &[(1, 5)]);
+        c.complete_txn(p, 1, true);
+        c.complete_txn(p, 2, true);
+        assert_eq!(committed(&c, "g"), [(0, 7), (1, 5)]);
+        log.marker(p, 1, true);
+        log.marker(p, 2, true);
+        let r = log.reload();
+        assert_eq!(committed(&r, "g"), [(0, 7), (1, 5)]);
+    }
+
+    #[test]
+    fn garbage_control_records_are_skipped_without_panic() {
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(GroupConfig::default(), log.clone());
+        let p = c.partition_for("g");
+        txn_commit(&c, "g", 5, &[(0, 3)]);
+        // Control batches that are no markers: no key, a short key, an unknown type,
+        // no producer id, no record at all.
+        log.push(p, TXN | CONTROL, 5, &[(Vec::new(), None)]);
+        log.push(p, TXN | CONTROL, 5, &[(vec![0], Some(vec![0; 6]))]);
+        log.push(p, TXN | CONTROL, 5, &[(vec![0, 0, 0, 7], Some(vec![0; 6]))]);
+        log.push(
+            p,
+            TXN | CONTROL,
+            -1,
+            &[(vec![0, 0, 0, 1], Some(vec![0; 6]))],
+        );
+        log.push(p, TXN | CONTROL, 5, &[]);
+        let r = log.reload();
+        assert_eq!(stable(&r, "g")[0], (0, -1, true), "still pending");
+        log.marker(p, 5, true);
+        plain_commit(&c, "g", 1, 8);
+        // Trailing garbage: the replay stops there.
+        log.raw(p, &[0xff; 100]);
+        log.raw(p, &[0x00; 70]);
+        let r = log.reload();
+        assert_eq!(committed(&r, "g"), [(0, 3), (1, 8)]);
+        assert_eq!(
+            stable(&r, "g"),
+            [(0, 3, false), (1, 8, false), (2, -1, false)]
+        );
+        // Garbage straight into the replay.
+        let junk: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        r.replay_chunk(p, 0, &junk);
+        r.replay_chunk(p, 0, &[]);
+    }
+
+    #[test]
+    fn txn_offset_commit_checks_the_group_like_kafka() {
+        let cfg = GroupConfig {
+            offset_metadata_max_bytes: 4,
+            ..GroupConfig::default()
+        };
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(cfg, log.clone());
+        let two = || vec![item(0, 1), item(1, 1)];
+        let ill = E::IllegalGeneration.code();
+        assert_eq!(
+            block_on(c.txn_offset_commit("", &producer(1), two())),
+            [E::InvalidGroupId.code(); 2]
+        );
+        // An unknown group: with a generation, ILLEGAL_GENERATION; without, created.
+        let mut member = producer(1);
+        member.generation = 1;
+        member.member_id = "a".to_string();
+        assert_eq!(
+            block_on(c.txn_offset_commit("new", &member, two())),
+            [ill; 2]
+        );
+        assert!(!c.group_exists("new"));
+        assert_eq!(
+            block_on(c.txn_offset_commit("new", &producer(1), two())),
+            [0, 0]
+        );
+        assert!(c.group_exists("new"));
+
+        // A consumer group with member "a" at epoch 1.
+        let (a, _) = c
+            .consumer_heartbeat("g", hb("a", 0, Some(&[])), &resolve)
+            .unwrap();
+        member.generation = a.member_epoch;
+        assert_eq!(block_on(c.txn_offset_commit("g", &member, two())), [0, 0]);
+        let mut stale = member.clone();
+        stale.generation += 5;
+        assert_eq!(block_on(c.txn_offset_commit("g", &stale, two())), [ill; 2]);
+        let mut stranger = member.clone();
+        stranger.member_id = "x".to_string();
+        assert_eq!(
+            block_on(c.txn_offset_commit("g", &stranger, two())),
+            [E::UnknownMemberId.code(); 2]
+        );
+        // Without member fields a non-empty consumer group refuses (Kafka).
+        assert_eq!(
+            block_on(c.txn_offset_commit("g", &producer(1), two())),
+            [E::UnknownMemberId.code(); 2]
+        );
+
+        // Metadata over the limit: that partition refused, the others written.
+        let mut big = item(2, 1);
+        big.metadata = "12345".to_string();
+        let codes = block_on(c.txn_offset_commit("h", &producer(2), vec![item(0, 1), big]));
+        assert_eq!(codes, [0, E::OffsetMetadataTooLarge.code()]);
+        assert_eq!(
+            stable(&c, "h"),
+            [(0, -1, true), (1, -1, false), (2, -1, false)]
+        );
+    }
+
+    #[test]
+    fn an_undurable_txn_commit_is_not_left_pending() {
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(GroupConfig::default(), log.clone());
+        log.fail_durable.store(true, Ordering::Relaxed);
+        assert_eq!(
+            txn_commit(&c, "g", 1, &[(0, 1)]),
+            [E::CoordinatorNotAvailable.code()]
+        );
+        assert!(!c.has_pending_offsets("g", "t", 0));
+    }
+
+    #[test]
+    fn deleting_a_group_or_its_offsets_drops_pending_offsets() {
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(GroupConfig::default(), log.clone());
+        let p = c.partition_for("g");
+        txn_commit(&c, "g", 1, &[(0, 5)]);
+        assert_eq!(block_on(c.delete_groups(&["g".to_string()])), [0]);
+        assert!(!c.group_exists("g"));
+        c.complete_txn(p, 1, true);
+        assert!(committed(&c, "g").is_empty());
+        log.marker(p, 1, true);
+        let r = log.reload();
+        assert!(
+            !r.group_exists("g"),
+            "the tombstones drop the pending offsets"
+        );
+        assert!(committed(&r, "g").is_empty());
+
+        // OffsetDelete: committed or pending, both go.
+        let q = c.partition_for("h");
+        plain_commit(&c, "h", 0, 1);
+        txn_commit(&c, "h", 2, &[(0, 2), (1, 3), (2, 4)]);
+        let codes = block_on(c.delete_offsets("h", &[("t".to_string(), 0), ("t".to_string(), 1)]));
+        assert_eq!(codes, Ok(vec![0, 0]));
+        assert_eq!(
+            stable(&c, "h"),
+            [(0, -1, false), (1, -1, false), (2, -1, true)]
+        );
+        c.complete_txn(q, 2, true);
+        assert_eq!(committed(&c, "h"), [(2, 4)]);
+        log.marker(q, 2, true);
+        let r = log.reload();
+        assert_eq!(committed(&r, "h"), [(2, 4)]);
+    }
+
+    #[test]
+    fn pending_offsets_keep_their_partition_and_group_from_expiring() {
+        const MIN: i64 = 60_000;
+        let cfg = GroupConfig {
+            offsets_retention_ms: MIN,
+            ..GroupConfig::default()
+        };
+        let log = Arc::new(BatchLog::default());
+        let c = coordinator(cfg, log.clone());
+        let p = c.partition_for("g");
+        plain_commit(&c, "g", 0, 1);
+        plain_commit(&c, "g", 1, 1);
+        txn_commit(&c, "g", 1, &[(0, 2)]);
+        let later = SystemClock.now_ms() + 10 * MIN;
+        c.expire_offsets(&mut c.lock(), later);
+        // t-1 expired; t-0 has a pending transactional offset and stays, so does g.
+        assert_eq!(committed(&c, "g"), [(0, 1)]);
+        c.complete_txn(p, 1, false);
+        c.expire_offsets(&mut c.lock(), later);
+        assert!(committed(&c, "g").is_empty());
+        assert!(!c.group_exists("g"));
+        // Only an open transaction left: the group stays.
+        txn_commit(&c, "k", 3, &[(0, 2)]);
+        c.expire_offsets(&mut c.lock(), later);
+        assert!(c.group_exists("k"));
     }
 }
