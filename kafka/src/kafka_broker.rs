@@ -15,6 +15,7 @@ use crate::group_settings::group_config;
 use crate::group_timers;
 use crate::offsets_log::{self, PartitionLog, RegistryTopics};
 use crate::quotas::QuotaManager;
+use crate::transactions::Transactions;
 
 pub struct KafkaBroker {
     pub core: Arc<Broker>,
@@ -29,6 +30,8 @@ pub struct KafkaBroker {
     /// The one authorization decision (`authorizer.class.name`, `super.users`,
     /// `allow.everyone.if.no.acl.found`, SAS rights).
     pub authorizer: Arc<Authorizer>,
+    /// The transaction coordinator over `__transaction_state`, opened on first use.
+    pub transactions: Transactions,
 }
 
 /// Handlers reach the core's topics and partitions as `broker.…`; what is Kafka's alone
@@ -78,7 +81,9 @@ impl KafkaBroker {
         )
         .map_err(invalid)?;
         let authorizer = Arc::new(Authorizer::new(authorizer_config, security.clone()));
+        let transactions = Transactions::new(core.clone(), groups.clone())?;
         Ok(KafkaBroker {
+            transactions,
             core,
             groups,
             fetch_sessions,

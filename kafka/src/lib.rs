@@ -12,6 +12,8 @@
 //! - [`fetch_session`]: KIP-227 incremental fetch sessions and their bounded cache.
 //! - [`offsets_log`], [`group_timers`], [`group_settings`]: the group coordinator's
 //!   log, runtime and settings.
+//! - [`transactions`]: the transaction coordinator over `__transaction_state`, its
+//!   markers and timers.
 //! - [`quotas`]: client quota enforcement (rates, throttle times).
 //! - [`request_metrics`]: per-API request counters.
 
@@ -26,6 +28,7 @@ pub mod offsets_log;
 pub mod quotas;
 pub mod request_metrics;
 pub mod server;
+pub mod transactions;
 
 pub use kafka_broker::KafkaBroker;
 pub use server::Server;

@@ -135,7 +135,7 @@ impl CoordinatorLog for PartitionLog {
                 records.len() as i32,
                 &section,
             );
-            match runnel_core::blocking::in_place(|| part.append(&batch, now)) {
+            match runnel_core::blocking::in_place(|| part.append_internal(&batch, now)) {
                 Ok(a) if !a.duplicate => {
                     let next = if sequence == NO_SEQUENCE {
                         0

@@ -194,6 +194,30 @@ pub fn response_has_error(body: &ResponseBody) -> bool {
         ResponseBody::DeleteAcls(r) => any(&r.filter_results, |f| f.error_code != 0),
         ResponseBody::DescribeClientQuotas(r) => r.error_code != 0,
         ResponseBody::AlterClientQuotas(r) => any(&r.entries, |e| e.error_code != 0),
+        ResponseBody::AddPartitionsToTxn(r) => {
+            r.error_code != 0
+                || any(&r.results_by_topic_v3_and_below, |t| {
+                    any(&t.results_by_partition, |p| p.partition_error_code != 0)
+                })
+                || any(&r.results_by_transaction, |x| {
+                    any(&x.topic_results, |t| {
+                        any(&t.results_by_partition, |p| p.partition_error_code != 0)
+                    })
+                })
+        }
+        ResponseBody::AddOffsetsToTxn(r) => r.error_code != 0,
+        ResponseBody::EndTxn(r) => r.error_code != 0,
+        ResponseBody::TxnOffsetCommit(r) => {
+            any(&r.topics, |t| any(&t.partitions, |p| p.error_code != 0))
+        }
+        ResponseBody::WriteTxnMarkers(r) => any(&r.markers, |m| {
+            any(&m.topics, |t| any(&t.partitions, |p| p.error_code != 0))
+        }),
+        ResponseBody::DescribeTransactions(r) => any(&r.transaction_states, |t| t.error_code != 0),
+        ResponseBody::ListTransactions(r) => r.error_code != 0,
+        ResponseBody::DescribeProducers(r) => {
+            any(&r.topics, |t| any(&t.partitions, |p| p.error_code != 0))
+        }
     }
 }
 

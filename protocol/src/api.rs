@@ -195,7 +195,9 @@ macro_rules! supported_apis {
 supported_apis! {
     ApiVersions(ApiVersionsRequest, ApiVersionsResponse): 0..=4,
     Metadata(MetadataRequest, MetadataResponse): 0..=12,
-    Produce(ProduceRequest, ProduceResponse): 3..=11,
+    // v12 is transaction version 2 (KIP-890): the partition joins the transaction
+    // implicitly. v13 (topic ids) is left out.
+    Produce(ProduceRequest, ProduceResponse): 3..=12,
     Fetch(FetchRequest, FetchResponse): 4..=16,
     ListOffsets(ListOffsetsRequest, ListOffsetsResponse): 1..=8,
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse): 2..=4,
@@ -209,6 +211,18 @@ supported_apis! {
     DescribeCluster(DescribeClusterRequest, DescribeClusterResponse): 0..=1,
     DescribeLogDirs(DescribeLogDirsRequest, DescribeLogDirsResponse): 1..=4,
     InitProducerId(InitProducerIdRequest, InitProducerIdResponse): 0..=5,
+    // Transactions (KIP-98, KIP-890). AddPartitionsToTxn v4+ is the broker-to-coordinator
+    // form (batched, verify-only); EndTxn v5 returns the bumped epoch (version 2).
+    AddPartitionsToTxn(AddPartitionsToTxnRequest, AddPartitionsToTxnResponse): 0..=5,
+    AddOffsetsToTxn(AddOffsetsToTxnRequest, AddOffsetsToTxnResponse): 0..=4,
+    EndTxn(EndTxnRequest, EndTxnResponse): 0..=5,
+    TxnOffsetCommit(TxnOffsetCommitRequest, TxnOffsetCommitResponse): 0..=5,
+    // Sent by Admin.abortTransaction (kafka-transactions.sh abort) to the leader.
+    WriteTxnMarkers(WriteTxnMarkersRequest, WriteTxnMarkersResponse): 1..=1,
+    // KIP-664.
+    DescribeTransactions(DescribeTransactionsRequest, DescribeTransactionsResponse): 0..=0,
+    ListTransactions(ListTransactionsRequest, ListTransactionsResponse): 0..=1,
+    DescribeProducers(DescribeProducersRequest, DescribeProducersResponse): 0..=0,
     FindCoordinator(FindCoordinatorRequest, FindCoordinatorResponse): 0..=5,
     JoinGroup(JoinGroupRequest, JoinGroupResponse): 0..=9,
     SyncGroup(SyncGroupRequest, SyncGroupResponse): 0..=5,
@@ -516,6 +530,30 @@ pub fn decode_response(
     Ok((response_header.correlation_id, body))
 }
 
+/// The finalized `transaction.version` (KIP-890): 2, so that clients that know it run
+/// transaction version 2 (epoch bump per transaction, implicit partition adds).
+pub const TRANSACTION_VERSION: i16 = 2;
+
+/// The features of an ApiVersions v3+ response: `transaction.version` supported 0-2 and
+/// finalized at [`TRANSACTION_VERSION`] (epoch 0: it never changes on a running node).
+pub fn with_features(response: m::ApiVersionsResponse) -> m::ApiVersionsResponse {
+    let name = || StrBytes::from_static_str("transaction.version");
+    response
+        .with_supported_features(vec![
+            m::api_versions_response::SupportedFeatureKey::default()
+                .with_name(name())
+                .with_min_version(0)
+                .with_max_version(TRANSACTION_VERSION),
+        ])
+        .with_finalized_features_epoch(0)
+        .with_finalized_features(vec![
+            m::api_versions_response::FinalizedFeatureKey::default()
+                .with_name(name())
+                .with_min_version_level(TRANSACTION_VERSION)
+                .with_max_version_level(TRANSACTION_VERSION),
+        ])
+}
+
 /// The ApiVersions response body listing [`SUPPORTED_APIS`], error code 0. The handler
 /// may set `throttle_time_ms` and features before encoding it.
 pub fn api_versions_response() -> m::ApiVersionsResponse {
@@ -815,8 +853,8 @@ mod tests {
         for api_key in [
             9999i16,
             -1,
-            ApiKey::AddOffsetsToTxn as i16,
-            ApiKey::EndTxn as i16,
+            ApiKey::AlterPartition as i16,
+            ApiKey::Vote as i16,
         ] {
             let mut frame = BytesMut::new();
             frame.put_i16(api_key);

@@ -645,10 +645,6 @@ pub fn init_producer_id(
     {
         return base.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
-    if req.transactional_id.is_some() {
-        // Transactions are out of scope; idempotent producers use no transactional id.
-        return base.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
-    }
     // Without a transactional id Kafka always hands out a fresh producer id, even when
     // the request names the producer's current id and epoch (KIP-360 bump).
     match broker.next_producer_id() {

@@ -123,6 +123,7 @@ async fn fetch_slices(
     // Resolve partitions once. Unknown ones get their error in every round but, as in
     // Kafka, do not end the long poll; errors found reading a partition do.
     let wanted = ctx.wanted();
+    let read_committed = req.isolation_level == 1;
     let mut answers: Vec<m::fetch_response::PartitionData> = Vec::with_capacity(wanted.len());
     let mut slots = Vec::new();
     let mut has_errors = false;
@@ -172,13 +173,16 @@ async fn fetch_slices(
         }
         let mut total = 0usize;
         let mut errors = has_errors;
-        let (returned, reads) = read_round(slots, max_bytes).await;
+        let (returned, reads) = read_round(slots, max_bytes, read_committed).await;
         slots = returned;
         for (s, read) in slots.iter().zip(reads) {
             let pd = &mut answers[s.index];
             pd.high_watermark = read.high_watermark;
-            pd.last_stable_offset = read.high_watermark;
+            pd.last_stable_offset = read.last_stable_offset;
             pd.log_start_offset = read.log_start_offset;
+            if read_committed {
+                pd.aborted_transactions = Some(read.aborted);
+            }
             match read.result {
                 Ok(slice) => {
                     total += slice.as_ref().map_or(0, |s| s.len as usize);
@@ -409,7 +413,11 @@ fn resolve_partition(
 /// headers, so a round with data to find runs off the runtime's workers; a round where
 /// every partition is at its high watermark (a long poll's first look) touches no file
 /// and runs here.
-async fn read_round(slots: Vec<Slot>, max_bytes: usize) -> (Vec<Slot>, Vec<PartitionRead>) {
+async fn read_round(
+    slots: Vec<Slot>,
+    max_bytes: usize,
+    read_committed: bool,
+) -> (Vec<Slot>, Vec<PartitionRead>) {
     let read_all = move |slots: Vec<Slot>| {
         let mut total = 0usize;
         let reads: Vec<PartitionRead> = slots
@@ -417,7 +425,7 @@ async fn read_round(slots: Vec<Slot>, max_bytes: usize) -> (Vec<Slot>, Vec<Parti
             .map(|s| {
                 let remaining = max_bytes.saturating_sub(total);
                 let limit = (s.max_bytes.max(0) as usize).min(remaining);
-                let read = read_partition(&s.p, s.fetch_offset, limit, total == 0);
+                let read = read_partition(&s.p, s.fetch_offset, limit, total == 0, read_committed);
                 if let Ok(Some(slice)) = &read.result {
                     total += slice.len as usize;
                 }
@@ -448,36 +456,52 @@ async fn read_round(slots: Vec<Slot>, max_bytes: usize) -> (Vec<Slot>, Vec<Parti
 struct PartitionRead {
     result: Result<Option<FileSlice>, ResponseError>,
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
+    /// For read_committed: the aborted transactions overlapping what was read.
+    aborted: Vec<m::fetch_response::AbortedTransaction>,
 }
 
-/// Find whole batches at `offset` below the high watermark (not read yet: the server
-/// sends them from the file). `min_one`: return the first batch even if it is larger
-/// than `limit` (KIP-74), as for the first partition with data.
-fn read_partition(p: &Partition, offset: i64, limit: usize, min_one: bool) -> PartitionRead {
+/// Find whole batches at `offset` below the high watermark, or for read_committed
+/// below the last stable offset (not read yet: the server sends them from the file).
+/// `min_one`: return the first batch even if it is larger than `limit` (KIP-74), as for
+/// the first partition with data.
+fn read_partition(
+    p: &Partition,
+    offset: i64,
+    limit: usize,
+    min_one: bool,
+    read_committed: bool,
+) -> PartitionRead {
     let hw = p.high_watermark();
+    let lso = p.last_stable_offset().min(hw);
     let log_start = match p.log_start_offset() {
         Ok(start) => start as i64,
         Err(e) => {
             return PartitionRead {
                 result: Err(storage_error_code(&e)),
                 high_watermark: -1,
+                last_stable_offset: -1,
                 log_start_offset: -1,
+                aborted: Vec::new(),
             }
         }
     };
     let answer = |result| PartitionRead {
         result,
         high_watermark: hw as i64,
+        last_stable_offset: lso as i64,
         log_start_offset: log_start,
+        aborted: Vec::new(),
     };
+    let bound = if read_committed { lso } else { hw };
     if offset < 0 {
         return answer(Err(ResponseError::OffsetOutOfRange));
     }
     if !min_one && limit == 0 {
         return answer(Ok(None));
     }
-    let read = match p.read(offset as u64, limit as u64, hw) {
+    let read = match p.read(offset as u64, limit as u64, bound) {
         Ok(r) => r,
         Err(e @ StorageError::OffsetOutOfRange { .. }) => {
             return answer(Err(storage_error_code(&e)))
@@ -489,7 +513,29 @@ fn read_partition(p: &Partition, offset: i64, limit: usize, min_one: bool) -> Pa
     };
     match read.slice {
         Some(slice) if !min_one && slice.len as usize > limit => answer(Ok(None)),
-        slice => answer(Ok(slice)),
+        None => answer(Ok(None)),
+        Some(slice) if !read_committed => answer(Ok(Some(slice))),
+        Some(slice) => {
+            // The consumer drops the records of these; the list may reach past what
+            // this response holds (up to the LSO), which it ignores.
+            match p.aborted_transactions(offset as u64, lso) {
+                Ok(list) => PartitionRead {
+                    aborted: list
+                        .iter()
+                        .map(|t| {
+                            m::fetch_response::AbortedTransaction::default()
+                                .with_producer_id(m::ProducerId(t.producer_id))
+                                .with_first_offset(t.first_offset as i64)
+                        })
+                        .collect(),
+                    ..answer(Ok(Some(slice)))
+                },
+                Err(e) => {
+                    tracing::error!(partition = %p.tp, error = %e, "reading the transaction index failed");
+                    answer(Err(storage_error_code(&e)))
+                }
+            }
+        }
     }
 }
 
@@ -531,7 +577,7 @@ pub fn list_offsets(
                     if lp.current_leader_epoch > 0 {
                         return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
                     }
-                    match list_offset(&p, lp.timestamp) {
+                    match list_offset(&p, lp.timestamp, req.isolation_level == 1) {
                         Ok((offset, ts)) => {
                             // leader_epoch exists from v4; setting it earlier fails encoding.
                             // No offset found: no epoch either (-1), as Kafka.
@@ -554,9 +600,14 @@ pub fn list_offsets(
     m::ListOffsetsResponse::default().with_topics(topics)
 }
 
-/// (offset, timestamp) for a ListOffsets query, bounded by the high watermark.
-fn list_offset(p: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
-    let hw = p.high_watermark() as i64;
+/// (offset, timestamp) for a ListOffsets query, bounded by the high watermark (the last
+/// stable offset for read_committed).
+fn list_offset(
+    p: &Partition,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<(i64, i64), ResponseError> {
+    let hw = p.read_bound(read_committed) as i64;
     let log_start = p.log_start_offset().map_err(|e| storage_error_code(&e))? as i64;
     let hit = match timestamp {
         EARLIEST | EARLIEST_LOCAL => return Ok((log_start, -1)),

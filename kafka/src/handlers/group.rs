@@ -10,11 +10,12 @@ use super::{str_bytes, topic_name};
 use crate::kafka_broker::KafkaBroker;
 use runnel_coordinator::group::classic::{JoinRequest, Reply};
 use runnel_coordinator::group::topic_regex::{self, TopicRegex};
-use runnel_coordinator::group::{CommitItem, TxnCommitter};
+use runnel_coordinator::group::{CommitItem, TxnCommitter, OFFSETS_TOPIC};
 
 use crate::context::{Operation, RequestContext, Resource};
 
 const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
 
 pub async fn find_coordinator(
     broker: &KafkaBroker,
@@ -31,15 +32,18 @@ pub async fn find_coordinator(
             }
             GROUP if !key.is_empty() => (0, node, host.clone(), port as i32),
             GROUP => (E::InvalidRequest.code(), -1, String::new(), -1),
-            // Transactions are not implemented yet. COORDINATOR_NOT_AVAILABLE would be
-            // retried forever; this is the fatal error Kafka gives a transactional id the
-            // client may not use, so initTransactions fails at once.
-            1 => (
+            TRANSACTION if !ctx.authorize(Operation::Describe, Resource::TransactionalId(key)) => (
                 E::TransactionalIdAuthorizationFailed.code(),
                 -1,
                 String::new(),
                 -1,
             ),
+            TRANSACTION if key.is_empty() => (E::InvalidRequest.code(), -1, String::new(), -1),
+            // The first one creates __transaction_state, as in Kafka.
+            TRANSACTION => match broker.transactions.coordinator() {
+                Ok(_) => (0, node, host.clone(), port as i32),
+                Err(e) => (e.code(), -1, String::new(), -1),
+            },
             _ => (E::InvalidRequest.code(), -1, String::new(), -1),
         }
     };
@@ -349,8 +353,6 @@ pub async fn offset_commit(
 /// existing topic and partition (UNKNOWN_TOPIC_OR_PARTITION); the rest goes to the
 /// coordinator, which answers once the offsets are durable (pending until the
 /// transaction's marker).
-// lead: drop the allow once the dispatch calls this (the answer `.into()` a ResponseBody).
-#[allow(dead_code)]
 pub(crate) async fn txn_offset_commit(
     broker: &KafkaBroker,
     ctx: &RequestContext,
@@ -408,22 +410,53 @@ pub(crate) async fn txn_offset_commit(
     let codes = if items.is_empty() {
         Vec::new()
     } else {
-        // lead: transaction-coordinator check here: KIP-890 verification (TV1: the
-        // __consumer_offsets partition of the group, `broker.groups.partition_for(
-        // &r.group_id)`, must be in the transaction) or its implicit add (TV2, v5). On
-        // an error, set `codes = vec![e.code(); items.len()]` instead of committing.
-        let who = TxnCommitter {
-            transactional_id: r.transactional_id.to_string(),
-            producer_id: r.producer_id.0,
-            producer_epoch: r.producer_epoch,
-            generation: r.generation_id,
-            member_id: r.member_id.to_string(),
-            instance_id: r.group_instance_id.as_ref().map(|s| s.to_string()),
+        // KIP-890: with transaction version 2 (v5+) the group's partition of
+        // __consumer_offsets joins the transaction here; before, AddOffsetsToTxn added
+        // it, and the coordinator checks that it did.
+        let offsets_partition = (
+            OFFSETS_TOPIC.to_string(),
+            broker.groups.partition_for(&r.group_id),
+        );
+        let checked = match broker.transactions.coordinator() {
+            Err(e) => Err(e),
+            Ok(c) if version >= 5 => {
+                c.add_partitions(
+                    &r.transactional_id,
+                    r.producer_id.0,
+                    r.producer_epoch,
+                    std::slice::from_ref(&offsets_partition),
+                    true,
+                )
+                .await
+            }
+            Ok(c) => c
+                .verify_partitions(
+                    &r.transactional_id,
+                    r.producer_id.0,
+                    r.producer_epoch,
+                    std::slice::from_ref(&offsets_partition),
+                )
+                .into_iter()
+                .map(|(_, r)| r)
+                .find(|r| r.is_err())
+                .unwrap_or(Ok(())),
         };
-        broker
-            .groups
-            .txn_offset_commit(&r.group_id, &who, items)
-            .await
+        if let Err(e) = checked {
+            vec![e.code(); items.len()]
+        } else {
+            let who = TxnCommitter {
+                transactional_id: r.transactional_id.to_string(),
+                producer_id: r.producer_id.0,
+                producer_epoch: r.producer_epoch,
+                generation: r.generation_id,
+                member_id: r.member_id.to_string(),
+                instance_id: r.group_instance_id.as_ref().map(|s| s.to_string()),
+            };
+            broker
+                .groups
+                .txn_offset_commit(&r.group_id, &who, items)
+                .await
+        }
     };
     let topics = shape
         .into_iter()

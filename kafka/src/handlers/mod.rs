@@ -9,6 +9,7 @@ mod group;
 pub(crate) mod produce;
 mod quotas;
 mod scram;
+mod txn;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -62,10 +63,13 @@ pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Re
             // The appends are file writes (and, at a segment roll, file creation and
             // fsyncs): off the runtime's workers, awaited here so that they still
             // happen in request order.
+            // A transactional produce is first verified with the transaction
+            // coordinator (KIP-890), which may wait for its durable write.
+            let txn_refused = txn::verify_produce(broker, ctx, &r, version).await;
             let appender = broker.clone();
             let producer = ctx.clone();
             let appended = tokio::task::spawn_blocking(move || {
-                produce::append(&appender, &producer, r, version)
+                produce::append(&appender, &producer, r, version, &txn_refused)
             })
             .await;
             return match appended {
@@ -78,6 +82,10 @@ pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Re
                     Reply::Close
                 }
             };
+        }
+        // Features are tagged fields of v3+.
+        RequestBody::ApiVersions(_) if version >= 3 => {
+            runnel_protocol::api::with_features(api_versions_response()).into()
         }
         RequestBody::ApiVersions(_) => api_versions_response().into(),
         RequestBody::Metadata(r) => metadata(broker, ctx, r, version).await.into(),
@@ -110,7 +118,24 @@ pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Re
             .into(),
         RequestBody::DescribeCluster(r) => describe_cluster(broker, ctx, &r).into(),
         RequestBody::DescribeLogDirs(r) => admin::describe_log_dirs(broker, ctx, r).into(),
-        RequestBody::InitProducerId(r) => admin::init_producer_id(broker, ctx, r).into(),
+        RequestBody::InitProducerId(r) => match r.transactional_id.as_deref() {
+            Some(id) => txn::init_producer_id(broker, ctx, &r, id, version)
+                .await
+                .into(),
+            None => admin::init_producer_id(broker, ctx, r).into(),
+        },
+        RequestBody::AddPartitionsToTxn(r) => txn::add_partitions_to_txn(broker, ctx, r, version)
+            .await
+            .into(),
+        RequestBody::AddOffsetsToTxn(r) => txn::add_offsets_to_txn(broker, ctx, r).await.into(),
+        RequestBody::EndTxn(r) => txn::end_txn(broker, ctx, r, version).await.into(),
+        RequestBody::TxnOffsetCommit(r) => group::txn_offset_commit(broker, ctx, r, version)
+            .await
+            .into(),
+        RequestBody::WriteTxnMarkers(r) => txn::write_txn_markers(broker, ctx, r).await.into(),
+        RequestBody::DescribeTransactions(r) => txn::describe_transactions(broker, ctx, r).into(),
+        RequestBody::ListTransactions(r) => txn::list_transactions(broker, ctx, r).into(),
+        RequestBody::DescribeProducers(r) => txn::describe_producers(broker, ctx, r).into(),
         RequestBody::FindCoordinator(r) => group::find_coordinator(broker, ctx, r, version).await,
         RequestBody::JoinGroup(r) => group::join_group(broker, ctx, r, version).await,
         RequestBody::SyncGroup(r) => group::sync_group(broker, ctx, r, version).await,

@@ -2,6 +2,7 @@
 //! 0 → no response; 1 → once written to the OS; all (-1) → once fsynced (group commit),
 //! unless the topic has `write.caching=true`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,11 +31,17 @@ pub fn append(
     ctx: &RequestContext,
     req: m::ProduceRequest,
     _version: i16,
+    txn_refused: &HashMap<(String, i32), ResponseError>,
 ) -> Option<PendingAcks> {
     let acks = req.acks;
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let now = runnel_storage::now_ms();
     let valid_acks = (-1..=1).contains(&acks);
+    // A transactional producer needs WRITE on its transactional id for every partition.
+    let txn_allowed = req
+        .transactional_id
+        .as_deref()
+        .is_none_or(|id| ctx.authorize(Operation::Write, Resource::TransactionalId(id)));
     // (topic index, partition response, offset that must be durable before answering)
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let mut waits = Vec::new();
@@ -50,12 +57,14 @@ pub fn append(
                 Err((ResponseError::InvalidRequiredAcks, None, vec![]))
             } else if !allowed {
                 Err((ResponseError::TopicAuthorizationFailed, None, vec![]))
-            } else if req.transactional_id.is_some() {
+            } else if !txn_allowed {
                 Err((
                     ResponseError::TransactionalIdAuthorizationFailed,
-                    Some("transactions are not supported".to_string()),
+                    None,
                     vec![],
                 ))
+            } else if let Some(e) = txn_refused.get(&(topic.name.0.to_string(), pd.index)) {
+                Err((*e, None, vec![]))
             } else {
                 match broker.partition(&topic.name.0, pd.index) {
                     None => Err((ResponseError::UnknownTopicOrPartition, None, vec![])),
@@ -165,6 +174,8 @@ fn append_error(e: &AppendError) -> (ResponseError, Option<String>, RecordErrors
             p.to_string(),
         ),
         AppendError::Corrupt(why) => plain(ResponseError::CorruptMessage, why.clone()),
+        AppendError::ControlFromClient(why) => plain(ResponseError::InvalidRecord, why.clone()),
+        AppendError::NotInTransaction(why) => plain(ResponseError::InvalidTxnState, why.clone()),
         AppendError::MultipleBatches(n) => plain(
             ResponseError::InvalidRecord,
             format!("{n} record batches for one partition; exactly one is allowed"),
