@@ -21,6 +21,8 @@ use runnel_storage::producer_state::ProducerError;
 /// Kafka's transactional batch attribute (bit 4).
 const TRANSACTIONAL: i16 = 0x10;
 const NO_SEQUENCE: i32 = -1;
+/// How many producers' next sequences are remembered (see `append_transactional`).
+const MAX_TRACKED_PRODUCERS: usize = 10_000;
 
 /// [`CoordinatorLog`] over the broker's `__consumer_offsets` partitions.
 pub struct PartitionLog {
@@ -142,6 +144,10 @@ impl CoordinatorLog for PartitionLog {
                     } else {
                         next_sequence(sequence, records.len())
                     };
+                    if sequences.len() >= MAX_TRACKED_PRODUCERS {
+                        // Bounded: a forgotten producer costs one probe next time.
+                        sequences.clear();
+                    }
                     sequences.insert(key, (producer_epoch, next));
                     return Ok((a.base_offset, a.last_offset + 1));
                 }

@@ -1042,6 +1042,11 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return all(E::InvalidGroupId);
         }
+        if who.producer_id < 0 || who.producer_epoch < 0 {
+            // Kafka's record builder refuses a transactional batch without a producer
+            // (an unknown server error there); a replay would take it for a plain one.
+            return all(E::InvalidProducerIdMapping);
+        }
         let now_ms = self.clock.now_ms();
         let partition = self.partition_for(group_id);
         let mut codes = vec![0i16; n];
@@ -2650,6 +2655,10 @@ mod tests {
         assert_eq!(
             block_on(c.txn_offset_commit("g", &stranger, two())),
             [E::UnknownMemberId.code(); 2]
+        );
+        assert_eq!(
+            block_on(c.txn_offset_commit("new", &producer(-1), two())),
+            [E::InvalidProducerIdMapping.code(); 2]
         );
         // Without member fields a non-empty consumer group refuses (Kafka).
         assert_eq!(
