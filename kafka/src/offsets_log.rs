@@ -137,7 +137,7 @@ impl CoordinatorLog for PartitionLog {
                 records.len() as i32,
                 &section,
             );
-            match runnel_core::blocking::in_place(|| part.append(&batch, now)) {
+            match runnel_core::blocking::in_place(|| part.append_internal(&batch, now)) {
                 Ok(a) if !a.duplicate => {
                     let next = if sequence == NO_SEQUENCE {
                         0
@@ -333,7 +333,6 @@ mod tests {
     async fn a_committed_transaction_survives_a_restart() {
         use runnel_coordinator::group::{CommitItem, GroupConfig, TxnCommitter};
         use runnel_coordinator::runtime::SystemClock;
-        use runnel_protocol::record_batch::builder::{encode_batch, encode_records};
 
         let root = tempfile::tempdir().unwrap();
         let cfg = || GroupConfig {
@@ -371,21 +370,15 @@ mod tests {
             metadata: String::new(),
         };
         assert_eq!(c.txn_offset_commit("g", &who(42), vec![item(5)]).await, [0]);
-        // The commit marker (control batch, key: version 0, type 1).
-        let section = encode_records(&[Record {
-            key: Some(&[0, 0, 0, 1]),
-            value: Some(&[0, 0, 0, 0, 0, 0]),
-            ..Default::default()
-        }]);
+        // The commit marker, as the transaction coordinator writes it.
         let now = now_ms();
-        let producer = ProducerFields {
-            producer_id: 42,
-            producer_epoch: 0,
-            base_sequence: -1,
-        };
-        let marker = encode_batch(0, 0x30, 0, now, now, producer, 1, &section);
-        tokio::task::block_in_place(|| parts[0].append(&marker, now)).unwrap();
+        tokio::task::block_in_place(|| parts[0].append_marker(42, 0, true, now)).unwrap();
         c.complete_txn(0, 42, true);
+        // The same producer's next transaction, aborted: its sequences follow the
+        // marker.
+        assert_eq!(c.txn_offset_commit("g", &who(42), vec![item(6)]).await, [0]);
+        tokio::task::block_in_place(|| parts[0].append_marker(42, 0, false, now)).unwrap();
+        c.complete_txn(0, 42, false);
         assert_eq!(c.txn_offset_commit("g", &who(43), vec![item(9)]).await, [0]);
         let live = c.fetch_offsets("g", None);
         drop((c, parts, broker));
