@@ -21,6 +21,8 @@ use runnel_storage::producer_state::ProducerError;
 /// Kafka's transactional batch attribute (bit 4).
 const TRANSACTIONAL: i16 = 0x10;
 const NO_SEQUENCE: i32 = -1;
+/// How many producers' next sequences are remembered (see `append_transactional`).
+const MAX_TRACKED_PRODUCERS: usize = 10_000;
 
 /// [`CoordinatorLog`] over the broker's `__consumer_offsets` partitions.
 pub struct PartitionLog {
@@ -142,6 +144,10 @@ impl CoordinatorLog for PartitionLog {
                     } else {
                         next_sequence(sequence, records.len())
                     };
+                    if sequences.len() >= MAX_TRACKED_PRODUCERS {
+                        // Bounded: a forgotten producer costs one probe next time.
+                        sequences.clear();
+                    }
                     sequences.insert(key, (producer_epoch, next));
                     return Ok((a.base_offset, a.last_offset + 1));
                 }
@@ -218,5 +224,192 @@ impl Topics for RegistryTopics<'_> {
         for m in self.0.all().filter(|m| !m.internal) {
             f(&m.name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use runnel_coordinator::log::{replay_chunk_txn, Replayed};
+    use runnel_core::broker::Broker;
+    use runnel_core::config::BrokerConfig;
+
+    fn open(root: &std::path::Path) -> (Broker, Vec<Arc<Partition>>) {
+        let config = BrokerConfig::from_settings(BTreeMap::from([
+            ("log.dirs".to_string(), root.display().to_string()),
+            ("metrics.listener".to_string(), String::new()),
+        ]))
+        .unwrap();
+        let broker = tokio::task::block_in_place(|| Broker::open(config)).unwrap();
+        let parts = broker
+            .open_internal_topic("__consumer_offsets", 1, &[("cleanup.policy", "compact")])
+            .unwrap();
+        (broker, parts)
+    }
+
+    fn recs(n: u8) -> Vec<LogRecord> {
+        (0..n)
+            .map(|i| (vec![b'k', i], Some(vec![b'v', i])))
+            .collect()
+    }
+
+    /// Every record of the partition: (offset, producer id of a transactional batch).
+    fn read_back(part: &Partition) -> Vec<(u64, Option<i64>)> {
+        let mut out = Vec::new();
+        part.for_each_batch_chunk(0, 1 << 20, |offset, buf| {
+            Some(replay_chunk_txn(offset, buf, |item| {
+                if let Replayed::Record {
+                    offset,
+                    producer_id,
+                    ..
+                } = item
+                {
+                    out.push((offset, producer_id));
+                }
+            }))
+        })
+        .unwrap();
+        out
+    }
+
+    /// The partition's producer state checks the sequences of a producer's batches;
+    /// the log keeps them in order, also for the first batch after a restart and for a
+    /// bumped epoch, and refuses an old epoch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transactional_appends_pass_the_producer_checks_across_a_restart() {
+        let root = tempfile::tempdir().unwrap();
+        let (broker, parts) = open(root.path());
+        let log = PartitionLog::new(parts.clone());
+        assert_eq!(log.append_transactional(0, 42, 0, &recs(2)), Ok((0, 2)));
+        assert_eq!(log.append(0, &recs(1)), Ok((2, 3)));
+        assert_eq!(log.append_transactional(0, 42, 0, &recs(3)), Ok((3, 6)));
+        assert_eq!(log.append_transactional(0, 43, 0, &recs(1)), Ok((6, 7)));
+        assert_eq!(log.append_transactional(0, 42, 0, &recs(1)), Ok((7, 8)));
+        drop((log, parts, broker));
+
+        let (_broker, parts) = open(root.path());
+        let log = PartitionLog::new(parts.clone());
+        // Unknown to the new log: probed, then in sequence.
+        assert_eq!(log.append_transactional(0, 42, 0, &recs(2)), Ok((8, 10)));
+        assert_eq!(log.append_transactional(0, 42, 0, &recs(1)), Ok((10, 11)));
+        // A bumped epoch starts at 0; the old one is fenced.
+        assert_eq!(log.append_transactional(0, 42, 1, &recs(1)), Ok((11, 12)));
+        assert_eq!(
+            log.append_transactional(0, 42, 0, &recs(1)),
+            Err(E::InvalidProducerEpoch)
+        );
+        assert_eq!(log.append_transactional(0, 43, 0, &recs(1)), Ok((12, 13)));
+        assert_eq!(
+            log.append_transactional(1, 42, 1, &recs(1)),
+            Err(E::CoordinatorNotAvailable),
+            "no such partition"
+        );
+        let got = read_back(&parts[0]);
+        let txn = |pid| Some(pid);
+        let want: Vec<(u64, Option<i64>)> = vec![
+            (0, txn(42)),
+            (1, txn(42)),
+            (2, None),
+            (3, txn(42)),
+            (4, txn(42)),
+            (5, txn(42)),
+            (6, txn(43)),
+            (7, txn(42)),
+            (8, txn(42)),
+            (9, txn(42)),
+            (10, txn(42)),
+            (11, txn(42)),
+            (12, txn(43)),
+        ];
+        assert_eq!(got, want);
+    }
+
+    /// A TxnOffsetCommit through the broker's partitions, its commit marker appended
+    /// as the transaction coordinator's would be, and a restart: the offset is
+    /// committed after the replay; a second transaction left open stays pending.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_committed_transaction_survives_a_restart() {
+        use runnel_coordinator::group::{CommitItem, GroupConfig, TxnCommitter};
+        use runnel_coordinator::runtime::SystemClock;
+
+        let root = tempfile::tempdir().unwrap();
+        let cfg = || GroupConfig {
+            offsets_partitions: 1,
+            ..GroupConfig::default()
+        };
+        let start = |parts: &[Arc<Partition>]| {
+            let c = GroupCoordinator::new(
+                cfg(),
+                Arc::new(PartitionLog::new(parts.to_vec())),
+                Arc::new(SystemClock),
+                crate::group_timers::spawner(),
+            );
+            for p in parts {
+                replay(&c, p).unwrap();
+            }
+            c.finish_load(&|_| None, &NoTopics);
+            c
+        };
+        let (broker, parts) = open(root.path());
+        let c = start(&parts);
+        let who = |pid| TxnCommitter {
+            transactional_id: "tx".to_string(),
+            producer_id: pid,
+            producer_epoch: 0,
+            generation: -1,
+            member_id: String::new(),
+            instance_id: None,
+        };
+        let item = |offset| CommitItem {
+            topic: "t".to_string(),
+            partition: 0,
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+        };
+        assert_eq!(c.txn_offset_commit("g", &who(42), vec![item(5)]).await, [0]);
+        // The commit marker, as the transaction coordinator writes it.
+        let now = now_ms();
+        tokio::task::block_in_place(|| parts[0].append_marker(42, 0, true, now)).unwrap();
+        c.complete_txn(0, 42, true);
+        // The same producer's next transaction, aborted: its sequences follow the
+        // marker.
+        assert_eq!(c.txn_offset_commit("g", &who(42), vec![item(6)]).await, [0]);
+        tokio::task::block_in_place(|| parts[0].append_marker(42, 0, false, now)).unwrap();
+        c.complete_txn(0, 42, false);
+        assert_eq!(c.txn_offset_commit("g", &who(43), vec![item(9)]).await, [0]);
+        let live = c.fetch_offsets("g", None);
+        drop((c, parts, broker));
+
+        let (_broker, parts) = open(root.path());
+        let r = start(&parts);
+        assert_eq!(
+            format!("{:?}", r.fetch_offsets("g", None)),
+            format!("{live:?}")
+        );
+        assert_eq!(
+            r.fetch_offsets("g", None)[0].1[0]
+                .1
+                .as_ref()
+                .map(|v| v.offset),
+            Some(5)
+        );
+        assert!(
+            r.has_pending_offsets("g", "t", 0),
+            "producer 43 is still open"
+        );
+    }
+
+    struct NoTopics;
+    impl runnel_coordinator::group::consumer::Topics for NoTopics {
+        fn resolve(&self, _: &str) -> Option<(uuid::Uuid, i32)> {
+            None
+        }
+        fn names_version(&self) -> u64 {
+            0
+        }
+        fn for_each_name(&self, _: &mut dyn FnMut(&str)) {}
     }
 }

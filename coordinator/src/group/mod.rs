@@ -23,6 +23,15 @@
 //! classic group are written without anyone waiting. The diff re-encodes the group's
 //! records on every heartbeat (linear in its members).
 //!
+//! Transactions (KIP-98, KIP-447): a TxnOffsetCommit is one transactional batch of the
+//! producer in the group's partition. Its offsets are pending per (producer, group)
+//! from the append on: invisible to OffsetFetch (with `require_stable` the partition
+//! answers UNSTABLE_OFFSET_COMMIT), committed or dropped when the transaction's marker
+//! is written ([`GroupCoordinator::complete_txn`]) or replayed. A committed one replaces
+//! the current offset only if its record is later in the log (Kafka's rule), so a
+//! plain commit written after it wins. Markers are per partition: each applies to the
+//! groups of its partition only.
+//!
 //! Locking: one `std::sync::Mutex` over all groups, never held across an `.await`.
 //! Parked JoinGroup/SyncGroup requests wait on oneshot channels outside it.
 //!
@@ -189,6 +198,25 @@ impl State {
         for pid in self.open_txns.get(group).into_iter().flatten() {
             if let Some(o) = self.pending.get_mut(pid).and_then(|g| g.get_mut(group)) {
                 o.remove(tp);
+            }
+        }
+    }
+
+    /// Forget the producer's entry for a group once nothing of it is pending there.
+    fn tidy_pending(&mut self, producer_id: i64, group: &str) {
+        let Some(groups) = self.pending.get_mut(&producer_id) else {
+            return;
+        };
+        if groups.get(group).is_some_and(|o| o.is_empty()) {
+            groups.remove(group);
+            if groups.is_empty() {
+                self.pending.remove(&producer_id);
+            }
+            if let Some(open) = self.open_txns.get_mut(group) {
+                open.remove(&producer_id);
+                if open.is_empty() {
+                    self.open_txns.remove(group);
+                }
             }
         }
     }
@@ -1042,6 +1070,11 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return all(E::InvalidGroupId);
         }
+        if who.producer_id < 0 || who.producer_epoch < 0 {
+            // Kafka's record builder refuses a transactional batch without a producer
+            // (an unknown server error there); a replay would take it for a plain one.
+            return all(E::InvalidProducerIdMapping);
+        }
         let now_ms = self.clock.now_ms();
         let partition = self.partition_for(group_id);
         let mut codes = vec![0i16; n];
@@ -1152,6 +1185,7 @@ impl GroupCoordinator {
                     }
                 }
             }
+            st.tidy_pending(who.producer_id, group_id);
             return all(E::CoordinatorNotAvailable);
         }
         codes
@@ -2651,6 +2685,10 @@ mod tests {
             block_on(c.txn_offset_commit("g", &stranger, two())),
             [E::UnknownMemberId.code(); 2]
         );
+        assert_eq!(
+            block_on(c.txn_offset_commit("new", &producer(-1), two())),
+            [E::InvalidProducerIdMapping.code(); 2]
+        );
         // Without member fields a non-empty consumer group refuses (Kafka).
         assert_eq!(
             block_on(c.txn_offset_commit("g", &producer(1), two())),
@@ -2678,6 +2716,9 @@ mod tests {
             [E::CoordinatorNotAvailable.code()]
         );
         assert!(!c.has_pending_offsets("g", "t", 0));
+        // Nothing open is left behind: the empty group expires.
+        c.expire_offsets(&mut c.lock(), SystemClock.now_ms());
+        assert!(!c.group_exists("g"));
     }
 
     #[test]
