@@ -795,3 +795,85 @@ fn a_crash_mid_swap_keeps_the_old_index_or_installs_the_new_one() {
     let log = Log::open(copy.path(), config(1 << 20), OpenMode::Recover).unwrap();
     assert_eq!(log.aborted_txns(0, 13).unwrap(), e[1..]);
 }
+
+#[test]
+fn interleaved_transactions_across_many_groups_clean_to_the_committed_records() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments: every segment is a cleaner group of its own, and transactions
+    // span them.
+    let log = SharedLog::new(Log::open(dir.path(), config(300), OpenMode::Recover).unwrap());
+    let a = |b: &[u8]| log.append(b, TS).unwrap().first_offset;
+    a(&data(-1, &[("shared", Some("base"))]));
+    let mut entries = Vec::new();
+    let mut committed = Vec::new();
+    for i in 0..8i64 {
+        let (ab, co) = (100 + 2 * i, 101 + 2 * i);
+        let first = a(&data(ab, &[("shared", Some(&format!("ABORTED-{i}-0")))]));
+        let c0 = a(&data(co, &[(&format!("c{i}-0"), Some("COMMITTED"))]));
+        a(&data(
+            ab,
+            &[(&format!("x{i}"), Some(&format!("ABORTED-{i}-1")))],
+        ));
+        let c1 = a(&data(co, &[(&format!("c{i}-1"), Some("COMMITTED"))]));
+        let m = a(&marker(ab, false));
+        let t = aborted(ab, first, m, first);
+        log.append_aborted_txn(&t).unwrap();
+        entries.push(t);
+        a(&marker(co, true));
+        committed.push((c0, format!("c{i}-0")));
+        committed.push((c1, format!("c{i}-1")));
+    }
+    let end = log.lock().unwrap().log_end_offset();
+    log.lock().unwrap().roll().unwrap();
+    log.sync_to(end).unwrap();
+    assert!(log.lock().unwrap().segment_count() > 8);
+    assert_eq!(log.aborted_txns(0, end).unwrap(), entries);
+
+    let stats = cleaner::clean(&log, &settings(TS + 10), &mut Throttle::unlimited())
+        .unwrap()
+        .expect("cleaned");
+    assert_eq!(stats.end_offset, end);
+    assert!(stats.segments_written > 2, "{stats:?}");
+    let want: Vec<(u64, String, Option<String>)> =
+        std::iter::once((0, "shared".into(), Some("base".into())))
+            .chain(
+                committed
+                    .iter()
+                    .map(|(o, k)| (*o, k.clone(), Some("COMMITTED".into()))),
+            )
+            .collect();
+    assert_eq!(data_records(&mut log.lock().unwrap()), want);
+    assert!(!dir_contains(dir.path(), b"ABORTED-"));
+    let markers = batches(&mut log.lock().unwrap())
+        .iter()
+        .filter(|b| b.1)
+        .count();
+    assert_eq!(markers, 16);
+    assert_eq!(log.aborted_txns(0, end).unwrap(), entries);
+
+    // Reopened after a crash: the same.
+    drop(log);
+    let log = SharedLog::new(Log::open(dir.path(), config(300), OpenMode::Recover).unwrap());
+    assert_eq!(log.aborted_txns(0, end).unwrap(), entries);
+    assert_eq!(data_records(&mut log.lock().unwrap()), want);
+    // The next pass drops the entries, not the markers.
+    a_more(&log);
+    cleaner::clean(&log, &settings(TS + 10), &mut Throttle::unlimited())
+        .unwrap()
+        .expect("cleaned");
+    assert_eq!(log.aborted_txns(0, end).unwrap(), []);
+    assert_eq!(txn_files(dir.path()), Vec::<String>::new());
+    let markers = batches(&mut log.lock().unwrap())
+        .iter()
+        .filter(|b| b.1)
+        .count();
+    assert_eq!(markers, 16);
+    assert_eq!(data_records(&mut log.lock().unwrap())[..want.len()], want);
+}
+
+fn a_more(log: &SharedLog) {
+    let o = log.append(&data(-1, &[("more", Some("m"))]), TS).unwrap();
+    log.lock().unwrap().roll().unwrap();
+    log.sync_to(o.last_offset + 1).unwrap();
+}
