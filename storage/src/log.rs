@@ -1444,7 +1444,13 @@ fn finish_interrupted_cleaning(dir: &Path) -> io::Result<()> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         match layout::parse_base_offset(name) {
-            Some((_, FileKind::Cleaned | FileKind::CleanedTxnIndex | FileKind::Deleted(_))) => {
+            Some((
+                _,
+                FileKind::Cleaned
+                | FileKind::CleanedTxnIndex
+                | FileKind::TxnIndexTmp
+                | FileKind::Deleted(_),
+            )) => {
                 std::fs::remove_file(entry.path())?;
                 changed = true;
             }

@@ -777,9 +777,13 @@ fn a_crash_mid_swap_keeps_the_old_index_or_installs_the_new_one() {
     let new_entry = aborted(7, 2, 3, 4);
     // Not committed: the old index stays, the leftovers go.
     let (copy, _) = crashed_swap(dir.path(), false, &[new_entry]);
+    // And an out-of-order entry's rewrite, interrupted.
+    let tmp = layout::tmp_file(&layout::txn_index_file(copy.path(), 5));
+    std::fs::write(&tmp, b"partial").unwrap();
     let log = Log::open(copy.path(), config(1 << 20), OpenMode::Recover).unwrap();
     assert_eq!(log.aborted_txns(0, 13).unwrap(), e);
     assert_eq!(cleaner_leftovers(copy.path()), Vec::<String>::new());
+    assert!(!tmp.exists());
     // Committed: the swap's index replaces the old one.
     let (copy, _) = crashed_swap(dir.path(), true, &[new_entry]);
     let log = Log::open(copy.path(), config(1 << 20), OpenMode::Recover).unwrap();
@@ -876,4 +880,39 @@ fn a_more(log: &SharedLog) {
     let o = log.append(&data(-1, &[("more", Some("m"))]), TS).unwrap();
     log.lock().unwrap().roll().unwrap();
     log.sync_to(o.last_offset + 1).unwrap();
+}
+
+#[test]
+fn reads_racing_appends_see_a_prefix_of_whole_entries() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::sync::Arc::new(SharedLog::new(
+        Log::open(dir.path(), config(1 << 20), OpenMode::Recover).unwrap(),
+    ));
+    let writer = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let mut want = Vec::new();
+            for pid in 0..300i64 {
+                let first = log.append(&data(pid, &[("k", Some("v"))]), TS).unwrap();
+                let m = log.append(&marker(pid, false), TS).unwrap();
+                let t = aborted(pid, first.first_offset, m.first_offset, first.first_offset);
+                log.append_aborted_txn(&t).unwrap();
+                want.push(t);
+            }
+            want
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() {
+        let got = log.aborted_txns(0, u64::MAX).unwrap();
+        for (i, t) in got.iter().enumerate() {
+            assert_eq!(t.producer_id, i as i64);
+            assert_eq!(t.last_offset, 2 * i as u64 + 1);
+        }
+        reads += 1;
+    }
+    let want = writer.join().unwrap();
+    assert!(reads > 0);
+    assert_eq!(log.aborted_txns(0, u64::MAX).unwrap(), want);
 }
