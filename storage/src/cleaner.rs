@@ -616,26 +616,31 @@ impl TxnTracker {
             .is_some_and(|t| t.first_offset <= offset)
         {
             let t = self.pending.pop_front().expect("checked above");
-            self.aborted.entry(t.producer_id).or_insert((t, false));
+            let slot = self.aborted.entry(t.producer_id).or_insert((t, false));
+            // An earlier transaction of the producer whose marker was never read as
+            // one is over all the same: its range ended before this one began.
+            if slot.0.last_offset < t.first_offset {
+                *slot = (t, false);
+            }
         }
     }
 
-    /// A data batch: whether it belongs to an aborted transaction.
+    /// A data batch: whether it belongs to an aborted transaction, that is, it is its
+    /// producer's and lies in the entry's `[first_offset, last_offset]`.
     fn on_batch(&mut self, h: &BatchHeader) -> bool {
         self.reach(h.last_offset().max(0) as u64);
         if !h.is_transactional() {
             return false;
         }
-        match self.aborted.get_mut(&h.producer_id) {
-            Some((_, seen)) => {
+        if let Some((txn, seen)) = self.aborted.get_mut(&h.producer_id) {
+            if (h.base_offset.max(0) as u64) <= txn.last_offset {
                 *seen = true;
-                true
+                return true;
             }
-            None => {
-                self.committed.insert(h.producer_id);
-                false
-            }
+            self.aborted.remove(&h.producer_id);
         }
+        self.committed.insert(h.producer_id);
+        false
     }
 
     /// A control batch (a marker): it ends its producer's transaction.

@@ -16,6 +16,7 @@
 //!     00000000000000000042.log.cleaned  cleaner output being written
 //!     00000000000000000042.00000000000000000077.swap
 //!                                       cleaner output for [42, 77), committed
+//!     00000000000000000042.txnindex.tmp an out-of-order entry's rewrite
 //!     00000000000000000042.txnindex.cleaned
 //!                                       the cleaner's transaction index, being written
 //!     00000000000000000042.00000000000000000077.txnindex.swap
@@ -97,6 +98,9 @@ pub enum FileKind {
     },
     /// The transaction index of cleaner output, being written (`BASE.txnindex.cleaned`).
     CleanedTxnIndex,
+    /// A transaction index being rewritten (`BASE.txnindex.tmp`), for an entry that
+    /// arrived out of order.
+    TxnIndexTmp,
     /// The transaction index of the cleaner output for `[BASE, end)`: part of the swap
     /// when the `.swap` file exists, an unfinished leftover otherwise.
     TxnIndexSwap {
@@ -242,6 +246,8 @@ pub fn parse_base_offset(file_name: &str) -> Option<(u64, FileKind)> {
         _ => {
             if rest.strip_suffix(TMP_SUFFIX) == Some(PRODUCER_SNAPSHOT_SUFFIX) {
                 FileKind::ProducerSnapshotTmp
+            } else if rest.strip_suffix(TMP_SUFFIX) == Some(TXN_INDEX_SUFFIX) {
+                FileKind::TxnIndexTmp
             } else if rest.strip_suffix(CLEANED_SUFFIX) == Some(LOG_SUFFIX) {
                 FileKind::Cleaned
             } else if rest.strip_suffix(CLEANED_SUFFIX) == Some(TXN_INDEX_SUFFIX) {
@@ -369,6 +375,7 @@ mod tests {
             (time_index_file(d, 5), FileKind::TimeIndex),
             (txn_index_file(d, 5), FileKind::TxnIndex),
             (cleaned_txn_index_file(d, 5), FileKind::CleanedTxnIndex),
+            (tmp_file(&txn_index_file(d, 5)), FileKind::TxnIndexTmp),
             (
                 txn_index_swap_file(d, 5, 9),
                 FileKind::TxnIndexSwap { end: 9 },

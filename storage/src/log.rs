@@ -167,8 +167,10 @@ pub struct Log {
     /// Transaction index files appended to and not yet fsynced; the next flush syncs
     /// them before it reports anything past their entries durable.
     unsynced_txn: Vec<(Arc<File>, PathBuf)>,
-    /// Counts changes to any transaction index, so that the cleaner can tell whether
-    /// the entries it read are still all there is when it swaps.
+    /// Counts changes to the transaction index of a sealed segment (a late entry), so
+    /// that the cleaner can tell whether the entries it read are still all there is
+    /// when it swaps. The active segment's, which the cleaner never rewrites, do not
+    /// count: they change all the time under transactional load.
     txn_generation: u64,
     read_clock: u64,
     recovery: RecoveryReport,
@@ -818,6 +820,7 @@ impl Log {
 
     fn append_aborted_txn_inner(&mut self, base: u64, txn: &AbortedTxn) -> Result<()> {
         let seg = self.segments.get_mut(&base).expect("base from the map");
+        let generation = self.txn_generation + u64::from(!seg.active);
         match seg.txn.last() {
             Some(last) if last.last_offset == txn.last_offset => {
                 if last != *txn {
@@ -836,14 +839,14 @@ impl Log {
                 let at = entries.partition_point(|e| e.last_offset < txn.last_offset);
                 entries.insert(at, *txn);
                 seg.txn.rewrite(&entries)?;
-                self.txn_generation += 1;
+                self.txn_generation = generation;
                 return Ok(());
             }
             _ => {}
         }
         let appended = seg.txn.append(txn)?;
         let path = seg.txn.path().to_path_buf();
-        self.txn_generation += 1;
+        self.txn_generation = generation;
         if appended.created {
             self.dir_unsynced = true;
         }
@@ -1184,7 +1187,6 @@ impl Log {
         seg.load_rebuilt(&self.config, end)?;
         seg.load_txn_index(end);
         self.segments.insert(base, seg);
-        self.txn_generation += 1;
         Ok(())
     }
 
@@ -1442,7 +1444,13 @@ fn finish_interrupted_cleaning(dir: &Path) -> io::Result<()> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         match layout::parse_base_offset(name) {
-            Some((_, FileKind::Cleaned | FileKind::CleanedTxnIndex | FileKind::Deleted(_))) => {
+            Some((
+                _,
+                FileKind::Cleaned
+                | FileKind::CleanedTxnIndex
+                | FileKind::TxnIndexTmp
+                | FileKind::Deleted(_),
+            )) => {
                 std::fs::remove_file(entry.path())?;
                 changed = true;
             }
