@@ -1,7 +1,7 @@
 //! Protocol answers that Apache Kafka's command-line tools show as they are (checked
 //! with the tools themselves by tests/compat/kafka_tools.sh): DescribeTopicPartitions
 //! (kafka-topics --describe), the ACL APIs without an authorizer (kafka-acls), the
-//! transaction coordinator lookup (kafka-transactions), missing and mistyped groups in
+//! transaction coordinator lookup, missing and mistyped groups in
 //! DescribeGroups v6 and ConsumerGroupDescribe (kafka-consumer-groups), Kafka's error
 //! messages for topic and config administration, and the sources of broker configs
 //! (kafka-configs --describe --entity-type brokers --all).
@@ -13,7 +13,6 @@ use runnel_protocol::api::{RequestBody, ResponseBody};
 use runnel_suite::TestBroker;
 
 const SECURITY_DISABLED: i16 = 54;
-const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const INVALID_REQUEST: i16 = 42;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
@@ -253,30 +252,32 @@ async fn acl_apis_answer_security_disabled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transaction_coordinator_lookup_fails_without_retry() {
+async fn transaction_coordinator_lookup() {
     let broker = TestBroker::start();
     let conn = connect(&broker).await;
-    // A retriable error (COORDINATOR_NOT_AVAILABLE) had kafka-transactions describe retry
-    // for a minute; the lookup now fails the way InitProducerId does.
+    // The first lookup creates __transaction_state (as Kafka does) and names this node.
     let req = m::FindCoordinatorRequest::default()
         .with_key_type(1)
-        .with_coordinator_keys(vec![s("tx-1")]);
+        .with_coordinator_keys(vec![s("tx-1"), s("")]);
     let ResponseBody::FindCoordinator(r) = send(&conn, req, 4).await else {
         panic!("not a FindCoordinator response")
     };
-    assert_eq!(r.coordinators.len(), 1);
-    assert_eq!(
-        r.coordinators[0].error_code,
-        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-    );
-    assert_eq!(r.coordinators[0].node_id, BrokerId(-1));
+    assert_eq!(r.coordinators.len(), 2);
+    assert_eq!(r.coordinators[0].error_code, 0, "{r:?}");
+    assert_eq!(r.coordinators[0].node_id, BrokerId(1));
+    // An empty transactional id is INVALID_REQUEST, as in Kafka.
+    assert_eq!(r.coordinators[1].error_code, INVALID_REQUEST);
     let req = m::FindCoordinatorRequest::default()
         .with_key_type(1)
         .with_key(s("tx-1"));
     let ResponseBody::FindCoordinator(r) = send(&conn, req, 3).await else {
         panic!("not a FindCoordinator response")
     };
-    assert_eq!(r.error_code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    assert_eq!((r.error_code, r.node_id), (0, BrokerId(1)));
+    assert!(
+        broker.data_dir().join("__transaction_state-0").is_dir(),
+        "__transaction_state was created"
+    );
     // Group coordinators are unaffected.
     let req = m::FindCoordinatorRequest::default()
         .with_key_type(0)

@@ -653,8 +653,14 @@ impl Partition {
 
     /// Write a snapshot taken under the producers lock, with that lock released (so
     /// appends go on during its fsyncs), one writer at a time.
+    /// The log (with its transaction index entries) is synced up to the snapshot first:
+    /// a replay starts at the snapshot, so an abort marker before it whose index entry a
+    /// power cut lost would never get the entry back.
     fn write_snapshot(&self, snapshot: &Snapshot) -> std::io::Result<()> {
         let _writer = or_stop(self.snapshot_writer.lock(), "producer snapshot writer");
+        self.log
+            .sync_to(snapshot.offset())
+            .map_err(std::io::Error::other)?;
         snapshot.write(&self.dir).map(|_| ())
     }
 

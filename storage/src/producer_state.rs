@@ -665,6 +665,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The offset the replay starts from after loading this snapshot.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// `<dir>/<20-digit offset>.snapshot`: temp file, fsync, rename, fsync of `dir`. Then
     /// delete all but the newest [`SNAPSHOTS_TO_KEEP`] snapshots. Writers of one
     /// partition must not run at once (they could share a temp file).

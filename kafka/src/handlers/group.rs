@@ -571,13 +571,20 @@ pub fn offset_fetch(
                                 parts
                                     .into_iter()
                                     .map(|(p, v)| {
-                                        let (o, e, md) = offset_fields(v);
+                                        let unstable = code == 0
+                                            && r.require_stable
+                                            && broker.groups.has_pending_offsets(&g.group_id, &t, p);
+                                        let (o, e, md) = offset_fields(if unstable { None } else { v });
                                         m::offset_fetch_response::OffsetFetchResponsePartitions::default()
                                             .with_partition_index(p)
                                             .with_committed_offset(o)
                                             .with_committed_leader_epoch(e)
                                             .with_metadata(Some(str_bytes(md)))
-                                            .with_error_code(code)
+                                            .with_error_code(if unstable {
+                                                E::UnstableOffsetCommit.code()
+                                            } else {
+                                                code
+                                            })
                                     })
                                     .collect(),
                             )
@@ -620,13 +627,23 @@ pub fn offset_fetch(
                     parts
                         .into_iter()
                         .map(|(p, v)| {
-                            let (o, e, md) = offset_fields(v);
+                            // require_stable (v7+): pending transactional offsets are
+                            // UNSTABLE_OFFSET_COMMIT until their marker.
+                            let unstable = code == 0
+                                && version >= 7
+                                && r.require_stable
+                                && broker.groups.has_pending_offsets(&r.group_id, &t, p);
+                            let (o, e, md) = offset_fields(if unstable { None } else { v });
                             m::offset_fetch_response::OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(o)
                                 .with_committed_leader_epoch(if version >= 5 { e } else { -1 })
                                 .with_metadata(Some(str_bytes(md)))
-                                .with_error_code(code)
+                                .with_error_code(if unstable {
+                                    E::UnstableOffsetCommit.code()
+                                } else {
+                                    code
+                                })
                         })
                         .collect(),
                 )
