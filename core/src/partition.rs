@@ -825,6 +825,10 @@ impl Partition {
             verified.remove(&producer_id);
         }
         drop(verified);
+        // A snapshot per roll, as Kafka takes, bounds the replay after a crash to the
+        // active segment: the state before this append, at the new segment's base (the
+        // rolled segments are the ones synced before it is written).
+        let snapshot = info.rolled.then(|| producers.snapshot(info.first_offset));
         let mut completed: Option<CompletedTxn> = None;
         for h in &info.batches {
             if let Some(done) = producers.update(h, control, now_ms) {
@@ -838,11 +842,6 @@ impl Partition {
             producers.first_unstable_offset().unwrap_or(u64::MAX),
             Ordering::Release,
         );
-        // A snapshot per roll, as Kafka takes, bounds the replay after a crash to the
-        // active segment.
-        let snapshot = info
-            .rolled
-            .then(|| producers.snapshot(info.last_offset + 1));
         drop(producers);
         if let Some(snapshot) = snapshot {
             if let Err(e) = self.write_snapshot(&snapshot) {
