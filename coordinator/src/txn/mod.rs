@@ -23,6 +23,12 @@
 //!
 //! Locking: one `std::sync::Mutex`, never held across an `.await`; a poisoned lock
 //! stops the process (see `poison.rs`).
+//!
+//! For the broker: errors are Kafka 4's; KafkaApis maps PRODUCER_FENCED to
+//! INVALID_PRODUCER_EPOCH for InitProducerId < v4 and EndTxn, AddPartitionsToTxn and
+//! AddOffsetsToTxn < v2. AddOffsetsToTxn is [`TxnCoordinator::add_partitions`] of
+//! (`__consumer_offsets`, the group's partition). A null transactional id's
+//! InitProducerId is answered from [`ProducerIds`] directly (epoch 0).
 
 pub mod records;
 

@@ -527,6 +527,49 @@ mod tests {
         }
     }
 
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Bytes written by Kafka 4.4.0's generated `TransactionLogKey`/`TransactionLogValue`
+    /// through `MessageUtil.toVersionPrefixedBytes`, for the same values.
+    #[test]
+    fn matches_bytes_kafka_wrote() {
+        let mut v = value(TxnState::PrepareCommit, &[("a", 1), ("a", 2)]);
+        v.previous_producer_id = 5;
+        v.next_producer_id = 9;
+        v.client_transaction_version = 2;
+        let kafka_v1 = unhex(
+            "0001010203040506070800030000ea60020202610300000001000000020000000000000003e8\
+             000000000000038403000800000000000000050108000000000000000902020002",
+        );
+        assert_eq!(encode_value(&v), kafka_v1);
+        assert_eq!(decode_value(&kafka_v1).unwrap(), v);
+        v.previous_producer_id = -1;
+        v.next_producer_id = -1;
+        v.client_transaction_version = 0;
+        let kafka_v0 = unhex(
+            "0000010203040506070800030000ea60020000000100016100000002000000010000000200000000\
+             000003e80000000000000384",
+        );
+        assert_eq!(encode_value_v0(&v), kafka_v0);
+        assert_eq!(decode_value(&kafka_v0).unwrap(), v);
+        let empty = TxnValue {
+            producer_id: 7,
+            producer_epoch: 0,
+            last_update_ms: 1,
+            start_ms: -1,
+            ..value(TxnState::Empty, &[])
+        };
+        let kafka_empty =
+            unhex("0001000000000000000700000000ea6000000000000000000001ffffffffffffffff00");
+        assert_eq!(encode_value(&empty), kafka_empty);
+        assert_eq!(encode_key("tx"), unhex("000000027478"));
+    }
+
     #[test]
     fn garbage_never_panics() {
         let v = value(TxnState::Ongoing, &[("topic", 1), ("topic", 2), ("x", 3)]);

@@ -832,3 +832,12 @@ fn replay_of_garbage_does_not_panic() {
     assert!(g.state("y").is_none());
     assert_eq!(g.state("z").unwrap().state, "Ongoing");
 }
+
+#[test]
+fn request_futures_are_send() {
+    fn send<T: Send>(_: T) {}
+    let f = fx();
+    send(f.c.init_producer_id("tx", 1000, None));
+    send(f.c.add_partitions("tx", 1, 0, &[], true));
+    send(f.c.end_txn("tx", 1, 0, true, true));
+}
