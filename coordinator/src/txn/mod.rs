@@ -81,9 +81,9 @@ pub struct TxnConfig {
     pub abort_timed_out_interval_ms: i64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`
     pub remove_expired_interval_ms: i64,
-    /// The finalized `transaction.version` feature level: with 2 the aborts the
-    /// coordinator starts itself (timeouts, fencing) bump the epoch as TV2 does (Kafka
-    /// uses the server's level for them).
+    /// The finalized `transaction.version` feature level: the aborts the coordinator
+    /// starts itself (timeouts, fencing) follow it, as Kafka's do (with 2 they are
+    /// written as TV2 records and may rotate an exhausted epoch's producer id).
     pub transaction_version: i16,
 }
 
@@ -614,14 +614,15 @@ impl TxnCoordinator {
     ) -> Result<EndPlan, E> {
         let fencing = e.pending == Some(TxnState::PrepareEpochFence);
         let m = &e.meta;
-        let meta_tv2 = !fencing && m.tv2();
+        // TV2 (Kafka 4's endTransaction): a retry comes with the epoch before the bump,
+        // or with the old producer id at the exhausted epoch after a rotation.
         let retry_on_overflow = tv2
-            && meta_tv2
+            && !fencing
             && m.prev_producer_id == producer_id
             && epoch == i16::MAX - 1
             && m.epoch == 0;
-        let retry_on_bump = tv2 && meta_tv2 && i32::from(m.epoch) == i32::from(epoch) + 1;
-        let valid_epoch = if tv2 && meta_tv2 {
+        let retry_on_bump = tv2 && !fencing && i32::from(m.epoch) == i32::from(epoch) + 1;
+        let valid_epoch = if tv2 && !fencing {
             match m.state {
                 TxnState::Ongoing
                 | TxnState::Empty
@@ -635,13 +636,18 @@ impl TxnCoordinator {
         } else {
             (!from_client || epoch == m.epoch) && epoch >= m.epoch
         };
+        let concurrent = e.pending.is_some() && !fencing;
+        // Kafka 4's TV2 path checks a pending transition first, its TV1 path last.
+        if tv2 && concurrent {
+            return Err(E::ConcurrentTransactions);
+        }
         if m.producer_id != producer_id && !retry_on_overflow {
             return Err(E::InvalidProducerIdMapping);
         }
         if !valid_epoch {
             return Err(E::ProducerFenced);
         }
-        if e.pending.is_some() && !fencing {
+        if concurrent {
             return Err(E::ConcurrentTransactions);
         }
         let is_retry = retry_on_bump || retry_on_overflow;
@@ -676,17 +682,22 @@ impl TxnCoordinator {
         } else {
             TxnState::PrepareAbort
         };
-        let next_producer_id = if tv2 && !fencing && epoch_exhausted(m.epoch) {
+        // (Kafka 4 rotates an exhausted epoch at a fence's abort too.)
+        let next_producer_id = if tv2 && epoch_exhausted(m.epoch) {
             self.ids.next_producer_id()?
         } else {
             NO_PRODUCER_ID
         };
         let fence = fencing && !commit;
         if fence {
-            // Kafka bumps the epoch in the metadata itself before preparing the abort.
             e.pending = None;
-            e.meta.epoch = epoch;
-            e.meta.last_epoch = NO_EPOCH;
+            if !tv2 {
+                // TV1: the fenced epoch goes into the metadata itself (kept even if the
+                // write fails, then `failed_fence`); TV2's abort bumps it instead. Either
+                // way the abort's epoch is one above the fenced producer's.
+                e.meta.epoch = epoch;
+                e.meta.last_epoch = NO_EPOCH;
+            }
         }
         let transit = e
             .meta
