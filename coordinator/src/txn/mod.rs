@@ -895,15 +895,16 @@ impl TxnCoordinator {
             let Some(e) = st.txns.get_mut(id) else {
                 return Err(E::InvalidProducerIdMapping);
             };
+            // Kafka 4's order: a pending transition first.
+            if e.pending.is_some() {
+                return Err(E::ConcurrentTransactions);
+            }
             let m = &e.meta;
             if m.producer_id != producer_id {
                 return Err(E::InvalidProducerIdMapping);
             }
             if m.epoch != epoch {
                 return Err(E::ProducerFenced);
-            }
-            if e.pending.is_some() {
-                return Err(E::ConcurrentTransactions);
             }
             match m.state {
                 TxnState::PrepareCommit | TxnState::PrepareAbort => {
