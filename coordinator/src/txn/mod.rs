@@ -1173,16 +1173,27 @@ impl TxnCoordinator {
             .collect()
     }
 
-    /// ListTransactions (KIP-664, with KIP-994's duration filter): empty filters match
-    /// everything; `duration_filter_ms` >= 0 keeps transactions running longer than it.
-    /// Sorted by transactional id.
+    /// ListTransactions (KIP-664, with KIP-994's duration filter and KIP-1152's
+    /// transactional id pattern): empty filters match everything; `duration_filter_ms`
+    /// >= 0 keeps transactions running longer than it; a non-empty `id_pattern` is an
+    /// RE2 regex the whole transactional id must match (INVALID_REGULAR_EXPRESSION if it
+    /// does not compile; Kafka's message is "Transaction ID pattern `{pattern}` is not a
+    /// valid regular expression: {why}."). Sorted by transactional id.
     pub fn list(
         &self,
         state_filters: &[String],
         producer_id_filters: &[i64],
         duration_filter_ms: i64,
+        id_pattern: Option<&str>,
     ) -> Result<TxnListing, E> {
         self.check_loaded()?;
+        let pattern = match id_pattern.filter(|p| !p.is_empty()) {
+            Some(p) => Some(
+                crate::group::topic_regex::TopicRegex::new(p)
+                    .map_err(|_| E::InvalidRegularExpression)?,
+            ),
+            None => None,
+        };
         let mut out = TxnListing::default();
         let mut states = Vec::new();
         for name in state_filters {
@@ -1200,6 +1211,7 @@ impl TxnCoordinator {
                     && !producer_id_filters.contains(&m.producer_id))
                 || (!state_filters.is_empty() && !states.contains(&m.state))
                 || (duration_filter_ms >= 0 && now_ms - m.start_ms <= duration_filter_ms)
+                || pattern.as_ref().is_some_and(|p| !p.matches(id))
             {
                 continue;
             }

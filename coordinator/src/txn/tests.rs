@@ -774,7 +774,7 @@ fn describe_and_list() {
             .map(|t| t.transactional_id.clone())
             .collect::<Vec<_>>()
     };
-    let all = f.c.list(&[], &[], -1).unwrap();
+    let all = f.c.list(&[], &[], -1, None).unwrap();
     assert_eq!(ids(&all), vec!["a", "b"]);
     assert_eq!(
         all.transactions[1],
@@ -785,20 +785,20 @@ fn describe_and_list() {
         }
     );
     let l =
-        f.c.list(&["Ongoing".into(), "Bogus".into()], &[], -1)
+        f.c.list(&["Ongoing".into(), "Bogus".into()], &[], -1, None)
             .unwrap();
     assert_eq!(ids(&l), vec!["a"]);
     assert_eq!(l.unknown_state_filters, vec!["Bogus".to_string()]);
-    assert_eq!(ids(&f.c.list(&[], &[b.0], -1).unwrap()), vec!["b"]);
+    assert_eq!(ids(&f.c.list(&[], &[b.0], -1, None).unwrap()), vec!["b"]);
     // Running for 5 s: longer than 1 s, not than 10 s (an Empty one has no start, as
     // in Kafka it passes every duration filter).
     assert_eq!(
-        ids(&f.c.list(&["Ongoing".into()], &[], 1000).unwrap()),
+        ids(&f.c.list(&["Ongoing".into()], &[], 1000, None).unwrap()),
         vec!["a"]
     );
     assert!(f
         .c
-        .list(&["Ongoing".into()], &[], 10_000)
+        .list(&["Ongoing".into()], &[], 10_000, None)
         .unwrap()
         .transactions
         .is_empty());
@@ -878,4 +878,28 @@ fn fencing_the_last_epoch_rotates_the_producer_id() {
         ("CompleteAbort", 1000, 0)
     );
     assert_eq!(f.init("tx"), Ok((1000, 1)));
+}
+
+#[test]
+fn list_by_transactional_id_pattern() {
+    let f = fx();
+    for id in ["app-1", "app-22", "other"] {
+        f.init(id).unwrap();
+    }
+    let ids = |p| {
+        f.c.list(&[], &[], -1, Some(p))
+            .unwrap()
+            .transactions
+            .into_iter()
+            .map(|t| t.transactional_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids("app-.*"), vec!["app-1", "app-22"]);
+    // The whole id must match.
+    assert_eq!(ids("app-\\d"), vec!["app-1"]);
+    assert_eq!(ids("").len(), 3);
+    assert_eq!(
+        f.c.list(&[], &[], -1, Some("a)|(b")),
+        Err(E::InvalidRegularExpression)
+    );
 }
