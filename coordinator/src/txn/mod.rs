@@ -1174,8 +1174,8 @@ impl TxnCoordinator {
     }
 
     /// ListTransactions (KIP-664, with KIP-994's duration filter and KIP-1152's
-    /// transactional id pattern): empty filters match everything; `duration_filter_ms`
-    /// >= 0 keeps transactions running longer than it; a non-empty `id_pattern` is an
+    /// transactional id pattern): empty filters match everything; a non-negative
+    /// `duration_filter_ms` keeps transactions running longer than it; a non-empty `id_pattern` is an
     /// RE2 regex the whole transactional id must match (INVALID_REGULAR_EXPRESSION if it
     /// does not compile; Kafka's message is "Transaction ID pattern `{pattern}` is not a
     /// valid regular expression: {why}."). Sorted by transactional id.
