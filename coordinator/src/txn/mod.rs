@@ -41,6 +41,7 @@ use kafka_protocol::error::ResponseError as E;
 
 pub use crate::log::{CoordinatorLog, DurableFuture, LogRecord};
 use crate::runtime::{Clock, Spawn};
+pub use records::TxnPartitions;
 pub use records::TxnState;
 use records::TxnValue;
 
@@ -103,6 +104,11 @@ impl Default for TxnConfig {
 const NO_PRODUCER_ID: i64 = -1;
 const NO_EPOCH: i16 = -1;
 
+/// Is (topic, partition) among `partitions`?
+fn has(partitions: &TxnPartitions, (topic, p): &(String, i32)) -> bool {
+    partitions.get(topic).is_some_and(|ps| ps.contains(p))
+}
+
 /// Kafka's `isEpochExhausted`: epoch `i16::MAX` stays free so that a producer at the
 /// last usable epoch can still be fenced.
 fn epoch_exhausted(epoch: i16) -> bool {
@@ -121,7 +127,7 @@ struct Meta {
     last_epoch: i16,
     timeout_ms: i32,
     state: TxnState,
-    partitions: BTreeSet<(String, i32)>,
+    partitions: TxnPartitions,
     start_ms: i64,
     last_update_ms: i64,
     client_version: i16,
@@ -141,7 +147,7 @@ impl Meta {
             timeout_ms: self.timeout_ms,
             state: self.state,
             partitions: if self.state == TxnState::Empty {
-                BTreeSet::new()
+                TxnPartitions::new()
             } else {
                 self.partitions.clone()
             },
@@ -236,7 +242,14 @@ impl Meta {
             }
             TxnState::Ongoing => {
                 self.start_ms = t.start_ms;
-                self.partitions.extend(t.partitions.iter().cloned());
+                for (topic, ps) in &t.partitions {
+                    match self.partitions.get_mut(topic) {
+                        Some(have) => have.extend(ps),
+                        None => {
+                            self.partitions.insert(topic.clone(), ps.clone());
+                        }
+                    }
+                }
             }
             TxnState::PrepareCommit | TxnState::PrepareAbort => {
                 self.start_ms = t.start_ms;
@@ -524,7 +537,12 @@ impl TxnCoordinator {
         e.pending = Some(transit.state);
         let commit = e.meta.state == TxnState::PrepareCommit;
         let (pid, epoch) = (e.meta.producer_id, e.meta.epoch);
-        let partitions: Vec<(String, i32)> = e.meta.partitions.iter().cloned().collect();
+        let partitions: Vec<(String, i32)> = e
+            .meta
+            .partitions
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+            .collect();
         let me = self.clone();
         let id = id.to_string();
         self.spawn.spawn(Box::pin(async move {
@@ -780,7 +798,7 @@ impl TxnCoordinator {
                         last_epoch: NO_EPOCH,
                         timeout_ms: transaction_timeout_ms,
                         state: TxnState::Empty,
-                        partitions: BTreeSet::new(),
+                        partitions: TxnPartitions::new(),
                         start_ms: -1,
                         last_update_ms: now_ms,
                         client_version: 0,
@@ -910,7 +928,7 @@ impl TxnCoordinator {
                 TxnState::PrepareCommit | TxnState::PrepareAbort => {
                     return Err(E::ConcurrentTransactions)
                 }
-                TxnState::Ongoing if partitions.iter().all(|p| m.partitions.contains(p)) => {
+                TxnState::Ongoing if partitions.iter().all(|p| has(&m.partitions, p)) => {
                     return Ok(())
                 }
                 TxnState::Dead | TxnState::PrepareEpochFence => return Err(E::InvalidTxnState),
@@ -923,7 +941,16 @@ impl TxnCoordinator {
             ) {
                 t.start_ms = now_ms;
             }
-            t.partitions.extend(partitions.iter().cloned());
+            for (topic, p) in partitions {
+                match t.partitions.get_mut(topic) {
+                    Some(ps) => {
+                        ps.insert(*p);
+                    }
+                    None => {
+                        t.partitions.insert(topic.clone(), BTreeSet::from([*p]));
+                    }
+                }
+            }
             t.client_version = if transaction_version_2 { 2 } else { 0 };
             let durable = self.begin_write(e, id, &t)?;
             (t, durable)
@@ -966,7 +993,7 @@ impl TxnCoordinator {
         partitions
             .iter()
             .map(|p| {
-                let r = if m.partitions.contains(p) {
+                let r = if has(&m.partitions, p) {
                     Ok(())
                 } else {
                     Err(E::TransactionAbortable)
@@ -1152,13 +1179,12 @@ impl TxnCoordinator {
                     if m.state == TxnState::Dead || e.pending == Some(TxnState::Dead) {
                         return Err(E::TransactionalIdNotFound);
                     }
-                    let mut topics: Vec<(String, Vec<i32>)> = Vec::new();
-                    for (t, p) in &m.partitions {
-                        match topics.last_mut() {
-                            Some((last, ps)) if last == t => ps.push(*p),
-                            _ => topics.push((t.clone(), vec![*p])),
-                        }
-                    }
+                    let topics: Vec<(String, Vec<i32>)> = m
+                        .partitions
+                        .iter()
+                        .filter(|(_, ps)| !ps.is_empty())
+                        .map(|(t, ps)| (t.clone(), ps.iter().copied().collect()))
+                        .collect();
                     Ok(TxnDescription {
                         state: m.state.name(),
                         producer_id: m.producer_id,

@@ -243,7 +243,7 @@ fn seeded(state: TxnState, pid: i64, epoch: i16, tv: i16) -> TxnValue {
         producer_epoch: epoch,
         timeout_ms: 60_000,
         state,
-        partitions: BTreeSet::new(),
+        partitions: TxnPartitions::new(),
         last_update_ms: 0,
         start_ms: -1,
         client_transaction_version: tv,
@@ -323,7 +323,7 @@ fn commit_then_retries_tv1() {
     assert_eq!(d.topics, vec![("t".to_string(), vec![0, 1])]);
     let v = f.log.last("tx").unwrap().unwrap();
     assert_eq!(v.state, TxnState::Ongoing);
-    assert_eq!(v.partitions.len(), 2);
+    assert_eq!(v.partitions["t"], BTreeSet::from([0, 1]));
     // Already in the transaction: no write.
     let n = f.log.count();
     f.add("tx", pe, &[("t", 1)], false).unwrap();
@@ -865,7 +865,7 @@ fn request_futures_are_send() {
 fn fencing_the_last_epoch_rotates_the_producer_id() {
     let f = fx();
     let mut v = seeded(TxnState::Ongoing, 7, i16::MAX - 1, 2);
-    v.partitions.insert(tp("t", 0));
+    v.partitions.insert("t".to_string(), BTreeSet::from([0]));
     v.start_ms = f.clock.now_ms();
     f.seed("tx", &v);
     let f = f.restart();
