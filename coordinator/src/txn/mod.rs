@@ -1176,7 +1176,7 @@ impl TxnCoordinator {
                     }
                     let e = st.txns.get(id).ok_or(E::TransactionalIdNotFound)?;
                     let m = &e.meta;
-                    if m.state == TxnState::Dead || e.pending == Some(TxnState::Dead) {
+                    if m.state == TxnState::Dead {
                         return Err(E::TransactionalIdNotFound);
                     }
                     let topics: Vec<(String, Vec<i32>)> = m
