@@ -23,6 +23,12 @@
 //!
 //! Locking: one `std::sync::Mutex`, never held across an `.await`; a poisoned lock
 //! stops the process (see `poison.rs`).
+//!
+//! For the broker: errors are Kafka 4's; KafkaApis maps PRODUCER_FENCED to
+//! INVALID_PRODUCER_EPOCH for InitProducerId < v4 and EndTxn, AddPartitionsToTxn and
+//! AddOffsetsToTxn < v2. AddOffsetsToTxn is [`TxnCoordinator::add_partitions`] of
+//! (`__consumer_offsets`, the group's partition). A null transactional id's
+//! InitProducerId is answered from [`ProducerIds`] directly (epoch 0).
 
 pub mod records;
 
@@ -35,6 +41,7 @@ use kafka_protocol::error::ResponseError as E;
 
 pub use crate::log::{CoordinatorLog, DurableFuture, LogRecord};
 use crate::runtime::{Clock, Spawn};
+pub use records::TxnPartitions;
 pub use records::TxnState;
 use records::TxnValue;
 
@@ -75,9 +82,9 @@ pub struct TxnConfig {
     pub abort_timed_out_interval_ms: i64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`
     pub remove_expired_interval_ms: i64,
-    /// The finalized `transaction.version` feature level: with 2 the aborts the
-    /// coordinator starts itself (timeouts, fencing) bump the epoch as TV2 does (Kafka
-    /// uses the server's level for them).
+    /// The finalized `transaction.version` feature level: the aborts the coordinator
+    /// starts itself (timeouts, fencing) follow it, as Kafka's do (with 2 they are
+    /// written as TV2 records and may rotate an exhausted epoch's producer id).
     pub transaction_version: i16,
 }
 
@@ -97,6 +104,11 @@ impl Default for TxnConfig {
 const NO_PRODUCER_ID: i64 = -1;
 const NO_EPOCH: i16 = -1;
 
+/// Is (topic, partition) among `partitions`?
+fn has(partitions: &TxnPartitions, (topic, p): &(String, i32)) -> bool {
+    partitions.get(topic).is_some_and(|ps| ps.contains(p))
+}
+
 /// Kafka's `isEpochExhausted`: epoch `i16::MAX` stays free so that a producer at the
 /// last usable epoch can still be fenced.
 fn epoch_exhausted(epoch: i16) -> bool {
@@ -115,7 +127,7 @@ struct Meta {
     last_epoch: i16,
     timeout_ms: i32,
     state: TxnState,
-    partitions: BTreeSet<(String, i32)>,
+    partitions: TxnPartitions,
     start_ms: i64,
     last_update_ms: i64,
     client_version: i16,
@@ -135,7 +147,7 @@ impl Meta {
             timeout_ms: self.timeout_ms,
             state: self.state,
             partitions: if self.state == TxnState::Empty {
-                BTreeSet::new()
+                TxnPartitions::new()
             } else {
                 self.partitions.clone()
             },
@@ -230,7 +242,14 @@ impl Meta {
             }
             TxnState::Ongoing => {
                 self.start_ms = t.start_ms;
-                self.partitions.extend(t.partitions.iter().cloned());
+                for (topic, ps) in &t.partitions {
+                    match self.partitions.get_mut(topic) {
+                        Some(have) => have.extend(ps),
+                        None => {
+                            self.partitions.insert(topic.clone(), ps.clone());
+                        }
+                    }
+                }
             }
             TxnState::PrepareCommit | TxnState::PrepareAbort => {
                 self.start_ms = t.start_ms;
@@ -518,7 +537,12 @@ impl TxnCoordinator {
         e.pending = Some(transit.state);
         let commit = e.meta.state == TxnState::PrepareCommit;
         let (pid, epoch) = (e.meta.producer_id, e.meta.epoch);
-        let partitions: Vec<(String, i32)> = e.meta.partitions.iter().cloned().collect();
+        let partitions: Vec<(String, i32)> = e
+            .meta
+            .partitions
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+            .collect();
         let me = self.clone();
         let id = id.to_string();
         self.spawn.spawn(Box::pin(async move {
@@ -608,14 +632,15 @@ impl TxnCoordinator {
     ) -> Result<EndPlan, E> {
         let fencing = e.pending == Some(TxnState::PrepareEpochFence);
         let m = &e.meta;
-        let meta_tv2 = !fencing && m.tv2();
+        // TV2 (Kafka 4's endTransaction): a retry comes with the epoch before the bump,
+        // or with the old producer id at the exhausted epoch after a rotation.
         let retry_on_overflow = tv2
-            && meta_tv2
+            && !fencing
             && m.prev_producer_id == producer_id
             && epoch == i16::MAX - 1
             && m.epoch == 0;
-        let retry_on_bump = tv2 && meta_tv2 && i32::from(m.epoch) == i32::from(epoch) + 1;
-        let valid_epoch = if tv2 && meta_tv2 {
+        let retry_on_bump = tv2 && !fencing && i32::from(m.epoch) == i32::from(epoch) + 1;
+        let valid_epoch = if tv2 && !fencing {
             match m.state {
                 TxnState::Ongoing
                 | TxnState::Empty
@@ -629,13 +654,18 @@ impl TxnCoordinator {
         } else {
             (!from_client || epoch == m.epoch) && epoch >= m.epoch
         };
+        let concurrent = e.pending.is_some() && !fencing;
+        // Kafka 4's TV2 path checks a pending transition first, its TV1 path last.
+        if tv2 && concurrent {
+            return Err(E::ConcurrentTransactions);
+        }
         if m.producer_id != producer_id && !retry_on_overflow {
             return Err(E::InvalidProducerIdMapping);
         }
         if !valid_epoch {
             return Err(E::ProducerFenced);
         }
-        if e.pending.is_some() && !fencing {
+        if concurrent {
             return Err(E::ConcurrentTransactions);
         }
         let is_retry = retry_on_bump || retry_on_overflow;
@@ -670,17 +700,22 @@ impl TxnCoordinator {
         } else {
             TxnState::PrepareAbort
         };
-        let next_producer_id = if tv2 && !fencing && epoch_exhausted(m.epoch) {
+        // (Kafka 4 rotates an exhausted epoch at a fence's abort too.)
+        let next_producer_id = if tv2 && epoch_exhausted(m.epoch) {
             self.ids.next_producer_id()?
         } else {
             NO_PRODUCER_ID
         };
         let fence = fencing && !commit;
         if fence {
-            // Kafka bumps the epoch in the metadata itself before preparing the abort.
             e.pending = None;
-            e.meta.epoch = epoch;
-            e.meta.last_epoch = NO_EPOCH;
+            if !tv2 {
+                // TV1: the fenced epoch goes into the metadata itself (kept even if the
+                // write fails, then `failed_fence`); TV2's abort bumps it instead. Either
+                // way the abort's epoch is one above the fenced producer's.
+                e.meta.epoch = epoch;
+                e.meta.last_epoch = NO_EPOCH;
+            }
         }
         let transit = e
             .meta
@@ -763,7 +798,7 @@ impl TxnCoordinator {
                         last_epoch: NO_EPOCH,
                         timeout_ms: transaction_timeout_ms,
                         state: TxnState::Empty,
-                        partitions: BTreeSet::new(),
+                        partitions: TxnPartitions::new(),
                         start_ms: -1,
                         last_update_ms: now_ms,
                         client_version: 0,
@@ -878,6 +913,10 @@ impl TxnCoordinator {
             let Some(e) = st.txns.get_mut(id) else {
                 return Err(E::InvalidProducerIdMapping);
             };
+            // Kafka 4's order: a pending transition first.
+            if e.pending.is_some() {
+                return Err(E::ConcurrentTransactions);
+            }
             let m = &e.meta;
             if m.producer_id != producer_id {
                 return Err(E::InvalidProducerIdMapping);
@@ -885,14 +924,11 @@ impl TxnCoordinator {
             if m.epoch != epoch {
                 return Err(E::ProducerFenced);
             }
-            if e.pending.is_some() {
-                return Err(E::ConcurrentTransactions);
-            }
             match m.state {
                 TxnState::PrepareCommit | TxnState::PrepareAbort => {
                     return Err(E::ConcurrentTransactions)
                 }
-                TxnState::Ongoing if partitions.iter().all(|p| m.partitions.contains(p)) => {
+                TxnState::Ongoing if partitions.iter().all(|p| has(&m.partitions, p)) => {
                     return Ok(())
                 }
                 TxnState::Dead | TxnState::PrepareEpochFence => return Err(E::InvalidTxnState),
@@ -905,7 +941,16 @@ impl TxnCoordinator {
             ) {
                 t.start_ms = now_ms;
             }
-            t.partitions.extend(partitions.iter().cloned());
+            for (topic, p) in partitions {
+                match t.partitions.get_mut(topic) {
+                    Some(ps) => {
+                        ps.insert(*p);
+                    }
+                    None => {
+                        t.partitions.insert(topic.clone(), BTreeSet::from([*p]));
+                    }
+                }
+            }
             t.client_version = if transaction_version_2 { 2 } else { 0 };
             let durable = self.begin_write(e, id, &t)?;
             (t, durable)
@@ -948,7 +993,7 @@ impl TxnCoordinator {
         partitions
             .iter()
             .map(|p| {
-                let r = if m.partitions.contains(p) {
+                let r = if has(&m.partitions, p) {
                     Ok(())
                 } else {
                     Err(E::TransactionAbortable)
@@ -1131,16 +1176,15 @@ impl TxnCoordinator {
                     }
                     let e = st.txns.get(id).ok_or(E::TransactionalIdNotFound)?;
                     let m = &e.meta;
-                    if m.state == TxnState::Dead || e.pending == Some(TxnState::Dead) {
+                    if m.state == TxnState::Dead {
                         return Err(E::TransactionalIdNotFound);
                     }
-                    let mut topics: Vec<(String, Vec<i32>)> = Vec::new();
-                    for (t, p) in &m.partitions {
-                        match topics.last_mut() {
-                            Some((last, ps)) if last == t => ps.push(*p),
-                            _ => topics.push((t.clone(), vec![*p])),
-                        }
-                    }
+                    let topics: Vec<(String, Vec<i32>)> = m
+                        .partitions
+                        .iter()
+                        .filter(|(_, ps)| !ps.is_empty())
+                        .map(|(t, ps)| (t.clone(), ps.iter().copied().collect()))
+                        .collect();
                     Ok(TxnDescription {
                         state: m.state.name(),
                         producer_id: m.producer_id,
@@ -1155,16 +1199,27 @@ impl TxnCoordinator {
             .collect()
     }
 
-    /// ListTransactions (KIP-664, with KIP-994's duration filter): empty filters match
-    /// everything; `duration_filter_ms` >= 0 keeps transactions running longer than it.
-    /// Sorted by transactional id.
+    /// ListTransactions (KIP-664, with KIP-994's duration filter and KIP-1152's
+    /// transactional id pattern): empty filters match everything; a non-negative
+    /// `duration_filter_ms` keeps transactions running longer than it; a non-empty `id_pattern` is an
+    /// RE2 regex the whole transactional id must match (INVALID_REGULAR_EXPRESSION if it
+    /// does not compile; Kafka's message is "Transaction ID pattern `{pattern}` is not a
+    /// valid regular expression: {why}."). Sorted by transactional id.
     pub fn list(
         &self,
         state_filters: &[String],
         producer_id_filters: &[i64],
         duration_filter_ms: i64,
+        id_pattern: Option<&str>,
     ) -> Result<TxnListing, E> {
         self.check_loaded()?;
+        let pattern = match id_pattern.filter(|p| !p.is_empty()) {
+            Some(p) => Some(
+                crate::group::topic_regex::TopicRegex::new(p)
+                    .map_err(|_| E::InvalidRegularExpression)?,
+            ),
+            None => None,
+        };
         let mut out = TxnListing::default();
         let mut states = Vec::new();
         for name in state_filters {
@@ -1182,6 +1237,7 @@ impl TxnCoordinator {
                     && !producer_id_filters.contains(&m.producer_id))
                 || (!state_filters.is_empty() && !states.contains(&m.state))
                 || (duration_filter_ms >= 0 && now_ms - m.start_ms <= duration_filter_ms)
+                || pattern.as_ref().is_some_and(|p| !p.matches(id))
             {
                 continue;
             }

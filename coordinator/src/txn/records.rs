@@ -14,7 +14,10 @@
 //! The partitions are null in the Empty state, as Kafka writes them. Parsing never
 //! panics and allocates no more than the bytes present.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A transaction's partitions: topic → partition ids (in order, each topic once).
+pub type TxnPartitions = BTreeMap<String, BTreeSet<i32>>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
@@ -108,7 +111,7 @@ pub struct TxnValue {
     pub producer_epoch: i16,
     pub timeout_ms: i32,
     pub state: TxnState,
-    pub partitions: BTreeSet<(String, i32)>,
+    pub partitions: TxnPartitions,
     pub last_update_ms: i64,
     pub start_ms: i64,
     /// v1 tag 2: the client's transaction version (0 when absent).
@@ -135,16 +138,12 @@ pub fn decode_key(key: &[u8]) -> Result<String, RecordError> {
     }
 }
 
-/// The partitions grouped by topic, in order.
-fn by_topic(partitions: &BTreeSet<(String, i32)>) -> Vec<(&str, Vec<i32>)> {
-    let mut out: Vec<(&str, Vec<i32>)> = Vec::new();
-    for (t, p) in partitions {
-        match out.last_mut() {
-            Some((last, ps)) if *last == t.as_str() => ps.push(*p),
-            _ => out.push((t.as_str(), vec![*p])),
-        }
-    }
-    out
+/// The topics that have partitions, in order.
+fn by_topic(partitions: &TxnPartitions) -> impl Iterator<Item = (&str, &BTreeSet<i32>)> {
+    partitions
+        .iter()
+        .filter(|(_, ps)| !ps.is_empty())
+        .map(|(t, ps)| (t.as_str(), ps))
 }
 
 /// `TransactionLogValue` v1, as Kafka 4 writes it.
@@ -158,13 +157,12 @@ pub fn encode_value(v: &TxnValue) -> Vec<u8> {
     if v.state == TxnState::Empty {
         put_uvarint(&mut out, 0);
     } else {
-        let topics = by_topic(&v.partitions);
-        put_uvarint(&mut out, topics.len() as u32 + 1);
-        for (t, ps) in topics {
+        put_uvarint(&mut out, by_topic(&v.partitions).count() as u32 + 1);
+        for (t, ps) in by_topic(&v.partitions) {
             put_uvarint(&mut out, t.len() as u32 + 1);
             out.extend_from_slice(t.as_bytes());
             put_uvarint(&mut out, ps.len() as u32 + 1);
-            for p in ps {
+            for p in ps.iter() {
                 out.extend_from_slice(&p.to_be_bytes());
             }
             put_uvarint(&mut out, 0);
@@ -202,12 +200,12 @@ pub fn encode_value_v0(v: &TxnValue) -> Vec<u8> {
     if v.state == TxnState::Empty {
         out.extend_from_slice(&(-1i32).to_be_bytes());
     } else {
-        let topics = by_topic(&v.partitions);
-        out.extend_from_slice(&(topics.len() as i32).to_be_bytes());
-        for (t, ps) in topics {
+        let n = by_topic(&v.partitions).count() as i32;
+        out.extend_from_slice(&n.to_be_bytes());
+        for (t, ps) in by_topic(&v.partitions) {
             put_str(&mut out, t);
             out.extend_from_slice(&(ps.len() as i32).to_be_bytes());
-            for p in ps {
+            for p in ps.iter() {
                 out.extend_from_slice(&p.to_be_bytes());
             }
         }
@@ -234,7 +232,9 @@ pub fn decode_value(value: &[u8]) -> Result<TxnValue, RecordError> {
     let timeout_ms = r.i32()?;
     let status = r.i8()?;
     let state = TxnState::from_id(status).ok_or(RecordError::Status(status))?;
-    let mut partitions = BTreeSet::new();
+    // Each topic's name is kept once, so what is allocated stays proportional to the
+    // bytes read.
+    let mut partitions = TxnPartitions::new();
     let topics = if flexible {
         r.compact_len()?
     } else {
@@ -247,11 +247,12 @@ pub fn decode_value(value: &[u8]) -> Result<TxnValue, RecordError> {
         } else {
             r.array_len(4)?
         };
+        let mut ps = BTreeSet::new();
         for _ in 0..n.unwrap_or(0) {
-            let p = r.i32()?;
-            if state != TxnState::Empty {
-                partitions.insert((topic.clone(), p));
-            }
+            ps.insert(r.i32()?);
+        }
+        if state != TxnState::Empty && !ps.is_empty() {
+            partitions.entry(topic).or_default().extend(ps);
         }
         if flexible {
             r.skip_tags()?;
@@ -414,7 +415,10 @@ mod tests {
             producer_epoch: 3,
             timeout_ms: 60_000,
             state,
-            partitions: parts.iter().map(|(t, p)| (t.to_string(), *p)).collect(),
+            partitions: parts.iter().fold(TxnPartitions::new(), |mut m, (t, p)| {
+                m.entry(t.to_string()).or_default().insert(*p);
+                m
+            }),
             last_update_ms: 1000,
             start_ms: 900,
             client_transaction_version: 0,
@@ -527,6 +531,49 @@ mod tests {
         }
     }
 
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Bytes written by Kafka 4.4.0's generated `TransactionLogKey`/`TransactionLogValue`
+    /// through `MessageUtil.toVersionPrefixedBytes`, for the same values.
+    #[test]
+    fn matches_bytes_kafka_wrote() {
+        let mut v = value(TxnState::PrepareCommit, &[("a", 1), ("a", 2)]);
+        v.previous_producer_id = 5;
+        v.next_producer_id = 9;
+        v.client_transaction_version = 2;
+        let kafka_v1 = unhex(
+            "0001010203040506070800030000ea60020202610300000001000000020000000000000003e8\
+             000000000000038403000800000000000000050108000000000000000902020002",
+        );
+        assert_eq!(encode_value(&v), kafka_v1);
+        assert_eq!(decode_value(&kafka_v1).unwrap(), v);
+        v.previous_producer_id = -1;
+        v.next_producer_id = -1;
+        v.client_transaction_version = 0;
+        let kafka_v0 = unhex(
+            "0000010203040506070800030000ea60020000000100016100000002000000010000000200000000\
+             000003e80000000000000384",
+        );
+        assert_eq!(encode_value_v0(&v), kafka_v0);
+        assert_eq!(decode_value(&kafka_v0).unwrap(), v);
+        let empty = TxnValue {
+            producer_id: 7,
+            producer_epoch: 0,
+            last_update_ms: 1,
+            start_ms: -1,
+            ..value(TxnState::Empty, &[])
+        };
+        let kafka_empty =
+            unhex("0001000000000000000700000000ea6000000000000000000001ffffffffffffffff00");
+        assert_eq!(encode_value(&empty), kafka_empty);
+        assert_eq!(encode_key("tx"), unhex("000000027478"));
+    }
+
     #[test]
     fn garbage_never_panics() {
         let v = value(TxnState::Ongoing, &[("topic", 1), ("topic", 2), ("x", 3)]);
@@ -542,6 +589,24 @@ mod tests {
                 }
             }
         }
+        // A long topic name with many partitions is kept once.
+        let mut big = value(TxnState::Ongoing, &[]);
+        let topic = "t".repeat(30_000);
+        big.partitions
+            .insert(topic.clone(), (0..5_000).collect::<BTreeSet<i32>>());
+        let enc = encode_value(&big);
+        assert!(enc.len() < 60_000);
+        let back = decode_value(&enc).unwrap();
+        assert_eq!(back.partitions.len(), 1);
+        assert_eq!(back.partitions[&topic].len(), 5_000);
+        // The same topic twice (not what we write) merges.
+        let mut v0 = encode_value_v0(&value(TxnState::Ongoing, &[("a", 1)]));
+        let at = 17;
+        v0[at..at + 4].copy_from_slice(&2i32.to_be_bytes());
+        let entry = [0, 1, b'a', 0, 0, 0, 1, 0, 0, 0, 2];
+        v0.splice(at + 4 + 11..at + 4 + 11, entry);
+        let merged = decode_value(&v0).unwrap();
+        assert_eq!(merged.partitions["a"], BTreeSet::from([1, 2]));
         // Huge declared counts are refused before anything is allocated.
         let mut b = encode_value_v0(&v);
         b[17..21].copy_from_slice(&i32::MAX.to_be_bytes());

@@ -243,7 +243,7 @@ fn seeded(state: TxnState, pid: i64, epoch: i16, tv: i16) -> TxnValue {
         producer_epoch: epoch,
         timeout_ms: 60_000,
         state,
-        partitions: BTreeSet::new(),
+        partitions: TxnPartitions::new(),
         last_update_ms: 0,
         start_ms: -1,
         client_transaction_version: tv,
@@ -323,7 +323,7 @@ fn commit_then_retries_tv1() {
     assert_eq!(d.topics, vec![("t".to_string(), vec![0, 1])]);
     let v = f.log.last("tx").unwrap().unwrap();
     assert_eq!(v.state, TxnState::Ongoing);
-    assert_eq!(v.partitions.len(), 2);
+    assert_eq!(v.partitions["t"], BTreeSet::from([0, 1]));
     // Already in the transaction: no write.
     let n = f.log.count();
     f.add("tx", pe, &[("t", 1)], false).unwrap();
@@ -560,8 +560,8 @@ fn a_new_producer_fences_the_ongoing_transaction() {
         );
         assert_eq!(f.init("tx"), Err(E::ConcurrentTransactions));
         f.tasks.run();
-        // TV2 aborts bump once more than the fence.
-        let fenced = if tv >= 2 { e + 2 } else { e + 1 };
+        // TV1 bumps at the fence, TV2 at the abort: once either way.
+        let fenced = e + 1;
         assert_eq!(f.markers(), vec![(pid, fenced, false, vec![tp("t", 0)])]);
         assert_eq!(f.state("tx").unwrap().state, "CompleteAbort");
         // The old producer is fenced.
@@ -589,7 +589,7 @@ fn timed_out_transactions_are_aborted() {
     f.clock.advance(Duration::from_secs(10));
     f.c.tick();
     f.tasks.run();
-    assert_eq!(f.markers(), vec![(pe.0, pe.1 + 2, false, vec![tp("t", 0)])]);
+    assert_eq!(f.markers(), vec![(pe.0, pe.1 + 1, false, vec![tp("t", 0)])]);
     assert_eq!(f.state("tx").unwrap().state, "CompleteAbort");
     assert_eq!(f.state("idle").unwrap().producer_epoch, idle.1);
     assert_eq!(f.end("tx", pe, true, false), Err(E::ProducerFenced));
@@ -676,7 +676,7 @@ fn restart_resumes_a_tv2_abort_and_times_out_an_ongoing_one() {
     g.clock.advance(Duration::from_secs(11));
     g.c.tick();
     g.tasks.run();
-    assert_eq!(g.markers()[1], (b.0, b.1 + 2, false, vec![tp("t", 1)]));
+    assert_eq!(g.markers()[1], (b.0, b.1 + 1, false, vec![tp("t", 1)]));
     assert_eq!(g.state("b").unwrap().state, "CompleteAbort");
 }
 
@@ -716,16 +716,35 @@ fn a_failed_write_changes_nothing() {
     );
     assert_eq!(f.init("tx"), Err(E::CoordinatorNotAvailable));
     f.log.fail.store(false, Ordering::SeqCst);
-    // Nothing was written; only the failed fence's epoch is kept in memory (as Kafka
-    // does), which fences the producer.
     let d = f.state("tx").unwrap();
-    assert_eq!((d.state, d.producer_epoch), ("Ongoing", pe.1 + 1));
+    assert_eq!((d.state, d.producer_epoch), ("Ongoing", pe.1));
     assert_eq!(d.topics, vec![("t".to_string(), vec![0])]);
     assert_eq!(f.log.last("tx").unwrap().unwrap().state, TxnState::Ongoing);
-    // The failed fence's epoch was never handed out: the next fence does not bump again.
     assert_eq!(f.init("tx"), Err(E::ConcurrentTransactions));
     f.tasks.run();
-    assert_eq!(f.markers(), vec![(pe.0, pe.1 + 2, false, vec![tp("t", 0)])]);
+    assert_eq!(f.markers(), vec![(pe.0, pe.1 + 1, false, vec![tp("t", 0)])]);
+}
+
+#[test]
+fn a_failed_tv1_fence_is_not_bumped_twice() {
+    let f = Fx::new(TxnConfig {
+        transaction_version: 1,
+        ..TxnConfig::default()
+    });
+    let pe = f.init("tx").unwrap();
+    f.add("tx", pe, &[("t", 0)], false).unwrap();
+    f.log.fail.store(true, Ordering::SeqCst);
+    assert_eq!(f.init("tx"), Err(E::CoordinatorNotAvailable));
+    f.log.fail.store(false, Ordering::SeqCst);
+    // Only the failed fence's epoch is kept in memory (as Kafka does): it fences the
+    // producer, and was never handed out, so the next fence does not bump again.
+    let d = f.state("tx").unwrap();
+    assert_eq!((d.state, d.producer_epoch), ("Ongoing", pe.1 + 1));
+    assert_eq!(f.add("tx", pe, &[("t", 1)], false), Err(E::ProducerFenced));
+    assert_eq!(f.init("tx"), Err(E::ConcurrentTransactions));
+    f.tasks.run();
+    assert_eq!(f.markers(), vec![(pe.0, pe.1 + 1, false, vec![tp("t", 0)])]);
+    assert_eq!(f.init("tx"), Ok((pe.0, pe.1 + 2)));
 }
 
 #[test]
@@ -755,7 +774,7 @@ fn describe_and_list() {
             .map(|t| t.transactional_id.clone())
             .collect::<Vec<_>>()
     };
-    let all = f.c.list(&[], &[], -1).unwrap();
+    let all = f.c.list(&[], &[], -1, None).unwrap();
     assert_eq!(ids(&all), vec!["a", "b"]);
     assert_eq!(
         all.transactions[1],
@@ -766,20 +785,20 @@ fn describe_and_list() {
         }
     );
     let l =
-        f.c.list(&["Ongoing".into(), "Bogus".into()], &[], -1)
+        f.c.list(&["Ongoing".into(), "Bogus".into()], &[], -1, None)
             .unwrap();
     assert_eq!(ids(&l), vec!["a"]);
     assert_eq!(l.unknown_state_filters, vec!["Bogus".to_string()]);
-    assert_eq!(ids(&f.c.list(&[], &[b.0], -1).unwrap()), vec!["b"]);
+    assert_eq!(ids(&f.c.list(&[], &[b.0], -1, None).unwrap()), vec!["b"]);
     // Running for 5 s: longer than 1 s, not than 10 s (an Empty one has no start, as
     // in Kafka it passes every duration filter).
     assert_eq!(
-        ids(&f.c.list(&["Ongoing".into()], &[], 1000).unwrap()),
+        ids(&f.c.list(&["Ongoing".into()], &[], 1000, None).unwrap()),
         vec!["a"]
     );
     assert!(f
         .c
-        .list(&["Ongoing".into()], &[], 10_000)
+        .list(&["Ongoing".into()], &[], 10_000, None)
         .unwrap()
         .transactions
         .is_empty());
@@ -831,4 +850,56 @@ fn replay_of_garbage_does_not_panic() {
     assert!(g.state("x").is_none());
     assert!(g.state("y").is_none());
     assert_eq!(g.state("z").unwrap().state, "Ongoing");
+}
+
+#[test]
+fn request_futures_are_send() {
+    fn send<T: Send>(_: T) {}
+    let f = fx();
+    send(f.c.init_producer_id("tx", 1000, None));
+    send(f.c.add_partitions("tx", 1, 0, &[], true));
+    send(f.c.end_txn("tx", 1, 0, true, true));
+}
+
+#[test]
+fn fencing_the_last_epoch_rotates_the_producer_id() {
+    let f = fx();
+    let mut v = seeded(TxnState::Ongoing, 7, i16::MAX - 1, 2);
+    v.partitions.insert("t".to_string(), BTreeSet::from([0]));
+    v.start_ms = f.clock.now_ms();
+    f.seed("tx", &v);
+    let f = f.restart();
+    assert_eq!(f.init("tx"), Err(E::ConcurrentTransactions));
+    f.tasks.run();
+    assert_eq!(f.markers(), vec![(7, i16::MAX, false, vec![tp("t", 0)])]);
+    let d = f.state("tx").unwrap();
+    assert_eq!(
+        (d.state, d.producer_id, d.producer_epoch),
+        ("CompleteAbort", 1000, 0)
+    );
+    assert_eq!(f.init("tx"), Ok((1000, 1)));
+}
+
+#[test]
+fn list_by_transactional_id_pattern() {
+    let f = fx();
+    for id in ["app-1", "app-22", "other"] {
+        f.init(id).unwrap();
+    }
+    let ids = |p| {
+        f.c.list(&[], &[], -1, Some(p))
+            .unwrap()
+            .transactions
+            .into_iter()
+            .map(|t| t.transactional_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids("app-.*"), vec!["app-1", "app-22"]);
+    // The whole id must match.
+    assert_eq!(ids("app-\\d"), vec!["app-1"]);
+    assert_eq!(ids("").len(), 3);
+    assert_eq!(
+        f.c.list(&[], &[], -1, Some("a)|(b")),
+        Err(E::InvalidRegularExpression)
+    );
 }
