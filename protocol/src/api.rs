@@ -221,7 +221,8 @@ supported_apis! {
     WriteTxnMarkers(WriteTxnMarkersRequest, WriteTxnMarkersResponse): 1..=1,
     // KIP-664.
     DescribeTransactions(DescribeTransactionsRequest, DescribeTransactionsResponse): 0..=0,
-    ListTransactions(ListTransactionsRequest, ListTransactionsResponse): 0..=1,
+    // v1: KIP-994's duration filter; v2: KIP-1152's transactional id pattern.
+    ListTransactions(ListTransactionsRequest, ListTransactionsResponse): 0..=2,
     DescribeProducers(DescribeProducersRequest, DescribeProducersResponse): 0..=0,
     FindCoordinator(FindCoordinatorRequest, FindCoordinatorResponse): 0..=5,
     JoinGroup(JoinGroupRequest, JoinGroupResponse): 0..=9,

@@ -127,7 +127,9 @@ pub async fn handle(broker: &Arc<KafkaBroker>, ctx: &RequestContext, request: Re
         RequestBody::AddPartitionsToTxn(r) => txn::add_partitions_to_txn(broker, ctx, r, version)
             .await
             .into(),
-        RequestBody::AddOffsetsToTxn(r) => txn::add_offsets_to_txn(broker, ctx, r).await.into(),
+        RequestBody::AddOffsetsToTxn(r) => txn::add_offsets_to_txn(broker, ctx, r, version)
+            .await
+            .into(),
         RequestBody::EndTxn(r) => txn::end_txn(broker, ctx, r, version).await.into(),
         RequestBody::TxnOffsetCommit(r) => group::txn_offset_commit(broker, ctx, r, version)
             .await

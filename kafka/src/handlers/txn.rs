@@ -166,6 +166,16 @@ async fn add_or_verify(
     }
 }
 
+/// Clients of AddPartitionsToTxn, AddOffsetsToTxn and EndTxn before v2 do not know
+/// PRODUCER_FENCED: Kafka answers them INVALID_PRODUCER_EPOCH.
+fn fenced_for(version: i16, e: E) -> E {
+    if version < 2 && e == E::ProducerFenced {
+        E::InvalidProducerEpoch
+    } else {
+        e
+    }
+}
+
 pub async fn add_partitions_to_txn(
     broker: &KafkaBroker,
     ctx: &RequestContext,
@@ -173,7 +183,8 @@ pub async fn add_partitions_to_txn(
     version: i16,
 ) -> m::AddPartitionsToTxnResponse {
     if version <= 3 {
-        let results = add_or_verify(
+        let fenced = E::ProducerFenced.code();
+        let mut results = add_or_verify(
             broker,
             ctx,
             &req.v3_and_below_transactional_id,
@@ -183,6 +194,11 @@ pub async fn add_partitions_to_txn(
             &req.v3_and_below_topics,
         )
         .await;
+        for r in &mut results {
+            if r.2 == fenced {
+                r.2 = fenced_for(version, E::ProducerFenced).code();
+            }
+        }
         return m::AddPartitionsToTxnResponse::default()
             .with_results_by_topic_v3_and_below(topic_results(results));
     }
@@ -216,8 +232,10 @@ pub async fn add_offsets_to_txn(
     broker: &KafkaBroker,
     ctx: &RequestContext,
     req: m::AddOffsetsToTxnRequest,
+    version: i16,
 ) -> m::AddOffsetsToTxnResponse {
-    let fail = |e: E| m::AddOffsetsToTxnResponse::default().with_error_code(e.code());
+    let fail =
+        |e: E| m::AddOffsetsToTxnResponse::default().with_error_code(fenced_for(version, e).code());
     if !ctx.authorize(
         Operation::Write,
         Resource::TransactionalId(&req.transactional_id),
@@ -255,7 +273,7 @@ pub async fn end_txn(
 ) -> m::EndTxnResponse {
     let fail = |e: E| {
         m::EndTxnResponse::default()
-            .with_error_code(e.code())
+            .with_error_code(fenced_for(version, e).code())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
@@ -539,7 +557,12 @@ pub fn list_transactions(
                 .collect(),
             transactions: Vec::new(),
         },
-        Some(c) => match c.list(&states, &pids, req.duration_filter) {
+        Some(c) => match c.list(
+            &states,
+            &pids,
+            req.duration_filter,
+            req.transactional_id_pattern.as_deref(),
+        ) {
             Ok(l) => l,
             Err(e) => return m::ListTransactionsResponse::default().with_error_code(e.code()),
         },
