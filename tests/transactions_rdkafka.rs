@@ -38,11 +38,18 @@ fn broker_with(settings: &[&str]) -> TestBroker {
 }
 
 fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    create_topic_with(bootstrap, name, partitions, &[]);
+}
+
+fn create_topic_with(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client");
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
     let opts = AdminOptions::new().operation_timeout(Some(T));
     let results = block_on(admin.create_topics([&topic], &opts)).expect("CreateTopics");
     results[0]
@@ -488,4 +495,102 @@ fn kill_9_in_the_middle_of_a_transaction() {
     want.push("after-000".into());
     want.sort();
     assert_eq!(values(&read), want);
+}
+
+/// kill -9 after the commit was decided (EndTxn answered: PrepareCommit is durable) but
+/// before its markers are all written. The marker writes are held through the storage
+/// fault seam: with `segment.bytes=100` every batch (each well over 50 bytes) starts a segment, so a marker's
+/// segment file name is its offset, and `write:hold:path=<that file>` holds exactly the
+/// marker. `held` names the file; `second_partition_records` places partition 1's
+/// marker. After the restart (without faults) the coordinator resumes the commit:
+/// every record is visible to read_committed and both partitions are stable.
+fn kill_9_between_commit_and_markers(topic: &str, held: &str, second_partition_records: usize) {
+    let mut broker = TestBroker::start_with(BrokerOptions {
+        env: vec![(
+            "RUNNEL_FAULTS".to_string(),
+            format!("write:hold:path={held}:times=all"),
+        )],
+        ..Default::default()
+    });
+    let bs = broker.bootstrap();
+    create_topic_with(&bs, topic, 2, &[("segment.bytes", "100")]);
+    let p = txn_producer(&bs, &format!("{topic}-id"), &[]);
+    p.begin_transaction().expect("begin");
+    send(&p, topic, 0, "p0-000");
+    p.flush(T).expect("flush");
+    for i in 0..second_partition_records {
+        // One produce request each: one batch, one segment.
+        send(&p, topic, 1, &format!("p1-{i:03}"));
+        p.flush(T).expect("flush");
+    }
+    p.commit_transaction(T)
+        .expect("commit (decided once PrepareCommit is durable)");
+    // The held marker never lands, and it holds its partition's log (a write hangs
+    // under the log lock, as a stuck disk would), so only the other partition is asked:
+    // with partition 0's marker held, partition 1's (written after it) is missing too;
+    // with partition 1's held, partition 0's landed.
+    std::thread::sleep(Duration::from_millis(500));
+    if held.ends_with("1.log") {
+        assert_eq!(
+            end_offset(&bs, "read_committed", topic, 1),
+            0,
+            "no marker was written: partition 1 is unstable"
+        );
+    } else {
+        assert_eq!(
+            end_offset(&bs, "read_committed", topic, 0),
+            2,
+            "partition 0's marker landed"
+        );
+    }
+    drop(p);
+    broker.kill9();
+    broker.set_env(Vec::new());
+    broker.restart();
+    let bs = broker.bootstrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for part in 0..2 {
+        loop {
+            let hw = end_offset(&bs, "read_uncommitted", topic, part);
+            let lso = end_offset(&bs, "read_committed", topic, part);
+            if lso == hw && hw > 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "partition {part}: LSO {lso}, HW {hw} after the restart"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let read = read_all(
+        &bs,
+        "read_committed",
+        topic,
+        2,
+        1 + second_partition_records,
+        Duration::from_secs(2),
+    );
+    let mut want = vec!["p0-000".to_string()];
+    want.extend((0..second_partition_records).map(|i| format!("p1-{i:03}")));
+    want.sort();
+    assert_eq!(
+        values(&read),
+        want,
+        "the committed transaction is whole after the restart"
+    );
+}
+
+#[test]
+fn kill_9_after_the_commit_decision_before_any_marker() {
+    // Both partitions hold one record at offset 0; both markers go to offset 1, and
+    // the first one (partition 0) is held, so none is written.
+    kill_9_between_commit_and_markers("txn-nomarkers", "00000000000000000001.log", 1);
+}
+
+#[test]
+fn kill_9_after_some_of_the_markers() {
+    // Partition 0's marker (offset 1) is written; partition 1 holds two records, and
+    // its marker at offset 2 is held.
+    kill_9_between_commit_and_markers("txn-somemarkers", "00000000000000000002.log", 2);
 }
