@@ -242,10 +242,50 @@ fn committed_is_visible_aborted_is_not_and_the_lso_waits_for_an_open_transaction
         before,
         "the LSO stays at the open transaction's first offset"
     );
+    // The metrics show the open transaction and how far read_committed lags.
+    let maddr = broker.metrics_addr().expect("metrics address");
+    assert_eq!(
+        gauge(
+            maddr,
+            "runnel_partition_ongoing_transactions",
+            "txn-basic",
+            0
+        ),
+        1
+    );
+    assert_eq!(
+        gauge(maddr, "runnel_partition_lso_lag", "txn-basic", 0),
+        (hw - before) as u64
+    );
     p.commit_transaction(T).expect("commit");
     // After the commit the LSO passes the marker.
     let lso = end_offset(&bs, "read_committed", "txn-basic", 0);
     assert_eq!(lso, hw + 1, "LSO after the commit: past the marker");
+    assert_eq!(
+        gauge(
+            maddr,
+            "runnel_partition_ongoing_transactions",
+            "txn-basic",
+            0
+        ),
+        0
+    );
+    assert_eq!(gauge(maddr, "runnel_partition_lso_lag", "txn-basic", 0), 0);
+}
+
+/// One partition gauge from the broker's /metrics.
+fn gauge(addr: std::net::SocketAddr, name: &str, topic: &str, partition: i32) -> u64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to /metrics");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .expect("request /metrics");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read /metrics");
+    let series = format!("{name}{{topic=\"{topic}\",partition=\"{partition}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in /metrics"))
 }
 
 #[test]

@@ -42,8 +42,18 @@ struct TopicSnapshot {
     bytes_in: u64,
     records_in: u64,
     bytes_out: u64,
-    /// (index, log start, log end, high watermark, producers with state)
-    offsets: Vec<(i32, u64, u64, u64, u64)>,
+    offsets: Vec<PartitionSnapshot>,
+}
+
+/// One partition's offsets and producer state, read once per scrape.
+struct PartitionSnapshot {
+    index: i32,
+    log_start: u64,
+    log_end: u64,
+    high_watermark: u64,
+    last_stable: u64,
+    producers: u64,
+    ongoing_transactions: u64,
 }
 
 impl Exporter {
@@ -314,9 +324,16 @@ impl Exporter {
                 let Ok(o) = p.offsets() else { continue };
                 let (start, end, size) = (o.log_start_offset, o.log_end_offset, o.size_bytes);
                 t.size_bytes += size;
-                let producers = p.producer_count() as u64;
-                t.offsets
-                    .push((i, start, end, p.high_watermark(), producers));
+                let high_watermark = p.high_watermark();
+                t.offsets.push(PartitionSnapshot {
+                    index: i,
+                    log_start: start,
+                    log_end: end,
+                    high_watermark,
+                    last_stable: p.last_stable_offset().min(high_watermark),
+                    producers: p.producer_count() as u64,
+                    ongoing_transactions: p.ongoing_transactions() as u64,
+                });
                 parts.insert((name.clone(), i), (p, start));
             }
             topics.push(t);
@@ -478,34 +495,49 @@ fn render_topics(out: &mut String, topics: &[TopicSnapshot]) {
             sample(out, name, &[("topic", &t.name)], get(t));
         }
     }
-    type GetOffset = fn(&(i32, u64, u64, u64, u64)) -> u64;
-    let per_partition: [(&str, &str, GetOffset); 4] = [
+    type GetOffset = fn(&PartitionSnapshot) -> u64;
+    let per_partition: [(&str, &str, GetOffset); 7] = [
         (
             "runnel_partition_log_start_offset",
             "First offset in the partition's log.",
-            |o| o.1,
+            |o| o.log_start,
         ),
         (
             "runnel_partition_log_end_offset",
             "Offset the next appended record gets.",
-            |o| o.2,
+            |o| o.log_end,
         ),
         (
             "runnel_partition_high_watermark",
             "Offset up to which records are visible to consumers (fsynced unless write.caching).",
-            |o| o.3,
+            |o| o.high_watermark,
+        ),
+        (
+            "runnel_partition_last_stable_offset",
+            "Offset up to which read_committed consumers read (the first open transaction's first offset, or the high watermark).",
+            |o| o.last_stable,
+        ),
+        (
+            "runnel_partition_lso_lag",
+            "High watermark minus last stable offset: records read_committed consumers wait for while transactions are open.",
+            |o| o.high_watermark.saturating_sub(o.last_stable),
+        ),
+        (
+            "runnel_partition_ongoing_transactions",
+            "Transactions open in the partition (no commit or abort marker yet).",
+            |o| o.ongoing_transactions,
         ),
         (
             "runnel_partition_producers",
             "Idempotent producer ids with state in the partition (forgotten after producer.id.expiration.ms idle).",
-            |o| o.4,
+            |o| o.producers,
         ),
     ];
     for (name, help, get) in per_partition {
         family(out, name, help, "gauge");
         for t in topics {
             for o in &t.offsets {
-                let p = o.0.to_string();
+                let p = o.index.to_string();
                 sample(out, name, &[("topic", &t.name), ("partition", &p)], get(o));
             }
         }
