@@ -19,15 +19,19 @@ use crate::publish::sleep_until_secs;
 use crate::sasl::now_secs;
 use crate::server::{error, Connection, INTERNAL_ERROR, LINK_STOLEN, UNAUTHORIZED};
 
+/// Receivers read as a Kafka read_committed consumer does: below the last stable
+/// offset, without the records of aborted transactions (Event Hubs has no transactions;
+/// Kafka producers writing to a hub may use them).
+const READ_COMMITTED: bool = true;
 /// Bytes read from the log per round.
 const READ_BYTES: u64 = 256 * 1024;
 /// Decompressed bytes per batch, at most.
 const MAX_DECOMPRESSED: usize = 64 * 1024 * 1024;
 
-/// Where a start position falls, clamped into [log start, high watermark].
+/// Where a start position falls, clamped into [log start, last stable offset].
 fn resolve(p: &Partition, start: &StartAt) -> Result<u64, String> {
     let log_start = p.log_start_offset().map_err(|e| e.to_string())?;
-    let hwm = p.high_watermark();
+    let hwm = p.read_bound(READ_COMMITTED);
     let at = match *start {
         StartAt::Earliest => log_start,
         StartAt::Latest => hwm,
@@ -86,20 +90,31 @@ pub fn last_enqueued_time(p: &Partition) -> Option<i64> {
     time
 }
 
-/// The messages at and after `next`, below `hwm`, up to about READ_BYTES.
+/// The messages at and after `next`, below `hwm` (the last stable offset), up to about
+/// READ_BYTES, leaving out the records of aborted transactions.
 fn read(p: &Partition, next: u64, hwm: u64) -> Result<(Vec<AmqpMessage>, u64), String> {
     let read = p.read(next, READ_BYTES, hwm).map_err(|e| e.to_string())?;
     let Some(slice) = read.slice else {
         return Ok((Vec::new(), next.max(read.log_start_offset)));
     };
     let bytes = slice.read_to_vec().map_err(|e| e.to_string())?;
+    let aborted = p
+        .aborted_transactions(next, hwm)
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let mut after = next;
     for batch in BatchIter::new(&bytes, Strictness::Stored) {
         let (pos, header) = batch.map_err(|(_, e)| e.to_string())?;
         let end = (header.last_offset() as u64).saturating_add(1);
-        if header.is_control() {
-            after = after.max(end);
+        let base = header.base_offset.max(0) as u64;
+        let in_aborted = header.is_transactional()
+            && aborted.iter().any(|t| {
+                t.producer_id == header.producer_id
+                    && t.first_offset <= base
+                    && base <= t.last_offset
+            });
+        if header.is_control() || in_aborted {
+            after = after.max(end.min(hwm));
             continue;
         }
         let records = batch_records(&bytes[pos..], MAX_DECOMPRESSED).map_err(|e| e.to_string())?;
@@ -158,7 +173,7 @@ pub async fn run(mut link: Sender, plan: Consume, shared: Arc<Connection>) {
             }
         }
         p.add_waiter(&waiter);
-        let hwm = p.high_watermark();
+        let hwm = p.read_bound(READ_COMMITTED);
         if next < hwm {
             let part = p.clone();
             let from = next;

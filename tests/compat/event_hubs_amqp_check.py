@@ -345,6 +345,37 @@ def main():
         # An AMQP int 7: smallint (0x54 0x07) or int (0x71 + 4 bytes).
         C.check(headers.get("n") in (b"\x54\x07", b"\x71\x00\x00\x00\x07"),
                 "application properties read as AMQP-encoded headers", headers)
+
+        # -- Kafka transactions seen from AMQP: receivers read committed data only
+        tp = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": "amqp-txn"})
+        tp.init_transactions(30)
+        tp.begin_transaction()
+        for i in range(2):
+            tp.produce(HUB, f"txn-committed-{i}".encode(), partition=1)
+        tp.commit_transaction(30)
+        tp.begin_transaction()
+        tp.produce(HUB, b"txn-aborted-0", partition=1)
+        tp.flush(30)
+        tp.abort_transaction(30)
+        tp.begin_transaction()
+        tp.produce(HUB, b"txn-open-0", partition=1)
+        tp.flush(30)
+
+        def txn_bodies(events):
+            out = []
+            for e in events:
+                body = e.body if isinstance(e.body, bytes) else b"".join(e.body)
+                if body.startswith(b"txn-"):
+                    out.append(body.decode())
+            return out
+        got, _ = receive(cs, "1", 1000, timeout=6, starting_position="-1")
+        C.check(txn_bodies(got) == ["txn-committed-0", "txn-committed-1"],
+                "an AMQP receiver gets a committed Kafka transaction, not an aborted or open one",
+                txn_bodies(got))
+        tp.commit_transaction(30)
+        got, _ = receive(cs, "1", 1000, timeout=6, starting_position="-1")
+        C.check(txn_bodies(got) == ["txn-committed-0", "txn-committed-1", "txn-open-0"],
+                "once committed, the open transaction's event arrives", txn_bodies(got))
     amqps()
     C.done()
 
