@@ -75,7 +75,7 @@ impl Transactions {
     }
 
     fn open(&self) -> std::io::Result<&Arc<TxnCoordinator>> {
-        let _one = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = runnel_core::poison::or_stop(self.opening.lock(), "transaction coordinator opening");
         if let Some(c) = self.cell.get() {
             return Ok(c);
         }

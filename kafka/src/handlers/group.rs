@@ -442,6 +442,7 @@ pub(crate) async fn txn_offset_commit(
                 .unwrap_or(Ok(())),
         };
         if let Err(e) = checked {
+            let e = super::txn::verification_error(e, version >= 4);
             vec![e.code(); items.len()]
         } else {
             let who = TxnCommitter {

@@ -309,6 +309,18 @@ pub async fn end_txn(
     }
 }
 
+/// A verification failure as the client sees it (Kafka's AddPartitionsToTxnManager):
+/// PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH, which producers expect here, and
+/// TRANSACTION_ABORTABLE (KIP-1050) reaches only clients that know it (`knows_abortable`:
+/// Produce v11+, TxnOffsetCommit v4+); older ones get INVALID_TXN_STATE.
+pub(crate) fn verification_error(e: E, knows_abortable: bool) -> E {
+    match e {
+        E::ProducerFenced => E::InvalidProducerEpoch,
+        E::TransactionAbortable if !knows_abortable => E::InvalidTxnState,
+        e => e,
+    }
+}
+
 /// Verify a transactional produce before its appends (KIP-890): with Produce v12+
 /// (transaction version 2) the partitions join the transaction here; before that they
 /// must already be in it. Returns the refused partitions with their error; a partition
@@ -394,7 +406,7 @@ pub async fn verify_produce(
                     }
                 }
                 Err(e) => {
-                    refused.insert((t, p), e);
+                    refused.insert((t, p), verification_error(e, version > 10));
                 }
             }
         }
