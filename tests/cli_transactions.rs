@@ -42,9 +42,11 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Run and require exit code 0; returns stdout.
+/// Run and require exit code 0; returns stdout (also printed: `--nocapture` shows each
+/// command's output).
 fn ok(broker: &TestBroker, args: &[&str]) -> String {
     let o = runnel(broker, args);
+    println!("$ runnel {}\n{}", args.join(" "), stdout(&o));
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -58,6 +60,12 @@ fn ok(broker: &TestBroker, args: &[&str]) -> String {
 /// Run and require exit code `code`; returns stderr.
 fn fails(broker: &TestBroker, code: i32, args: &[&str]) -> String {
     let o = runnel(broker, args);
+    println!(
+        "$ runnel {}\n{}(exit {:?})\n",
+        args.join(" "),
+        stderr(&o),
+        o.status.code()
+    );
     assert_eq!(
         o.status.code(),
         Some(code),
