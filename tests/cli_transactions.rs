@@ -696,4 +696,46 @@ fn list_describe_find_hanging_and_abort() {
         ],
     );
     assert_eq!(d["state"], "CompleteCommit", "{d}");
+
+    // An abort at an epoch the partition has moved past is refused (exit 4): a new
+    // instance of txn-cli-committed bumps its epoch and writes to partition 0.
+    let committed_pid = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|t| t["transactional_id"] == "txn-cli-committed")
+        .unwrap_or_else(|| panic!("txn-cli-committed not listed: {list}"))["producer_id"]
+        .as_i64()
+        .expect("producer id");
+    drop(committed);
+    let again = txn_producer(&bs, "txn-cli-committed");
+    again.begin_transaction().expect("begin");
+    send(&again, 0, "again-0");
+    again.commit_transaction(T).expect("commit");
+    let now = producers(&broker, 0);
+    let entry = now
+        .iter()
+        .find(|p| p["producer_id"] == committed_pid)
+        .unwrap_or_else(|| panic!("producer {committed_pid} on partition 0: {now:?}"));
+    assert!(entry["producer_epoch"].as_i64() > Some(0), "{entry}");
+    let pid = committed_pid.to_string();
+    let err = fails(
+        &broker,
+        4,
+        &[
+            "transactions",
+            "abort",
+            "--topic",
+            TOPIC,
+            "--partition",
+            "0",
+            "--producer-id",
+            &pid,
+            "--producer-epoch",
+            "0",
+            "--coordinator-epoch",
+            "0",
+        ],
+    );
+    assert!(err.contains("InvalidProducerEpoch"), "{err}");
 }
