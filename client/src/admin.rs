@@ -1072,17 +1072,18 @@ impl Admin {
         Ok(out)
     }
 
-    /// Describe transactional ids, each at its coordinator (DescribeTransactions): one
-    /// answer per id, in order, or that id's error (TRANSACTIONAL_ID_NOT_FOUND for an id
-    /// the coordinator does not know).
+    /// Describe transactional ids, each at its coordinator (DescribeTransactions): per
+    /// id its description or its error (TRANSACTIONAL_ID_NOT_FOUND for an id the
+    /// coordinator does not know).
     pub async fn describe_transactions(
         &self,
         ids: &[&str],
-    ) -> Result<Vec<Result<TransactionDescription>>> {
+    ) -> Result<BTreeMap<String, Result<TransactionDescription>>> {
         // Ids by coordinator, so each coordinator gets one request.
         let mut by_node: BTreeMap<i32, (std::sync::Arc<crate::Connection>, Vec<&str>)> =
             BTreeMap::new();
-        for id in ids {
+        let distinct: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+        for id in distinct {
             let (node, conn) = self.client.transaction_coordinator(id).await?;
             by_node.entry(node).or_insert((conn, Vec::new())).1.push(id);
         }
@@ -1119,19 +1120,22 @@ impl Admin {
                         partitions,
                     }
                 });
-                answers.insert(id, answer);
+                if batch.contains(&id.as_str()) {
+                    answers.insert(id, answer);
+                }
             }
         }
-        Ok(ids
-            .iter()
-            .map(|id| {
-                answers.remove(*id).unwrap_or_else(|| {
+        for id in ids {
+            if !answers.contains_key(*id) {
+                answers.insert(
+                    id.to_string(),
                     Err(Error::Protocol(format!(
                         "DescribeTransactions: no answer for transactional id {id}"
-                    )))
-                })
-            })
-            .collect())
+                    ))),
+                );
+            }
+        }
+        Ok(answers)
     }
 
     /// The producers with state on each partition (DescribeProducers), asked of the

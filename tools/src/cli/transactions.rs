@@ -221,8 +221,7 @@ async fn describe(ctx: &Ctx, id: &str) -> CliResult<()> {
         .admin
         .describe_transactions(&[id])
         .await?
-        .into_iter()
-        .next()
+        .remove(id)
         .ok_or_else(|| CliError::Broker(format!("no answer for transactional id {id}")))?;
     let d: TransactionDescription = match answer {
         Ok(d) => d,
@@ -477,16 +476,11 @@ async fn find_hanging(
             .map(|l| (l.producer_id, l.transactional_id))
             .collect();
         // And the partitions of that id's transaction.
-        let names: Vec<&str> = ids
-            .values()
-            .map(String::as_str)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let names: Vec<&str> = ids.values().map(String::as_str).collect();
         let mut descriptions: BTreeMap<String, Option<TransactionDescription>> = BTreeMap::new();
         if !names.is_empty() {
             let answers = ctx.admin.describe_transactions(&names).await?;
-            for (name, answer) in names.iter().zip(answers) {
+            for (name, answer) in answers {
                 let d = match answer {
                     Ok(d) => Some(d),
                     Err(e) if e.code() == Some(E_TRANSACTIONAL_ID_NOT_FOUND) => None,
@@ -497,7 +491,7 @@ async fn find_hanging(
                         )))
                     }
                 };
-                descriptions.insert(name.to_string(), d);
+                descriptions.insert(name, d);
             }
         }
         // As Kafka decides: hanging unless the producer's transactional id still has
