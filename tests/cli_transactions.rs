@@ -8,6 +8,9 @@
 //! none behind, so the test makes them the way they happen in the field: the
 //! coordinator's state is lost (`__transaction_state` is deleted while the broker is
 //! down), while the partitions keep the open transactions in their logs.
+//!
+//! The second test runs the commands with `--command-config` against a SASL listener
+//! with ACLs enforced: what a principal may see and that an abort needs ClusterAction.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -18,7 +21,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-use runnel_suite::{runnel_bin, TestBroker};
+use runnel_suite::{runnel_bin, BrokerOptions, TestBroker};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
@@ -106,8 +109,11 @@ fn header(table: &str) -> Vec<&str> {
 type TxnProducer = ThreadedProducer<DefaultProducerContext>;
 
 fn txn_producer(bootstrap: &str, id: &str) -> TxnProducer {
-    let p: TxnProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    txn_producer_with(ClientConfig::new().set("bootstrap.servers", bootstrap), id)
+}
+
+fn txn_producer_with(config: &mut ClientConfig, id: &str) -> TxnProducer {
+    let p: TxnProducer = config
         .set("transactional.id", id)
         // Longer than the test: only the test ends these transactions.
         .set("transaction.timeout.ms", "600000")
@@ -738,4 +744,218 @@ fn list_describe_find_hanging_and_abort() {
         ],
     );
     assert!(err.contains("InvalidProducerEpoch"), "{err}");
+}
+
+const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+    user_admin=\"admin-secret\" user_alice=\"alice-secret\";";
+
+/// A `--command-config` file for a PLAIN login as `user`.
+fn plain_properties(dir: &Path, user: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{user}.properties"));
+    std::fs::write(
+        &path,
+        format!(
+            "security.protocol=SASL_PLAINTEXT\n\
+             sasl.mechanism=PLAIN\n\
+             sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required \
+             username=\"{user}\" password=\"{user}-secret\";\n"
+        ),
+    )
+    .expect("write the properties file");
+    path
+}
+
+/// `runnel --command-config FILE ARGS...`: exit code, stdout, stderr.
+fn runnel_as(broker: &TestBroker, config: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let o = Command::new(runnel_bin())
+        .arg("--command-config")
+        .arg(config)
+        .args(args)
+        .env("RUNNEL_BOOTSTRAP", broker.bootstrap())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run the runnel binary");
+    println!("$ runnel {}\n{}{}", args.join(" "), stdout(&o), stderr(&o));
+    (o.status.code(), stdout(&o), stderr(&o))
+}
+
+fn ok_as(broker: &TestBroker, config: &Path, args: &[&str]) -> String {
+    let (code, out, err) = runnel_as(broker, config, args);
+    assert_eq!(
+        code,
+        Some(0),
+        "runnel {args:?}\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    out
+}
+
+fn listed_ids(broker: &TestBroker, config: &Path) -> Vec<String> {
+    let out = ok_as(
+        broker,
+        config,
+        &["--output", "json", "transactions", "list"],
+    );
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v.as_array()
+        .expect("list")
+        .iter()
+        .map(|t| {
+            t["transactional_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_secured_cluster_shows_only_described_ids_and_abort_needs_cluster_action() {
+    let broker = TestBroker::start_with(BrokerOptions {
+        extra_args: [
+            "listeners=SASL_PLAINTEXT://127.0.0.1:0",
+            "sasl.enabled.mechanisms=PLAIN",
+            &format!("plain.sasl.jaas.config={JAAS}"),
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:admin",
+        ]
+        .iter()
+        .flat_map(|s| ["--set".to_string(), s.to_string()])
+        .collect(),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let admin = plain_properties(dir.path(), "admin");
+    let alice = plain_properties(dir.path(), "alice");
+    ok_as(
+        &broker,
+        &admin,
+        &["topics", "create", TOPIC, "--partitions", "1"],
+    );
+    // alice produces transactionally as alice-txn, and may read the topic.
+    ok_as(
+        &broker,
+        &admin,
+        &[
+            "acls",
+            "add",
+            "--allow-principal",
+            "User:alice",
+            "--producer",
+            "--topic",
+            TOPIC,
+            "--transactional-id",
+            "alice-txn",
+        ],
+    );
+    ok_as(
+        &broker,
+        &admin,
+        &[
+            "acls",
+            "add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--topic",
+            TOPIC,
+        ],
+    );
+    let sasl = |user: &str| {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", broker.bootstrap())
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanism", "PLAIN")
+            .set("sasl.username", user)
+            .set("sasl.password", format!("{user}-secret"));
+        c
+    };
+    let alices = txn_producer_with(&mut sasl("alice"), "alice-txn");
+    alices.begin_transaction().expect("begin");
+    send(&alices, 0, "alice-0");
+    alices.flush(T).expect("flush");
+    let admins = txn_producer_with(&mut sasl("admin"), "admin-txn");
+    admins.begin_transaction().expect("begin");
+    send(&admins, 0, "admin-0");
+    admins.flush(T).expect("flush");
+
+    // ListTransactions shows a principal the ids it may describe.
+    assert_eq!(listed_ids(&broker, &admin), ["admin-txn", "alice-txn"]);
+    assert_eq!(listed_ids(&broker, &alice), ["alice-txn"]);
+    let (code, _, err) = runnel_as(
+        &broker,
+        &alice,
+        &[
+            "transactions",
+            "describe",
+            "--transactional-id",
+            "admin-txn",
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("TransactionalIdAuthorizationFailed"), "{err}");
+    let out = ok_as(
+        &broker,
+        &alice,
+        &[
+            "transactions",
+            "describe",
+            "--transactional-id",
+            "alice-txn",
+        ],
+    );
+    assert!(out.contains("Ongoing"), "{out}");
+
+    // alice may see the producers (Read on the topic) but not abort: WriteTxnMarkers
+    // needs ClusterAction on the cluster.
+    let out = ok_as(
+        &broker,
+        &alice,
+        &[
+            "transactions",
+            "describe-producers",
+            "--topic",
+            TOPIC,
+            "--partition",
+            "0",
+        ],
+    );
+    assert_eq!(rows(&out).len(), 2, "{out}");
+    let abort = [
+        "transactions",
+        "abort",
+        "--topic",
+        TOPIC,
+        "--partition",
+        "0",
+        "--start-offset",
+        "0",
+    ];
+    let (code, _, err) = runnel_as(&broker, &alice, &abort);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("ClusterAuthorizationFailed"), "{err}");
+    let out = ok_as(&broker, &admin, &abort);
+    assert!(out.contains("aborted the transaction of producer"), "{out}");
+    let out = ok_as(
+        &broker,
+        &admin,
+        &[
+            "--output",
+            "json",
+            "transactions",
+            "describe-producers",
+            "--topic",
+            TOPIC,
+            "--partition",
+            "0",
+        ],
+    );
+    let d: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let open: Vec<i64> = d["producers"]
+        .as_array()
+        .expect("producers")
+        .iter()
+        .filter_map(|p| p["current_txn_start_offset"].as_i64())
+        .collect();
+    assert_eq!(open, [1], "only admin-txn's transaction is left open: {d}");
 }
