@@ -1,4 +1,5 @@
-//! Admin operations: topics, configs, partitions, offsets, records, groups and ACLs.
+//! Admin operations: topics, configs, partitions, offsets, records, groups, ACLs and
+//! transactions.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -937,5 +938,322 @@ impl Admin {
             out.push(deleted);
         }
         Ok(out)
+    }
+}
+
+/// A transaction in `list_transactions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionListing {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    /// Kafka's state name: Empty, Ongoing, PrepareCommit, PrepareAbort, CompleteCommit,
+    /// CompleteAbort, Dead, PrepareEpochFence.
+    pub state: String,
+    /// The broker (transaction coordinator) that listed it.
+    pub coordinator_id: i32,
+}
+
+/// Filters of `list_transactions`; the default lists every transactional id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListTransactionsOptions {
+    /// Only these states (empty: all).
+    pub states: Vec<String>,
+    /// Only these producer ids (empty: all).
+    pub producer_ids: Vec<i64>,
+    /// KIP-994: only transactions running longer than this many ms; negative for all.
+    /// Needs ListTransactions v1.
+    pub duration_filter_ms: i64,
+}
+
+impl Default for ListTransactionsOptions {
+    fn default() -> Self {
+        ListTransactionsOptions {
+            states: Vec::new(),
+            producer_ids: Vec::new(),
+            duration_filter_ms: -1,
+        }
+    }
+}
+
+/// What `describe_transactions` returns per transactional id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionDescription {
+    pub transactional_id: String,
+    /// The broker (transaction coordinator) that answered.
+    pub coordinator_id: i32,
+    pub state: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub timeout_ms: i32,
+    /// When the current transaction started (ms); `None` when none is open.
+    pub start_time_ms: Option<i64>,
+    /// The partitions of the current transaction (and, while it completes, those
+    /// still waiting for their marker), sorted.
+    pub partitions: Vec<TopicPartition>,
+}
+
+/// A producer with state on a partition (`describe_producers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerState {
+    pub producer_id: i64,
+    pub producer_epoch: i32,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// The coordinator epoch of its last transaction marker; `None` before any.
+    pub coordinator_epoch: Option<i32>,
+    /// The first offset of its open transaction; `None` when none is open.
+    pub current_txn_start_offset: Option<i64>,
+}
+
+/// The transaction to abort on one partition (Kafka's `AbortTransactionSpec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortTransactionSpec<'a> {
+    pub partition: &'a TopicPartition,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub coordinator_epoch: i32,
+}
+
+/// The transaction APIs of KIP-664, routed as the Java Admin routes them:
+/// ListTransactions to every broker, DescribeTransactions to each id's coordinator,
+/// DescribeProducers and WriteTxnMarkers to the partition leader.
+impl Admin {
+    /// The transactional ids every broker coordinates, sorted by id (ListTransactions).
+    pub async fn list_transactions(
+        &self,
+        options: &ListTransactionsOptions,
+    ) -> Result<Vec<TransactionListing>> {
+        self.client.refresh_metadata(&[]).await?;
+        let mut nodes: Vec<i32> = self.client.brokers().iter().map(|b| b.node_id).collect();
+        if nodes.is_empty() {
+            return Err(Error::Other("the metadata lists no brokers".into()));
+        }
+        nodes.sort_unstable();
+        let mut out = Vec::new();
+        for node in nodes {
+            let conn = self.client.node_connection(node).await?;
+            let version = conn
+                .version(m::ApiKey::ListTransactions)
+                .ok_or(Error::UnsupportedApi(m::ApiKey::ListTransactions))?;
+            // v0 has no duration filter: asking a v0 broker for one would list everything.
+            if options.duration_filter_ms >= 0 && version < 1 {
+                return Err(Error::Other(format!(
+                    "broker {node} does not support filtering transactions by duration \
+                     (ListTransactions v1, KIP-994)"
+                )));
+            }
+            let request = m::ListTransactionsRequest::default()
+                .with_state_filters(options.states.iter().map(|v| s(v)).collect())
+                .with_producer_id_filters(
+                    options
+                        .producer_ids
+                        .iter()
+                        .map(|p| m::ProducerId(*p))
+                        .collect(),
+                )
+                .with_duration_filter(options.duration_filter_ms);
+            let response: m::ListTransactionsResponse = conn.call(request).await?;
+            check(response.error_code, None, || {
+                format!("list transactions on broker {node}")
+            })?;
+            out.extend(
+                response
+                    .transaction_states
+                    .into_iter()
+                    .map(|t| TransactionListing {
+                        transactional_id: t.transactional_id.0.to_string(),
+                        producer_id: t.producer_id.0,
+                        state: t.transaction_state.to_string(),
+                        coordinator_id: node,
+                    }),
+            );
+        }
+        out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        Ok(out)
+    }
+
+    /// Describe transactional ids, each at its coordinator (DescribeTransactions): per
+    /// id its description or its error (TRANSACTIONAL_ID_NOT_FOUND for an id the
+    /// coordinator does not know).
+    pub async fn describe_transactions(
+        &self,
+        ids: &[&str],
+    ) -> Result<BTreeMap<String, Result<TransactionDescription>>> {
+        // Ids by coordinator, so each coordinator gets one request.
+        let mut by_node: BTreeMap<i32, (std::sync::Arc<crate::Connection>, Vec<&str>)> =
+            BTreeMap::new();
+        let distinct: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+        for id in distinct {
+            let (node, conn) = self.client.transaction_coordinator(id).await?;
+            by_node.entry(node).or_insert((conn, Vec::new())).1.push(id);
+        }
+        let mut answers: BTreeMap<String, Result<TransactionDescription>> = BTreeMap::new();
+        for (node, (conn, batch)) in by_node {
+            let request = m::DescribeTransactionsRequest::default()
+                .with_transactional_ids(batch.iter().map(|id| m::TransactionalId(s(id))).collect());
+            let response: m::DescribeTransactionsResponse = conn.call(request).await?;
+            for t in response.transaction_states {
+                let id = t.transactional_id.0.to_string();
+                let answer = check(t.error_code, None, || {
+                    format!("describe transactional id {id}")
+                })
+                .map(|()| {
+                    let mut partitions: Vec<TopicPartition> = t
+                        .topics
+                        .iter()
+                        .flat_map(|td| {
+                            td.partitions
+                                .iter()
+                                .map(|p| TopicPartition::new(td.topic.0.to_string(), *p))
+                        })
+                        .collect();
+                    partitions.sort();
+                    TransactionDescription {
+                        transactional_id: id.clone(),
+                        coordinator_id: node,
+                        state: t.transaction_state.to_string(),
+                        producer_id: t.producer_id.0,
+                        producer_epoch: t.producer_epoch,
+                        timeout_ms: t.transaction_timeout_ms,
+                        start_time_ms: (t.transaction_start_time_ms >= 0)
+                            .then_some(t.transaction_start_time_ms),
+                        partitions,
+                    }
+                });
+                if batch.contains(&id.as_str()) {
+                    answers.insert(id, answer);
+                }
+            }
+        }
+        for id in ids {
+            if !answers.contains_key(*id) {
+                answers.insert(
+                    id.to_string(),
+                    Err(Error::Protocol(format!(
+                        "DescribeTransactions: no answer for transactional id {id}"
+                    ))),
+                );
+            }
+        }
+        Ok(answers)
+    }
+
+    /// The producers with state on each partition (DescribeProducers), asked of the
+    /// partition's leader or, with `broker`, of that broker's replica. Fails with the
+    /// first partition error.
+    pub async fn describe_producers(
+        &self,
+        partitions: &[TopicPartition],
+        broker: Option<i32>,
+    ) -> Result<BTreeMap<TopicPartition, Vec<ProducerState>>> {
+        let mut by_node: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
+        for tp in partitions {
+            let node = match broker {
+                Some(b) => b,
+                None => self.client.leader(&tp.topic, tp.partition).await?,
+            };
+            if node < 0 {
+                return Err(Error::Kafka {
+                    code: ResponseError::LeaderNotAvailable.code(),
+                    context: format!("describe producers of {}-{}", tp.topic, tp.partition),
+                    message: None,
+                });
+            }
+            by_node
+                .entry(node)
+                .or_default()
+                .entry(&tp.topic)
+                .or_default()
+                .push(tp.partition);
+        }
+        let mut out = BTreeMap::new();
+        for (node, topics) in by_node {
+            let conn = self.client.node_connection(node).await?;
+            let request = m::DescribeProducersRequest::default().with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        m::describe_producers_request::TopicRequest::default()
+                            .with_name(topic_name(t))
+                            .with_partition_indexes(ps)
+                    })
+                    .collect(),
+            );
+            let response: m::DescribeProducersResponse = conn.call(request).await?;
+            for t in response.topics {
+                for p in t.partitions {
+                    let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+                    check(p.error_code, p.error_message.as_ref(), || {
+                        format!("describe producers of {}-{}", tp.topic, tp.partition)
+                    })?;
+                    let states = p
+                        .active_producers
+                        .into_iter()
+                        .map(|a| ProducerState {
+                            producer_id: a.producer_id.0,
+                            producer_epoch: a.producer_epoch,
+                            last_sequence: a.last_sequence,
+                            last_timestamp: a.last_timestamp,
+                            coordinator_epoch: (a.coordinator_epoch >= 0)
+                                .then_some(a.coordinator_epoch),
+                            current_txn_start_offset: (a.current_txn_start_offset >= 0)
+                                .then_some(a.current_txn_start_offset),
+                        })
+                        .collect();
+                    out.insert(tp, states);
+                }
+            }
+        }
+        for tp in partitions {
+            if !out.contains_key(tp) {
+                return Err(Error::Protocol(format!(
+                    "DescribeProducers: no answer for {}-{}",
+                    tp.topic, tp.partition
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Abort a hanging transaction on one partition (KIP-664): an abort marker for the
+    /// producer, written by the partition leader (WriteTxnMarkers; CLUSTER_ACTION).
+    pub async fn abort_transaction(&self, spec: &AbortTransactionSpec<'_>) -> Result<()> {
+        let tp = spec.partition;
+        let conn = self
+            .client
+            .leader_connection(&tp.topic, tp.partition)
+            .await?;
+        let request = m::WriteTxnMarkersRequest::default().with_markers(vec![
+            m::write_txn_markers_request::WritableTxnMarker::default()
+                .with_producer_id(m::ProducerId(spec.producer_id))
+                .with_producer_epoch(spec.producer_epoch)
+                .with_transaction_result(false)
+                .with_coordinator_epoch(spec.coordinator_epoch)
+                .with_topics(vec![
+                    m::write_txn_markers_request::WritableTxnMarkerTopic::default()
+                        .with_name(topic_name(&tp.topic))
+                        .with_partition_indexes(vec![tp.partition]),
+                ]),
+        ]);
+        let response: m::WriteTxnMarkersResponse = conn.call(request).await?;
+        let context = || {
+            format!(
+                "abort the transaction of producer {} (epoch {}) on {}-{}",
+                spec.producer_id, spec.producer_epoch, tp.topic, tp.partition
+            )
+        };
+        // Exactly our one marker, topic and partition back, as the Java Admin checks.
+        let result = response
+            .markers
+            .iter()
+            .find(|mk| mk.producer_id.0 == spec.producer_id)
+            .and_then(|mk| mk.topics.iter().find(|t| t.name.0.as_str() == tp.topic))
+            .and_then(|t| {
+                t.partitions
+                    .iter()
+                    .find(|p| p.partition_index == tp.partition)
+            })
+            .ok_or_else(|| Error::Protocol(format!("{}: no answer for it", context())))?;
+        check(result.error_code, None, context)
     }
 }

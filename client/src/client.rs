@@ -432,13 +432,44 @@ impl Client {
         self.node_connection(node).await
     }
 
+    /// The transaction coordinator of `transactional_id`: its node id and a connection.
+    /// Retried while the coordinator is not available yet (the broker creates
+    /// `__transaction_state` on the first lookup and loads it after a restart).
+    pub async fn transaction_coordinator(
+        &self,
+        transactional_id: &str,
+    ) -> Result<(i32, Arc<Connection>)> {
+        let deadline = tokio::time::Instant::now() + COORDINATOR_RETRY_FOR;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.find_coordinator_of(transactional_id, 1).await {
+                Err(e) if e.is_retriable() && tokio::time::Instant::now() + backoff < deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+                Ok(node) => return Ok((node, self.node_connection(node).await?)),
+            }
+        }
+    }
+
     async fn find_coordinator(&self, group: &str) -> Result<i32> {
+        self.find_coordinator_of(group, 0).await
+    }
+
+    /// FindCoordinator for a group (key type 0) or a transactional id (1).
+    async fn find_coordinator_of(&self, key: &str, key_type: i8) -> Result<i32> {
         let request = m::FindCoordinatorRequest::default()
-            .with_key(StrBytes::from_string(group.to_string()))
-            .with_key_type(0);
+            .with_key(StrBytes::from_string(key.to_string()))
+            .with_key_type(key_type);
         let response: m::FindCoordinatorResponse = self.call(request).await?;
+        let what = if key_type == 1 {
+            "transactional id"
+        } else {
+            "group"
+        };
         check(response.error_code, response.error_message.as_ref(), || {
-            format!("find coordinator for group {group}")
+            format!("find coordinator for {what} {key}")
         })?;
         let node = response.node_id.0;
         {
@@ -453,6 +484,9 @@ impl Client {
         Ok(node)
     }
 }
+
+/// How long a transaction coordinator lookup is retried through retriable errors.
+const COORDINATOR_RETRY_FOR: Duration = Duration::from_secs(30);
 
 pub(crate) fn topic_name(t: &str) -> m::TopicName {
     m::TopicName(StrBytes::from_string(t.to_string()))

@@ -576,4 +576,8 @@ from_response! {
     CreateAcls(m::CreateAclsResponse),
     DescribeAcls(m::DescribeAclsResponse),
     DeleteAcls(m::DeleteAclsResponse),
+    DescribeTransactions(m::DescribeTransactionsResponse),
+    ListTransactions(m::ListTransactionsResponse),
+    DescribeProducers(m::DescribeProducersResponse),
+    WriteTxnMarkers(m::WriteTxnMarkersResponse),
 }

@@ -84,7 +84,8 @@ pub(crate) fn check(
         Err(Error::Kafka {
             code,
             context: context(),
-            message: message.map(|m| m.to_string()),
+            // Brokers send "" as often as null for no message.
+            message: message.filter(|m| !m.is_empty()).map(|m| m.to_string()),
         })
     }
 }

@@ -46,8 +46,9 @@ mod sasl;
 pub mod security;
 
 pub use admin::{
-    AlterConfigOp, ConfigEntry, ConfigResource, GroupDescription, GroupListing, GroupMember,
-    ListedOffset, NewTopic, OffsetSpec, OpType, PartitionInfo, TopicDescription,
+    AbortTransactionSpec, AlterConfigOp, ConfigEntry, ConfigResource, GroupDescription,
+    GroupListing, GroupMember, ListTransactionsOptions, ListedOffset, NewTopic, OffsetSpec, OpType,
+    PartitionInfo, ProducerState, TopicDescription, TransactionDescription, TransactionListing,
 };
 pub use client::{Client, ClientConfig};
 pub use connection::{Connection, ConnectionConfig};

@@ -1,5 +1,6 @@
 //! The operator CLI: `runnel topics ...`, `runnel groups ...`, `runnel lag`,
-//! `runnel produce`, `runnel consume`, `runnel erase`, `runnel quotas` and `runnel acls`.
+//! `runnel produce`, `runnel consume`, `runnel erase`, `runnel quotas`, `runnel acls` and
+//! `runnel transactions`.
 
 mod acls;
 mod consume;
@@ -10,6 +11,7 @@ mod park;
 mod produce;
 mod quotas;
 mod topics;
+mod transactions;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -95,6 +97,10 @@ pub enum CliCommand {
     /// Add, list and remove ACLs, with kafka-acls.sh's options.
     #[command(subcommand)]
     Acls(acls::AclsCommand),
+    /// Inspect transactions and abort hanging ones, with kafka-transactions.sh's
+    /// commands: list, describe, describe-producers, find-hanging, abort.
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCommand),
 }
 
 /// Why a command failed; each kind has its own exit code.
@@ -104,9 +110,10 @@ pub enum CliError {
     Usage(String),
     /// The broker or the operation failed (exit 1).
     Broker(String),
-    /// The topic or group does not exist (exit 3).
+    /// The topic, group, transactional id or transaction does not exist (exit 3).
     NotFound(String),
-    /// Refused because of the group's state, e.g. it has active members (exit 4).
+    /// Refused because of the state of what it acts on, e.g. a group with active
+    /// members (exit 4).
     Refused(String),
 }
 
@@ -185,6 +192,7 @@ pub fn run(global: GlobalArgs, command: CliCommand) -> ExitCode {
             CliCommand::Erase(c) => erase::run(&ctx, c).await,
             CliCommand::Quotas(c) => quotas::run(&ctx, c).await,
             CliCommand::Acls(c) => acls::run(&ctx, c).await,
+            CliCommand::Transactions(c) => transactions::run(&ctx, c).await,
         }
     });
     match result {
