@@ -146,17 +146,19 @@ fn newest_snapshot(broker: &TestBroker) -> (u64, u64, Vec<i64>) {
         .max()
         .expect("a producer snapshot");
     let bytes = std::fs::read(&newest.1).expect("read snapshot");
-    // Layout (storage/src/producer_state.rs): version i16, crc u32, offset u64, count u32, then per
-    // producer its id i64, epoch i16, last timestamp i64, batch count u8 and 32 bytes
-    // per batch.
+    // Layout (storage/src/producer_state.rs, version 2): version i16, crc u32, offset
+    // u64, count u32, then per producer its id i64, epoch i16, last timestamp i64,
+    // coordinator epoch i32, open transaction's first offset i64, batch count u8 and 32
+    // bytes per batch.
+    assert_eq!(&bytes[..2], &[0, 2], "snapshot version 2");
     let be_u32 = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
     let count = be_u32(14) as usize;
     let mut ids = Vec::with_capacity(count);
     let mut at = 18;
     for _ in 0..count {
         ids.push(i64::from_be_bytes(bytes[at..at + 8].try_into().unwrap()));
-        let batches = bytes[at + 18] as usize;
-        at += 19 + 32 * batches;
+        let batches = bytes[at + 30] as usize;
+        at += 31 + 32 * batches;
     }
     assert_eq!(at, bytes.len(), "snapshot parsed to its end");
     (newest.0, bytes.len() as u64, ids)
