@@ -7,12 +7,12 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use runnel_suite::raw::{sb, RawClient};
 use runnel_protocol::api::messages as m;
 use runnel_protocol::api::{ApiKey, ResponseBody};
 use runnel_protocol::record_batch::builder::{
     control_batch, encode_batch, encode_records, ProducerFields, Record, TRANSACTIONAL,
 };
+use runnel_suite::raw::{sb, RawClient};
 use runnel_suite::{BrokerOptions, TestBroker};
 
 const INVALID_RECORD: i16 = 87;
@@ -21,7 +21,7 @@ const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 const PRODUCER_FENCED: i16 = 90;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
-const TRANSACTION_ABORTABLE: i16 = 121;
+const TRANSACTION_ABORTABLE: i16 = 120;
 
 const TOPIC: &str = "raw-txn";
 
@@ -100,7 +100,10 @@ fn txn_batch(pid: i64, epoch: i16, sequence: i32, value: &[u8]) -> Vec<u8> {
         value: Some(value),
         ..Default::default()
     }]);
-    let now = 1_800_000_000_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     encode_batch(
         0,
         TRANSACTIONAL,
@@ -128,9 +131,11 @@ fn produce_v(c: &mut RawClient, id: Option<&str>, records: Vec<u8>, version: i16
         .with_timeout_ms(30_000)
         .with_topic_data(vec![m::produce_request::TopicProduceData::default()
             .with_name(m::TopicName(sb(TOPIC)))
-            .with_partition_data(vec![m::produce_request::PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(Bytes::from(records)))])]);
+            .with_partition_data(vec![
+                m::produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(records))),
+            ])]);
     let Some(ResponseBody::Produce(r)) = c.call(ApiKey::Produce, version, req.into()) else {
         panic!("Produce")
     };
@@ -171,7 +176,12 @@ fn list(c: &mut RawClient, states: &[&str]) -> Vec<(String, String)> {
     assert_eq!(r.error_code, 0);
     r.transaction_states
         .iter()
-        .map(|t| (t.transactional_id.to_string(), t.transaction_state.to_string()))
+        .map(|t| {
+            (
+                t.transactional_id.to_string(),
+                t.transaction_state.to_string(),
+            )
+        })
         .collect()
 }
 
@@ -213,7 +223,12 @@ fn transaction_protocol_edges_and_the_admin_views() {
         TRANSACTION_ABORTABLE
     );
     assert_eq!(
-        produce_v(&mut c, Some(id), txn_batch(pid, epoch, 0, b"unverified"), 10),
+        produce_v(
+            &mut c,
+            Some(id),
+            txn_batch(pid, epoch, 0, b"unverified"),
+            10
+        ),
         INVALID_TXN_STATE
     );
     // A client may not write a marker.
@@ -223,20 +238,32 @@ fn transaction_protocol_edges_and_the_admin_views() {
     );
 
     assert_eq!(add_partition(&mut c, id, pid, epoch), 0);
-    assert_eq!(produce(&mut c, Some(id), txn_batch(pid, epoch, 0, b"one")), 0);
+    assert_eq!(
+        produce(&mut c, Some(id), txn_batch(pid, epoch, 0, b"one")),
+        0
+    );
     let open = describe(&mut c, id);
     assert_eq!(open.transaction_state.as_str(), "Ongoing");
     assert_eq!(open.producer_id.0, pid);
     assert_eq!(open.topics[0].topic.as_str(), TOPIC);
     assert_eq!(open.topics[0].partitions, vec![0]);
     assert!(open.transaction_start_time_ms > 0);
-    assert_eq!(list(&mut c, &["Ongoing"]), vec![(id.to_string(), "Ongoing".to_string())]);
+    assert_eq!(
+        list(&mut c, &["Ongoing"]),
+        vec![(id.to_string(), "Ongoing".to_string())]
+    );
     let ps = producers(&mut c);
     assert_eq!(ps.len(), 1);
-    assert_eq!((ps[0].producer_id.0, ps[0].current_txn_start_offset), (pid, 0));
+    assert_eq!(
+        (ps[0].producer_id.0, ps[0].current_txn_start_offset),
+        (pid, 0)
+    );
 
     // A stale epoch is fenced (INVALID_PRODUCER_EPOCH for EndTxn before v2, as Kafka).
-    assert_eq!(end(&mut c, id, pid, epoch - 1, true, 1), INVALID_PRODUCER_EPOCH);
+    assert_eq!(
+        end(&mut c, id, pid, epoch - 1, true, 1),
+        INVALID_PRODUCER_EPOCH
+    );
     assert_eq!(end(&mut c, id, pid, epoch - 1, true, 3), PRODUCER_FENCED);
     assert_eq!(end(&mut c, id, pid, epoch, true, 3), 0);
     // Aborting what was just committed is INVALID_TXN_STATE; a retried commit succeeds.
@@ -252,7 +279,10 @@ fn transaction_protocol_edges_and_the_admin_views() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(end(&mut c, id, pid, epoch, false, 3), INVALID_TXN_STATE);
-    assert_eq!(describe(&mut c, id).transaction_state.as_str(), "CompleteCommit");
+    assert_eq!(
+        describe(&mut c, id).transaction_state.as_str(),
+        "CompleteCommit"
+    );
     let ps = producers(&mut c);
     assert_eq!(ps[0].current_txn_start_offset, -1, "no open transaction");
     assert!(list(&mut c, &["Ongoing"]).is_empty());
