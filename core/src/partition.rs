@@ -158,6 +158,11 @@ pub struct Partition {
     /// The oldest open transaction's first offset (`u64::MAX` for none), kept beside
     /// the producer state so that readers need no lock for the LSO.
     first_unstable_offset: AtomicU64,
+    /// Transactions a marker ended whose marker is not below the high watermark yet:
+    /// (first offset, marker offset). They still hold the LSO (Kafka's unreplicated
+    /// transactions), so a read_committed reader never passes records whose marker it
+    /// cannot see.
+    undecided: Mutex<Vec<(u64, u64)>>,
     write_caching: AtomicBool,
     log_append_time: AtomicBool,
     /// `message.timestamp.before.max.ms` and `message.timestamp.after.max.ms`.
@@ -218,6 +223,7 @@ impl Partition {
                 producers.first_unstable_offset().unwrap_or(u64::MAX),
             ),
             producers: Mutex::new(producers),
+            undecided: Mutex::new(Vec::new()),
             snapshot_writer: Mutex::new(()),
             verified: Mutex::new(std::collections::HashMap::new()),
             high_watermark: AtomicU64::new(hw),
@@ -245,8 +251,21 @@ impl Partition {
     /// The last stable offset: the high watermark, or the first offset of the oldest
     /// open transaction if that is lower. A read_committed consumer reads below it.
     pub fn last_stable_offset(&self) -> u64 {
-        self.high_watermark()
-            .min(self.first_unstable_offset.load(Ordering::Acquire))
+        let hw = self.high_watermark();
+        hw.min(self.first_unstable(hw))
+    }
+
+    /// The first offset no read_committed reader may pass yet, given the high watermark
+    /// `hw`: the oldest open transaction's first offset or that of an ended one whose
+    /// marker is not below `hw` (`u64::MAX` for none).
+    fn first_unstable(&self, hw: u64) -> u64 {
+        let open = self.first_unstable_offset.load(Ordering::Acquire);
+        let mut undecided = or_stop(self.undecided.lock(), "undecided transactions");
+        undecided.retain(|&(_, marker)| marker >= hw);
+        undecided
+            .iter()
+            .map(|&(first, _)| first)
+            .fold(open, u64::min)
     }
 
     /// The upper bound of a read: the high watermark, or the LSO for read_committed.
@@ -598,10 +617,10 @@ impl Partition {
         throttle: &mut Throttle,
     ) -> Result<Option<CleanStats>, StorageError> {
         // Never at or past an open transaction: its records may still be aborted.
-        settings.upper_bound = self
-            .high_watermark()
+        let hw = self.high_watermark();
+        settings.upper_bound = hw
             .max(self.log.durable_offset())
-            .min(self.first_unstable_offset.load(Ordering::Acquire));
+            .min(self.first_unstable(hw));
         cleaner::clean(&self.log, &settings, throttle)
     }
 
@@ -835,8 +854,12 @@ impl Partition {
                 completed = Some(done);
             }
         }
-        if let Some(done) = completed.filter(|d| d.aborted) {
-            self.record_aborted(&producers, &done);
+        if let Some(done) = completed {
+            if done.aborted {
+                self.record_aborted(&producers, &done);
+            }
+            or_stop(self.undecided.lock(), "undecided transactions")
+                .push((done.first_offset, done.last_offset));
         }
         self.first_unstable_offset.store(
             producers.first_unstable_offset().unwrap_or(u64::MAX),
