@@ -50,6 +50,7 @@ run kafka-python "$PYTHON" "$here/kafka_python_check.py"
 run aiokafka "$PYTHON" "$here/aiokafka_check.py"
 run java-client bash "$here/java/run.sh" client
 run kafka-streams bash "$here/java/run.sh" streams
+run java-transactions bash "$here/java/run.sh" transactions
 run go-clients bash "$here/go/run.sh"
 run js-clients bash "$here/js/run.sh"
 run js-blob bash "$here/js-blob/run.sh"
