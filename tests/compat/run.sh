@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The compat suite: real third-party Kafka clients against `runnel serve`: kcat,
-# confluent-kafka, kafka-python, aiokafka, the Java client and Kafka Streams, franz-go,
+# confluent-kafka (and its transactions, confluent_kafka_txn_check.py), kafka-python, aiokafka, the Java client (and its transactions) and Kafka Streams, franz-go,
 # Sarama and kafka-go, kafkajs and @confluentinc/kafka-javascript, and Apache Kafka's own
 # command-line tools (kafka_quotas.sh: client quotas with kafka-configs and the Java
 # producer); and TLS and SASL with confluent-kafka, kafka-python, kcat and the
@@ -46,6 +46,7 @@ run() {
 
 run kcat bash "$here/kcat.sh"
 run confluent-kafka "$PYTHON" "$here/confluent_kafka_check.py"
+run confluent-kafka-transactions "$PYTHON" "$here/confluent_kafka_txn_check.py"
 run kafka-python "$PYTHON" "$here/kafka_python_check.py"
 run aiokafka "$PYTHON" "$here/aiokafka_check.py"
 run java-client bash "$here/java/run.sh" client

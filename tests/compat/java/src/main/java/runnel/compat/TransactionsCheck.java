@@ -198,6 +198,26 @@ public final class TransactionsCheck {
         return out;
     }
 
+    /**
+     * Waits until no transaction is open on the partitions (LSO == high watermark) and
+     * returns the ends: a commit or abort returns once decided, the markers follow (as in
+     * Kafka, which answers EndTxn before it writes them).
+     */
+    static Map<TopicPartition, Long> stable(Admin admin, List<TopicPartition> tps) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (true) {
+            Map<TopicPartition, Long> lso = ends(admin, tps, IsolationLevel.READ_COMMITTED);
+            Map<TopicPartition, Long> hw = ends(admin, tps, IsolationLevel.READ_UNCOMMITTED);
+            if (lso.equals(hw)) {
+                return hw;
+            }
+            if (System.nanoTime() > deadline) {
+                throw fail("the LSO " + lso + " did not reach the high watermark " + hw + " within 30 s");
+            }
+            Thread.sleep(50);
+        }
+    }
+
     static TransactionDescription describeTxn(Admin admin, String id) throws Exception {
         return get(admin.describeTransactions(List.of(id)).description(id), "describeTransactions(" + id + ")");
     }
@@ -276,7 +296,9 @@ public final class TransactionsCheck {
             epochs.add(d.producerEpoch());
 
             // An open transaction: the LSO stays at its first offset, the HW moves on.
-            Map<TopicPartition, Long> before = ends(admin, tps, IsolationLevel.READ_UNCOMMITTED);
+            Map<TopicPartition, Long> before = stable(admin, tps);
+            check(tps.stream().allMatch(tp -> before.get(tp) == 6),
+                    "after the commit each partition ends at 6: 5 records and the marker", before);
             p.beginTransaction();
             send(p, topic, 2, "aborted", 10);
             Map<TopicPartition, Long> lso = ends(admin, tps, IsolationLevel.READ_COMMITTED);
@@ -303,7 +325,7 @@ public final class TransactionsCheck {
             d = describeTxn(admin, id);
             check(d.state() == TransactionState.COMPLETE_ABORT, "describeTransactions after abort: CompleteAbort", d);
             epochs.add(d.producerEpoch());
-            Map<TopicPartition, Long> after = ends(admin, tps, IsolationLevel.READ_COMMITTED);
+            Map<TopicPartition, Long> after = stable(admin, tps);
             check(tps.stream().allMatch(tp -> after.get(tp) == before.get(tp) + 6),
                     "after the abort the LSO is the end again, past the 5 aborted records and the marker", after);
 
@@ -312,6 +334,7 @@ public final class TransactionsCheck {
             p.commitTransaction();
             epochs.add(describeTxn(admin, id).producerEpoch());
         }
+        Map<TopicPartition, Long> end = stable(admin, tps);
         check(epochs.get(0) >= 1 && epochs.get(1) == epochs.get(0) + 1 && epochs.get(2) == epochs.get(1) + 1,
                 "the producer epoch is bumped by one at each transaction's end (transaction version 2)", epochs);
         Map<Integer, List<String>> rc = readAll(bootstrap, topic, 2, IsolationLevel.READ_COMMITTED);
@@ -327,7 +350,6 @@ public final class TransactionsCheck {
             check(ru.get(part).equals(wantRu),
                     "read_uncommitted " + topic + "-" + part + ": the aborted records too, in order", ru.get(part));
         }
-        Map<TopicPartition, Long> end = ends(admin, tps, IsolationLevel.READ_UNCOMMITTED);
         check(tps.stream().allMatch(tp -> end.get(tp) == 3 * 5 + 3),
                 "each partition ends at 18: 15 records and 3 control markers", end);
     }
@@ -363,6 +385,7 @@ public final class TransactionsCheck {
             send(p2, topic, 1, "current", 3);
             p2.commitTransaction();
             ok("the second producer commits");
+            stable(admin, partitions(topic, 1));
             zombie.close(Duration.ZERO);
         }
         Map<Integer, List<String>> rc = readAll(bootstrap, topic, 1, IsolationLevel.READ_COMMITTED);
@@ -413,6 +436,7 @@ public final class TransactionsCheck {
             send(p, topic, 1, "after", 2);
             p.commitTransaction();
         }
+        stable(admin, tps);
         Map<Integer, List<String>> rc = readAll(bootstrap, topic, 1, IsolationLevel.READ_COMMITTED);
         check(rc.get(0).equals(values("after", 2, 1, 0)),
                 "read_committed: none of the timed-out transaction, then a new producer's commit", rc.get(0));
@@ -544,6 +568,7 @@ public final class TransactionsCheck {
             check(kills == 2, "the broker was killed with SIGKILL twice (mid-transaction, between transactions)",
                     kills);
         }
+        stable(admin, partitions(out, CTP_PARTITIONS));
         Map<Integer, List<String>> rc = readAll(bootstrap, out, CTP_PARTITIONS, IsolationLevel.READ_COMMITTED);
         for (int part = 0; part < CTP_PARTITIONS; part++) {
             List<String> want = values("out-in", CTP_RECORDS, CTP_PARTITIONS, part);
