@@ -3,8 +3,10 @@
 # confluent-kafka (and its transactions, confluent_kafka_txn_check.py), kafka-python,
 # aiokafka, the Java client (and its transactions, with kill -9 of the broker) and Kafka
 # Streams (exactly_once_v2 too), franz-go, Sarama and kafka-go, kafkajs and
-# @confluentinc/kafka-javascript, and Apache Kafka's own command-line tools (kafka_quotas.sh: client quotas with kafka-configs and the Java
-# producer); and TLS and SASL with confluent-kafka, kafka-python, kcat and the
+# @confluentinc/kafka-javascript, and Apache Kafka's own command-line tools
+# (kafka_tools.sh, kafka-transactions among them; kafka_quotas.sh: client quotas with
+# kafka-configs and the Java producer); and TLS and SASL with confluent-kafka,
+# kafka-python, kcat and the
 # Java client (security_check.py); Event Hubs connection strings and ACLs with
 # confluent-kafka and the Java client (event_hubs_check.py); the Event Hubs AMQP endpoint
 # with the Python, JavaScript and Java Event Hubs SDKs (event_hubs_amqp_check.py,
