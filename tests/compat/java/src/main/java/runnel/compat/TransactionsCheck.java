@@ -222,6 +222,21 @@ public final class TransactionsCheck {
         return get(admin.describeTransactions(List.of(id)).description(id), "describeTransactions(" + id + ")");
     }
 
+    /**
+     * describeTransactions until the state is one of `want` (30 s at most): after EndTxn
+     * the coordinator is in Prepare* until the markers are written.
+     */
+    static TransactionDescription awaitTxn(Admin admin, String id, TransactionState... want) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (true) {
+            TransactionDescription d = describeTxn(admin, id);
+            if (List.of(want).contains(d.state()) || System.nanoTime() > deadline) {
+                return d;
+            }
+            Thread.sleep(50);
+        }
+    }
+
     /** Whether the producer's TransactionManager runs transaction version 2 (a private field). */
     static String clientTv(KafkaProducer<?, ?> p) {
         try {
@@ -290,7 +305,7 @@ public final class TransactionsCheck {
             }
             send(p, topic, 2, "commit1", 10);
             p.commitTransaction();
-            TransactionDescription d = describeTxn(admin, id);
+            TransactionDescription d = awaitTxn(admin, id, TransactionState.COMPLETE_COMMIT);
             check(d.state() == TransactionState.COMPLETE_COMMIT, "describeTransactions after commit: CompleteCommit",
                     d);
             epochs.add(d.producerEpoch());
@@ -322,7 +337,7 @@ public final class TransactionsCheck {
                             && s.currentTransactionStartOffset().orElse(-1) == before.get(tps.get(0))),
                     "describeProducers: the producer's current transaction starts at " + before.get(tps.get(0)), ps);
             p.abortTransaction();
-            d = describeTxn(admin, id);
+            d = awaitTxn(admin, id, TransactionState.COMPLETE_ABORT);
             check(d.state() == TransactionState.COMPLETE_ABORT, "describeTransactions after abort: CompleteAbort", d);
             epochs.add(d.producerEpoch());
             Map<TopicPartition, Long> after = stable(admin, tps);
@@ -332,7 +347,7 @@ public final class TransactionsCheck {
             p.beginTransaction();
             send(p, topic, 2, "commit2", 10);
             p.commitTransaction();
-            epochs.add(describeTxn(admin, id).producerEpoch());
+            epochs.add(awaitTxn(admin, id, TransactionState.COMPLETE_COMMIT).producerEpoch());
         }
         Map<TopicPartition, Long> end = stable(admin, tps);
         check(epochs.get(0) >= 1 && epochs.get(1) == epochs.get(0) + 1 && epochs.get(2) == epochs.get(1) + 1,
@@ -367,7 +382,7 @@ public final class TransactionsCheck {
             p2.initTransactions();
             ok("a second producer with the same transactional.id: initTransactions() succeeds while the first "
                     + "has a transaction open");
-            TransactionDescription d = describeTxn(admin, id);
+            TransactionDescription d = awaitTxn(admin, id, TransactionState.COMPLETE_ABORT, TransactionState.EMPTY);
             check(d.producerId() == pid && (d.state() == TransactionState.COMPLETE_ABORT
                             || d.state() == TransactionState.EMPTY) && d.topicPartitions().isEmpty(),
                     "the first producer's open transaction was aborted (describeTransactions: Empty or "
@@ -418,7 +433,7 @@ public final class TransactionsCheck {
             check(moved, "transaction.timeout.ms=1500: the broker aborts the open transaction and the LSO moves "
                     + "past it (" + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0) + " ms)",
                     ends(admin, tps, IsolationLevel.READ_COMMITTED));
-            TransactionDescription d = describeTxn(admin, id);
+            TransactionDescription d = awaitTxn(admin, id, TransactionState.COMPLETE_ABORT);
             check(d.state() == TransactionState.COMPLETE_ABORT, "describeTransactions: CompleteAbort", d);
             Throwable e = null;
             try {
