@@ -679,8 +679,9 @@ ok "kafka-transactions list with no transactional producer yet: the header, no r
 # 50 records/s in one transaction of 10 minutes (its timeout 15); killed once it has written.
 KAFKA_HEAP_OPTS="$FAST_JVM -XX:SharedArchiveFile=$cds" "$KT" tool kafka-producer-perf-test \
   --bootstrap-server "$BOOTSTRAP" --topic kt-txn --num-records 1000000 --record-size 20 --throughput 50 \
-  --transactional-id kt-tx --transaction-duration-ms 600000 --command-property transaction.timeout.ms=900000 \
-  --command-property linger.ms=10 >"$work/tx-producer.out" 2>&1 </dev/null &
+  --transactional-id kt-tx --transaction-duration-ms 600000 \
+  --command-property transaction.timeout.ms=900000 linger.ms=10 \
+  >"$work/tx-producer.out" 2>&1 </dev/null &
 tx_pid=$!
 BG_PIDS+=("$tx_pid")
 written=0
