@@ -52,6 +52,7 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.IsolationLevel;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.InvalidTxnStateException;
 import org.apache.kafka.common.errors.ProducerFencedException;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
@@ -378,7 +379,8 @@ public final class TransactionsCheck {
             zombie.initTransactions();
             zombie.beginTransaction();
             send(zombie, topic, 1, "zombie", 3);
-            long pid = describeTxn(admin, id).producerId();
+            TransactionDescription open = describeTxn(admin, id);
+            long pid = open.producerId();
             p2.initTransactions();
             ok("a second producer with the same transactional.id: initTransactions() succeeds while the first "
                     + "has a transaction open");
@@ -387,6 +389,10 @@ public final class TransactionsCheck {
                             || d.state() == TransactionState.EMPTY) && d.topicPartitions().isEmpty(),
                     "the first producer's open transaction was aborted (describeTransactions: Empty or "
                             + "CompleteAbort, no partitions)", d);
+            // Kafka 4.4 (TV2): the fence's abort bumps the epoch once, the new InitProducerId once.
+            check(d.producerEpoch() == open.producerEpoch() + 2, "the second producer's epoch is the first's + 2 "
+                    + "(one bump for the fencing abort, one for its InitProducerId), as Kafka 4.4 gives",
+                    d.producerEpoch() + " after " + open.producerEpoch());
             Throwable e = null;
             try {
                 zombie.commitTransaction();
@@ -417,11 +423,13 @@ public final class TransactionsCheck {
         String id = name("java-txn-timeout");
         JavaClientCheck.create(admin, new NewTopic(topic, 1, (short) 1));
         List<TopicPartition> tps = partitions(topic, 1);
+        int epoch;
         try (KafkaProducer<String, String> p = txProducer(bootstrap, id,
                 Map.of(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, "1500"))) {
             p.initTransactions();
             p.beginTransaction();
             send(p, topic, 1, "expired", 4);
+            epoch = describeTxn(admin, id).producerEpoch();
             long t0 = System.nanoTime();
             boolean moved = waitFor(Duration.ofSeconds(30), () -> {
                 try {
@@ -434,19 +442,26 @@ public final class TransactionsCheck {
                     + "past it (" + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0) + " ms)",
                     ends(admin, tps, IsolationLevel.READ_COMMITTED));
             TransactionDescription d = awaitTxn(admin, id, TransactionState.COMPLETE_ABORT);
-            check(d.state() == TransactionState.COMPLETE_ABORT, "describeTransactions: CompleteAbort", d);
+            check(d.state() == TransactionState.COMPLETE_ABORT && d.producerEpoch() == epoch + 1,
+                    "describeTransactions: CompleteAbort, the epoch bumped once (the fence)", d);
             Throwable e = null;
             try {
                 p.commitTransaction();
             } catch (KafkaException ex) {
                 e = ex;
             }
-            check(e != null, "commitTransaction() of the timed-out transaction fails",
-                    e == null ? "it committed" : "");
-            System.out.println("  (with " + Checks.describe(e) + ")");
+            // The old epoch is the fenced one's last epoch: Kafka takes its EndTxn for a retry and
+            // answers INVALID_TXN_STATE (a commit of an aborted transaction).
+            check(e != null && cause(e, InvalidTxnStateException.class) != null,
+                    "commitTransaction() of the timed-out transaction fails with InvalidTxnStateException "
+                            + "(INVALID_TXN_STATE, as Kafka 4.4 answers)",
+                    e == null ? "it committed" : Checks.describe(e));
         }
         try (KafkaProducer<String, String> p = txProducer(bootstrap, id, Map.of())) {
             p.initTransactions();
+            int next = describeTxn(admin, id).producerEpoch();
+            check(next == epoch + 2, "a new producer's InitProducerId bumps once more (epoch + 2)",
+                    next + " after " + epoch);
             p.beginTransaction();
             send(p, topic, 1, "after", 2);
             p.commitTransaction();
