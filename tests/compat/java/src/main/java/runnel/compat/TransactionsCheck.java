@@ -205,15 +205,21 @@ public final class TransactionsCheck {
      * Kafka, which answers EndTxn before it writes them).
      */
     static Map<TopicPartition, Long> stable(Admin admin, List<TopicPartition> tps) throws Exception {
+        return stable(admin, tps, -1);
+    }
+
+    /** As above; with `want` >= 0, also until every partition ends at `want`. */
+    static Map<TopicPartition, Long> stable(Admin admin, List<TopicPartition> tps, long want) throws Exception {
         long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
         while (true) {
             Map<TopicPartition, Long> lso = ends(admin, tps, IsolationLevel.READ_COMMITTED);
             Map<TopicPartition, Long> hw = ends(admin, tps, IsolationLevel.READ_UNCOMMITTED);
-            if (lso.equals(hw)) {
+            if (lso.equals(hw) && (want < 0 || hw.values().stream().allMatch(v -> v == want))) {
                 return hw;
             }
             if (System.nanoTime() > deadline) {
-                throw fail("the LSO " + lso + " did not reach the high watermark " + hw + " within 30 s");
+                throw fail("the LSO " + lso + " and the high watermark " + hw + " did not both reach "
+                        + (want < 0 ? "the same offset" : want) + " within 30 s");
             }
             Thread.sleep(50);
         }
@@ -312,7 +318,7 @@ public final class TransactionsCheck {
             epochs.add(d.producerEpoch());
 
             // An open transaction: the LSO stays at its first offset, the HW moves on.
-            Map<TopicPartition, Long> before = stable(admin, tps);
+            Map<TopicPartition, Long> before = stable(admin, tps, 6);
             check(tps.stream().allMatch(tp -> before.get(tp) == 6),
                     "after the commit each partition ends at 6: 5 records and the marker", before);
             p.beginTransaction();
@@ -341,7 +347,7 @@ public final class TransactionsCheck {
             d = awaitTxn(admin, id, TransactionState.COMPLETE_ABORT);
             check(d.state() == TransactionState.COMPLETE_ABORT, "describeTransactions after abort: CompleteAbort", d);
             epochs.add(d.producerEpoch());
-            Map<TopicPartition, Long> after = stable(admin, tps);
+            Map<TopicPartition, Long> after = stable(admin, tps, 12);
             check(tps.stream().allMatch(tp -> after.get(tp) == before.get(tp) + 6),
                     "after the abort the LSO is the end again, past the 5 aborted records and the marker", after);
 
@@ -350,7 +356,7 @@ public final class TransactionsCheck {
             p.commitTransaction();
             epochs.add(awaitTxn(admin, id, TransactionState.COMPLETE_COMMIT).producerEpoch());
         }
-        Map<TopicPartition, Long> end = stable(admin, tps);
+        Map<TopicPartition, Long> end = stable(admin, tps, 18);
         check(epochs.get(0) >= 1 && epochs.get(1) == epochs.get(0) + 1 && epochs.get(2) == epochs.get(1) + 1,
                 "the producer epoch is bumped by one at each transaction's end (transaction version 2)", epochs);
         Map<Integer, List<String>> rc = readAll(bootstrap, topic, 2, IsolationLevel.READ_COMMITTED);
