@@ -13,8 +13,8 @@ import time
 from collections import Counter
 
 import confluent_kafka
-from confluent_kafka import (Consumer, ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, KafkaException, Producer,
-                             TopicPartition, OFFSET_BEGINNING)
+from confluent_kafka import (Consumer, ConsumerGroupTopicPartitions, IsolationLevel, KafkaError,
+                             KafkaException, Producer, TopicPartition, OFFSET_BEGINNING)
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from runnel_broker import Broker, Checks

@@ -552,7 +552,8 @@ public final class TransactionsCheck {
                     Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
                     for (ConsumerRecord<String, String> r : recs) {
                         p.send(new ProducerRecord<>(out, r.partition(), r.key(), "out-" + r.value()));
-                        offsets.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                        offsets.put(new TopicPartition(r.topic(), r.partition()),
+                                new OffsetAndMetadata(r.offset() + 1));
                     }
                     p.sendOffsetsToTransaction(offsets, c.groupMetadata());
                     if (txns % 3 == 2) {
