@@ -3,8 +3,9 @@
 # runnel broker, checked on what they print: kafka-topics, kafka-configs,
 # kafka-consumer-groups (a classic group and a KIP-848 one), the console producer and
 # consumer, the perf tests, kafka-get-offsets, kafka-delete-records,
-# kafka-broker-api-versions, kafka-acls / kafka-transactions (which must fail cleanly),
-# and kafka-acls against a second, authorizer-enabled runnel broker.
+# kafka-broker-api-versions, kafka-acls (which must fail cleanly), kafka-transactions
+# (list, describe, describe-producers, find-hanging and abort of a transaction a killed
+# producer left open), and kafka-acls against a second, authorizer-enabled runnel broker.
 #
 #   tests/compat/kafka_tools.sh                # against runnel (RUNNEL_BIN, see lib.sh)
 #   KAFKA_TOOLS_TARGET=kafka tests/compat/kafka_tools.sh   # the same checks against Kafka
@@ -590,7 +591,7 @@ expect_rc 0 "kafka-get-offsets --time 0"
 [[ "$OUT" == $'kt-groups:0:0\nkt-groups:2:0' ]] || fail "kafka-get-offsets --time 0:"$'\n'"$ALL"
 ok "kafka-delete-records (an offset, and -1 = the high watermark) moves the log start offsets kafka-get-offsets --time -2 and --time 0 show"
 
-# ==== kafka-acls, kafka-transactions: no ACLs or transactions here; they must fail cleanly
+# ==== kafka-acls: no ACLs here; it must fail cleanly
 tool acls-list kafka-acls --list
 expect_rc 1 "kafka-acls --list"
 expect "Error while executing ACL command: org.apache.kafka.common.errors.SecurityDisabledException: No Authorizer is configured on the broker" "kafka-acls --list"
@@ -662,32 +663,104 @@ if is_runnel; then
   ok "kafka-acls --add/--list/--remove with --command-config (SASL/PLAIN) against the StandardAuthorizer: what runnel acls adds and lists, kafka-acls sees, and a non-super user is refused"
 fi
 
-tool tx-list kafka-transactions list
+# ==== kafka-transactions: a transaction left open by a transactional producer that was
+# killed (kafka-producer-perf-test with one long transaction, kill -9), seen by list,
+# describe, describe-producers and find-hanging, then aborted with `abort`: a
+# read_committed reader, held at its first offset until then, moves past it.
+tool tx-topic kafka-topics --create --topic kt-txn --partitions 1
+expect_rc 0 "kafka-topics --create kt-txn"
+tool tx-list-empty kafka-transactions list
 ((SECS < 30)) || fail "kafka-transactions list took $SECS s"
-if is_runnel; then
-  expect_rc 1 "kafka-transactions list"
-  expect "Failed to list transactions: The node does not support LIST_TRANSACTIONS." "kafka-transactions list"
-else
-  expect_rc 0 "kafka-transactions list"
-  expect "TransactionalId	Coordinator	ProducerId	TransactionState" "kafka-transactions list"
-fi
+expect_rc 0 "kafka-transactions list"
+[[ "$(tr -s ' \t' ' ' <<<"$OUT")" == "TransactionalId Coordinator ProducerId TransactionState " ]] ||
+  fail "kafka-transactions list before any transaction:"$'\n'"$ALL"
+ok "kafka-transactions list with no transactional producer yet: the header, no rows"
+
+# 50 records/s in one transaction of 10 minutes (its timeout 15); killed once it has written.
+KAFKA_HEAP_OPTS="$FAST_JVM -XX:SharedArchiveFile=$cds" "$KT" tool kafka-producer-perf-test \
+  --bootstrap-server "$BOOTSTRAP" --topic kt-txn --num-records 1000000 --record-size 20 --throughput 50 \
+  --transactional-id kt-tx --transaction-duration-ms 600000 \
+  --command-property transaction.timeout.ms=900000 linger.ms=10 \
+  >"$work/tx-producer.out" 2>&1 </dev/null &
+tx_pid=$!
+BG_PIDS+=("$tx_pid")
+written=0
+for _ in $(seq 1 60); do
+  tool tx-offsets kafka-get-offsets --topic kt-txn
+  written="$(sed -n 's/^kt-txn:0://p' <<<"$OUT")"
+  [[ "${written:-0}" -ge 20 ]] && break
+  kill -0 "$tx_pid" 2>/dev/null || fail "the transactional perf test exited:"$'\n'"$(cat "$work/tx-producer.out")"
+  sleep 0.5
+done
+[[ "${written:-0}" -ge 20 ]] || fail "the transactional perf test wrote no records within the wait (kt-txn:0 at '$written')"
+kill -KILL "$tx_pid"
+wait "$tx_pid" 2>/dev/null || true
+tool tx-offsets kafka-get-offsets --topic kt-txn
+written="$(sed -n 's/^kt-txn:0://p' <<<"$OUT")"
+ok "kafka-producer-perf-test --transactional-id kt-tx wrote $written records in one open transaction, then was killed (SIGKILL)"
+
+tool tx-list kafka-transactions list
+expect_rc 0 "kafka-transactions list"
+row="$(rows kt-tx)"
+[[ "$row" =~ ^kt-tx\ 1\ ([0-9]+)\ Ongoing$ ]] || fail "kafka-transactions list: no 'kt-tx 1 PID Ongoing' row:"$'\n'"$ALL"
+tx_producer="${BASH_REMATCH[1]}"
+ok "kafka-transactions list: kt-tx, coordinator 1, producer id $tx_producer, Ongoing"
+
 tool tx-describe kafka-transactions describe --transactional-id kt-tx
-((SECS < 30)) || fail "kafka-transactions describe took $SECS s"
-expect_rc 1 "kafka-transactions describe"
-if is_runnel; then
-  expect "Failed to describe transaction state of transactional-id \`kt-tx\`: FindCoordinator request for transactionalId \`CoordinatorKey(idValue='kt-tx', type=TRANSACTION)\` failed due to authorization failure." "kafka-transactions describe"
-else
-  expect "Failed to describe transaction state of transactional-id \`kt-tx\`: DescribeTransactions request for transactionalId \`kt-tx\` failed because the ID could not be found." "kafka-transactions describe"
-fi
-tool tx-producers kafka-transactions describe-producers --topic kt-perf --partition 0
-((SECS < 30)) || fail "kafka-transactions describe-producers took $SECS s"
-if is_runnel; then
-  expect_rc 1 "kafka-transactions describe-producers"
-  expect "Failed to describe producers for partition kt-perf-0 on leader: The node does not support DESCRIBE_PRODUCERS." "kafka-transactions describe-producers"
-else
-  expect_rc 0 "kafka-transactions describe-producers"
-  expect "ProducerId	ProducerEpoch	LatestCoordinatorEpoch	LastSequence	LastTimestamp	CurrentTransactionStartOffset" "kafka-transactions describe-producers"
-fi
-ok "kafka-transactions list / describe / describe-producers end within seconds ($TARGET: $(is_runnel && echo 'each fails cleanly' || echo 'list and describe-producers answer'))"
+expect_rc 0 "kafka-transactions describe"
+row="$(rows 1)"
+read -r _ d_id d_pid _ d_state d_timeout d_start _ d_parts <<<"$row"
+[[ "$d_id" == kt-tx && "$d_pid" == "$tx_producer" && "$d_state" == Ongoing && "$d_timeout" == 900000 &&
+  "$d_start" =~ ^1[0-9]{12}$ && "$d_parts" == kt-txn-0 ]] ||
+  fail "kafka-transactions describe --transactional-id kt-tx:"$'\n'"$ALL"
+ok "kafka-transactions describe --transactional-id kt-tx: Ongoing, timeout 900000 ms, a start time, partitions kt-txn-0"
+
+tool tx-producers kafka-transactions describe-producers --topic kt-txn --partition 0
+expect_rc 0 "kafka-transactions describe-producers"
+row="$(rows "$tx_producer")"
+read -r _ p_epoch p_coord p_seq p_ts p_start <<<"$row"
+[[ "$p_epoch" =~ ^[0-9]+$ && "$p_seq" =~ ^[0-9]+$ && "$p_ts" =~ ^1[0-9]{12}$ && "$p_start" == 0 ]] ||
+  fail "kafka-transactions describe-producers --topic kt-txn --partition 0: no row for producer $tx_producer with its transaction starting at 0:"$'\n'"$ALL"
+ok "kafka-transactions describe-producers --topic kt-txn --partition 0: producer $tx_producer, epoch $p_epoch, last sequence $p_seq, coordinator epoch $p_coord, current transaction from offset 0"
+
+# find-hanging: the open transaction is a candidate (--max-transaction-timeout 0), but the
+# coordinator still has kt-txn-0 in it (ListTransactions by producer id, then
+# DescribeTransactions): not hanging, so only the header, from either scope.
+for scope in "--broker-id 1" "--topic kt-txn"; do
+  # shellcheck disable=SC2086
+  tool "tx-hanging-${scope%% *}" kafka-transactions find-hanging $scope --max-transaction-timeout 0
+  expect_rc 0 "kafka-transactions find-hanging $scope"
+  [[ "$(tr -s ' \t' ' ' <<<"$OUT")" == "Topic Partition ProducerId ProducerEpoch CoordinatorEpoch StartOffset LastTimestamp Duration(min) " ]] ||
+    fail "kafka-transactions find-hanging $scope --max-transaction-timeout 0:"$'\n'"$ALL"
+done
+ok "kafka-transactions find-hanging --broker-id 1 / --topic kt-txn --max-transaction-timeout 0: none hanging (the coordinator tracks kt-txn-0)"
+
+# A record written after the transaction started, outside it: read_committed stops at the
+# LSO (the transaction's first offset) and does not see it yet.
+TOOL_IN="$work/tx-plain.txt"
+echo "after-the-transaction" >"$TOOL_IN"
+tool tx-plain kafka-console-producer --topic kt-txn
+TOOL_IN=/dev/null
+expect_rc 0 "kafka-console-producer kt-txn"
+tool tx-read-held kafka-console-consumer --topic kt-txn --from-beginning --isolation-level read_committed \
+  --timeout-ms 3000
+expect "Processed a total of 0 messages" "read_committed consumer behind the open transaction"
+ok "a read_committed kafka-console-consumer reads nothing: the open transaction holds the LSO at 0"
+
+tool tx-abort kafka-transactions abort --topic kt-txn --partition 0 --start-offset 0
+expect_rc 0 "kafka-transactions abort --topic kt-txn --partition 0 --start-offset 0"
+tool tx-producers-after kafka-transactions describe-producers --topic kt-txn --partition 0
+expect_rc 0 "kafka-transactions describe-producers after the abort"
+[[ "$(rows "$tx_producer" | awk '{print $6}')" == None ]] ||
+  fail "kafka-transactions describe-producers after abort: producer $tx_producer still has a transaction open:"$'\n'"$ALL"
+tool tx-read-past kafka-console-consumer --topic kt-txn --from-beginning --isolation-level read_committed \
+  --timeout-ms 5000
+[[ "$OUT" == "after-the-transaction" ]] ||
+  fail "read_committed kafka-console-consumer after the abort: want only the record written outside the transaction:"$'\n'"$ALL"
+expect "Processed a total of 1 messages" "read_committed consumer after the abort"
+tool tx-read-all kafka-console-consumer --topic kt-txn --from-beginning --isolation-level read_uncommitted \
+  --max-messages "$((written + 1))" --timeout-ms 10000
+expect "Processed a total of $((written + 1)) messages" "read_uncommitted consumer after the abort"
+ok "kafka-transactions abort --start-offset 0: the producer has no open transaction left (describe-producers: None), and read_committed moves past the aborted records to the one after them (read_uncommitted still reads them)"
 
 echo "kafka tools: $CHECKS checks passed against $TARGET ($CALLS tool runs, $((SECONDS - started)) s)"

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The compat suite: real third-party Kafka clients against `runnel serve`: kcat,
-# confluent-kafka, kafka-python, aiokafka, the Java client and Kafka Streams, franz-go,
-# Sarama and kafka-go, kafkajs and @confluentinc/kafka-javascript, and Apache Kafka's own
-# command-line tools (kafka_quotas.sh: client quotas with kafka-configs and the Java
-# producer); and TLS and SASL with confluent-kafka, kafka-python, kcat and the
+# confluent-kafka (and its transactions, confluent_kafka_txn_check.py), kafka-python,
+# aiokafka, the Java client (and its transactions, with kill -9 of the broker) and Kafka
+# Streams (exactly_once_v2 too), franz-go, Sarama and kafka-go, kafkajs and
+# @confluentinc/kafka-javascript, and Apache Kafka's own command-line tools
+# (kafka_tools.sh, kafka-transactions among them; kafka_quotas.sh: client quotas with
+# kafka-configs and the Java producer); and TLS and SASL with confluent-kafka,
+# kafka-python, kcat and the
 # Java client (security_check.py); Event Hubs connection strings and ACLs with
 # confluent-kafka and the Java client (event_hubs_check.py); the Event Hubs AMQP endpoint
 # with the Python, JavaScript and Java Event Hubs SDKs (event_hubs_amqp_check.py,
@@ -46,10 +49,12 @@ run() {
 
 run kcat bash "$here/kcat.sh"
 run confluent-kafka "$PYTHON" "$here/confluent_kafka_check.py"
+run confluent-kafka-transactions "$PYTHON" "$here/confluent_kafka_txn_check.py"
 run kafka-python "$PYTHON" "$here/kafka_python_check.py"
 run aiokafka "$PYTHON" "$here/aiokafka_check.py"
 run java-client bash "$here/java/run.sh" client
 run kafka-streams bash "$here/java/run.sh" streams
+run java-transactions bash "$here/java/run.sh" transactions
 run go-clients bash "$here/go/run.sh"
 run js-clients bash "$here/js/run.sh"
 run js-blob bash "$here/js-blob/run.sh"

@@ -85,6 +85,11 @@ final class Checks {
         }
     }
 
+    /** Whether a section has failed so far. */
+    static boolean anyFailed() {
+        return !failed.isEmpty();
+    }
+
     static void ok(String what) {
         count++;
         System.out.println("  ok: " + what);
