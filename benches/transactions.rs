@@ -16,7 +16,7 @@
 //! batch when, and only when, it holds exactly that many records: one batch per
 //! produce request, never split or merged. Batch `i` goes to partition
 //! `i % --partitions` (default 1). With `--flush-each-batch` (the default) the driver
-//! waits for each batch's acknowledgement before it sends the next, so batches and
+//! waits for each batch's delivery reports before it sends the next, so batches and
 //! commits are strictly sequential; with `--pipeline` it waits only before a commit
 //! (librdkafka's default of 5 requests in flight). Every mode sends `--batches`
 //! batches per round (default 1000; a multiple of 100) with acks=all and idempotence.
@@ -34,7 +34,7 @@
 //! exits: it needs a broker.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -42,7 +42,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use serde_json::{json, Value};
 
@@ -204,11 +204,32 @@ fn create_topic(o: &Opts, topic: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Counts acknowledgements; a failed delivery is kept, not retried.
+/// Counts acknowledgements; a failed delivery is kept, not retried. `done` (acked or
+/// failed) is what the driver waits on: rdkafka's `flush` polls in steps of up to
+/// 100 ms, which would be most of a batch's time here, while the producer's own
+/// polling thread runs this callback as soon as the report arrives.
 struct Ctx {
     acked: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    done: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Ctx {
+    /// Wait until `n` records in all have a delivery report.
+    fn wait_done(&self, n: u64) -> Result<(), String> {
+        let deadline = Instant::now() + T;
+        let mut done = self.done.lock().map_err(|_| "poisoned")?;
+        while *done < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("{} of {n} records acknowledged after {T:?}", *done));
+            }
+            done = self.cv.wait_timeout(done, left).map_err(|_| "poisoned")?.0;
+        }
+        Ok(())
+    }
 }
 
 impl ClientContext for Ctx {}
@@ -227,10 +248,14 @@ impl ProducerContext for Ctx {
                 }
             }
         }
+        if let Ok(mut d) = self.done.lock() {
+            *d += 1;
+            self.cv.notify_all();
+        }
     }
 }
 
-fn producer(o: &Opts, txn_id: Option<&str>) -> Result<BaseProducer<Ctx>, String> {
+fn producer(o: &Opts, txn_id: Option<&str>) -> Result<ThreadedProducer<Ctx>, String> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &o.brokers)
         .set("acks", "all")
@@ -254,6 +279,8 @@ fn producer(o: &Opts, txn_id: Option<&str>) -> Result<BaseProducer<Ctx>, String>
         acked: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         first_error: Mutex::new(None),
+        done: Mutex::new(0),
+        cv: Condvar::new(),
     };
     cfg.create_with_context(ctx)
         .map_err(|e| format!("producer: {e}"))
@@ -261,7 +288,7 @@ fn producer(o: &Opts, txn_id: Option<&str>) -> Result<BaseProducer<Ctx>, String>
 
 /// Queue one batch's records for `partition`; librdkafka sends them as one batch.
 fn send_batch(
-    p: &BaseProducer<Ctx>,
+    p: &ThreadedProducer<Ctx>,
     topic: &str,
     partition: i32,
     value: &[u8],
@@ -276,7 +303,7 @@ fn send_batch(
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
-                    p.poll(Duration::from_millis(1));
+                    std::thread::sleep(Duration::from_micros(200));
                 }
                 Err((e, _)) => return Err(format!("send: {e}")),
             }
@@ -294,6 +321,12 @@ struct RunResult {
     seconds: f64,
     /// Microseconds of each `commit_transaction` in the timed part.
     commits_us: Vec<u64>,
+    /// Microseconds from the first record queued to the last acknowledged, for the first
+    /// batch of each transaction and for the others (only when each batch is awaited).
+    first_batch_us: Vec<u64>,
+    other_batch_us: Vec<u64>,
+    /// Microseconds of each `begin_transaction`.
+    begins_us: Vec<u64>,
 }
 
 impl RunResult {
@@ -328,26 +361,49 @@ fn run(o: &Opts, mode: Mode, round: usize, value: &[u8]) -> Result<RunResult, St
             .map_err(|e| fail("commit_transaction", e))?;
     }
     p.context().acked.store(0, Ordering::Relaxed);
+    // Records sent so far, the warm-up's included (`done` counts those too).
+    let mut sent = o.batch_records as u64;
 
     let mut commits_us = Vec::new();
+    // Send to acknowledged, per batch: the first of a transaction waits for
+    // AddPartitionsToTxn too.
+    let (mut first_batch_us, mut other_batch_us) = (Vec::new(), Vec::new());
+    let mut begins_us = Vec::new();
     let begin = Instant::now();
     for b in 0..o.batches {
         if let Mode::Txn(n) = mode {
             if b % n == 0 {
+                let t = Instant::now();
                 p.begin_transaction()
                     .map_err(|e| fail("begin_transaction", e))?;
+                begins_us.push(t.elapsed().as_micros() as u64);
             }
         }
         let partition = (b % o.partitions as u64) as i32;
+        let t_batch = Instant::now();
         send_batch(&p, &topic, partition, value, o.batch_records)?;
+        sent += o.batch_records as u64;
         let commit = matches!(mode, Mode::Txn(n) if (b + 1) % n == 0);
         if !o.pipeline || commit || b + 1 == o.batches {
-            p.flush(T).map_err(|e| fail("flush", e))?;
-        } else {
-            p.poll(Duration::ZERO);
+            p.context().wait_done(sent)?;
+            // The report callback runs before librdkafka drops its event, and until then
+            // the event counts as outstanding: commit_transaction's flush would see it
+            // and fall into rdkafka's 100 ms poll. Wait the few microseconds instead.
+            let deadline = Instant::now() + T;
+            while p.in_flight_count() > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
+        if !o.pipeline {
+            let us = t_batch.elapsed().as_micros() as u64;
+            match mode {
+                Mode::Txn(n) if b % n == 0 => first_batch_us.push(us),
+                _ => other_batch_us.push(us),
+            }
         }
         if commit {
-            // Timed after the flush: the commit alone (EndTxn and its markers).
+            // Timed once the batches are acknowledged: the commit alone (EndTxn and
+            // the markers), not the last batch's produce.
             let t = Instant::now();
             p.commit_transaction(T)
                 .map_err(|e| fail("commit_transaction", e))?;
@@ -369,6 +425,9 @@ fn run(o: &Opts, mode: Mode, round: usize, value: &[u8]) -> Result<RunResult, St
         errors: ctx.failed.load(Ordering::Relaxed),
         seconds,
         commits_us,
+        first_batch_us,
+        other_batch_us,
+        begins_us,
     })
 }
 
@@ -438,9 +497,10 @@ fn report(o: &Opts, results: &[RunResult]) {
     let idem_rps = median(of(Mode::Idem).map(|r| r.records_per_sec()).collect());
     println!(
         "| mode | records/s (median) | MB/s (median) | MB/s across rounds | / non-transactional | \
-         transactions per round | commit_transaction p50 / p99 / max (ms) |"
+         transactions per round | commit_transaction p50 / p99 / max (ms) | \
+         batch send to ack p50, first of a transaction / others (ms) | begin_transaction p50 (ms) |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut summary = Vec::new();
     for &m in &o.modes {
         let rps: Vec<f64> = of(m).map(|r| r.records_per_sec()).collect();
@@ -465,6 +525,22 @@ fn report(o: &Opts, results: &[RunResult]) {
                 h.len()
             )
         };
+        let med_ms = |f: &dyn Fn(&RunResult) -> &Vec<u64>| {
+            let v: Vec<f64> = of(m)
+                .flat_map(|r| f(r).iter().map(|u| *u as f64 / 1000.0))
+                .collect();
+            if v.is_empty() {
+                "–".to_string()
+            } else {
+                format!("{:.2}", median(v))
+            }
+        };
+        let batch = format!(
+            "{} / {}",
+            med_ms(&|r| &r.first_batch_us),
+            med_ms(&|r| &r.other_batch_us)
+        );
+        let begin = med_ms(&|r| &r.begins_us);
         let per_round = match m {
             Mode::Idem => "–".to_string(),
             Mode::Txn(n) => (o.batches / n).to_string(),
@@ -475,7 +551,7 @@ fn report(o: &Opts, results: &[RunResult]) {
             format!("{:.2}x", rps_med / idem_rps)
         };
         println!(
-            "| {} | {:.0} | {:.1} | {:.1}-{:.1} | {ratio} | {per_round} | {commits} |",
+            "| {} | {:.0} | {:.1} | {:.1}-{:.1} | {ratio} | {per_round} | {commits} | {batch} | {begin} |",
             m.label(),
             rps_med,
             mbs_med,
@@ -551,6 +627,9 @@ fn report(o: &Opts, results: &[RunResult]) {
                     "records_per_sec": r.records_per_sec(),
                     "mb_per_sec": r.mb_per_sec(o.record_size),
                     "commits_us": r.commits_us,
+                    "first_batch_us": r.first_batch_us,
+                    "other_batch_us": r.other_batch_us,
+                    "begins_us": r.begins_us,
                 })
             })
             .collect();
