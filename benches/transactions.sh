@@ -131,7 +131,9 @@ if [[ $KAFKA == 1 ]]; then
     "$BENCH" --brokers "127.0.0.1:$KAFKA_PORT" "${args[@]}" --json "$out/$k.json" >"$out/$k.md" 2>"$out/$k.err.bench" ||
       log "bench failed against $k: $(tail -3 "$out/$k.err.bench")"
     cat "$out/$k.md"
-    kafka_md+=$'\n'"Apache Kafka ${KAFKA_VERSION:-4.4.0}${set_:+ with $set_}${set_:- at its defaults (no fsync)}, same rounds:"$'\n\n'"$(cat "$out/$k.md")"$'\n'
+    desc="at its defaults (no fsync)"
+    [[ -n $set_ ]] && desc="with $set_ (an fsync per append)"
+    kafka_md+=$'\n'"Apache Kafka ${KAFKA_VERSION:-4.4.0} $desc, same rounds:"$'\n\n'"$(cat "$out/$k.md")"$'\n'
     "$root/tests/kafka/kafka.sh" stop "$out/$k" >/dev/null 2>&1
   done
 fi
