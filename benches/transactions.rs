@@ -164,7 +164,7 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
     }
     for m in &o.modes {
         if let Mode::Txn(n) = m {
-            if o.batches % n != 0 {
+            if !o.batches.is_multiple_of(*n) {
                 return Err(format!("--batches {} is not a multiple of {n}", o.batches));
             }
         }
