@@ -22,6 +22,8 @@ const PRODUCER_FENCED: i16 = 90;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 const TRANSACTION_ABORTABLE: i16 = 120;
+const OPERATION_NOT_ATTEMPTED: i16 = 55;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 const TOPIC: &str = "raw-txn";
 
@@ -93,6 +95,41 @@ fn add_partition(c: &mut RawClient, id: &str, pid: i64, epoch: i16) -> i16 {
         panic!("AddPartitionsToTxn")
     };
     r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+}
+
+/// AddPartitionsToTxn v4, the broker-to-coordinator form (KIP-890): one transaction,
+/// `verify_only` or not, for partitions 0..n of the topic.
+fn add_v4(
+    c: &mut RawClient,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    verify_only: bool,
+    n: i32,
+) -> Vec<i16> {
+    let req = m::AddPartitionsToTxnRequest::default().with_transactions(vec![
+        m::add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(m::TransactionalId(sb(id)))
+            .with_producer_id(m::ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_verify_only(verify_only)
+            .with_topics(vec![
+                m::add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(m::TopicName(sb(TOPIC)))
+                    .with_partitions((0..n).collect()),
+            ]),
+    ]);
+    let Some(ResponseBody::AddPartitionsToTxn(r)) =
+        c.call(ApiKey::AddPartitionsToTxn, 4, req.into())
+    else {
+        panic!("AddPartitionsToTxn v4")
+    };
+    assert_eq!(r.error_code, 0, "{r:?}");
+    r.results_by_transaction[0].topic_results[0]
+        .results_by_partition
+        .iter()
+        .map(|p| p.partition_error_code)
+        .collect()
 }
 
 fn txn_batch(pid: i64, epoch: i16, sequence: i32, value: &[u8]) -> Vec<u8> {
@@ -237,7 +274,18 @@ fn transaction_protocol_edges_and_the_admin_views() {
         INVALID_RECORD
     );
 
+    // The v4 verify-only form (what a partition leader asks): not in the transaction.
+    assert_eq!(
+        add_v4(&mut c, id, pid, epoch, true, 1),
+        vec![TRANSACTION_ABORTABLE]
+    );
     assert_eq!(add_partition(&mut c, id, pid, epoch), 0);
+    assert_eq!(add_v4(&mut c, id, pid, epoch, true, 1), vec![0]);
+    // An unknown partition in the batch is refused, the known one not attempted.
+    assert_eq!(
+        add_v4(&mut c, id, pid, epoch, false, 2),
+        vec![OPERATION_NOT_ATTEMPTED, UNKNOWN_TOPIC_OR_PARTITION]
+    );
     assert_eq!(
         produce(&mut c, Some(id), txn_batch(pid, epoch, 0, b"one")),
         0
