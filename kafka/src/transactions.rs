@@ -75,7 +75,8 @@ impl Transactions {
     }
 
     fn open(&self) -> std::io::Result<&Arc<TxnCoordinator>> {
-        let _one = runnel_core::poison::or_stop(self.opening.lock(), "transaction coordinator opening");
+        let _one =
+            runnel_core::poison::or_stop(self.opening.lock(), "transaction coordinator opening");
         if let Some(c) = self.cell.get() {
             return Ok(c);
         }

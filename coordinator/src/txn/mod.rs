@@ -222,8 +222,11 @@ impl Meta {
         if self.tv2() && self.next_producer_id != NO_PRODUCER_ID {
             t.producer_id = self.next_producer_id;
             t.epoch = 0;
+            t.last_epoch = NO_EPOCH;
         }
-        t.last_epoch = self.epoch;
+        // Otherwise the previous epoch stays what the end set (Kafka keeps
+        // lastProducerEpoch here), so KIP-360's InitProducerId with the epoch a timeout
+        // or fence abort bumped past is recognised as a retry.
         t.partitions.clear();
         t
     }

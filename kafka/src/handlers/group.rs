@@ -38,7 +38,6 @@ pub async fn find_coordinator(
                 String::new(),
                 -1,
             ),
-            TRANSACTION if key.is_empty() => (E::InvalidRequest.code(), -1, String::new(), -1),
             // The first one creates __transaction_state, as in Kafka.
             TRANSACTION => match broker.transactions.coordinator() {
                 Ok(_) => (0, node, host.clone(), port as i32),

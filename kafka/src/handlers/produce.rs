@@ -37,11 +37,21 @@ pub fn append(
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let now = runnel_storage::now_ms();
     let valid_acks = (-1..=1).contains(&acks);
-    // A transactional producer needs WRITE on its transactional id for every partition.
-    let txn_allowed = req
-        .transactional_id
-        .as_deref()
-        .is_none_or(|id| ctx.authorize(Operation::Write, Resource::TransactionalId(id)));
+    // Transactional records (data or control) need a transactional id the producer may
+    // WRITE; otherwise the whole request is TRANSACTIONAL_ID_AUTHORIZATION_FAILED, checked
+    // before anything else, as in Kafka's handleProduceRequest.
+    let has_txn_records = req.topic_data.iter().any(|t| {
+        t.partition_data.iter().any(|pd| {
+            pd.records.as_deref().is_some_and(|r| {
+                runnel_records::record_batch::BatchHeader::parse(r)
+                    .is_ok_and(|h| h.is_transactional())
+            })
+        })
+    });
+    let txn_allowed = match req.transactional_id.as_deref() {
+        Some(id) => ctx.authorize(Operation::Write, Resource::TransactionalId(id)),
+        None => !has_txn_records,
+    };
     // (topic index, partition response, offset that must be durable before answering)
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let mut waits = Vec::new();
@@ -53,16 +63,16 @@ pub fn append(
             let mut resp = m::produce_response::PartitionProduceResponse::default()
                 .with_index(pd.index)
                 .with_base_offset(-1);
-            let outcome = if !valid_acks {
-                Err((ResponseError::InvalidRequiredAcks, None, vec![]))
-            } else if !allowed {
-                Err((ResponseError::TopicAuthorizationFailed, None, vec![]))
-            } else if !txn_allowed {
+            let outcome = if !txn_allowed {
                 Err((
                     ResponseError::TransactionalIdAuthorizationFailed,
                     None,
                     vec![],
                 ))
+            } else if !valid_acks {
+                Err((ResponseError::InvalidRequiredAcks, None, vec![]))
+            } else if !allowed {
+                Err((ResponseError::TopicAuthorizationFailed, None, vec![]))
             } else if let Some(e) = txn_refused.get(&(topic.name.0.to_string(), pd.index)) {
                 Err((*e, None, vec![]))
             } else {

@@ -343,7 +343,9 @@ pub async fn verify_produce(
             let Ok(h) = runnel_records::record_batch::BatchHeader::parse(records) else {
                 continue; // the append refuses it
             };
-            if !h.is_transactional() || h.is_control() {
+            // Control batches too, as Kafka verifies before it validates records: one
+            // outside a transaction is TRANSACTION_ABORTABLE, inside INVALID_RECORD.
+            if !h.is_transactional() {
                 continue;
             }
             let Some(p) = broker.partition(&t.name.0, pd.index) else {
@@ -506,12 +508,9 @@ pub fn describe_transactions(
         .transactional_ids
         .iter()
         .map(|id| {
+            // An error answer leaves the other fields at their defaults, as Kafka's does.
             let base = m::describe_transactions_response::TransactionState::default()
-                .with_transactional_id(id.clone())
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1)
-                .with_transaction_state(str_bytes(""))
-                .with_transaction_start_time_ms(-1);
+                .with_transactional_id(id.clone());
             if !ctx.authorize(Operation::Describe, Resource::TransactionalId(id)) {
                 return base.with_error_code(E::TransactionalIdAuthorizationFailed.code());
             }
