@@ -538,6 +538,19 @@ fn describe_txns(ctx: &Ctx, pids: &Pids, ids: &[&str]) -> (Value, String) {
                 .transaction_states
                 .iter()
                 .map(|t| {
+                    if t.error_code != 0 {
+                        // Nothing is described: the raw fields, not labels.
+                        return json!({
+                            "error": err(t.error_code),
+                            "transactional_id": t.transactional_id.0.as_str(),
+                            "state": t.transaction_state.as_str(),
+                            "timeout_ms": t.transaction_timeout_ms,
+                            "start_time_ms": t.transaction_start_time_ms,
+                            "producer_id": t.producer_id.0,
+                            "producer_epoch": t.producer_epoch,
+                            "topics": t.topics.len(),
+                        });
+                    }
                     let mut topics: Vec<Value> = t
                         .topics
                         .iter()
@@ -835,6 +848,11 @@ fn txn_commit_abort(ctx: &Ctx) -> Value {
         "produce_without_add".into(),
         txn_produce(ctx, &mut p, e, &t, 0, &["unadded"], 11),
     );
+    // Before v11 (no TRANSACTION_ABORTABLE).
+    o.insert(
+        "produce_without_add_v10".into(),
+        txn_produce(ctx, &mut p, e, &t, 0, &["unadded-v10"], 10),
+    );
     o.insert(
         "describe_after_produce_without_add".into(),
         describe_txns(ctx, &pids, &[&id]).0,
@@ -842,15 +860,22 @@ fn txn_commit_abort(ctx: &Ctx) -> Value {
     // The aborted transaction.
     o.insert(
         "add_for_abort".into(),
-        add_partitions(ctx, &p, p.epoch, &t, &[0]),
+        add_partitions(ctx, &p, p.epoch, &t, &[0, 1]),
     );
     o.insert(
         "produce_abort_0".into(),
         txn_produce(ctx, &mut p, e, &t, 0, &["a1", "a2", "a3"], 11),
     );
     o.insert(
-        "produce_abort_wrong_epoch".into(),
-        txn_produce(ctx, &mut p, e - 1, &t, 0, &["stale"], 11),
+        "produce_abort_future_epoch".into(),
+        txn_produce(ctx, &mut p, e + 1, &t, 0, &["future"], 11),
+    );
+    // A control batch from a client, in the open transaction.
+    let control = produce_bytes(&t, 1, control_batch(p.pid, p.epoch, true, 0, now_ms()), -1)
+        .with_transactional_id(Some(p.txn_id()));
+    o.insert(
+        "client_control_batch_in_transaction".into(),
+        produce_obs(ctx.call_v(control, 11)).0,
     );
     o.insert("abort".into(), end_txn(ctx, &pids, &p, p.epoch, false, 4).0);
     o.insert("abort_stable_0".into(), wait_stable(ctx, &pids, &t, 0));
@@ -873,7 +898,7 @@ fn txn_commit_abort(ctx: &Ctx) -> Value {
     // A plain record after the abort is readable at once.
     produce(ctx, &t, 0, now_ms(), &["plain-last"]);
     o.insert("final_fetch_0".into(), fetch_both(ctx, &pids, &t, 0));
-    // A control batch from a client.
+    // A control batch from a client, outside a transaction.
     let control = produce_bytes(&t, 1, control_batch(p.pid, p.epoch, true, 0, now_ms()), -1)
         .with_transactional_id(Some(p.txn_id()));
     o.insert(
@@ -885,8 +910,9 @@ fn txn_commit_abort(ctx: &Ctx) -> Value {
         "client_control_batch_no_producer".into(),
         produce_obs(ctx.call_v(plain_control, 11)).0,
     );
-    // A transactional batch without a transactional id in the request.
-    let anonymous = produce_bytes(&t, 1, batch(p.pid, p.epoch, 0, &["anon"], true), -1);
+    // A transactional batch (the next sequence) without a transactional id in the request.
+    let seq = p.seq.get(&(t.clone(), 1)).copied().unwrap_or(0);
+    let anonymous = produce_bytes(&t, 1, batch(p.pid, p.epoch, seq, &["anon"], true), -1);
     o.insert(
         "transactional_batch_without_transactional_id".into(),
         produce_obs(ctx.call_v(anonymous, 11)).0,
@@ -962,7 +988,14 @@ fn add_offsets(ctx: &Ctx, p: &Producer, group: &str) -> Value {
     }
 }
 
-fn txn_offset_commit(ctx: &Ctx, p: &Producer, group: &str, topic: &str, offset: i64) -> Value {
+fn txn_offset_commit(
+    ctx: &Ctx,
+    p: &Producer,
+    group: &str,
+    topic: &str,
+    offset: i64,
+    version: i16,
+) -> Value {
     let req = m::TxnOffsetCommitRequest::default()
         .with_transactional_id(p.txn_id())
         .with_group_id(gid(group))
@@ -983,7 +1016,7 @@ fn txn_offset_commit(ctx: &Ctx, p: &Producer, group: &str, topic: &str, offset: 
         ]);
     match retry(
         ctx,
-        |ctx| match ctx.send_v(req.clone(), 3)? {
+        |ctx| match ctx.send_v(req.clone(), version)? {
             ResponseBody::TxnOffsetCommit(r) => Ok(r),
             _ => Err("unexpected response".into()),
         },
@@ -1032,7 +1065,11 @@ fn txn_offsets(ctx: &Ctx) -> Value {
     o.insert("init".into(), init);
     o.insert(
         "commit_without_add_offsets".into(),
-        txn_offset_commit(ctx, &p, &group, &t, 3),
+        txn_offset_commit(ctx, &p, &group, &t, 3, 3),
+    );
+    o.insert(
+        "commit_without_add_offsets_v4".into(),
+        txn_offset_commit(ctx, &p, &group, &t, 3, 4),
     );
     o.insert("add_offsets".into(), add_offsets(ctx, &p, &group));
     o.insert(
@@ -1041,7 +1078,7 @@ fn txn_offsets(ctx: &Ctx) -> Value {
     );
     o.insert(
         "txn_offset_commit".into(),
-        txn_offset_commit(ctx, &p, &group, &t, 5),
+        txn_offset_commit(ctx, &p, &group, &t, 5, 3),
     );
     o.insert(
         "pending_fetch_stable".into(),
@@ -1059,7 +1096,7 @@ fn txn_offsets(ctx: &Ctx) -> Value {
     o.insert("add_offsets_2".into(), add_offsets(ctx, &p, &group));
     o.insert(
         "txn_offset_commit_2".into(),
-        txn_offset_commit(ctx, &p, &group, &t, 9),
+        txn_offset_commit(ctx, &p, &group, &t, 9, 3),
     );
     o.insert(
         "pending_2_fetch_stable".into(),
