@@ -43,6 +43,7 @@ pub const ALL: &[Scenario] = &[
     transactions::TXN_COMMIT_ABORT,
     transactions::TXN_OFFSETS,
     transactions::TXN_V2,
+    transactions::TXN_TIMEOUT,
 ];
 
 /// Create `name` (replication factor 1) or panic.

@@ -53,6 +53,14 @@ pub const TXN_OFFSETS: Scenario = Scenario {
     run: txn_offsets,
 };
 
+pub const TXN_TIMEOUT: Scenario = Scenario {
+    name: "txn_timeout",
+    about: "a transaction with transaction_timeout_ms=1000 left open: the coordinator aborts \
+            it (polled up to 30 s; Kafka checks every 10 s), the marker's epoch, the state, \
+            and what the producer's EndTxn, Produce and InitProducerId (KIP-360) get after",
+    run: txn_timeout,
+};
+
 pub const TXN_V2: Scenario = Scenario {
     name: "txn_v2",
     about: "transaction version 2: Produce v12 without AddPartitionsToTxn, EndTxn v5 commit \
@@ -493,7 +501,11 @@ fn fetch_both(ctx: &Ctx, pids: &Pids, topic: &str, partition: i32) -> Value {
 
 /// Poll (10 s) until the partition's LSO reaches its high watermark: the markers are in.
 fn wait_stable(ctx: &Ctx, pids: &Pids, topic: &str, partition: i32) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    wait_stable_for(ctx, pids, topic, partition, 10)
+}
+
+fn wait_stable_for(ctx: &Ctx, pids: &Pids, topic: &str, partition: i32, secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let (_, hw, lso) = fetch(ctx, pids, topic, partition, 1);
         if hw >= 0 && hw == lso {
@@ -1205,6 +1217,67 @@ fn txn_v2(ctx: &Ctx) -> Value {
     o.insert(
         "end_v4_after_v2".into(),
         end_txn(ctx, &pids, &p, p.epoch, true, 4).0,
+    );
+    Value::Object(o)
+}
+
+fn txn_timeout(ctx: &Ctx) -> Value {
+    let pids = Pids::default();
+    let id = ctx.name("txto");
+    let t = ctx.name("txto-topic");
+    create_topic(ctx, &t, 1, &[]);
+    let mut o = serde_json::Map::new();
+    find_txn_coordinator(ctx, &id);
+    let (init, r) = init_raw(ctx, &pids, init_request(&id, 1000, -1, -1));
+    o.insert("init".into(), init);
+    let r = r.unwrap_or_else(|| panic!("InitProducerId {id}"));
+    assert_eq!(
+        r.error_code,
+        0,
+        "InitProducerId {id}: {}",
+        err(r.error_code)
+    );
+    let mut p = Producer {
+        id: id.clone(),
+        pid: r.producer_id.0,
+        epoch: r.producer_epoch,
+        seq: BTreeMap::new(),
+    };
+    o.insert("add".into(), add_partitions(ctx, &p, p.epoch, &t, &[0]));
+    let e = p.epoch;
+    o.insert(
+        "produce".into(),
+        txn_produce(ctx, &mut p, e, &t, 0, &["expires"], 11),
+    );
+    o.insert("open_fetch".into(), fetch_both(ctx, &pids, &t, 0));
+    o.insert(
+        "aborted_by_timeout".into(),
+        wait_stable_for(ctx, &pids, &t, 0, 30),
+    );
+    o.insert("complete".into(), wait_complete(ctx, &pids, &id));
+    o.insert("fetch_after".into(), fetch_both(ctx, &pids, &t, 0));
+    o.insert("describe_after".into(), describe_txns(ctx, &pids, &[&id]).0);
+    o.insert(
+        "describe_producers_after".into(),
+        describe_producers(ctx, &pids, &t, &[0, 5]),
+    );
+    o.insert(
+        "produce_old_epoch".into(),
+        txn_produce(ctx, &mut p, e, &t, 0, &["late"], 11),
+    );
+    o.insert(
+        "end_commit_old_epoch".into(),
+        end_txn(ctx, &pids, &p, e, true, 4).0,
+    );
+    o.insert(
+        "end_abort_old_epoch".into(),
+        end_txn(ctx, &pids, &p, e, false, 4).0,
+    );
+    o.insert("add_old_epoch".into(), add_partitions(ctx, &p, e, &t, &[0]));
+    // KIP-360: the producer recovers with its id and old epoch.
+    o.insert(
+        "init_recover".into(),
+        init_raw(ctx, &pids, init_request(&id, 1000, p.pid, e)).0,
     );
     Value::Object(o)
 }
