@@ -606,10 +606,21 @@ fn wait_complete(ctx: &Ctx, pids: &Pids, id: &str) -> Value {
     }
 }
 
-/// ListTransactions (no filters; this run's ids only), by id.
+/// ListTransactions (this run's ids only), by id.
 fn list_txns(ctx: &Ctx, pids: &Pids, ids: &[&str], states: &[&str]) -> Value {
+    list_txns_filtered(ctx, pids, ids, states, &[])
+}
+
+fn list_txns_filtered(
+    ctx: &Ctx,
+    pids: &Pids,
+    ids: &[&str],
+    states: &[&str],
+    producers: &[i64],
+) -> Value {
     let req = m::ListTransactionsRequest::default()
         .with_state_filters(states.iter().map(|x| s(x)).collect())
+        .with_producer_id_filters(producers.iter().map(|p| m::ProducerId(*p)).collect())
         .with_duration_filter(-1);
     let v = ctx.version(ApiKey::ListTransactions).unwrap_or(0);
     match ctx.send_v(req, v) {
@@ -789,6 +800,35 @@ fn txn_coordinator(ctx: &Ctx) -> Value {
         "describe_after_abort".into(),
         describe_txns(ctx, &pids, &[&id]).0,
     );
+    // An id the coordinator has never seen.
+    let never = Producer {
+        id: ctx.name("txc-never"),
+        pid: p.pid,
+        epoch: 0,
+        seq: BTreeMap::new(),
+    };
+    o.insert(
+        "add_unknown_transactional_id".into(),
+        add_partitions(ctx, &never, 0, &t, &[0]),
+    );
+    o.insert(
+        "end_unknown_transactional_id".into(),
+        end_txn(ctx, &pids, &never, 0, true, 4).0,
+    );
+    // An empty transactional id is an idempotent producer's InitProducerId in Kafka.
+    o.insert(
+        "init_empty_transactional_id".into(),
+        init_raw(ctx, &pids, init_request("", 60_000, -1, -1)).0,
+    );
+    o.insert("find_coordinator_empty_key".into(), {
+        match ctx.call::<m::FindCoordinatorResponse>(find_coordinator(ctx, 1, &[""])) {
+            Err(e) => transport(e),
+            Ok(r) => json!(err(r
+                .coordinators
+                .first()
+                .map_or(r.error_code, |c| c.error_code))),
+        }
+    });
     o.insert(
         "describe_unknown".into(),
         describe_txns(ctx, &pids, &[&ctx.name("txc-never")]).0,
@@ -894,6 +934,35 @@ fn txn_commit_abort(ctx: &Ctx) -> Value {
     o.insert("abort_complete".into(), wait_complete(ctx, &pids, &id));
     o.insert("aborted_fetch_0".into(), fetch_both(ctx, &pids, &t, 0));
     o.insert("aborted_latest_0".into(), latest(ctx, &t, 0));
+    // The aborted list names only transactions that overlap the fetched range.
+    for from in [6, 9] {
+        let mut req = fetch_request(&t, 0, from);
+        req.isolation_level = 1;
+        let v = match ctx.call::<m::FetchResponse>(req) {
+            Err(e) => transport(e),
+            Ok(r) => json!(r
+                .responses
+                .first()
+                .and_then(|x| x.partitions.first())
+                .map(|x| json!({
+                    "error": err(x.error_code),
+                    "aborted_transactions": x.aborted_transactions.as_ref().map(|a| a
+                        .iter()
+                        .map(|t| json!([pids.label(t.producer_id.0), t.first_offset]))
+                        .collect::<Vec<_>>()),
+                    "batches": x.records.as_ref().map(|b| batches(&pids, b)),
+                }))),
+        };
+        o.insert(format!("aborted_fetch_0_from_{from}"), v);
+    }
+    o.insert(
+        "list_complete_abort_by_producer".into(),
+        list_txns_filtered(ctx, &pids, &[&id], &["CompleteAbort"], &[p.pid]),
+    );
+    o.insert(
+        "list_by_other_producer".into(),
+        list_txns_filtered(ctx, &pids, &[&id], &[], &[p.pid + 1000]),
+    );
     o.insert(
         "aborted_describe".into(),
         describe_txns(ctx, &pids, &[&id]).0,
@@ -1274,6 +1343,15 @@ fn txn_timeout(ctx: &Ctx) -> Value {
         end_txn(ctx, &pids, &p, e, false, 4).0,
     );
     o.insert("add_old_epoch".into(), add_partitions(ctx, &p, e, &t, &[0]));
+    // Versions before PRODUCER_FENCED existed.
+    o.insert(
+        "end_commit_old_epoch_v1".into(),
+        end_txn(ctx, &pids, &p, e, true, 1).0,
+    );
+    o.insert(
+        "produce_old_epoch_v8".into(),
+        txn_produce(ctx, &mut p, e, &t, 0, &["late-v8"], 8),
+    );
     // KIP-360: the producer recovers with its id and old epoch.
     o.insert(
         "init_recover".into(),
