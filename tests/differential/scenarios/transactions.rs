@@ -355,7 +355,16 @@ fn txn_produce(
     let seq = p.seq.get(&key).copied().unwrap_or(0);
     let req = produce_bytes(topic, partition, batch(p.pid, epoch, seq, values, true), -1)
         .with_transactional_id(Some(p.txn_id()));
-    let (v, code) = produce_obs(ctx.call_v(req, version));
+    // NOT_LEADER_OR_FOLLOWER and UNKNOWN_TOPIC_OR_PARTITION are retried for 10 s, as
+    // clients do: Kafka answers them for a moment after a topic was created.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (v, code) = loop {
+        let (v, code) = produce_obs(ctx.call_v(req.clone(), version));
+        if ![3, 6].contains(&code) || Instant::now() > deadline {
+            break (v, code);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     if code == 0 {
         p.seq.insert(key, seq + values.len() as i32);
     }
