@@ -7,6 +7,7 @@ mod configs;
 mod groups;
 mod records;
 mod topics;
+mod transactions;
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,11 @@ pub const ALL: &[Scenario] = &[
     groups::CLASSIC_GROUP,
     groups::CONSUMER_GROUP,
     groups::GROUP_ERRORS,
+    transactions::TXN_COORDINATOR,
+    transactions::TXN_COMMIT_ABORT,
+    transactions::TXN_OFFSETS,
+    transactions::TXN_V2,
+    transactions::TXN_TIMEOUT,
 ];
 
 /// Create `name` (replication factor 1) or panic.

@@ -188,7 +188,7 @@ fn batches(records: &[u8], base: i64) -> Value {
     Value::Array(out)
 }
 
-fn fetch_request(topic: &str, partition: i32, offset: i64) -> m::FetchRequest {
+pub(super) fn fetch_request(topic: &str, partition: i32, offset: i64) -> m::FetchRequest {
     m::FetchRequest::default()
         .with_replica_id(m::BrokerId(-1))
         .with_max_wait_ms(0)
@@ -471,7 +471,7 @@ fn old_timestamps(ctx: &Ctx) -> Value {
     })
 }
 
-fn list_request(
+pub(super) fn list_request(
     topic: &str,
     partition: i32,
     timestamp: i64,
