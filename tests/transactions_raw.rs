@@ -22,6 +22,7 @@ const PRODUCER_FENCED: i16 = 90;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 const TRANSACTION_ABORTABLE: i16 = 120;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 const OPERATION_NOT_ATTEMPTED: i16 = 55;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
@@ -268,10 +269,15 @@ fn transaction_protocol_edges_and_the_admin_views() {
         ),
         INVALID_TXN_STATE
     );
-    // A client may not write a marker.
+    // Transactional records without a transactional id are refused first; a client's
+    // marker outside a transaction fails verification.
     assert_eq!(
         produce(&mut c, None, control_batch(pid, epoch, true, 0, 1)),
-        INVALID_RECORD
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    );
+    assert_eq!(
+        produce(&mut c, Some(id), control_batch(pid, epoch, true, 0, 1)),
+        TRANSACTION_ABORTABLE
     );
 
     // The v4 verify-only form (what a partition leader asks): not in the transaction.
@@ -289,6 +295,12 @@ fn transaction_protocol_edges_and_the_admin_views() {
     assert_eq!(
         produce(&mut c, Some(id), txn_batch(pid, epoch, 0, b"one")),
         0
+    );
+    // Inside a transaction a client's marker is INVALID_RECORD: only the coordinator
+    // writes them.
+    assert_eq!(
+        produce(&mut c, Some(id), control_batch(pid, epoch, true, 0, 1)),
+        INVALID_RECORD
     );
     let open = describe(&mut c, id);
     assert_eq!(open.transaction_state.as_str(), "Ongoing");
