@@ -1143,18 +1143,13 @@ impl ClassicGroup {
         generation: i32,
         now: Instant,
     ) -> Result<(), E> {
-        if self.state == ClassicState::Dead {
-            return Err(E::CoordinatorNotAvailable);
-        }
+        // The checks a transactional commit makes, then what only a plain one adds.
+        self.validate_txn_offset_commit(member_id, instance_id, generation)?;
         if generation < 0 && self.state == ClassicState::Empty {
             return Ok(());
         }
-        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
-            self.validate_member(member_id, instance_id)?;
-            if generation != self.generation {
-                return Err(E::IllegalGeneration);
-            }
-        } else if self.state != ClassicState::Empty {
+        if generation < 0 && member_id.is_empty() && instance_id.is_none() {
+            // No member named, and the group is not empty.
             return Err(E::UnknownMemberId);
         }
         if self.state == ClassicState::CompletingRebalance {

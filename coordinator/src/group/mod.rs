@@ -296,6 +296,19 @@ pub struct TxnCommitter {
 
 /// The committed offsets of a group's partitions as OffsetFetch answers them: per
 /// topic, per partition the offset (`None`: none committed) or the partition's error.
+/// The `__consumer_offsets` records of a commit of `offsets` by `group_id`.
+fn offset_records(group_id: &str, offsets: &[((String, i32), OffsetValue)]) -> Vec<LogRecord> {
+    offsets
+        .iter()
+        .map(|((t, p), v)| {
+            (
+                records::offset_key(group_id, t, *p),
+                Some(records::encode_offset_value(v)),
+            )
+        })
+        .collect()
+}
+
 pub type FetchedOffsets = Vec<(String, Vec<(i32, Result<Option<OffsetValue>, E>)>)>;
 
 pub struct GroupCoordinator {
@@ -1017,15 +1030,7 @@ impl GroupCoordinator {
                     )
                 })
                 .collect();
-            let recs: Vec<LogRecord> = staged
-                .iter()
-                .map(|((t, p), v)| {
-                    (
-                        records::offset_key(group_id, t, *p),
-                        Some(records::encode_offset_value(v)),
-                    )
-                })
-                .collect();
+            let recs = offset_records(group_id, &staged);
             waits = self.append_records(vec![(group_id.to_string(), recs)])?;
         }
         self.wait_all(&waits)
@@ -1132,15 +1137,7 @@ impl GroupCoordinator {
             if kept.is_empty() {
                 return codes;
             }
-            let recs: Vec<LogRecord> = kept
-                .iter()
-                .map(|((t, p), v)| {
-                    (
-                        records::offset_key(group_id, t, *p),
-                        Some(records::encode_offset_value(v)),
-                    )
-                })
-                .collect();
+            let recs = offset_records(group_id, &kept);
             match self.log.append_transactional(
                 partition,
                 who.producer_id,
