@@ -1,0 +1,243 @@
+//! The broker under test: the real `runnel serve` as a child process, on one fixed port
+//! across restarts so the clients' bootstrap stays valid, with its data directory kept
+//! from start to start.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// What `runnel serve` prints once it accepts connections.
+const READY_PREFIX: &str = "runnel listening on ";
+/// A debug build replaying a long log after a crash is slow to start.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct Broker {
+    bin: PathBuf,
+    data_dir: PathBuf,
+    log_dir: PathBuf,
+    port: u16,
+    settings: Vec<String>,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Broker {
+    /// A broker that will listen on a free loopback port. Nothing runs until
+    /// [`start`](Self::start).
+    pub fn new(bin: &Path, dir: &Path, settings: Vec<String>) -> Result<Broker, String> {
+        let data_dir = dir.join("data");
+        let log_dir = dir.join("logs");
+        for d in [&data_dir, &log_dir] {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("pick a port: {e}"))?
+            .port();
+        Ok(Broker {
+            bin: bin.to_path_buf(),
+            data_dir,
+            log_dir,
+            port,
+            settings,
+            child: None,
+            starts: 0,
+        })
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Start it and wait for its ready line. `faults` is a `RUNNEL_FAULTS` plan.
+    pub fn start(&mut self, faults: Option<&str>) -> Result<(), String> {
+        if self.child.is_some() {
+            return Err("the broker is already running".into());
+        }
+        self.starts += 1;
+        let log_path = self.log_dir.join(format!("broker-{:03}.log", self.starts));
+        let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--listen", &self.bootstrap()])
+            .args(["--set", "metrics.listener=127.0.0.1:0"])
+            .args(["--set", "eventhubs.amqp.listener=127.0.0.1:0"])
+            .args(["--set", "eventhubs.blob.listener=127.0.0.1:0"]);
+        for s in &self.settings {
+            cmd.args(["--set", s]);
+        }
+        // The broker reads RUNNEL_* variables as settings: only the fault plan goes in.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("RUNNEL_") {
+                cmd.env_remove(k);
+            }
+        }
+        if let Some(plan) = faults {
+            cmd.env("RUNNEL_FAULTS", plan);
+        }
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", self.bin.display()))?;
+        let Some(stdout) = child.stdout.take() else {
+            return Err("no stdout pipe".into());
+        };
+        let (tx, rx) = mpsc::channel();
+        // Drain stdout for the life of the process, so the broker never blocks on it.
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.starts_with(READY_PREFIX) => return Ok(()),
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.reap();
+                    return Err(format!(
+                        "the broker exited before it was ready; see {}",
+                        log_path.display()
+                    ));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() > deadline => {
+                    self.kill9();
+                    return Err(format!(
+                        "the broker was not ready within {START_TIMEOUT:?}; see {}",
+                        log_path.display()
+                    ));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// Start, retrying while the port is still held by the previous process's sockets.
+    pub fn start_retrying(&mut self, faults: Option<&str>) -> Result<(), String> {
+        let mut last = String::new();
+        for _ in 0..10 {
+            match self.start(faults) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+            thread::sleep(Duration::from_millis(500));
+        }
+        Err(last)
+    }
+
+    /// SIGKILL: a crash, with no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait up to 30 s, then SIGKILL.
+    pub fn stop(&mut self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Some(child) = self.child.as_mut() {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return;
+            }
+            if Instant::now() > deadline {
+                self.kill9();
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pause(&self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, libc::SIGSTOP);
+        }
+    }
+
+    pub fn resume(&self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, libc::SIGCONT);
+        }
+    }
+
+    /// Whether it is still running (a storage fault may make it stop on its own).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                self.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn reap(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// The log of the current (or last) start.
+    pub fn current_log(&self) -> String {
+        let path = self.log_dir.join(format!("broker-{:03}.log", self.starts));
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    /// Lines of every start's log that mention a panic.
+    pub fn panics(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for n in 1..=self.starts {
+            let path = self.log_dir.join(format!("broker-{n:03}.log"));
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                for line in text.lines().filter(|l| l.contains("panicked")) {
+                    found.push(format!("{}: {line}", path.display()));
+                }
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.resume();
+        self.kill9();
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) on our own child, which has not been reaped (we hold its Child).
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}

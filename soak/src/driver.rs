@@ -1,0 +1,319 @@
+//! A soak run: start the broker, start the clients, inject faults for N cycles, stop
+//! the clients, crash the broker one last time, read everything back, and check.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+
+use crate::broker::Broker;
+use crate::check::{self, Report, FINAL, FINAL_COMMITTED};
+use crate::history::{self, Event, Isolation, Recorder};
+use crate::workload::{self, Shared};
+
+pub const TOPIC: &str = "soak";
+pub const TXN_TOPIC: &str = "soak-txn";
+pub const GROUP: &str = "soak-group";
+
+/// A fault the driver injects once a cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// SIGKILL the broker and start it again.
+    Kill,
+    /// SIGSTOP the broker past the group's session timeout, then SIGCONT.
+    Stop,
+    /// Restart the broker with a storage fault planned on one partition, load it, then
+    /// crash it and start it clean.
+    Storage,
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Fault, String> {
+        match s {
+            "kill" => Ok(Fault::Kill),
+            "stop" => Ok(Fault::Stop),
+            "storage" => Ok(Fault::Storage),
+            _ => Err(format!("unknown fault {s:?} (kill, stop, storage)")),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub runnel: PathBuf,
+    pub dir: PathBuf,
+    pub cycles: u32,
+    pub faults: Vec<Fault>,
+    pub seed: u64,
+    pub partitions: i32,
+    pub producers: u32,
+    pub rate: u32,
+    pub txn_producers: u32,
+    pub members: u32,
+    pub session_timeout_ms: u32,
+    /// Load between faults, a random time in this range (ms).
+    pub cycle_ms: (u64, u64),
+}
+
+/// The storage fault plans, one picked a storage cycle. `{p}` is a partition directory.
+/// Each takes the partition offline (or slows it) without acknowledging what failed.
+const STORAGE_PLANS: [&str; 6] = [
+    "fsync:fail:path={p}:nth={n}",
+    "fsync:hold:path={p}:nth={n}:hold_ms=3000",
+    "write:short:path={p}:nth={n}",
+    "write:fail:path={p}:nth={n}:errno=ENOSPC",
+    "rename:fail:path={p}:nth=1",
+    "dirsync:fail:path={p}:nth=1",
+];
+
+pub fn run(opts: &Options) -> Result<Report, String> {
+    std::fs::create_dir_all(&opts.dir).map_err(|e| format!("{}: {e}", opts.dir.display()))?;
+    let mut rng = fastrand::Rng::with_seed(opts.seed);
+    let settings = vec![
+        "group.initial.rebalance.delay.ms=100".to_string(),
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000".to_string(),
+    ];
+    let mut broker = Broker::new(&opts.runnel, &opts.dir, settings)?;
+    broker.start_retrying(None)?;
+    println!(
+        "soak: broker on {}, data in {}, seed {}",
+        broker.bootstrap(),
+        broker.data_dir().display(),
+        opts.seed
+    );
+    create_topics(&broker.bootstrap(), opts.partitions)?;
+
+    let history_path = opts.dir.join("history.jsonl");
+    let rec = Arc::new(Recorder::create(&history_path).map_err(|e| e.to_string())?);
+    let sh = Arc::new(Shared {
+        bootstrap: broker.bootstrap(),
+        rec: rec.clone(),
+        stop: Arc::new(AtomicBool::new(false)),
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut producers = Vec::new();
+    for i in 0..opts.producers {
+        producers.push(rt.spawn(workload::idempotent_producer(
+            sh.clone(),
+            format!("idem{i}"),
+            TOPIC.into(),
+            opts.partitions,
+            opts.rate,
+        )));
+    }
+    let mut threads = Vec::new();
+    for i in 0..opts.txn_producers {
+        let (sh, seed, partitions) = (
+            sh.clone(),
+            opts.seed.wrapping_add(u64::from(i) + 1),
+            opts.partitions,
+        );
+        threads.push(spawn(format!("txn{i}"), move || {
+            workload::transactional_producer(
+                sh,
+                format!("txn{i}"),
+                TXN_TOPIC.into(),
+                partitions,
+                seed,
+            )
+        }));
+    }
+    for i in 0..opts.members {
+        let (sh, session) = (sh.clone(), opts.session_timeout_ms);
+        threads.push(spawn(format!("member{i}"), move || {
+            workload::group_member(
+                sh,
+                GROUP.into(),
+                format!("member{i}"),
+                TOPIC.into(),
+                session,
+                Duration::from_millis(300),
+            )
+        }));
+    }
+    if opts.txn_producers > 0 {
+        let (sh, partitions) = (sh.clone(), opts.partitions);
+        threads.push(spawn("rc-reader".into(), move || {
+            workload::reader(
+                sh,
+                "rc-reader".into(),
+                TXN_TOPIC.into(),
+                partitions,
+                Isolation::ReadCommitted,
+            )
+        }));
+    }
+
+    // Let the group form and the producers get going before the first fault.
+    thread::sleep(Duration::from_secs(3));
+    for cycle in 1..=opts.cycles {
+        let fault = opts.faults[(cycle as usize - 1) % opts.faults.len()];
+        thread::sleep(Duration::from_millis(
+            rng.u64(opts.cycle_ms.0..=opts.cycle_ms.1),
+        ));
+        let detail = inject(&mut broker, fault, opts, &mut rng)?;
+        rec.record(&Event::Fault {
+            t: rec.now(),
+            kind: format!("{fault:?}").to_lowercase(),
+            detail: detail.clone(),
+        });
+        println!("soak: cycle {cycle}/{}: {fault:?} {detail}", opts.cycles);
+    }
+
+    // Wind down: producers answer or give up on what they have in flight, members
+    // commit and leave.
+    thread::sleep(Duration::from_secs(2));
+    sh.stop.store(true, Ordering::Relaxed);
+    for p in producers {
+        rt.block_on(p).map_err(|e| e.to_string())??;
+    }
+    for t in threads {
+        t.join()
+            .map_err(|_| "a client thread panicked".to_string())??;
+    }
+    // A last crash, after everything was answered.
+    broker.kill9();
+    rec.record(&Event::Fault {
+        t: rec.now(),
+        kind: "kill".into(),
+        detail: "before the final read".into(),
+    });
+    broker.start_retrying(None)?;
+    let final_timeout = Duration::from_secs(90);
+    workload::final_read(
+        &sh,
+        FINAL,
+        TOPIC,
+        opts.partitions,
+        Isolation::ReadUncommitted,
+        final_timeout,
+    )?;
+    if opts.txn_producers > 0 {
+        workload::final_read(
+            &sh,
+            FINAL,
+            TXN_TOPIC,
+            opts.partitions,
+            Isolation::ReadUncommitted,
+            final_timeout,
+        )?;
+        workload::final_read(
+            &sh,
+            FINAL_COMMITTED,
+            TXN_TOPIC,
+            opts.partitions,
+            Isolation::ReadCommitted,
+            final_timeout,
+        )?;
+    }
+    if opts.members > 0 {
+        workload::read_committed_offsets(&sh, GROUP, TOPIC, opts.partitions)?;
+    }
+    broker.stop();
+    rec.flush().map_err(|e| e.to_string())?;
+
+    let events = history::read(&history_path).map_err(|e| e.to_string())?;
+    let report = check::check(&events);
+    let panics = broker.panics();
+    if !panics.is_empty() {
+        return Err(format!("the broker panicked:\n{}", panics.join("\n")));
+    }
+    Ok(report)
+}
+
+fn inject(
+    broker: &mut Broker,
+    fault: Fault,
+    opts: &Options,
+    rng: &mut fastrand::Rng,
+) -> Result<String, String> {
+    match fault {
+        Fault::Kill => {
+            broker.kill9();
+            broker.start_retrying(None)?;
+            Ok(String::new())
+        }
+        Fault::Stop => {
+            let paused = u64::from(opts.session_timeout_ms) + 2000;
+            broker.pause();
+            thread::sleep(Duration::from_millis(paused));
+            broker.resume();
+            Ok(format!("for {paused} ms"))
+        }
+        Fault::Storage => {
+            let topic = if opts.txn_producers > 0 && rng.bool() {
+                TXN_TOPIC
+            } else {
+                TOPIC
+            };
+            let partition = format!("{topic}-{}", rng.i32(0..opts.partitions));
+            let plan = STORAGE_PLANS[rng.usize(0..STORAGE_PLANS.len())]
+                .replace("{p}", &partition)
+                .replace("{n}", &rng.u32(1..40).to_string());
+            broker.kill9();
+            broker.start_retrying(Some(&plan))?;
+            thread::sleep(Duration::from_millis(
+                rng.u64(opts.cycle_ms.0..=opts.cycle_ms.1),
+            ));
+            // The fault may have stopped the broker; either way, start it clean.
+            let stopped = !broker.is_running();
+            let fired = broker.current_log().matches("fault injection op=").count();
+            broker.kill9();
+            broker.start_retrying(None)?;
+            Ok(format!(
+                "{plan}: fired {fired} time(s){}",
+                if stopped { ", the broker stopped" } else { "" }
+            ))
+        }
+    }
+}
+
+fn spawn(
+    name: String,
+    f: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> thread::JoinHandle<Result<(), String>> {
+    thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .expect("spawn a client thread")
+}
+
+fn create_topics(bootstrap: &str, partitions: i32) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    // Small segments: rolls (their new files, syncs and snapshot renames) happen
+    // within a cycle, so the storage faults find them.
+    let topics = [
+        NewTopic::new(TOPIC, partitions, TopicReplication::Fixed(1)).set("segment.bytes", "32768"),
+        NewTopic::new(TXN_TOPIC, partitions, TopicReplication::Fixed(1))
+            .set("segment.bytes", "32768"),
+    ];
+    let results = rt
+        .block_on(admin.create_topics(&topics, &AdminOptions::new()))
+        .map_err(|e| format!("create topics: {e}"))?;
+    for r in results {
+        if let Err((topic, code)) = r {
+            if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
+                return Err(format!("create {topic}: {code}"));
+            }
+        }
+    }
+    Ok(())
+}
