@@ -351,6 +351,17 @@ pub fn check(events: &[Event]) -> Report {
         );
     }
 
+    let mut strangers: Vec<&&str> = final_at
+        .keys()
+        .filter(|v| !sends.contains_key(**v))
+        .collect();
+    strangers.sort();
+    for value in strangers {
+        report.add(
+            Violation::InconsistentOffset,
+            format!("the final read has {value}, which no producer sent"),
+        );
+    }
     check_acks(events, &final_log, &final_at, &mut report);
     check_order(&final_log, &sends, &mut report);
     check_polls(events, &final_log, &mut report);

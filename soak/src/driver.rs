@@ -14,7 +14,7 @@ use rdkafka::config::ClientConfig;
 use crate::broker::Broker;
 use crate::check::{self, Report, FINAL, FINAL_COMMITTED};
 use crate::history::{self, Event, Isolation, Recorder};
-use crate::workload::{self, Shared};
+use crate::workload::{self, GroupProtocol, Shared};
 
 pub const TOPIC: &str = "soak";
 pub const TXN_TOPIC: &str = "soak-txn";
@@ -56,6 +56,7 @@ pub struct Options {
     pub rate: u32,
     pub txn_producers: u32,
     pub members: u32,
+    pub group_protocol: GroupProtocol,
     pub session_timeout_ms: u32,
     /// Load between faults, a random time in this range (ms).
     pub cycle_ms: (u64, u64),
@@ -77,6 +78,11 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let mut rng = fastrand::Rng::with_seed(opts.seed);
     let settings = vec![
         "group.initial.rebalance.delay.ms=100".to_string(),
+        format!(
+            "group.consumer.session.timeout.ms={}",
+            opts.session_timeout_ms
+        ),
+        "group.consumer.heartbeat.interval.ms=500".to_string(),
         "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000".to_string(),
     ];
     let mut broker = Broker::new(&opts.runnel, &opts.dir, settings)?;
@@ -130,13 +136,14 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         }));
     }
     for i in 0..opts.members {
-        let (sh, session) = (sh.clone(), opts.session_timeout_ms);
+        let (sh, session, protocol) = (sh.clone(), opts.session_timeout_ms, opts.group_protocol);
         threads.push(spawn(format!("member{i}"), move || {
             workload::group_member(
                 sh,
                 GROUP.into(),
                 format!("member{i}"),
                 TOPIC.into(),
+                protocol,
                 session,
                 Duration::from_millis(300),
             )

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use runnel_soak::check;
 use runnel_soak::driver::{self, Fault, Options};
 use runnel_soak::history;
+use runnel_soak::workload::GroupProtocol;
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +52,9 @@ enum Command {
         /// Members of the committing consumer group.
         #[arg(long, default_value_t = 3)]
         members: u32,
+        /// The members' group protocol: classic, or consumer (KIP-848).
+        #[arg(long, default_value = "classic", value_parser = parse_protocol)]
+        group_protocol: GroupProtocol,
         #[arg(long, default_value_t = 6000)]
         session_timeout_ms: u32,
         /// Load between faults: a random time between these (ms).
@@ -59,6 +63,14 @@ enum Command {
     },
     /// Check a history file written by `run`.
     Check { history: PathBuf },
+}
+
+fn parse_protocol(s: &str) -> Result<GroupProtocol, String> {
+    match s {
+        "classic" => Ok(GroupProtocol::Classic),
+        "consumer" => Ok(GroupProtocol::Consumer),
+        _ => Err("classic or consumer".into()),
+    }
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -87,6 +99,7 @@ fn main() -> ExitCode {
             rate,
             txn_producers,
             members,
+            group_protocol,
             session_timeout_ms,
             cycle_ms,
         } => {
@@ -114,6 +127,7 @@ fn main() -> ExitCode {
                 rate,
                 txn_producers,
                 members,
+                group_protocol,
                 session_timeout_ms,
                 cycle_ms,
             };

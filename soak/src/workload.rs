@@ -382,13 +382,23 @@ impl ConsumerContext for MemberContext {
     }
 }
 
-/// A member of a consumer group (classic protocol, eager rebalances) that commits what
-/// it polled every `commit_every`, and on every revocation.
+/// Which group protocol the members speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// JoinGroup/SyncGroup, eager rebalances.
+    Classic,
+    /// KIP-848 ConsumerGroupHeartbeat, incremental assignments.
+    Consumer,
+}
+
+/// A member of a consumer group that commits what it polled every `commit_every`, and
+/// on every revocation.
 pub fn group_member(
     sh: Arc<Shared>,
     group: String,
     name: String,
     topic: String,
+    protocol: GroupProtocol,
     session_timeout_ms: u32,
     commit_every: Duration,
 ) -> Result<(), String> {
@@ -400,14 +410,21 @@ pub fn group_member(
         positions: Mutex::new(HashMap::new()),
         assigned: Mutex::new(BTreeSet::new()),
     };
-    let consumer: BaseConsumer<MemberContext> = client_config(&sh.bootstrap)
+    let mut config = client_config(&sh.bootstrap);
+    config
         .set("group.id", &group)
         .set("client.id", &name)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", session_timeout_ms.to_string())
-        .set("heartbeat.interval.ms", "500")
-        .set("isolation.level", "read_committed")
+        .set("isolation.level", "read_committed");
+    match protocol {
+        GroupProtocol::Classic => config
+            .set("session.timeout.ms", session_timeout_ms.to_string())
+            .set("heartbeat.interval.ms", "500"),
+        // The broker sets the session and heartbeat of a KIP-848 group.
+        GroupProtocol::Consumer => config.set("group.protocol", "consumer"),
+    };
+    let consumer: BaseConsumer<MemberContext> = config
         .create_with_context(ctx)
         .map_err(|e| format!("{name}: {e}"))?;
     consumer

@@ -237,6 +237,14 @@ fn a_record_at_two_offsets_is_duplicated() {
 }
 
 #[test]
+fn a_record_no_producer_sent_is_inconsistent() {
+    let mut h = clean();
+    h.retain(|e| !matches!(e, Event::Poll { reader, .. } | Event::FinalEnd { reader, .. } if reader == FINAL));
+    h.extend(final_read(T, 0, &["p-0", "p-1", "garbage"]));
+    assert_eq!(kinds(&check(&h)), [Violation::InconsistentOffset]);
+}
+
+#[test]
 fn an_ack_at_another_offset_is_inconsistent() {
     let mut h = clean();
     h[3] = ack(4, T, 0, "p-1", 5);
