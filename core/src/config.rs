@@ -30,6 +30,8 @@ const NOT_SETTINGS: &[&str] = &[
     "LOG",
     "LOG_FORMAT",
     "PORT",
+    // The storage seam's sync journal (runnel_storage::fault), for power-loss tests.
+    "SYNC_JOURNAL",
 ];
 
 #[derive(Debug, Clone)]

@@ -4,7 +4,6 @@
 //! registry or the new one. Topic changes are rare; a log would be overkill here.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use runnel_storage::layout::TOPIC_REGISTRY_FILE as REGISTRY_FILE;
@@ -125,14 +124,8 @@ impl TopicRegistry {
         };
         let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        let tmp = runnel_storage::layout::tmp_file(&self.path);
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        runnel_storage::sync_dir(dir)
+        // Through the storage I/O seam, so its faults and sync journal see the registry.
+        runnel_storage::checkpoint::write(dir, REGISTRY_FILE, &bytes)
     }
 
     pub fn get(&self, name: &str) -> Option<&TopicMeta> {

@@ -16,12 +16,24 @@ const READY_PREFIX: &str = "runnel listening on ";
 /// A debug build replaying a long log after a crash is slow to start.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// What a simulated power loss took away.
+#[derive(Debug, Default)]
+pub struct PowerCut {
+    /// Segment files (`.log`) cut, and their bytes.
+    pub segments: u64,
+    pub segment_bytes: u64,
+    /// Other files cut (mostly indexes, which recovery rebuilds).
+    pub other_files: u64,
+}
+
 pub struct Broker {
     bin: PathBuf,
     data_dir: PathBuf,
     log_dir: PathBuf,
     port: u16,
     settings: Vec<String>,
+    /// `RUNNEL_SYNC_JOURNAL`, for the power-loss fault.
+    sync_journal: Option<PathBuf>,
     child: Option<Child>,
     starts: u32,
 }
@@ -45,9 +57,16 @@ impl Broker {
             log_dir,
             port,
             settings,
+            sync_journal: None,
             child: None,
             starts: 0,
         })
+    }
+
+    /// Have every start append its fsyncs and renames to `path` (see
+    /// [`power_loss`](Self::power_loss)).
+    pub fn journal_syncs(&mut self, path: PathBuf) {
+        self.sync_journal = Some(path);
     }
 
     pub fn bootstrap(&self) -> String {
@@ -89,6 +108,9 @@ impl Broker {
         }
         if let Some(plan) = faults {
             cmd.env("RUNNEL_FAULTS", plan);
+        }
+        if let Some(journal) = &self.sync_journal {
+            cmd.env("RUNNEL_SYNC_JOURNAL", journal);
         }
         cmd.env(
             "RUST_LOG",
@@ -175,6 +197,66 @@ impl Broker {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGKILL, then cut every file of the data directory back to what its last fsync
+    /// covered, as a power loss would leave it (a crash alone keeps the page cache). The
+    /// broker's sync journal says what was durable; a file it never synced is emptied.
+    pub fn power_loss(&mut self) -> Result<PowerCut, String> {
+        self.kill9();
+        let Some(journal) = &self.sync_journal else {
+            return Err("power loss needs the sync journal".into());
+        };
+        let text =
+            std::fs::read_to_string(journal).map_err(|e| format!("{}: {e}", journal.display()))?;
+        let mut durable: std::collections::HashMap<PathBuf, u64> = std::collections::HashMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("sync ") {
+                let Some((len, path)) = rest.split_once(' ') else {
+                    continue;
+                };
+                if let Ok(len) = len.parse::<u64>() {
+                    let e = durable.entry(PathBuf::from(path)).or_insert(0);
+                    *e = (*e).max(len);
+                }
+            } else if let Some(rest) = line.strip_prefix("rename ") {
+                let Some((from, to)) = rest.split_once('\t') else {
+                    continue;
+                };
+                if let Some(len) = durable.remove(Path::new(from)) {
+                    durable.insert(PathBuf::from(to), len);
+                }
+            }
+        }
+        let mut cut = PowerCut::default();
+        let mut stack = vec![self.data_dir.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let keep = durable.get(&path).copied().unwrap_or(0);
+                if meta.len() > keep {
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    f.set_len(keep)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    if path.extension().is_some_and(|e| e == "log") {
+                        cut.segments += 1;
+                        cut.segment_bytes += meta.len() - keep;
+                    } else {
+                        cut.other_files += 1;
+                    }
+                }
+            }
+        }
+        Ok(cut)
     }
 
     pub fn pause(&self) {

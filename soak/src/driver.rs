@@ -30,6 +30,8 @@ pub enum Fault {
     /// Restart the broker with a storage fault planned on one partition, load it, then
     /// crash it and start it clean.
     Storage,
+    /// SIGKILL, then cut every file back to its last fsync (a power loss), and start.
+    Power,
 }
 
 impl std::str::FromStr for Fault {
@@ -39,7 +41,8 @@ impl std::str::FromStr for Fault {
             "kill" => Ok(Fault::Kill),
             "stop" => Ok(Fault::Stop),
             "storage" => Ok(Fault::Storage),
-            _ => Err(format!("unknown fault {s:?} (kill, stop, storage)")),
+            "power" => Ok(Fault::Power),
+            _ => Err(format!("unknown fault {s:?} (kill, stop, storage, power)")),
         }
     }
 }
@@ -60,6 +63,8 @@ pub struct Options {
     pub session_timeout_ms: u32,
     /// Load between faults, a random time in this range (ms).
     pub cycle_ms: (u64, u64),
+    /// More broker settings, NAME=VALUE.
+    pub broker_settings: Vec<String>,
 }
 
 /// The storage fault plans, one picked a storage cycle. `{p}` is a partition directory.
@@ -76,7 +81,7 @@ const STORAGE_PLANS: [&str; 6] = [
 pub fn run(opts: &Options) -> Result<Report, String> {
     std::fs::create_dir_all(&opts.dir).map_err(|e| format!("{}: {e}", opts.dir.display()))?;
     let mut rng = fastrand::Rng::with_seed(opts.seed);
-    let settings = vec![
+    let mut settings = vec![
         "group.initial.rebalance.delay.ms=100".to_string(),
         format!(
             "group.consumer.session.timeout.ms={}",
@@ -85,7 +90,11 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         "group.consumer.heartbeat.interval.ms=500".to_string(),
         "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000".to_string(),
     ];
+    settings.extend(opts.broker_settings.iter().cloned());
     let mut broker = Broker::new(&opts.runnel, &opts.dir, settings)?;
+    if opts.faults.contains(&Fault::Power) {
+        broker.journal_syncs(opts.dir.join("sync-journal"));
+    }
     broker.start_retrying(None)?;
     println!(
         "soak: broker on {}, data in {}, seed {}",
@@ -250,6 +259,14 @@ fn inject(
             broker.kill9();
             broker.start_retrying(None)?;
             Ok(String::new())
+        }
+        Fault::Power => {
+            let cut = broker.power_loss()?;
+            broker.start_retrying(None)?;
+            Ok(format!(
+                "cut {} unsynced bytes from {} segments, and {} other files",
+                cut.segment_bytes, cut.segments, cut.other_files
+            ))
         }
         Fault::Stop => {
             let paused = u64::from(opts.session_timeout_ms) + 2000;

@@ -57,6 +57,10 @@ enum Command {
         group_protocol: GroupProtocol,
         #[arg(long, default_value_t = 6000)]
         session_timeout_ms: u32,
+        /// A broker setting, NAME=VALUE (repeatable). `write.caching.default=true` is the
+        /// control run: acks no longer wait for fsync, and the power fault must find losses.
+        #[arg(long = "broker-set")]
+        broker_set: Vec<String>,
         /// Load between faults: a random time between these (ms).
         #[arg(long, default_value = "1000..4000", value_parser = parse_range)]
         cycle_ms: (u64, u64),
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
             group_protocol,
             session_timeout_ms,
             cycle_ms,
+            broker_set,
         } => {
             // A previous run's data would be read back as this run's.
             if dir.exists() {
@@ -130,6 +135,7 @@ fn main() -> ExitCode {
                 group_protocol,
                 session_timeout_ms,
                 cycle_ms,
+                broker_settings: broker_set,
             };
             if opts.faults.is_empty() || opts.partitions < 1 {
                 eprintln!("soak: give at least one fault and one partition");

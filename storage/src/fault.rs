@@ -417,24 +417,91 @@ fn check<P: AsRef<Path>>(op: Op, path: impl FnOnce() -> P) -> io::Result<Option<
     }
 }
 
-/// `fdatasync(file)`. `path` (evaluated only under a plan) names it for the rules.
+/// `fdatasync(file)`. `path` (evaluated only under a plan or a sync journal) names it.
 #[inline]
 pub fn sync_data<P: AsRef<Path>>(file: &File, path: impl FnOnce() -> P) -> io::Result<()> {
-    check(Op::Fsync, path)?;
-    file.sync_data()
+    if !JOURNAL_ON.load(Ordering::Relaxed) {
+        check(Op::Fsync, path)?;
+        return file.sync_data();
+    }
+    journaled_sync(file, path().as_ref(), |f| f.sync_data())
 }
 
 /// `fsync(file)`.
 #[inline]
 pub fn sync_all<P: AsRef<Path>>(file: &File, path: impl FnOnce() -> P) -> io::Result<()> {
-    check(Op::Fsync, path)?;
-    file.sync_all()
+    if !JOURNAL_ON.load(Ordering::Relaxed) {
+        check(Op::Fsync, path)?;
+        return file.sync_all();
+    }
+    journaled_sync(file, path().as_ref(), |f| f.sync_all())
 }
 
 /// `msync` of a memory map (an index), counted as an fsync.
 pub fn flush_map(map: &memmap2::MmapRaw, path: &Path) -> io::Result<()> {
     check(Op::Fsync, || path)?;
-    map.flush()
+    // The map covers the whole file, so its length is the file's.
+    let len = JOURNAL_ON.load(Ordering::Relaxed).then(|| map.len() as u64);
+    map.flush()?;
+    if let Some(len) = len {
+        journal(format_args!("sync {len} {}", path.display()));
+    }
+    Ok(())
+}
+
+/// The environment variable naming the sync journal (see [`install_journal_from_env`]).
+pub const JOURNAL_VAR: &str = "RUNNEL_SYNC_JOURNAL";
+
+static JOURNAL_ON: AtomicBool = AtomicBool::new(false);
+static JOURNAL: Mutex<Option<File>> = Mutex::new(None);
+
+/// With `RUNNEL_SYNC_JOURNAL=FILE`, each fsync that succeeds appends `sync LEN PATH` to
+/// FILE, LEN being the file's length before the call (those bytes are durable), and each
+/// rename `rename FROM\tTO`. After a SIGKILL a harness can then cut every file back to
+/// what was durable, as a power loss would (runnel-soak's `power` fault): a crash alone
+/// loses nothing that reached the page cache, so it cannot show a missing fsync.
+/// Directory entries are not modelled: a file that exists is taken to survive.
+pub fn install_journal_from_env() -> Result<(), String> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let Some(path) = std::env::var_os(JOURNAL_VAR) else {
+            return Ok(());
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("{JOURNAL_VAR}={}: {e}", Path::new(&path).display()))?;
+        tracing::warn!(path = %Path::new(&path).display(), "sync journal active: {JOURNAL_VAR}");
+        *JOURNAL.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
+        JOURNAL_ON.store(true, Ordering::SeqCst);
+        Ok(())
+    })
+    .clone()
+}
+
+#[cold]
+fn journaled_sync(
+    file: &File,
+    path: &Path,
+    sync: impl FnOnce(&File) -> io::Result<()>,
+) -> io::Result<()> {
+    check(Op::Fsync, || path)?;
+    let len = file.metadata()?.len();
+    sync(file)?;
+    journal(format_args!("sync {len} {}", path.display()));
+    Ok(())
+}
+
+/// One line, whole: an O_APPEND write of a single buffer.
+#[cold]
+fn journal(line: std::fmt::Arguments<'_>) {
+    let line = format!("{line}\n");
+    if let Some(mut f) = JOURNAL.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Err(e) = f.write_all(line.as_bytes()) {
+            tracing::error!(error = %e, "the sync journal could not be written");
+        }
+    }
 }
 
 /// fsync a directory so that file creations, renames and deletions in it are durable.
@@ -467,7 +534,11 @@ pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
     if let Some(plan) = plan() {
         plan.before(Op::Rename, &[from, to])?;
     }
-    std::fs::rename(from, to)
+    std::fs::rename(from, to)?;
+    if JOURNAL_ON.load(Ordering::Relaxed) {
+        journal(format_args!("rename {}\t{}", from.display(), to.display()));
+    }
+    Ok(())
 }
 
 /// Write all of `bytes` to `file` (at its cursor).

@@ -48,8 +48,8 @@
 //! `ProducerAppendInfo`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use runnel_records::record_batch::BatchHeader;
@@ -720,25 +720,24 @@ fn remove_snapshot(dir: &Path, offset: u64, why: &str) {
 }
 
 /// Write `bytes` to `path` so that after a crash it holds either the old or the new
-/// contents: `<path>.tmp`, fsync, rename over `path`, fsync of the directory.
+/// contents (a checkpoint: write-temp, fsync, rename, fsync-dir, all through the seam).
 fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = layout::tmp_file(path);
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-        return result;
-    }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(io::Error::other(format!(
+            "not a file path: {}",
+            path.display()
+        )));
     };
-    File::open(parent)?.sync_all()
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let result = crate::checkpoint::write(dir, name, bytes);
+    if result.is_err() {
+        let _ = fs::remove_file(layout::tmp_file(path));
+    }
+    result
 }
 
 /// A bounds-checked big-endian reader.
@@ -857,6 +856,7 @@ fn decode_id_block(buf: &[u8]) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
 
     const PID: i64 = 1000;
 
