@@ -276,13 +276,17 @@ fn inject(
             Ok(format!("for {paused} ms"))
         }
         Fault::Storage => {
-            let topic = if opts.txn_producers > 0 && rng.bool() {
+            let template = STORAGE_PLANS[rng.usize(0..STORAGE_PLANS.len())];
+            // Renames and directory syncs come with segment rolls, which only the busy
+            // topic makes within a cycle.
+            let rolls_only = template.starts_with("rename") || template.starts_with("dirsync");
+            let topic = if opts.txn_producers > 0 && !rolls_only && rng.bool() {
                 TXN_TOPIC
             } else {
                 TOPIC
             };
             let partition = format!("{topic}-{}", rng.i32(0..opts.partitions));
-            let plan = STORAGE_PLANS[rng.usize(0..STORAGE_PLANS.len())]
+            let plan = template
                 .replace("{p}", &partition)
                 .replace("{n}", &rng.u32(1..40).to_string());
             broker.kill9();
@@ -325,9 +329,9 @@ fn create_topics(bootstrap: &str, partitions: i32) -> Result<(), String> {
     // Small segments: rolls (their new files, syncs and snapshot renames) happen
     // within a cycle, so the storage faults find them.
     let topics = [
-        NewTopic::new(TOPIC, partitions, TopicReplication::Fixed(1)).set("segment.bytes", "32768"),
+        NewTopic::new(TOPIC, partitions, TopicReplication::Fixed(1)).set("segment.bytes", "16384"),
         NewTopic::new(TXN_TOPIC, partitions, TopicReplication::Fixed(1))
-            .set("segment.bytes", "32768"),
+            .set("segment.bytes", "16384"),
     ];
     let results = rt
         .block_on(admin.create_topics(&topics, &AdminOptions::new()))
