@@ -643,3 +643,43 @@ fn kill_9_after_some_of_the_markers() {
     // its marker at offset 2 is held.
     kill_9_between_commit_and_markers("txn-somemarkers", "00000000000000000002.log", 2);
 }
+
+/// With `write.caching.default=true` user topics acknowledge before the fsync, but the
+/// coordinators' internal topics do not: offset commits and transactions still work
+/// (the fault harness found every commit and InitProducerId timing out when they did).
+#[test]
+fn write_caching_leaves_commits_and_transactions_working() {
+    let broker = broker_with(&["write.caching.default=true"]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "cached", 1);
+
+    let p = txn_producer(&bootstrap, "cached-txn", &[]);
+    p.begin_transaction().expect("begin");
+    send(&p, "cached", 0, "c-000");
+    send(&p, "cached", 0, "c-001");
+    p.commit_transaction(T)
+        .expect("commit_transaction with write caching");
+    let read = read_all(
+        &bootstrap,
+        "read_committed",
+        "cached",
+        1,
+        2,
+        Duration::from_millis(500),
+    );
+    assert_eq!(values(&read), strings("c", 2));
+
+    let c = consumer(&bootstrap, "read_committed", "cached-group");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("cached", 0, Offset::Offset(2))
+        .expect("tpl");
+    c.commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+        .expect("offset commit with write caching");
+    let mut ask = TopicPartitionList::new();
+    ask.add_partition("cached", 0);
+    let committed = c.committed_offsets(ask, T).expect("committed offsets");
+    assert_eq!(
+        committed.find_partition("cached", 0).map(|e| e.offset()),
+        Some(Offset::Offset(2))
+    );
+}

@@ -69,6 +69,14 @@ pub struct Broker {
 /// deleted by a client.
 pub const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
 
+/// Whether a topic's partitions acknowledge before the fsync. Never the internal topics:
+/// the coordinators answer a commit or a transaction decision only once its record is
+/// durable, and with write caching that would wait for the next segment roll (the fault
+/// harness found every commit and InitProducerId timing out).
+fn write_caching(topic: &str, resolved: &topic_config::TopicConfig) -> bool {
+    resolved.write_caching && !INTERNAL_TOPICS.contains(&topic)
+}
+
 /// A config problem: an invalid config, or a malformed request (as Kafka tells them apart).
 pub fn config_error(e: topic_config::ConfigError) -> BrokerError {
     BrokerError::new(e.kind(), e.to_string())
@@ -239,7 +247,7 @@ impl Broker {
             Partition::open(
                 tp.clone(),
                 log,
-                resolved.write_caching,
+                write_caching(&meta.name, &resolved),
                 self.config.producer_id_expiration_ms,
             )
             .map_err(err_io)?,
@@ -449,7 +457,7 @@ impl Broker {
         for p in self.partitions_of(name) {
             p.set_log_config(resolved.log_config())
                 .map_err(|e| BrokerError::new(ErrorKind::InvalidConfig, e.to_string()))?;
-            p.set_write_caching(resolved.write_caching);
+            p.set_write_caching(write_caching(name, &resolved));
             p.set_log_append_time(resolved.log_append_time());
             p.set_timestamp_bounds(
                 resolved.message_timestamp_before_max_ms,
