@@ -613,6 +613,7 @@ fn nothing_past_a_roll_is_durable_until_the_rolls_fsyncs_succeed() {
 #[test]
 fn a_short_write_fails_the_append_and_leaves_no_torn_batch() {
     let _serial = serial();
+    // EIO mid-write: the files' state is not trusted, the log goes out of service.
     let (root, name) = temp();
     let dir = root.path().join("t-0");
     let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
@@ -620,10 +621,12 @@ fn a_short_write_fails_the_append_and_leaves_no_torn_batch() {
     let seg = layout::log_file(&dir, 0);
     let size = std::fs::metadata(&seg).unwrap().len();
 
-    let faults = Faults::install(vec![Rule::new(Op::Write, Action::Short).path(name.as_str())]);
+    let faults = Faults::install(vec![Rule::new(Op::Write, Action::Short)
+        .errno(libc::EIO)
+        .path(name.as_str())]);
     let err = log.append(&batch(50), 0).unwrap_err();
     assert!(
-        matches!(&err, StorageError::Io(e) if e.raw_os_error() == Some(libc::ENOSPC)),
+        matches!(&err, StorageError::Io(e) if e.raw_os_error() == Some(libc::EIO)),
         "{err}"
     );
     assert_eq!(faults.rule(0).fired(), 1);
@@ -640,6 +643,92 @@ fn a_short_write_fails_the_append_and_leaves_no_torn_batch() {
     assert_eq!(batches(&mut log), before);
     log.append(&batch(52), 0).unwrap();
     log.flush().unwrap();
+}
+
+#[test]
+fn a_full_disk_refuses_appends_without_taking_the_log_offline() {
+    let _serial = serial();
+    for errno in [libc::ENOSPC, libc::EDQUOT] {
+        let (root, name) = temp();
+        let dir = root.path().join("t-0");
+        let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+        let before = fill(&log, 3);
+        let seg = layout::log_file(&dir, 0);
+        let size = std::fs::metadata(&seg).unwrap().len();
+        let refused = runnel_storage::space::refused_appends();
+
+        // Every write fails, short, while the disk is full.
+        let faults = Faults::install(vec![Rule::new(Op::Write, Action::Short)
+            .errno(errno)
+            .times(None)
+            .path(name.as_str())]);
+        for tag in 50..53 {
+            let err = log.append(&batch(tag), 0).unwrap_err();
+            assert!(
+                matches!(&err, StorageError::NoSpace(e) if e.raw_os_error() == Some(errno)),
+                "{err}"
+            );
+        }
+        assert!(runnel_storage::space::is_full());
+        assert!(runnel_storage::space::refused_appends() >= refused + 3);
+        // Each half batch is cut again; the log still reads and syncs.
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), size);
+        assert_eq!(batches(&mut log.lock().unwrap()), before);
+        assert!(!log.is_offline());
+        sync_all(&log);
+        drop(faults);
+
+        // Space again: the next append goes in where the refused ones would have.
+        let info = log.append(&batch(60), 0).unwrap();
+        assert_eq!(info.first_offset, before.len() as u64 * 2);
+        assert!(!runnel_storage::space::is_full());
+        sync_all(&log);
+        let after = batches(&mut log.lock().unwrap());
+        assert_eq!(&after[..before.len()], &before[..]);
+        assert_eq!(after.len(), before.len() + 1);
+        drop(log);
+        let mut log = Log::open(&dir, small_config(), OpenMode::Recover).unwrap();
+        assert_eq!(batches(&mut log), after);
+    }
+}
+
+#[test]
+fn a_full_disk_at_a_roll_changes_nothing_and_the_next_append_rolls() {
+    let _serial = serial();
+    let (root, _) = temp();
+    let dir = root.path().join("t-0");
+    let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+    // Fill the first segment up to the roll.
+    let mut tag = 0;
+    loop {
+        let info = log.append(&batch(tag), 0).unwrap();
+        tag += 1;
+        assert!(!info.rolled);
+        if log.lock().unwrap().size_bytes() + batch(tag).len() as u64 > 4096 {
+            break;
+        }
+    }
+    sync_all(&log);
+    let before = batches(&mut log.lock().unwrap());
+    // The new segment's index cannot get blocks, as on a full disk: every index
+    // reservation fails, and so does the recovery-point checkpoint of the next flush.
+    let faults = Faults::install(vec![Rule::new(Op::Write, Action::Fail)
+        .errno(libc::ENOSPC)
+        .times(None)]);
+    let err = log.append(&batch(tag), 0);
+    // The data write fails after the roll (an empty new segment is a valid log).
+    assert!(matches!(err, Err(StorageError::NoSpace(_))), "{err:?}");
+    assert!(!log.is_offline());
+    sync_all(&log);
+    drop(faults);
+    let info = log.append(&batch(tag), 0).unwrap();
+    assert_eq!(info.first_offset, before.len() as u64 * 2);
+    sync_all(&log);
+    let after = batches(&mut log.lock().unwrap());
+    assert_eq!(after.len(), before.len() + 1);
+    drop(log);
+    let mut log = Log::open(&dir, small_config(), OpenMode::Recover).unwrap();
+    assert_eq!(batches(&mut log), after);
 }
 
 #[test]
