@@ -871,7 +871,7 @@ impl Partition {
                 Ok(()) => {}
                 // A full disk is logged once per episode (runnel_storage::space).
                 Err(e) if runnel_storage::space::is_no_space(&e) => {
-                    runnel_storage::space::note_full("producer snapshot", &self.dir, &e);
+                    runnel_storage::space::note_full("producer snapshot", &self.dir, 4096, &e);
                 }
                 Err(e) => {
                     tracing::warn!(partition = %self.tp, error = %e, "producer snapshot failed; replay covers it")

@@ -456,15 +456,19 @@ fn write_group(
         // The old segments are untouched: the swap comes only after this file is whole.
         let _ = std::fs::remove_file(&path);
     }
-    r.map(|()| path).map_err(|e| no_space(e, "cleaner output", dir))
+    r.map(|()| path)
+        .map_err(|e| no_space(e, "cleaner output", dir))
 }
+
+/// Free bytes after which a cleaning that ran out of space counts as having room again.
+const CLEANER_ROOM: u64 = 1 << 20;
 
 /// A cleaner write that found the disk full, as [`StorageError::NoSpace`]: the pass
 /// stops with nothing swapped, and is retried on the next one.
 fn no_space(e: StorageError, what: &str, dir: &Path) -> StorageError {
     match e {
         StorageError::Io(e) if crate::space::is_no_space(&e) => {
-            crate::space::note_full(what, dir, &e);
+            crate::space::note_full(what, dir, CLEANER_ROOM, &e);
             StorageError::NoSpace(e)
         }
         e => e,

@@ -144,13 +144,22 @@ impl MappedEntries {
         };
         let mapped = self.view.map.as_ref().map_or(0, |m| m.len());
         let from = self.reserved.max((end - 1) / RESERVE_CHUNK * RESERVE_CHUNK);
-        let to = end.div_ceil(RESERVE_CHUNK).saturating_mul(RESERVE_CHUNK).min(mapped).max(end);
+        let to = end
+            .div_ceil(RESERVE_CHUNK)
+            .saturating_mul(RESERVE_CHUNK)
+            .min(mapped)
+            .max(end);
         match crate::fault::allocate(file, from as u64, (to - from) as u64, &self.path) {
             Ok(()) => {
                 self.reserved = to;
                 true
             }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
+                ) =>
+            {
                 // Nothing to reserve with: stores go into the hole as they always did.
                 self.reserve_file = None;
                 true

@@ -140,7 +140,7 @@ impl FlushJob {
             match checkpoint::write_u64(&self.dir, RECOVERY_POINT_FILE, self.upto) {
                 Ok(()) => {}
                 Err(e) if space::is_no_space(&e) => {
-                    space::note_full("recovery-point checkpoint", &self.dir, &e);
+                    space::note_full("recovery-point checkpoint", &self.dir, 4096, &e);
                     return Ok(false);
                 }
                 Err(e) => return Err(e),
@@ -557,7 +557,7 @@ impl Log {
             let cut = seg.truncate_to(&config, start);
             if space::is_no_space(&e) && cut.is_ok() {
                 // Back where it was: the log stays writable and the next append retries.
-                space::note_full("append", &self.dir, &e);
+                space::note_full("append", &self.dir, records.len() as u64, &e);
                 space::note_refused_append();
                 return Err(StorageError::NoSpace(e));
             }
@@ -628,7 +628,7 @@ impl Log {
         let new = match Segment::create(&self.dir, base, &config) {
             Ok(seg) => seg,
             Err(e) if space::is_no_space(&e) => {
-                space::note_full("segment roll", &self.dir, &e);
+                space::note_full("segment roll", &self.dir, 4096, &e);
                 return Err(StorageError::NoSpace(e));
             }
             Err(e) => return Err(e.into()),
@@ -969,7 +969,7 @@ impl Log {
             match checkpoint::write_u64(&self.dir, LOG_START_OFFSET_FILE, new_start) {
                 Ok(()) => {}
                 Err(e) if space::is_no_space(&e) => {
-                    space::note_full("log-start checkpoint", &self.dir, &e);
+                    space::note_full("log-start checkpoint", &self.dir, 4096, &e);
                     if !on_boundary {
                         return Err(StorageError::NoSpace(e));
                     }
@@ -983,7 +983,7 @@ impl Log {
             Ok(()) => {}
             // The cache in memory is right; the next open trims the file again.
             Err(e) if space::is_no_space(&e) => {
-                space::note_full("leader-epoch checkpoint", &self.dir, &e)
+                space::note_full("leader-epoch checkpoint", &self.dir, 4096, &e)
             }
             Err(e) => return Err(e.into()),
         }

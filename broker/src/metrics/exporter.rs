@@ -552,6 +552,9 @@ fn render_topics(out: &mut String, topics: &[TopicSnapshot]) {
 /// The full-disk state of the log directory (`runnel_storage::space`).
 fn render_log_dir(out: &mut String) {
     use runnel_storage::space;
+    if space::is_full() {
+        space::end_if_room();
+    }
     family(
         out,
         "runnel_log_dir_full",
@@ -565,7 +568,12 @@ fn render_log_dir(out: &mut String) {
         "Times the log directory became full.",
         "counter",
     );
-    sample(out, "runnel_log_dir_full_episodes_total", &[], space::episodes());
+    sample(
+        out,
+        "runnel_log_dir_full_episodes_total",
+        &[],
+        space::episodes(),
+    );
     family(
         out,
         "runnel_log_dir_refused_appends_total",
