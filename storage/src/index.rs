@@ -85,9 +85,9 @@ struct MappedEntries {
     /// the same file: slots below it are never rewritten, and the file never shrinks
     /// below it, so after a truncation below it the index takes no more entries.
     shared: usize,
-    /// A writable index's file, to reserve disk blocks under the slots before they are
-    /// written; `None` when read-only or the filesystem cannot reserve.
-    reserve_file: Option<File>,
+    /// Reserve disk blocks under slots before they are written: a writable index on a
+    /// filesystem that can.
+    reserve: bool,
     /// Bytes from the start with blocks reserved (this mapping's lifetime).
     reserved: usize,
 }
@@ -125,7 +125,7 @@ impl MappedEntries {
             },
             capacity,
             shared: 0,
-            reserve_file: writable.then_some(file),
+            reserve: writable,
             reserved: 0,
         })
     }
@@ -139,9 +139,9 @@ impl MappedEntries {
         if end <= self.reserved {
             return true;
         }
-        let Some(file) = &self.reserve_file else {
+        if !self.reserve {
             return true;
-        };
+        }
         let mapped = self.view.map.as_ref().map_or(0, |m| m.len());
         let from = self.reserved.max((end - 1) / RESERVE_CHUNK * RESERVE_CHUNK);
         let to = end
@@ -149,7 +149,13 @@ impl MappedEntries {
             .saturating_mul(RESERVE_CHUNK)
             .min(mapped)
             .max(end);
-        match crate::fault::allocate(file, from as u64, (to - from) as u64, &self.path) {
+        // Opened for the call (once a chunk) rather than held: a descriptor per index of
+        // every partition would count against the process's limit.
+        let reserved = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .and_then(|f| crate::fault::allocate(&f, from as u64, (to - from) as u64, &self.path));
+        match reserved {
             Ok(()) => {
                 self.reserved = to;
                 true
@@ -161,7 +167,7 @@ impl MappedEntries {
                 ) =>
             {
                 // Nothing to reserve with: stores go into the hole as they always did.
-                self.reserve_file = None;
+                self.reserve = false;
                 true
             }
             Err(e) => {
