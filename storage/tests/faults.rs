@@ -922,3 +922,84 @@ fn a_failed_rename_in_a_cleaner_swap_reopens_consistently() {
         assert_eq!(latest(&cleaned), latest(&now), "{what}");
     }
 }
+
+#[test]
+fn retention_on_a_full_disk_deletes_and_a_start_inside_a_segment_waits() {
+    let _serial = serial();
+    let (root, name) = temp();
+    let dir = root.path().join("t-0");
+    let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+    fill(&log, 60);
+    let bases = log.lock().unwrap().segment_base_offsets();
+    assert!(bases.len() >= 4, "{bases:?}");
+    let before = batches(&mut log.lock().unwrap());
+
+    // No checkpoint can be written: a full disk.
+    let faults = Faults::install(vec![Rule::new(Op::Write, Action::Fail)
+        .errno(libc::ENOSPC)
+        .times(None)
+        .path(name.as_str())]);
+    // Inside a segment the start needs its checkpoint first: refused, nothing changed.
+    let inside = bases[1] + 1;
+    let r = log.lock().unwrap().advance_log_start_offset(inside);
+    assert!(matches!(r, Err(StorageError::NoSpace(_))), "{r:?}");
+    assert_eq!(log.lock().unwrap().log_start_offset(), 0);
+    // On a segment boundary (as retention's always is) the deletion itself keeps it.
+    let deleted = log
+        .lock()
+        .unwrap()
+        .advance_log_start_offset(bases[2])
+        .unwrap();
+    assert_eq!(deleted, 2);
+    assert!(faults.rule(0).fired() >= 2);
+    assert!(!log.is_offline());
+    drop(faults);
+    let kept: Vec<_> = before
+        .iter()
+        .filter(|(o, _)| *o >= bases[2])
+        .cloned()
+        .collect();
+    assert_eq!(batches(&mut log.lock().unwrap()), kept);
+    log.append(&batch(100), 0).unwrap();
+    sync_all(&log);
+    drop(log);
+
+    let mut log = Log::open(&dir, small_config(), OpenMode::Recover).unwrap();
+    assert_eq!(log.log_start_offset(), bases[2]);
+    assert_eq!(&batches(&mut log)[..kept.len()], &kept[..]);
+}
+
+#[test]
+fn a_cleaning_that_runs_out_of_space_leaves_the_old_segments() {
+    let _serial = serial();
+    let (root, _) = temp();
+    let dir: PathBuf = root.path().join("t-0");
+    let log = compacted_log(&dir, compact_config(0));
+    let all = records(&mut log.lock().unwrap());
+    // The disk fills halfway through the cleaner's output.
+    let faults = Faults::install(vec![Rule::new(Op::Write, Action::Short)
+        .errno(libc::ENOSPC)
+        .times(None)
+        .path("00000000000000000000.log.cleaned")]);
+    let outcome = cleaner::clean(&log, &settings(), &mut Throttle::unlimited());
+    assert!(
+        matches!(outcome, Err(StorageError::NoSpace(_))),
+        "{outcome:?}"
+    );
+    assert!(faults.rule(0).fired() >= 1);
+    drop(faults);
+    // Nothing was swapped, the partial output is gone, and the log stays writable.
+    assert_eq!(records(&mut log.lock().unwrap()), all);
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+    assert!(!log.is_offline());
+    log.append(&batch(0), 0).unwrap();
+    sync_all(&log);
+    drop(log);
+    let mut reopened = Log::open(&dir, compact_config(0), OpenMode::Recover).unwrap();
+    assert_eq!(records(&mut reopened)[..all.len()], all[..]);
+    // With space the same pass runs through.
+    let log = SharedLog::new(reopened);
+    cleaner::clean(&log, &settings(), &mut Throttle::unlimited())
+        .unwrap()
+        .expect("a cleaning");
+}
