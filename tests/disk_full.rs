@@ -717,3 +717,70 @@ async fn the_cleaner_and_retention_run_out_of_space_without_harm() {
     );
     broker.kill9();
 }
+
+/// Kafka's `Utils.abs(groupId.hashCode) % partitions`.
+fn offsets_partition_for(group: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in group.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    (if h == i32::MIN { 0 } else { h.abs() }) % partitions
+}
+
+/// The group's `__consumer_offsets` partition has no room (the seam: deterministic, no
+/// slack in a file's last page to let a small commit through): OffsetCommit gets a
+/// retriable error, the commit is not applied (OffsetFetch does not show it), other
+/// partitions are unaffected; with room again (a restart without the fault) it lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_finds_no_space_is_refused_retriably_and_not_applied() {
+    const TOPIC: &str = "dcommit";
+    const GROUP: &str = "dcommit-group";
+    let partition = offsets_partition_for(GROUP, 50);
+    let mut broker = TestBroker::start_with(BrokerOptions {
+        env: vec![(
+            "RUNNEL_FAULTS".into(),
+            // The first write there is the leader epoch checkpoint of its creation.
+            format!("write:short:errno=ENOSPC:path=__consumer_offsets-{partition}:nth=2:times=all"),
+        )],
+        ..BrokerOptions::default()
+    });
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, TOPIC, &[]).await;
+    let p = producer(&bootstrap);
+    let (acked, err) = produce_until_refused(&p, TOPIC, "d", 100, 8).await;
+    assert!(err.is_none(), "{err:?}");
+    let group = group_consumer(&bootstrap, GROUP);
+    let r = commit(&group, TOPIC, 3);
+    assert!(
+        matches!(
+            r,
+            Err(KafkaError::ConsumerCommit(
+                RDKafkaErrorCode::NotCoordinator
+                    | RDKafkaErrorCode::CoordinatorNotAvailable
+                    | RDKafkaErrorCode::RequestTimedOut
+            ))
+        ),
+        "a commit with no space: {r:?}\n{}",
+        broker.diagnostics()
+    );
+    assert_eq!(committed(&group, TOPIC), None, "a refused commit is not applied");
+    // The user topic takes writes and reads still.
+    let (more, err) = produce_until_refused(&p, TOPIC, "e", 100, 8).await;
+    assert!(err.is_none(), "{err:?}");
+    let log = read_all(&bootstrap, TOPIC);
+    check_acked(&log, &[acked, more].concat(), "beside a full offsets partition");
+    let stderr = broker.stderr_log();
+    assert_eq!(count(&stderr, FULL_LINE), 1, "{stderr}");
+    assert!(!stderr.contains("refuses writes until reopened"), "{stderr}");
+    drop((p, group));
+
+    broker.set_env(Vec::new());
+    broker.kill9();
+    broker.restart();
+    let group = group_consumer(&broker.bootstrap(), GROUP);
+    assert_eq!(committed(&group, TOPIC), None);
+    commit(&group, TOPIC, 3).expect("a commit with room");
+    assert_eq!(committed(&group, TOPIC), Some(3));
+    drop(group);
+    broker.kill9();
+}
