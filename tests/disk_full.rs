@@ -763,15 +763,27 @@ async fn a_commit_that_finds_no_space_is_refused_retriably_and_not_applied() {
         "a commit with no space: {r:?}\n{}",
         broker.diagnostics()
     );
-    assert_eq!(committed(&group, TOPIC), None, "a refused commit is not applied");
+    eprintln!("disk_full: the commit with no space: {r:?}");
+    assert_eq!(
+        committed(&group, TOPIC),
+        None,
+        "a refused commit is not applied"
+    );
     // The user topic takes writes and reads still.
     let (more, err) = produce_until_refused(&p, TOPIC, "e", 100, 8).await;
     assert!(err.is_none(), "{err:?}");
     let log = read_all(&bootstrap, TOPIC);
-    check_acked(&log, &[acked, more].concat(), "beside a full offsets partition");
+    check_acked(
+        &log,
+        &[acked, more].concat(),
+        "beside a full offsets partition",
+    );
     let stderr = broker.stderr_log();
     assert_eq!(count(&stderr, FULL_LINE), 1, "{stderr}");
-    assert!(!stderr.contains("refuses writes until reopened"), "{stderr}");
+    assert!(
+        !stderr.contains("refuses writes until reopened"),
+        "{stderr}"
+    );
     drop((p, group));
 
     broker.set_env(Vec::new());
