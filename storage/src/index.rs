@@ -143,12 +143,15 @@ impl MappedEntries {
             return true;
         }
         let mapped = self.view.map.as_ref().map_or(0, |m| m.len());
+        if end > mapped {
+            // Past the mapping: `push` refuses the slot. fallocate would grow the file.
+            return true;
+        }
         let from = self.reserved.max((end - 1) / RESERVE_CHUNK * RESERVE_CHUNK);
         let to = end
             .div_ceil(RESERVE_CHUNK)
             .saturating_mul(RESERVE_CHUNK)
-            .min(mapped)
-            .max(end);
+            .min(mapped);
         // Opened for the call (once a chunk) rather than held: a descriptor per index of
         // every partition would count against the process's limit.
         let reserved = OpenOptions::new()
