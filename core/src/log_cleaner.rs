@@ -153,6 +153,10 @@ fn retention_pass(broker: &Broker) {
                     partition = %p.tp, segments = out.segments_deleted, bytes = out.bytes_deleted,
                     log_start_offset = out.log_start_offset, "retention deleted old segments"),
                 Ok(_) => {}
+                // Logged once per episode where the disk filled (runnel_storage::space).
+                Err(runnel_storage::StorageError::NoSpace(e)) => {
+                    tracing::debug!(partition = %p.tp, error = %e, "retention: no space")
+                }
                 Err(e) => {
                     tracing::error!(partition = %p.tp, error = %e, "retention failed")
                 }
@@ -209,7 +213,7 @@ fn cleaner_pass(
             let force = marked;
             let max_lag = if force { 0 } else { tc.max_compaction_lag_ms };
             match p.roll_for_compaction(now, max_lag) {
-                Ok(_) => {}
+                Ok(_) | Err(runnel_storage::StorageError::NoSpace(_)) => {}
                 Err(e) => {
                     tracing::error!(partition = %p.tp, error = %e, "rolling for compaction failed")
                 }
@@ -239,6 +243,11 @@ fn cleaner_pass(
                     "cleaned"
                 ),
                 Ok(None) => {}
+                // Nothing was swapped (the old segments stand) and the next pass
+                // retries; the full disk is logged once per episode.
+                Err(runnel_storage::StorageError::NoSpace(e)) => {
+                    tracing::debug!(partition = %p.tp, error = %e, "cleaning stopped: no space")
+                }
                 Err(e) => tracing::error!(partition = %p.tp, error = %e, "cleaning failed"),
             }
             if marked {

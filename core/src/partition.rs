@@ -867,8 +867,15 @@ impl Partition {
         );
         drop(producers);
         if let Some(snapshot) = snapshot {
-            if let Err(e) = self.write_snapshot(&snapshot) {
-                tracing::warn!(partition = %self.tp, error = %e, "producer snapshot failed; replay covers it");
+            match self.write_snapshot(&snapshot) {
+                Ok(()) => {}
+                // A full disk is logged once per episode (runnel_storage::space).
+                Err(e) if runnel_storage::space::is_no_space(&e) => {
+                    runnel_storage::space::note_full("producer snapshot", &self.dir, 4096, &e);
+                }
+                Err(e) => {
+                    tracing::warn!(partition = %self.tp, error = %e, "producer snapshot failed; replay covers it")
+                }
             }
         }
         if self.write_caching() {

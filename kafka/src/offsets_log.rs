@@ -24,6 +24,24 @@ const NO_SEQUENCE: i32 = -1;
 /// How many producers' next sequences are remembered (see `append_transactional`).
 const MAX_TRACKED_PRODUCERS: usize = 10_000;
 
+/// The coordinator's answer to a failed append to `__consumer_offsets`. A storage error
+/// (a full disk, an offline log) is NOT_COORDINATOR, as Kafka's coordinator runtime maps
+/// KAFKA_STORAGE_ERROR (`CoordinatorOperationExceptionHelper`): retriable, the client
+/// looks the coordinator up again. A full disk is logged once per episode by the log.
+fn append_error(partition: i32, e: &AppendError) -> E {
+    match e {
+        AppendError::Storage(runnel_storage::StorageError::NoSpace(_)) => E::NotCoordinator,
+        AppendError::Storage(s) => {
+            tracing::error!(partition, error = %s, "append to __consumer_offsets failed");
+            E::NotCoordinator
+        }
+        other => {
+            tracing::error!(partition, error = ?other, "append to __consumer_offsets failed");
+            E::CoordinatorNotAvailable
+        }
+    }
+}
+
 /// [`CoordinatorLog`] over the broker's `__consumer_offsets` partitions.
 pub struct PartitionLog {
     partitions: Vec<Arc<Partition>>,
@@ -79,10 +97,7 @@ impl CoordinatorLog for PartitionLog {
         let batch = simple_batch(now, &records);
         match runnel_core::blocking::in_place(|| part.append(&batch, now)) {
             Ok(a) => Ok((a.base_offset, a.last_offset + 1)),
-            Err(e) => {
-                tracing::error!(partition, error = ?e, "append to __consumer_offsets failed");
-                Err(E::CoordinatorNotAvailable)
-            }
+            Err(e) => Err(append_error(partition, &e)),
         }
     }
 
@@ -168,9 +183,8 @@ impl CoordinatorLog for PartitionLog {
                     return Err(E::InvalidProducerEpoch);
                 }
                 Err(e) => {
-                    tracing::error!(partition, producer_id, error = ?e, "transactional append to __consumer_offsets failed");
                     sequences.remove(&key);
-                    return Err(E::CoordinatorNotAvailable);
+                    return Err(append_error(partition, &e));
                 }
             }
         }

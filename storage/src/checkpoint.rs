@@ -24,6 +24,21 @@ pub fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 fn write_with_mode(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
     let path = dir.join(name);
     let tmp = layout::tmp_file(&path);
+    let r = write_tmp_and_rename(dir, &path, &tmp, bytes, mode);
+    if r.is_err() {
+        // A full disk leaves no half-written temp file holding space.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+fn write_tmp_and_rename(
+    dir: &Path,
+    path: &Path,
+    tmp: &Path,
+    bytes: &[u8],
+    mode: u32,
+) -> io::Result<()> {
     {
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -34,17 +49,17 @@ fn write_with_mode(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Resul
         }
         #[cfg(not(unix))]
         let _ = mode;
-        let f = options.open(&tmp)?;
+        let f = options.open(tmp)?;
         #[cfg(unix)]
         {
             // An existing temp file keeps its mode through open: set it.
             use std::os::unix::fs::PermissionsExt;
             f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         }
-        fault::write_all(&f, bytes, &tmp)?;
-        fault::sync_all(&f, || &tmp)?;
+        fault::write_all(&f, bytes, tmp)?;
+        fault::sync_all(&f, || tmp)?;
     }
-    fault::rename(&tmp, &path)?;
+    fault::rename(tmp, path)?;
     fault::sync_dir(dir)
 }
 

@@ -368,15 +368,19 @@ pub fn clean_stable(
         stats.segments_read += group.len();
         stats.segments_written += 1;
     }
+    // A full disk here leaves an older checkpoint: the next pass cleans again.
+    let checkpoint_error = |e: io::Error| no_space(e.into(), "cleaner checkpoint", &dir);
     if stats.end_offset > first_dirty {
-        checkpoint::write_u64(&dir, CLEANER_CHECKPOINT_FILE, stats.end_offset)?;
+        checkpoint::write_u64(&dir, CLEANER_CHECKPOINT_FILE, stats.end_offset)
+            .map_err(checkpoint_error)?;
     }
     if min_tombstone_expiry < i64::MAX {
         checkpoint::write_u64(
             &dir,
             TOMBSTONE_HORIZON_FILE,
             min_tombstone_expiry.max(0) as u64,
-        )?;
+        )
+        .map_err(checkpoint_error)?;
     } else {
         match std::fs::remove_file(dir.join(TOMBSTONE_HORIZON_FILE)) {
             Ok(()) => {}
@@ -429,7 +433,7 @@ fn write_txn_index(dir: &Path, base: u64, txns: &mut TxnTracker) -> Result<Optio
     let path = layout::cleaned_txn_index_file(dir, base);
     if let Err(e) = txn_index::write_file(&path, &kept) {
         let _ = std::fs::remove_file(&path);
-        return Err(e.into());
+        return Err(no_space(e.into(), "cleaner transaction index", dir));
     }
     Ok(Some(path))
 }
@@ -449,9 +453,26 @@ fn write_group(
     let path = layout::cleaned_file(dir, group[0].base);
     let r = write_group_file(&path, group, map, hasher, s, max_batch, throttle, out_state);
     if r.is_err() {
+        // The old segments are untouched: the swap comes only after this file is whole.
         let _ = std::fs::remove_file(&path);
     }
     r.map(|()| path)
+        .map_err(|e| no_space(e, "cleaner output", dir))
+}
+
+/// Free bytes after which a cleaning that ran out of space counts as having room again.
+const CLEANER_ROOM: u64 = 1 << 20;
+
+/// A cleaner write that found the disk full, as [`StorageError::NoSpace`]: the pass
+/// stops with nothing swapped, and is retried on the next one.
+fn no_space(e: StorageError, what: &str, dir: &Path) -> StorageError {
+    match e {
+        StorageError::Io(e) if crate::space::is_no_space(&e) => {
+            crate::space::note_full(what, dir, CLEANER_ROOM, &e);
+            StorageError::NoSpace(e)
+        }
+        e => e,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -33,7 +33,8 @@
 //! ACTION        = fail | hold | short
 //! ```
 //!
-//! - `write`: a write of segment data, cleaner output or a checkpoint; `fsync`: an
+//! - `write`: a write of segment data, cleaner output or a checkpoint, or a block
+//!   reservation (fallocate) under an index; `fsync`: an
 //!   fsync or fdatasync of a file, or an msync of an index; `dirsync`: an fsync of a
 //!   directory; `rename`: a rename (it matches if either path does); `read`: a read of
 //!   a batch header in a segment file, as a fetch or a lookup by time makes;
@@ -527,6 +528,29 @@ pub fn read_exact_at<P: AsRef<Path>>(
 pub fn set_len(file: &File, len: u64, path: &Path) -> io::Result<()> {
     check(Op::Truncate, || path)?;
     file.set_len(len)
+}
+
+/// `fallocate(file, 0, offset, len)`: reserve disk blocks under a range (of an index
+/// file, before its mapping is written). Counted as a write, so a `write` rule with
+/// `errno=ENOSPC` makes it fail as a full disk would.
+pub fn allocate(file: &File, offset: u64, len: u64, path: &Path) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    if let Some(short) = check(Op::Write, || path)? {
+        return Err(short);
+    }
+    let at = libc::off_t::try_from(offset).map_err(io::Error::other)?;
+    let len = libc::off_t::try_from(len).map_err(io::Error::other)?;
+    loop {
+        // SAFETY: a plain system call on an open descriptor; no memory is passed.
+        let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, at, len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// `rename(from, to)`.

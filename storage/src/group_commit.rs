@@ -221,8 +221,8 @@ impl SharedLog {
                     self.fsyncs.fetch_add(1, Ordering::Relaxed);
                     let mut log = self.lock()?;
                     match run {
-                        Ok(()) => {
-                            log.complete_flush(&job);
+                        Ok(checkpointed) => {
+                            log.complete_flush(&job, checkpointed);
                             Ok(job.upto)
                         }
                         Err(e) => {

@@ -85,7 +85,16 @@ struct MappedEntries {
     /// the same file: slots below it are never rewritten, and the file never shrinks
     /// below it, so after a truncation below it the index takes no more entries.
     shared: usize,
+    /// Reserve disk blocks under slots before they are written: a writable index on a
+    /// filesystem that can.
+    reserve: bool,
+    /// Bytes from the start with blocks reserved (this mapping's lifetime).
+    reserved: usize,
 }
+
+/// Bytes of index reserved at a time: 2048 offset entries, some 8 MiB of log at the
+/// default `index.interval.bytes`.
+const RESERVE_CHUNK: usize = 16 * 1024;
 
 impl MappedEntries {
     /// Open (creating if needed) with `entries` taken from the file length, then grow
@@ -106,16 +115,69 @@ impl MappedEntries {
         };
         let bytes = capacity * entry_size;
         crate::fault::set_len(&file, bytes as u64, path)?;
+        let map = map_file(&file, bytes)?;
         Ok(MappedEntries {
             path: path.to_path_buf(),
             view: Entries {
-                map: map_file(&file, bytes)?,
+                map,
                 entry_size,
                 entries,
             },
             capacity,
             shared: 0,
+            reserve: writable,
+            reserved: 0,
         })
+    }
+
+    /// Make sure the slots up to byte `end` have disk blocks behind them. The file is
+    /// grown with `set_len`, which leaves a hole: a store through the mapping into a hole
+    /// on a full filesystem is a SIGBUS, so blocks are reserved (fallocate) a chunk at a
+    /// time before slots in it are written. False if they cannot be (a full disk): the
+    /// entry is then skipped, which only makes lookups scan a little further.
+    fn reserve(&mut self, end: usize) -> bool {
+        if end <= self.reserved {
+            return true;
+        }
+        if !self.reserve {
+            return true;
+        }
+        let mapped = self.view.map.as_ref().map_or(0, |m| m.len());
+        if end > mapped {
+            // Past the mapping: `push` refuses the slot. fallocate would grow the file.
+            return true;
+        }
+        let from = self.reserved.max((end - 1) / RESERVE_CHUNK * RESERVE_CHUNK);
+        let to = end
+            .div_ceil(RESERVE_CHUNK)
+            .saturating_mul(RESERVE_CHUNK)
+            .min(mapped);
+        // Opened for the call (once a chunk) rather than held: a descriptor per index of
+        // every partition would count against the process's limit.
+        let reserved = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .and_then(|f| crate::fault::allocate(&f, from as u64, (to - from) as u64, &self.path));
+        match reserved {
+            Ok(()) => {
+                self.reserved = to;
+                true
+            }
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
+                ) =>
+            {
+                // Nothing to reserve with: stores go into the hole as they always did.
+                self.reserve = false;
+                true
+            }
+            Err(e) => {
+                tracing::debug!(path = %self.path.display(), error = %e, "cannot reserve index space; skipping an entry");
+                false
+            }
+        }
     }
 
     /// The entries as they are now, for a reader without the lock.
@@ -144,6 +206,9 @@ impl MappedEntries {
             return false;
         }
         let at = self.view.entries * self.view.entry_size;
+        if !self.reserve(at + entry.len()) {
+            return false;
+        }
         let m = match &self.view.map {
             Some(m) if entry.len() == self.view.entry_size && at + entry.len() <= m.len() => m,
             _ => return false,

@@ -15,6 +15,8 @@
 //! - [`fault`]: the seam every write, fsync and rename goes through, where tests inject
 //!   failures, holds and short writes. After an I/O error on its write path a log is
 //!   poisoned ([`StorageError::Poisoned`]) until reopened.
+//! - [`space`]: a full log directory, which refuses appends ([`StorageError::NoSpace`])
+//!   without taking the log out of service.
 //!
 //! The storage layer knows nothing about Kafka requests. All file I/O is blocking; the
 //! broker calls it off its async worker threads.
@@ -30,6 +32,7 @@ mod log;
 mod manager;
 pub mod producer_state;
 pub mod segment;
+pub mod space;
 pub mod txn_index;
 
 use std::fs::File;
@@ -197,6 +200,10 @@ pub enum StorageError {
     BadDirectory(String),
     #[error("an earlier fsync failed; the log refuses further writes: {0}")]
     Poisoned(String),
+    /// The log directory is full: the write was rolled back (nothing of it is in the
+    /// log) and the log stays writable; the next write tries again. See [`space`].
+    #[error("no space in the log directory; nothing was written: {0}")]
+    NoSpace(io::Error),
     #[error(transparent)]
     Io(#[from] io::Error),
 }

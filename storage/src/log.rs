@@ -26,7 +26,7 @@ use crate::layout::{self, FileKind, SegmentFile, LOG_START_OFFSET_FILE, RECOVERY
 use crate::leader_epoch::LeaderEpochCache;
 use crate::segment::{Segment, SegmentReader};
 use crate::txn_index::{self, AbortedTxn};
-use crate::{fault, sync_dir, FileSlice, LogConfig, Result, StorageError};
+use crate::{fault, space, sync_dir, FileSlice, LogConfig, Result, StorageError};
 
 /// How to open a log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +120,10 @@ pub(crate) struct FlushJob {
 
 impl FlushJob {
     /// The fsyncs a roll left (sealed indexes, the new file's directory entry), then
-    /// the data: all of them before `upto` counts as durable.
-    pub(crate) fn run(&self) -> io::Result<()> {
+    /// the data: all of them before `upto` counts as durable. Returns whether the
+    /// recovery point was checkpointed: a full disk skips that (the data is durable all
+    /// the same; the older checkpoint only makes the next recovery scan further).
+    pub(crate) fn run(&self) -> io::Result<bool> {
         for (f, path) in &self.sealed {
             fault::sync_all(f, || path)?;
         }
@@ -135,9 +137,16 @@ impl FlushJob {
             fault::sync_data(f, || layout::log_file(&self.dir, *base))?;
         }
         if self.checkpoint {
-            checkpoint::write_u64(&self.dir, RECOVERY_POINT_FILE, self.upto)?;
+            match checkpoint::write_u64(&self.dir, RECOVERY_POINT_FILE, self.upto) {
+                Ok(()) => {}
+                Err(e) if space::is_no_space(&e) => {
+                    space::note_full("recovery-point checkpoint", &self.dir, 4096, &e);
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
+        Ok(self.checkpoint)
     }
 }
 
@@ -504,6 +513,10 @@ impl Log {
         };
         let segments_before = self.segments.len();
         let r = self.maybe_roll(records.len() as u64, span, now_ms, incoming_max_ts);
+        if let Err(StorageError::NoSpace(e)) = r {
+            space::note_refused_append();
+            return Err(StorageError::NoSpace(e));
+        }
         self.poison_on_io(r)?;
         let rolled = self.segments.len() != segments_before;
 
@@ -541,9 +554,16 @@ impl Log {
         let start = seg.size;
         if let Err(e) = seg.append(&config, records, &headers, &batches, now_ms) {
             // Leave no partial batch behind (and if this fails too, recovery cuts it).
-            let _ = seg.truncate_to(&config, start);
+            let cut = seg.truncate_to(&config, start);
+            if space::is_no_space(&e) && cut.is_ok() {
+                // Back where it was: the log stays writable and the next append retries.
+                space::note_full("append", &self.dir, records.len() as u64, &e);
+                space::note_refused_append();
+                return Err(StorageError::NoSpace(e));
+            }
             return self.poison_on_io(Err(e.into()));
         }
+        space::note_write_ok();
         debug_assert!(offset > self.next_offset, "offsets only grow");
         self.next_offset = offset;
         Ok(AppendInfo {
@@ -600,18 +620,33 @@ impl Log {
     fn roll_inner(&mut self) -> Result<()> {
         let config = self.config.clone();
         let base = self.next_offset;
-        let seg = self.active_mut();
-        if seg.size == 0 {
+        if self.active().size == 0 {
             return Ok(());
         }
+        // The new file first: if the disk is full, creating it fails (and leaves no
+        // file) before anything of the old segment changed, so the log stays as it was.
+        let new = match Segment::create(&self.dir, base, &config) {
+            Ok(seg) => seg,
+            Err(e) if space::is_no_space(&e) => {
+                space::note_full("segment roll", &self.dir, 4096, &e);
+                return Err(StorageError::NoSpace(e));
+            }
+            Err(e) => return Err(e.into()),
+        };
         // No fsync here, under the log lock: the next flush syncs the sealed segment and
         // the directory (the new file's entry) before it reports any offset past the
         // roll durable (Kafka's roll, then flushUptoOffsetExclusive).
-        let sealed = seg.seal_unsynced(&config)?;
+        let sealed = match self.active_mut().seal_unsynced(&config) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                // The log is poisoned by the caller; the unused new file goes.
+                let _ = new.delete_files();
+                return Err(e.into());
+            }
+        };
         self.unsynced_seals.extend(sealed);
         self.dir_unsynced = true;
         self.unflushed_rolls += 1;
-        let new = Segment::create(&self.dir, base, &config)?;
         self.segments.insert(base, new);
         tracing::debug!(dir = %self.dir.display(), base, "rolled a new segment");
         if self.unflushed_rolls > MAX_UNFLUSHED_ROLLS && !self.flush_in_flight {
@@ -924,11 +959,34 @@ impl Log {
             // Everything goes: roll so the old active segment can be deleted too.
             self.roll()?;
         }
+        // A start on a segment boundary (retention's always is) is kept by the deletion
+        // itself: the next open takes the first segment's base. So a full disk, which
+        // is when retention matters most, need not stop it; the checkpoint is written
+        // after the deletion freed space. A start inside a segment needs the file first.
+        let on_boundary = self.segments.contains_key(&new_start);
+        let mut checkpoint_after = false;
         if new_start > *self.segments.keys().next().expect("non-empty") {
-            checkpoint::write_u64(&self.dir, LOG_START_OFFSET_FILE, new_start)?;
+            match checkpoint::write_u64(&self.dir, LOG_START_OFFSET_FILE, new_start) {
+                Ok(()) => {}
+                Err(e) if space::is_no_space(&e) => {
+                    space::note_full("log-start checkpoint", &self.dir, 4096, &e);
+                    if !on_boundary {
+                        return Err(StorageError::NoSpace(e));
+                    }
+                    checkpoint_after = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         self.log_start_offset = new_start;
-        self.leader_epochs.truncate_from_start(new_start)?;
+        match self.leader_epochs.truncate_from_start(new_start) {
+            Ok(()) => {}
+            // The cache in memory is right; the next open trims the file again.
+            Err(e) if space::is_no_space(&e) => {
+                space::note_full("leader-epoch checkpoint", &self.dir, 4096, &e)
+            }
+            Err(e) => return Err(e.into()),
+        }
         let mut deleted = 0;
         loop {
             let mut keys = self.segments.keys();
@@ -944,6 +1002,12 @@ impl Log {
         }
         if deleted > 0 {
             sync_dir(&self.dir)?;
+        }
+        if checkpoint_after {
+            if let Err(e) = checkpoint::write_u64(&self.dir, LOG_START_OFFSET_FILE, new_start) {
+                // Not needed: the first segment's base says the same.
+                tracing::debug!(dir = %self.dir.display(), error = %e, "log-start checkpoint after retention");
+            }
         }
         debug_assert!(self.log_start_offset <= self.next_offset);
         Ok(deleted)
@@ -1232,9 +1296,10 @@ impl Log {
         })
     }
 
-    pub(crate) fn complete_flush(&mut self, job: &FlushJob) {
+    /// `checkpointed`: what [`FlushJob::run`] returned.
+    pub(crate) fn complete_flush(&mut self, job: &FlushJob, checkpointed: bool) {
         self.flush_in_flight = false;
-        if job.checkpoint {
+        if checkpointed {
             self.checkpointed_segment = self
                 .segments
                 .range(..=job.upto)
@@ -1264,11 +1329,13 @@ impl Log {
     /// fsync what holds offsets below `limit`, under the lock.
     fn flush_below(&mut self, limit: u64) -> Result<()> {
         let job = self.prepare_flush(limit)?;
-        if let Err(e) = job.run() {
-            self.flush_failed(&e);
-            return Err(e.into());
+        match job.run() {
+            Ok(checkpointed) => self.complete_flush(&job, checkpointed),
+            Err(e) => {
+                self.flush_failed(&e);
+                return Err(e.into());
+            }
         }
-        self.complete_flush(&job);
         Ok(())
     }
 

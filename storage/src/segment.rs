@@ -80,7 +80,8 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Create an empty active segment.
+    /// Create an empty active segment. On an error no file of it is left behind (a
+    /// roll that finds the disk full changes nothing).
     pub fn create(dir: &Path, base_offset: u64, config: &LogConfig) -> io::Result<Segment> {
         let file = OpenOptions::new()
             .read(true)
@@ -88,23 +89,41 @@ impl Segment {
             .create_new(true)
             .open(layout::log_file(dir, base_offset))?;
         let mut seg = Segment::closed(dir, base_offset);
+        let r = seg.init_created(file, config);
+        if let Err(e) = r {
+            seg.file = None;
+            seg.offset_index = None;
+            seg.time_index = None;
+            for f in [
+                SegmentFile::Log,
+                SegmentFile::OffsetIndex,
+                SegmentFile::TimeIndex,
+            ] {
+                let _ = std::fs::remove_file(seg.path(f));
+            }
+            return Err(e);
+        }
+        Ok(seg)
+    }
+
+    fn init_created(&mut self, file: File, config: &LogConfig) -> io::Result<()> {
         // A transaction index left from an earlier segment of this base (one cut by
         // recovery) holds nothing of this one.
-        match std::fs::remove_file(seg.path(SegmentFile::TxnIndex)) {
+        match std::fs::remove_file(self.path(SegmentFile::TxnIndex)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        seg.file = Some(Arc::new(file));
-        seg.active = true;
-        seg.open_indexes(config, true)?;
-        if let Some(i) = seg.offset_index.as_mut() {
+        self.file = Some(Arc::new(file));
+        self.active = true;
+        self.open_indexes(config, true)?;
+        if let Some(i) = self.offset_index.as_mut() {
             i.clear();
         }
-        if let Some(i) = seg.time_index.as_mut() {
+        if let Some(i) = self.time_index.as_mut() {
             i.clear();
         }
-        Ok(seg)
+        Ok(())
     }
 
     /// A segment whose files exist but are not open yet.

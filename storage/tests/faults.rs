@@ -613,6 +613,7 @@ fn nothing_past_a_roll_is_durable_until_the_rolls_fsyncs_succeed() {
 #[test]
 fn a_short_write_fails_the_append_and_leaves_no_torn_batch() {
     let _serial = serial();
+    // EIO mid-write: the files' state is not trusted, the log goes out of service.
     let (root, name) = temp();
     let dir = root.path().join("t-0");
     let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
@@ -620,10 +621,12 @@ fn a_short_write_fails_the_append_and_leaves_no_torn_batch() {
     let seg = layout::log_file(&dir, 0);
     let size = std::fs::metadata(&seg).unwrap().len();
 
-    let faults = Faults::install(vec![Rule::new(Op::Write, Action::Short).path(name.as_str())]);
+    let faults = Faults::install(vec![Rule::new(Op::Write, Action::Short)
+        .errno(libc::EIO)
+        .path(name.as_str())]);
     let err = log.append(&batch(50), 0).unwrap_err();
     assert!(
-        matches!(&err, StorageError::Io(e) if e.raw_os_error() == Some(libc::ENOSPC)),
+        matches!(&err, StorageError::Io(e) if e.raw_os_error() == Some(libc::EIO)),
         "{err}"
     );
     assert_eq!(faults.rule(0).fired(), 1);
@@ -640,6 +643,92 @@ fn a_short_write_fails_the_append_and_leaves_no_torn_batch() {
     assert_eq!(batches(&mut log), before);
     log.append(&batch(52), 0).unwrap();
     log.flush().unwrap();
+}
+
+#[test]
+fn a_full_disk_refuses_appends_without_taking_the_log_offline() {
+    let _serial = serial();
+    for errno in [libc::ENOSPC, libc::EDQUOT] {
+        let (root, name) = temp();
+        let dir = root.path().join("t-0");
+        let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+        let before = fill(&log, 3);
+        let seg = layout::log_file(&dir, 0);
+        let size = std::fs::metadata(&seg).unwrap().len();
+        let refused = runnel_storage::space::refused_appends();
+
+        // Every write fails, short, while the disk is full.
+        let faults = Faults::install(vec![Rule::new(Op::Write, Action::Short)
+            .errno(errno)
+            .times(None)
+            .path(name.as_str())]);
+        for tag in 50..53 {
+            let err = log.append(&batch(tag), 0).unwrap_err();
+            assert!(
+                matches!(&err, StorageError::NoSpace(e) if e.raw_os_error() == Some(errno)),
+                "{err}"
+            );
+        }
+        assert!(runnel_storage::space::is_full());
+        assert!(runnel_storage::space::refused_appends() >= refused + 3);
+        // Each half batch is cut again; the log still reads and syncs.
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), size);
+        assert_eq!(batches(&mut log.lock().unwrap()), before);
+        assert!(!log.is_offline());
+        sync_all(&log);
+        drop(faults);
+
+        // Space again: the next append goes in where the refused ones would have.
+        let info = log.append(&batch(60), 0).unwrap();
+        assert_eq!(info.first_offset, before.len() as u64 * 2);
+        assert!(!runnel_storage::space::is_full());
+        sync_all(&log);
+        let after = batches(&mut log.lock().unwrap());
+        assert_eq!(&after[..before.len()], &before[..]);
+        assert_eq!(after.len(), before.len() + 1);
+        drop(log);
+        let mut log = Log::open(&dir, small_config(), OpenMode::Recover).unwrap();
+        assert_eq!(batches(&mut log), after);
+    }
+}
+
+#[test]
+fn a_full_disk_at_a_roll_changes_nothing_and_the_next_append_rolls() {
+    let _serial = serial();
+    let (root, _) = temp();
+    let dir = root.path().join("t-0");
+    let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+    // Fill the first segment up to the roll.
+    let mut tag = 0;
+    loop {
+        let info = log.append(&batch(tag), 0).unwrap();
+        tag += 1;
+        assert!(!info.rolled);
+        if log.lock().unwrap().size_bytes() + batch(tag).len() as u64 > 4096 {
+            break;
+        }
+    }
+    sync_all(&log);
+    let before = batches(&mut log.lock().unwrap());
+    // The new segment's index cannot get blocks, as on a full disk: every index
+    // reservation fails, and so does the recovery-point checkpoint of the next flush.
+    let faults = Faults::install(vec![Rule::new(Op::Write, Action::Fail)
+        .errno(libc::ENOSPC)
+        .times(None)]);
+    let err = log.append(&batch(tag), 0);
+    // The data write fails after the roll (an empty new segment is a valid log).
+    assert!(matches!(err, Err(StorageError::NoSpace(_))), "{err:?}");
+    assert!(!log.is_offline());
+    sync_all(&log);
+    drop(faults);
+    let info = log.append(&batch(tag), 0).unwrap();
+    assert_eq!(info.first_offset, before.len() as u64 * 2);
+    sync_all(&log);
+    let after = batches(&mut log.lock().unwrap());
+    assert_eq!(after.len(), before.len() + 1);
+    drop(log);
+    let mut log = Log::open(&dir, small_config(), OpenMode::Recover).unwrap();
+    assert_eq!(batches(&mut log), after);
 }
 
 #[test]
@@ -832,4 +921,85 @@ fn a_failed_rename_in_a_cleaner_swap_reopens_consistently() {
         };
         assert_eq!(latest(&cleaned), latest(&now), "{what}");
     }
+}
+
+#[test]
+fn retention_on_a_full_disk_deletes_and_a_start_inside_a_segment_waits() {
+    let _serial = serial();
+    let (root, name) = temp();
+    let dir = root.path().join("t-0");
+    let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+    fill(&log, 60);
+    let bases = log.lock().unwrap().segment_base_offsets();
+    assert!(bases.len() >= 4, "{bases:?}");
+    let before = batches(&mut log.lock().unwrap());
+
+    // No checkpoint can be written: a full disk.
+    let faults = Faults::install(vec![Rule::new(Op::Write, Action::Fail)
+        .errno(libc::ENOSPC)
+        .times(None)
+        .path(name.as_str())]);
+    // Inside a segment the start needs its checkpoint first: refused, nothing changed.
+    let inside = bases[1] + 1;
+    let r = log.lock().unwrap().advance_log_start_offset(inside);
+    assert!(matches!(r, Err(StorageError::NoSpace(_))), "{r:?}");
+    assert_eq!(log.lock().unwrap().log_start_offset(), 0);
+    // On a segment boundary (as retention's always is) the deletion itself keeps it.
+    let deleted = log
+        .lock()
+        .unwrap()
+        .advance_log_start_offset(bases[2])
+        .unwrap();
+    assert_eq!(deleted, 2);
+    assert!(faults.rule(0).fired() >= 2);
+    assert!(!log.is_offline());
+    drop(faults);
+    let kept: Vec<_> = before
+        .iter()
+        .filter(|(o, _)| *o >= bases[2])
+        .cloned()
+        .collect();
+    assert_eq!(batches(&mut log.lock().unwrap()), kept);
+    log.append(&batch(100), 0).unwrap();
+    sync_all(&log);
+    drop(log);
+
+    let mut log = Log::open(&dir, small_config(), OpenMode::Recover).unwrap();
+    assert_eq!(log.log_start_offset(), bases[2]);
+    assert_eq!(&batches(&mut log)[..kept.len()], &kept[..]);
+}
+
+#[test]
+fn a_cleaning_that_runs_out_of_space_leaves_the_old_segments() {
+    let _serial = serial();
+    let (root, _) = temp();
+    let dir: PathBuf = root.path().join("t-0");
+    let log = compacted_log(&dir, compact_config(0));
+    let all = records(&mut log.lock().unwrap());
+    // The disk fills halfway through the cleaner's output.
+    let faults = Faults::install(vec![Rule::new(Op::Write, Action::Short)
+        .errno(libc::ENOSPC)
+        .times(None)
+        .path("00000000000000000000.log.cleaned")]);
+    let outcome = cleaner::clean(&log, &settings(), &mut Throttle::unlimited());
+    assert!(
+        matches!(outcome, Err(StorageError::NoSpace(_))),
+        "{outcome:?}"
+    );
+    assert!(faults.rule(0).fired() >= 1);
+    drop(faults);
+    // Nothing was swapped, the partial output is gone, and the log stays writable.
+    assert_eq!(records(&mut log.lock().unwrap()), all);
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+    assert!(!log.is_offline());
+    log.append(&batch(0), 0).unwrap();
+    sync_all(&log);
+    drop(log);
+    let mut reopened = Log::open(&dir, compact_config(0), OpenMode::Recover).unwrap();
+    assert_eq!(records(&mut reopened)[..all.len()], all[..]);
+    // With space the same pass runs through.
+    let log = SharedLog::new(reopened);
+    cleaner::clean(&log, &settings(), &mut Throttle::unlimited())
+        .unwrap()
+        .expect("a cleaning");
 }

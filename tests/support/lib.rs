@@ -131,6 +131,9 @@ pub struct BrokerOptions {
     pub extra_args: Vec<String>,
     /// Extra environment for the broker process.
     pub env: Vec<(String, String)>,
+    /// The data directory (e.g. on a small filesystem); a fresh one under the test's
+    /// temp dir when `None`. It must exist.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The real broker, running as a child process of the test.
@@ -161,7 +164,10 @@ impl TestBroker {
             .prefix("runnel-test-")
             .tempdir()
             .expect("create temp dir for the broker");
-        let data_dir = root.path().join("data");
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| root.path().join("data"));
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let mut broker = TestBroker {
             child: None,

@@ -89,6 +89,7 @@ impl Exporter {
             &buckets,
             sum,
         );
+        render_log_dir(&mut out);
         out
     }
 
@@ -547,6 +548,45 @@ fn render_topics(out: &mut String, topics: &[TopicSnapshot]) {
 // ---------------------------------------------------------------------------------------
 // Text format 0.0.4
 // ---------------------------------------------------------------------------------------
+
+/// The full-disk state of the log directory (`runnel_storage::space`).
+fn render_log_dir(out: &mut String) {
+    use runnel_storage::space;
+    if space::is_full() {
+        space::end_if_room();
+    }
+    family(
+        out,
+        "runnel_log_dir_full",
+        "1 while the log directory is full: the last write that ran out of space (ENOSPC, EDQUOT) was not yet followed by one that fit.",
+        "gauge",
+    );
+    sample(out, "runnel_log_dir_full", &[], u64::from(space::is_full()));
+    family(
+        out,
+        "runnel_log_dir_full_episodes_total",
+        "Times the log directory became full.",
+        "counter",
+    );
+    sample(
+        out,
+        "runnel_log_dir_full_episodes_total",
+        &[],
+        space::episodes(),
+    );
+    family(
+        out,
+        "runnel_log_dir_refused_appends_total",
+        "Appends refused (KAFKA_STORAGE_ERROR, rolled back) because the log directory was full.",
+        "counter",
+    );
+    sample(
+        out,
+        "runnel_log_dir_refused_appends_total",
+        &[],
+        space::refused_appends(),
+    );
+}
 
 fn family(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");

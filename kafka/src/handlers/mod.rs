@@ -245,9 +245,10 @@ pub(crate) fn storage_error_code(e: &StorageError) -> ResponseError {
         StorageError::RecordSetTooLarge { .. } => ResponseError::RecordListTooLarge,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::InvalidConfig(_) => ResponseError::InvalidConfig,
-        StorageError::BadDirectory(_) | StorageError::Poisoned(_) | StorageError::Io(_) => {
-            ResponseError::KafkaStorageError
-        }
+        StorageError::BadDirectory(_)
+        | StorageError::Poisoned(_)
+        | StorageError::NoSpace(_)
+        | StorageError::Io(_) => ResponseError::KafkaStorageError,
     }
 }
 
