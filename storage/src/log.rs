@@ -298,6 +298,15 @@ impl Log {
                 cut_after = Some(i);
             }
             log.next_offset = outcome.next_offset.max(log.next_offset);
+            if recover {
+                // What recovery validated may have been in the page cache only (a crash
+                // keeps it, a power loss does not): sync it before anything calls it
+                // durable. A retry of one of its batches is then answered without a new
+                // fsync. (The fault harness's power loss lost such a retry's record.)
+                let path = seg.path(SegmentFile::Log);
+                let file = seg.file()?;
+                fault::sync_data(&file, || &path)?;
+            }
             // Entries whose markers recovery cut (or that never had one) go.
             seg.load_txn_index(outcome.next_offset);
             if !is_last && cut_after.is_none() {
@@ -321,12 +330,8 @@ impl Log {
             }
             sync_dir(dir)?;
         }
-        // After a clean open everything is durable; after recovery, what we validated is
-        // on disk as far as we can tell, but it may not have been fsynced.
-        log.recovery_point = match mode {
-            OpenMode::Clean => log.next_offset,
-            OpenMode::Recover => log.active().base_offset,
-        };
+        // After a clean open everything is durable, and recovery synced what it validated.
+        log.recovery_point = log.next_offset;
         log.checkpointed_segment = log.active().base_offset;
         let first_base = *log.segments.keys().next().expect("non-empty");
         let stored_start = checkpoint::read_u64(dir, LOG_START_OFFSET_FILE).unwrap_or(0);

@@ -1003,3 +1003,44 @@ fn a_cleaning_that_runs_out_of_space_leaves_the_old_segments() {
         .unwrap()
         .expect("a cleaning");
 }
+
+#[test]
+fn recovery_syncs_what_it_validated_before_calling_it_durable() {
+    let _serial = serial();
+    let (root, name) = temp();
+    let dir = root.path().join(format!("{name}-0"));
+    // Three segments appended and never synced: after a crash they are in the page
+    // cache only, and a power loss would take them.
+    let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+    let mut tag = 0;
+    append_until_roll(&log, &mut tag);
+    append_until_roll(&log, &mut tag);
+    let end = log.append(&batch(tag), 0).unwrap().last_offset + 1;
+    assert_eq!(log.durable_offset(), 0, "nothing was synced");
+    drop(log);
+
+    // Reopened as after a crash: every recovered segment is fsynced before the log
+    // reports it durable (a retried batch found in it is acknowledged at once).
+    let faults = Faults::install(vec![Rule::new(Op::Fsync, Action::Fail)
+        .nth(u64::MAX)
+        .path(format!("{name}-0"))]);
+    let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+    assert!(
+        log.durable_offset() >= end,
+        "durable {} of {end}",
+        log.durable_offset()
+    );
+    let segments = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+        })
+        .count() as u64;
+    assert_eq!(segments, 3);
+    assert!(
+        faults.rule(0).seen() >= segments,
+        "{} fsyncs for {segments} recovered segments",
+        faults.rule(0).seen()
+    );
+}
