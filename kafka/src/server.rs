@@ -492,8 +492,9 @@ async fn serve_connection<T: Transport>(
     });
 
     let decoder = FrameDecoder::new(broker.config.socket_request_max_bytes);
-    // Empty until the first read: an idle connection holds a small buffer, not 64 KiB
-    // (10,000 of them: tens of MiB, not 640).
+    // Empty until the first read, which is small: a connection that never sends a
+    // request holds no 64 KiB block (reused, hence resident, memory once the broker
+    // has been busy: 10,000 such connections would pin 640 MiB).
     let mut buf = BytesMut::new();
     // Memory for the frame being read, taken as soon as its size is known, so that all
     // connections together never buffer more than the budget (plus one read each).
