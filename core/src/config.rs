@@ -54,6 +54,12 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     pub max_in_flight_per_connection: usize,
+    /// `connections.max.idle.ms`: a connection with no byte read and no response
+    /// written for this long is closed; `None` (-1 or 0): never.
+    pub connections_max_idle: Option<std::time::Duration>,
+    /// `socket.request.read.timeout.ms`: how long a started request may take to arrive
+    /// (plus a second per 64 KiB of it received).
+    pub request_read_timeout: std::time::Duration,
     /// Bytes of requests buffered across all connections before reads pause.
     pub queued_max_request_bytes: usize,
     pub fetch_max_bytes: usize,
@@ -230,6 +236,13 @@ impl BrokerConfig {
             socket_request_max_bytes: s.int("socket.request.max.bytes")?,
             max_connections: s.int("max.connections")?,
             max_in_flight_per_connection: s.int("queued.max.requests.per.connection")?,
+            connections_max_idle: u64::try_from(s.int::<i64>("connections.max.idle.ms")?)
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(std::time::Duration::from_millis),
+            request_read_timeout: std::time::Duration::from_millis(
+                s.int("socket.request.read.timeout.ms")?,
+            ),
             queued_max_request_bytes: s.int("queued.max.request.bytes")?,
             fetch_max_bytes: s.int("fetch.max.bytes")?,
             max_incremental_fetch_session_cache_slots: s

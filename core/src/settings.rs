@@ -542,6 +542,13 @@ static BROKER: &[Def] = &[
         "The time span of each sample of client quotas, in seconds.",
     ),
     long(
+        "connections.max.idle.ms",
+        "600000",
+        -1,
+        "How long a connection may go without a byte read or a response written before \
+         the broker closes it; -1 (or 0): never.",
+    ),
+    long(
         "connections.max.reauth.ms",
         "0",
         0,
@@ -659,6 +666,14 @@ static BROKER: &[Def] = &[
         1024,
         INT_MAX,
         "The largest request the broker reads; a larger one closes the connection.",
+    ),
+    int(
+        "socket.request.read.timeout.ms",
+        "30000",
+        1,
+        INT_MAX,
+        "Runnel: how long a request may take to arrive once its first byte has, plus a \
+         second per 64 KiB received; a slower one closes the connection (slowloris).",
     ),
     read(
         "ssl.client.auth",

@@ -9,9 +9,10 @@
 //! the order the requests came, as Kafka requires.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use runnel_net::{
@@ -36,8 +37,10 @@ use crate::kafka_broker::KafkaBroker;
 use crate::quotas::{self, Mute, QuotaType, Throttle, Usage};
 use crate::request_metrics::{fetch_has_error, response_has_error, ApiSlot, ServerMetrics};
 
-/// How long a connection may send nothing in the middle of a request frame.
-const STALLED_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A request that is still arriving gets `socket.request.read.timeout.ms` plus a second
+/// for every this many bytes of it received, so a large request on a slow link arrives
+/// while a trickle (slowloris) is cut off.
+const REQUEST_READ_RATE: usize = 64 * 1024;
 
 /// How often the security store file is checked for another process's change.
 const SECURITY_STORE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
@@ -453,8 +456,12 @@ async fn serve_connection<T: Transport>(
     let writer_metrics = metrics.clone();
     let mute = Arc::new(Mute::default());
     let (tx, mut rx) = mpsc::channel::<Pending>(broker.config.max_in_flight_per_connection);
+    let idle = broker.config.connections_max_idle;
+    let read_timeout = broker.config.request_read_timeout;
+    let activity = Arc::new(Activity::new());
+    let writer_activity = activity.clone();
 
-    let write_task = tokio::spawn(async move {
+    let mut write_task = tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
             let response = match pending {
                 Pending::Ready(r) => r,
@@ -479,15 +486,35 @@ async fn serve_connection<T: Transport>(
                 Ok(None) => {}
                 Err(()) => return Err(std::io::Error::other("no response could be encoded")),
             }
+            writer_activity.touch();
         }
         writer.shutdown().await
     });
 
     let decoder = FrameDecoder::new(broker.config.socket_request_max_bytes);
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    // Empty until the first read, which is small: a connection that never sends a
+    // request holds no 64 KiB block (reused, hence resident, memory once the broker
+    // has been busy: 10,000 such connections would pin 640 MiB).
+    let mut buf = BytesMut::new();
     // Memory for the frame being read, taken as soon as its size is known, so that all
     // connections together never buffer more than the budget (plus one read each).
     let mut frame_permit: Option<FramePermit> = None;
+    // Time spent waiting for the client to send the rest of the frame in `buf` (only
+    // the waits on the socket: not the broker's own waits for memory or the writer).
+    let mut frame_wait = Duration::ZERO;
+    // A response goes to the writer, unless the client has stopped reading them: with
+    // the queue full and nothing written for connections.max.idle.ms, close.
+    macro_rules! queue {
+        ($item:expr) => {
+            tokio::select! {
+                r = tx.send($item) => r.is_ok(),
+                _ = idle_expired(&activity, idle) => {
+                    tracing::info!(%peer, "the client has read no response for connections.max.idle.ms; closing the connection");
+                    false
+                }
+            }
+        };
+    }
     let result: std::io::Result<()> = 'read: loop {
         loop {
             if frame_permit.is_none() && buf.len() >= 4 {
@@ -513,7 +540,11 @@ async fn serve_connection<T: Transport>(
                 }
             }
             let frame = match decoder.decode(&mut buf) {
-                Ok(Some(frame)) => frame,
+                Ok(Some(frame)) => {
+                    // Whatever follows in `buf` is the next frame, whose clock starts now.
+                    frame_wait = Duration::ZERO;
+                    frame
+                }
                 Ok(None) => break,
                 Err(e) => {
                     metrics.closed_connection(None);
@@ -527,11 +558,7 @@ async fn serve_connection<T: Transport>(
                 frame_permit = None;
                 match session.raw_token(&frame) {
                     Some(reply) => {
-                        if tx
-                            .send(Pending::Ready(Ok(Some(Outgoing::Frame(reply)))))
-                            .await
-                            .is_err()
-                        {
+                        if !queue!(Pending::Ready(Ok(Some(Outgoing::Frame(reply))))) {
                             break 'read Ok(());
                         }
                         continue;
@@ -552,11 +579,7 @@ async fn serve_connection<T: Transport>(
                         // The KIP-511 fallback: an UNSUPPORTED_VERSION answer.
                         metrics.completed(metrics.slot(ApiKey::ApiVersions), started, true);
                         tracing::debug!(%peer, error = %e, "answering an undecodable request");
-                        if tx
-                            .send(Pending::Ready(Ok(Some(Outgoing::Frame(resp)))))
-                            .await
-                            .is_err()
-                        {
+                        if !queue!(Pending::Ready(Ok(Some(Outgoing::Frame(resp))))) {
                             break 'read Ok(());
                         }
                         continue;
@@ -590,7 +613,7 @@ async fn serve_connection<T: Transport>(
                     }
                     let item =
                         Pending::Ready(finish(&metrics, slot, started, &header, Some(body), peer));
-                    if tx.send(item).await.is_err() || failed {
+                    if !queue!(item) || failed {
                         break 'read Ok(());
                     }
                     continue;
@@ -669,38 +692,107 @@ async fn serve_connection<T: Transport>(
                     )
                 }
             };
-            if tx.send(item).await.is_err() {
+            if !queue!(item) {
                 break 'read Ok(());
             }
         }
         // Keep reading only while the buffer is bounded: one frame at most, plus a
-        // read's worth.
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(64 * 1024);
+        // read's worth. Between requests a small read will do (most requests are
+        // small); inside a frame, 64 KiB at a time.
+        let (low, grow) = if buf.is_empty() {
+            (512, 4 * 1024)
+        } else {
+            (16 * 1024, 64 * 1024)
+        };
+        if buf.capacity() - buf.len() < low {
+            buf.reserve(grow);
         }
+        // A started frame (bytes in `buf`) must arrive whole in time: it may hold its
+        // share of `queued.max.request.bytes`, and a client trickling a byte at a time
+        // (slowloris) would otherwise keep that, and the connection, forever. A timeout
+        // per read would not do: every byte would restart it.
+        let allowance = (!buf.is_empty()).then(|| {
+            let earned = Duration::from_secs((buf.len() / REQUEST_READ_RATE) as u64);
+            (read_timeout + earned).saturating_sub(frame_wait)
+        });
+        let waiting = Instant::now();
         let n = tokio::select! {
             n = reader.read_buf(&mut buf) => n,
-            // A started frame holds its share of `queued.max.request.bytes`: a client that
-            // stops sending mid-frame must not keep it (and stall everyone) forever.
-            _ = tokio::time::sleep(STALLED_FRAME_TIMEOUT), if frame_permit.is_some() => {
-                tracing::warn!(%peer, timeout = ?STALLED_FRAME_TIMEOUT,
-                    "no bytes of a started request; closing the connection");
+            _ = tokio::time::sleep(allowance.unwrap_or_default()), if allowance.is_some() => {
+                tracing::warn!(%peer, received = buf.len(), waited = ?frame_wait + waiting.elapsed(),
+                    "a request did not arrive within socket.request.read.timeout.ms; closing the connection");
+                break Ok(());
+            }
+            // Between requests: Kafka's connections.max.idle.ms.
+            _ = idle_expired(&activity, idle), if buf.is_empty() => {
+                tracing::debug!(%peer, "idle for connections.max.idle.ms; closing the connection");
                 break Ok(());
             }
             _ = shutdown.changed() => break Ok(()),
         };
+        frame_wait += waiting.elapsed();
         match n {
             Ok(0) => break Ok(()),
-            Ok(_) => {}
+            Ok(_) => activity.touch(),
             Err(e) => break Err(e),
         }
     };
     drop(tx);
-    match write_task.await {
-        Ok(Ok(())) | Ok(Err(_)) => {}
-        Err(e) => tracing::error!(%peer, error = %e, "writer task failed"),
+    // The writer ends once it has sent what is queued. A client that never reads would
+    // keep it blocked, and the connection open, forever: it gets the idle time too.
+    let written = tokio::select! {
+        r = &mut write_task => Some(r),
+        _ = idle_expired(&activity, idle) => None,
+    };
+    match written {
+        Some(Ok(Ok(()))) | Some(Ok(Err(_))) => {}
+        Some(Err(e)) => tracing::error!(%peer, error = %e, "writer task failed"),
+        None => {
+            tracing::info!(%peer, "the client has read no response for connections.max.idle.ms; closing the connection");
+            write_task.abort();
+        }
     }
     result
+}
+
+/// When a connection last read a byte or wrote a response (`connections.max.idle.ms`).
+struct Activity {
+    start: Instant,
+    /// Milliseconds after `start`.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last)
+    }
+}
+
+/// Resolves once the connection has been idle for `idle` (never, without a limit).
+async fn idle_expired(activity: &Activity, idle: Option<Duration>) {
+    let Some(idle) = idle else {
+        return std::future::pending().await;
+    };
+    loop {
+        let idle_for = activity.idle_for();
+        if idle_for >= idle {
+            return;
+        }
+        tokio::time::sleep(idle - idle_for).await;
+    }
 }
 
 /// Mute the connection for a throttle and count it.
