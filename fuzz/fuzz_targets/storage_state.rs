@@ -8,7 +8,9 @@
 //! where it stopped.
 #![no_main]
 
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::sync::{Mutex, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use runnel_storage::producer_state::ProducerStateManager;
@@ -65,17 +67,20 @@ fn txnindex(b: &[u8]) {
             assert_eq!(txn.encode(), chunk);
         }
     }
-    // The whole file as a segment's index, through the real file read.
-    let Ok(mut file) = tempfile() else {
+    // The whole file as a segment's index, through the real file read. One scratch file
+    // for the process, rewritten for each input (creating one each time is slow).
+    let Some(file) = scratch() else {
         return;
     };
-    if file.write_all(b).is_err() {
+    let file = file.lock().unwrap();
+    if file.set_len(0).is_err() || file.write_all_at(b, 0).is_err() {
         return;
     }
+    let file = &*file;
     let len = b.len() as u64;
     let max_entries = txn_index::max_entries_for(len.saturating_mul(8));
     let mut seen = 0u64;
-    let result = txn_index::scan(&file, len, 0, u64::MAX / 2, max_entries, |_| {
+    let result = txn_index::scan(file, len, 0, u64::MAX / 2, max_entries, |_| {
         seen += 1;
         true
     });
@@ -89,16 +94,21 @@ fn txnindex(b: &[u8]) {
     }
 }
 
-/// An unnamed file in the temp directory, gone when closed.
-fn tempfile() -> std::io::Result<std::fs::File> {
-    let dir = std::env::temp_dir();
-    let path = dir.join(format!("runnel-fuzz-txnindex-{}", std::process::id()));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
+/// An unnamed file in the temp directory (run.sh points TMPDIR at its own), opened once.
+fn scratch() -> Option<&'static Mutex<File>> {
+    static FILE: OnceLock<Option<Mutex<File>>> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let path =
+            std::env::temp_dir().join(format!("runnel-fuzz-txnindex-{}", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .ok()?;
+        std::fs::remove_file(&path).ok()?;
+        Some(Mutex::new(file))
+    })
+    .as_ref()
 }

@@ -540,7 +540,9 @@ impl ProducerStateManager {
             ));
         }
         let count = r.u32()?;
-        let mut producers = HashMap::with_capacity((count as usize).min(1 << 16));
+        // Sized by what the bytes can hold (a producer takes at least 19), so a corrupt
+        // count in a short file does not reserve 64 Ki entries.
+        let mut producers = HashMap::with_capacity((count as usize).min(r.0.len() / 19));
         let mut ongoing = BTreeMap::new();
         for _ in 0..count {
             let id = r.i64()?;
