@@ -328,6 +328,17 @@ mod tests {
         assert!(decode(&[0x00, 0x53, 0x77, 0xb1, 0xff, 0xff, 0xff, 0xf0, b'x']).is_err());
     }
 
+    /// fuzz/ amqp_batch's find: a map8 whose size byte is 0, smaller than its own count
+    /// byte, underflowed in serde_amqp (a panic in a debug build, a wrapped length in a
+    /// release one). vendor/serde_amqp.patch checks every such length.
+    #[test]
+    fn a_length_below_its_count_field_is_an_error() {
+        // message-annotations: map8, size 0.
+        assert!(decode(&[0x00, 0x53, 0x72, 0xc1, 0x00, 0x00]).is_err());
+        // The same for a map32 (application-properties), size 0.
+        assert!(decode(&[0x00, 0x53, 0x74, 0xd1, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+    }
+
     #[test]
     fn garbage_in_a_batch_is_an_error() {
         let envelope: AmqpMessage = Message::builder()

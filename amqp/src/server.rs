@@ -446,6 +446,17 @@ mod tests {
         chunks.iter().try_for_each(|c| at.scan(c))
     }
 
+    /// fuzz/ amqp_frame's find: a performative's list32 count of 2^32 - 1 overflowed
+    /// serde_amqp's field counter (a panic in a debug build). What the FrameGuard lets
+    /// through reaches this decoder; vendor/serde_amqp.patch makes it an error.
+    #[test]
+    fn a_performative_with_an_overflowing_field_count_is_an_error() {
+        use fe2o3_amqp_types::performatives::{Begin, Performative};
+        let begin = [0x00, 0x53, 0x11, 0xd0, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff];
+        assert!(serde_amqp::from_slice::<Performative>(&begin).is_err());
+        assert!(serde_amqp::from_slice::<Begin>(&begin).is_err());
+    }
+
     #[test]
     fn frames_and_headers_pass() {
         let mut stream = b"AMQP\x03\x01\x00\x00".to_vec();

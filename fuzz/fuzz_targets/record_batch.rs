@@ -1,11 +1,16 @@
 //! Record batches as producers send them and as segments store them: header parsing,
-//! CRC-32C and record-count validation, and iteration over a record set.
+//! CRC-32C and record-count validation, iteration over a record set, and the records
+//! inside each batch (decompressed with a cap, as compaction and our client read them).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use runnel_protocol::record_batch::{
     compute_crc, validate_batch, BatchHeader, BatchIter, Strictness,
 };
+use runnel_protocol::records::{batch_records, control_record_type};
+
+/// The decompression cap for the records of one batch.
+const MAX_DECOMPRESSED: usize = 1 << 20;
 
 /// Byte offset of the CRC in a v2 batch header.
 const CRC_OFFSET: usize = 17;
@@ -41,6 +46,7 @@ fn check(data: &[u8], strictness: Strictness) {
                 assert_eq!(position, next);
                 next = position + header.total_len();
                 assert!(next <= data.len());
+                records(&data[position..next]);
             }
             Err((position, _)) => {
                 assert_eq!(position, next);
@@ -48,4 +54,26 @@ fn check(data: &[u8], strictness: Strictness) {
             }
         }
     }
+}
+
+/// The records of one whole batch: at most the declared count, each inside the section.
+fn records(batch: &[u8]) {
+    let _ = control_record_type(batch);
+    let Ok(decoded) = batch_records(batch, MAX_DECOMPRESSED) else {
+        return;
+    };
+    assert!(decoded.section().len() <= MAX_DECOMPRESSED.max(batch.len()));
+    let mut count = 0;
+    for record in decoded.records() {
+        let Ok(record) = record else {
+            break;
+        };
+        count += 1;
+        let _ = (decoded.offset(&record), decoded.timestamp(&record));
+        // Headers were checked when the record was decoded.
+        for (key, value) in record.headers() {
+            assert!(key.len() + value.map_or(0, <[u8]>::len) <= record.raw().len());
+        }
+    }
+    assert!(count <= decoded.len());
 }

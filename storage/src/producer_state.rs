@@ -483,7 +483,8 @@ impl ProducerStateManager {
     // offset i64 (-1 for none), then batch count u8, then per batch: first seq i32,
     // last seq i32, first offset i64, last offset i64, timestamp i64.
 
-    fn encode_snapshot(&self, offset: u64) -> Vec<u8> {
+    #[doc(hidden)]
+    pub fn encode_snapshot(&self, offset: u64) -> Vec<u8> {
         let mut ids: Vec<i64> = self.producers.keys().copied().collect();
         ids.sort_unstable();
         let mut body = Vec::with_capacity(12 + ids.len() * (31 + 32 * NUM_BATCHES_TO_RETAIN));
@@ -513,7 +514,13 @@ impl ProducerStateManager {
         out
     }
 
-    fn decode_snapshot(buf: &[u8], expected_offset: u64) -> Result<ProducerStateManager, String> {
+    /// Parse a snapshot file's bytes, as [`ProducerStateManager::load_latest`] does; for
+    /// the fuzz targets.
+    #[doc(hidden)]
+    pub fn decode_snapshot(
+        buf: &[u8],
+        expected_offset: u64,
+    ) -> Result<ProducerStateManager, String> {
         let mut r = Reader(buf);
         let version = r.i16()?;
         if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_1 {
@@ -533,7 +540,9 @@ impl ProducerStateManager {
             ));
         }
         let count = r.u32()?;
-        let mut producers = HashMap::with_capacity((count as usize).min(1 << 16));
+        // Sized by what the bytes can hold (a producer takes at least 19), so a corrupt
+        // count in a short file does not reserve 64 Ki entries.
+        let mut producers = HashMap::with_capacity((count as usize).min(r.0.len() / 19));
         let mut ongoing = BTreeMap::new();
         for _ in 0..count {
             let id = r.i64()?;

@@ -902,7 +902,8 @@ where
                         self.elem_format_code = Some(format_code);
 
                         // Account for offset
-                        let len = len - OFFSET_ARRAY8;
+                        // Runnel: a length below the size of its own count field is malformed.
+                        let len = len.checked_sub(OFFSET_ARRAY8).ok_or(Error::InvalidLength)?;
                         // let buf = self.reader.read_bytes(len)?;
 
                         visitor.visit_seq(ArrayAccess::new(self, len, count))
@@ -933,7 +934,8 @@ where
                         self.elem_format_code = Some(format_code);
 
                         // Account for offset
-                        let len = len - OFFSET_ARRAY32;
+                        // Runnel: a length below the size of its own count field is malformed.
+                        let len = len.checked_sub(OFFSET_ARRAY32).ok_or(Error::InvalidLength)?;
                         // let buf = self.reader.read_bytes(len)?;
 
                         visitor.visit_seq(ArrayAccess::new(self, len, count))
@@ -958,7 +960,8 @@ where
                     as usize;
 
                 // Account for offset
-                let len = len - OFFSET_LIST8;
+                // Runnel: a length below the size of its own count field is malformed.
+                let len = len.checked_sub(OFFSET_LIST8).ok_or(Error::InvalidLength)?;
 
                 // Make sure there is no other element format code
                 self.elem_format_code = None;
@@ -979,7 +982,8 @@ where
                 }
 
                 // Account for offset
-                let len = len - OFFSET_LIST32;
+                // Runnel: a length below the size of its own count field is malformed.
+                let len = len.checked_sub(OFFSET_LIST32).ok_or(Error::InvalidLength)?;
 
                 // Make sure there is no other element format code
                 self.elem_format_code = None;
@@ -1017,7 +1021,8 @@ where
                     as usize;
 
                 // Account for offset
-                let size = size - OFFSET_LIST8;
+                // Runnel: a length below the size of its own count field is malformed.
+                let size = size.checked_sub(OFFSET_LIST8).ok_or(Error::InvalidLength)?;
 
                 // Make sure there is no other element format code
                 self.elem_format_code = None;
@@ -1030,7 +1035,8 @@ where
                 let count = u32::from_be_bytes(count_bytes) as usize;
 
                 // Account for offset
-                let size = size - OFFSET_LIST32;
+                // Runnel: a length below the size of its own count field is malformed.
+                let size = size.checked_sub(OFFSET_LIST32).ok_or(Error::InvalidLength)?;
 
                 // Make sure there is no other element format code
                 self.elem_format_code = None;
@@ -1067,7 +1073,8 @@ where
                     as usize;
 
                 // Account for offset
-                let size = size - OFFSET_MAP8;
+                // Runnel: a length below the size of its own count field is malformed.
+                let size = size.checked_sub(OFFSET_MAP8).ok_or(Error::InvalidLength)?;
 
                 (size, count)
             }
@@ -1086,7 +1093,8 @@ where
                 }
 
                 // Account for offset
-                let size = size - OFFSET_MAP32;
+                // Runnel: a length below the size of its own count field is malformed.
+                let size = size.checked_sub(OFFSET_MAP32).ok_or(Error::InvalidLength)?;
 
                 (size, count)
             }
@@ -1778,7 +1786,12 @@ impl<'de, R: Read<'de>> de::SeqAccess<'de> for DescribedAccess<'_, R> {
                 // list headers
                 if self.counter == 0 {
                     if let StructEncoding::DescribedList = self.de.struct_encoding {
-                        self.field_count += self.consume_list_header()?;
+                        // Runnel: a count that overflows the field count is malformed.
+                        let count = self.consume_list_header()?;
+                        self.field_count = self
+                            .field_count
+                            .checked_add(count)
+                            .ok_or(Error::InvalidLength)?;
                     }
                 }
                 result
@@ -1818,7 +1831,12 @@ impl<'de, R: Read<'de>> de::MapAccess<'de> for DescribedAccess<'_, R> {
                 let result = seed.deserialize(self.as_mut()).map(Some);
                 if self.counter == 0 {
                     if let StructEncoding::DescribedMap = self.de.struct_encoding {
-                        self.field_count += self.consume_map_header()?;
+                        // Runnel: a count that overflows the field count is malformed.
+                        let count = self.consume_map_header()?;
+                        self.field_count = self
+                            .field_count
+                            .checked_add(count)
+                            .ok_or(Error::InvalidLength)?;
                     }
                 }
                 result
