@@ -21,7 +21,7 @@
 //! Throughout, the good client's every message is acknowledged and consumed (each
 //! within a generous deadline), the broker's RSS stays bounded and nothing panics.
 //! The figures are printed (`kafka_hostile:` lines) and recorded in
-//! docs/hostile-clients-notes.md.
+//! RELIABILITY.md ("Hostile and broken clients").
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
