@@ -33,6 +33,8 @@ pub fn is_no_space(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
+/// A poisoned lock is taken over: the state is two plain values, each set in one
+/// statement, and at worst an episode's log line comes once more or once less.
 fn episode() -> std::sync::MutexGuard<'static, (u64, Option<PathBuf>)> {
     EPISODE.lock().unwrap_or_else(|p| p.into_inner())
 }
