@@ -347,6 +347,33 @@ fn a_back_jump_keeps_offsets_and_lookups_sane_and_delays_retention_by_the_jump()
     assert_eq!(offset_for_time(&c, "back-lat", stamps[2]), Some(2));
     assert_eq!(offset_for_time(&c, "back-lat", t1 + MIN), None);
 
+    // The same lookups after a crash and recovery, which rebuilds the indexes.
+    b.broker.kill9();
+    b.broker.restart();
+    let c = plain_consumer(&b.bootstrap());
+    let p = producer(&b.bootstrap());
+    assert_eq!(offset_for_time(&c, "back-lat", t0 - 30 * MIN), Some(0));
+    assert_eq!(offset_for_time(&c, "back-lat", stamps[2]), Some(2));
+    assert_eq!(offset_for_time(&c, "back-lat", t1 + MIN), None);
+    assert_eq!(send(&p, "back-lat", "k", &value, None), 6, "offsets continue");
+
+    // CreateTime is checked against the broker's clock: with the broker an hour behind,
+    // a client's correct time is at the edge of message.timestamp.after.max.ms (1 h by
+    // default), and two minutes past it is refused, as Kafka refuses it.
+    let ahead = FutureRecord::<str, [u8]>::to("back-ret")
+        .partition(0)
+        .key("ahead")
+        .payload(b"ahead")
+        .timestamp(now_ms() + 2 * MIN);
+    match block_on(p.send(ahead, T)) {
+        Err((e, _)) => assert_eq!(
+            e.rdkafka_error_code(),
+            Some(rdkafka::types::RDKafkaErrorCode::InvalidTimestamp),
+            "{e}"
+        ),
+        Ok(d) => panic!("a record an hour ahead of the broker was appended at {}", d.offset),
+    }
+
     // Retention in the broker's clock, now an hour behind: offset 0 is 2 h 1 min old in
     // real time (1 min past retention in the broker's), offset 1 is 65 min old (past
     // retention in real time, not in the broker's), 2 is new.
