@@ -244,9 +244,16 @@ fn a_forward_jump_makes_retention_early_by_the_jump_and_no_more() {
     create_topic(
         &bs,
         "fwd",
-        &[("segment.bytes", "1024"), ("retention.ms", &HOUR.to_string())],
+        &[
+            ("segment.bytes", "1024"),
+            ("retention.ms", &HOUR.to_string()),
+        ],
     );
-    create_topic(&bs, "fwd-lat", &[("message.timestamp.type", "LogAppendTime")]);
+    create_topic(
+        &bs,
+        "fwd-lat",
+        &[("message.timestamp.type", "LogAppendTime")],
+    );
     let p = producer(&bs);
     let value = vec![b'x'; 700];
     let t0 = now_ms();
@@ -316,7 +323,10 @@ fn a_back_jump_keeps_offsets_and_lookups_sane_and_delays_retention_by_the_jump()
     create_topic(
         &bs,
         "back-ret",
-        &[("segment.bytes", "1024"), ("retention.ms", &HOUR.to_string())],
+        &[
+            ("segment.bytes", "1024"),
+            ("retention.ms", &HOUR.to_string()),
+        ],
     );
     let p = producer(&bs);
     let value = vec![b'y'; 700];
@@ -326,13 +336,21 @@ fn a_back_jump_keeps_offsets_and_lookups_sane_and_delays_retention_by_the_jump()
     }
     b.set_offset(-HOUR);
     for i in 3..6 {
-        assert_eq!(send(&p, "back-lat", "k", &value, None), i, "offsets continue");
+        assert_eq!(
+            send(&p, "back-lat", "k", &value, None),
+            i,
+            "offsets continue"
+        );
     }
     let t1 = now_ms();
     let got = read_from(&bs, "back-lat", 0);
     let stamps: Vec<i64> = got.iter().map(|r| create_time(r.1)).collect();
     for (i, ts) in stamps.iter().enumerate() {
-        let (lo, hi) = if i < 3 { (t0, t1) } else { (t0 - HOUR, t1 - HOUR) };
+        let (lo, hi) = if i < 3 {
+            (t0, t1)
+        } else {
+            (t0 - HOUR, t1 - HOUR)
+        };
         assert!(
             (lo..=hi).contains(ts),
             "offset {i}: stamp {ts} in {lo}..{hi}"
@@ -355,7 +373,11 @@ fn a_back_jump_keeps_offsets_and_lookups_sane_and_delays_retention_by_the_jump()
     assert_eq!(offset_for_time(&c, "back-lat", t0 - 30 * MIN), Some(0));
     assert_eq!(offset_for_time(&c, "back-lat", stamps[2]), Some(2));
     assert_eq!(offset_for_time(&c, "back-lat", t1 + MIN), None);
-    assert_eq!(send(&p, "back-lat", "k", &value, None), 6, "offsets continue");
+    assert_eq!(
+        send(&p, "back-lat", "k", &value, None),
+        6,
+        "offsets continue"
+    );
 
     // CreateTime is checked against the broker's clock: with the broker an hour behind,
     // a client's correct time is at the edge of message.timestamp.after.max.ms (1 h by
@@ -371,7 +393,10 @@ fn a_back_jump_keeps_offsets_and_lookups_sane_and_delays_retention_by_the_jump()
             Some(rdkafka::types::RDKafkaErrorCode::InvalidTimestamp),
             "{e}"
         ),
-        Ok(d) => panic!("a record an hour ahead of the broker was appended at {}", d.offset),
+        Ok(d) => panic!(
+            "a record an hour ahead of the broker was appended at {}",
+            d.offset
+        ),
     }
 
     // Retention in the broker's clock, now an hour behind: offset 0 is 2 h 1 min old in
@@ -465,10 +490,14 @@ fn transaction_timeouts_move_with_the_jump_and_no_more() {
     let opened = Instant::now();
     b.set_offset(5 * MIN - HOUR);
     let after = open_txn(&bs, "back-after", 1_000);
-    eventually(WAIT, "a transaction opened after the jump times out", || {
-        (timed_out(&b.log(), "back-after") && opened.elapsed() > Duration::from_secs(4))
-            .then_some(())
-    });
+    eventually(
+        WAIT,
+        "a transaction opened after the jump times out",
+        || {
+            (timed_out(&b.log(), "back-after") && opened.elapsed() > Duration::from_secs(4))
+                .then_some(())
+        },
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         !timed_out(&b.log(), "back-before"),
@@ -476,9 +505,11 @@ fn transaction_timeouts_move_with_the_jump_and_no_more() {
     );
     // The clock returns: it is aborted then (at most the jump later).
     b.set_offset(5 * MIN);
-    eventually(WAIT, "the transaction opened before the jump times out", || {
-        timed_out(&b.log(), "back-before").then_some(())
-    });
+    eventually(
+        WAIT,
+        "the transaction opened before the jump times out",
+        || timed_out(&b.log(), "back-before").then_some(()),
+    );
     assert!(before.commit_transaction(T).is_err());
     assert!(after.commit_transaction(T).is_err());
     assert!(!b.log().contains("panicked"), "{}", b.log());
@@ -555,14 +586,20 @@ fn group_sessions_do_not_move_with_the_wall_clock() {
 fn erase_status(broker: &TestBroker, topic: &str, key: &str) -> serde_json::Value {
     let data_dir = broker.data_dir().display().to_string();
     let o = std::process::Command::new(runnel_suite::runnel_bin())
-        .args(["--output", "json", "erase", "status", "--topic", topic, "--key", key])
+        .args([
+            "--output", "json", "erase", "status", "--topic", topic, "--key", key,
+        ])
         .args(["--data-dir", &data_dir])
         .env("RUNNEL_BOOTSTRAP", broker.bootstrap())
         .env("RUST_LOG", "warn")
         .output()
         .expect("run runnel erase status");
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "erase status: {out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "erase status: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     serde_json::from_str(&out).expect("erase status JSON")
 }
 
@@ -635,7 +672,10 @@ fn a_back_jump_delays_compaction_deadlines_by_the_jump() {
             .is_empty()
             .then_some(())
     });
-    assert_eq!(erase_status(&b.broker, "erase-before", "user-1")["state"], "erased");
+    assert_eq!(
+        erase_status(&b.broker, "erase-before", "user-1")["state"],
+        "erased"
+    );
     eventually(WAIT, "the tombstone goes once the clock is back", || {
         files_containing(&after_dir, b"user-2")
             .is_empty()

@@ -101,10 +101,13 @@ fn load() -> Result<Option<Injected>, String> {
 /// The offset in `path`: 0 if there is no such file.
 fn read_offset(path: &Path) -> Result<i64, String> {
     match std::fs::read_to_string(path) {
-        Ok(s) => s
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| format!("{} does not hold an integer: {:?}", path.display(), s.trim())),
+        Ok(s) => s.trim().parse::<i64>().map_err(|_| {
+            format!(
+                "{} does not hold an integer: {:?}",
+                path.display(),
+                s.trim()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
