@@ -26,6 +26,20 @@ use std::sync::{Arc, Mutex};
 
 pub use auth::{sign, string_to_sign, Accounts, DEV_ACCOUNT, DEV_ACCOUNT_KEY};
 
+/// The clock the server stamps Last-Modified, ETags and Date with and checks request
+/// dates against: the system's, unless the embedding process sets its own (the broker
+/// passes its one wall clock, so that an injected clock jump moves this too).
+static CLOCK: std::sync::OnceLock<fn() -> std::time::SystemTime> = std::sync::OnceLock::new();
+
+/// Set the process's clock for the blob service; only the first call counts.
+pub fn set_clock(now: fn() -> std::time::SystemTime) {
+    let _ = CLOCK.set(now);
+}
+
+pub(crate) fn now() -> std::time::SystemTime {
+    CLOCK.get().map_or_else(std::time::SystemTime::now, |f| f())
+}
+
 /// Bounds on what one client can make the server hold.
 #[derive(Clone, Debug)]
 pub struct Limits {

@@ -157,7 +157,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<B
 }
 
 fn error_response(ctx: &Ctx, e: BlobError) -> Response<Full<Bytes>> {
-    let time = httpdate::fmt_http_date(SystemTime::now());
+    let time = httpdate::fmt_http_date(crate::now());
     let mut body = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{}</Code><Message>{}\nRequestId:{}\nTime:{}</Message>",
         e.code,
@@ -213,7 +213,7 @@ async fn route(
     let raw_path = req.uri().path().to_string();
     let raw_query = req.uri().query().map(str::to_string);
     let (account, container, blob) = split_path(&raw_path)?;
-    let now = SystemTime::now();
+    let now = crate::now();
     if let Err(failure) = auth::verify(
         &shared.accounts,
         &account,

@@ -120,6 +120,11 @@ pub async fn run_with(
     let blob_task = match blob_listener {
         Some(listener) => {
             let dir = broker.data_dir().join("blobs");
+            // The broker's one wall clock, which RUNNEL_CLOCK_OFFSET_FILE moves.
+            runnel_blob::set_clock(|| {
+                let ms = runnel_storage::now_ms().max(0) as u64;
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+            });
             let service = tokio::task::block_in_place(|| {
                 runnel_blob::BlobService::open(&dir, runnel_blob::Accounts::default())
             })?;

@@ -22,6 +22,8 @@ const NOT_SETTINGS: &[&str] = &[
     "BIN",
     "BOOTSTRAP",
     "CLEANER_CRASH_AT",
+    // The injected wall clock's offset file (runnel_storage::clock).
+    "CLOCK_OFFSET_FILE",
     "DATA_DIR",
     // The storage fault seam's plan (runnel_storage::fault), read by the storage layer.
     "FAULTS",

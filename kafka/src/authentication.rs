@@ -325,9 +325,8 @@ impl PlainVerifier for ConnectionStringLogins {
         if username != CONNECTION_STRING_USER {
             return self.users.login(username, password);
         }
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        // The broker's wall clock, so that an injected clock jump moves SAS expiry too.
+        let now = (runnel_storage::now_ms().max(0) / 1000) as u64;
         match self
             .store
             .with_policies(|policies| sas::verify_connection_string(policies, password, now))

@@ -6,10 +6,26 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use runnel_coordinator::runtime::{Spawn, Task};
+use runnel_coordinator::runtime::{Clock, Spawn, Task};
 use tokio::sync::Notify;
 
 use runnel_coordinator::group::GroupCoordinator;
+
+/// The coordinators' clock: monotonic time for deadlines, and the broker's one wall
+/// clock ([`runnel_storage::now_ms`], which `RUNNEL_CLOCK_OFFSET_FILE` moves) for the
+/// timestamps they write and the timeouts Kafka keeps in wall-clock time (transaction
+/// timeouts, offsets retention, transactional id expiry).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BrokerClock;
+
+impl Clock for BrokerClock {
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+    fn now_ms(&self) -> i64 {
+        runnel_storage::now_ms()
+    }
+}
 
 /// [`Spawn`] on the current tokio runtime.
 pub fn spawner() -> Arc<dyn Spawn> {

@@ -5,7 +5,6 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use runnel_coordinator::group::{GroupConfig, GroupCoordinator, OFFSETS_TOPIC};
-use runnel_coordinator::SystemClock;
 use runnel_core::Broker;
 use runnel_security::authorizer::{Authorizer, AuthorizerConfig};
 use runnel_security::store::{parse_add_scram, SecurityStore};
@@ -134,7 +133,7 @@ fn open_group_coordinator(
     let coordinator = GroupCoordinator::new(
         cfg,
         Arc::new(PartitionLog::new(parts.clone())),
-        Arc::new(SystemClock),
+        Arc::new(crate::group_timers::BrokerClock),
         group_timers::spawner(),
     );
     for p in &parts {

@@ -15,7 +15,7 @@ use runnel_coordinator::group::{GroupCoordinator, OFFSETS_TOPIC};
 use runnel_coordinator::txn::{
     ProducerIds, TxnConfig, TxnCoordinator, TxnMarkers, TRANSACTION_STATE_TOPIC,
 };
-use runnel_coordinator::{DurableFuture, SystemClock};
+use runnel_coordinator::DurableFuture;
 use runnel_core::partition::{AppendError, Partition};
 use runnel_core::settings::Settings;
 use runnel_core::Broker;
@@ -98,7 +98,7 @@ impl Transactions {
                 groups: Arc::downgrade(&self.groups),
             }),
             Arc::new(BrokerProducerIds(Arc::downgrade(&self.core))),
-            Arc::new(SystemClock),
+            Arc::new(crate::group_timers::BrokerClock),
             group_timers::spawner(),
         );
         for (i, p) in parts.iter().enumerate() {

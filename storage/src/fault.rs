@@ -59,6 +59,10 @@
 //! topicA-0 fails), `fsync:hold:path=topicA-0:release=/tmp/go`, `write:short:nth=2`,
 //! `rename:fail:path=00000000000000000000.log`.
 //!
+//! The wall clock has its own seam beside this one: `RUNNEL_CLOCK_OFFSET_FILE` (see
+//! [`crate::clock`]) moves the broker's wall clock by the offset in a file, to test
+//! clock jumps.
+//!
 //! The seam is always compiled in rather than behind a cargo feature: integration tests
 //! run the ordinary `runnel` binary, and a feature would mean a second build of it and
 //! of the workspace. The cost when unused is the single atomic load, and the variable is

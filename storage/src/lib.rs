@@ -23,6 +23,7 @@
 
 pub mod checkpoint;
 pub mod cleaner;
+pub mod clock;
 pub mod fault;
 mod group_commit;
 pub mod index;
@@ -210,12 +211,11 @@ pub enum StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
-/// Wall-clock milliseconds since the epoch.
+/// Wall-clock milliseconds since the epoch: the broker's one wall clock, which
+/// `RUNNEL_CLOCK_OFFSET_FILE` can move (see [`clock`]).
+#[inline]
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    clock::now_ms()
 }
 
 /// fsync a directory so that file creations, renames and deletions in it are durable.

@@ -26,6 +26,7 @@ impl LogManager {
         // Before any log I/O, so a plan sees all of it.
         fault::install_from_env().map_err(StorageError::InvalidConfig)?;
         fault::install_journal_from_env().map_err(StorageError::InvalidConfig)?;
+        crate::clock::install_from_env().map_err(StorageError::InvalidConfig)?;
         std::fs::create_dir_all(data_dir)?;
         let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();

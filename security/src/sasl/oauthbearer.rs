@@ -735,12 +735,10 @@ impl fmt::Debug for OAuthBearerServer {
     }
 }
 
-/// Milliseconds since the epoch.
+/// Milliseconds since the epoch: the broker's wall clock, which an injected clock
+/// jump (`RUNNEL_CLOCK_OFFSET_FILE`) moves, so token expiry moves with it.
 pub fn system_clock() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    runnel_storage::now_ms()
 }
 
 impl OAuthBearerServer {

@@ -266,6 +266,7 @@ async fn status(ctx: &Ctx, t: &EraseTarget) -> CliResult<()> {
     let tombstones: Vec<&(i32, String, KeyOccurrence)> =
         found.iter().filter(|(_, _, o)| o.tombstone).collect();
     let erased = values.is_empty();
+    let now = now_ms();
     // The deadline counts from the newest tombstone after the values it erases.
     let deadline = |p: i32| -> Option<i64> {
         let last_value = values
@@ -293,6 +294,7 @@ async fn status(ctx: &Ctx, t: &EraseTarget) -> CliResult<()> {
             "remaining": values.iter().map(|(p, f, o)| json!({
                 "partition": p, "file": f, "offset": o.offset, "timestamp": o.timestamp,
                 "erased_by": deadline(*p),
+                "overdue": deadline(*p).is_some_and(|ms| ms < now),
             })).collect::<Vec<_>>(),
         })),
         Output::Table => {
@@ -313,6 +315,12 @@ async fn status(ctx: &Ctx, t: &EraseTarget) -> CliResult<()> {
                             f.clone(),
                             o.offset.to_string(),
                             match deadline(*p) {
+                                // Past due: the broker's clock went back since the
+                                // tombstone (or differs from the clock that stamped
+                                // it), or the cleaner is stalled: its log says which.
+                                Some(ms) if ms < now => {
+                                    format!("{} (overdue)", format_time(ms))
+                                }
                                 Some(ms) => format_time(ms),
                                 None if d.max_compaction_lag_ms == i64::MAX => {
                                     "no deadline: max.compaction.lag.ms is unset".into()
