@@ -34,6 +34,8 @@ pub struct Broker {
     settings: Vec<String>,
     /// `RUNNEL_SYNC_JOURNAL`, for the power-loss fault.
     sync_journal: Option<PathBuf>,
+    /// `RUNNEL_CLOCK_OFFSET_FILE`, for the clock-jump fault.
+    clock_file: Option<PathBuf>,
     child: Option<Child>,
     starts: u32,
 }
@@ -58,9 +60,29 @@ impl Broker {
             port,
             settings,
             sync_journal: None,
+            clock_file: None,
             child: None,
             starts: 0,
         })
+    }
+
+    /// Have every start read its wall clock's offset from `path` (see
+    /// [`jump_clock`](Self::jump_clock)).
+    pub fn inject_clock(&mut self, path: PathBuf) {
+        self.clock_file = Some(path);
+    }
+
+    /// Set the broker's wall clock `offset_ms` from the system's (0: the system's time).
+    /// The broker reads it within 100 ms.
+    pub fn jump_clock(&self, offset_ms: i64) -> Result<(), String> {
+        let Some(path) = &self.clock_file else {
+            return Err("a clock jump needs the injected clock".into());
+        };
+        // Written whole and renamed, so the broker never reads half a number.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{offset_ms}\n"))
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Have every start append its fsyncs and renames to `path` (see
@@ -111,6 +133,9 @@ impl Broker {
         }
         if let Some(journal) = &self.sync_journal {
             cmd.env("RUNNEL_SYNC_JOURNAL", journal);
+        }
+        if let Some(clock) = &self.clock_file {
+            cmd.env("RUNNEL_CLOCK_OFFSET_FILE", clock);
         }
         cmd.env(
             "RUST_LOG",

@@ -32,6 +32,9 @@ pub enum Fault {
     Storage,
     /// SIGKILL, then cut every file back to its last fsync (a power loss), and start.
     Power,
+    /// Jump the broker's wall clock up to an hour forward or back for the cycle, then
+    /// set it right.
+    Clock,
 }
 
 impl std::str::FromStr for Fault {
@@ -42,7 +45,10 @@ impl std::str::FromStr for Fault {
             "stop" => Ok(Fault::Stop),
             "storage" => Ok(Fault::Storage),
             "power" => Ok(Fault::Power),
-            _ => Err(format!("unknown fault {s:?} (kill, stop, storage, power)")),
+            "clock" => Ok(Fault::Clock),
+            _ => Err(format!(
+                "unknown fault {s:?} (kill, stop, storage, power, clock)"
+            )),
         }
     }
 }
@@ -94,6 +100,9 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let mut broker = Broker::new(&opts.runnel, &opts.dir, settings)?;
     if opts.faults.contains(&Fault::Power) {
         broker.journal_syncs(opts.dir.join("sync-journal"));
+    }
+    if opts.faults.contains(&Fault::Clock) {
+        broker.inject_clock(opts.dir.join("clock-offset"));
     }
     broker.start_retrying(None)?;
     println!(
@@ -267,6 +276,17 @@ fn inject(
                 "cut {} unsynced bytes from {} segments, and {} other files",
                 cut.segment_bytes, cut.segments, cut.other_files
             ))
+        }
+        Fault::Clock => {
+            // Within retention (7 days) and the timestamp checks' hour, so no record is
+            // due to go; transactions open across a forward jump may be aborted early.
+            let jump = rng.i64(-3_600_000..=3_600_000);
+            broker.jump_clock(jump)?;
+            thread::sleep(Duration::from_millis(
+                rng.u64(opts.cycle_ms.0..=opts.cycle_ms.1),
+            ));
+            broker.jump_clock(0)?;
+            Ok(format!("{jump} ms, then back"))
         }
         Fault::Stop => {
             let paused = u64::from(opts.session_timeout_ms) + 2000;
