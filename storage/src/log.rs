@@ -309,6 +309,17 @@ impl Log {
             }
             // Entries whose markers recovery cut (or that never had one) go.
             seg.load_txn_index(outcome.next_offset);
+            if recover {
+                // Its aborted transactions too: the replay re-adds only the entries of
+                // markers after the producer snapshot, so an entry lost to a power cut
+                // would let read_committed show an aborted transaction.
+                let path = seg.path(SegmentFile::TxnIndex);
+                match File::open(&path) {
+                    Ok(f) => fault::sync_data(&f, || &path)?,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             if !is_last && cut_after.is_none() {
                 seg.seal(&log.config)?;
                 seg.release_handles();

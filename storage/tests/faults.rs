@@ -1044,3 +1044,45 @@ fn recovery_syncs_what_it_validated_before_calling_it_durable() {
         faults.rule(0).seen()
     );
 }
+
+#[test]
+fn recovery_syncs_the_transaction_index_it_kept() {
+    let _serial = serial();
+    let (root, name) = temp();
+    let dir = root.path().join(format!("{name}-0"));
+    // An aborted transaction's entry, written and never synced: a crash keeps it in the
+    // page cache, a power loss would not.
+    let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+    let mut tag = 0;
+    for _ in 0..3 {
+        log.append(&batch(tag), 0).unwrap();
+        tag += 1;
+    }
+    log.append_aborted_txn(&runnel_storage::AbortedTxn {
+        producer_id: 7,
+        first_offset: 0,
+        last_offset: 3,
+        last_stable_offset: 0,
+    })
+    .unwrap();
+    let end = log.append(&batch(tag), 0).unwrap().last_offset + 1;
+    drop(log);
+
+    let index = layout::txn_index_file(&dir, 0);
+    let index_name = index.file_name().unwrap().to_str().unwrap().to_string();
+    let faults = Faults::install(vec![Rule::new(Op::Fsync, Action::Fail)
+        .nth(u64::MAX)
+        .path(index_name)]);
+    let log = SharedLog::new(Log::open(&dir, small_config(), OpenMode::Recover).unwrap());
+    assert!(log.durable_offset() >= end);
+    assert_eq!(
+        log.aborted_txns(0, end).unwrap().len(),
+        1,
+        "the entry was kept"
+    );
+    assert!(
+        faults.rule(0).seen() >= 1,
+        "recovery kept the transaction index of {} without syncing it",
+        index.display()
+    );
+}
