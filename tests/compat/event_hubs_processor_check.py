@@ -228,11 +228,15 @@ def main():
         send_errors = []
         # The main thread asks for a burst just before the kill, so that the killed
         # process is likely busy with events it has not checkpointed yet.
-        burst = {"left": 0, "half": threading.Event()}
+        burst = {"left": 0, "half": threading.Event(), "go": threading.Event()}
 
         def produce():
             try:
                 for i in range(BEFORE, N):
+                    # Keep the last events for the kill, however long balancing takes
+                    # on a loaded machine.
+                    if N - i <= 2 * BURST + 20 and not burst["go"].is_set():
+                        burst["go"].wait(180)
                     send(i)
                     if burst["left"] > 0:
                         burst["left"] -= 1
@@ -337,6 +341,7 @@ def run(C, store, workers, sent_at, producing, send_errors, addr, burst):
     C.check(N - len(sent_at) > 2 * BURST, "events left to send around the kill",
             N - len(sent_at))
     burst["left"] = BURST
+    burst["go"].set()
     C.check(burst["half"].wait(20), f"half of a burst of {BURST} events sent")
     # Kill it between processing an event and its checkpoint if we can catch it there.
     deadline, caught = time.time() + 5, False
