@@ -53,24 +53,75 @@ impl std::str::FromStr for Fault {
     }
 }
 
-#[derive(Clone, Debug)]
+/// A run's knobs, which are also `runnel-soak run`'s arguments.
+#[derive(Clone, Debug, clap::Args)]
 pub struct Options {
+    /// The runnel binary.
+    #[arg(long, default_value = "target/debug/runnel")]
     pub runnel: PathBuf,
+    /// Where the data, the broker logs, the history and the report go.
+    #[arg(long, default_value = "target/soak")]
     pub dir: PathBuf,
+    #[arg(long, default_value_t = 10)]
     pub cycles: u32,
+    /// Faults, taken in turn: kill, stop, storage, power, clock.
+    #[arg(long, value_delimiter = ',', default_value = "kill")]
     pub faults: Vec<Fault>,
+    /// Seeds the fault times and choices (default: the clock).
+    #[arg(long, default_value_t = clock_seed(), hide_default_value = true)]
     pub seed: u64,
+    #[arg(long, default_value_t = 4)]
     pub partitions: i32,
+    /// Idempotent producers (acks=all).
+    #[arg(long, default_value_t = 2)]
     pub producers: u32,
+    /// Records a second per idempotent producer.
+    #[arg(long, default_value_t = 200)]
     pub rate: u32,
+    #[arg(long, default_value_t = 1)]
     pub txn_producers: u32,
+    /// Members of the committing consumer group.
+    #[arg(long, default_value_t = 3)]
     pub members: u32,
+    /// The members' group protocol: classic, or consumer (KIP-848).
+    #[arg(long, default_value = "classic", value_parser = parse_protocol)]
     pub group_protocol: GroupProtocol,
+    #[arg(long, default_value_t = 6000)]
     pub session_timeout_ms: u32,
-    /// Load between faults, a random time in this range (ms).
+    /// Load between faults: a random time between these (ms).
+    #[arg(long, default_value = "1000..4000", value_parser = parse_range)]
     pub cycle_ms: (u64, u64),
-    /// More broker settings, NAME=VALUE.
+    /// A broker setting, NAME=VALUE (repeatable). `write.caching.default=true` is the
+    /// control run: acks no longer wait for fsync, and the power fault must find losses.
+    #[arg(long = "broker-set")]
     pub broker_settings: Vec<String>,
+}
+
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+}
+
+fn parse_protocol(s: &str) -> Result<GroupProtocol, String> {
+    match s {
+        "classic" => Ok(GroupProtocol::Classic),
+        "consumer" => Ok(GroupProtocol::Consumer),
+        _ => Err("classic or consumer".into()),
+    }
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s.split_once("..").ok_or("expected MIN..MAX")?;
+    let (a, b) = (
+        a.parse::<u64>().map_err(|e| e.to_string())?,
+        b.parse::<u64>().map_err(|e| e.to_string())?,
+    );
+    if a > b {
+        return Err("MIN is above MAX".into());
+    }
+    Ok((a, b))
 }
 
 /// The storage fault plans, one picked a storage cycle. `{p}` is a partition directory.

@@ -581,25 +581,30 @@ pub fn final_read(
     let consumer = assigned_reader(&sh.bootstrap, name, topic, partitions, isolation)?;
     let deadline = Instant::now() + timeout;
     let mut ends = Vec::new();
+    // The high watermark, to know when read_committed's answer (the LSO) has caught up.
+    let uncommitted = match isolation {
+        Isolation::ReadCommitted => Some(assigned_reader(
+            &sh.bootstrap,
+            &format!("{name}-hw"),
+            topic,
+            partitions,
+            Isolation::ReadUncommitted,
+        )?),
+        Isolation::ReadUncommitted => None,
+    };
+    let watermark = |c: &BaseConsumer<Quiet>, p: i32| {
+        c.fetch_watermarks(topic, p, Duration::from_secs(10))
+            .map(|(_, high)| high)
+            .map_err(|e| format!("{name}: watermarks of {topic}-{p}: {e}"))
+    };
     for p in 0..partitions {
         // With read_committed, ListOffsets answers the last stable offset: wait for
         // open transactions to end, so the read covers every decided one.
         loop {
-            let (_, high) = consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .map_err(|e| format!("{name}: watermarks of {topic}-{p}: {e}"))?;
-            let (_, hw) = if isolation == Isolation::ReadCommitted {
-                let c = assigned_reader(
-                    &sh.bootstrap,
-                    &format!("{name}-hw"),
-                    topic,
-                    partitions,
-                    Isolation::ReadUncommitted,
-                )?;
-                c.fetch_watermarks(topic, p, Duration::from_secs(10))
-                    .map_err(|e| format!("{name}: watermarks of {topic}-{p}: {e}"))?
-            } else {
-                (0, high)
+            let high = watermark(&consumer, p)?;
+            let hw = match &uncommitted {
+                Some(c) => watermark(c, p)?,
+                None => high,
             };
             if high >= hw || Instant::now() > deadline {
                 ends.push(high);
