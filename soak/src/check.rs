@@ -341,14 +341,7 @@ pub fn check(events: &[Event]) -> Report {
     let mut duplicated: Vec<_> = final_at.iter().filter(|(_, at)| at.len() > 1).collect();
     duplicated.sort_by_key(|(v, _)| *v);
     for (value, at) in duplicated {
-        let places: Vec<String> = at
-            .iter()
-            .map(|(tp, o)| format!("{}-{}@{o}", tp.0, tp.1))
-            .collect();
-        report.add(
-            Violation::Duplicated,
-            format!("{value} at {}", places.join(", ")),
-        );
+        report.add(Violation::Duplicated, format!("{value} at {}", places(at)));
     }
 
     let mut strangers: Vec<&&str> = final_at
@@ -387,6 +380,14 @@ pub fn check(events: &[Event]) -> Report {
     report
 }
 
+/// `topic-partition@offset, ...`
+fn places(at: &[(&Tp, i64)]) -> String {
+    at.iter()
+        .map(|(tp, o)| format!("{}-{}@{o}", tp.0, tp.1))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn check_acks(
     events: &[Event],
     final_log: &HashMap<Tp, BTreeMap<i64, String>>,
@@ -415,10 +416,7 @@ fn check_acks(
                 Violation::InconsistentOffset,
                 format!(
                     "{value} acknowledged at {topic}-{partition}@{offset}, read at {}",
-                    at.iter()
-                        .map(|(t, o)| format!("{}-{}@{o}", t.0, t.1))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    places(at)
                 ),
             ),
             Some(_) => {}
